@@ -1,0 +1,28 @@
+// Package errdefs defines the error categories shared by thaw's packages.
+//
+// Packages wrap these sentinels with %w and context; the HTTP server and the
+// CLI map them to status codes and exit codes in exactly one place each.
+package errdefs
+
+import "errors"
+
+var (
+	// ErrNotFound: the named function, snapshot or object does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: the caller's input is malformed (module, config, request).
+	ErrInvalid = errors.New("invalid input")
+	// ErrTooLarge: the input exceeds a configured limit.
+	ErrTooLarge = errors.New("too large")
+	// ErrOverloaded: the function's queue is full.
+	ErrOverloaded = errors.New("overloaded")
+	// ErrTimeout: the guest ran past its deadline and was killed.
+	ErrTimeout = errors.New("timeout")
+	// ErrGuest: the guest trapped, panicked or returned a malformed response.
+	ErrGuest = errors.New("guest fault")
+	// ErrCorrupt: stored data failed a checksum or authentication.
+	ErrCorrupt = errors.New("corrupt data")
+	// ErrUnavailable: a dependency (pager, object store) is not reachable.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrUnauthorized: a required bearer token is missing or wrong.
+	ErrUnauthorized = errors.New("unauthorized")
+)
