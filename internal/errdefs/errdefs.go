@@ -26,3 +26,21 @@ var (
 	// ErrUnauthorized: a required bearer token is missing or wrong.
 	ErrUnauthorized = errors.New("unauthorized")
 )
+
+// Category names the category of err for metrics and logs ("not_found",
+// "invalid", ...), or "internal" when it has none.
+func Category(err error) string {
+	for _, c := range []struct {
+		err  error
+		name string
+	}{
+		{ErrNotFound, "not_found"}, {ErrInvalid, "invalid"}, {ErrTooLarge, "too_large"},
+		{ErrOverloaded, "overloaded"}, {ErrTimeout, "timeout"}, {ErrGuest, "guest_fault"},
+		{ErrCorrupt, "corrupt"}, {ErrUnavailable, "unavailable"}, {ErrUnauthorized, "unauthorized"},
+	} {
+		if errors.Is(err, c.err) {
+			return c.name
+		}
+	}
+	return "internal"
+}

@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// PageSize is the host page size thaw snapshots and restores in.
+const PageSize = 4096
+
+// Region is the backing of one instance's linear memory: an anonymous
+// mapping as large as the instance's memory cap, owned by thaw rather than by
+// the Go heap. Owning it is what lets restore modes map a snapshot file over
+// it, register it with userfaultfd, or fill it before the guest runs.
+//
+// Growth within the cap is a re-slice, so the guest's memory never moves; a
+// grow past the cap fails, which the guest sees as memory.grow returning -1.
+type Region struct {
+	mem  []byte
+	mu   sync.Mutex
+	size uint64
+	// onFree runs (once) before the mapping is released; restore modes use it
+	// to detach the region from the pager.
+	onFree []func()
+	freed  bool
+	denied bool // a grow past the cap was refused
+}
+
+// NewRegion reserves limit bytes (rounded up to a page) of address space.
+// Pages cost nothing until touched (MAP_NORESERVE). Transparent huge pages are
+// disabled: userfaultfd resolves faults per 4 KiB page and huge pages made
+// fresh-memory copies slower on this class of machine.
+func NewRegion(limit uint64) (*Region, error) {
+	limit = (limit + PageSize - 1) &^ (PageSize - 1)
+	if limit == 0 {
+		limit = PageSize
+	}
+	mem, err := unix.Mmap(-1, 0, int(limit), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, fmt.Errorf("reserve %d bytes of linear memory: %w", limit, err)
+	}
+	_ = unix.Madvise(mem, unix.MADV_NOHUGEPAGE)
+	return &Region{mem: mem}, nil
+}
+
+// Bytes returns the whole reserved mapping, up to the cap.
+func (r *Region) Bytes() []byte { return r.mem }
+
+// Addr is the address of the first byte of the region.
+func (r *Region) Addr() uintptr { return uintptr(unsafe.Pointer(&r.mem[0])) }
+
+// Limit is the region's capacity in bytes: the instance's memory cap.
+func (r *Region) Limit() uint64 { return uint64(len(r.mem)) }
+
+// Size is the linear memory's current length in bytes.
+func (r *Region) Size() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.size
+}
+
+// OnFree registers f to run when the region is released.
+func (r *Region) OnFree(f func()) {
+	r.mu.Lock()
+	r.onFree = append(r.onFree, f)
+	r.mu.Unlock()
+}
+
+// Reallocate implements experimental.LinearMemory.
+func (r *Region) Reallocate(size uint64) []byte {
+	r.mu.Lock()
+	if size > uint64(len(r.mem)) {
+		r.denied = true
+		r.mu.Unlock()
+		return nil
+	}
+	r.size = size
+	r.mu.Unlock()
+	return r.mem[:size:size]
+}
+
+func (r *Region) grewPastLimit() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.denied
+}
+
+// Free implements experimental.LinearMemory: it releases the mapping.
+func (r *Region) Free() {
+	r.mu.Lock()
+	if r.freed {
+		r.mu.Unlock()
+		return
+	}
+	r.freed = true
+	hooks := r.onFree
+	r.mu.Unlock()
+	for _, f := range hooks {
+		f()
+	}
+	_ = unix.Munmap(r.mem)
+}

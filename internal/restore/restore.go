@@ -1,0 +1,433 @@
+// Package restore prepares a function instance's memory from a snapshot in
+// one of several modes, the alternatives thaw measures against each other:
+//
+//	cold   no snapshot: the caller boots the module and runs its init
+//	eager  read every stored page of the image into memory first
+//	mmap   map the image privately; the kernel pages it in on fault
+//	lazy   userfaultfd: the pager process serves each faulted page from the
+//	       image, one round trip per page (REAP's baseline)
+//	reap   read the working-set file in one read and install it with batched
+//	       UFFDIO_COPY before the call; other pages stay lazy
+//	bulk   read the working-set file straight into place with scatter reads
+//	       (preadv) before registering userfaultfd, so the working set costs
+//	       no per-page round trip and no extra copy; other pages stay lazy
+//
+// Prepare returns a Region whose first pages hold (or will, on fault) the
+// snapshot's memory; the engine then instantiates the restore module over
+// it.
+package restore
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/pager"
+	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/uffd"
+)
+
+// Mode names a way to start an instance.
+type Mode string
+
+// The restore modes. Cold is the baseline without a snapshot; Warm is not a
+// restore at all but names "reuse an idle instance" in experiments.
+const (
+	Cold  Mode = "cold"
+	Eager Mode = "eager"
+	Mmap  Mode = "mmap"
+	Lazy  Mode = "lazy"
+	Reap  Mode = "reap"
+	Bulk  Mode = "bulk"
+	Warm  Mode = "warm"
+)
+
+// Modes lists every mode that starts an instance from a snapshot, and cold.
+var Modes = []Mode{Cold, Eager, Mmap, Lazy, Reap, Bulk}
+
+// Default is the mode new functions use: the fastest measured (see
+// docs/restore.md).
+const Default = Bulk
+
+// ParseMode validates a mode name.
+func ParseMode(s string) (Mode, error) {
+	for _, m := range append(Modes, Warm) {
+		if string(m) == s {
+			return m, nil
+		}
+	}
+	names := make([]string, 0, len(Modes)+1)
+	for _, m := range append(Modes, Warm) {
+		names = append(names, string(m))
+	}
+	return "", fmt.Errorf("unknown restore mode %q (want one of %s): %w", s, strings.Join(names, ", "), errdefs.ErrInvalid)
+}
+
+// UsesWorkingSet reports whether the mode prefetches a recorded working set.
+func (m Mode) UsesWorkingSet() bool { return m == Reap || m == Bulk }
+
+// Stats describe how one instance's memory was prepared.
+type Stats struct {
+	Mode Mode `json:"mode"`
+	// Map is the time to set up the region: read, map or register it.
+	Map time.Duration `json:"map_ns"`
+	// Prefetch is the time to read and install the working set.
+	Prefetch time.Duration `json:"prefetch_ns"`
+	// Faults counts page faults served by the pager (lazy paging).
+	Faults int64 `json:"faults"`
+	// BytesRead counts bytes read from snapshot files.
+	BytesRead int64 `json:"bytes_read"`
+	// WSBytes is the size of the working set installed ahead of the call.
+	WSBytes int64 `json:"ws_bytes"`
+	// WSPages is the number of pages in that working set.
+	WSPages int `json:"ws_pages"`
+	// Recording is set when this restore records a new working set.
+	Recording bool `json:"recording,omitempty"`
+}
+
+// Restorer prepares memory for restores. Lazy paging needs the pager
+// process; Restorer works without one for eager and mmap.
+type Restorer struct {
+	Pager *pager.Pager
+}
+
+// Memory is a prepared region and what serves its missing pages.
+type Memory struct {
+	Region *engine.Region
+
+	mu      sync.Mutex
+	stats   Stats
+	session *pager.Session
+	uffd    *uffd.FD
+	image   *os.File
+	base    int64 // faults already counted before the pager took over
+}
+
+// Stats returns the preparation stats with the pager's fault counts so far.
+func (m *Memory) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.stats
+	if m.session != nil {
+		if ps, err := m.session.Stats(); err == nil {
+			st.Faults = m.base + int64(ps.Faults)
+			st.BytesRead += int64(ps.BytesRead)
+		}
+	}
+	return st
+}
+
+// Trace returns the pages faulted in first-fault order; only for a Memory
+// prepared with record set.
+func (m *Memory) Trace() ([]int, error) {
+	if m.session == nil {
+		return nil, fmt.Errorf("no pager session to trace")
+	}
+	offs, err := m.session.Trace()
+	if err != nil {
+		return nil, err
+	}
+	pages := make([]int, len(offs))
+	for i, o := range offs {
+		pages[i] = int(o / snapshot.PageSize)
+	}
+	return pages, nil
+}
+
+// release detaches the pager; it runs when the region is freed.
+func (m *Memory) release() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.session != nil {
+		_ = m.session.Close()
+		m.session = nil
+	}
+	if m.uffd != nil {
+		_ = m.uffd.Close()
+		m.uffd = nil
+	}
+	if m.image != nil {
+		_ = m.image.Close()
+		m.image = nil
+	}
+}
+
+// Prepare builds the memory of a new instance of snap in mode, in a region
+// of limit bytes. With record set (lazy mode only) the pager records the
+// order of first faults for a working set. On error nothing is left mapped.
+func (r *Restorer) Prepare(ctx context.Context, mode Mode, snap *snapshot.Snapshot, limit uint64, record bool) (*Memory, error) {
+	if uint64(snap.Meta.ImageSize) > limit {
+		return nil, fmt.Errorf("snapshot memory (%d MiB) exceeds the memory cap (%d MiB): %w", snap.Meta.ImageSize>>20, limit>>20, errdefs.ErrInvalid)
+	}
+	region, err := engine.NewRegion(limit)
+	if err != nil {
+		return nil, err
+	}
+	m := &Memory{Region: region, stats: Stats{Mode: mode, Recording: record}}
+	region.OnFree(m.release)
+	t0 := time.Now()
+	switch mode {
+	case Eager:
+		err = r.eager(m, snap)
+	case Mmap:
+		err = r.mmap(m, snap)
+	case Lazy:
+		err = r.lazy(m, snap, nil, record)
+	case Reap, Bulk:
+		var ws *snapshot.WorkingSet
+		ws, err = snap.WorkingSet()
+		if err == nil {
+			err = r.lazy(m, snap, &prefetch{ws: ws, bulk: mode == Bulk}, false)
+		}
+	default:
+		err = fmt.Errorf("mode %q does not restore from a snapshot: %w", mode, errdefs.ErrInvalid)
+	}
+	if err != nil {
+		region.Free()
+		return nil, fmt.Errorf("%s restore of %s: %w", mode, snap.Dir, err)
+	}
+	m.stats.Map = time.Since(t0) - m.stats.Prefetch
+	return m, nil
+}
+
+// eager reads every data extent of the sparse image into place and
+// verifies every page's checksum.
+func (r *Restorer) eager(m *Memory, snap *snapshot.Snapshot) error {
+	f, err := os.Open(snap.Path(snapshot.ImageFile))
+	if err != nil {
+		return fmt.Errorf("open image: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	defer f.Close()
+	mem := m.Region.Bytes()[:snap.Meta.ImageSize]
+	extents, err := dataExtents(f, snap.Meta.ImageSize)
+	if err != nil {
+		return err
+	}
+	for _, e := range extents {
+		n, err := f.ReadAt(mem[e.off:e.off+e.len], e.off)
+		m.stats.BytesRead += int64(n)
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("read image: %w", err)
+		}
+	}
+	return snap.VerifyPages(0, mem)
+}
+
+type extent struct{ off, len int64 }
+
+// dataExtents lists the non-hole ranges of a sparse file.
+func dataExtents(f *os.File, size int64) ([]extent, error) {
+	var out []extent
+	fd := int(f.Fd())
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("seek data: %w", err)
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, fmt.Errorf("seek hole: %w", err)
+		}
+		if hole > size {
+			hole = size
+		}
+		if hole > data {
+			out = append(out, extent{data, hole - data})
+		}
+		off = hole
+	}
+	return out, nil
+}
+
+// mmap maps the image privately over the region: pages come from the page
+// cache (or disk) on first touch, and writes copy them.
+func (r *Restorer) mmap(m *Memory, snap *snapshot.Snapshot) error {
+	f, err := os.Open(snap.Path(snapshot.ImageFile))
+	if err != nil {
+		return fmt.Errorf("open image: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	defer f.Close()
+	if snap.Meta.ImageSize == 0 {
+		return nil
+	}
+	_, err = unix.MmapPtr(int(f.Fd()), 0, unsafe.Pointer(m.Region.Addr()), uintptr(snap.Meta.ImageSize),
+		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
+	if err != nil {
+		return fmt.Errorf("map image: %w", err)
+	}
+	return nil
+}
+
+type prefetch struct {
+	ws   *snapshot.WorkingSet
+	bulk bool
+}
+
+// lazy registers the region with userfaultfd, optionally installs a working
+// set first, and hands the rest to the pager process.
+func (r *Restorer) lazy(m *Memory, snap *snapshot.Snapshot, pf *prefetch, record bool) error {
+	if r.Pager == nil {
+		return fmt.Errorf("no pager process: %w", errdefs.ErrUnavailable)
+	}
+	img, err := os.Open(snap.Path(snapshot.ImageFile))
+	if err != nil {
+		return fmt.Errorf("open image: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	m.image = img
+	size := uint64(snap.Meta.ImageSize)
+	if size == 0 {
+		return nil
+	}
+	if pf != nil && pf.bulk {
+		// Bulk fills the working set before registering: pages present at
+		// registration never fault, so they cost neither a round trip nor
+		// a UFFDIO_COPY.
+		if err := r.bulkFill(m, snap, pf.ws); err != nil {
+			return err
+		}
+	}
+	u, err := uffd.Open()
+	if err != nil {
+		return fmt.Errorf("userfaultfd: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	m.uffd = u
+	if err := u.Register(m.Region.Addr(), size); err != nil {
+		return fmt.Errorf("register region: %w", err)
+	}
+	if pf != nil && !pf.bulk {
+		if err := r.reapFill(m, snap, pf.ws); err != nil {
+			return err
+		}
+	}
+	sess, err := r.Pager.Serve(u, img, pager.Spec{Base: m.Region.Addr(), Length: size, Record: record})
+	if err != nil {
+		return fmt.Errorf("pager: %w", err)
+	}
+	m.session = sess
+	return nil
+}
+
+// reapFill is REAP's prefetch: one read of the working-set file, then one
+// UFFDIO_COPY per run of consecutive pages.
+func (r *Restorer) reapFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.WorkingSet) error {
+	t0 := time.Now()
+	buf, err := readAll(snap.Path(snapshot.WSImageFile), ws.Bytes())
+	m.stats.BytesRead += int64(len(buf))
+	if err != nil {
+		return err
+	}
+	if err := snap.CheckWorkingSetData(ws, buf); err != nil {
+		return err
+	}
+	base := m.Region.Addr()
+	off := 0
+	for _, run := range ws.Runs {
+		n := run.Count * snapshot.PageSize
+		if _, err := m.uffd.Copy(base+uintptr(run.Start*snapshot.PageSize), uintptr(unsafe.Pointer(&buf[off])), uint64(n)); err != nil {
+			return fmt.Errorf("install working set: %w", err)
+		}
+		off += n
+	}
+	m.stats.Prefetch = time.Since(t0)
+	m.stats.WSBytes, m.stats.WSPages = ws.Bytes(), ws.Pages
+	return nil
+}
+
+// bulkFill reads the working-set file directly into its pages' places with
+// scatter reads (up to IOV_MAX runs per preadv), then checks it.
+func (r *Restorer) bulkFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.WorkingSet) error {
+	t0 := time.Now()
+	f, err := os.Open(snap.Path(snapshot.WSImageFile))
+	if err != nil {
+		return fmt.Errorf("open working set: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() != ws.Bytes() {
+		return fmt.Errorf("working set file has the wrong size (truncated?): %w", errdefs.ErrCorrupt)
+	}
+	mem := m.Region.Bytes()
+	const iovMax = 1024
+	var fileOff int64
+	for i := 0; i < len(ws.Runs); i += iovMax {
+		runs := ws.Runs[i:min(i+iovMax, len(ws.Runs))]
+		iovs := make([][]byte, len(runs))
+		var want int64
+		for j, run := range runs {
+			iovs[j] = mem[run.Start*snapshot.PageSize : (run.Start+run.Count)*snapshot.PageSize]
+			want += int64(len(iovs[j]))
+		}
+		for want > 0 {
+			n, err := unix.Preadv(int(f.Fd()), iovs, fileOff)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("read working set: %w", err)
+			}
+			if n == 0 {
+				return fmt.Errorf("working set file ended early: %w", errdefs.ErrCorrupt)
+			}
+			m.stats.BytesRead += int64(n)
+			fileOff += int64(n)
+			want -= int64(n)
+			iovs = advance(iovs, n)
+		}
+	}
+	if err := checkInPlace(snap, ws, mem); err != nil {
+		return err
+	}
+	m.stats.Prefetch = time.Since(t0)
+	m.stats.WSBytes, m.stats.WSPages = ws.Bytes(), ws.Pages
+	return nil
+}
+
+// advance drops the first n bytes from a list of buffers.
+func advance(iovs [][]byte, n int) [][]byte {
+	for n > 0 && len(iovs) > 0 {
+		if n >= len(iovs[0]) {
+			n -= len(iovs[0])
+			iovs = iovs[1:]
+			continue
+		}
+		iovs[0] = iovs[0][n:]
+		n = 0
+	}
+	return iovs
+}
+
+// checkInPlace verifies the working set's checksum over its pages where
+// bulkFill put them.
+func checkInPlace(snap *snapshot.Snapshot, ws *snapshot.WorkingSet, mem []byte) error {
+	parts := make([][]byte, len(ws.Runs))
+	for i, run := range ws.Runs {
+		parts[i] = mem[run.Start*snapshot.PageSize : (run.Start+run.Count)*snapshot.PageSize]
+	}
+	return snap.CheckWorkingSetParts(ws, parts)
+}
+
+// readAll reads a whole file of the expected size in one read.
+func readAll(path string, size int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %v: %w", path, err, errdefs.ErrCorrupt)
+	}
+	defer f.Close()
+	buf := make([]byte, size)
+	n, err := io.ReadFull(f, buf)
+	if err != nil {
+		return buf[:n], fmt.Errorf("read %s: %v (truncated?): %w", path, err, errdefs.ErrCorrupt)
+	}
+	return buf, nil
+}

@@ -1,0 +1,173 @@
+package snapshot
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+)
+
+// Run is a range of consecutive pages: Count pages from page Start.
+type Run struct {
+	Start int `json:"start"`
+	Count int `json:"count"`
+}
+
+// WorkingSet describes ws.img: the pages one invocation touched after a
+// restore (REAP's working set), stored back to back in page order so that
+// consecutive pages form runs that install with one copy each.
+type WorkingSet struct {
+	Runs  []Run `json:"runs"`
+	Pages int   `json:"pages"`
+	// CRC is the CRC-32C of ws.img.
+	CRC uint32 `json:"crc"`
+	// TraceOrder lists the pages in first-fault order, as recorded.
+	TraceOrder []int     `json:"trace_order,omitempty"`
+	Recorded   time.Time `json:"recorded"`
+}
+
+// Bytes is the size of ws.img.
+func (w *WorkingSet) Bytes() int64 { return int64(w.Pages) * PageSize }
+
+// WorkingSet returns the snapshot's working set, or errdefs.ErrNotFound if
+// none has been recorded.
+func (s *Snapshot) WorkingSet() (*WorkingSet, error) {
+	b, err := os.ReadFile(s.Path(WSMetaFile))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, fmt.Errorf("working set: %w", errdefs.ErrNotFound)
+		}
+		return nil, err
+	}
+	var ws WorkingSet
+	if err := json.Unmarshal(b, &ws); err != nil {
+		return nil, fmt.Errorf("working set %s: %v: %w", s.Dir, err, errdefs.ErrCorrupt)
+	}
+	n := 0
+	for _, r := range ws.Runs {
+		if r.Start < 0 || r.Count <= 0 || r.Start+r.Count > s.Pages() {
+			return nil, fmt.Errorf("working set %s: run %+v outside the image: %w", s.Dir, r, errdefs.ErrCorrupt)
+		}
+		n += r.Count
+	}
+	if n != ws.Pages {
+		return nil, fmt.Errorf("working set %s: runs hold %d pages, header says %d: %w", s.Dir, n, ws.Pages, errdefs.ErrCorrupt)
+	}
+	return &ws, nil
+}
+
+// CheckWorkingSetData verifies that data is the whole of ws.img.
+func (s *Snapshot) CheckWorkingSetData(ws *WorkingSet, data []byte) error {
+	if int64(len(data)) != ws.Bytes() {
+		return fmt.Errorf("working set %s: %d bytes, want %d (truncated?): %w", s.Dir, len(data), ws.Bytes(), errdefs.ErrCorrupt)
+	}
+	if crc32.Checksum(data, castagnoli) != ws.CRC {
+		return fmt.Errorf("working set %s: checksum mismatch: %w", s.Dir, errdefs.ErrCorrupt)
+	}
+	return nil
+}
+
+// RunsOf turns page numbers into sorted runs of consecutive pages.
+func RunsOf(pages []int) []Run {
+	sorted := append([]int(nil), pages...)
+	sort.Ints(sorted)
+	var runs []Run
+	for i, p := range sorted {
+		if i > 0 && p == sorted[i-1] {
+			continue
+		}
+		if n := len(runs); n > 0 && runs[n-1].Start+runs[n-1].Count == p {
+			runs[n-1].Count++
+			continue
+		}
+		runs = append(runs, Run{Start: p, Count: 1})
+	}
+	return runs
+}
+
+// WriteWorkingSet records trace (pages in first-fault order) as the
+// snapshot's working set, copying the pages' contents from the image (never
+// from a live instance, whose memory the invocation has changed). It
+// replaces any previous working set atomically.
+func (s *Snapshot) WriteWorkingSet(trace []int) (*WorkingSet, error) {
+	ws := &WorkingSet{Runs: RunsOf(trace), TraceOrder: trace, Recorded: time.Now().UTC()}
+	img, err := os.Open(s.Path(ImageFile))
+	if err != nil {
+		return nil, fmt.Errorf("working set: %w", err)
+	}
+	defer img.Close()
+	tmp := s.Path(WSImageFile + ".tmp")
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("working set: %w", err)
+	}
+	defer os.Remove(tmp)
+	h := crc32.New(castagnoli)
+	w := io.MultiWriter(out, h)
+	for _, r := range ws.Runs {
+		if r.Start+r.Count > s.Pages() {
+			out.Close()
+			return nil, fmt.Errorf("working set: page %d outside the image: %w", r.Start+r.Count-1, errdefs.ErrInvalid)
+		}
+		if _, err := io.Copy(w, io.NewSectionReader(img, int64(r.Start)*PageSize, int64(r.Count)*PageSize)); err != nil {
+			out.Close()
+			return nil, fmt.Errorf("working set: copy pages: %w", err)
+		}
+		ws.Pages += r.Count
+	}
+	ws.CRC = h.Sum32()
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return nil, err
+	}
+	if err := out.Close(); err != nil {
+		return nil, err
+	}
+	// ws.img is renamed first and ws.json last: a reader that sees the new
+	// ws.json always finds the matching ws.img; one that pairs an old ws.json
+	// with the new ws.img fails its checksum and falls back.
+	if err := os.Rename(tmp, s.Path(WSImageFile)); err != nil {
+		return nil, err
+	}
+	mj, err := json.Marshal(ws)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileSync(s.Path(WSMetaFile+".tmp"), mj); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(s.Path(WSMetaFile+".tmp"), s.Path(WSMetaFile)); err != nil {
+		return nil, err
+	}
+	syncDir(s.Dir)
+	return ws, nil
+}
+
+// RemoveWorkingSet deletes the working set so the next restore re-records.
+func (s *Snapshot) RemoveWorkingSet() error {
+	err := os.Remove(s.Path(WSMetaFile))
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+// CheckWorkingSetParts verifies that parts, concatenated, are the whole of
+// ws.img: the same check as CheckWorkingSetData without gathering the pages.
+func (s *Snapshot) CheckWorkingSetParts(ws *WorkingSet, parts [][]byte) error {
+	h := crc32.New(castagnoli)
+	var n int64
+	for _, p := range parts {
+		h.Write(p)
+		n += int64(len(p))
+	}
+	if n != ws.Bytes() || h.Sum32() != ws.CRC {
+		return fmt.Errorf("working set %s: checksum mismatch: %w", s.Dir, errdefs.ErrCorrupt)
+	}
+	return nil
+}

@@ -1,0 +1,385 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/snapshot"
+)
+
+// instance is a pooled engine instance with what the pool needs to know.
+type instance struct {
+	*engine.Instance
+	mem      *restore.Memory // nil for booted instances
+	mode     restore.Mode
+	served   int
+	lastUsed time.Time
+	// recording is set on the instance whose first invocation records the
+	// snapshot's working set.
+	recording bool
+}
+
+// function is one deployed function: its module, snapshot and pool. A
+// redeploy replaces the whole function; the old one drains and closes.
+type function struct {
+	w   *Worker
+	rec record
+	mod *engine.Module
+
+	mu      sync.Mutex
+	snap    *snapshot.Snapshot
+	idle    []*instance // most recently used last
+	total   int         // idle + busy + starting
+	waiting int
+	wake    chan struct{} // closed and replaced when an instance frees up
+	closed  bool
+
+	recording atomic.Bool
+}
+
+func (w *Worker) newFunction(rec record, mod *engine.Module) *function {
+	return &function{w: w, rec: rec, mod: mod, wake: make(chan struct{})}
+}
+
+func (f *function) instanceConfig() engine.InstanceConfig {
+	return engine.InstanceConfig{MemoryLimit: uint64(f.rec.Config.MemoryMiB) << 20, Timeout: time.Duration(f.rec.Config.Timeout)}
+}
+
+func (f *function) info() Info {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := Info{Name: f.rec.Name, Config: f.rec.Config, ModuleSHA: f.rec.ModuleSHA, ModuleSize: f.rec.ModuleSize,
+		Deployed: f.rec.Deployed, Idle: len(f.idle), Busy: f.total - len(f.idle)}
+	if f.snap != nil {
+		si := &SnapshotInfo{ID: f.snap.Meta.ID, MemoryBytes: f.snap.Meta.ImageSize, DataBytes: f.snap.Meta.DataPages * snapshot.PageSize}
+		if ws, err := f.snap.WorkingSet(); err == nil {
+			si.WSBytes = ws.Bytes()
+		}
+		in.Snapshot = si
+	}
+	return in
+}
+
+// InvokeOptions steer one invocation; the zero value is a normal request.
+type InvokeOptions struct {
+	// Mode, when set, starts a fresh instance in that mode instead of
+	// reusing a warm one (for experiments); restore.Warm insists on reuse
+	// when an idle instance exists.
+	Mode restore.Mode
+	// DropCache evicts the snapshot's files from the page cache before a
+	// restore, so the restore reads from disk.
+	DropCache bool
+}
+
+// Timing breaks an invocation's latency into stages.
+type Timing struct {
+	Queue time.Duration `json:"queue_ns"`
+	Start time.Duration `json:"start_ns"`
+	Exec  time.Duration `json:"exec_ns"`
+	// StartKind is warm, cold, or restore.
+	StartKind string `json:"start_kind"`
+	// Mode is how the instance started (cold or a restore mode).
+	Mode restore.Mode `json:"mode"`
+	// Instantiate and Init are the cold boot's stages.
+	Instantiate time.Duration `json:"instantiate_ns,omitempty"`
+	Init        time.Duration `json:"init_ns,omitempty"`
+	// Restore holds the restore's stats, first invocation's faults included.
+	Restore *restore.Stats `json:"restore,omitempty"`
+	// Fallback says why a restore fell back to a cold boot.
+	Fallback string `json:"fallback,omitempty"`
+}
+
+// Result is an invocation's response and timing.
+type Result struct {
+	Response *abi.Response
+	Timing   Timing
+}
+
+// Invoke serves req with an instance of the named function.
+func (w *Worker) Invoke(ctx context.Context, name string, req *abi.Request, opts InvokeOptions) (*Result, error) {
+	f, err := w.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	res, err := f.invoke(ctx, req, opts)
+	outcome := "ok"
+	if err != nil {
+		outcome = errdefs.Category(err)
+	} else {
+		outcome = fmt.Sprintf("%dxx", res.Response.Status/100)
+		w.metrics.latency.WithLabelValues(name, res.Timing.StartKind).Observe((res.Timing.Queue + res.Timing.Start + res.Timing.Exec).Seconds())
+	}
+	w.metrics.invocations.WithLabelValues(name, outcome).Inc()
+	return res, err
+}
+
+func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOptions) (*Result, error) {
+	var t Timing
+	t0 := time.Now()
+	fresh := opts.Mode != "" && opts.Mode != restore.Warm
+	inst, err := f.acquire(ctx, fresh)
+	t.Queue = time.Since(t0)
+	if err != nil {
+		return nil, err
+	}
+	if inst == nil {
+		t1 := time.Now()
+		mode := opts.Mode
+		if !fresh {
+			mode = f.rec.Config.RestoreMode
+		}
+		inst, err = f.start(ctx, mode, opts.DropCache, &t)
+		t.Start = time.Since(t1)
+		if err != nil {
+			f.release(nil)
+			return nil, err
+		}
+		f.w.metrics.starts.WithLabelValues(f.rec.Name, string(inst.mode)).Inc()
+	} else {
+		t.StartKind, t.Mode = "warm", inst.mode
+	}
+	f.w.metrics.instances.WithLabelValues(f.rec.Name, "busy").Inc()
+	t2 := time.Now()
+	resp, err := inst.Invoke(ctx, req)
+	t.Exec = time.Since(t2)
+	f.w.metrics.instances.WithLabelValues(f.rec.Name, "busy").Dec()
+	inst.served++
+	if inst.served == 1 && inst.mem != nil {
+		f.afterFirstExec(inst, &t)
+	}
+	f.release(inst)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Response: resp, Timing: t}, nil
+}
+
+// acquire returns an idle instance, or nil with a slot reserved for a new
+// one, waiting in the bounded queue when the function is at max_instances.
+func (f *function) acquire(ctx context.Context, fresh bool) (*instance, error) {
+	for {
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			return nil, fmt.Errorf("function %q was replaced or deleted: %w", f.rec.Name, errdefs.ErrUnavailable)
+		}
+		if n := len(f.idle); n > 0 && !fresh {
+			inst := f.idle[n-1]
+			f.idle = f.idle[:n-1]
+			f.mu.Unlock()
+			f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Dec()
+			return inst, nil
+		}
+		if f.total < f.rec.Config.MaxInstances {
+			f.total++
+			f.mu.Unlock()
+			return nil, nil
+		}
+		if fresh && len(f.idle) > 0 {
+			// Make room for the fresh instance by retiring an idle one.
+			victim := f.idle[0]
+			f.idle = f.idle[1:]
+			f.mu.Unlock()
+			f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Dec()
+			victim.Close(ctx)
+			return nil, nil
+		}
+		if f.waiting >= f.rec.Config.MaxQueue {
+			f.mu.Unlock()
+			return nil, fmt.Errorf("function %q: %d requests already queued: %w", f.rec.Name, f.waiting, errdefs.ErrOverloaded)
+		}
+		f.waiting++
+		wake := f.wake
+		f.mu.Unlock()
+		select {
+		case <-wake:
+			f.mu.Lock()
+			f.waiting--
+			f.mu.Unlock()
+		case <-ctx.Done():
+			f.mu.Lock()
+			f.waiting--
+			f.mu.Unlock()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// release returns inst to the pool, or frees its slot when inst is nil or
+// dead, and wakes the queue.
+func (f *function) release(inst *instance) {
+	f.mu.Lock()
+	keep := inst != nil && !inst.Dead() && !f.closed
+	if keep {
+		inst.lastUsed = time.Now()
+		f.idle = append(f.idle, inst)
+	} else {
+		f.total--
+	}
+	close(f.wake)
+	f.wake = make(chan struct{})
+	f.mu.Unlock()
+	if keep {
+		f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Inc()
+	} else if inst != nil {
+		inst.Close(context.Background())
+	}
+}
+
+// adopt puts an already-running instance (the deploy's boot instance) in the
+// pool.
+func (f *function) adopt(inst *engine.Instance) {
+	f.mu.Lock()
+	f.total++
+	f.mu.Unlock()
+	f.release(&instance{Instance: inst, mode: restore.Cold})
+}
+
+// start makes a new instance in mode, falling back to a cold boot when the
+// snapshot is missing or the restore fails.
+func (f *function) start(ctx context.Context, mode restore.Mode, dropCache bool, t *Timing) (*instance, error) {
+	f.mu.Lock()
+	snap := f.snap
+	f.mu.Unlock()
+	if mode != restore.Cold && mode != restore.Warm {
+		if snap == nil {
+			t.Fallback = "no snapshot"
+		} else {
+			inst, err := f.restore(ctx, snap, mode, dropCache, t)
+			if err == nil {
+				return inst, nil
+			}
+			t.Fallback = err.Error()
+			f.w.metrics.fallbacks.WithLabelValues(f.rec.Name, string(mode)).Inc()
+			f.w.log.Warn("restore failed; booting cold", "function", f.rec.Name, "mode", mode, "err", err)
+		}
+	}
+	inst, bs, err := f.mod.Boot(ctx, f.instanceConfig())
+	if err != nil {
+		return nil, err
+	}
+	t.StartKind, t.Mode, t.Instantiate, t.Init = "cold", restore.Cold, bs.Instantiate, bs.Init
+	f.w.metrics.stages.WithLabelValues("cold", "instantiate").Observe(bs.Instantiate.Seconds())
+	f.w.metrics.stages.WithLabelValues("cold", "init").Observe(bs.Init.Seconds())
+	return &instance{Instance: inst, mode: restore.Cold}, nil
+}
+
+// restore starts an instance from snap. A reap or bulk restore without a
+// working set records one: the first such restore runs lazily with the
+// pager tracing faults, and its first invocation writes the working set.
+func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, mode restore.Mode, dropCache bool, t *Timing) (*instance, error) {
+	if dropCache {
+		if err := snap.DropCache(); err != nil {
+			return nil, err
+		}
+	}
+	prepMode, record := mode, false
+	if mode.UsesWorkingSet() {
+		if _, err := snap.WorkingSet(); err != nil {
+			prepMode = restore.Lazy
+			record = f.recording.CompareAndSwap(false, true)
+		}
+	}
+	mem, err := f.w.restorer.Prepare(ctx, prepMode, snap, f.instanceConfig().MemoryLimit, record)
+	if err != nil {
+		if record {
+			f.recording.Store(false)
+		}
+		return nil, err
+	}
+	t0 := time.Now()
+	inst, err := f.mod.Restore(ctx, f.instanceConfig(), &snap.Meta.State, mem.Region)
+	if err != nil {
+		if record {
+			f.recording.Store(false)
+		}
+		return nil, err
+	}
+	t.Instantiate = time.Since(t0)
+	t.StartKind, t.Mode = "restore", prepMode
+	return &instance{Instance: inst, mem: mem, mode: prepMode, recording: record}, nil
+}
+
+// afterFirstExec collects a restored instance's stats, writes a recorded
+// working set, and drops a working set that missed too often.
+func (f *function) afterFirstExec(inst *instance, t *Timing) {
+	st := inst.mem.Stats()
+	t.Restore = &st
+	m := f.w.metrics
+	m.stages.WithLabelValues(string(inst.mode), "map").Observe(st.Map.Seconds())
+	m.stages.WithLabelValues(string(inst.mode), "instantiate").Observe(t.Instantiate.Seconds())
+	if st.Prefetch > 0 {
+		m.stages.WithLabelValues(string(inst.mode), "prefetch").Observe(st.Prefetch.Seconds())
+	}
+	m.faults.WithLabelValues(f.rec.Name, string(inst.mode)).Add(float64(st.Faults))
+	m.bytesRead.WithLabelValues(f.rec.Name, string(inst.mode)).Add(float64(st.BytesRead))
+	f.mu.Lock()
+	snap := f.snap
+	f.mu.Unlock()
+	if snap == nil {
+		return
+	}
+	switch {
+	case inst.recording:
+		defer f.recording.Store(false)
+		if inst.Dead() {
+			return
+		}
+		trace, err := inst.mem.Trace()
+		if err == nil {
+			_, err = snap.WriteWorkingSet(trace)
+		}
+		if err != nil {
+			f.w.log.Warn("recording working set failed", "function", f.rec.Name, "err", err)
+			return
+		}
+		m.recordings.WithLabelValues(f.rec.Name).Inc()
+	case inst.mode.UsesWorkingSet() && st.WSPages > 0:
+		if float64(st.Faults) > f.rec.Config.RerecordMissRate*float64(st.WSPages) {
+			f.w.log.Info("working set missed too often; re-recording", "function", f.rec.Name, "faults", st.Faults, "ws_pages", st.WSPages)
+			_ = snap.RemoveWorkingSet()
+		}
+	}
+}
+
+// reap closes instances idle past the keep-alive, keeping min_instances.
+func (f *function) reap(ctx context.Context, now time.Time) {
+	keepAlive := time.Duration(f.rec.Config.KeepAlive)
+	var victims []*instance
+	f.mu.Lock()
+	for len(f.idle) > 0 && f.total > f.rec.Config.MinInstances && now.Sub(f.idle[0].lastUsed) > keepAlive {
+		victims = append(victims, f.idle[0])
+		f.idle = f.idle[1:]
+		f.total--
+	}
+	f.mu.Unlock()
+	for _, v := range victims {
+		f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Dec()
+		v.Close(ctx)
+	}
+}
+
+// shutdown closes idle instances and marks the function closed; busy
+// instances close when released.
+func (f *function) shutdown(ctx context.Context) {
+	f.mu.Lock()
+	f.closed = true
+	idle := f.idle
+	f.idle = nil
+	f.total -= len(idle)
+	close(f.wake)
+	f.wake = make(chan struct{})
+	f.mu.Unlock()
+	for _, inst := range idle {
+		f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Dec()
+		inst.Close(ctx)
+	}
+	_ = f.mod.Close(ctx)
+}

@@ -1,0 +1,55 @@
+package worker
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the worker's Prometheus collectors.
+type metrics struct {
+	reg         *prometheus.Registry
+	invocations *prometheus.CounterVec
+	starts      *prometheus.CounterVec
+	fallbacks   *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	stages      *prometheus.HistogramVec
+	faults      *prometheus.CounterVec
+	bytesRead   *prometheus.CounterVec
+	instances   *prometheus.GaugeVec
+	recordings  *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	buckets := prometheus.ExponentialBuckets(0.0001, 2, 20) // 100µs .. ~52s
+	m.invocations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thaw_invocations_total", Help: "Invocations by function and outcome (HTTP status class or error category).",
+	}, []string{"function", "outcome"})
+	m.starts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thaw_instance_starts_total", Help: "Instances started, by how: cold boot or restore mode.",
+	}, []string{"function", "mode"})
+	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thaw_restore_fallbacks_total", Help: "Restores that failed and fell back to a cold boot.",
+	}, []string{"function", "mode"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "thaw_invocation_seconds", Help: "Invocation latency inside the worker, by start kind (warm, cold, restore).", Buckets: buckets,
+	}, []string{"function", "start"})
+	m.stages = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "thaw_start_stage_seconds", Help: "Instance start stages (instantiate, init, map, prefetch) by mode.", Buckets: buckets,
+	}, []string{"mode", "stage"})
+	m.faults = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thaw_restore_page_faults_total", Help: "Page faults served lazily during restored instances' first invocation.",
+	}, []string{"function", "mode"})
+	m.bytesRead = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thaw_restore_bytes_read_total", Help: "Bytes read from snapshot files to start instances.",
+	}, []string{"function", "mode"})
+	m.instances = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "thaw_instances", Help: "Live instances by function and state (idle, busy).",
+	}, []string{"function", "state"})
+	m.recordings = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thaw_working_set_recordings_total", Help: "Working sets recorded (first restore after a snapshot, or after too many misses).",
+	}, []string{"function"})
+	m.reg.MustRegister(m.invocations, m.starts, m.fallbacks, m.latency, m.stages, m.faults, m.bytesRead, m.instances, m.recordings,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
