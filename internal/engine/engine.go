@@ -205,6 +205,13 @@ func (m *Module) Restore(ctx context.Context, cfg InstanceConfig, st *State, reg
 	return inst, nil
 }
 
+// PrepareRestore compiles the restore module for snapshots of pages wasm
+// pages ahead of time, so the first restore does not pay for compilation.
+func (m *Module) PrepareRestore(ctx context.Context, pages uint32) error {
+	_, err := m.restoreModule(ctx, pages)
+	return err
+}
+
 func (m *Module) restoreModule(ctx context.Context, pages uint32) (wazero.CompiledModule, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

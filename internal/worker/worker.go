@@ -195,6 +195,8 @@ func (w *Worker) loadOne(ctx context.Context, name string) error {
 		snap, err := snapshot.Open(filepath.Join(w.snapDir(name), rec.Snapshot))
 		if err != nil {
 			w.log.Warn("snapshot unusable; instances boot cold until redeploy", "function", name, "err", err)
+		} else if err := mod.PrepareRestore(ctx, snap.Meta.State.Pages); err != nil {
+			w.log.Warn("restore module failed to compile; instances boot cold", "function", name, "err", err)
 		} else {
 			f.snap = snap
 		}
@@ -234,6 +236,11 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	if cfg.RestoreMode != restore.Cold {
 		snap, err := w.takeSnapshot(f, inst, 0)
 		if err != nil {
+			inst.Close(ctx)
+			_ = mod.Close(ctx)
+			return nil, fmt.Errorf("deploy %s: %w", name, err)
+		}
+		if err := mod.PrepareRestore(ctx, snap.Meta.State.Pages); err != nil {
 			inst.Close(ctx)
 			_ = mod.Close(ctx)
 			return nil, fmt.Errorf("deploy %s: %w", name, err)

@@ -1,0 +1,247 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"text/tabwriter"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/worker"
+)
+
+// Function is a benchmarked function: its module and the request to send.
+type Function struct {
+	Name    string
+	Wasm    []byte
+	Request abi.Request
+	// MemoryMiB overrides the default memory cap.
+	MemoryMiB int
+}
+
+// RestoreOptions configure RunRestore.
+type RestoreOptions struct {
+	Functions []Function
+	Modes     []restore.Mode
+	Trials    int
+	// DataDir is a scratch data directory on the disk being measured.
+	DataDir string
+	// Progress, if set, receives one line per function and mode.
+	Progress io.Writer
+}
+
+// RestoreResult is one function and mode over all trials.
+type RestoreResult struct {
+	Function  string  `json:"function"`
+	Mode      string  `json:"mode"`
+	Trials    int     `json:"trials"`
+	P50ms     float64 `json:"p50_ms"`
+	P99ms     float64 `json:"p99_ms"`
+	StartP50  float64 `json:"start_p50_ms"`
+	ExecP50   float64 `json:"exec_p50_ms"`
+	Faults    int64   `json:"faults"`
+	BytesRead int64   `json:"bytes_read"`
+	WSBytes   int64   `json:"ws_bytes"`
+	Fallbacks int     `json:"fallbacks"`
+}
+
+// Physical is the reference figure for a function: reading its working set
+// sequentially from the cold file, plus one warm invocation.
+type Physical struct {
+	Function   string  `json:"function"`
+	WSBytes    int64   `json:"ws_bytes"`
+	ReadP50ms  float64 `json:"ws_read_p50_ms"`
+	WarmP50ms  float64 `json:"warm_p50_ms"`
+	TotalP50ms float64 `json:"physical_plus_warm_ms"`
+}
+
+// RestoreReport is the output of RunRestore.
+type RestoreReport struct {
+	Machine  Machine         `json:"machine"`
+	Trials   int             `json:"trials"`
+	Results  []RestoreResult `json:"results"`
+	Physical []Physical      `json:"physical"`
+	// Ratios compare modes per function: e.g. "lazy/reap" is lazy's p50
+	// divided by reap's.
+	Ratios map[string]map[string]float64 `json:"ratios"`
+}
+
+// Machine records where a benchmark ran.
+type Machine struct {
+	GOOS       string `json:"goos"`
+	GOARCH     string `json:"goarch"`
+	CPUs       int    `json:"cpus"`
+	GoVersion  string `json:"go_version"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	Time       string `json:"time"`
+}
+
+// ThisMachine describes the running machine.
+func ThisMachine() Machine {
+	return Machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Time: time.Now().UTC().Format(time.RFC3339)}
+}
+
+// RunRestore deploys each function on a private worker and measures the
+// time from request to first response of a fresh instance in every mode,
+// with the snapshot's files evicted from the page cache before each trial.
+func RunRestore(ctx context.Context, opts RestoreOptions) (*RestoreReport, error) {
+	if opts.Trials < 1 {
+		return nil, fmt.Errorf("trials must be at least 1")
+	}
+	w, err := worker.Open(ctx, worker.Options{DataDir: opts.DataDir})
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close(ctx)
+	rep := &RestoreReport{Machine: ThisMachine(), Trials: opts.Trials, Ratios: map[string]map[string]float64{}}
+	for _, fn := range opts.Functions {
+		cfg := worker.Config{MemoryMiB: fn.MemoryMiB, MaxInstances: 2, RestoreMode: restore.Bulk, KeepAlive: worker.Duration(time.Hour)}
+		if _, err := w.Deploy(ctx, fn.Name, fn.Wasm, cfg); err != nil {
+			return nil, fmt.Errorf("deploy %s: %w", fn.Name, err)
+		}
+		// Record the working set with one restore, as REAP's first
+		// invocation after a snapshot does.
+		if _, err := w.Invoke(ctx, fn.Name, cloneReq(&fn.Request), worker.InvokeOptions{Mode: restore.Reap}); err != nil {
+			return nil, fmt.Errorf("%s: record working set: %w", fn.Name, err)
+		}
+		byMode := map[string]float64{}
+		for _, mode := range opts.Modes {
+			r, err := measureMode(ctx, w, fn, mode, opts.Trials)
+			if err != nil {
+				return nil, err
+			}
+			rep.Results = append(rep.Results, r)
+			byMode[r.Mode] = r.P50ms
+			if opts.Progress != nil {
+				fmt.Fprintf(opts.Progress, "%-12s %-6s p50 %8.2f ms  p99 %8.2f ms  faults %6d\n", r.Function, r.Mode, r.P50ms, r.P99ms, r.Faults)
+			}
+		}
+		phys, err := measurePhysical(ctx, w, fn, opts.DataDir, opts.Trials)
+		if err != nil {
+			return nil, err
+		}
+		rep.Physical = append(rep.Physical, phys)
+		byMode["physical+warm"] = phys.TotalP50ms
+		rep.Ratios[fn.Name] = ratios(byMode)
+	}
+	return rep, nil
+}
+
+func cloneReq(r *abi.Request) *abi.Request {
+	c := *r
+	c.Body = append([]byte(nil), r.Body...)
+	return &c
+}
+
+// measureMode runs trials fresh starts of fn in mode.
+func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restore.Mode, trials int) (RestoreResult, error) {
+	r := RestoreResult{Function: fn.Name, Mode: string(mode), Trials: trials}
+	var lat, start, exec []float64
+	var faults, bytes, ws []int64
+	for i := 0; i < trials; i++ {
+		opts := worker.InvokeOptions{Mode: mode, DropCache: true}
+		if mode == restore.Warm {
+			opts.DropCache = false
+		}
+		t0 := time.Now()
+		res, err := w.Invoke(ctx, fn.Name, cloneReq(&fn.Request), opts)
+		d := time.Since(t0)
+		if err != nil {
+			return r, fmt.Errorf("%s/%s trial %d: %w", fn.Name, mode, i, err)
+		}
+		lat = append(lat, ms(d))
+		start = append(start, ms(res.Timing.Start))
+		exec = append(exec, ms(res.Timing.Exec))
+		if res.Timing.Fallback != "" {
+			r.Fallbacks++
+		}
+		if st := res.Timing.Restore; st != nil {
+			faults = append(faults, st.Faults)
+			bytes = append(bytes, st.BytesRead)
+			ws = append(ws, st.WSBytes)
+		}
+	}
+	r.P50ms, r.P99ms = Percentile(lat, 50), Percentile(lat, 99)
+	r.StartP50, r.ExecP50 = Percentile(start, 50), Percentile(exec, 50)
+	r.Faults, r.BytesRead, r.WSBytes = medianInt64(faults), medianInt64(bytes), medianInt64(ws)
+	return r, nil
+}
+
+// measurePhysical times a sequential read of the cold working-set file and
+// a warm invocation: the floor a restore from this disk could reach.
+func measurePhysical(ctx context.Context, w *worker.Worker, fn Function, dataDir string, trials int) (Physical, error) {
+	p := Physical{Function: fn.Name}
+	info, err := w.Get(fn.Name)
+	if err != nil || info.Snapshot == nil {
+		return p, fmt.Errorf("%s: no snapshot for the physical figure", fn.Name)
+	}
+	path := fmt.Sprintf("%s/snapshots/%s/%s/%s", dataDir, fn.Name, info.Snapshot.ID, snapshot.WSImageFile)
+	var reads, warms []float64
+	for i := 0; i < trials; i++ {
+		if err := snapshot.DropFileCache(path); err != nil {
+			return p, err
+		}
+		t0 := time.Now()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return p, fmt.Errorf("%s: read working set: %w", fn.Name, err)
+		}
+		reads = append(reads, ms(time.Since(t0)))
+		p.WSBytes = int64(len(b))
+		t1 := time.Now()
+		if _, err := w.Invoke(ctx, fn.Name, cloneReq(&fn.Request), worker.InvokeOptions{Mode: restore.Warm}); err != nil {
+			return p, err
+		}
+		warms = append(warms, ms(time.Since(t1)))
+	}
+	p.ReadP50ms, p.WarmP50ms = Percentile(reads, 50), Percentile(warms, 50)
+	p.TotalP50ms = p.ReadP50ms + p.WarmP50ms
+	return p, nil
+}
+
+// ratios divides every pair of interesting modes' medians.
+func ratios(p50 map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for _, pair := range [][2]string{{"lazy", "reap"}, {"reap", "bulk"}, {"cold", "bulk"}, {"cold", "reap"},
+		{"mmap", "bulk"}, {"eager", "bulk"}, {"bulk", "physical+warm"}, {"reap", "physical+warm"}} {
+		a, okA := p50[pair[0]]
+		b, okB := p50[pair[1]]
+		if okA && okB && b > 0 {
+			out[pair[0]+"/"+pair[1]] = a / b
+		}
+	}
+	return out
+}
+
+// WriteTable prints the report for people.
+func (r *RestoreReport) WriteTable(out io.Writer) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "function\tmode\ttrials\tp50 ms\tp99 ms\tstart p50\texec p50\tfaults\tbytes read\tws bytes\tfallbacks\t")
+	for _, x := range r.Results {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t\n", x.Function, x.Mode, x.Trials, x.P50ms, x.P99ms,
+			x.StartP50, x.ExecP50, x.Faults, x.BytesRead, x.WSBytes, x.Fallbacks)
+	}
+	tw.Flush()
+	fmt.Fprintln(out)
+	for _, p := range r.Physical {
+		fmt.Fprintf(out, "%s: physical: read %d B of working set cold in %.2f ms + warm call %.2f ms = %.2f ms\n",
+			p.Function, p.WSBytes, p.ReadP50ms, p.WarmP50ms, p.TotalP50ms)
+		for k, v := range r.Ratios[p.Function] {
+			fmt.Fprintf(out, "  %-22s %6.2fx\n", k, v)
+		}
+	}
+}
+
+// WriteJSON prints the report as one JSON object.
+func (r *RestoreReport) WriteJSON(out io.Writer) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}

@@ -1,0 +1,152 @@
+package snapshot
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/errdefs"
+)
+
+// testMemory builds two wasm pages with a few non-zero 4 KiB pages.
+func testMemory() []byte {
+	mem := make([]byte, 2*engine.WasmPageSize)
+	for _, p := range []int{0, 3, 4, 17, 31} {
+		for i := 0; i < PageSize; i++ {
+			mem[p*PageSize+i] = byte(p + i)
+		}
+	}
+	return mem
+}
+
+func writeTest(t *testing.T) (*Snapshot, []byte) {
+	t.Helper()
+	mem := testMemory()
+	meta := Meta{ID: "s1", Function: "f", State: engine.State{Pages: 2, Globals: []uint64{1, 2}, Nanotime: 42}}
+	s, err := Write(filepath.Join(t.TempDir(), "s1"), meta, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, mem
+}
+
+func TestWriteOpenRoundTrip(t *testing.T) {
+	s, mem := writeTest(t)
+	if s.Meta.DataPages != 5 {
+		t.Errorf("DataPages = %d, want 5 (zero pages must not be stored)", s.Meta.DataPages)
+	}
+	o, err := Open(s.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Meta.State.Nanotime != 42 || len(o.Meta.State.Globals) != 2 {
+		t.Errorf("state not preserved: %+v", o.Meta.State)
+	}
+	img, err := os.ReadFile(o.Path(ImageFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(img) != string(mem) {
+		t.Fatal("image differs from memory")
+	}
+	if err := o.VerifyPages(0, img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.Dir + ".tmp"); !os.IsNotExist(err) {
+		t.Error("temporary directory left behind")
+	}
+}
+
+func TestOpenDetectsDamage(t *testing.T) {
+	cases := map[string]func(dir string){
+		"missing meta": func(dir string) { os.Remove(filepath.Join(dir, MetaFile)) },
+		"truncated image": func(dir string) {
+			os.Truncate(filepath.Join(dir, ImageFile), PageSize)
+		},
+		"bad crc table": func(dir string) {
+			os.WriteFile(filepath.Join(dir, CRCFile), []byte("nonsense"), 0o644)
+		},
+		"garbage meta": func(dir string) { os.WriteFile(filepath.Join(dir, MetaFile), []byte("{"), 0o644) },
+	}
+	for name, damage := range cases {
+		t.Run(name, func(t *testing.T) {
+			s, _ := writeTest(t)
+			damage(s.Dir)
+			_, err := Open(s.Dir)
+			if !errors.Is(err, errdefs.ErrCorrupt) && !errors.Is(err, errdefs.ErrNotFound) {
+				t.Fatalf("Open = %v, want a corrupt or not-found error", err)
+			}
+		})
+	}
+}
+
+func TestVerifyPagesDetectsFlippedByte(t *testing.T) {
+	s, mem := writeTest(t)
+	mem[17*PageSize+5] ^= 1
+	if err := s.VerifyPages(0, mem); !errors.Is(err, errdefs.ErrCorrupt) {
+		t.Fatalf("VerifyPages = %v, want ErrCorrupt", err)
+	}
+}
+
+func TestWorkingSet(t *testing.T) {
+	s, mem := writeTest(t)
+	if _, err := s.WorkingSet(); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("no working set yet: got %v", err)
+	}
+	trace := []int{17, 3, 4, 0, 5}
+	ws, err := s.WriteWorkingSet(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Run{{0, 1}, {3, 3}, {17, 1}}
+	if len(ws.Runs) != len(want) {
+		t.Fatalf("runs = %+v, want %+v", ws.Runs, want)
+	}
+	for i := range want {
+		if ws.Runs[i] != want[i] {
+			t.Fatalf("runs = %+v, want %+v", ws.Runs, want)
+		}
+	}
+	got, err := s.WorkingSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(s.Path(WSImageFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckWorkingSetData(got, data); err != nil {
+		t.Fatal(err)
+	}
+	// ws.img holds the pages in page order, copied from the image.
+	off := 0
+	for _, r := range got.Runs {
+		n := r.Count * PageSize
+		if string(data[off:off+n]) != string(mem[r.Start*PageSize:r.Start*PageSize+n]) {
+			t.Fatalf("run %+v content differs", r)
+		}
+		off += n
+	}
+	data[10] ^= 0xff
+	if err := s.CheckWorkingSetData(got, data); !errors.Is(err, errdefs.ErrCorrupt) {
+		t.Fatalf("tampered working set accepted: %v", err)
+	}
+	if err := s.CheckWorkingSetData(got, data[:PageSize]); !errors.Is(err, errdefs.ErrCorrupt) {
+		t.Fatalf("truncated working set accepted: %v", err)
+	}
+	if err := s.RemoveWorkingSet(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WorkingSet(); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatal("working set still present after removal")
+	}
+}
+
+func TestWriteWorkingSetRejectsOutOfRange(t *testing.T) {
+	s, _ := writeTest(t)
+	if _, err := s.WriteWorkingSet([]int{s.Pages()}); err == nil {
+		t.Fatal("page past the image accepted")
+	}
+}

@@ -1,0 +1,438 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/pager"
+	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/testwasm"
+)
+
+func TestMain(m *testing.M) {
+	pager.RunIfChild()
+	if os.Getenv("THAW_TEST_DEADLOCK_CHILD") != "" {
+		os.Exit(deadlockChild())
+	}
+	os.Exit(m.Run())
+}
+
+func openWorker(t testing.TB) *Worker {
+	t.Helper()
+	w, err := Open(context.Background(), Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(context.Background()) })
+	return w
+}
+
+func deploy(t testing.TB, w *Worker, name, pkg string, cfg Config) {
+	t.Helper()
+	if _, err := w.Deploy(context.Background(), name, testwasm.Build(t, pkg), cfg); err != nil {
+		t.Fatalf("deploy %s: %v", name, err)
+	}
+}
+
+func get(path string) *abi.Request {
+	p, q, _ := bytes.Cut([]byte(path), []byte("?"))
+	return &abi.Request{Method: http.MethodGet, Path: string(p), RawQuery: string(q), Header: http.Header{}}
+}
+
+func invoke(t testing.TB, w *Worker, name string, req *abi.Request, opts InvokeOptions) *Result {
+	t.Helper()
+	res, err := w.Invoke(context.Background(), name, req, opts)
+	if err != nil {
+		t.Fatalf("invoke %s %s (mode %q): %v", name, req.Path, opts.Mode, err)
+	}
+	return res
+}
+
+// Every restore mode must answer exactly as a booted instance does.
+func TestModesAnswerLikeBoot(t *testing.T) {
+	w := openWorker(t)
+	deploy(t, w, "hello", "examples/hello", Config{})
+	deploy(t, w, "heavy", "examples/initheavy", Config{})
+	requests := map[string][]*abi.Request{
+		"hello": {get("/?name=thaw"), get("/")},
+		"heavy": {get("/?q=alpha"), get("/?q=zeta"), get("/stats")},
+	}
+	for fn, reqs := range requests {
+		for _, req := range reqs {
+			want := invoke(t, w, fn, req, InvokeOptions{Mode: restore.Cold})
+			if want.Timing.StartKind != "cold" {
+				t.Fatalf("cold start reported as %q", want.Timing.StartKind)
+			}
+			for _, mode := range []restore.Mode{restore.Eager, restore.Mmap, restore.Lazy, restore.Reap, restore.Bulk, restore.Reap, restore.Bulk} {
+				got := invoke(t, w, fn, req, InvokeOptions{Mode: mode, DropCache: true})
+				if got.Timing.Fallback != "" {
+					t.Errorf("%s %s: %s fell back: %s", fn, req.Path, mode, got.Timing.Fallback)
+				}
+				if got.Response.Status != want.Response.Status || !bytes.Equal(got.Response.Body, want.Response.Body) {
+					t.Errorf("%s %s: %s answered %d %q, cold answered %d %q", fn, req.Path, mode,
+						got.Response.Status, trim(got.Response.Body), want.Response.Status, trim(want.Response.Body))
+				}
+			}
+		}
+	}
+}
+
+func trim(b []byte) string {
+	if len(b) > 80 {
+		return string(b[:80]) + "..."
+	}
+	return string(b)
+}
+
+// A restored instance keeps answering like a booted one over many requests.
+func TestRestoredInstanceLongRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long run")
+	}
+	w := openWorker(t)
+	deploy(t, w, "booted", "examples/jsontransform", Config{MaxInstances: 1, RestoreMode: restore.Cold})
+	deploy(t, w, "restored", "examples/jsontransform", Config{MaxInstances: 1, RestoreMode: restore.Bulk})
+	// Replace the deploy's boot instance by a restored one.
+	first := invoke(t, w, "restored", get("/"), InvokeOptions{Mode: restore.Lazy})
+	if first.Timing.StartKind != "restore" {
+		t.Fatalf("start kind %q, want restore", first.Timing.StartKind)
+	}
+	for i := 0; i < 1000; i++ {
+		body := fmt.Sprintf(`{"n":%d,"name":"item-%d","tags":["b","a"],"nested":{"z":1,"y":[%d,2]}}`, i, i, i)
+		req := &abi.Request{Method: http.MethodPost, Path: "/", Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(body)}
+		a := invoke(t, w, "booted", req, InvokeOptions{})
+		req.Body = []byte(body)
+		b := invoke(t, w, "restored", req, InvokeOptions{})
+		if b.Timing.StartKind != "warm" {
+			t.Fatalf("request %d started %q; the restored instance should stay warm", i, b.Timing.StartKind)
+		}
+		if a.Response.Status != b.Response.Status || !bytes.Equal(a.Response.Body, b.Response.Body) {
+			t.Fatalf("request %d: booted %q, restored %q", i, trim(a.Response.Body), trim(b.Response.Body))
+		}
+	}
+}
+
+// Clones of one snapshot must not share randomness, and the guest's
+// monotonic clock must not run backwards across a restore.
+func TestUniqueness(t *testing.T) {
+	w := openWorker(t)
+	deploy(t, w, "heavy", "examples/initheavy", Config{})
+	seen := map[string]bool{}
+	for i, mode := range []restore.Mode{restore.Bulk, restore.Bulk, restore.Lazy, restore.Mmap} {
+		res := invoke(t, w, "heavy", get("/rand"), InvokeOptions{Mode: mode})
+		if res.Timing.StartKind != "restore" {
+			t.Fatalf("clone %d was not restored: %+v", i, res.Timing)
+		}
+		var r map[string]any
+		if err := json.Unmarshal(res.Response.Body, &r); err != nil {
+			t.Fatalf("bad /rand body %q: %v", res.Response.Body, err)
+		}
+		for k, v := range r {
+			key := k + "=" + fmt.Sprint(v)
+			if seen[key] {
+				t.Errorf("clone %d repeats %s of an earlier clone", i, key)
+			}
+			seen[key] = true
+		}
+	}
+	info, _ := w.Get("heavy")
+	snap, err := snapshot.Open(filepath.Join(w.snapDir("heavy"), info.Snapshot.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := invoke(t, w, "heavy", get("/time"), InvokeOptions{Mode: restore.Bulk})
+	var tm struct {
+		Mono int64 `json:"mono_ns"`
+	}
+	if err := json.Unmarshal(res.Response.Body, &tm); err != nil {
+		t.Fatalf("bad /time body %q: %v", res.Response.Body, err)
+	}
+	if tm.Mono < snap.Meta.State.Nanotime {
+		t.Fatalf("restored guest's monotonic clock %d is behind the snapshot's %d", tm.Mono, snap.Meta.State.Nanotime)
+	}
+}
+
+// The first reap restore records the working set; later ones prefetch it
+// and fault far less than a lazy restore.
+func TestWorkingSetRecordAndPrefetch(t *testing.T) {
+	w := openWorker(t)
+	deploy(t, w, "heavy", "examples/initheavy", Config{})
+	req := get("/?q=alpha")
+	rec := invoke(t, w, "heavy", req, InvokeOptions{Mode: restore.Reap})
+	if rec.Timing.Restore == nil || !rec.Timing.Restore.Recording {
+		t.Fatalf("first reap restore did not record: %+v", rec.Timing)
+	}
+	if got := testutil.ToFloat64(w.metrics.recordings.WithLabelValues("heavy")); got != 1 {
+		t.Fatalf("recordings metric = %v, want 1", got)
+	}
+	lazy := invoke(t, w, "heavy", req, InvokeOptions{Mode: restore.Lazy, DropCache: true})
+	for _, mode := range []restore.Mode{restore.Reap, restore.Bulk} {
+		res := invoke(t, w, "heavy", req, InvokeOptions{Mode: mode, DropCache: true})
+		st := res.Timing.Restore
+		if st == nil || st.WSPages == 0 || st.Recording {
+			t.Fatalf("%s: no working-set prefetch: %+v", mode, st)
+		}
+		if st.Faults*10 > lazy.Timing.Restore.Faults {
+			t.Errorf("%s: %d faults after prefetch, lazy had %d: want at least 10x fewer", mode, st.Faults, lazy.Timing.Restore.Faults)
+		}
+	}
+}
+
+// A missing, truncated or corrupt snapshot or working set falls back to a
+// cold boot; the request succeeds and the fallback is counted.
+func TestDamagedSnapshotFallsBack(t *testing.T) {
+	cases := []struct {
+		name   string
+		mode   restore.Mode
+		damage func(s *snapshot.Snapshot) error
+	}{
+		{"truncated image, eager", restore.Eager, func(s *snapshot.Snapshot) error {
+			return os.Truncate(s.Path(snapshot.ImageFile), 4096)
+		}},
+		{"flipped byte in image, eager", restore.Eager, func(s *snapshot.Snapshot) error { return flipFirstDataByte(s.Path(snapshot.ImageFile)) }},
+		{"missing image, mmap", restore.Mmap, func(s *snapshot.Snapshot) error { return os.Remove(s.Path(snapshot.ImageFile)) }},
+		{"flipped byte in working set, reap", restore.Reap, func(s *snapshot.Snapshot) error { return flipFirstDataByte(s.Path(snapshot.WSImageFile)) }},
+		{"truncated working set, bulk", restore.Bulk, func(s *snapshot.Snapshot) error {
+			return os.Truncate(s.Path(snapshot.WSImageFile), 4096)
+		}},
+		{"flipped byte in working set, bulk", restore.Bulk, func(s *snapshot.Snapshot) error { return flipFirstDataByte(s.Path(snapshot.WSImageFile)) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := openWorker(t)
+			deploy(t, w, "hello", "examples/hello", Config{})
+			want := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Cold})
+			invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Reap}) // records the working set
+			w.mu.Lock()
+			snap := w.fns["hello"].snap
+			w.mu.Unlock()
+			if err := c.damage(snap); err != nil {
+				t.Fatal(err)
+			}
+			got := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: c.mode})
+			if got.Timing.Fallback == "" || got.Timing.StartKind != "cold" {
+				t.Fatalf("damage not detected: %+v", got.Timing)
+			}
+			if !bytes.Equal(got.Response.Body, want.Response.Body) {
+				t.Fatalf("fallback answered %q, want %q", got.Response.Body, want.Response.Body)
+			}
+			if n := testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("hello", string(c.mode))); n != 1 {
+				t.Fatalf("fallback metric = %v, want 1", n)
+			}
+		})
+	}
+}
+
+func flipFirstDataByte(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	for i := range b {
+		if b[i] != 0 {
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = f.WriteAt([]byte{b[i] ^ 0x55}, int64(i))
+			return err
+		}
+	}
+	return errors.New("no data byte to flip")
+}
+
+// More concurrent faulting instances than GOMAXPROCS, including
+// GOMAXPROCS=1, must complete. A deadlock would hang the whole process, so
+// the scenario runs in a child process that the test kills at a deadline.
+func TestNoDeadlockUnderConcurrentFaults(t *testing.T) {
+	for _, procs := range []int{1, 2} {
+		t.Run("GOMAXPROCS="+strconv.Itoa(procs), func(t *testing.T) {
+			wasmPath := filepath.Join(t.TempDir(), "heavy.wasm")
+			if err := os.WriteFile(wasmPath, testwasm.Build(t, "examples/initheavy"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "THAW_TEST_DEADLOCK_CHILD=1", "GOMAXPROCS="+strconv.Itoa(procs),
+				"THAW_TEST_WASM="+wasmPath)
+			out, err := cmd.CombinedOutput()
+			if ctx.Err() != nil {
+				t.Fatalf("concurrent faulting instances hung (killed at the deadline):\n%s", out)
+			}
+			if err != nil {
+				t.Fatalf("child failed: %v\n%s", err, out)
+			}
+			if !bytes.Contains(out, []byte("deadlock-child: ok")) {
+				t.Fatalf("child did not finish its work:\n%s", out)
+			}
+		})
+	}
+}
+
+// deadlockChild runs 8 concurrent lazy restores of an init-heavy function,
+// each faulting thousands of pages, at the GOMAXPROCS it was started with.
+func deadlockChild() int {
+	const n = 8
+	dir, err := os.MkdirTemp("", "thaw-deadlock-")
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	w, err := Open(ctx, Options{DataDir: dir})
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer w.Close(ctx)
+	wasm, err := os.ReadFile(os.Getenv("THAW_TEST_WASM"))
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	if _, err := w.Deploy(ctx, "heavy", wasm, Config{MaxInstances: n}); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := w.Invoke(ctx, "heavy", get("/?q=alpha"), InvokeOptions{Mode: restore.Lazy})
+			if err == nil && (res.Timing.Restore == nil || res.Timing.Restore.Faults == 0) {
+				err = fmt.Errorf("no lazy faults served: %+v", res.Timing)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			fmt.Println("deadlock-child:", err)
+			return 1
+		}
+	}
+	fmt.Printf("deadlock-child: ok (GOMAXPROCS=%d, %d instances)\n", runtime.GOMAXPROCS(0), n)
+	return 0
+}
+
+func TestDeployRejectsBadModules(t *testing.T) {
+	w := openWorker(t)
+	for name, wasm := range map[string][]byte{
+		"garbage":      []byte("not wasm at all"),
+		"empty module": {0, 'a', 's', 'm', 1, 0, 0, 0},
+	} {
+		_, err := w.Deploy(context.Background(), "bad", wasm, Config{})
+		if !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("%s: Deploy = %v, want ErrInvalid", name, err)
+		}
+	}
+	if _, err := w.Get("bad"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("a rejected module was registered: %v", err)
+	}
+}
+
+func TestGuestFaults(t *testing.T) {
+	w := openWorker(t)
+	deploy(t, w, "faulty", "examples/faulty", Config{Timeout: Duration(2 * time.Second), MemoryMiB: 64})
+	for _, c := range []struct {
+		path string
+		want error
+	}{
+		{"/panic", errdefs.ErrGuest},
+		{"/trap", errdefs.ErrGuest},
+		{"/loop", errdefs.ErrTimeout},
+		{"/oom", errdefs.ErrGuest},
+	} {
+		_, err := w.Invoke(context.Background(), "faulty", get(c.path), InvokeOptions{})
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.path, err, c.want)
+		}
+		res := invoke(t, w, "faulty", get("/ok"), InvokeOptions{})
+		if res.Response.Status != 200 {
+			t.Errorf("after %s: /ok answered %d", c.path, res.Response.Status)
+		}
+	}
+}
+
+func TestScaleToZeroAndPersistence(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	w, err := Open(ctx, Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deploy(t, w, "hello", "examples/hello", Config{KeepAlive: Duration(200 * time.Millisecond)})
+	invoke(t, w, "hello", get("/"), InvokeOptions{})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, _ := w.Get("hello")
+		if info.Idle+info.Busy == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instances never scaled to zero: %+v", info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.Close(ctx)
+
+	w2, err := Open(ctx, Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close(ctx)
+	res := invoke(t, w2, "hello", get("/?name=again"), InvokeOptions{})
+	if res.Timing.StartKind != "restore" {
+		t.Errorf("after restart the function started %q, want a restore from its persisted snapshot", res.Timing.StartKind)
+	}
+}
+
+func TestQueueBound(t *testing.T) {
+	w := openWorker(t)
+	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 1, MaxQueue: 1, Timeout: Duration(time.Second)})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := w.Invoke(context.Background(), "faulty", get("/loop"), InvokeOptions{})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	overloaded := 0
+	for err := range errs {
+		if errors.Is(err, errdefs.ErrOverloaded) {
+			overloaded++
+		}
+	}
+	if overloaded == 0 {
+		t.Fatal("no request was refused past the queue bound")
+	}
+}
