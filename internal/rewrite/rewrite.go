@@ -1,0 +1,251 @@
+// Package rewrite derives the two modules thaw runs for every function from
+// the module a user deploys, using github.com/tetratelabs/wabin.
+//
+// A thaw snapshot is an instance's linear memory plus the value of every
+// global; nothing else in a Go wasip1 reactor holds state that outlives a
+// call (its tables are fixed by element segments and never written). The two
+// derived modules exist so that this state can be read out and put back:
+//
+//   - The boot module (Instrument) exports every global. wazero lets the host
+//     read and write only exported globals, and Go's toolchain exports none:
+//     its stack pointer and scheduler registers live in unexported mutable
+//     globals, so without this rewrite they could not be captured.
+//   - The restore module (ForRestore) instantiates without writing linear
+//     memory or running guest code: active data segments would otherwise
+//     overwrite the Go heap that the snapshot restored with the module's
+//     initial image, and a start function would re-run initialisation. Its
+//     memory minimum is the snapshot's size, so wazero allocates the whole
+//     image at instantiation instead of the guest growing it later.
+//
+// Both functions walk the binary with a bounds-checked reader before handing
+// it to wabin (see check), so hostile uploads fail with errdefs.ErrInvalid
+// instead of exhausting memory or panicking.
+package rewrite
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+
+	"github.com/tetratelabs/wabin/binary"
+	"github.com/tetratelabs/wabin/leb128"
+	"github.com/tetratelabs/wabin/wasm"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+)
+
+// GlobalPrefix prefixes the export names Instrument gives to globals the
+// module does not export itself: global 3 becomes "thaw.g3". The dot keeps
+// the names out of the way of Go's //go:wasmexport names, which are Go
+// identifiers by convention.
+const GlobalPrefix = "thaw.g"
+
+// maxPages is the largest memory a 32-bit wasm module can declare (4 GiB).
+const maxPages = 65536
+
+// features are the WebAssembly 2.0 core features; Go's wasip1 output uses
+// sign extension, non-trapping conversions and bulk memory.
+const features = wasm.CoreFeaturesV2
+
+// Global is one global the module defines.
+type Global struct {
+	// Index is the global's index in the module's global index space.
+	Index uint32
+	// Export is the name under which the boot module exports it: the
+	// module's own export name if it had one, else GlobalPrefix+Index.
+	Export string
+	// Type is the value type: 0x7f i32, 0x7e i64, 0x7d f32, 0x7c f64.
+	Type byte
+	// Mutable globals must be captured and restored; immutable ones are
+	// fixed by the module, but are exported too so that a snapshot can list
+	// every global uniformly.
+	Mutable bool
+}
+
+// Info describes the state of a module that a snapshot must capture.
+type Info struct {
+	// Globals lists every global the module defines, in index order.
+	// Instrument rejects imported globals, so the list is the whole index
+	// space.
+	Globals []Global
+	// MemoryMinPages is the declared minimum of the module's memory, in
+	// 64 KiB pages.
+	MemoryMinPages uint32
+	// MemoryMaxPages is the declared maximum, nil when unbounded; a
+	// snapshot larger than it cannot be restored.
+	MemoryMaxPages *uint32
+	// Exports lists the exported function names.
+	Exports []string
+}
+
+// Instrument returns the boot module for wasm and what it holds. Malformed
+// modules, and modules whose state thaw cannot capture (an imported memory
+// or global, no memory, more than one memory), fail with
+// errdefs.ErrInvalid. Instrument is idempotent: instrumenting a boot module
+// yields the same exports and Info.
+func Instrument(wasmBytes []byte) (out []byte, info *Info, err error) {
+	m, err := decode(wasmBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, imp := range m.ImportSection {
+		switch imp.Type {
+		case wasm.ExternTypeMemory:
+			// Its contents would belong to the host, which thaw would then
+			// have to snapshot and share as well.
+			return nil, nil, fmt.Errorf("module imports its memory (%s.%s); thaw needs a module that defines it: %w", imp.Module, imp.Name, errdefs.ErrInvalid)
+		case wasm.ExternTypeGlobal:
+			// An imported global cannot be re-exported as a writable
+			// handle of this instance, and its value is the host's.
+			return nil, nil, fmt.Errorf("module imports global %s.%s, whose state thaw cannot capture: %w", imp.Module, imp.Name, errdefs.ErrInvalid)
+		}
+	}
+	if m.MemorySection == nil {
+		return nil, nil, fmt.Errorf("module defines no memory: %w", errdefs.ErrInvalid)
+	}
+	info = &Info{MemoryMinPages: m.MemorySection.Min}
+	if m.MemorySection.IsMaxEncoded {
+		max := m.MemorySection.Max
+		info.MemoryMaxPages = &max
+	}
+	exported := map[uint32]string{}
+	names := map[string]bool{}
+	for _, e := range m.ExportSection {
+		names[e.Name] = true
+		switch e.Type {
+		case wasm.ExternTypeGlobal:
+			if _, ok := exported[e.Index]; !ok {
+				exported[e.Index] = e.Name
+			}
+		case wasm.ExternTypeFunc:
+			info.Exports = append(info.Exports, e.Name)
+		}
+	}
+	for i, g := range m.GlobalSection {
+		idx := uint32(i) // no imported globals, so the index space starts here
+		gl := Global{Index: idx, Type: g.Type.ValType, Mutable: g.Type.Mutable}
+		if name, ok := exported[idx]; ok {
+			gl.Export = name
+		} else {
+			gl.Export = GlobalPrefix + strconv.Itoa(i)
+			if names[gl.Export] {
+				return nil, nil, fmt.Errorf("module already exports another item as %q: %w", gl.Export, errdefs.ErrInvalid)
+			}
+			names[gl.Export] = true
+			m.ExportSection = append(m.ExportSection, &wasm.Export{Type: wasm.ExternTypeGlobal, Name: gl.Export, Index: idx})
+		}
+		info.Globals = append(info.Globals, gl)
+	}
+	out, err = encode(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, info, nil
+}
+
+// ForRestore derives the restore module from a boot module (the output of
+// Instrument) for a snapshot of memPages pages. Instantiating it writes
+// nothing to linear memory and runs no guest code:
+//
+//   - Without a data count section no instruction can name a data segment
+//     (memory.init and data.drop require one to validate), so the data
+//     section is dropped whole. That is the case for Go's output, and it
+//     also spares wazero from keeping the segments' bytes per instance.
+//   - With one, each active segment becomes an empty passive segment, which
+//     keeps data indices valid and behaves exactly like the original after
+//     instantiation: the specification drops active segments once applied,
+//     leaving them empty. Passive segments are kept as they are.
+//   - The start section is removed so that nothing re-runs initialisation.
+//
+// The memory's minimum becomes memPages so instantiation allocates the
+// whole image at once; memPages must lie between the module's minimum and
+// maximum. Globals keep their exports.
+func ForRestore(boot []byte, memPages uint32) ([]byte, error) {
+	m, err := decode(boot)
+	if err != nil {
+		return nil, err
+	}
+	if m.MemorySection == nil {
+		return nil, fmt.Errorf("module defines no memory: %w", errdefs.ErrInvalid)
+	}
+	for _, imp := range m.ImportSection {
+		if imp.Type == wasm.ExternTypeMemory {
+			return nil, fmt.Errorf("module imports a memory (%s.%s): %w", imp.Module, imp.Name, errdefs.ErrInvalid)
+		}
+	}
+	switch {
+	case memPages > maxPages:
+		return nil, fmt.Errorf("snapshot has %d pages, more than wasm's 4 GiB: %w", memPages, errdefs.ErrInvalid)
+	case m.MemorySection.IsMaxEncoded && memPages > m.MemorySection.Max:
+		return nil, fmt.Errorf("snapshot has %d pages, module allows at most %d: %w", memPages, m.MemorySection.Max, errdefs.ErrInvalid)
+	case memPages < m.MemorySection.Min:
+		return nil, fmt.Errorf("snapshot has %d pages, fewer than the module's minimum %d: %w", memPages, m.MemorySection.Min, errdefs.ErrInvalid)
+	}
+	m.MemorySection.Min = memPages
+	if m.DataCountSection == nil {
+		m.DataSection = nil
+	} else {
+		for _, d := range m.DataSection {
+			if d.OffsetExpression != nil {
+				d.OffsetExpression, d.Init = nil, nil
+			}
+		}
+	}
+	m.StartSection = nil
+	return encode(m)
+}
+
+// decode checks and parses a module, turning wabin's errors (and any panic
+// on hostile input) into errdefs.ErrInvalid.
+func decode(b []byte) (m *wasm.Module, err error) {
+	if err := check(b); err != nil {
+		return nil, fmt.Errorf("malformed wasm module: %v: %w", err, errdefs.ErrInvalid)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, fmt.Errorf("malformed wasm module: %v: %w", r, errdefs.ErrInvalid)
+		}
+	}()
+	m, err = binary.DecodeModule(b, features)
+	if err != nil {
+		return nil, fmt.Errorf("malformed wasm module: %v: %w", err, errdefs.ErrInvalid)
+	}
+	return m, nil
+}
+
+// encode serialises m. wabin's encoder omits the data count section, which
+// a module using memory.init or data.drop cannot validate without, so
+// encode splices it back in before the code section, where the
+// specification places it.
+func encode(m *wasm.Module) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("encode wasm module: %v: %w", r, errdefs.ErrInvalid)
+		}
+	}()
+	out = binary.EncodeModule(m)
+	if m.DataCountSection == nil {
+		return out, nil
+	}
+	count := leb128.EncodeUint32(*m.DataCountSection)
+	sec := append([]byte{wasm.SectionIDDataCount}, leb128.EncodeUint32(uint32(len(count)))...)
+	sec = append(sec, count...)
+	at := len(out)
+	r := &reader{b: out, off: 8}
+	for r.off < len(r.b) {
+		start := r.off
+		id, _ := r.byte()
+		size, err := r.u32()
+		if err != nil {
+			return nil, fmt.Errorf("re-read encoded module: %w", err)
+		}
+		if id == wasm.SectionIDCode || id == wasm.SectionIDData || id == wasm.SectionIDCustom {
+			at = start
+			break
+		}
+		if _, err := r.bytes(size); err != nil {
+			return nil, fmt.Errorf("re-read encoded module: %w", err)
+		}
+	}
+	return bytes.Join([][]byte{out[:at], sec, out[at:]}, nil), nil
+}
