@@ -1,0 +1,268 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/worker"
+)
+
+// Client calls a thaw server's API. Errors the server reports carry their
+// errdefs category, so callers (the CLI) map them like local errors.
+type Client struct {
+	// BaseURL is the server's address, e.g. "http://127.0.0.1:8080".
+	BaseURL string
+	// Token is sent as a bearer token when set.
+	Token string
+	// HTTP is the client to use (default http.DefaultClient).
+	HTTP *http.Client
+}
+
+// APIError is an error the server reported.
+type APIError struct {
+	Status   int
+	Category string
+	Message  string
+}
+
+func (e *APIError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("server answered %d", e.Status)
+	}
+	return e.Message
+}
+
+// Unwrap returns the errdefs sentinel of the error's category, so
+// errors.Is(err, errdefs.ErrNotFound) works across the wire.
+func (e *APIError) Unwrap() error {
+	for _, s := range []error{errdefs.ErrNotFound, errdefs.ErrInvalid, errdefs.ErrTooLarge, errdefs.ErrOverloaded,
+		errdefs.ErrTimeout, errdefs.ErrGuest, errdefs.ErrCorrupt, errdefs.ErrUnavailable, errdefs.ErrUnauthorized} {
+		if errdefs.Category(s) == e.Category {
+			return s
+		}
+	}
+	return nil
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
+func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("request %s %s: %v: %w", method, path, err, errdefs.ErrInvalid)
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	return req, nil
+}
+
+// do sends req and returns the response, or the server's error.
+func (c *Client) do(req *http.Request) (*http.Response, []byte, error) {
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: %v: %w", req.Method, req.URL.Redacted(), err, errdefs.ErrUnavailable)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: read response: %v: %w", req.Method, req.URL.Redacted(), err, errdefs.ErrUnavailable)
+	}
+	if cat := resp.Header.Get(HeaderError); cat != "" || (resp.StatusCode >= 400 && !strings.HasPrefix(req.URL.Path, "/fn/")) {
+		e := &APIError{Status: resp.StatusCode, Category: cat}
+		var eb errorBody
+		if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
+			e.Message = eb.Error
+		} else {
+			e.Message = strings.TrimSpace(string(body))
+		}
+		if e.Category == "" {
+			e.Category = categoryOfStatus(resp.StatusCode)
+		}
+		return resp, body, e
+	}
+	return resp, body, nil
+}
+
+// categoryOfStatus guesses a category for an error response without
+// X-Thaw-Error (e.g. from a proxy in front of the server).
+func categoryOfStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "invalid"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusTooManyRequests:
+		return "overloaded"
+	case http.StatusBadGateway:
+		return "guest_fault"
+	case http.StatusGatewayTimeout:
+		return "timeout"
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return "unauthorized"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	}
+	return "internal"
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, v any) error {
+	req, err := c.newRequest(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	_, body, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("GET %s: decode: %v: %w", path, err, errdefs.ErrUnavailable)
+	}
+	return nil
+}
+
+// Deploy deploys or replaces a function.
+func (c *Client) Deploy(ctx context.Context, name string, wasm []byte, cfg worker.Config) (*worker.Info, error) {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	req, err := c.newRequest(ctx, http.MethodPut, "/v1/functions/"+url.PathEscape(name), bytes.NewReader(wasm))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/wasm")
+	req.Header.Set(HeaderConfig, string(b))
+	_, body, err := c.do(req)
+	if err != nil {
+		return nil, err
+	}
+	var info worker.Info
+	if err := json.Unmarshal(body, &info); err != nil {
+		return nil, fmt.Errorf("deploy %s: decode: %v: %w", name, err, errdefs.ErrUnavailable)
+	}
+	return &info, nil
+}
+
+// List describes every function.
+func (c *Client) List(ctx context.Context) ([]worker.Info, error) {
+	var lr listResponse
+	if err := c.getJSON(ctx, "/v1/functions", &lr); err != nil {
+		return nil, err
+	}
+	return lr.Functions, nil
+}
+
+// Get describes one function.
+func (c *Client) Get(ctx context.Context, name string) (*worker.Info, error) {
+	var info worker.Info
+	if err := c.getJSON(ctx, "/v1/functions/"+url.PathEscape(name), &info); err != nil {
+		return nil, err
+	}
+	return &info, nil
+}
+
+// Delete removes a function.
+func (c *Client) Delete(ctx context.Context, name string) error {
+	req, err := c.newRequest(ctx, http.MethodDelete, "/v1/functions/"+url.PathEscape(name), nil)
+	if err != nil {
+		return err
+	}
+	_, _, err = c.do(req)
+	return err
+}
+
+// InvokeRequest is a request to a function.
+type InvokeRequest struct {
+	// Method defaults to GET, or POST when Body is set.
+	Method string
+	// Path is the path after the function's name, with an optional query
+	// ("/items?id=3"); default "/".
+	Path   string
+	Header http.Header
+	Body   []byte
+	// Mode and DropCache set the experiment headers.
+	Mode      restore.Mode
+	DropCache bool
+}
+
+// InvokeResponse is a function's answer with the server's timing.
+type InvokeResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	// Start is how the serving instance started (cold, warm, restore).
+	Start string
+	// Timing is the parsed Server-Timing header.
+	Timing []TimingMetric
+}
+
+// Metric returns the named Server-Timing metric.
+func (r *InvokeResponse) Metric(name string) (TimingMetric, bool) {
+	for _, m := range r.Timing {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return TimingMetric{}, false
+}
+
+// Invoke calls a function. A non-2xx status from the function itself is not
+// an error; an error the platform reports (timeout, guest fault, ...) is.
+func (c *Client) Invoke(ctx context.Context, name string, ir *InvokeRequest) (*InvokeResponse, error) {
+	method := ir.Method
+	if method == "" {
+		method = http.MethodGet
+		if ir.Body != nil {
+			method = http.MethodPost
+		}
+	}
+	path := ir.Path
+	if path == "" {
+		path = "/"
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	req, err := c.newRequest(ctx, method, "/fn/"+url.PathEscape(name)+path, bytes.NewReader(ir.Body))
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range ir.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if ir.Mode != "" {
+		req.Header.Set(HeaderMode, string(ir.Mode))
+	}
+	if ir.DropCache {
+		req.Header.Set(HeaderDropCache, "1")
+	}
+	resp, body, err := c.do(req)
+	if err != nil {
+		return nil, fmt.Errorf("invoke %s: %w", name, err)
+	}
+	out := &InvokeResponse{Status: resp.StatusCode, Header: resp.Header, Body: body, Start: resp.Header.Get(HeaderStart)}
+	if v := resp.Header.Get(HeaderServerTiming); v != "" {
+		if out.Timing, err = ParseServerTiming(v); err != nil {
+			return out, fmt.Errorf("invoke %s: %w", name, err)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,87 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+)
+
+// HeaderError names the error category of a response the server produced
+// itself (not the guest), so clients can tell a platform error from a
+// function that chose to answer 404 or 500.
+const HeaderError = "X-Thaw-Error"
+
+// Status maps an error to its HTTP status code. It is the only place where
+// error categories become status codes.
+func Status(err error) int {
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.Is(err, errdefs.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, errdefs.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, errdefs.ErrTooLarge), errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errdefs.ErrOverloaded):
+		return http.StatusTooManyRequests
+	case errors.Is(err, errdefs.ErrGuest):
+		return http.StatusBadGateway
+	case errors.Is(err, errdefs.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, errdefs.ErrUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, errdefs.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// category is the errdefs category name of err for the X-Thaw-Error header.
+func category(err error) string {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return "too_large"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
+	}
+	return errdefs.Category(err)
+}
+
+// errorBody is the JSON body of every error the server produces.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// writeError answers with err's status, category header and JSON body.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := Status(err)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set(HeaderError, category(err))
+	if status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Bearer realm="thaw"`)
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error()})
+	level := s.log.Debug
+	if status >= 500 {
+		level = s.log.Warn
+	}
+	level("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,234 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/worker"
+)
+
+// HeaderConfig carries a deploy's worker.Config as JSON when the module is
+// the whole request body.
+const HeaderConfig = "X-Thaw-Config"
+
+func errNoRoute(r *http.Request) error {
+	return fmt.Errorf("no endpoint %s %s: %w", r.Method, r.URL.Path, errdefs.ErrNotFound)
+}
+
+func errUnauthorized(what string) error {
+	return fmt.Errorf("%s requires \"Authorization: Bearer <token>\": %w", what, errdefs.ErrUnauthorized)
+}
+
+// listResponse is the body of GET /v1/functions.
+type listResponse struct {
+	Functions []worker.Info `json:"functions"`
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, listResponse{Functions: s.b.List()})
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) {
+	info, err := s.b.Get(r.PathValue("name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
+	if err := s.b.Delete(r.Context(), r.PathValue("name")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := worker.ValidName(name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	wasm, cfg, err := s.readDeploy(w, r)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("deploy %s: %w", name, err))
+		return
+	}
+	info, err := s.b.Deploy(r.Context(), name, wasm, cfg)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.log.Info("deployed", "function", name, "bytes", len(wasm), "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, info)
+}
+
+// readDeploy reads a deploy's module and configuration from either a
+// multipart form (parts "module" and "config") or a raw module body with the
+// configuration in the X-Thaw-Config header and query parameters.
+func (s *Server) readDeploy(w http.ResponseWriter, r *http.Request) ([]byte, worker.Config, error) {
+	var cfg worker.Config
+	if r.ContentLength > s.maxModule {
+		return nil, cfg, fmt.Errorf("module of %d bytes exceeds the %d-byte limit: %w", r.ContentLength, s.maxModule, errdefs.ErrTooLarge)
+	}
+	// The form's other parts are small; allow them a little room.
+	r.Body = http.MaxBytesReader(w, r.Body, s.maxModule+1<<20)
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" {
+		mt, err = "application/wasm", nil
+	}
+	if err != nil {
+		return nil, cfg, fmt.Errorf("content type %q: %v: %w", ct, err, errdefs.ErrInvalid)
+	}
+	var wasm []byte
+	switch mt {
+	case "application/wasm", "application/octet-stream":
+		if h := r.Header.Get(HeaderConfig); h != "" {
+			if err := decodeConfig([]byte(h), &cfg); err != nil {
+				return nil, cfg, fmt.Errorf("%s header: %w", HeaderConfig, err)
+			}
+		}
+		if err := configFromQuery(r.URL.Query(), &cfg); err != nil {
+			return nil, cfg, err
+		}
+		if wasm, err = s.readModule(r.Body); err != nil {
+			return nil, cfg, err
+		}
+	case "multipart/form-data":
+		mr, err := r.MultipartReader()
+		if err != nil {
+			return nil, cfg, fmt.Errorf("multipart: %v: %w", err, errdefs.ErrInvalid)
+		}
+		for {
+			p, err := mr.NextPart()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, cfg, fmt.Errorf("multipart: %w", invalidUnlessTooLarge(err))
+			}
+			switch p.FormName() {
+			case "module":
+				if wasm, err = s.readModule(p); err != nil {
+					return nil, cfg, err
+				}
+			case "config":
+				b, err := io.ReadAll(io.LimitReader(p, 1<<20))
+				if err != nil {
+					return nil, cfg, fmt.Errorf("config part: %w", invalidUnlessTooLarge(err))
+				}
+				if err := decodeConfig(b, &cfg); err != nil {
+					return nil, cfg, fmt.Errorf("config part: %w", err)
+				}
+			default:
+				return nil, cfg, fmt.Errorf("unexpected form part %q (want module and config): %w", p.FormName(), errdefs.ErrInvalid)
+			}
+		}
+		if wasm == nil {
+			return nil, cfg, fmt.Errorf("form has no \"module\" part: %w", errdefs.ErrInvalid)
+		}
+	default:
+		return nil, cfg, fmt.Errorf("content type %q: want application/wasm or multipart/form-data: %w", mt, errdefs.ErrInvalid)
+	}
+	if len(wasm) == 0 {
+		return nil, cfg, fmt.Errorf("empty module: %w", errdefs.ErrInvalid)
+	}
+	return wasm, cfg, nil
+}
+
+// readModule reads at most maxModule bytes, failing with ErrTooLarge past it.
+func (s *Server) readModule(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, s.maxModule+1))
+	if err != nil {
+		return nil, fmt.Errorf("read module: %w", invalidUnlessTooLarge(err))
+	}
+	if int64(len(b)) > s.maxModule {
+		return nil, fmt.Errorf("module exceeds the %d-byte limit: %w", s.maxModule, errdefs.ErrTooLarge)
+	}
+	return b, nil
+}
+
+// invalidUnlessTooLarge classifies a body read error: the size limit is
+// ErrTooLarge, anything else is a malformed request.
+func invalidUnlessTooLarge(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Errorf("request exceeds %d bytes: %w", mbe.Limit, errdefs.ErrTooLarge)
+	}
+	return fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
+}
+
+// decodeConfig decodes JSON strictly into cfg: an unknown field is more
+// likely a typo than something to ignore.
+func decodeConfig(b []byte, cfg *worker.Config) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return fmt.Errorf("config JSON: %v: %w", err, errdefs.ErrInvalid)
+	}
+	return nil
+}
+
+// configFromQuery applies query parameters (the JSON field names) to cfg.
+func configFromQuery(q url.Values, cfg *worker.Config) error {
+	bad := func(k, v string, err error) error {
+		return fmt.Errorf("query parameter %s=%q: %v: %w", k, v, err, errdefs.ErrInvalid)
+	}
+	for k, vs := range q {
+		v := vs[len(vs)-1]
+		var err error
+		switch k {
+		case "memory_mib":
+			cfg.MemoryMiB, err = strconv.Atoi(v)
+		case "timeout":
+			err = parseDuration(v, &cfg.Timeout)
+		case "min_instances":
+			cfg.MinInstances, err = strconv.Atoi(v)
+		case "max_instances":
+			cfg.MaxInstances, err = strconv.Atoi(v)
+		case "max_queue":
+			cfg.MaxQueue, err = strconv.Atoi(v)
+		case "keep_alive":
+			err = parseDuration(v, &cfg.KeepAlive)
+		case "public":
+			cfg.Public, err = strconv.ParseBool(v)
+		case "restore_mode":
+			cfg.RestoreMode = restore.Mode(v)
+		case "rerecord_miss_rate":
+			cfg.RerecordMissRate, err = strconv.ParseFloat(v, 64)
+		default:
+			err = errors.New("unknown parameter")
+		}
+		if err != nil {
+			return bad(k, v, err)
+		}
+	}
+	return nil
+}
+
+// parseDuration accepts "2s" or a number of seconds, like worker.Duration's JSON.
+func parseDuration(v string, d *worker.Duration) error {
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		*d = worker.Duration(secs * float64(time.Second))
+		return nil
+	}
+	x, err := time.ParseDuration(v)
+	if err != nil {
+		return err
+	}
+	*d = worker.Duration(x)
+	return nil
+}
