@@ -27,3 +27,10 @@ func Handle(h http.Handler) { handler = h }
 // number generators and refresh anything that must differ between clones of
 // one snapshot (crypto/rand is always fresh and needs no hook).
 func OnRestore(f func()) { restoreHooks = append(restoreHooks, f) }
+
+// runRestoreHooks runs the OnRestore hooks in registration order.
+func runRestoreHooks() {
+	for _, f := range restoreHooks {
+		f()
+	}
+}

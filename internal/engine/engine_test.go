@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/testwasm"
+)
+
+func newEngine(t *testing.T) *Engine {
+	t.Helper()
+	e, err := New(context.Background(), Config{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(context.Background()) })
+	return e
+}
+
+var cfg = InstanceConfig{MemoryLimit: 256 << 20, Timeout: 10 * time.Second}
+
+func get(path, query string) *abi.Request {
+	return &abi.Request{Method: http.MethodGet, Path: path, RawQuery: query, Header: http.Header{}}
+}
+
+func TestBootInvoke(t *testing.T) {
+	ctx := context.Background()
+	m, err := newEngine(t).Compile(ctx, testwasm.Build(t, "examples/hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, _, err := m.Boot(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	for i := 0; i < 3; i++ {
+		resp, err := inst.Invoke(ctx, get("/x", "name=thaw"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Status != 200 || string(resp.Body) != "hello, thaw (GET /x)\n" {
+			t.Fatalf("got %d %q", resp.Status, resp.Body)
+		}
+	}
+}
+
+// Restoring from a copy of memory and globals continues the instance: the
+// same answers, no _initialize.
+func TestCaptureRestore(t *testing.T) {
+	ctx := context.Background()
+	m, err := newEngine(t).Compile(ctx, testwasm.Build(t, "examples/hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, _, err := m.Boot(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, mem := inst.Capture()
+	region, err := NewRegion(cfg.MemoryLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(region.Bytes(), mem)
+	inst.Close(ctx)
+	r, err := m.Restore(ctx, cfg, st, region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(ctx)
+	for i := 0; i < 100; i++ {
+		resp, err := r.Invoke(ctx, get("/", "name=r"))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if string(resp.Body) != "hello, r (GET /)\n" {
+			t.Fatalf("restored instance answered %q", resp.Body)
+		}
+	}
+}
+
+func TestCompileRejects(t *testing.T) {
+	e := newEngine(t)
+	for name, b := range map[string][]byte{
+		"garbage":      []byte("nope"),
+		"empty module": {0, 'a', 's', 'm', 1, 0, 0, 0},
+	} {
+		_, err := e.Compile(context.Background(), b)
+		if !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+func TestRegionCap(t *testing.T) {
+	r, err := NewRegion(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Free()
+	if b := r.Reallocate(2 << 20); b != nil || !r.grewPastLimit() {
+		t.Fatal("a grow past the cap was allowed")
+	}
+	if b := r.Reallocate(1 << 20); len(b) != 1<<20 {
+		t.Fatal("a grow within the cap failed")
+	}
+	if !strings.Contains(errdefs.Category(errdefs.ErrGuest), "guest") {
+		t.Fatal("category")
+	}
+}
