@@ -3,10 +3,7 @@
 package thaw
 
 import (
-	"bytes"
-	"fmt"
 	"net/http"
-	"net/url"
 	"unsafe"
 
 	"github.com/thaw-run/thaw/sdk/go/wire"
@@ -17,98 +14,50 @@ import (
 // collector keeps them alive while the host reads or writes them.
 var reqBuf, respBuf []byte
 
+// keepLimit is the largest buffer kept for reuse between calls; one huge
+// request or response does not pin its memory for the instance's life.
+const keepLimit = 4 << 20
+
 //go:wasmexport thaw_abi_version
 func abiVersion() int32 { return wire.Version }
 
+// alloc returns the address of a buffer of size bytes for the next
+// request. The buffer always has capacity, so its address is valid even
+// for size 0.
+//
 //go:wasmexport thaw_alloc
 func alloc(size int32) int32 {
 	if size < 0 {
 		return 0
 	}
-	if int(size) > cap(reqBuf) {
-		reqBuf = make([]byte, size)
+	if int(size) > cap(reqBuf) || cap(reqBuf) > keepLimit && int(size) < cap(reqBuf)/4 || cap(reqBuf) == 0 {
+		reqBuf = make([]byte, size, max(size, 4096))
 	}
 	reqBuf = reqBuf[:size]
-	if size == 0 {
-		reqBuf = reqBuf[:cap(reqBuf)]
-		if len(reqBuf) == 0 {
-			reqBuf = make([]byte, 1)
-		}
-	}
-	return int32(uintptr(unsafe.Pointer(&reqBuf[0])))
+	return int32(uintptr(unsafe.Pointer(unsafe.SliceData(reqBuf))))
 }
 
+// handle serves the request the host wrote at [ptr, ptr+size), which must
+// be the buffer of the last alloc call, and returns the response's address
+// in the high 32 bits and its length in the low 32 bits.
+//
 //go:wasmexport thaw_handle
 func handle(ptr, size int32) int64 {
-	in := unsafe.Slice((*byte)(unsafe.Pointer(uintptr(ptr))), size)
-	resp := serve(in)
-	respBuf = resp.AppendTo(respBuf[:0])
-	if len(respBuf) == 0 {
-		return 0
+	if cap(respBuf) > keepLimit {
+		respBuf = nil
 	}
-	return int64(uintptr(unsafe.Pointer(&respBuf[0])))<<32 | int64(len(respBuf))
+	if cap(reqBuf) == 0 || size < 0 || int(size) > len(reqBuf) ||
+		ptr != int32(uintptr(unsafe.Pointer(unsafe.SliceData(reqBuf)))) {
+		// Reading memory the SDK did not hand out could alias live Go
+		// objects; refuse instead.
+		r := &wire.Response{Status: http.StatusBadRequest, Body: []byte("thaw: request is not in the thaw_alloc buffer\n")}
+		respBuf = r.AppendTo(respBuf[:0])
+	} else {
+		respBuf = serve(handler, reqBuf[:size], respBuf)
+	}
+	addr := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(respBuf))))
+	return int64(addr<<32 | uint64(len(respBuf)))
 }
 
 //go:wasmexport thaw_on_restore
 func onRestore() { runRestoreHooks() }
-
-// serve decodes a request, runs the handler, and captures its response. A
-// panic in the handler is reported to the host, which fails the request
-// and discards this instance.
-func serve(in []byte) (resp *wire.Response) {
-	req, err := wire.DecodeRequest(in)
-	if err != nil {
-		return &wire.Response{Status: http.StatusBadRequest, Body: []byte(err.Error())}
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			resp = &wire.Response{Status: http.StatusInternalServerError, Panic: true, Body: []byte(fmt.Sprint(r))}
-		}
-	}()
-	hr, err := toHTTP(req)
-	if err != nil {
-		return &wire.Response{Status: http.StatusBadRequest, Body: []byte(err.Error())}
-	}
-	w := &responseWriter{header: http.Header{}}
-	handler.ServeHTTP(w, hr)
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return &wire.Response{Status: w.status, Header: w.header, Body: w.body.Bytes()}
-}
-
-func toHTTP(r *wire.Request) (*http.Request, error) {
-	u := &url.URL{Path: r.Path, RawQuery: r.RawQuery}
-	hr, err := http.NewRequest(r.Method, u.String(), bytes.NewReader(r.Body))
-	if err != nil {
-		return nil, err
-	}
-	hr.Header = r.Header
-	if hr.Header == nil {
-		hr.Header = http.Header{}
-	}
-	hr.Host = hr.Header.Get("Host")
-	hr.RequestURI = u.RequestURI()
-	return hr, nil
-}
-
-type responseWriter struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (w *responseWriter) Header() http.Header { return w.header }
-
-func (w *responseWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-}
-
-func (w *responseWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.body.Write(p)
-}

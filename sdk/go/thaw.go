@@ -7,8 +7,29 @@
 //	func init() { thaw.Handle(http.HandlerFunc(hello)) }
 //	func main() {}
 //
-// Build it with `thaw build DIR`. The ABI the SDK implements is described in
-// docs/abi.md.
+// Build it with `thaw build DIR`, or by hand with
+// `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared`. The SDK
+// implements the ABI described in docs/abi.md: the host runs the module's
+// initialisation once (possibly snapshotting the result), then passes each
+// request to the handler, one at a time.
+//
+// # Panics
+//
+// A panic in the handler is recovered by the SDK and reported to the host
+// as a guest fault (the client sees 502 "guest panic: ..."), not as a 500
+// response: the instance's state may be broken, so the host discards it.
+// A panic in another goroutine, or a Go runtime fatal error, ends the
+// module the same way without a message.
+//
+// # Snapshots and uniqueness
+//
+// Every instance restored from one snapshot starts with the memory of the
+// instance that was snapshotted. crypto/rand and the clocks are always
+// fresh, but any pseudo-random state created during init is shared by all
+// clones, and that includes the Go runtime's own generator behind the
+// top-level math/rand and math/rand/v2 functions, which no public API can
+// reseed. Functions that need distinct random numbers per clone should use
+// crypto/rand, or own a generator and reseed it in an OnRestore hook.
 package thaw
 
 import "net/http"
@@ -19,13 +40,21 @@ var (
 )
 
 // Handle sets the handler that serves every invocation of the function.
-// Call it from an init function.
-func Handle(h http.Handler) { handler = h }
+// Call it from an init function. It panics if h is nil, which fails the
+// module's initialisation, so a missing handler is caught at deploy time.
+func Handle(h http.Handler) {
+	if h == nil {
+		panic("thaw: nil handler")
+	}
+	handler = h
+}
 
 // OnRestore registers f to run once in each instance restored from a memory
 // snapshot, before its first request. Use it to reseed user-level random
 // number generators and refresh anything that must differ between clones of
-// one snapshot (crypto/rand is always fresh and needs no hook).
+// one snapshot (crypto/rand is always fresh and needs no hook). Hooks run in
+// registration order; a hook that panics fails the restore and the host
+// falls back to a cold start.
 func OnRestore(f func()) { restoreHooks = append(restoreHooks, f) }
 
 // runRestoreHooks runs the OnRestore hooks in registration order.
