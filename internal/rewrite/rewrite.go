@@ -151,10 +151,13 @@ func Instrument(wasmBytes []byte) (out []byte, info *Info, err error) {
 //     (memory.init and data.drop require one to validate), so the data
 //     section is dropped whole. That is the case for Go's output, and it
 //     also spares wazero from keeping the segments' bytes per instance.
-//   - With one, each active segment becomes an empty passive segment, which
-//     keeps data indices valid and behaves exactly like the original after
-//     instantiation: the specification drops active segments once applied,
-//     leaving them empty. Passive segments are kept as they are.
+//   - With one, each active segment becomes passive with its bytes kept,
+//     so data indices stay valid and memory.init behaves as in the boot
+//     instance. (The specification drops active segments once applied, but
+//     wazero v1.12 keeps their bytes, and the restore module must match the
+//     runtime thaw runs on, not the specification.) Which segments the
+//     guest dropped with data.drop is not part of a snapshot: a restored
+//     instance sees them whole again. Go never emits data.drop.
 //   - The start section is removed so that nothing re-runs initialisation.
 //
 // The memory's minimum becomes memPages so instantiation allocates the
@@ -186,9 +189,7 @@ func ForRestore(boot []byte, memPages uint32) ([]byte, error) {
 		m.DataSection = nil
 	} else {
 		for _, d := range m.DataSection {
-			if d.OffsetExpression != nil {
-				d.OffsetExpression, d.Init = nil, nil
-			}
+			d.OffsetExpression = nil
 		}
 	}
 	m.StartSection = nil
