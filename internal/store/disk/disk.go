@@ -1,0 +1,328 @@
+// Package disk is a store.Backend on a local directory, bounded in bytes
+// with least-recently-used eviction: the worker-local disk tier of a tiered
+// store. It survives restarts: Open rebuilds its index from the directory,
+// ordering entries by their last use, which Get records in the file's
+// access time.
+//
+// Writes are atomic (temporary file, then rename), so a crash never leaves a
+// half-written object under its name. Without Options.Sync a crash may
+// still lose recent writes; that is fine for a cache, whose entries are
+// authenticated by the layer above and refetched when damaged.
+package disk
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/store"
+)
+
+// Options configures a disk Backend.
+type Options struct {
+	// Capacity bounds the bytes of object data kept; <= 0 means unbounded.
+	Capacity int64
+	// Sync makes every Put fsync the file and its directory before
+	// returning, for data that has no other copy.
+	Sync bool
+}
+
+// Backend is a directory of objects with an in-memory LRU index.
+type Backend struct {
+	root string
+	opts Options
+
+	mu      sync.Mutex
+	used    int64
+	lru     *list.List // front = most recently used; values are *entry
+	entries map[string]*list.Element
+}
+
+type entry struct {
+	name    string
+	size    int64
+	modTime time.Time
+}
+
+var _ store.Backend = (*Backend)(nil)
+
+// Open opens (creating if needed) the cache in dir and indexes the objects
+// already there, evicting the least recently used ones if they exceed the
+// capacity (it may have shrunk since the last run). Leftover temporary
+// files of an interrupted Put are removed.
+func Open(dir string, opts Options) (*Backend, error) {
+	b := &Backend{root: dir, opts: opts, lru: list.New(), entries: map[string]*list.Element{}}
+	for _, d := range []string{b.objDir(), b.tmpDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("disk: %w", err)
+		}
+	}
+	if err := os.RemoveAll(b.tmpDir()); err != nil {
+		return nil, fmt.Errorf("disk: clearing temporary files: %w", err)
+	}
+	if err := os.MkdirAll(b.tmpDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("disk: %w", err)
+	}
+	type found struct {
+		entry
+		atime time.Time
+	}
+	var all []found
+	err := filepath.WalkDir(b.objDir(), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		name := unescape(d.Name())
+		if store.ValidName(name) != nil {
+			return nil // not ours; leave it alone
+		}
+		atime := fi.ModTime()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			atime = time.Unix(st.Atim.Sec, st.Atim.Nsec)
+		}
+		all = append(all, found{entry{name, fi.Size(), fi.ModTime()}, atime})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("disk: indexing %s: %w", dir, err)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].atime.After(all[j].atime) })
+	for _, f := range all {
+		e := f.entry
+		b.entries[e.name] = b.lru.PushBack(&e)
+		b.used += e.size
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.evictLocked(0)
+	return b, nil
+}
+
+func (b *Backend) objDir() string { return filepath.Join(b.root, "objects") }
+func (b *Backend) tmpDir() string { return filepath.Join(b.root, "tmp") }
+
+// path maps a valid object name to its file. Names are flattened ('/'
+// becomes '~', which ValidName never allows) and spread over 256
+// directories by their last two characters, hex digits for chunk names.
+func (b *Backend) path(name string) string {
+	esc := strings.ReplaceAll(name, "/", "~")
+	fan := "00"
+	if len(esc) >= 2 {
+		fan = esc[len(esc)-2:]
+	}
+	return filepath.Join(b.objDir(), fan, esc)
+}
+
+func unescape(file string) string { return strings.ReplaceAll(file, "~", "/") }
+
+// Get implements store.Backend and records the use in the LRU order, both
+// in memory and in the file's access time (so it survives a restart).
+func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	el, ok := b.entries[name]
+	if ok {
+		b.lru.MoveToFront(el)
+	}
+	b.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
+	}
+	p := b.path(name)
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		b.forget(name, el)
+		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("disk: %s: %w", name, err)
+	}
+	now := time.Now()
+	_ = os.Chtimes(p, now, time.Time{}) // best effort: recency only
+	return data, nil
+}
+
+// forget drops name from the index if el is still its entry (the file went
+// missing under us, e.g. removed by an operator).
+func (b *Backend) forget(name string, el *list.Element) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cur, ok := b.entries[name]; ok && cur == el {
+		b.removeLocked(el)
+	}
+}
+
+// Put implements store.Backend. It evicts least recently used objects until
+// data fits; when the file system is full it evicts more and retries once,
+// so a full disk costs cache capacity, never a failed read. An object larger
+// than the whole capacity is refused with errdefs.ErrTooLarge.
+func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := store.ValidName(name); err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	size := int64(len(data))
+	if b.opts.Capacity > 0 && size > b.opts.Capacity {
+		return fmt.Errorf("disk: %s: %d bytes exceed capacity %d: %w", name, size, b.opts.Capacity, errdefs.ErrTooLarge)
+	}
+	tmp, err := b.writeTemp(data)
+	if errors.Is(err, syscall.ENOSPC) {
+		b.mu.Lock()
+		b.evictLocked(b.used/2 + size) // make real room, not one object's worth
+		b.mu.Unlock()
+		tmp, err = b.writeTemp(data)
+	}
+	if err != nil {
+		return fmt.Errorf("disk: %s: %w", name, err)
+	}
+	defer os.Remove(tmp) // no-op after a successful rename
+
+	p := b.path(name)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if el, ok := b.entries[name]; ok {
+		b.removeLocked(el)
+	}
+	b.evictLocked(size)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("disk: %s: %w", name, err)
+	}
+	if b.opts.Sync {
+		if err := syncDir(filepath.Dir(p)); err != nil {
+			return fmt.Errorf("disk: %s: %w", name, err)
+		}
+	}
+	b.entries[name] = b.lru.PushFront(&entry{name: name, size: size, modTime: time.Now()})
+	b.used += size
+	return nil
+}
+
+func (b *Backend) writeTemp(data []byte) (string, error) {
+	f, err := os.CreateTemp(b.tmpDir(), "put-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if err == nil && b.opts.Sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// evictLocked removes least recently used objects until need more bytes
+// fit within the capacity (or, past it, until the cache is empty).
+func (b *Backend) evictLocked(need int64) {
+	for b.lru.Len() > 0 && b.opts.Capacity > 0 && b.used+need > b.opts.Capacity {
+		el := b.lru.Back()
+		name := el.Value.(*entry).name
+		b.removeLocked(el)
+		_ = os.Remove(b.path(name))
+	}
+}
+
+func (b *Backend) removeLocked(el *list.Element) {
+	e := b.lru.Remove(el).(*entry)
+	delete(b.entries, e.name)
+	b.used -= e.size
+}
+
+// Delete implements store.Backend.
+func (b *Backend) Delete(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if el, ok := b.entries[name]; ok {
+		b.removeLocked(el)
+	}
+	if err := os.Remove(b.path(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("disk: %s: %w", name, err)
+	}
+	return nil
+}
+
+// Stat implements store.Backend; it does not count as a use.
+func (b *Backend) Stat(ctx context.Context, name string) (store.ObjectInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return store.ObjectInfo{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	el, ok := b.entries[name]
+	if !ok {
+		return store.ObjectInfo{}, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
+	}
+	e := el.Value.(*entry)
+	return store.ObjectInfo{Name: name, Size: e.size, ModTime: e.modTime}, nil
+}
+
+// List implements store.Backend from the index; fn runs without the lock.
+func (b *Backend) List(ctx context.Context, prefix string, fn func(store.ObjectInfo) error) error {
+	b.mu.Lock()
+	var infos []store.ObjectInfo
+	for name, el := range b.entries {
+		if strings.HasPrefix(name, prefix) {
+			e := el.Value.(*entry)
+			infos = append(infos, store.ObjectInfo{Name: name, Size: e.size, ModTime: e.modTime})
+		}
+	}
+	b.mu.Unlock()
+	for _, fi := range infos {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(fi); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Used returns the bytes of object data held.
+func (b *Backend) Used() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// Path returns the file holding name. It exists for fault-injection tests
+// that damage a cached object in place.
+func (b *Backend) Path(name string) string { return b.path(name) }
