@@ -80,11 +80,13 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 // configuration in the X-Thaw-Config header and query parameters.
 func (s *Server) readDeploy(w http.ResponseWriter, r *http.Request) ([]byte, worker.Config, error) {
 	var cfg worker.Config
-	if r.ContentLength > s.maxModule {
-		return nil, cfg, fmt.Errorf("module of %d bytes exceeds the %d-byte limit: %w", r.ContentLength, s.maxModule, errdefs.ErrTooLarge)
+	// A form's other parts and boundaries are small; allow them a little
+	// room. readModule applies the exact limit to the module itself.
+	limit := s.maxModule + 1<<20
+	if r.ContentLength > limit {
+		return nil, cfg, fmt.Errorf("request of %d bytes exceeds the %d-byte module limit: %w", r.ContentLength, s.maxModule, errdefs.ErrTooLarge)
 	}
-	// The form's other parts are small; allow them a little room.
-	r.Body = http.MaxBytesReader(w, r.Body, s.maxModule+1<<20)
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct == "" {

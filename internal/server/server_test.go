@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -106,6 +107,9 @@ func (f *fakeBackend) Invoke(_ context.Context, name string, req *abi.Request, o
 
 func newTestServer(t *testing.T, b Backend, opts Options) *httptest.Server {
 	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	ts := httptest.NewServer(New(b, opts))
 	t.Cleanup(ts.Close)
 	return ts

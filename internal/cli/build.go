@@ -1,0 +1,33 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/thaw-run/thaw/internal/build"
+)
+
+func newBuildCommand(g *globalOptions) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "build DIR",
+		Short: "Compile a Go function to a thaw module (wasip1 reactor)",
+		Long: `Compile the Go package in DIR (package main calling thaw.Handle from init)
+with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared. Needs the Go
+toolchain on PATH.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				out = build.DefaultOutput(args[0])
+			}
+			if err := build.Module(cmd.Context(), args[0], out); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "%s\n", out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "module file to write (default DIR's name + .wasm)")
+	return cmd
+}

@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/server"
+	"github.com/thaw-run/thaw/internal/worker"
+)
+
+// serveOptions are the flags of `thaw serve`.
+type serveOptions struct {
+	Addr           string
+	DataDir        string
+	MaxBody        int64
+	MaxModule      int64
+	InsecureListen bool
+	NoPager        bool
+	LogLevel       string
+}
+
+func newServeCommand(g *globalOptions) *cobra.Command {
+	opts := serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a worker: the HTTP API and the functions deployed to it",
+		Long: `Run a worker serving the management API under /v1, invocations under
+/fn/NAME/..., Prometheus metrics at /metrics and /healthz.
+
+With --token (or $THAW_TOKEN) the management API and non-public functions
+require "Authorization: Bearer TOKEN". Without a token the server only
+listens on a loopback address unless --insecure-listen is given.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), g, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Addr, "addr", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&opts.DataDir, "data", defaultDataDir(), "data directory: functions, snapshots, compiled code ($THAW_DATA)")
+	f.Int64Var(&opts.MaxBody, "max-body", server.DefaultMaxBody, "largest invocation request body in bytes")
+	f.Int64Var(&opts.MaxModule, "max-module", server.DefaultMaxModule, "largest deployable module in bytes")
+	f.BoolVar(&opts.InsecureListen, "insecure-listen", false, "allow a non-loopback address without a token")
+	f.BoolVar(&opts.NoPager, "no-pager", false, "run without the userfaultfd pager (lazy, reap and bulk restores fall back to cold)")
+	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+// defaultDataDir is $THAW_DATA, else $XDG_DATA_HOME/thaw, else
+// ~/.local/share/thaw.
+func defaultDataDir() string {
+	if d := os.Getenv("THAW_DATA"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "thaw")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "thaw")
+	}
+	return "thaw-data"
+}
+
+// isLoopback reports whether a listen address only accepts local
+// connections. An empty host listens on every interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// runningServer is a started worker and its HTTP listener.
+type runningServer struct {
+	URL    string
+	worker *worker.Worker
+	http   *http.Server
+	done   chan error
+	log    *slog.Logger
+}
+
+// startServer opens the worker and starts serving; Close stops both.
+func startServer(ctx context.Context, token string, opts serveOptions, log *slog.Logger) (*runningServer, error) {
+	if token == "" && !isLoopback(opts.Addr) && !opts.InsecureListen {
+		return nil, fmt.Errorf("refusing to listen on %s without a token: set --token or $THAW_TOKEN, listen on 127.0.0.1, or pass --insecure-listen: %w", opts.Addr, errdefs.ErrInvalid)
+	}
+	w, err := worker.Open(ctx, worker.Options{DataDir: opts.DataDir, Logger: log, NoPager: opts.NoPager})
+	if err != nil {
+		return nil, fmt.Errorf("open worker in %s: %w", opts.DataDir, err)
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		w.Close(ctx)
+		return nil, fmt.Errorf("listen on %s: %v: %w", opts.Addr, err, errdefs.ErrUnavailable)
+	}
+	h := server.New(w, server.Options{
+		Token:     token,
+		MaxBody:   opts.MaxBody,
+		MaxModule: opts.MaxModule,
+		Metrics:   promhttp.HandlerFor(w.Registry(), promhttp.HandlerOpts{}),
+		Logger:    log,
+	})
+	rs := &runningServer{
+		URL:    "http://" + ln.Addr().String(),
+		worker: w,
+		http:   &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second},
+		done:   make(chan error, 1),
+		log:    log,
+	}
+	go func() { rs.done <- rs.http.Serve(ln) }()
+	log.Info("listening", "url", rs.URL, "data", opts.DataDir, "auth", token != "")
+	return rs, nil
+}
+
+// Close stops accepting requests, lets running ones finish for up to
+// grace, and closes the worker.
+func (rs *runningServer) Close(grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := rs.http.Shutdown(ctx)
+	if err != nil {
+		err = fmt.Errorf("shutdown: %w", err)
+	}
+	rs.worker.Close(context.Background())
+	return err
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %v: %w", level, err, errdefs.ErrInvalid)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runServe(ctx context.Context, g *globalOptions, opts serveOptions) error {
+	log, err := newLogger(opts.LogLevel, g.stderr)
+	if err != nil {
+		return err
+	}
+	rs, err := startServer(ctx, g.Token, opts, log)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-rs.done:
+		if !errors.Is(err, http.ErrServerClosed) {
+			_ = rs.Close(time.Second)
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	return rs.Close(30 * time.Second)
+}
