@@ -1,0 +1,406 @@
+package pager
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/uffd"
+)
+
+const pageSize = uffd.PageSize
+
+// MaxReadahead bounds Spec.Readahead (pages installed after the faulting
+// one): 255 pages keep one fault's copy at 1 MiB.
+const MaxReadahead = 255
+
+// RunIfChild turns this process into the pager when it was started as one
+// (THAW_PAGER_CHILD=1, by Start) and never returns in that case; otherwise
+// it returns at once. Call it first thing in main and in TestMain of
+// packages that start a pager, before anything else starts goroutines that
+// matter.
+func RunIfChild() {
+	if os.Getenv(EnvChild) != "1" {
+		return
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "pager", "pid", os.Getpid())
+	if err := runChild(log); err != nil {
+		log.Error("pager stopped", "err", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// runChild serves the socket on childFd until it closes.
+func runChild(log *slog.Logger) error {
+	f := os.NewFile(childFd, "pager-socket")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("socket on fd %d: %w", childFd, err)
+	}
+	conn, ok := c.(*net.UnixConn)
+	if !ok {
+		return fmt.Errorf("fd %d is a %T, not a unix socket", childFd, c)
+	}
+	s := &server{conn: conn, log: log, sessions: map[uint64]*session{}}
+	defer s.closeAll()
+	if err := s.send(header{op: opReady}, nil); err != nil {
+		return nil // the client is gone already
+	}
+	return s.run()
+}
+
+// server is the pager's side of the socket. Requests are handled one at a
+// time on the reading goroutine (each is cheap); faults are served by one
+// goroutine per session.
+type server struct {
+	conn     *net.UnixConn
+	log      *slog.Logger
+	sessions map[uint64]*session
+}
+
+func (s *server) send(h header, payload []byte) error {
+	b := h.append(make([]byte, 0, headerSize+len(payload)))
+	b = append(b, payload...)
+	if _, _, err := s.conn.WriteMsgUnix(b, nil, nil); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}
+
+func (s *server) run() error {
+	buf := make([]byte, maxPacket)
+	oob := make([]byte, unix.CmsgSpace(maxFds*4))
+	for {
+		n, oobn, _, _, err := s.conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			return nil // the client closed the socket or died: stop
+		}
+		if n == 0 {
+			return nil // EOF on a seqpacket socket
+		}
+		fds, ferr := receivedFds(oob[:oobn])
+		h, payload, err := parseHeader(buf[:n])
+		if err == nil {
+			err = ferr
+		}
+		if err != nil {
+			closeFds(fds)
+			s.log.Warn("bad request", "err", err)
+			continue
+		}
+		resp := header{op: h.op, id: h.id, session: h.session}
+		out, err := s.handle(h, payload, fds)
+		if err != nil {
+			resp.status = statusErr
+			out = appendError(nil, err)
+		}
+		if h.op == opTrace && err == nil {
+			err = s.sendChunks(resp, out)
+		} else {
+			err = s.send(resp, out)
+		}
+		if err != nil {
+			return nil // the client is gone: nothing left to serve
+		}
+	}
+}
+
+// receivedFds returns the descriptors passed with a packet (close-on-exec:
+// net sets MSG_CMSG_CLOEXEC).
+func receivedFds(oob []byte) ([]int, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("control message: %w", err)
+	}
+	var all []int
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		all = append(all, fds...)
+	}
+	return all, nil
+}
+
+func closeFds(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// sendChunks sends a trace (u64s, little endian) in packets of at most
+// traceChunk offsets; all but the last carry flagMore.
+func (s *server) sendChunks(h header, b []byte) error {
+	const chunk = traceChunk * 8
+	for {
+		n := min(len(b), chunk)
+		hh := h
+		if n < len(b) {
+			hh.flags |= flagMore
+		}
+		if err := s.send(hh, b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+		if len(b) == 0 {
+			return nil
+		}
+	}
+}
+
+func (s *server) handle(h header, payload []byte, fds []int) ([]byte, error) {
+	if h.op != opServe {
+		closeFds(fds)
+	}
+	switch h.op {
+	case opServe:
+		return nil, s.serve(h, payload, fds)
+	case opStats:
+		ss, err := s.session(h.session)
+		if err != nil {
+			return nil, err
+		}
+		return ss.stats().append(nil), nil
+	case opTrace:
+		ss, err := s.session(h.session)
+		if err != nil {
+			return nil, err
+		}
+		return ss.traceBytes(), nil
+	case opClose:
+		ss, err := s.session(h.session)
+		if err != nil {
+			return nil, nil // closing twice is not an error
+		}
+		delete(s.sessions, h.session)
+		ss.close()
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("unknown op %d: %w", h.op, errdefs.ErrInvalid)
+	}
+}
+
+func (s *server) session(id uint64) (*session, error) {
+	ss, ok := s.sessions[id]
+	if !ok {
+		return nil, fmt.Errorf("no session %d: %w", id, errdefs.ErrNotFound)
+	}
+	return ss, nil
+}
+
+func (s *server) serve(h header, payload []byte, fds []int) error {
+	if len(fds) < 1 {
+		return fmt.Errorf("serve without a userfaultfd: %w", errdefs.ErrInvalid)
+	}
+	req, err := parseServeReq(payload)
+	if err != nil {
+		closeFds(fds)
+		return err
+	}
+	if _, dup := s.sessions[h.session]; dup {
+		closeFds(fds)
+		return fmt.Errorf("session %d already exists: %w", h.session, errdefs.ErrInvalid)
+	}
+	if req.base%pageSize != 0 || req.length == 0 || req.length%pageSize != 0 || req.readahead > MaxReadahead {
+		closeFds(fds)
+		return fmt.Errorf("bad region [%#x,+%d) readahead %d: %w", req.base, req.length, req.readahead, errdefs.ErrInvalid)
+	}
+	u, err := uffd.NewFD(fds[0])
+	if err != nil {
+		closeFds(fds[1:])
+		return err
+	}
+	files := make([]*os.File, 0, len(fds)-1)
+	for _, fd := range fds[1:] {
+		files = append(files, os.NewFile(uintptr(fd), "page-source"))
+	}
+	src, err := openSource(h.kind, files, req.params)
+	if err != nil {
+		u.Close()
+		return err
+	}
+	ss, err := newSession(u, src, req, h.flags&flagRecord != 0, s.log.With("session", h.session))
+	if err != nil {
+		u.Close()
+		src.Close()
+		return err
+	}
+	s.sessions[h.session] = ss
+	go ss.serve()
+	return nil
+}
+
+func (s *server) closeAll() {
+	for id, ss := range s.sessions {
+		ss.close()
+		delete(s.sessions, id)
+	}
+}
+
+// session serves one registered region.
+type session struct {
+	u         *uffd.FD
+	src       Source
+	base      uint64
+	length    uint64
+	readahead int
+	record    bool
+	log       *slog.Logger
+
+	buf  []byte   // page-aligned, (1+readahead) pages; UFFDIO_COPY wants an aligned source
+	done []uint64 // bitmap of pages this session has resolved
+	exit chan struct{}
+
+	faults, zeroFaults, dups, pages, bytesRead, serveNs, errs atomic.Uint64
+
+	mu    sync.Mutex
+	trace []uint64
+}
+
+func newSession(u *uffd.FD, src Source, req serveReq, record bool, log *slog.Logger) (*session, error) {
+	buf, err := uffd.Mmap(uint64(1+req.readahead) * pageSize)
+	if err != nil {
+		return nil, err
+	}
+	npages := req.length / pageSize
+	return &session{u: u, src: src, base: req.base, length: req.length, readahead: int(req.readahead),
+		record: record, log: log, buf: buf, done: make([]uint64, (npages+63)/64), exit: make(chan struct{})}, nil
+}
+
+func (s *session) isDone(p uint64) bool { return s.done[p/64]&(1<<(p%64)) != 0 }
+func (s *session) markDone(p uint64)    { s.done[p/64] |= 1 << (p % 64) }
+
+// serve reads fault messages until the descriptor is closed.
+func (s *session) serve() {
+	defer close(s.exit)
+	msgs := make([]uffd.Msg, 64)
+	for {
+		n, err := s.u.Read(msgs)
+		for i := range n {
+			if msgs[i].Event == uffd.EventPagefault {
+				s.fault(msgs[i].Address)
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, os.ErrClosed) {
+				s.log.Warn("reading faults", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// fault resolves the fault at addr: a zero page for holes and offsets past
+// the image, otherwise the page and up to readahead following pages that
+// are in the image and not yet resolved, in one pread and one UFFDIO_COPY.
+func (s *session) fault(addr uint64) {
+	t0 := time.Now()
+	if addr < s.base || addr >= s.base+s.length {
+		s.errs.Add(1)
+		return
+	}
+	off := (addr - s.base) &^ (pageSize - 1)
+	page := off / pageSize
+	if s.isDone(page) {
+		// Another thread's message for a page already installed: its
+		// thread has been or will be woken by the copy; wake anyway, it
+		// is cheap and guards against a lost wake-up.
+		s.dups.Add(1)
+		_ = s.u.Wake(uintptr(s.base+off), pageSize)
+		return
+	}
+	if s.record {
+		s.mu.Lock()
+		s.trace = append(s.trace, off)
+		s.mu.Unlock()
+	}
+	s.faults.Add(1)
+	size := s.src.Size()
+	if int64(off) >= size || s.src.Zero(int64(off)) {
+		s.zeroFaults.Add(1)
+		if err := s.u.ZeroPage(uintptr(s.base+off), pageSize); err != nil {
+			s.failed(err)
+		}
+		s.markDone(page)
+		s.serveNs.Add(uint64(time.Since(t0)))
+		return
+	}
+	n := uint64(1)
+	for int(n) <= s.readahead {
+		p := page + n
+		o := p * pageSize
+		if o >= s.length || int64(o) >= size || s.isDone(p) || s.src.Zero(int64(o)) {
+			break
+		}
+		n++
+	}
+	buf := s.buf[:n*pageSize]
+	got, err := s.src.ReadAt(buf, int64(off))
+	s.bytesRead.Add(uint64(max(got, 0)))
+	if err != nil {
+		// Leave the thread blocked rather than hand it wrong memory; the
+		// error is counted and logged, and the session's owner sees it in
+		// Stats.
+		s.failed(fmt.Errorf("read image at %d: %w", off, err))
+		return
+	}
+	clear(buf[got:]) // the image ends inside this run
+	installed, err := s.u.Copy(uintptr(s.base+off), uffd.Addr(buf), uint64(len(buf)))
+	s.pages.Add(uint64(installed) / pageSize)
+	if err != nil {
+		s.failed(err)
+	}
+	for i := range n {
+		s.markDone(page + i)
+	}
+	s.serveNs.Add(uint64(time.Since(t0)))
+}
+
+// failed counts a fault the pager could not resolve. The usual cause is a
+// region unmapped (ENOENT) or a client gone (ESRCH) while faults were
+// queued; neither leaves a thread waiting.
+func (s *session) failed(err error) {
+	if s.errs.Add(1) == 1 {
+		s.log.Warn("resolving a fault", "err", err)
+	}
+}
+
+func (s *session) stats() Stats {
+	return Stats{Faults: s.faults.Load(), ZeroFaults: s.zeroFaults.Load(), Duplicates: s.dups.Load(),
+		PagesInstalled: s.pages.Load(), BytesRead: s.bytesRead.Load(), ServeTime: durationOf(s.serveNs.Load()),
+		Errors: s.errs.Load()}
+}
+
+func (s *session) traceBytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := make([]byte, 0, 8*len(s.trace))
+	for _, o := range s.trace {
+		b = binary.LittleEndian.AppendUint64(b, o)
+	}
+	return b
+}
+
+// close stops serving and drops the session's descriptors; it waits for
+// the serving goroutine so the buffer can be unmapped.
+func (s *session) close() {
+	s.u.Close()
+	<-s.exit
+	s.src.Close()
+	_ = uffd.Munmap(s.buf)
+}

@@ -1,0 +1,667 @@
+package pager
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/uffd"
+)
+
+// envScenario makes the test binary run one scenario in a subprocess, so a
+// deadlock fails the parent test at a deadline instead of hanging it.
+const envScenario = "THAW_PAGER_TEST_SCENARIO"
+
+func TestMain(m *testing.M) {
+	RunIfChild()
+	if sc := os.Getenv(envScenario); sc != "" {
+		os.Exit(runScenario(sc))
+	}
+	os.Exit(m.Run())
+}
+
+func needUffd(t testing.TB) {
+	t.Helper()
+	if err := uffd.Available(); err != nil {
+		t.Skipf("userfaultfd unavailable (/dev/userfaultfd and the system call both refused): %v", err)
+	}
+}
+
+func startPager(t testing.TB) *Pager {
+	t.Helper()
+	p, err := Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// image describes a test image: page i holds pattern(i) unless it is a
+// hole; the file is size bytes long (it may end inside a page).
+type image struct {
+	pages int
+	holes map[int]bool
+	size  int64
+	// content is what the region must read as, for regionPages pages.
+	content []byte
+	path    string
+}
+
+func pattern(seed, page int) []byte {
+	b := make([]byte, pageSize)
+	r := rand.New(rand.NewPCG(uint64(seed), uint64(page)))
+	for i := range b {
+		b[i] = byte(r.Uint32() | 1) // never zero, so a zero page is visible
+	}
+	return b
+}
+
+// writeImage writes a sparse image of dataPages pages (holes left unwritten)
+// whose last page is cut to tail bytes (0: whole), and returns it with the
+// expected content of a region of regionPages pages.
+func writeImage(t testing.TB, dir string, seed, dataPages, regionPages, tail int, holes ...int) *image {
+	t.Helper()
+	img := &image{pages: dataPages, holes: map[int]bool{}, path: filepath.Join(dir, fmt.Sprintf("image-%d", seed))}
+	for _, h := range holes {
+		img.holes[h] = true
+	}
+	img.size = int64(dataPages) * pageSize
+	if tail > 0 {
+		img.size -= int64(pageSize - tail)
+	}
+	f, err := os.Create(img.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(img.size); err != nil {
+		t.Fatal(err)
+	}
+	img.content = make([]byte, regionPages*pageSize)
+	for p := range dataPages {
+		if img.holes[p] {
+			continue
+		}
+		b := pattern(seed, p)
+		if off := int64(p) * pageSize; off+pageSize > img.size {
+			b = b[:img.size-off]
+		}
+		if _, err := f.WriteAt(b, int64(p)*pageSize); err != nil {
+			t.Fatal(err)
+		}
+		copy(img.content[p*pageSize:], b)
+	}
+	return img
+}
+
+// region is an anonymous mapping registered with its own userfaultfd.
+type region struct {
+	mem []byte
+	u   *uffd.FD
+}
+
+func newRegion(t testing.TB, pages int) *region {
+	t.Helper()
+	mem, err := uffd.Mmap(uint64(pages) * pageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := uffd.Open()
+	if err != nil {
+		uffd.Munmap(mem)
+		t.Fatal(err)
+	}
+	if err := u.Register(uffd.Addr(mem), uint64(len(mem))); err != nil {
+		t.Fatal(err)
+	}
+	r := &region{mem: mem, u: u}
+	t.Cleanup(func() { r.u.Close(); uffd.Munmap(r.mem) })
+	return r
+}
+
+func serve(t testing.TB, p *Pager, r *region, img *image, spec Spec) *Session {
+	t.Helper()
+	f, err := os.Open(img.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close() // the pager holds its own copy
+	spec.Base, spec.Length = uffd.Addr(r.mem), uint64(len(r.mem))
+	s, err := p.Serve(r.u, f, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// checkPage compares one page of the region with the expected content; the
+// comparison is the first touch, so it is what faults the page in.
+func checkPage(r *region, img *image, p int) error {
+	got := r.mem[p*pageSize : (p+1)*pageSize]
+	want := img.content[p*pageSize : (p+1)*pageSize]
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("page %d: content differs (got first bytes %x, want %x)", p, got[:8], want[:8])
+	}
+	return nil
+}
+
+func TestServeRegion(t *testing.T) {
+	needUffd(t)
+	p := startPager(t)
+	const regionPages, dataPages = 64, 40
+	holes := []int{3, 4, 17, 30}
+	zeroPages := uint64(len(holes) + regionPages - dataPages)
+
+	shuffled := rand.New(rand.NewPCG(1, 2)).Perm(regionPages)
+	sequential := make([]int, regionPages)
+	for i := range sequential {
+		sequential[i] = i
+	}
+	for _, tc := range []struct {
+		name      string
+		order     []int
+		readahead int
+		tail      int
+	}{
+		{"shuffled one page per fault", shuffled, 0, 0},
+		{"sequential one page per fault", sequential, 0, 0},
+		{"image ends inside a page", shuffled, 0, 1000},
+		{"sequential readahead 7", sequential, 7, 0},
+		{"shuffled readahead 3", shuffled, 3, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := writeImage(t, t.TempDir(), 7, dataPages, regionPages, tc.tail, holes...)
+			r := newRegion(t, regionPages)
+			s := serve(t, p, r, img, Spec{Record: true, Readahead: tc.readahead})
+			for _, pg := range tc.order {
+				if err := checkPage(r, img, pg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, err := s.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			trace, err := s.Trace()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Errors != 0 {
+				t.Errorf("Errors = %d", st.Errors)
+			}
+			if st.ZeroFaults != zeroPages {
+				t.Errorf("ZeroFaults = %d, want %d (holes and pages past the image)", st.ZeroFaults, zeroPages)
+			}
+			if st.BytesRead > uint64(img.size) {
+				t.Errorf("BytesRead = %d, more than the image (%d)", st.BytesRead, img.size)
+			}
+			if uint64(len(trace)) != st.Faults {
+				t.Errorf("trace has %d pages, Faults = %d", len(trace), st.Faults)
+			}
+			if tc.readahead == 0 {
+				if st.Faults != regionPages {
+					t.Errorf("Faults = %d, want %d (one per page)", st.Faults, regionPages)
+				}
+				if st.PagesInstalled != regionPages-zeroPages {
+					t.Errorf("PagesInstalled = %d, want %d", st.PagesInstalled, regionPages-zeroPages)
+				}
+				if st.BytesRead != uint64(img.size)-uint64(len(holes))*pageSize {
+					t.Errorf("BytesRead = %d, want the image's data (%d)", st.BytesRead, uint64(img.size)-uint64(len(holes))*pageSize)
+				}
+				for i, off := range trace {
+					if off != uint64(tc.order[i])*pageSize {
+						t.Fatalf("trace[%d] = page %d, want page %d (first-fault order)", i, off/pageSize, tc.order[i])
+					}
+				}
+			} else {
+				if st.Faults >= regionPages {
+					t.Errorf("Faults = %d with readahead %d, want fewer than %d", st.Faults, tc.readahead, regionPages)
+				}
+				// The trace keeps touch order: a subsequence of it.
+				pos := map[uint64]int{}
+				for i, pg := range tc.order {
+					pos[uint64(pg)*pageSize] = i
+				}
+				for i := 1; i < len(trace); i++ {
+					if pos[trace[i]] <= pos[trace[i-1]] {
+						t.Fatalf("trace out of touch order at %d: pages %d then %d", i, trace[i-1]/pageSize, trace[i]/pageSize)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestTraceEmptyWithoutRecord(t *testing.T) {
+	needUffd(t)
+	p := startPager(t)
+	img := writeImage(t, t.TempDir(), 1, 4, 4, 0)
+	r := newRegion(t, 4)
+	s := serve(t, p, r, img, Spec{})
+	for pg := range 4 {
+		if err := checkPage(r, img, pg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trace, err := s.Trace()
+	if err != nil || len(trace) != 0 {
+		t.Fatalf("Trace() = %d offsets, %v; want none without Record", len(trace), err)
+	}
+}
+
+func TestServeRejectsBadSpec(t *testing.T) {
+	needUffd(t)
+	p := startPager(t)
+	img := writeImage(t, t.TempDir(), 1, 1, 1, 0)
+	r := newRegion(t, 2)
+	f, err := os.Open(img.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	base := uffd.Addr(r.mem)
+	for _, tc := range []struct {
+		name string
+		spec Spec
+	}{
+		{"unaligned base", Spec{Base: base + 1, Length: pageSize}},
+		{"empty", Spec{Base: base}},
+		{"unaligned length", Spec{Base: base, Length: 100}},
+		{"negative readahead", Spec{Base: base, Length: pageSize, Readahead: -1}},
+		{"readahead too large", Spec{Base: base, Length: pageSize, Readahead: MaxReadahead + 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := p.Serve(r.u, f, tc.spec); !errors.Is(err, errdefs.ErrInvalid) {
+				t.Fatalf("Serve = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+// TestNoDeadlock runs many goroutines faulting concurrently on their own
+// regions, in a subprocess with a deadline: at GOMAXPROCS=1 an in-process
+// handler would hang; the pager process must not.
+func TestNoDeadlock(t *testing.T) {
+	needUffd(t)
+	for _, tc := range []struct {
+		name       string
+		gomaxprocs string
+	}{
+		{"GOMAXPROCS=1", "1"},
+		{"default GOMAXPROCS", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runSubprocess(t, "hammer", tc.gomaxprocs)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if !strings.Contains(out, "hammer ok") {
+				t.Fatalf("scenario did not report success:\n%s", out)
+			}
+		})
+	}
+}
+
+// runSubprocess runs scenario in a copy of the test binary and fails, rather
+// than hangs, if it takes longer than a generous deadline.
+func runSubprocess(t *testing.T, scenario, gomaxprocs string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envScenario+"="+scenario)
+	if gomaxprocs != "" {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+gomaxprocs)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return string(out), fmt.Errorf("scenario %s did not finish within the deadline (deadlock?)", scenario)
+	}
+	return string(out), err
+}
+
+func runScenario(name string) int {
+	switch name {
+	case "hammer":
+		if err := hammer(); err != nil {
+			fmt.Fprintln(os.Stderr, "hammer:", err)
+			return 1
+		}
+		fmt.Printf("hammer ok (GOMAXPROCS=%d)\n", runtime.GOMAXPROCS(0))
+		return 0
+	case "orphan":
+		p, err := Start(context.Background())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println("pager pid", p.Pid())
+		return 0 // exit without Close: the pager must not outlive us
+	}
+	fmt.Fprintln(os.Stderr, "unknown scenario", name)
+	return 2
+}
+
+// hammer: 8 goroutines, each with its own region and session, touch every
+// page of their region in random order and check it.
+func hammer() error {
+	dir, err := os.MkdirTemp("", "thaw-pager-hammer")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p, err := Start(context.Background())
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	const workers, regionPages, dataPages = 8, 256, 200
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- hammerOne(p, dir, w, regionPages, dataPages)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hammerOne(p *Pager, dir string, seed, regionPages, dataPages int) (err error) {
+	st := &stubT{}
+	defer st.cleanup()
+	defer func() {
+		if v := recover(); v != nil {
+			f, ok := v.(stubFatal)
+			if !ok {
+				panic(v)
+			}
+			err = fmt.Errorf("worker %d: %s", seed, f)
+		}
+	}()
+	img := writeImage(st, dir, seed, dataPages, regionPages, 0, seed, seed+50)
+	r := newRegion(st, regionPages)
+	s := serve(st, p, r, img, Spec{Record: true})
+	for _, pg := range rand.New(rand.NewPCG(uint64(seed), 9)).Perm(regionPages) {
+		if err := checkPage(r, img, pg); err != nil {
+			return fmt.Errorf("worker %d: %w", seed, err)
+		}
+	}
+	stats, err := s.Stats()
+	if err != nil {
+		return err
+	}
+	if stats.Faults != uint64(regionPages) {
+		return fmt.Errorf("worker %d: %d faults, want %d", seed, stats.Faults, regionPages)
+	}
+	return nil
+}
+
+// stubT is a testing.TB for helpers run outside a test (in a scenario
+// subprocess): Fatal panics with a stubFatal that hammerOne recovers.
+type stubT struct {
+	testing.TB
+	cleanups []func()
+}
+
+type stubFatal string
+
+func (s *stubT) Helper()           {}
+func (s *stubT) Fatal(args ...any) { panic(stubFatal(fmt.Sprint(args...))) }
+func (s *stubT) Cleanup(f func()) { s.cleanups = append(s.cleanups, f) }
+func (s *stubT) cleanup() {
+	for i := len(s.cleanups) - 1; i >= 0; i-- {
+		s.cleanups[i]()
+	}
+}
+
+// TestCopyRacesFaults: the main process installs pages with uffd.Copy (REAP
+// prefetch) while other goroutines fault on the same pages through the
+// pager; both sides must tolerate EEXIST and every page must be right.
+func TestCopyRacesFaults(t *testing.T) {
+	needUffd(t)
+	p := startPager(t)
+	const pages = 512
+	for round := range 3 {
+		t.Run(strconv.Itoa(round), func(t *testing.T) {
+			img := writeImage(t, t.TempDir(), round, pages, pages, 0)
+			r := newRegion(t, pages)
+			s := serve(t, p, r, img, Spec{})
+			src, err := uffd.Mmap(pages * pageSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer uffd.Munmap(src)
+			copy(src, img.content)
+
+			var wg sync.WaitGroup
+			errs := make(chan error, 4)
+			for g := range 3 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for _, pg := range rand.New(rand.NewPCG(uint64(round), uint64(g))).Perm(pages) {
+						if err := checkPage(r, img, pg); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			var installed int64
+			for off := 0; off < pages*pageSize; off += 16 * pageSize {
+				n, err := r.u.Copy(uffd.Addr(r.mem)+uintptr(off), uffd.Addr(src)+uintptr(off), 16*pageSize)
+				if err != nil {
+					t.Fatalf("Copy at %d: %v", off, err)
+				}
+				installed += n
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			for pg := range pages {
+				if err := checkPage(r, img, pg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, err := s.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Errors != 0 {
+				t.Errorf("pager errors: %d", st.Errors)
+			}
+			// Every page was installed exactly once, by one side or the
+			// other (EEXIST pages are not counted by either).
+			if got := uint64(installed/pageSize) + st.PagesInstalled; got != pages {
+				t.Errorf("main installed %d pages + pager %d = %d, want %d", installed/pageSize, st.PagesInstalled, got, pages)
+			}
+			t.Logf("main installed %d pages, pager %d (faults %d)", installed/pageSize, st.PagesInstalled, st.Faults)
+		})
+	}
+}
+
+// TestCopyEEXIST: a Copy over a range with some pages already present
+// installs the others and reports only those.
+func TestCopyEEXIST(t *testing.T) {
+	needUffd(t)
+	const pages = 8
+	r := newRegion(t, pages)
+	src, err := uffd.Mmap(pages * pageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uffd.Munmap(src)
+	for i := range src {
+		src[i] = byte(i/pageSize + 1)
+	}
+	base, sbase := uffd.Addr(r.mem), uffd.Addr(src)
+	for _, tc := range []struct {
+		name       string
+		first, n   int
+		wantPages  int64
+		wantErrNil bool
+	}{
+		{"pages 2-3", 2, 2, 2, true},
+		{"page 6", 6, 1, 1, true},
+		{"all, 3 present", 0, pages, pages - 3, true},
+		{"all again", 0, pages, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			off := uintptr(tc.first * pageSize)
+			n, err := r.u.Copy(base+off, sbase+off, uint64(tc.n*pageSize))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != tc.wantPages*pageSize {
+				t.Fatalf("Copy installed %d bytes, want %d", n, tc.wantPages*pageSize)
+			}
+		})
+	}
+	if !bytes.Equal(r.mem, src) {
+		t.Fatal("region differs from the source after the copies")
+	}
+}
+
+// TestPagerKilled: with the pager dead, requests fail promptly with
+// ErrUnavailable; a thread blocked on a fault stays blocked until the last
+// copy of its userfaultfd closes, then reads a zero page (the kernel retries
+// the fault as an ordinary anonymous fault) — not the image content.
+func TestPagerKilled(t *testing.T) {
+	needUffd(t)
+	p := startPager(t)
+	img := writeImage(t, t.TempDir(), 3, 8, 8, 0)
+	r := newRegion(t, 8)
+	s := serve(t, p, r, img, Spec{})
+	if err := checkPage(r, img, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.Done()
+
+	if _, err := s.Stats(); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("Stats after kill = %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Trace(); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("Trace after kill = %v, want ErrUnavailable", err)
+	}
+	f, err := os.Open(img.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := p.Serve(r.u, f, Spec{Base: uffd.Addr(r.mem), Length: uint64(len(r.mem))}); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("Serve after kill = %v, want ErrUnavailable", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Session.Close after kill = %v, want nil (nothing left to drop)", err)
+	}
+
+	// A thread faulting now blocks: nobody reads the uffd.
+	got := make(chan []byte)
+	go func() {
+		got <- bytes.Clone(r.mem[pageSize : 2*pageSize])
+	}()
+	blocked := waitBlockedInUserfault(t)
+	t.Logf("thread seen blocked in handle_userfault: %v", blocked)
+	r.u.Close() // last copy: the kernel releases the uffd and wakes waiters
+	page := <-got
+	if !bytes.Equal(page, make([]byte, pageSize)) {
+		t.Fatalf("after the uffd closed, a blocked reader saw non-zero bytes %x", page[:8])
+	}
+	if bytes.Equal(page, img.content[pageSize:2*pageSize]) {
+		t.Fatal("reader saw the image content, which nobody served")
+	}
+}
+
+// waitBlockedInUserfault reports whether a thread of this process is seen
+// sleeping in handle_userfault within a few seconds (diagnostic only).
+func waitBlockedInUserfault(t *testing.T) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		tasks, _ := filepath.Glob("/proc/self/task/*/wchan")
+		for _, w := range tasks {
+			if b, err := os.ReadFile(w); err == nil && strings.Contains(string(b), "userfault") {
+				return true
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+// TestPagerDiesWithParent: a process that starts a pager and exits without
+// closing it must not leave the pager running.
+func TestPagerDiesWithParent(t *testing.T) {
+	needUffd(t)
+	out, err := runSubprocess(t, "orphan", "")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var pid int
+	for _, line := range strings.Split(out, "\n") {
+		if s, ok := strings.CutPrefix(line, "pager pid "); ok {
+			pid, _ = strconv.Atoi(strings.TrimSpace(s))
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no pager pid in output:\n%s", out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		// Gone, or a zombie waiting for init to reap it.
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("pager %d still running after its parent exited", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestStartContextCanceled(t *testing.T) {
+	needUffd(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p, err := Start(ctx)
+	if err == nil {
+		// The pager may have been ready before the check; that is fine.
+		p.Close()
+		return
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Start with a canceled context = %v", err)
+	}
+}

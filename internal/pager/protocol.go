@@ -1,0 +1,200 @@
+// Package pager serves userfaultfd page faults from a separate process.
+//
+// # Why a separate process
+//
+// A thread that faults on userfaultfd-registered memory sleeps in the kernel
+// while keeping its Go P. If the fault handler needed a P in the same
+// process, GOMAXPROCS faulting threads would leave it none and the process
+// would hang (measured at GOMAXPROCS=1). So thaw re-executes its own binary
+// as a pager child (see RunIfChild) and hands it, per restored region, the
+// userfaultfd and the image file over a unix socket (SCM_RIGHTS), as
+// Firecracker hands its uffd to an external handler. The pager resolves
+// each fault with UFFDIO_COPY from the image, or UFFDIO_ZEROPAGE for holes
+// and offsets past the image's end, and can record the order of first
+// faults (REAP's record phase).
+//
+// # Protocol
+//
+// One SOCK_SEQPACKET socket pair; each packet is one message: a fixed
+// 24-byte little-endian header followed by an op-specific payload. Requests
+// carry an id that the response repeats, so requests from many goroutines
+// can be in flight at once. docs/pager.md has the formats.
+package pager
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+)
+
+// EnvChild is the environment variable that makes RunIfChild become the
+// pager.
+const EnvChild = "THAW_PAGER_CHILD"
+
+// childFd is the socket's descriptor number in the pager (ExtraFiles[0]).
+const childFd = 3
+
+// ops
+const (
+	opReady = 1 // pager → client, unsolicited, once: serving
+	opServe = 2 // fds: uffd, source fds; payload: serveReq
+	opStats = 3 // response payload: statsSize bytes
+	opTrace = 4 // response: u64 offsets, chunked with flagMore
+	opClose = 5 // session done: pager drops its fds
+)
+
+// header flags
+const (
+	flagMore   = 1 << 0 // response: more packets follow for this id
+	flagRecord = 1 << 1 // serve: record the first-fault order
+)
+
+// status
+const (
+	statusOK  = 0
+	statusErr = 1 // payload: category byte, then message
+)
+
+const (
+	headerSize = 24
+	// maxPacket bounds one packet; it stays well below the socket's send
+	// buffer so a packet is never refused for size.
+	maxPacket = 64 << 10
+	// maxFds bounds the descriptors one packet may carry.
+	maxFds = 8
+	// traceChunk is the number of offsets per trace packet.
+	traceChunk = (maxPacket - headerSize) / 8
+)
+
+// header is the fixed prefix of every packet.
+//
+//	0  op      u8
+//	1  status  u8
+//	2  flags   u16
+//	4  kind    u8   (serve: page source kind)
+//	5  -       3 bytes
+//	8  id      u64  (request id, echoed; 0 for opReady)
+//	16 session u64
+type header struct {
+	op      uint8
+	status  uint8
+	flags   uint16
+	kind    uint8
+	id      uint64
+	session uint64
+}
+
+func (h header) append(b []byte) []byte {
+	b = append(b, h.op, h.status)
+	b = binary.LittleEndian.AppendUint16(b, h.flags)
+	b = append(b, h.kind, 0, 0, 0)
+	b = binary.LittleEndian.AppendUint64(b, h.id)
+	return binary.LittleEndian.AppendUint64(b, h.session)
+}
+
+func parseHeader(b []byte) (header, []byte, error) {
+	if len(b) < headerSize {
+		return header{}, nil, fmt.Errorf("pager: short packet (%d bytes): %w", len(b), errdefs.ErrCorrupt)
+	}
+	return header{
+		op:      b[0],
+		status:  b[1],
+		flags:   binary.LittleEndian.Uint16(b[2:]),
+		kind:    b[4],
+		id:      binary.LittleEndian.Uint64(b[8:]),
+		session: binary.LittleEndian.Uint64(b[16:]),
+	}, b[headerSize:], nil
+}
+
+// serveReq is the payload of opServe.
+//
+//	0  base      u64
+//	8  length    u64
+//	16 readahead u32
+//	20 -         u32
+//	24 params    (source-specific, to the end of the packet)
+type serveReq struct {
+	base      uint64
+	length    uint64
+	readahead uint32
+	params    []byte
+}
+
+const serveReqSize = 24
+
+func (r serveReq) append(b []byte) []byte {
+	b = binary.LittleEndian.AppendUint64(b, r.base)
+	b = binary.LittleEndian.AppendUint64(b, r.length)
+	b = binary.LittleEndian.AppendUint32(b, r.readahead)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	return append(b, r.params...)
+}
+
+func parseServeReq(b []byte) (serveReq, error) {
+	if len(b) < serveReqSize {
+		return serveReq{}, fmt.Errorf("pager: short serve request: %w", errdefs.ErrCorrupt)
+	}
+	return serveReq{
+		base:      binary.LittleEndian.Uint64(b),
+		length:    binary.LittleEndian.Uint64(b[8:]),
+		readahead: binary.LittleEndian.Uint32(b[16:]),
+		params:    b[serveReqSize:],
+	}, nil
+}
+
+// statsSize is the payload size of an opStats response: seven u64s in the
+// order of the Stats fields.
+const statsSize = 7 * 8
+
+func (s Stats) append(b []byte) []byte {
+	for _, v := range []uint64{s.Faults, s.ZeroFaults, s.Duplicates, s.PagesInstalled, s.BytesRead, uint64(s.ServeTime), s.Errors} {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	return b
+}
+
+func parseStats(b []byte) (Stats, error) {
+	if len(b) < statsSize {
+		return Stats{}, fmt.Errorf("pager: short stats response: %w", errdefs.ErrCorrupt)
+	}
+	u := func(i int) uint64 { return binary.LittleEndian.Uint64(b[8*i:]) }
+	return Stats{Faults: u(0), ZeroFaults: u(1), Duplicates: u(2), PagesInstalled: u(3),
+		BytesRead: u(4), ServeTime: durationOf(u(5)), Errors: u(6)}, nil
+}
+
+// Error categories carried in error responses, so the client can wrap the
+// same errdefs sentinel the pager used.
+var categories = []error{nil, errdefs.ErrInvalid, errdefs.ErrNotFound, errdefs.ErrUnavailable, errdefs.ErrCorrupt}
+
+func appendError(b []byte, err error) []byte {
+	c := byte(0)
+	for i, cat := range categories {
+		if cat != nil && errors.Is(err, cat) {
+			c = byte(i)
+			break
+		}
+	}
+	return append(append(b, c), err.Error()...)
+}
+
+// remoteError is an error reported by the pager.
+type remoteError struct {
+	msg string
+	cat error
+}
+
+func (e *remoteError) Error() string { return "pager: " + e.msg }
+func (e *remoteError) Unwrap() error { return e.cat }
+
+func parseError(b []byte) error {
+	if len(b) == 0 {
+		return &remoteError{msg: "unspecified error"}
+	}
+	e := &remoteError{msg: string(b[1:])}
+	if int(b[0]) < len(categories) {
+		e.cat = categories[b[0]]
+	}
+	return e
+}
