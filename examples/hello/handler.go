@@ -5,7 +5,8 @@ import (
 	"net/http"
 )
 
-// Handler greets the caller by the name in ?name= (default "world").
+// Handler greets the caller by the name in ?name= (default "world") and
+// echoes the request's method and path.
 func Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.URL.Query().Get("name")

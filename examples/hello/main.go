@@ -1,4 +1,5 @@
-// Command hello is the smallest thaw function: it greets ?name=.
+// Command hello is the smallest thaw function: it greets ?name= and echoes
+// the method and path, so tests can check what reached the guest.
 package main
 
 import thaw "github.com/thaw-run/thaw/sdk/go"

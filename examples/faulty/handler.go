@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"runtime"
+)
+
+// hog holds what /oom allocates, so the collector cannot free it.
+var hog [][]byte
+
+// sink keeps /loop's work observable, so the loop is not optimised away.
+var sink int
+
+// Handler serves these routes, each failing in a different way:
+//
+//	/ok     200 "ok"
+//	/panic  a Go panic in the handler (the SDK reports it: guest panic)
+//	/nil    a nil pointer dereference (a Go runtime panic, reported alike)
+//	/trap   a WebAssembly trap (`unreachable`) the SDK cannot recover from;
+//	        in a native build it would kill the process, so tests skip it
+//	/loop   an infinite loop: only the host's deadline stops it
+//	/oom    allocates and touches 16 MiB chunks until memory runs out
+//	/exit   os.Exit(3): the module exits in the middle of a request
+//	/block  blocks forever on a channel: the Go runtime's deadlock check
+func Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/panic", func(http.ResponseWriter, *http.Request) { panic("faulty: deliberate panic") })
+	mux.HandleFunc("/nil", func(w http.ResponseWriter, r *http.Request) {
+		var p *struct{ n int }
+		fmt.Fprintln(w, p.n)
+	})
+	mux.HandleFunc("/trap", func(http.ResponseWriter, *http.Request) { runtime.Breakpoint() })
+	mux.HandleFunc("/loop", func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; ; i++ {
+			sink += i
+		}
+	})
+	mux.HandleFunc("/oom", func(http.ResponseWriter, *http.Request) {
+		for {
+			b := make([]byte, 16<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
+			}
+			hog = append(hog, b)
+		}
+	})
+	mux.HandleFunc("/exit", func(http.ResponseWriter, *http.Request) { os.Exit(3) })
+	mux.HandleFunc("/block", func(http.ResponseWriter, *http.Request) { <-make(chan int) })
+	return mux
+}

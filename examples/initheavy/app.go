@@ -1,0 +1,119 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	mrand "math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// App is the function: the index plus the per-instance state that must
+// differ between clones of one snapshot.
+type App struct {
+	ix       *Index
+	initTime time.Duration
+	booted   time.Time
+
+	mu  sync.Mutex
+	rng *mrand.ChaCha8 // reseeded on restore: see Reseed
+}
+
+// NewApp builds the index for c. This is the expensive initialisation a
+// snapshot saves.
+func NewApp(c Corpus) *App {
+	start := time.Now()
+	a := &App{ix: BuildIndex(c), booted: start}
+	a.initTime = time.Since(start)
+	a.Reseed()
+	return a
+}
+
+// Reseed gives the instance a fresh generator from crypto/rand. It runs at
+// init and again in every restored clone (thaw.OnRestore); without it,
+// every clone would repeat the snapshotted generator's sequence.
+func (a *App) Reseed() {
+	var seed [32]byte
+	rand.Read(seed[:])
+	a.mu.Lock()
+	a.rng = mrand.NewChaCha8(seed)
+	a.mu.Unlock()
+}
+
+// ServeHTTP routes:
+//
+//	/?q=term [term...]  search: documents containing every term
+//	/stats              the size of the state (deterministic)
+//	/rand               16 bytes of crypto/rand and a draw from the
+//	                    instance's own ChaCha8 generator
+//	/time               wall clock, raw monotonic clock, time since init
+//
+// The build time of the index is in the /stats response's Thaw-Init-Ns
+// header rather than its body, so that bodies of booted and restored
+// instances compare equal.
+func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/":
+		a.search(w, r)
+	case "/stats":
+		w.Header().Set("Thaw-Init-Ns", strconv.FormatInt(int64(a.initTime), 10))
+		c := a.ix.corpus
+		writeJSON(w, map[string]any{
+			"docs": c.Docs, "terms": c.Vocab, "tokens": c.Docs * c.DocLen,
+			"postings": len(a.ix.postings), "state_bytes": a.ix.Bytes(),
+		})
+	case "/rand":
+		var b [16]byte
+		rand.Read(b[:])
+		a.mu.Lock()
+		n := a.rng.Uint64()
+		a.mu.Unlock()
+		writeJSON(w, map[string]string{"crypto": hex.EncodeToString(b[:]), "chacha8": fmt.Sprintf("%016x", n)})
+	case "/time":
+		writeJSON(w, map[string]int64{
+			"unix_ns":       time.Now().UnixNano(),
+			"mono_ns":       monotonic(),
+			"since_boot_ns": int64(time.Since(a.booted)),
+		})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (a *App) search(w http.ResponseWriter, r *http.Request) {
+	q := strings.Fields(r.URL.Query().Get("q"))
+	if len(q) == 0 {
+		http.Error(w, "usage: /?q=term [term...]", http.StatusBadRequest)
+		return
+	}
+	top := 10
+	if s := r.URL.Query().Get("top"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxScored {
+			http.Error(w, "top must be 1 to "+strconv.Itoa(maxScored), http.StatusBadRequest)
+			return
+		}
+		top = n
+	}
+	matches, hits := a.ix.Search(q, top)
+	// A digest over the hits makes the answer depend on every posting
+	// visited, so a wrongly restored page shows up as a different body.
+	var digest uint64
+	for _, h := range hits {
+		digest = digest*1099511628211 ^ uint64(h.Doc)<<8 ^ uint64(h.Score)
+	}
+	var d [8]byte
+	binary.LittleEndian.PutUint64(d[:], digest)
+	writeJSON(w, map[string]any{"q": q, "matches": matches, "hits": hits, "digest": hex.EncodeToString(d[:])})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
