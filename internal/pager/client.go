@@ -333,30 +333,57 @@ func (p *Pager) forget(id uint64) {
 // image's size, and holes, get a zero page. u and image stay open and owned
 // by the caller (the pager has its own copies).
 func (p *Pager) Serve(u *uffd.FD, image *os.File, spec Spec) (*Session, error) {
+	return p.ServeSource(u, SourceSpec{Kind: KindFile, Files: []*os.File{image}}, spec)
+}
+
+// SourceSpec names a page source for the pager to build: its kind (KindFile,
+// ...), the descriptors it reads from, sent with the request, and
+// kind-specific parameters (at most a few KiB: they travel in one packet).
+type SourceSpec struct {
+	Kind   uint8
+	Files  []*os.File
+	Params []byte
+}
+
+// ServeSource is Serve with a page source other than a plain image file.
+func (p *Pager) ServeSource(u *uffd.FD, src SourceSpec, spec Spec) (*Session, error) {
 	if spec.Base%pageSize != 0 || spec.Length == 0 || spec.Length%pageSize != 0 {
 		return nil, fmt.Errorf("pager: region [%#x,+%d) is not page-aligned and non-empty: %w", spec.Base, spec.Length, errdefs.ErrInvalid)
 	}
 	if spec.Readahead < 0 || spec.Readahead > MaxReadahead {
 		return nil, fmt.Errorf("pager: readahead %d outside [0, %d]: %w", spec.Readahead, MaxReadahead, errdefs.ErrInvalid)
 	}
-	rc, err := image.SyscallConn()
-	if err != nil {
-		return nil, fmt.Errorf("pager: image: %w", err)
+	if len(src.Files)+1 > maxFds || len(src.Params) > maxPacket-headerSize-serveReqSize {
+		return nil, fmt.Errorf("pager: source has %d files and %d bytes of parameters: %w", len(src.Files), len(src.Params), errdefs.ErrTooLarge)
 	}
-	h := header{op: opServe, kind: KindFile, session: p.nextSession.Add(1)}
+	h := header{op: opServe, kind: src.Kind, session: p.nextSession.Add(1)}
 	if spec.Record {
 		h.flags |= flagRecord
 	}
-	req := serveReq{base: uint64(spec.Base), length: spec.Length, readahead: uint32(spec.Readahead)}
-	var rerr error
-	// Control keeps the image descriptor open while it is being sent.
-	if cerr := rc.Control(func(imgFd uintptr) {
-		_, rerr = p.request(h, req.append(nil), []int{u.Fd(), int(imgFd)})
-	}); cerr != nil {
-		return nil, fmt.Errorf("pager: image: %w", cerr)
+	req := serveReq{base: uint64(spec.Base), length: spec.Length, readahead: uint32(spec.Readahead), params: src.Params}
+	fds := []int{u.Fd()}
+	// Hold each file's descriptor open (RawConn.Control) while it is sent.
+	var send func(i int) error
+	send = func(i int) error {
+		if i == len(src.Files) {
+			_, err := p.request(h, req.append(nil), fds)
+			return err
+		}
+		rc, err := src.Files[i].SyscallConn()
+		if err != nil {
+			return fmt.Errorf("source file %d: %w", i, err)
+		}
+		var rerr error
+		if err := rc.Control(func(fd uintptr) {
+			fds = append(fds, int(fd))
+			rerr = send(i + 1)
+		}); err != nil {
+			return fmt.Errorf("source file %d: %w", i, err)
+		}
+		return rerr
 	}
-	if rerr != nil {
-		return nil, fmt.Errorf("pager: serve: %w", rerr)
+	if err := send(0); err != nil {
+		return nil, fmt.Errorf("pager: serve: %w", err)
 	}
 	return &Session{p: p, id: h.session}, nil
 }
