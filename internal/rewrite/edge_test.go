@@ -38,7 +38,6 @@ var (
 	oneGlobal  = section(6, 1, 0x7f, 0x01, 0x41, 0x00, 0x0b) // mutable i32 = 0
 	voidType   = section(1, 1, 0x60, 0, 0)
 	oneFunc    = section(3, 1, 0)
-	emptyCode  = section(10, 1, 2, 0, 0x0b)
 	startFunc0 = section(8, 0)
 )
 
