@@ -286,6 +286,10 @@ func (s *session) isDone(p uint64) bool { return s.done[p/64]&(1<<(p%64)) != 0 }
 func (s *session) markDone(p uint64)    { s.done[p/64] |= 1 << (p % 64) }
 
 // serve reads fault messages until the descriptor is closed.
+//
+// It waits in Go's netpoller. A dedicated thread blocked in poll(2) was
+// measured slower per fault (12-16 µs of pager time against 9 µs): on
+// wake-up the thread must reacquire a P that sysmon has handed off.
 func (s *session) serve() {
 	defer close(s.exit)
 	msgs := make([]uffd.Msg, 64)

@@ -508,48 +508,6 @@ func TestCopyRacesFaults(t *testing.T) {
 	}
 }
 
-// TestCopyEEXIST: a Copy over a range with some pages already present
-// installs the others and reports only those.
-func TestCopyEEXIST(t *testing.T) {
-	needUffd(t)
-	const pages = 8
-	r := newRegion(t, pages)
-	src, err := uffd.Mmap(pages * pageSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uffd.Munmap(src)
-	for i := range src {
-		src[i] = byte(i/pageSize + 1)
-	}
-	base, sbase := uffd.Addr(r.mem), uffd.Addr(src)
-	for _, tc := range []struct {
-		name       string
-		first, n   int
-		wantPages  int64
-		wantErrNil bool
-	}{
-		{"pages 2-3", 2, 2, 2, true},
-		{"page 6", 6, 1, 1, true},
-		{"all, 3 present", 0, pages, pages - 3, true},
-		{"all again", 0, pages, 0, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			off := uintptr(tc.first * pageSize)
-			n, err := r.u.Copy(base+off, sbase+off, uint64(tc.n*pageSize))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n != tc.wantPages*pageSize {
-				t.Fatalf("Copy installed %d bytes, want %d", n, tc.wantPages*pageSize)
-			}
-		})
-	}
-	if !bytes.Equal(r.mem, src) {
-		t.Fatal("region differs from the source after the copies")
-	}
-}
-
 // TestPagerKilled: with the pager dead, requests fail promptly with
 // ErrUnavailable; a thread blocked on a fault stays blocked until the last
 // copy of its userfaultfd closes, then reads a zero page (the kernel retries

@@ -192,9 +192,10 @@ func (u *FD) Close() error {
 // concurrent Close cannot recycle the number mid-call.
 func (u *FD) ioctl(req uintptr, arg unsafe.Pointer) error {
 	var ierr error
-	err := u.rc.Control(func(fd uintptr) { ierr = rawIoctl(int(fd), req, arg) })
-	if err != nil {
-		return err
+	if err := u.rc.Control(func(fd uintptr) { ierr = rawIoctl(int(fd), req, arg) }); err != nil {
+		// The only failure is a closed descriptor; say so in the
+		// os package's terms.
+		return fmt.Errorf("%w (%v)", os.ErrClosed, err)
 	}
 	return ierr
 }
@@ -234,8 +235,9 @@ func (u *FD) Unregister(addr uintptr, length uint64) error {
 }
 
 // Copy installs length bytes from src (in the calling process) at dst (in
-// the registered range) and wakes threads waiting on those pages. dst, src
-// and length must be page-aligned. Pages that are already present (EEXIST:
+// the registered range) and wakes threads waiting on those pages. dst and
+// length must be page-aligned; src need not be (kernel 6.18 accepts any
+// source address). Pages that are already present (EEXIST:
 // another Copy, or the pager, got there first) are skipped and their
 // waiters woken; they are not errors, so the main process's prefetch and
 // the pager can race on the same pages. EAGAIN (partial copy, or the
