@@ -37,7 +37,7 @@ func TestDefaultState(t *testing.T) {
 		t.Errorf("state is %.0f MiB, want about 100", b/(1<<20))
 	}
 	for _, g := range greek {
-		n := len(app.ix.list(app.ix.ids[g]))
+		n := len(app.ix.list(must(app.ix.ID(g))))
 		if n == 0 || n > 10000 {
 			t.Errorf("%s has %d postings, want a small non-empty list", g, n)
 		}
@@ -62,8 +62,8 @@ func TestSearchMatchesBruteForce(t *testing.T) {
 				row := ix.docs[d*small.DocLen : (d+1)*small.DocLen]
 				all := true
 				for _, w := range q {
-					id, ok := ix.ids[w]
-					all = all && ok && slices.Contains(row, id)
+					id, ok := ix.ID(w)
+					all = all && ok && (slices.Contains(row, id) || slices.Contains(row, id|dupBit))
 				}
 				if all {
 					want++
@@ -164,4 +164,41 @@ func rngFrom(t *testing.T, state []byte) *mrand.ChaCha8 {
 		t.Fatal(err)
 	}
 	return r
+}
+
+func must(id uint32, ok bool) uint32 {
+	if !ok {
+		panic("unknown word")
+	}
+	return id
+}
+
+// ID inverts word for every term, and rejects everything else.
+func TestID(t *testing.T) {
+	ix := &Index{corpus: DefaultCorpus}
+	for i := 0; i < DefaultCorpus.Vocab; i++ {
+		if id, ok := ix.ID(word(i)); !ok || id != uint32(i) {
+			t.Fatalf("ID(word(%d) = %q) = %d, %v", i, word(i), id, ok)
+		}
+	}
+	greekSlot := syllableWord(greekRank0)
+	for _, w := range []string{"", "alph", "kakakak", "kakakakaka", "akakakak", "Kakakaka", greekSlot} {
+		if id, ok := ix.ID(w); ok {
+			t.Errorf("ID(%q) = %d, want unknown", w, id)
+		}
+	}
+	if _, ok := (&Index{corpus: small}).ID(word(small.Vocab - 1)); !ok {
+		t.Error("last term of a small vocabulary unknown")
+	}
+}
+
+// syllableWord spells id as a syllable word even where a Greek name
+// takes its place.
+func syllableWord(id int) string {
+	var b []byte
+	for k := 0; k < 4; k++ {
+		s := (id >> (4 * k)) & 15
+		b = append(b, syllables[2*s:2*s+2]...)
+	}
+	return string(b)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"math/rand/v2"
 	"slices"
 	"strings"
 )
@@ -31,13 +30,19 @@ const greekRank0, greekStride = 200, 50
 // pointer-free slices, which is how a real index keeps its state and
 // keeps the Go collector from scanning it.
 type Index struct {
-	corpus   Corpus
-	words    []string          // term id -> word
-	ids      map[string]uint32 // word -> term id
-	docs     []uint32          // doc d's terms: docs[d*DocLen : (d+1)*DocLen]
-	offsets  []uint32          // term t's postings: postings[offsets[t]:offsets[t+1]]
-	postings []uint32          // sorted document ids
+	corpus Corpus
+	// docs holds doc d's terms in docs[d*DocLen : (d+1)*DocLen]; a term
+	// that repeats within its document has dupBit set.
+	docs     []uint32
+	offsets  []uint32 // term t's postings: postings[offsets[t]:offsets[t+1]]
+	postings []uint32 // sorted document ids
 }
+
+// dupBit marks a repeated term in a document row.
+const dupBit = 1 << 31
+
+// syllables spell the synthetic words, two letters per nibble of the id.
+const syllables = "kalomirasetunovibedagupyfohejicw"
 
 // word names term id i: 24 Greek letters at fixed ranks, and eight-letter
 // syllable words elsewhere (which never collide with the Greek names).
@@ -45,58 +50,79 @@ func word(i int) string {
 	if j := i - greekRank0; j >= 0 && j%greekStride == 0 && j/greekStride < len(greek) {
 		return greek[j/greekStride]
 	}
-	const syl = "kalomirasetunovibedagupyfohejicw"
-	var b strings.Builder
+	var b [8]byte
 	for k := 0; k < 4; k++ {
 		s := (i >> (4 * k)) & 15
-		b.WriteString(syl[2*s : 2*s+2])
+		copy(b[2*k:], syllables[2*s:2*s+2])
 	}
-	return b.String()
+	return string(b[:])
+}
+
+// ID returns the term id of w; it inverts word without a table, so the
+// index holds nothing but its large slices.
+func (ix *Index) ID(w string) (uint32, bool) {
+	id := -1
+	if j := slices.Index(greek, w); j >= 0 {
+		id = greekRank0 + j*greekStride
+	} else if len(w) == 8 {
+		id = 0
+		for k := 0; k < 4; k++ {
+			s := strings.Index(syllables, w[2*k:2*k+2])
+			if s < 0 || s%2 != 0 {
+				return 0, false
+			}
+			id |= s / 2 << (4 * k)
+		}
+	}
+	if id < 0 || id >= ix.corpus.Vocab || word(id) != w {
+		return 0, false
+	}
+	return uint32(id), true
 }
 
 // BuildIndex generates the corpus and indexes it.
 func BuildIndex(c Corpus) *Index {
-	ix := &Index{corpus: c, words: make([]string, c.Vocab), ids: make(map[string]uint32, c.Vocab)}
-	for i := range ix.words {
-		ix.words[i] = word(i)
-		ix.ids[ix.words[i]] = uint32(i)
-	}
+	ix := &Index{corpus: c}
 	// Term ranks follow a power law (density ∝ rank^-2/3): a few terms are
-	// everywhere, most are rare, like words in text.
-	rng := rand.New(rand.NewPCG(0x7468617720, 1))
+	// everywhere, most are rare, like words in text. An inlined xorshift
+	// generator keeps the build fast in wasm, where a call per token through
+	// rand.Source costs more than the arithmetic. Each (term, doc) pair is
+	// counted once as documents are generated, and its repeats are marked
+	// so the second pass needs no bookkeeping.
 	ix.docs = make([]uint32, c.Docs*c.DocLen)
-	for i := range ix.docs {
-		u := rng.Float64()
-		ix.docs[i] = uint32(float64(c.Vocab) * u * u * u)
-	}
-	// Count each (term, doc) pair once, then fill the lists in document
-	// order, so every list comes out sorted.
 	count := make([]uint32, c.Vocab+1)
 	last := make([]int32, c.Vocab)
 	for i := range last {
 		last[i] = -1
 	}
+	x := uint64(0x7468617720696e64)
 	for d := 0; d < c.Docs; d++ {
-		for _, t := range ix.docs[d*c.DocLen : (d+1)*c.DocLen] {
-			if last[t] != int32(d) {
-				last[t] = int32(d)
-				count[t+1]++
+		row := ix.docs[d*c.DocLen : (d+1)*c.DocLen]
+		for i := range row {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			u := float64(x>>11) * (1.0 / (1 << 53))
+			t := uint32(float64(c.Vocab) * u * u * u)
+			if last[t] == int32(d) {
+				row[i] = t | dupBit
+				continue
 			}
+			row[i] = t
+			last[t] = int32(d)
+			count[t+1]++
 		}
 	}
+	// Fill the lists in document order, so every list comes out sorted.
 	for t := 1; t <= c.Vocab; t++ {
 		count[t] += count[t-1]
 	}
 	ix.offsets = count
 	ix.postings = make([]uint32, count[c.Vocab])
 	next := slices.Clone(count[:c.Vocab])
-	for i := range last {
-		last[i] = -1
-	}
 	for d := 0; d < c.Docs; d++ {
 		for _, t := range ix.docs[d*c.DocLen : (d+1)*c.DocLen] {
-			if last[t] != int32(d) {
-				last[t] = int32(d)
+			if t&dupBit == 0 {
 				ix.postings[next[t]] = uint32(d)
 				next[t]++
 			}
@@ -126,7 +152,7 @@ const maxScored = 256
 func (ix *Index) Search(terms []string, top int) (matches int, hits []Hit) {
 	var ids []uint32
 	for _, w := range terms {
-		id, ok := ix.ids[w]
+		id, ok := ix.ID(w)
 		if !ok {
 			return 0, []Hit{}
 		}
@@ -144,13 +170,13 @@ func (ix *Index) Search(terms []string, top int) (matches int, hits []Hit) {
 		row := ix.docs[int(d)*ix.corpus.DocLen : (int(d)+1)*ix.corpus.DocLen]
 		h := Hit{Doc: d}
 		for _, t := range row {
-			if slices.Contains(ids, t) {
+			if slices.Contains(ids, t&^dupBit) {
 				h.Score++
 			}
 		}
 		snippet := make([]string, 0, 8)
 		for _, t := range row[:min(8, len(row))] {
-			snippet = append(snippet, ix.words[t])
+			snippet = append(snippet, word(int(t&^dupBit)))
 		}
 		h.Snippet = strings.Join(snippet, " ")
 		hits = append(hits, h)
