@@ -11,28 +11,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
 
-// GoTool returns the path of the go command: from PATH, else the toolchain
-// that built this binary if it is still installed. It fails with
+// GoTool returns the path of the go command on PATH. It fails with
 // errdefs.ErrUnavailable and an explanation when there is none.
 func GoTool() (string, error) {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p, nil
+	p, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("the Go toolchain (go 1.24 or later) is needed to build functions but `go` is not on PATH; install it from https://go.dev/dl: %w", errdefs.ErrUnavailable)
 	}
-	// A thaw built by `go run` or `go build` knows its GOROOT; that
-	// toolchain is likely still there even when PATH lacks it.
-	if root := runtime.GOROOT(); root != "" {
-		p := filepath.Join(root, "bin", "go")
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("the Go toolchain (go 1.24 or later) is needed to build functions but `go` is not on PATH; install it from https://go.dev/dl: %w", errdefs.ErrUnavailable)
+	return p, nil
 }
 
 // Module compiles the Go package in dir (a directory holding package main
