@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sort"
 	"text/tabwriter"
 	"time"
 
@@ -233,8 +234,14 @@ func (r *RestoreReport) WriteTable(out io.Writer) {
 	for _, p := range r.Physical {
 		fmt.Fprintf(out, "%s: physical: read %d B of working set cold in %.2f ms + warm call %.2f ms = %.2f ms\n",
 			p.Function, p.WSBytes, p.ReadP50ms, p.WarmP50ms, p.TotalP50ms)
-		for k, v := range r.Ratios[p.Function] {
-			fmt.Fprintf(out, "  %-22s %6.2fx\n", k, v)
+		rs := r.Ratios[p.Function]
+		keys := make([]string, 0, len(rs))
+		for k := range rs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(out, "  %-22s %6.2fx\n", k, rs[k])
 		}
 	}
 }

@@ -122,6 +122,7 @@ Start with "thaw demo".`,
 		newLsCommand(g),
 		newRmCommand(g),
 		newDemoCommand(g),
+		newBenchCommand(g),
 	)
 	return root
 }

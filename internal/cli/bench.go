@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/bench"
+	"github.com/thaw-run/thaw/internal/build"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/restore"
+)
+
+func newBenchCommand(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure thaw: restore modes against each other and against a cold boot",
+	}
+	cmd.AddCommand(newBenchRestoreCommand(g))
+	return cmd
+}
+
+// benchRestoreOptions are the flags of `thaw bench restore`.
+type benchRestoreOptions struct {
+	Functions []string
+	Modes     []string
+	Trials    int
+	JSON      bool
+	DataDir   string
+}
+
+// benchFunctions are the examples `thaw bench restore` knows, with the
+// request each trial sends.
+var benchFunctions = map[string]struct {
+	dir string
+	req abi.Request
+}{
+	"hello":         {"examples/hello", abi.Request{Method: http.MethodGet, Path: "/", RawQuery: "name=bench"}},
+	"jsontransform": {"examples/jsontransform", abi.Request{Method: http.MethodPost, Path: "/", Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"items":[{"name":"b","price":2.5,"qty":4},{"name":"a","price":1,"qty":3}]}`)}},
+	"initheavy":     {"examples/initheavy", abi.Request{Method: http.MethodGet, Path: "/", RawQuery: "q=alpha"}},
+}
+
+func newBenchRestoreCommand(g *globalOptions) *cobra.Command {
+	opts := benchRestoreOptions{}
+	cmd := &cobra.Command{
+		Use:   "restore",
+		Short: "Time to first response per function and restore mode, page cache dropped before each trial",
+		Long: `Deploy each example function on a private in-process worker, record its working
+set, then start a fresh instance per trial in every mode with the snapshot's
+files evicted from the page cache (posix_fadvise DONTNEED) and time the request
+to its first response. Also measures the physical floor: reading the working
+set sequentially from the cold file plus one warm invocation. Prints a table,
+or with --json one JSON object with a "results" array.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchRestore(cmd, g, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&opts.Functions, "functions", []string{"hello", "jsontransform", "initheavy"}, "example functions to measure")
+	f.StringSliceVar(&opts.Modes, "modes", []string{"cold", "eager", "mmap", "lazy", "reap", "bulk", "warm"}, "modes to measure")
+	f.IntVar(&opts.Trials, "trials", 15, "trials per function and mode")
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON object instead of a table")
+	f.StringVar(&opts.DataDir, "data", "", "scratch data directory on the disk to measure (default: a temporary directory)")
+	return cmd
+}
+
+func runBenchRestore(cmd *cobra.Command, g *globalOptions, opts benchRestoreOptions) error {
+	ctx := cmd.Context()
+	var modes []restore.Mode
+	for _, m := range opts.Modes {
+		mode, err := restore.ParseMode(m)
+		if err != nil {
+			return err
+		}
+		modes = append(modes, mode)
+	}
+	if opts.Trials < 1 {
+		return fmt.Errorf("--trials must be at least 1: %w", errdefs.ErrInvalid)
+	}
+	for _, name := range opts.Functions {
+		if _, ok := benchFunctions[name]; !ok {
+			return fmt.Errorf("unknown function %q (known: hello, jsontransform, initheavy): %w", name, errdefs.ErrInvalid)
+		}
+	}
+	root, err := findRepoRoot()
+	if err != nil {
+		return err
+	}
+	dir := opts.DataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "thaw-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	var fns []bench.Function
+	for _, name := range opts.Functions {
+		bf := benchFunctions[name]
+		out := filepath.Join(dir, name+".wasm")
+		fmt.Fprintf(g.stderr, "building %s\n", bf.dir)
+		if err := build.Module(ctx, filepath.Join(root, bf.dir), out); err != nil {
+			return err
+		}
+		wasm, err := os.ReadFile(out)
+		if err != nil {
+			return err
+		}
+		fns = append(fns, bench.Function{Name: name, Wasm: wasm, Request: bf.req})
+	}
+	rep, err := bench.RunRestore(ctx, bench.RestoreOptions{Functions: fns, Modes: modes, Trials: opts.Trials,
+		DataDir: filepath.Join(dir, "data"), Progress: g.stderr})
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return rep.WriteJSON(g.stdout)
+	}
+	fmt.Fprintf(g.stdout, "thaw bench restore: %d trials, page cache dropped before each restore (%s)\n\n", opts.Trials, strings.Join(opts.Modes, ", "))
+	rep.WriteTable(g.stdout)
+	return nil
+}
