@@ -106,6 +106,8 @@ Start with "thaw demo".`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// The command list stays the one the README documents.
+	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {

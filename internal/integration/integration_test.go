@@ -501,6 +501,14 @@ func TestRestoreModes(t *testing.T) {
 						t.Fatalf("body %q, cold %q", res.Body, want.Body)
 					}
 				}
+				if mode == restore.Mmap || mode == restore.Bulk {
+					// From disk rather than the page cache: same answer.
+					r := *req
+					r.Mode, r.DropCache = mode, true
+					if got := invoke(t, p, fn, &r); !bytes.Equal(got.Body, want.Body) {
+						t.Fatalf("with a dropped cache: body %q, cold %q", got.Body, want.Body)
+					}
+				}
 				fb := res.Header.Get(server.HeaderFallback)
 				start, _ := res.Metric("start")
 				switch {
