@@ -71,7 +71,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.log.Info("deployed", "function", name, "bytes", len(wasm), "remote", r.RemoteAddr)
+	s.log.Debug("deploy request served", "function", name, "bytes", len(wasm), "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, info)
 }
 
