@@ -1,0 +1,8 @@
+// Command graph_pagerank is a thaw function: the SeBS graph-pagerank port: PageRank over a 100k-node Barabási–Albert graph.
+package main
+
+import thaw "github.com/thaw-run/thaw/sdk/go"
+
+func init() { thaw.Handle(Handler()) }
+
+func main() {}
