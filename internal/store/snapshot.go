@@ -1,0 +1,247 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+)
+
+// Snapshot is an opened snapshot: its authenticated manifest, giving random
+// access to its files. It is safe for concurrent use.
+type Snapshot struct {
+	s *Store
+	m *Manifest
+}
+
+// Open reads and authenticates the manifest of snapshot. Errors:
+// errdefs.ErrNotFound if there is no such snapshot, errdefs.ErrUnauthorized
+// if it was written with another key, errdefs.ErrCorrupt if it fails
+// authentication, errdefs.ErrUnavailable if no tier holding it can be reached.
+func (s *Store) Open(ctx context.Context, snapshot string) (*Snapshot, error) {
+	if err := ValidSnapshotID(snapshot); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	m, err := s.loadManifest(ctx, s.be, snapshot)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{s: s, m: m}, nil
+}
+
+// ID returns the snapshot id.
+func (sn *Snapshot) ID() string { return sn.m.Snapshot }
+
+// Manifest returns the decoded manifest. Callers must not modify it.
+func (sn *Snapshot) Manifest() *Manifest { return sn.m }
+
+// FileInfo summarises one file of a snapshot.
+type FileInfo struct {
+	Name       string
+	Size       int64
+	Chunks     int
+	ZeroChunks int
+}
+
+// Files lists the snapshot's files in manifest order.
+func (sn *Snapshot) Files() []FileInfo {
+	out := make([]FileInfo, 0, len(sn.m.Files))
+	for _, f := range sn.m.Files {
+		fi := FileInfo{Name: f.Name, Size: f.Size, Chunks: len(f.Chunks)}
+		for _, c := range f.Chunks {
+			if c.Zero {
+				fi.ZeroChunks++
+			}
+		}
+		out = append(out, fi)
+	}
+	return out
+}
+
+func (sn *Snapshot) entry(name string) (*FileEntry, error) {
+	for i := range sn.m.Files {
+		if sn.m.Files[i].Name == name {
+			return &sn.m.Files[i], nil
+		}
+	}
+	return nil, fmt.Errorf("store: snapshot %s has no file %q: %w", sn.m.Snapshot, name, errdefs.ErrNotFound)
+}
+
+// File returns random access to one file of the snapshot.
+func (sn *Snapshot) File(name string) (*File, error) {
+	e, err := sn.entry(name)
+	if err != nil {
+		return nil, err
+	}
+	return &File{sn: sn, e: e}, nil
+}
+
+// File reads one file of a snapshot by chunks: a read fetches, authenticates
+// and decrypts only the chunks covering its range (zero chunks cost no I/O)
+// and keeps decrypted chunks in the Store's bounded cache.
+type File struct {
+	sn *Snapshot
+	e  *FileEntry
+}
+
+var _ io.ReaderAt = (*File)(nil)
+
+// Size returns the file's size.
+func (f *File) Size() int64 { return f.e.Size }
+
+// ReadAt implements io.ReaderAt with a background context; see
+// ReadAtContext.
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	return f.ReadAtContext(context.Background(), p, off)
+}
+
+// ReadAtContext reads len(p) bytes at off. As io.ReaderAt, it returns
+// io.EOF with fewer bytes only at the end of the file. A chunk that fails
+// authentication in every tier is errdefs.ErrCorrupt and its bytes are
+// never returned.
+func (f *File) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("store: negative offset %d: %w", off, errdefs.ErrInvalid)
+	}
+	cs := int64(f.sn.m.ChunkSize)
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		if pos >= f.e.Size {
+			return n, io.EOF
+		}
+		idx := pos / cs
+		ref := &f.e.Chunks[idx]
+		within := pos - idx*cs
+		want := min(int64(len(p)-n), int64(ref.Size)-within)
+		if ref.Zero {
+			clear(p[n : n+int(want)])
+			f.sn.s.counters.zeroReads.Add(1)
+		} else {
+			plain, err := f.sn.s.chunk(ctx, ref)
+			if err != nil {
+				return n, fmt.Errorf("store: %s/%s at %d: %w", f.sn.m.Snapshot, f.e.Name, pos, err)
+			}
+			copy(p[n:n+int(want)], plain[within:])
+		}
+		n += int(want)
+	}
+	return n, nil
+}
+
+// chunk returns the plaintext of ref from the cache or the backend.
+func (s *Store) chunk(ctx context.Context, ref *ChunkRef) ([]byte, error) {
+	plain, hit, err := s.cache.get(ref.ID, func() ([]byte, error) { return s.fetch(ctx, s.be, ref) })
+	if hit && err == nil {
+		s.counters.cacheHits.Add(1)
+	}
+	return plain, err
+}
+
+// fetch reads one chunk object from be and authenticates it. With a
+// tiered backend a damaged copy in a cache tier is dropped and the next
+// tier tried; only when no copy authenticates is the error returned.
+func (s *Store) fetch(ctx context.Context, be Backend, ref *ChunkRef) ([]byte, error) {
+	name := chunkName(s.keys.tenant, ref.ID)
+	var plain []byte
+	check := func(obj []byte) error {
+		p, err := openChunk(ref.ID, ref.Key, obj)
+		if err == nil && len(p) != ref.Size {
+			err = fmt.Errorf("chunk %s: %d bytes, manifest says %d: %w", ref.ID, len(p), ref.Size, errdefs.ErrCorrupt)
+		}
+		plain = p
+		return err
+	}
+	var err error
+	if vg, ok := be.(VerifyingGetter); ok {
+		_, err = vg.GetVerified(ctx, name, check)
+	} else {
+		var obj []byte
+		if obj, err = be.Get(ctx, name); err == nil {
+			err = check(obj)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, errdefs.ErrCorrupt) {
+			s.counters.corrupt.Add(1)
+		}
+		return nil, err
+	}
+	s.counters.fetched.Add(1)
+	s.counters.fetchedBytes.Add(int64(len(plain)))
+	return plain, nil
+}
+
+// Range is a byte range of a file.
+type Range struct {
+	Off, Len int64
+}
+
+// Prefetch fetches the chunks covering ranges of file ahead of need, up to
+// Config.Concurrency at a time; REAP and bulk restores call it with the
+// working set. Fetched chunks land in the decrypted-chunk cache and, with
+// a tiered backend, in its upper tiers; if the ranges exceed the decrypted
+// cache, later reads still find the chunks in the memory tier and only pay
+// decryption. Zero chunks and cached chunks are skipped. The first error
+// stops the prefetch and is returned.
+func (sn *Snapshot) Prefetch(ctx context.Context, file string, ranges []Range) error {
+	e, err := sn.entry(file)
+	if err != nil {
+		return err
+	}
+	cs := int64(sn.m.ChunkSize)
+	want := map[int64]bool{}
+	for _, r := range ranges {
+		if r.Off < 0 || r.Len < 0 {
+			return fmt.Errorf("store: prefetch range %+v: %w", r, errdefs.ErrInvalid)
+		}
+		end := min(r.Off+r.Len, e.Size)
+		for i := r.Off / cs; i*cs < end; i++ {
+			if c := &e.Chunks[i]; !c.Zero && !sn.s.cache.contains(c.ID) {
+				want[i] = true
+			}
+		}
+	}
+	idx := make([]int64, 0, len(want))
+	for i := range want {
+		idx = append(idx, i)
+	}
+	sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+	)
+	sem := make(chan struct{}, sn.s.cfg.Concurrency)
+	for _, i := range idx {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := sn.s.chunk(ctx, &e.Chunks[i]); err != nil {
+				once.Do(func() {
+					firstErr = fmt.Errorf("store: prefetch %s/%s chunk %d: %w", sn.m.Snapshot, file, i, err)
+					cancel()
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
