@@ -11,6 +11,8 @@ import (
 var hog [][]byte
 
 // sink keeps /loop's work observable, so the loop is not optimised away.
+//
+//lint:ignore U1000 written, never read, on purpose
 var sink int
 
 // Handler serves these routes, each failing in a different way:

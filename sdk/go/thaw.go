@@ -35,6 +35,8 @@ package thaw
 import "net/http"
 
 var (
+	// handler serves every request; only the wasip1 exports read it.
+	//lint:ignore U1000 read by export_wasip1.go, which native builds omit
 	handler      http.Handler = http.NotFoundHandler()
 	restoreHooks []func()
 )
