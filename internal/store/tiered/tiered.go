@@ -56,6 +56,9 @@ type Backend struct {
 	stop   chan struct{}
 	done   chan struct{}
 	drainM sync.Mutex
+	// degraded is set while writes are being queued, so the outage is
+	// logged once, not per write.
+	degraded atomic.Bool
 }
 
 type tierCounters struct {
@@ -158,9 +161,10 @@ func (b *Backend) Flush(ctx context.Context) error {
 	for {
 		it := b.q.front()
 		if it == nil {
-			if n > 0 {
+			if n > 0 || b.degraded.Load() {
 				b.cfg.Logger.Info("store upload queue drained", "uploaded", n)
 			}
+			b.degraded.Store(false)
 			return nil
 		}
 		data, err := b.q.read(it)
@@ -195,7 +199,7 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 		if err != nil && !errors.Is(err, errdefs.ErrUnavailable) {
 			return err
 		}
-		if err != nil {
+		if err != nil && !b.degraded.Swap(true) {
 			b.cfg.Logger.Warn("store remote unavailable; queueing writes on local disk", "err", err)
 		}
 		if err == nil {
