@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/thaw-run/thaw/examples/warmup/internal/wfn"
+)
+
+// numTemplates is M, the number of distinct page templates.
+const numTemplates = 200
+
+// funcs are the helpers every template may call.
+var funcs = template.FuncMap{
+	"price": func(cents int) string { return fmt.Sprintf("$%d.%02d", cents/100, cents%100) },
+	"upper": strings.ToUpper,
+	"add":   func(a, b int) int { return a + b },
+}
+
+// source returns template i's text: a catalogue page with 4 to 11
+// sections, each a defined sub-template that mixes HTML, attribute, URL,
+// CSS and JavaScript contexts, so html/template's contextual escaper has
+// real analysis to do when the template is first executed.
+func source(i int) string {
+	var b strings.Builder
+	sections := 4 + i%8
+	for s := range sections {
+		fmt.Fprintf(&b, `{{define "sec-%d-%d"}}
+<section id="s%d-%d" style="color: {{.Color}}; margin: %dpx">
+  <h2 title="{{.Title}} %d">{{upper .Title}} / section %d</h2>
+  {{- range $j, $it := .Items}}{{if eq (index $it.Tags 0) "t%d"}}
+  <div class="item{{if $it.Sale}} sale{{end}}" data-id="{{$it.ID}}">
+    <a href="/item/{{$it.ID}}?ref={{$.Title}}&amp;s=%d">{{$it.Name}}</a>
+    <span>{{price $it.Cents}}</span>{{with $it.Note}}<em>{{.}}</em>{{else}}<em>-</em>{{end}}
+    <button onclick="buy({{$it.ID}}, {{$it.Name}}, %d)">buy #{{add $j 1}}</button>
+    <ul>{{range $it.Tags}}<li>{{.}}</li>{{end}}</ul>
+  </div>{{else}}<p>{{$it.Name}}: {{printf "%%05d" $it.ID}}</p>{{end}}{{end}}
+</section>{{end}}
+`, i, s, i, s, s, i, s, s%3, s, s)
+	}
+	fmt.Fprintf(&b, `<!DOCTYPE html><html><head><title>{{.Title}} (%d)</title>
+<script>var page = {{.Title}}; var n = {{len .Items}};</script></head><body>
+`, i)
+	for s := range sections {
+		fmt.Fprintf(&b, "{{template \"sec-%d-%d\" .}}\n", i, s)
+	}
+	b.WriteString("</body></html>\n")
+	return b.String()
+}
+
+// item and page are the data the templates render.
+type item struct {
+	ID    int
+	Name  string
+	Cents int
+	Sale  bool
+	Note  string
+	Tags  []string
+}
+
+type page struct {
+	Title string
+	Color string
+	Items []item
+}
+
+// data returns the page for template t with n items, from a seed.
+func data(t, n int) page {
+	rng := rand.New(rand.NewPCG(uint64(t), uint64(n)))
+	p := page{Title: fmt.Sprintf("Catalogue <%d> & more", t), Color: []string{"red", "#336699", "black"}[t%3]}
+	for j := range n {
+		it := item{ID: rng.IntN(100000), Name: fmt.Sprintf("Widget \"%d\"", j), Cents: rng.IntN(100000), Sale: rng.IntN(4) == 0}
+		if rng.IntN(2) == 0 {
+			it.Note = "ships <soon>"
+		}
+		for range 1 + rng.IntN(3) {
+			it.Tags = append(it.Tags, fmt.Sprintf("t%d", rng.IntN(3)))
+		}
+		p.Items = append(p.Items, it)
+	}
+	return p
+}
+
+// pick returns the template request k uses. Round-robin (k mod M) makes
+// every one of the first M requests a miss and every later one a hit: a
+// single step. The default draws from a Zipf distribution seeded by k
+// instead, as page popularity is skewed: popular templates are compiled
+// early, rare ones keep trickling in, and latency falls gradually.
+func pick(k int, roundRobin bool) int {
+	if roundRobin {
+		return k % numTemplates
+	}
+	rng := rand.New(rand.NewPCG(uint64(k), 0x7e))
+	return int(rand.NewZipf(rng, 1.1, 4, numTemplates-1).Uint64())
+}
+
+// result is the templates function's JSON answer.
+type result struct {
+	K        int    `json:"k"`
+	Template int    `json:"template"`
+	Bytes    int    `json:"bytes"`
+	SHA256   string `json:"sha256"`
+}
+
+// Handler renders page template pick(k) with ?items= items (default 5).
+// k is ?k= when given, else the instance's request count (1, 2, ...):
+// without ?k= the template, and so the response, depends on how many
+// requests the instance has served; send ?k= for reproducible answers.
+// ?order=roundrobin picks template k mod M. Each template is parsed on its
+// first use and kept; html/template escapes it on its first execution.
+func Handler() http.Handler {
+	var (
+		mu       sync.Mutex
+		count    int
+		compiled = make(map[int]*template.Template)
+	)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !wfn.Methods(w, r) {
+			return
+		}
+		n, err := wfn.Int(r, "items", 5, 0, 1000)
+		if err != nil {
+			wfn.Error(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		order := r.URL.Query().Get("order")
+		if order != "" && order != "zipf" && order != "roundrobin" {
+			wfn.Error(w, http.StatusBadRequest, "order must be zipf or roundrobin, not %q", order)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		count++
+		k, err := wfn.Int(r, "k", count, 0, 1<<40)
+		if err != nil {
+			wfn.Error(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		t := pick(k, order == "roundrobin")
+		tmpl := compiled[t]
+		if tmpl == nil {
+			if tmpl, err = template.New(fmt.Sprint("page-", t)).Funcs(funcs).Parse(source(t)); err != nil {
+				wfn.Error(w, http.StatusInternalServerError, "parse template %d: %v", t, err)
+				return
+			}
+			compiled[t] = tmpl
+		}
+		var buf bytes.Buffer
+		if err := tmpl.Execute(&buf, data(t, n)); err != nil {
+			wfn.Error(w, http.StatusInternalServerError, "render template %d: %v", t, err)
+			return
+		}
+		wfn.JSON(w, result{K: k, Template: t, Bytes: buf.Len(), SHA256: wfn.Digest(buf.Bytes())})
+	})
+}
