@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"runtime/debug"
+	"strings"
 
 	"github.com/thaw-run/thaw/sdk/go/wire"
 )
@@ -65,7 +66,13 @@ func newHTTPRequest(r *wire.Request) (*http.Request, error) {
 	// ParseRequestURI, as net/http's server uses, so "//x" stays a path.
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {
-		return nil, fmt.Errorf("bad request path: %w", err)
+		if !strings.HasPrefix(r.Path, "/") {
+			return nil, fmt.Errorf("bad request path: %w", err)
+		}
+		// A host that sent the decoded path ("/100%"): take it literally
+		// rather than fail the request.
+		u = &url.URL{Path: r.Path, RawQuery: r.RawQuery}
+		uri = u.RequestURI()
 	}
 	header := make(http.Header, len(r.Header))
 	for k, vs := range r.Header {

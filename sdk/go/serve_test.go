@@ -88,12 +88,20 @@ func TestServe(t *testing.T) {
 			wantBody:   "404 page not found\n",
 		},
 		{
-			name:       "unparsable path is a 400, not a panic",
+			name:       "an unescaped path is taken literally",
 			handler:    echo,
-			req:        &wire.Request{Method: "GET", Path: "/%zz"},
+			req:        &wire.Request{Method: "GET", Path: "/100%", RawQuery: "q=1"},
+			wantStatus: 200,
+			wantHeader: http.Header{"Content-Type": {"text/plain"}},
+			wantBody:   `GET /100%25?q=1 path="/100%" query="1" host="" ua="" multi=[] len=0 body=""`,
+		},
+		{
+			name:       "a path without a slash is a 400, not a panic",
+			handler:    echo,
+			req:        &wire.Request{Method: "GET", Path: "a%zz"},
 			wantStatus: 400,
 			wantHeader: http.Header{"Content-Type": {"text/plain; charset=utf-8"}},
-			wantBody:   "thaw: bad request path: parse \"/%zz\": invalid URL escape \"%zz\"\n",
+			wantBody:   "thaw: bad request path: parse \"a%zz\": invalid URI for request\n",
 		},
 	}
 	for _, c := range cases {
