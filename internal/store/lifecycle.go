@@ -270,4 +270,3 @@ func (s *Store) Verify(ctx context.Context) (VerifyResult, error) {
 	}
 	return res, nil
 }
-

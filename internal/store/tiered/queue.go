@@ -23,10 +23,10 @@ import (
 type queue struct {
 	dir string
 
-	mu      sync.Mutex
-	seq     uint64
-	order   []*queued // in upload order
-	byName  map[string]*queued
+	mu     sync.Mutex
+	seq    uint64
+	order  []*queued // in upload order
+	byName map[string]*queued
 }
 
 type queued struct {
