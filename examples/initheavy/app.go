@@ -53,6 +53,9 @@ func (a *App) Reseed() {
 //	/rand               16 bytes of crypto/rand and a draw from the
 //	                    instance's own ChaCha8 generator
 //	/time               wall clock, raw monotonic clock, time since init
+//	/gather?n=N&seed=S  checksum of N document rows picked pseudo-randomly:
+//	                    an embedding- or feature-lookup shaped request
+//	                    that touches N scattered pages and computes little
 //
 // The build time of the index is in the /stats response's Thaw-Init-Ns
 // header rather than its body, so that bodies of booted and restored
@@ -61,6 +64,8 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/":
 		a.search(w, r)
+	case "/gather":
+		a.gather(w, r)
 	case "/stats":
 		w.Header().Set("Thaw-Init-Ns", strconv.FormatInt(int64(a.initTime), 10))
 		c := a.ix.corpus
@@ -116,4 +121,30 @@ func (a *App) search(w http.ResponseWriter, r *http.Request) {
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
+}
+
+// maxGather bounds /gather's n.
+const maxGather = 1 << 16
+
+// gather sums the first term of n pseudo-randomly chosen documents. Like
+// a model server's embedding lookups, it touches many scattered pages of
+// the state built at init and computes almost nothing per page, so its
+// latency after a restore is dominated by how its memory arrives.
+func (a *App) gather(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	n, err := strconv.Atoi(q.Get("n"))
+	if err != nil || n < 1 || n > maxGather {
+		http.Error(w, "n must be 1 to "+strconv.Itoa(maxGather), http.StatusBadRequest)
+		return
+	}
+	seed, _ := strconv.ParseUint(q.Get("seed"), 10, 64)
+	c := a.ix.corpus
+	x := seed*2862933555777941757 + 3037000493
+	var sum uint64
+	for i := 0; i < n; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+		d := int(x>>33) % c.Docs
+		sum = sum*31 + uint64(a.ix.docs[d*c.DocLen]&^dupBit)
+	}
+	writeJSON(w, map[string]any{"n": n, "seed": seed, "sum": sum})
 }

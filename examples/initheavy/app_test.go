@@ -202,3 +202,21 @@ func syllableWord(id int) string {
 	}
 	return string(b)
 }
+
+func TestGather(t *testing.T) {
+	a := NewApp(Corpus{Docs: 1000, DocLen: 8, Vocab: 256})
+	code, first := get(t, a, "/gather?n=100&seed=7")
+	if code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	_, again := get(t, a, "/gather?n=100&seed=7")
+	_, other := get(t, a, "/gather?n=100&seed=8")
+	if first["sum"] != again["sum"] || first["sum"] == other["sum"] {
+		t.Fatalf("gather must be deterministic per seed and differ across seeds: %v %v %v", first, again, other)
+	}
+	for _, bad := range []string{"/gather", "/gather?n=0", "/gather?n=x", "/gather?n=99999999"} {
+		if code, _ := get(t, a, bad); code != 400 {
+			t.Errorf("%s: status %d, want 400", bad, code)
+		}
+	}
+}

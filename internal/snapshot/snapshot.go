@@ -8,6 +8,7 @@
 //	pages.crc   one CRC-32C per 4 KiB page of memory.img, to detect corruption
 //	ws.img      optional: the working set, its pages back to back in offset order
 //	ws.json     optional: which pages ws.img holds, with its checksum
+//	ws.trace    optional: the recorded first-fault order (u32 page numbers)
 //
 // A snapshot directory is written under a temporary name and renamed into
 // place, so a crash never leaves a half snapshot that is later used; the
@@ -43,6 +44,7 @@ const (
 	CRCFile     = "pages.crc"
 	WSImageFile = "ws.img"
 	WSMetaFile  = "ws.json"
+	WSTraceFile = "ws.trace"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

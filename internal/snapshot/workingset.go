@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
@@ -26,8 +27,9 @@ type WorkingSet struct {
 	Pages int   `json:"pages"`
 	// CRC is the CRC-32C of ws.img.
 	CRC uint32 `json:"crc"`
-	// TraceOrder lists the pages in first-fault order, as recorded.
-	TraceOrder []int     `json:"trace_order,omitempty"`
+	// TraceOrder lists the pages in first-fault order, as recorded. It is
+	// kept in ws.trace, not in ws.json, so restores need not parse it.
+	TraceOrder []int     `json:"-"`
 	Recorded   time.Time `json:"recorded"`
 }
 
@@ -132,6 +134,13 @@ func (s *Snapshot) WriteWorkingSet(trace []int) (*WorkingSet, error) {
 	// ws.json always finds the matching ws.img; one that pairs an old ws.json
 	// with the new ws.img fails its checksum and falls back.
 	if err := os.Rename(tmp, s.Path(WSImageFile)); err != nil {
+		return nil, err
+	}
+	order := make([]byte, 4*len(trace))
+	for i, p := range trace {
+		binary.LittleEndian.PutUint32(order[4*i:], uint32(p))
+	}
+	if err := writeFileSync(s.Path(WSTraceFile), order); err != nil {
 		return nil, err
 	}
 	mj, err := json.Marshal(ws)
