@@ -36,7 +36,7 @@ type worker struct {
 	store *store.Store
 }
 
-func newWorker(t *testing.T, remote store.Backend, dir string, diskCap int64, sec []byte) *worker {
+func newWorker(t testing.TB, remote store.Backend, dir string, diskCap int64, sec []byte) *worker {
 	t.Helper()
 	w := &worker{mem: mem.New(256 << 10)}
 	var err error
@@ -75,7 +75,7 @@ func image(size int, seed uint64, dataChunks ...int) []byte {
 	return b
 }
 
-func put(t *testing.T, w *worker, id string, img []byte) *store.PutResult {
+func put(t testing.TB, w *worker, id string, img []byte) *store.PutResult {
 	t.Helper()
 	res, err := w.store.Put(context.Background(), id, []store.FileSource{{Name: "mem.img", Size: int64(len(img)), R: bytes.NewReader(img)}})
 	if err != nil {

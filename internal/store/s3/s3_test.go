@@ -16,7 +16,7 @@ import (
 
 // testConfig returns the S3 server given by scripts/minio.sh's env file, or
 // skips the test, saying why and how to run it.
-func testConfig(t *testing.T) s3.Config {
+func testConfig(t testing.TB) s3.Config {
 	t.Helper()
 	ep := os.Getenv("THAW_TEST_S3_ENDPOINT")
 	if ep == "" {
@@ -38,7 +38,7 @@ func randomName() string {
 	return "t" + hex.EncodeToString(b)
 }
 
-func newBackend(t *testing.T, cfg s3.Config) *s3.Backend {
+func newBackend(t testing.TB, cfg s3.Config) *s3.Backend {
 	t.Helper()
 	b, err := s3.New(cfg)
 	if err != nil {
