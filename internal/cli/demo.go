@@ -47,6 +47,12 @@ var demoFunctions = []demoFunction{
 // demo's run time, and one cold start already makes the point.
 const demoColdBudget = 3 * time.Second
 
+// demoTimeout bounds each function's initialisation and invocations.
+// initheavy's initialisation takes seconds on an idle machine and several
+// times that on a busy one (parallel deploys, a CI run); the demo measures
+// start latency, not timeouts, so it allows plenty.
+const demoTimeout = 3 * time.Minute
+
 // shareCompilationCache points the demo's data directory at a compilation
 // cache kept across runs, so a second demo skips compiling the modules.
 // Failing to set it up only costs time.
@@ -203,7 +209,7 @@ func runDemo(ctx context.Context, g *globalOptions, opts demoOptions) error {
 	var mu sync.Mutex
 	for i, fn := range demoFunctions {
 		wg.Go(func() {
-			info, err := c.Deploy(ctx, fn.Name, modules[fn.Name], worker.Config{RestoreMode: mode})
+			info, err := c.Deploy(ctx, fn.Name, modules[fn.Name], worker.Config{RestoreMode: mode, Timeout: worker.Duration(demoTimeout)})
 			if err != nil {
 				errs[i] = err
 				return
