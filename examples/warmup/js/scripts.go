@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+)
+
+// numModules is how many JavaScript modules the program has.
+const numModules = 24
+
+// rounds is how many mixing rounds a module's function runs per call: the
+// cost of the slow (not yet memoized) path.
+const rounds = 48
+
+// driver is the program's core, compiled on the first request. Modules
+// register a pure function and a hotness threshold; call memoizes a
+// function's result for an input once it has been computed threshold times,
+// as a JIT optimises a function once it is hot. Until then every call
+// recomputes. The memo changes cost, never results.
+const driver = `
+var memo = new Map();
+var calls = new Map();
+var mods = [];
+function register(name, f, threshold) { mods.push({name: name, f: f, threshold: threshold}); }
+function call(m, x) {
+  var key = m.name + ":" + x;
+  var v = memo.get(key);
+  if (v !== undefined) return v;
+  v = m.f(x);
+  var c = (calls.get(key) || 0) + 1;
+  if (c >= m.threshold) { memo.set(key, v); calls.delete(key); } else { calls.set(key, c); }
+  return v;
+}
+function handle(inputs) {
+  var sum = 0;
+  for (var i = 0; i < mods.length; i++) {
+    for (var j = 0; j < inputs.length; j++) {
+      sum = (sum + call(mods[i], inputs[j])) % 1000000007;
+    }
+  }
+  return sum;
+}
+function stats() { return {memoized: memo.size, pending: calls.size, modules: mods.length}; }
+`
+
+// module is one generated module's parameters.
+type module struct {
+	c, m      uint32
+	threshold int
+}
+
+// modules returns the parameters of every module, from a fixed seed.
+// Module i becomes hot after 2+8i calls per input: tier-ups are spread
+// over the first ~190 requests.
+func modules() []module {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ms := make([]module, numModules)
+	for i := range ms {
+		ms[i] = module{c: rng.Uint32(), m: rng.Uint32() | 1, threshold: 2 + 8*i}
+	}
+	return ms
+}
+
+// source returns module i's JavaScript: its function, a table it builds
+// when loaded, and helper functions that give the compiler a library's
+// worth of code to chew through.
+func (md module) source(i int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `(function () {
+  var C = %d, M = %d, R = %d;
+  var table = [];
+  for (var t = 0; t < 256; t++) table.push((Math.imul(t, M) ^ C) >>> 0);
+  function f(x) {
+    var h = (x ^ C) >>> 0;
+    for (var r = 0; r < R; r++) h = (Math.imul(h ^ (h >>> 15), M) + table[r & 255]) >>> 0;
+    return h %% 1000003;
+  }
+`, md.c, md.m, rounds)
+	for h := range 30 {
+		fmt.Fprintf(&b, "  function helper%d(a, o) {\n    switch (a %% 10) {\n", h)
+		for c := range 10 {
+			fmt.Fprintf(&b, "    case %d: return {k: 'm%d-h%d-c%d', v: a * %d + (o && o.v || 0), w: [a, %d, 'x%d']};\n", c, i, h, c, c+h, c, h)
+		}
+		b.WriteString("    }\n    return null;\n  }\n")
+	}
+	fmt.Fprintf(&b, "  register('mod%d', f, %d);\n})();\n", i, md.threshold)
+	return b.String()
+}
+
+// eval computes in Go what module md's JavaScript function computes, so
+// tests can check the interpreter and the memo against it.
+func (md module) eval(x uint32) uint32 {
+	var table [256]uint32
+	for t := range table {
+		table[t] = uint32(t)*md.m ^ md.c
+	}
+	h := x ^ md.c
+	for r := range rounds {
+		h = (h^(h>>15))*md.m + table[r&255]
+	}
+	return h % 1000003
+}
+
+// inputs returns the n inputs, in [0, 4096), a request with seed uses.
+func inputs(n, seed int) []uint32 {
+	rng := rand.New(rand.NewPCG(uint64(seed), 3))
+	in := make([]uint32, n)
+	for i := range in {
+		in[i] = uint32(rng.IntN(4096))
+	}
+	return in
+}
