@@ -1,0 +1,189 @@
+// Package catalog lists thaw's example functions: the ports of the
+// cold-start suites (examples/suite), the warm-up workloads
+// (examples/warmup) and the plain examples (examples/hello), each with a
+// default request that benchmarks send.
+//
+// The table is written out rather than discovered from the directory tree
+// so that a half-written function never joins a benchmark by accident, and
+// so that every entry carries what a directory cannot: its origin, its
+// request and a description. A test builds every entry to wasm and checks
+// that the directories match.
+package catalog
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+)
+
+// Kind classifies a function.
+type Kind string
+
+// The kinds of functions.
+const (
+	// Suite functions are ports of FunctionBench, SeBS and vSwarm: fixed
+	// work per request, initialised at init.
+	Suite Kind = "suite"
+	// Warmup functions get faster over their first requests, as JIT
+	// runtimes do, so that a snapshot policy has something to learn.
+	Warmup Kind = "warmup"
+	// Example functions show how to write a function.
+	Example Kind = "example"
+)
+
+// Request is an HTTP request to send to a function.
+type Request struct {
+	// Method is the HTTP method.
+	Method string
+	// Target is the path with an optional query, e.g. "/?n=128".
+	Target string
+	// Body is the request body; nil for none.
+	Body []byte
+}
+
+// Function is one example function.
+type Function struct {
+	// Name is unique in the catalog and is the name benchmarks deploy it as.
+	Name string
+	// Dir is the package directory relative to the repository root, with
+	// forward slashes.
+	Dir string
+	// Kind classifies the function.
+	Kind Kind
+	// Origin is the suite the function is ported from (FunctionBench, SeBS,
+	// vSwarm), or "thaw" for functions of our own.
+	Origin string
+	// Request is the default request: deterministic, it gives the same
+	// response on every instance (except where Description says not).
+	Request Request
+	// MemoryMiB is a linear-memory cap with headroom over what the function
+	// uses after init and its default request under wazero.
+	MemoryMiB int
+	// Description says in one line what the function does.
+	Description string
+}
+
+// get is a GET request for target.
+func get(target string) Request { return Request{Method: "GET", Target: target} }
+
+// functions is the catalog, suite first, in the order papers list them.
+var functions = []Function{
+	{"helloworld", "examples/suite/helloworld", Suite, "FunctionBench", get("/"), 64,
+		"returns a greeting; measures platform overhead"},
+	{"chameleon", "examples/suite/chameleon", Suite, "FunctionBench", get("/?rows=200&cols=10"), 64,
+		"renders an HTML table with html/template"},
+	{"pyaes", "examples/suite/pyaes", Suite, "FunctionBench", get("/?length=16384&iterations=1"), 64,
+		"AES-128-CTR encrypts and decrypts a generated message, CTR loop in Go"},
+	{"image_rotate", "examples/suite/image_rotate", Suite, "FunctionBench", get("/?turns=1"), 64,
+		"decodes a 640x480 JPEG, rotates it 90 degrees, encodes it"},
+	{"json_serdes", "examples/suite/json_serdes", Suite, "FunctionBench", get("/"), 64,
+		"decodes and re-encodes a generated 100 KB JSON document"},
+	{"lr_serving", "examples/suite/lr_serving", Suite, "FunctionBench", get("/"), 64,
+		"logistic-regression sentiment score of a review over 4 MiB of hashed-feature weights"},
+	{"cnn_serving", "examples/suite/cnn_serving", Suite, "FunctionBench", get("/?seed=1"), 128,
+		"forward pass of a 19 MB VGG-style CNN over a 64x64 image, top-5 of 1000 classes"},
+	{"rnn_serving", "examples/suite/rnn_serving", Suite, "FunctionBench", get("/?language=English&start_letters=ABC"), 64,
+		"an LSTM (4.9 MB) generates one name per start letter"},
+	{"matmul", "examples/suite/matmul", Suite, "FunctionBench", get("/?n=128"), 64,
+		"multiplies two seeded n x n float64 matrices"},
+	{"compression", "examples/suite/compression", Suite, "SeBS", get("/"), 64,
+		"gzips a generated 1 MiB log buffer"},
+	{"dynamic_html", "examples/suite/dynamic_html", Suite, "SeBS", get("/?username=thaw&random_len=1000"), 64,
+		"renders a page of 1000 seeded random numbers"},
+	{"graph_bfs", "examples/suite/graph_bfs", Suite, "SeBS", get("/?source=0"), 128,
+		"breadth-first search over a 100k-node Barabasi-Albert graph built at init"},
+	{"graph_pagerank", "examples/suite/graph_pagerank", Suite, "SeBS", get("/?iterations=20"), 128,
+		"20 PageRank iterations over a 100k-node Barabasi-Albert graph"},
+	{"graph_mst", "examples/suite/graph_mst", Suite, "SeBS", get("/"), 128,
+		"Prim's minimum spanning tree of a 100k-node weighted Barabasi-Albert graph"},
+	{"video_frames", "examples/suite/video_frames", Suite, "SeBS", get("/?frames=32"), 64,
+		"greyscale, blur and frame difference over 32 generated 160x120 frames"},
+	{"js", "examples/warmup/js", Warmup, "thaw", get("/"), 128,
+		"JavaScript in goja: compiles on first use, memoizes hot functions over ~190 requests"},
+	{"lazymodel", "examples/warmup/lazymodel", Warmup, "thaw", get("/?item=0"), 128,
+		"generates a 32 MiB embedding model on first use, then serves similarity queries"},
+	{"templates", "examples/warmup/templates", Warmup, "thaw", get("/"), 64,
+		"compiles each of 200 page templates on first use; without ?k= the template depends on the request count"},
+	{"flat", "examples/warmup/flat", Warmup, "thaw", get("/"), 64,
+		"control without warm-up: hashes a 256 KiB buffer 4 times"},
+	{"hello", "examples/hello", Example, "thaw", get("/?name=thaw"), 64,
+		"the smallest function: greets ?name="},
+	{"initheavy", "examples/initheavy", Example, "thaw", get("/stats"), 256,
+		"builds a ~100 MiB search index at init; /?q= searches, /gather touches scattered pages"},
+	{"jsontransform", "examples/jsontransform", Example, "thaw",
+		Request{Method: "POST", Target: "/", Body: []byte(`{"name":"thaw","tags":["a","b"],"n":1.50}`)}, 64,
+		"transforms a POSTed JSON document deterministically"},
+	{"faulty", "examples/faulty", Example, "thaw", get("/ok"), 64,
+		"misbehaves on purpose per route (/panic, /trap, /loop, /oom, ...) for failure tests"},
+}
+
+// All returns every function, suite first.
+func All() []Function { return slices.Clone(functions) }
+
+// ByKind returns the functions of kind k in catalog order.
+func ByKind(k Kind) []Function {
+	var out []Function
+	for _, f := range functions {
+		if f.Kind == k {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Lookup returns the function named name, or an error wrapping
+// errdefs.ErrNotFound.
+func Lookup(name string) (Function, error) {
+	i := slices.IndexFunc(functions, func(f Function) bool { return f.Name == name })
+	if i < 0 {
+		return Function{}, fmt.Errorf("function %q is not in the catalog: %w", name, errdefs.ErrNotFound)
+	}
+	return functions[i], nil
+}
+
+// Path returns the function's package directory under the repository root.
+func (f Function) Path(root string) string { return filepath.Join(root, filepath.FromSlash(f.Dir)) }
+
+// modulePath is the repository's Go module path.
+const modulePath = "github.com/thaw-run/thaw"
+
+// Root finds the repository root: the nearest directory at or above dir
+// whose go.mod declares thaw's module. Tests and benchmarks run from
+// package directories use it to find examples.
+func Root(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("find repository root: %w", err)
+	}
+	for {
+		if isRoot(filepath.Join(dir, "go.mod")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod of %s at or above the working directory: %w", modulePath, errdefs.ErrNotFound)
+		}
+		dir = parent
+	}
+}
+
+// isRoot reports whether the go.mod at path declares thaw's module.
+func isRoot(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "module ") {
+			return strings.Trim(strings.TrimSpace(strings.TrimPrefix(line, "module")), `"`) == modulePath
+		}
+	}
+	return false
+}
