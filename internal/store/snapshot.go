@@ -135,11 +135,18 @@ func (f *File) ReadAtContext(ctx context.Context, p []byte, off int64) (int, err
 
 // chunk returns the plaintext of ref from the cache or the backend.
 func (s *Store) chunk(ctx context.Context, ref *ChunkRef) ([]byte, error) {
-	plain, hit, err := s.cache.get(ref.ID, func() ([]byte, error) { return s.fetch(ctx, s.be, ref) })
-	if hit && err == nil {
-		s.counters.cacheHits.Add(1)
+	for {
+		plain, hit, err := s.cache.get(ref.ID, func() ([]byte, error) { return s.fetch(ctx, s.be, ref) })
+		if hit && err == nil {
+			s.counters.cacheHits.Add(1)
+		}
+		// A load shared with another caller (a prefetch) may have been
+		// cancelled by that caller; ours is still wanted, so load again.
+		if hit && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			continue
+		}
+		return plain, err
 	}
-	return plain, err
 }
 
 // fetch reads one chunk object from be and authenticates it. With a

@@ -31,7 +31,7 @@ type Config struct {
 	// record their own chunk size, so it may change between snapshots.
 	ChunkSize int
 	// CacheBytes bounds the in-memory cache of decrypted chunks (default
-	// 32 MiB).
+	// 32 MiB; negative disables it).
 	CacheBytes int64
 	// Concurrency bounds parallel chunk uploads and prefetches (default 8).
 	Concurrency int

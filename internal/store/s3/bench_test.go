@@ -16,7 +16,9 @@ func BenchmarkFetch(b *testing.B) {
 	ctx := context.Background()
 	tb := b
 	remote := newBackend(tb, cfg)
-	defer func() { _ = remote.List(ctx, "", func(fi store.ObjectInfo) error { return remote.Delete(ctx, fi.Name) }) }()
+	defer func() {
+		_ = remote.List(ctx, "", func(fi store.ObjectInfo) error { return remote.Delete(ctx, fi.Name) })
+	}()
 	var data []int
 	for i := range 256 {
 		data = append(data, i*2) // every other chunk of the first 32 MiB
