@@ -22,6 +22,7 @@ func newBenchCommand(g *globalOptions) *cobra.Command {
 		Short: "Measure thaw: restore modes against each other and against a cold boot",
 	}
 	cmd.AddCommand(newBenchRestoreCommand(g))
+	cmd.AddCommand(newBenchSuiteCommand(g))
 	return cmd
 }
 

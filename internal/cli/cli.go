@@ -125,6 +125,7 @@ Start with "thaw demo".`,
 		newRmCommand(g),
 		newDemoCommand(g),
 		newBenchCommand(g),
+		newLoadCommand(g),
 	)
 	return root
 }

@@ -1,0 +1,271 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/load"
+	"github.com/thaw-run/thaw/internal/report"
+	"github.com/thaw-run/thaw/internal/trace"
+)
+
+// loadOptions are the flags of `thaw load`.
+type loadOptions struct {
+	Rate        float64       `json:"rate,omitempty"`
+	Duration    time.Duration `json:"duration"`
+	Arrivals    string        `json:"arrivals,omitempty"`
+	BurstOn     time.Duration `json:"burst_on,omitempty"`
+	BurstOff    time.Duration `json:"burst_off,omitempty"`
+	OffRate     float64       `json:"off_rate,omitempty"`
+	Functions   []string      `json:"functions"`
+	Path        string        `json:"path"`
+	Trace       string        `json:"trace,omitempty"`
+	TraceFns    int           `json:"trace_functions,omitempty"`
+	MinuteSecs  float64       `json:"minute_seconds,omitempty"`
+	MaxRate     float64       `json:"max_rate,omitempty"`
+	Spacing     string        `json:"spacing,omitempty"`
+	Selection   string        `json:"selection,omitempty"`
+	Mapping     string        `json:"mapping,omitempty"`
+	FirstMinute int           `json:"first_minute,omitempty"`
+	Seed        uint64        `json:"seed"`
+	MaxInFlight int           `json:"max_in_flight"`
+	Timeout     time.Duration `json:"timeout"`
+	Out         string        `json:"-"`
+	JSON        bool          `json:"-"`
+	Server      string        `json:"server"`
+}
+
+func newLoadCommand(g *globalOptions) *cobra.Command {
+	opts := loadOptions{}
+	cmd := &cobra.Command{
+		Use:   "load",
+		Short: "Send open-loop load to a running server and write a run directory",
+		Long: `Send requests to the functions of a running thaw server (--server) at
+scheduled times whatever the server does (open loop): --rate requests per
+second for --duration, spaced --arrivals constant, poisson or bursts (--rate
+for --burst-on, then --off-rate for --burst-off, repeating), each to one of
+--functions.
+
+With --trace DIR, replay an Azure Functions 2019 trace directory
+(invocations.csv, optional durations.csv and memory.csv) instead: sample
+--trace-functions functions (stratified by popularity, or --selection rank),
+map them onto --functions (round-robin, or --mapping duration with the
+functions listed cheapest first), replay one trace minute in
+--minute-seconds, with the busiest minute capped at --max-rate requests per
+second, for --duration.
+
+Writes a run directory (--out): every invocation, summary.json, memory over
+time from the server's /metrics, plots and report.html. Prints the summary
+table, or with --json the full load summary.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Server = g.Server
+			return runLoad(cmd, g, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.Float64Var(&opts.Rate, "rate", 10, "requests per second (constant, poisson, and bursts while on)")
+	f.DurationVar(&opts.Duration, "duration", 30*time.Second, "how long to send load")
+	f.StringVar(&opts.Arrivals, "arrivals", "poisson", "arrival process: constant, poisson or bursts")
+	f.DurationVar(&opts.BurstOn, "burst-on", 5*time.Second, "bursts: how long each burst lasts")
+	f.DurationVar(&opts.BurstOff, "burst-off", 5*time.Second, "bursts: the quiet time between bursts")
+	f.Float64Var(&opts.OffRate, "off-rate", 0, "bursts: requests per second between bursts")
+	f.StringSliceVar(&opts.Functions, "functions", nil, "functions to invoke (with --trace: the functions trace functions map onto)")
+	f.StringVar(&opts.Path, "path", "/", "path (and query) sent to every function")
+	f.StringVar(&opts.Trace, "trace", "", "replay the Azure Functions 2019 trace in this directory")
+	f.IntVar(&opts.TraceFns, "trace-functions", 8, "trace: how many trace functions to sample (0: all)")
+	f.Float64Var(&opts.MinuteSecs, "minute-seconds", 60, "trace: seconds one trace minute lasts in the replay")
+	f.Float64Var(&opts.MaxRate, "max-rate", 0, "trace: cap on the busiest minute's request rate, per second (0: none)")
+	f.StringVar(&opts.Spacing, "spacing", "exponential", "trace: arrivals within a minute: exponential, uniform or equidistant")
+	f.StringVar(&opts.Selection, "selection", "stratified", "trace: which functions to sample: stratified or rank")
+	f.StringVar(&opts.Mapping, "mapping", "round-robin", "trace: how trace functions map onto --functions: round-robin or duration")
+	f.IntVar(&opts.FirstMinute, "first-minute", 0, "trace: index of the first trace minute to replay")
+	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the arrival times and the trace sample")
+	f.IntVar(&opts.MaxInFlight, "max-in-flight", 64, "bound on requests in flight; arrivals past it are dropped and counted")
+	f.DurationVar(&opts.Timeout, "timeout", 30*time.Second, "timeout of each request")
+	f.StringVar(&opts.Out, "out", "", "run directory to write (default runs/load-<timestamp>)")
+	f.BoolVar(&opts.JSON, "json", false, "print the load summary as JSON instead of a table")
+	return cmd
+}
+
+// loadPlan is a validated `thaw load` configuration.
+type loadPlan struct {
+	schedule []load.Arrival
+	sample   *trace.Sample // nil without --trace
+	label    string
+}
+
+// planLoad validates opts and builds the schedule; it sends nothing.
+func planLoad(opts loadOptions) (loadPlan, error) {
+	invalid := func(format string, args ...any) (loadPlan, error) {
+		return loadPlan{}, fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalid)...)
+	}
+	if u, err := url.Parse(opts.Server); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return invalid("--server %q: want http(s)://host[:port]", opts.Server)
+	}
+	var fns []string
+	for _, f := range opts.Functions {
+		if f = strings.TrimSpace(f); f != "" {
+			fns = append(fns, f)
+		}
+	}
+	switch {
+	case len(fns) == 0:
+		return invalid("--functions: name at least one function to invoke")
+	case opts.Duration <= 0:
+		return invalid("--duration %v: want > 0", opts.Duration)
+	case opts.MaxInFlight < 1:
+		return invalid("--max-in-flight %d: want >= 1", opts.MaxInFlight)
+	case opts.Timeout <= 0:
+		return invalid("--timeout %v: want > 0", opts.Timeout)
+	}
+	if opts.Trace == "" {
+		var sched []load.Arrival
+		var err error
+		switch opts.Arrivals {
+		case "constant":
+			sched, err = load.Constant(opts.Rate, opts.Duration, fns)
+		case "poisson":
+			sched, err = load.Poisson(opts.Rate, opts.Duration, fns, opts.Seed)
+		case "bursts":
+			if opts.BurstOn <= 0 || opts.BurstOff < 0 || opts.OffRate < 0 {
+				return invalid("--burst-on must be > 0, --burst-off and --off-rate >= 0")
+			}
+			if err = checkRate(opts.Rate); err == nil {
+				sched, err = load.Bursts(load.Burst{On: opts.BurstOn, Off: opts.BurstOff, OnRate: opts.Rate, OffRate: opts.OffRate}, opts.Duration, fns, opts.Seed)
+			}
+		default:
+			return invalid("--arrivals %q: want constant, poisson or bursts", opts.Arrivals)
+		}
+		if err != nil {
+			return loadPlan{}, err
+		}
+		return loadPlan{schedule: sched, label: opts.Arrivals}, nil
+	}
+
+	spacing, err := trace.ParseSpacing(opts.Spacing)
+	if err != nil {
+		return loadPlan{}, err
+	}
+	so := trace.SampleOptions{Functions: opts.TraceFns, Seed: opts.Seed, FirstMinute: opts.FirstMinute,
+		MaxRate: opts.MaxRate, Targets: fns, Spacing: spacing}
+	switch opts.Selection {
+	case "stratified":
+		so.Selection = trace.Stratified
+	case "rank":
+		so.Selection = trace.ByRank
+	default:
+		return invalid("--selection %q: want stratified or rank", opts.Selection)
+	}
+	switch opts.Mapping {
+	case "round-robin":
+		so.Mapping = trace.RoundRobin
+	case "duration":
+		so.Mapping = trace.ByDuration
+	default:
+		return invalid("--mapping %q: want round-robin or duration", opts.Mapping)
+	}
+	if opts.MinuteSecs <= 0 || math.IsInf(opts.MinuteSecs, 0) || math.IsNaN(opts.MinuteSecs) {
+		return invalid("--minute-seconds %v: want > 0", opts.MinuteSecs)
+	}
+	so.Minute = time.Duration(opts.MinuteSecs * float64(time.Second))
+	if so.Minute < time.Millisecond {
+		return invalid("--minute-seconds %v: want at least 0.001", opts.MinuteSecs)
+	}
+	// Replay just the trace minutes --duration covers.
+	so.Minutes = int((opts.Duration + so.Minute - 1) / so.Minute)
+	tr, err := trace.Load(trace.DirFiles(opts.Trace))
+	if err != nil {
+		return loadPlan{}, fmt.Errorf("--trace %s: %w", opts.Trace, err)
+	}
+	s, err := tr.Sample(so)
+	if err != nil {
+		return loadPlan{}, err
+	}
+	return loadPlan{schedule: load.FromTrace(s), sample: s, label: "trace"}, nil
+}
+
+func checkRate(r float64) error {
+	if r <= 0 || math.IsInf(r, 0) || math.IsNaN(r) {
+		return fmt.Errorf("--rate %v: want > 0: %w", r, errdefs.ErrInvalid)
+	}
+	return nil
+}
+
+func runLoad(cmd *cobra.Command, g *globalOptions, opts loadOptions) error {
+	ctx := cmd.Context()
+	plan, err := planLoad(opts)
+	if err != nil {
+		return err
+	}
+	out := opts.Out
+	if out == "" {
+		out = filepath.Join("runs", "load-"+time.Now().Format("20060102-150405"))
+	}
+	base := strings.TrimSuffix(opts.Server, "/")
+	lo := load.Options{
+		BaseURL: base, Schedule: plan.schedule, Path: opts.Path, MaxInFlight: opts.MaxInFlight,
+		MaxDuration: opts.Duration, Timeout: opts.Timeout, MetricsURL: base + "/metrics",
+	}
+	if g.Token != "" {
+		lo.Header = http.Header{"Authorization": {"Bearer " + g.Token}}
+	}
+	var bar *report.Progress
+	if f, ok := g.stderr.(*os.File); ok && report.IsTerminal(f) {
+		bar = report.NewProgressTo(f, "load", len(plan.schedule))
+	} else {
+		bar = report.NewProgressTo(nil, "", 0)
+	}
+	lo.Progress = bar.Set
+	fmt.Fprintf(g.stderr, "sending %d requests over %s to %s\n", len(plan.schedule), opts.Duration, base)
+	res, err := load.Run(ctx, lo)
+	bar.Done()
+	if err != nil {
+		return err
+	}
+
+	meta := report.CollectMeta("thaw load ("+plan.label+")", opts, opts.Seed)
+	var notes []string
+	if plan.sample != nil {
+		meta.Attribution = trace.Attribution
+		notes = append(notes, fmt.Sprintf("Replay of %d trace functions from %s (%d trace minutes from index %d, one minute = %s, counts scaled by %.3g), mapped onto %s.",
+			len(plan.sample.Assignments), opts.Trace, plan.sample.Minutes(), opts.FirstMinute, plan.sample.Options.Minute,
+			plan.sample.Scale, strings.Join(opts.Functions, ", ")))
+	}
+	if ctx.Err() != nil {
+		notes = append(notes, "The run was interrupted; the records stop where it was.")
+	}
+	if _, err := report.WriteLoadRun(out, res, meta, report.LoadRunOptions{Mode: plan.label, Notes: notes}); err != nil {
+		return err
+	}
+	sum := load.Summarize(res)
+	if opts.JSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	if err := report.WriteTable(g.stdout, report.LoadRows(sum, plan.label)); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "\n%d requests in %.1fs: %d ok, %d errors, %d dropped; %.1f/s; cold-start rate %.1f%%; p50 %.2f ms, p99 %.2f ms",
+		sum.Overall.Requests, sum.ElapsedS, sum.Overall.OK, sum.Overall.Errors, sum.Overall.Dropped, sum.ThroughputRPS,
+		100*sum.Overall.ColdStartRate, sum.Overall.P50Ms, sum.Overall.P99Ms)
+	if sum.PeakMemoryBytes > 0 {
+		fmt.Fprintf(g.stdout, "; peak server memory %.0f MiB", sum.PeakMemoryBytes/(1<<20))
+	}
+	fmt.Fprintf(g.stdout, "\nrun directory: %s (open %s)\n", out, filepath.Join(out, report.FileHTML))
+	if ctx.Err() != nil {
+		return fmt.Errorf("load interrupted: %w", ctx.Err())
+	}
+	return nil
+}
