@@ -132,8 +132,10 @@ func (m *Module) Close(ctx context.Context) error {
 type InstanceConfig struct {
 	// MemoryLimit caps the linear memory in bytes.
 	MemoryLimit uint64
-	// Timeout bounds _initialize at boot and each invocation.
+	// Timeout bounds each invocation.
 	Timeout time.Duration
+	// InitTimeout bounds _initialize at boot (default: Timeout).
+	InitTimeout time.Duration
 }
 
 // BootStats are the stages of a cold boot.
@@ -157,7 +159,7 @@ func (m *Module) Boot(ctx context.Context, cfg InstanceConfig) (*Instance, BootS
 	}
 	st.Instantiate = time.Since(t0)
 	t1 := time.Now()
-	if err := inst.call(ctx, "_initialize"); err != nil {
+	if err := inst.callWithin(ctx, "_initialize", cfg.InitTimeout); err != nil {
 		inst.Close(ctx)
 		return nil, st, fmt.Errorf("initialise: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
@@ -92,11 +93,21 @@ func (i *Instance) Invoke(ctx context.Context, req *abi.Request) (*abi.Response,
 
 // call runs an export that takes and returns nothing.
 func (i *Instance) call(ctx context.Context, name string) error {
+	return i.callWithin(ctx, name, 0)
+}
+
+// callWithin is call with a timeout other than the invocation timeout.
+func (i *Instance) callWithin(ctx context.Context, name string, timeout time.Duration) error {
 	fn := i.mod.ExportedFunction(name)
 	if fn == nil {
 		return fmt.Errorf("module does not export %q: %w", name, errdefs.ErrInvalid)
 	}
-	ctx, cancel := i.deadline(ctx)
+	var cancel context.CancelFunc
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+	} else {
+		ctx, cancel = i.deadline(ctx)
+	}
 	defer cancel()
 	if _, err := fn.Call(ctx); err != nil {
 		return i.fault(ctx, name, err)
@@ -118,7 +129,7 @@ func (i *Instance) fault(ctx context.Context, fn string, err error) error {
 	if errors.As(err, &exit) {
 		switch exit.ExitCode() {
 		case sys.ExitCodeDeadlineExceeded:
-			return fmt.Errorf("%s: guest ran past its %s timeout and was killed: %w", fn, i.cfg.Timeout, errdefs.ErrTimeout)
+			return fmt.Errorf("%s: guest ran past its timeout and was killed: %w", fn, errdefs.ErrTimeout)
 		case sys.ExitCodeContextCanceled:
 			return fmt.Errorf("%s: %w", fn, context.Canceled)
 		}
