@@ -43,7 +43,7 @@ var (
 	seq      atomic.Int64
 )
 
-func runtime(t *testing.T) wazero.Runtime {
+func runtime(t testing.TB) wazero.Runtime {
 	t.Helper()
 	rtOnce.Do(func() {
 		ctx := context.Background()
@@ -58,7 +58,7 @@ func runtime(t *testing.T) wazero.Runtime {
 }
 
 // compile builds and compiles an example once per test process.
-func compile(t *testing.T, pkg string) wazero.CompiledModule {
+func compile(t testing.TB, pkg string) wazero.CompiledModule {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds wasm modules")
@@ -88,7 +88,7 @@ type guest struct {
 // test can tell the raw WASI clock from a process-relative one.
 const nanoBase = int64(1) << 50
 
-func start(t *testing.T, pkg string) *guest {
+func start(t testing.TB, pkg string) *guest {
 	t.Helper()
 	cm := compile(t, pkg)
 	stderr := &bytes.Buffer{}
@@ -401,4 +401,19 @@ func tail(s string) string {
 		return "..." + s[len(s)-2000:]
 	}
 	return s
+}
+
+// BenchmarkInvokeHello is the ABI's per-request cost on a warm instance:
+// encode, thaw_alloc, copy in, thaw_handle (decode, net/http handler,
+// encode), copy out, decode.
+func BenchmarkInvokeHello(b *testing.B) {
+	g := start(b, "examples/hello")
+	req := &abi.Request{Method: "GET", Path: "/", RawQuery: "name=bench", Header: http.Header{"Accept": {"*/*"}}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.invoke(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

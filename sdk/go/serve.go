@@ -74,11 +74,7 @@ func newHTTPRequest(r *wire.Request) (*http.Request, error) {
 		u = &url.URL{Path: r.Path, RawQuery: r.RawQuery}
 		uri = u.RequestURI()
 	}
-	header := make(http.Header, len(r.Header))
-	for k, vs := range r.Header {
-		ck := textproto.CanonicalMIMEHeaderKey(k)
-		header[ck] = append(header[ck], vs...)
-	}
+	header := canonical(r.Header)
 	host := header.Get("Host")
 	header.Del("Host")
 	var body io.ReadCloser = http.NoBody
@@ -97,6 +93,27 @@ func newHTTPRequest(r *wire.Request) (*http.Request, error) {
 		Host:          host,
 		RequestURI:    uri,
 	}, nil
+}
+
+// canonical returns h with canonical keys ("content-type" becomes
+// "Content-Type"), as net/http's server delivers them. Hosts written in Go
+// send canonical keys already, and then h itself is returned: building a
+// map costs microseconds in wasm, on every request.
+func canonical(h http.Header) http.Header {
+	if h == nil {
+		return http.Header{}
+	}
+	for k := range h {
+		if textproto.CanonicalMIMEHeaderKey(k) != k {
+			c := make(http.Header, len(h))
+			for k, vs := range h {
+				ck := textproto.CanonicalMIMEHeaderKey(k)
+				c[ck] = append(c[ck], vs...)
+			}
+			return c
+		}
+	}
+	return h
 }
 
 // responseWriter encodes the response as the handler writes it, straight
