@@ -34,46 +34,55 @@ import (
 // index, small enough that /oom fails quickly.
 const limitPages = 4096 // 256 MiB
 
+// options selects a wazero configuration.
+type options struct {
+	// fast leaves out WithCloseOnContextDone: guest code runs several
+	// times faster, but nothing can stop an endless loop.
+	fast bool
+}
+
 var (
-	rtOnce   sync.Once
-	rt       wazero.Runtime
-	rtErr    error
-	compMu   sync.Mutex
+	rtMu     sync.Mutex
+	runtimes = map[options]wazero.Runtime{}
 	compiled = map[string]wazero.CompiledModule{}
 	seq      atomic.Int64
 )
 
-func runtime(t testing.TB) wazero.Runtime {
+func runtime(t testing.TB, o options) wazero.Runtime {
 	t.Helper()
-	rtOnce.Do(func() {
-		ctx := context.Background()
-		rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
-			WithCloseOnContextDone(true).WithMemoryLimitPages(limitPages))
-		_, rtErr = wasi_snapshot_preview1.Instantiate(ctx, rt)
-	})
-	if rtErr != nil {
-		t.Fatal(rtErr)
+	rtMu.Lock()
+	defer rtMu.Unlock()
+	if rt, ok := runtimes[o]; ok {
+		return rt
 	}
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
+		WithCloseOnContextDone(!o.fast).WithMemoryLimitPages(limitPages))
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		t.Fatal(err)
+	}
+	runtimes[o] = rt
 	return rt
 }
 
 // compile builds and compiles an example once per test process.
-func compile(t testing.TB, pkg string) wazero.CompiledModule {
+func compile(t testing.TB, pkg string, o options) wazero.CompiledModule {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds wasm modules")
 	}
-	r := runtime(t)
-	compMu.Lock()
-	defer compMu.Unlock()
-	if cm, ok := compiled[pkg]; ok {
+	r := runtime(t, o)
+	key := fmt.Sprintf("%s %+v", pkg, o)
+	rtMu.Lock()
+	defer rtMu.Unlock()
+	if cm, ok := compiled[key]; ok {
 		return cm
 	}
 	cm, err := r.CompileModule(context.Background(), testwasm.Build(t, pkg))
 	if err != nil {
 		t.Fatalf("compile %s: %v", pkg, err)
 	}
-	compiled[pkg] = cm
+	compiled[key] = cm
 	return cm
 }
 
@@ -88,16 +97,18 @@ type guest struct {
 // test can tell the raw WASI clock from a process-relative one.
 const nanoBase = int64(1) << 50
 
-func start(t testing.TB, pkg string) *guest {
+func start(t testing.TB, pkg string) *guest { return startWith(t, pkg, options{}) }
+
+func startWith(t testing.TB, pkg string, o options) *guest {
 	t.Helper()
-	cm := compile(t, pkg)
+	cm := compile(t, pkg, o)
 	stderr := &bytes.Buffer{}
 	t0 := time.Now()
 	mc := wazero.NewModuleConfig().WithName(fmt.Sprintf("%s-%d", pkg, seq.Add(1))).
 		WithStartFunctions("_initialize").WithStderr(stderr).WithRandSource(rand.Reader).
 		WithSysWalltime().WithNanotime(func() int64 { return nanoBase + int64(time.Since(t0)) }, 1)
 	ctx := experimental.WithMemoryAllocator(context.Background(), experimental.MemoryAllocatorFunc(mmapMemory))
-	mod, err := runtime(t).InstantiateModule(ctx, cm, mc)
+	mod, err := runtime(t, o).InstantiateModule(ctx, cm, mc)
 	if err != nil {
 		t.Fatalf("instantiate %s: %v\n%s", pkg, err, stderr)
 	}
@@ -183,7 +194,7 @@ func TestExampleExports(t *testing.T) {
 	}
 	for _, pkg := range examples {
 		t.Run(pkg, func(t *testing.T) {
-			cm := compile(t, pkg)
+			cm := compile(t, pkg, options{})
 			fns := cm.ExportedFunctions()
 			for name, sig := range want {
 				fn, ok := fns[name]
@@ -405,15 +416,19 @@ func tail(s string) string {
 
 // BenchmarkInvokeHello is the ABI's per-request cost on a warm instance:
 // encode, thaw_alloc, copy in, thaw_handle (decode, net/http handler,
-// encode), copy out, decode.
+// encode), copy out, decode; with and without wazero's termination checks.
 func BenchmarkInvokeHello(b *testing.B) {
-	g := start(b, "examples/hello")
-	req := &abi.Request{Method: "GET", Path: "/", RawQuery: "name=bench", Header: http.Header{"Accept": {"*/*"}}}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := g.invoke(ctx, req); err != nil {
-			b.Fatal(err)
-		}
+	for _, o := range []options{{}, {fast: true}} {
+		b.Run(fmt.Sprintf("fast=%v", o.fast), func(b *testing.B) {
+			g := startWith(b, "examples/hello", o)
+			req := &abi.Request{Method: "GET", Path: "/", RawQuery: "name=bench", Header: http.Header{"Accept": {"*/*"}}}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := g.invoke(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
