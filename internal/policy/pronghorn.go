@@ -134,9 +134,23 @@ func (p *pronghorn) Observe(req int, latency time.Duration) {
 func (p *pronghorn) score(req int) float64 {
 	req = min(max(req, 1), MaxTracked)
 	if req > len(p.ema) || p.ema[req-1] == 0 {
-		return unexploredScore
+		return p.optimistic()
 	}
 	return 1e6 / (p.ema[req-1] + 1)
+}
+
+// optimistic is the score of an unexplored request: the best observed.
+func (p *pronghorn) optimistic() float64 {
+	best := 0.0
+	for _, v := range p.ema {
+		if v > 0 {
+			best = max(best, 1e6/(v+1))
+		}
+	}
+	if best == 0 {
+		return unexploredScore
+	}
+	return best
 }
 
 // windowScore scores a snapshot taken after request k (0: initialisation
