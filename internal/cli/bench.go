@@ -12,7 +12,9 @@ import (
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/bench"
 	"github.com/thaw-run/thaw/internal/build"
+	"github.com/thaw-run/thaw/internal/catalog"
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/policy"
 	"github.com/thaw-run/thaw/internal/restore"
 )
 
@@ -21,7 +23,7 @@ func newBenchCommand(g *globalOptions) *cobra.Command {
 		Use:   "bench",
 		Short: "Measure thaw: restore modes against each other and against a cold boot",
 	}
-	cmd.AddCommand(newBenchRestoreCommand(g))
+	cmd.AddCommand(newBenchRestoreCommand(g), newBenchPolicyCommand(g))
 	cmd.AddCommand(newBenchSuiteCommand(g))
 	return cmd
 }
@@ -126,6 +128,106 @@ func runBenchRestore(cmd *cobra.Command, g *globalOptions, opts benchRestoreOpti
 		return rep.WriteJSON(g.stdout)
 	}
 	fmt.Fprintf(g.stdout, "thaw bench restore: %d trials, page cache dropped before each restore (%s)\n\n", opts.Trials, strings.Join(opts.Modes, ", "))
+	rep.WriteTable(g.stdout)
+	return nil
+}
+
+// benchPolicyOptions are the flags of `thaw bench policy`.
+type benchPolicyOptions struct {
+	Functions []string
+	Policies  []string
+	Evict     []int
+	Requests  int
+	JSON      bool
+	DataDir   string
+}
+
+func newBenchPolicyCommand(g *globalOptions) *cobra.Command {
+	opts := benchPolicyOptions{}
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "Compare snapshot policies (cold, fixed:N, pronghorn) with workers evicted every E requests",
+		Long: `Pronghorn's evaluation: for each warm-up workload, policy and eviction rate, a
+private in-process worker serves the requests one at a time and is evicted
+every E requests; the next request starts an instance as the policy chooses
+(cold boot, or a restore from one of the function's snapshots). Reports
+median and p99 latency per function and policy, and pronghorn's improvement
+over fixed:1. --json prints one JSON object with a "results" array.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchPolicy(cmd, g, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&opts.Functions, "functions", []string{"js", "lazymodel", "templates", "flat"}, "functions from the catalog")
+	f.StringSliceVar(&opts.Policies, "policies", []string{"cold", "fixed:1", "pronghorn"}, "policies to compare (cold = no snapshots)")
+	f.IntSliceVar(&opts.Evict, "evict", []int{1, 4, 20}, "evict the worker every E requests")
+	f.IntVar(&opts.Requests, "requests", 500, "requests per function, policy and eviction rate")
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON object instead of a table")
+	f.StringVar(&opts.DataDir, "data", "", "scratch data directory (default: a temporary directory)")
+	return cmd
+}
+
+func runBenchPolicy(cmd *cobra.Command, g *globalOptions, opts benchPolicyOptions) error {
+	ctx := cmd.Context()
+	if opts.Requests < 1 {
+		return fmt.Errorf("--requests must be at least 1: %w", errdefs.ErrInvalid)
+	}
+	for _, e := range opts.Evict {
+		if e < 1 {
+			return fmt.Errorf("--evict values must be at least 1: %w", errdefs.ErrInvalid)
+		}
+	}
+	for _, p := range opts.Policies {
+		if p == "cold" {
+			continue
+		}
+		if _, err := policy.Parse(p, 1); err != nil {
+			return fmt.Errorf("policy %q: %v: %w", p, err, errdefs.ErrInvalid)
+		}
+	}
+	var entries []catalog.Function
+	for _, name := range opts.Functions {
+		fn, err := catalog.Lookup(name)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, fn)
+	}
+	root, err := findRepoRoot()
+	if err != nil {
+		return err
+	}
+	dir := opts.DataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "thaw-bench-policy-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	var fns []bench.Function
+	for _, c := range entries {
+		out := filepath.Join(dir, c.Name+".wasm")
+		fmt.Fprintf(g.stderr, "building %s\n", c.Dir)
+		if err := build.Module(ctx, c.Path(root), out); err != nil {
+			return err
+		}
+		wasm, err := os.ReadFile(out)
+		if err != nil {
+			return err
+		}
+		path, query, _ := strings.Cut(c.Request.Target, "?")
+		fns = append(fns, bench.Function{Name: c.Name, Wasm: wasm, MemoryMiB: c.MemoryMiB,
+			Request: abi.Request{Method: c.Request.Method, Path: path, RawQuery: query, Header: http.Header{}, Body: c.Request.Body}})
+	}
+	rep, err := bench.RunPolicy(ctx, bench.PolicyOptions{Functions: fns, Policies: opts.Policies, EvictEvery: opts.Evict,
+		Requests: opts.Requests, DataDir: filepath.Join(dir, "data"), Progress: g.stderr})
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return rep.WriteJSON(g.stdout)
+	}
 	rep.WriteTable(g.stdout)
 	return nil
 }

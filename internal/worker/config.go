@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/policy"
 	"github.com/thaw-run/thaw/internal/restore"
 )
 
@@ -41,8 +42,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 type Config struct {
 	// MemoryMiB caps each instance's linear memory (default 256).
 	MemoryMiB int `json:"memory_mib,omitempty"`
-	// Timeout bounds each invocation and the initialisation (default 30s).
+	// Timeout bounds each invocation (default 30s).
 	Timeout Duration `json:"timeout,omitempty"`
+	// InitTimeout bounds the initialisation when an instance boots cold
+	// (default 2m: init-heavy functions build their state there).
+	InitTimeout Duration `json:"init_timeout,omitempty"`
 	// MinInstances are kept warm even when idle (default 0: scale to zero).
 	MinInstances int `json:"min_instances,omitempty"`
 	// MaxInstances bounds the instances, busy or idle (default 4).
@@ -57,6 +61,12 @@ type Config struct {
 	// RestoreMode is how new instances start: cold, eager, mmap, lazy,
 	// reap or bulk (default: restore.Default, the fastest measured).
 	RestoreMode restore.Mode `json:"restore_mode,omitempty"`
+	// Policy decides when instances are snapshotted and which snapshot a
+	// new instance restores: "init" (after initialisation, the default),
+	// "fixed:N" (after request N), or "pronghorn[:window=W,pool=P,...]".
+	Policy string `json:"policy,omitempty"`
+	// PoolSize bounds the snapshots kept per function (default 12).
+	PoolSize int `json:"pool_size,omitempty"`
 	// RerecordMissRate re-records the working set when the pages faulted
 	// outside it exceed this fraction of its size (default 0.25).
 	RerecordMissRate float64 `json:"rerecord_miss_rate,omitempty"`
@@ -66,10 +76,12 @@ type Config struct {
 const (
 	DefaultMemoryMiB    = 256
 	DefaultTimeout      = 30 * time.Second
+	DefaultInitTimeout  = 2 * time.Minute
 	DefaultMaxInstances = 4
 	DefaultMaxQueue     = 64
 	DefaultKeepAlive    = 60 * time.Second
 	DefaultMissRate     = 0.25
+	DefaultPoolSize     = 12
 	maxMemoryMiB        = 4096
 )
 
@@ -80,6 +92,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = Duration(DefaultTimeout)
+	}
+	if c.InitTimeout == 0 {
+		c.InitTimeout = Duration(DefaultInitTimeout)
 	}
 	if c.MaxInstances == 0 {
 		c.MaxInstances = max(DefaultMaxInstances, c.MinInstances)
@@ -92,6 +107,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RestoreMode == "" {
 		c.RestoreMode = restore.Default
+	}
+	if c.Policy == "" {
+		c.Policy = "init"
+	}
+	if c.PoolSize == 0 {
+		c.PoolSize = DefaultPoolSize
 	}
 	if c.RerecordMissRate == 0 {
 		c.RerecordMissRate = DefaultMissRate
@@ -109,6 +130,8 @@ func (c Config) Validate() error {
 		return bad("memory_mib %d outside 1..%d", c.MemoryMiB, maxMemoryMiB)
 	case c.Timeout < Duration(time.Millisecond):
 		return bad("timeout %s too short", time.Duration(c.Timeout))
+	case c.InitTimeout < Duration(time.Millisecond):
+		return bad("init_timeout %s too short", time.Duration(c.InitTimeout))
 	case c.MinInstances < 0 || c.MaxInstances < 1 || c.MinInstances > c.MaxInstances:
 		return bad("need 0 <= min_instances (%d) <= max_instances (%d), max >= 1", c.MinInstances, c.MaxInstances)
 	case c.MaxQueue < 0:
@@ -117,6 +140,11 @@ func (c Config) Validate() error {
 		return bad("keep_alive is negative")
 	case c.RerecordMissRate < 0:
 		return bad("rerecord_miss_rate is negative")
+	case c.PoolSize < 1 || c.PoolSize > 64:
+		return bad("pool_size %d outside 1..64", c.PoolSize)
+	}
+	if _, err := policy.Parse(c.Policy, 1); err != nil {
+		return bad("policy: %v", err)
 	}
 	if _, err := restore.ParseMode(string(c.RestoreMode)); err != nil || c.RestoreMode == restore.Warm {
 		return bad("restore_mode %q is not one of cold, eager, mmap, lazy, reap, bulk", c.RestoreMode)

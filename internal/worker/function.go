@@ -10,6 +10,7 @@ import (
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/policy"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
 )
@@ -24,6 +25,11 @@ type instance struct {
 	// recording is set on the instance whose first invocation records the
 	// snapshot's working set.
 	recording bool
+	// snap is the snapshot the instance was restored from (nil if booted).
+	snap *snapshot.Snapshot
+	// startReq is the request number of the instance's first request;
+	// checkpointAt the request after which the policy snapshots it.
+	startReq, checkpointAt int
 }
 
 // function is one deployed function: its module, snapshot and pool. A
@@ -33,8 +39,13 @@ type function struct {
 	rec record
 	mod *engine.Module
 
-	mu      sync.Mutex
-	snap    *snapshot.Snapshot
+	mu   sync.Mutex
+	snap *snapshot.Snapshot // taken after initialisation (request 0)
+	// extra are the policy's later snapshots, oldest first.
+	extra []*snapshot.Snapshot
+	// pol is the snapshot policy; polMu serialises calls into it.
+	pol     policy.Policy
+	polMu   sync.Mutex
 	idle    []*instance // most recently used last
 	total   int         // idle + busy + starting
 	waiting int
@@ -42,21 +53,28 @@ type function struct {
 	closed  bool
 
 	recording atomic.Bool
+	// checkpoints counts snapshots being written in the background.
+	checkpoints sync.WaitGroup
 }
 
-func (w *Worker) newFunction(rec record, mod *engine.Module) *function {
-	return &function{w: w, rec: rec, mod: mod, wake: make(chan struct{})}
+func (w *Worker) newFunction(rec record, mod *engine.Module) (*function, error) {
+	pol, err := newPolicy(rec.Config.WithDefaults())
+	if err != nil {
+		return nil, err
+	}
+	return &function{w: w, rec: rec, mod: mod, pol: pol, wake: make(chan struct{})}, nil
 }
 
 func (f *function) instanceConfig() engine.InstanceConfig {
-	return engine.InstanceConfig{MemoryLimit: uint64(f.rec.Config.MemoryMiB) << 20, Timeout: time.Duration(f.rec.Config.Timeout)}
+	return engine.InstanceConfig{MemoryLimit: uint64(f.rec.Config.MemoryMiB) << 20, Timeout: time.Duration(f.rec.Config.Timeout),
+		InitTimeout: time.Duration(f.rec.Config.InitTimeout)}
 }
 
 func (f *function) info() Info {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := Info{Name: f.rec.Name, Config: f.rec.Config, ModuleSHA: f.rec.ModuleSHA, ModuleSize: f.rec.ModuleSize,
-		Deployed: f.rec.Deployed, Idle: len(f.idle), Busy: f.total - len(f.idle)}
+		Deployed: f.rec.Deployed, Idle: len(f.idle), Busy: f.total - len(f.idle), PoolSnapshots: len(f.extra), Policy: f.rec.Config.Policy}
 	if f.snap != nil {
 		si := &SnapshotInfo{ID: f.snap.Meta.ID, MemoryBytes: f.snap.Meta.ImageSize, DataBytes: f.snap.Meta.DataPages * snapshot.PageSize}
 		if ws, err := f.snap.WorkingSet(); err == nil {
@@ -94,6 +112,12 @@ type Timing struct {
 	Restore *restore.Stats `json:"restore,omitempty"`
 	// Fallback says why a restore fell back to a cold boot.
 	Fallback string `json:"fallback,omitempty"`
+	// Request is the invocation's request number in its instance's
+	// lineage (requests served since the boot its snapshot descends from).
+	Request int `json:"request"`
+	// SnapshotRequest is the request number after which the snapshot the
+	// instance restored was taken (-1: the instance booted cold).
+	SnapshotRequest int `json:"snapshot_request"`
 }
 
 // Result is an invocation's response and timing.
@@ -135,7 +159,7 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 		if !fresh {
 			mode = f.rec.Config.RestoreMode
 		}
-		inst, err = f.start(ctx, mode, opts.DropCache, &t)
+		inst, err = f.start(ctx, mode, fresh, opts.DropCache, &t)
 		t.Start = time.Since(t1)
 		if err != nil {
 			f.release(nil)
@@ -151,8 +175,16 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	t.Exec = time.Since(t2)
 	f.w.metrics.instances.WithLabelValues(f.rec.Name, "busy").Dec()
 	inst.served++
+	t.Request = inst.startReq + inst.served - 1
+	t.SnapshotRequest = -1
+	if inst.snap != nil {
+		t.SnapshotRequest = inst.snap.Meta.Request
+	}
 	if inst.served == 1 && inst.mem != nil {
 		f.afterFirstExec(inst, &t)
+	}
+	if err == nil {
+		f.afterExec(inst, t.Exec)
 	}
 	f.release(inst)
 	if err != nil {
@@ -239,16 +271,15 @@ func (f *function) adopt(inst *engine.Instance) {
 	f.mu.Lock()
 	f.total++
 	f.mu.Unlock()
-	f.release(&instance{Instance: inst, mode: restore.Cold})
+	f.release(f.withPolicy(&instance{Instance: inst, mode: restore.Cold}))
 }
 
-// start makes a new instance in mode, falling back to a cold boot when the
+// start makes a new instance in mode from the snapshot the policy chooses
+// (the initialisation snapshot when the mode is explicit), falling back to a cold boot when the
 // snapshot is missing or the restore fails.
-func (f *function) start(ctx context.Context, mode restore.Mode, dropCache bool, t *Timing) (*instance, error) {
-	f.mu.Lock()
-	snap := f.snap
-	f.mu.Unlock()
-	if mode != restore.Cold && mode != restore.Warm {
+func (f *function) start(ctx context.Context, mode restore.Mode, explicit, dropCache bool, t *Timing) (*instance, error) {
+	snap, policyCold := f.choose(explicit)
+	if mode != restore.Cold && mode != restore.Warm && !policyCold {
 		if snap == nil {
 			t.Fallback = "no snapshot"
 		} else {
@@ -268,7 +299,7 @@ func (f *function) start(ctx context.Context, mode restore.Mode, dropCache bool,
 	t.StartKind, t.Mode, t.Instantiate, t.Init = "cold", restore.Cold, bs.Instantiate, bs.Init
 	f.w.metrics.stages.WithLabelValues("cold", "instantiate").Observe(bs.Instantiate.Seconds())
 	f.w.metrics.stages.WithLabelValues("cold", "init").Observe(bs.Init.Seconds())
-	return &instance{Instance: inst, mode: restore.Cold}, nil
+	return f.withPolicy(&instance{Instance: inst, mode: restore.Cold}), nil
 }
 
 // restore starts an instance from snap. A reap or bulk restore without a
@@ -304,7 +335,7 @@ func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, mode re
 	}
 	t.Instantiate = time.Since(t0)
 	t.StartKind, t.Mode = "restore", prepMode
-	return &instance{Instance: inst, mem: mem, mode: prepMode, recording: record}, nil
+	return f.withPolicy(&instance{Instance: inst, mem: mem, mode: prepMode, recording: record, snap: snap}), nil
 }
 
 // afterFirstExec collects a restored instance's stats, writes a recorded
@@ -320,9 +351,7 @@ func (f *function) afterFirstExec(inst *instance, t *Timing) {
 	}
 	m.faults.WithLabelValues(f.rec.Name, string(inst.mode)).Add(float64(st.Faults))
 	m.bytesRead.WithLabelValues(f.rec.Name, string(inst.mode)).Add(float64(st.BytesRead))
-	f.mu.Lock()
-	snap := f.snap
-	f.mu.Unlock()
+	snap := inst.snap
 	if snap == nil {
 		return
 	}
@@ -349,12 +378,17 @@ func (f *function) afterFirstExec(inst *instance, t *Timing) {
 	}
 }
 
-// reap closes instances idle past the keep-alive, keeping min_instances.
-func (f *function) reap(ctx context.Context, now time.Time) {
+// reap closes instances idle past the keep-alive, keeping min_instances
+// unless all is set.
+func (f *function) reap(ctx context.Context, now time.Time, all bool) {
 	keepAlive := time.Duration(f.rec.Config.KeepAlive)
+	floor := f.rec.Config.MinInstances
+	if all {
+		floor = 0
+	}
 	var victims []*instance
 	f.mu.Lock()
-	for len(f.idle) > 0 && f.total > f.rec.Config.MinInstances && now.Sub(f.idle[0].lastUsed) > keepAlive {
+	for len(f.idle) > 0 && f.total > floor && now.Sub(f.idle[0].lastUsed) > keepAlive {
 		victims = append(victims, f.idle[0])
 		f.idle = f.idle[1:]
 		f.total--

@@ -17,6 +17,7 @@ type metrics struct {
 	bytesRead   *prometheus.CounterVec
 	instances   *prometheus.GaugeVec
 	recordings  *prometheus.CounterVec
+	checkpoints *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -49,7 +50,10 @@ func newMetrics() *metrics {
 	m.recordings = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "thaw_working_set_recordings_total", Help: "Working sets recorded (first restore after a snapshot, or after too many misses).",
 	}, []string{"function"})
-	m.reg.MustRegister(m.invocations, m.starts, m.fallbacks, m.latency, m.stages, m.faults, m.bytesRead, m.instances, m.recordings,
+	m.checkpoints = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thaw_checkpoints_total", Help: "Snapshots of live instances taken by the function's snapshot policy.",
+	}, []string{"function"})
+	m.reg.MustRegister(m.checkpoints, m.invocations, m.starts, m.fallbacks, m.latency, m.stages, m.faults, m.bytesRead, m.instances, m.recordings,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

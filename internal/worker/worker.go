@@ -51,6 +51,10 @@ type Worker struct {
 	mu  sync.Mutex
 	fns map[string]*function
 
+	// ctx lives as long as the worker, for background work.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -75,6 +79,7 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 	}
 	w := &Worker{dir: opts.DataDir, log: opts.Logger, eng: eng, metrics: newMetrics(),
 		fns: map[string]*function{}, stop: make(chan struct{}), done: make(chan struct{})}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.restorer = &restore.Restorer{}
 	if !opts.NoPager {
 		p, err := pager.Start(ctx)
@@ -114,7 +119,10 @@ func (w *Worker) Close(ctx context.Context) {
 	w.mu.Unlock()
 	for _, f := range fns {
 		f.shutdown(ctx)
+		f.checkpoints.Wait()
+		f.savePolicy()
 	}
+	w.cancel()
 	_ = w.eng.Close(ctx)
 	if w.pager != nil {
 		_ = w.pager.Close()
@@ -143,6 +151,10 @@ type Info struct {
 	// Instances counts live instances.
 	Idle int `json:"idle_instances"`
 	Busy int `json:"busy_instances"`
+	// PoolSnapshots counts the policy's snapshots beyond the first.
+	PoolSnapshots int `json:"pool_snapshots"`
+	// Policy is the function's snapshot policy.
+	Policy string `json:"policy"`
 }
 
 // SnapshotInfo summarises a snapshot.
@@ -190,7 +202,10 @@ func (w *Worker) loadOne(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	f := w.newFunction(rec, mod)
+	f, err := w.newFunction(rec, mod)
+	if err != nil {
+		return err
+	}
 	if rec.Snapshot != "" {
 		snap, err := snapshot.Open(filepath.Join(w.snapDir(name), rec.Snapshot))
 		if err != nil {
@@ -201,6 +216,7 @@ func (w *Worker) loadOne(ctx context.Context, name string) error {
 			f.snap = snap
 		}
 	}
+	f.loadPolicy()
 	w.mu.Lock()
 	w.fns[name] = f
 	w.mu.Unlock()
@@ -224,7 +240,11 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	}
 	sum := sha256.Sum256(wasm)
 	rec := record{Name: name, Config: cfg, ModuleSHA: hex.EncodeToString(sum[:]), ModuleSize: len(wasm), Deployed: time.Now().UTC()}
-	f := w.newFunction(rec, mod)
+	f, err := w.newFunction(rec, mod)
+	if err != nil {
+		_ = mod.Close(ctx)
+		return nil, err
+	}
 
 	// Boot one instance now: it proves the module initialises, provides the
 	// snapshot, and then serves as the first warm instance.
@@ -234,7 +254,8 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 		return nil, fmt.Errorf("deploy %s: boot: %w", name, err)
 	}
 	if cfg.RestoreMode != restore.Cold {
-		snap, err := w.takeSnapshot(f, inst, 0)
+		st, mem := inst.Capture()
+		snap, err := w.writeSnapshot(f, st, mem, 0)
 		if err != nil {
 			inst.Close(ctx)
 			_ = mod.Close(ctx)
@@ -261,6 +282,7 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	w.mu.Unlock()
 	if old != nil {
 		old.shutdown(ctx)
+		old.checkpoints.Wait()
 		w.removeSnapshotsExcept(name, f.rec.Snapshot)
 	}
 	w.log.Info("deployed", "function", name, "module_bytes", len(wasm), "snapshot", f.rec.Snapshot)
@@ -268,9 +290,9 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	return &info, nil
 }
 
-// takeSnapshot captures inst between requests into a new snapshot of f.
-func (w *Worker) takeSnapshot(f *function, inst *engine.Instance, request int) (*snapshot.Snapshot, error) {
-	st, mem := inst.Capture()
+// writeSnapshot stores a captured instance as a new snapshot of f, taken
+// after request number request.
+func (w *Worker) writeSnapshot(f *function, st *engine.State, mem []byte, request int) (*snapshot.Snapshot, error) {
 	id := newID()
 	meta := snapshot.Meta{ID: id, Function: f.rec.Name, ModuleSHA: f.rec.ModuleSHA, Created: time.Now().UTC(), State: *st, Request: request}
 	if err := os.MkdirAll(w.snapDir(f.rec.Name), 0o755); err != nil {
@@ -375,6 +397,7 @@ func (w *Worker) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("function %q: %w", name, errdefs.ErrNotFound)
 	}
 	f.shutdown(ctx)
+	f.checkpoints.Wait()
 	err := errors.Join(os.RemoveAll(w.fnDir(name)), os.RemoveAll(w.snapDir(name)))
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
@@ -390,6 +413,24 @@ func (w *Worker) lookup(name string) (*function, error) {
 		return nil, fmt.Errorf("function %q: %w", name, errdefs.ErrNotFound)
 	}
 	return f, nil
+}
+
+// Evict closes every idle instance of a function, as a platform evicting
+// its worker would; the next request starts a new instance.
+func (w *Worker) Evict(ctx context.Context, name string) error {
+	f, err := w.lookup(name)
+	if err != nil {
+		return err
+	}
+	f.reap(ctx, time.Now().Add(time.Duration(f.rec.Config.KeepAlive)+time.Hour), true)
+	return nil
+}
+
+// WaitCheckpoints waits for a function's background snapshot writes.
+func (w *Worker) WaitCheckpoints(name string) {
+	if f, err := w.lookup(name); err == nil {
+		f.checkpoints.Wait()
+	}
 }
 
 // reaper releases idle instances past their keep-alive (scale to zero) and
@@ -411,7 +452,7 @@ func (w *Worker) reaper() {
 		}
 		w.mu.Unlock()
 		for _, f := range fns {
-			f.reap(context.Background(), time.Now())
+			f.reap(context.Background(), time.Now(), false)
 		}
 	}
 }

@@ -1,0 +1,167 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/worker"
+)
+
+// PolicyOptions configure RunPolicy: Pronghorn's method.
+type PolicyOptions struct {
+	Functions []Function
+	// Policies are snapshot-policy specs; "cold" means no snapshots at all.
+	Policies []string
+	// EvictEvery lists after how many requests the worker is evicted.
+	EvictEvery []int
+	// Requests per function, policy and eviction rate (Pronghorn: 500).
+	Requests int
+	// Mode is the restore mode of snapshot starts (default bulk).
+	Mode     restore.Mode
+	DataDir  string
+	Progress io.Writer
+}
+
+// PolicyResult is one function, policy and eviction rate.
+type PolicyResult struct {
+	Function   string  `json:"function"`
+	Policy     string  `json:"policy"`
+	EvictEvery int     `json:"evict_every"`
+	Requests   int     `json:"requests"`
+	P50ms      float64 `json:"p50_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	MeanMs     float64 `json:"mean_ms"`
+	// LastHalfP50ms is the median over the second half of the requests,
+	// after a learning policy has had time to converge.
+	LastHalfP50ms float64 `json:"last_half_p50_ms"`
+	Checkpoints   int     `json:"checkpoints"`
+	// Latencies and Snapshots are per request, in order: end-to-end latency
+	// inside the worker (start + exec) and the request number after which
+	// the serving instance's snapshot was taken (-1: booted cold).
+	Latencies []float64 `json:"latencies_ms,omitempty"`
+	Snapshots []int     `json:"snapshot_requests,omitempty"`
+}
+
+// PolicyReport is the output of RunPolicy.
+type PolicyReport struct {
+	Machine Machine        `json:"machine"`
+	Results []PolicyResult `json:"results"`
+	// Improvement is pronghorn's median latency reduction against fixed:1
+	// per function and eviction rate (0.3 = 30% lower).
+	Improvement map[string]map[int]float64 `json:"improvement_vs_fixed1"`
+}
+
+// RunPolicy measures each policy as Pronghorn's evaluation does: a worker
+// serves requests one at a time and is evicted every E requests, after
+// which the next request starts an instance as the policy chooses.
+func RunPolicy(ctx context.Context, opts PolicyOptions) (*PolicyReport, error) {
+	if opts.Requests < 1 {
+		return nil, fmt.Errorf("requests must be at least 1")
+	}
+	if opts.Mode == "" {
+		opts.Mode = restore.Bulk
+	}
+	w, err := worker.Open(ctx, worker.Options{DataDir: opts.DataDir})
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close(ctx)
+	rep := &PolicyReport{Machine: ThisMachine(), Improvement: map[string]map[int]float64{}}
+	for _, fn := range opts.Functions {
+		for _, evict := range opts.EvictEvery {
+			byPolicy := map[string]float64{}
+			for _, pol := range opts.Policies {
+				r, err := runPolicyConfig(ctx, w, fn, pol, evict, opts)
+				if err != nil {
+					return nil, err
+				}
+				rep.Results = append(rep.Results, r)
+				byPolicy[pol] = r.P50ms
+				if opts.Progress != nil {
+					fmt.Fprintf(opts.Progress, "%-10s %-12s evict %-3d p50 %8.2f ms  p99 %8.2f ms  checkpoints %d\n",
+						fn.Name, pol, evict, r.P50ms, r.P99ms, r.Checkpoints)
+				}
+			}
+			if f1, ok := byPolicy["fixed:1"]; ok && f1 > 0 {
+				if p, ok := byPolicy["pronghorn"]; ok {
+					if rep.Improvement[fn.Name] == nil {
+						rep.Improvement[fn.Name] = map[int]float64{}
+					}
+					rep.Improvement[fn.Name][evict] = 1 - p/f1
+				}
+			}
+		}
+	}
+	return rep, nil
+}
+
+func runPolicyConfig(ctx context.Context, w *worker.Worker, fn Function, pol string, evict int, opts PolicyOptions) (PolicyResult, error) {
+	r := PolicyResult{Function: fn.Name, Policy: pol, EvictEvery: evict, Requests: opts.Requests}
+	cfg := worker.Config{MemoryMiB: fn.MemoryMiB, MaxInstances: 1, KeepAlive: worker.Duration(time.Hour), RestoreMode: opts.Mode, Policy: pol}
+	if pol == "cold" {
+		cfg.RestoreMode, cfg.Policy = restore.Cold, "init"
+	}
+	if _, err := w.Deploy(ctx, fn.Name, fn.Wasm, cfg); err != nil {
+		return r, fmt.Errorf("deploy %s (%s): %w", fn.Name, pol, err)
+	}
+	defer w.Delete(ctx, fn.Name)
+	// The deploy's instance would serve the first requests warm; start
+	// from an evicted worker as Pronghorn does.
+	if err := w.Evict(ctx, fn.Name); err != nil {
+		return r, err
+	}
+	for i := 0; i < opts.Requests; i++ {
+		res, err := w.Invoke(ctx, fn.Name, cloneReq(&fn.Request), worker.InvokeOptions{})
+		if err != nil {
+			return r, fmt.Errorf("%s (%s, evict %d) request %d: %w", fn.Name, pol, evict, i, err)
+		}
+		r.Latencies = append(r.Latencies, ms(res.Timing.Start+res.Timing.Exec))
+		r.Snapshots = append(r.Snapshots, res.Timing.SnapshotRequest)
+		if (i+1)%evict == 0 {
+			// A platform evicts a worker after its dump completes.
+			w.WaitCheckpoints(fn.Name)
+			if err := w.Evict(ctx, fn.Name); err != nil {
+				return r, err
+			}
+		}
+	}
+	if info, err := w.Get(fn.Name); err == nil {
+		r.Checkpoints = info.PoolSnapshots
+	}
+	r.P50ms, r.P99ms = Percentile(r.Latencies, 50), Percentile(r.Latencies, 99)
+	r.LastHalfP50ms = Percentile(r.Latencies[len(r.Latencies)/2:], 50)
+	var sum float64
+	for _, l := range r.Latencies {
+		sum += l
+	}
+	r.MeanMs = sum / float64(len(r.Latencies))
+	return r, nil
+}
+
+// WriteTable prints the report for people.
+func (r *PolicyReport) WriteTable(out io.Writer) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "function\tpolicy\tevict every\trequests\tp50 ms\tp99 ms\tmean ms\tlast-half p50\tpool\t")
+	for _, x := range r.Results {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t\n", x.Function, x.Policy, x.EvictEvery, x.Requests,
+			x.P50ms, x.P99ms, x.MeanMs, x.LastHalfP50ms, x.Checkpoints)
+	}
+	tw.Flush()
+	for fn, byEvict := range r.Improvement {
+		for e, v := range byEvict {
+			fmt.Fprintf(out, "%s, evict every %d: pronghorn median %.1f%% lower than fixed:1\n", fn, e, 100*v)
+		}
+	}
+}
+
+// WriteJSON prints the report as one JSON object.
+func (r *PolicyReport) WriteJSON(out io.Writer) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}

@@ -1,0 +1,223 @@
+package worker
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/policy"
+	"github.com/thaw-run/thaw/internal/snapshot"
+)
+
+// policyFile persists a function's policy state and snapshot pool.
+const policyFile = "policy.json"
+
+type policyRecord struct {
+	// Extra lists the pool's snapshots beyond the initialisation one.
+	Extra []string        `json:"extra"`
+	State json.RawMessage `json:"state,omitempty"`
+}
+
+// candidates lists the pool: the initialisation snapshot first.
+func (f *function) candidates() ([]policy.Candidate, []*snapshot.Snapshot) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var snaps []*snapshot.Snapshot
+	if f.snap != nil {
+		snaps = append(snaps, f.snap)
+	}
+	snaps = append(snaps, f.extra...)
+	cands := make([]policy.Candidate, len(snaps))
+	for i, s := range snaps {
+		cands[i] = policy.Candidate{ID: s.Meta.ID, Request: s.Meta.Request}
+	}
+	return cands, snaps
+}
+
+// choose picks the snapshot a new instance restores. Explicit modes (an
+// experiment's X-Thaw-Mode) always use the initialisation snapshot so modes
+// compare on the same image; otherwise the policy chooses, and may choose
+// a cold boot.
+func (f *function) choose(explicit bool) (snap *snapshot.Snapshot, cold bool) {
+	cands, snaps := f.candidates()
+	if explicit || f.pol == nil || len(snaps) == 0 {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.snap, false
+	}
+	f.polMu.Lock()
+	i := f.pol.Choose(cands)
+	f.polMu.Unlock()
+	if i == policy.Cold || i < 0 || i >= len(snaps) {
+		return nil, true
+	}
+	return snaps[i], false
+}
+
+// withPolicy sets an instance's request numbering and checkpoint.
+func (f *function) withPolicy(inst *instance) *instance {
+	inst.startReq = 1
+	if inst.snap != nil {
+		inst.startReq = inst.snap.Meta.Request + 1
+	}
+	if f.pol != nil {
+		f.polMu.Lock()
+		inst.checkpointAt = f.pol.CheckpointAt(inst.startReq)
+		f.polMu.Unlock()
+	}
+	return inst
+}
+
+// afterExec feeds the policy and snapshots the instance when the policy's
+// checkpoint request has just been served.
+func (f *function) afterExec(inst *instance, exec time.Duration) {
+	if f.pol == nil || inst.Dead() {
+		return
+	}
+	req := inst.startReq + inst.served - 1
+	f.polMu.Lock()
+	f.pol.Observe(req, exec)
+	f.polMu.Unlock()
+	if inst.checkpointAt > 0 && req == inst.checkpointAt {
+		f.checkpoint(inst, req)
+	}
+}
+
+// checkpoint snapshots a live instance between requests. The instance is
+// idle and owned by the caller, so copying its memory is a consistent cut;
+// the copy is written in the background while the instance serves on.
+func (f *function) checkpoint(inst *instance, req int) {
+	st, mem := inst.Capture()
+	buf := make([]byte, len(mem))
+	copy(buf, mem)
+	f.checkpoints.Add(1)
+	go func() {
+		defer f.checkpoints.Done()
+		snap, err := f.w.writeSnapshot(f, st, buf, req)
+		if err == nil {
+			err = f.mod.PrepareRestore(f.w.ctx, snap.Meta.State.Pages)
+		}
+		if err != nil {
+			f.w.log.Warn("checkpoint failed", "function", f.rec.Name, "request", req, "err", err)
+			return
+		}
+		f.mu.Lock()
+		closed := f.closed
+		if !closed {
+			f.extra = append(f.extra, snap)
+		}
+		f.mu.Unlock()
+		if closed {
+			_ = os.RemoveAll(snap.Dir)
+			return
+		}
+		f.w.metrics.checkpoints.WithLabelValues(f.rec.Name).Inc()
+		f.prune()
+		f.savePolicy()
+	}()
+}
+
+// prune keeps the pool within pool_size; the initialisation snapshot is
+// always kept.
+func (f *function) prune() {
+	cands, snaps := f.candidates()
+	if len(snaps) <= f.rec.Config.PoolSize {
+		return
+	}
+	f.polMu.Lock()
+	keepIdx := f.pol.Prune(cands, f.rec.Config.PoolSize)
+	f.polMu.Unlock()
+	keep := map[string]bool{}
+	if f.snap != nil {
+		keep[f.snap.Meta.ID] = true
+	}
+	for _, i := range keepIdx {
+		if i >= 0 && i < len(snaps) && len(keep) < f.rec.Config.PoolSize {
+			keep[snaps[i].Meta.ID] = true
+		}
+	}
+	var drop []*snapshot.Snapshot
+	f.mu.Lock()
+	kept := f.extra[:0]
+	for _, s := range f.extra {
+		if keep[s.Meta.ID] {
+			kept = append(kept, s)
+		} else {
+			drop = append(drop, s)
+		}
+	}
+	f.extra = kept
+	f.mu.Unlock()
+	for _, s := range drop {
+		// Instances restored from a dropped snapshot keep running: their
+		// memory is already theirs (eager, bulk) or mapped (mmap, lazy:
+		// an unlinked file stays readable while open).
+		_ = os.RemoveAll(s.Dir)
+	}
+}
+
+// savePolicy persists the policy state and the pool.
+func (f *function) savePolicy() {
+	if f.pol == nil {
+		return
+	}
+	f.polMu.Lock()
+	state, err := f.pol.MarshalState()
+	f.polMu.Unlock()
+	if err != nil {
+		return
+	}
+	rec := policyRecord{State: state}
+	f.mu.Lock()
+	for _, s := range f.extra {
+		rec.Extra = append(rec.Extra, filepath.Base(s.Dir))
+	}
+	f.mu.Unlock()
+	b, err := json.Marshal(rec)
+	if err == nil {
+		err = writeAtomic(filepath.Join(f.w.fnDir(f.rec.Name), policyFile), b)
+	}
+	if err != nil {
+		f.w.log.Warn("saving policy state failed", "function", f.rec.Name, "err", err)
+	}
+}
+
+// loadPolicy restores the policy state and pool saved by savePolicy.
+func (f *function) loadPolicy() {
+	b, err := os.ReadFile(filepath.Join(f.w.fnDir(f.rec.Name), policyFile))
+	if err != nil {
+		return
+	}
+	var rec policyRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		f.w.log.Warn("policy state unreadable; starting afresh", "function", f.rec.Name, "err", err)
+		return
+	}
+	if len(rec.State) > 0 {
+		if err := f.pol.UnmarshalState(rec.State); err != nil {
+			f.w.log.Warn("policy state unreadable; starting afresh", "function", f.rec.Name, "err", err)
+		}
+	}
+	for _, id := range rec.Extra {
+		snap, err := snapshot.Open(filepath.Join(f.w.snapDir(f.rec.Name), id))
+		if err != nil {
+			f.w.log.Warn("dropping unusable pool snapshot", "function", f.rec.Name, "snapshot", id, "err", err)
+			continue
+		}
+		if err := f.mod.PrepareRestore(f.w.ctx, snap.Meta.State.Pages); err != nil {
+			continue
+		}
+		f.extra = append(f.extra, snap)
+	}
+}
+
+// newPolicy builds the function's policy from its configuration.
+func newPolicy(cfg Config) (policy.Policy, error) {
+	p, err := policy.Parse(cfg.Policy, uint64(time.Now().UnixNano()))
+	if err != nil {
+		return nil, fmt.Errorf("policy %q: %w", cfg.Policy, err)
+	}
+	return p, nil
+}

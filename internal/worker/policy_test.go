@@ -1,0 +1,94 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/thaw-run/thaw/internal/restore"
+)
+
+// A fixed:3 policy snapshots the live instance after its third request;
+// after an eviction the next instance restores that snapshot and answers
+// request 4 exactly as an instance that was never evicted does.
+func TestCheckpointLiveInstance(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	w, err := Open(ctx, Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deploy(t, w, "evicted", "examples/warmup/templates", Config{MaxInstances: 1, Policy: "fixed:3"})
+	deploy(t, w, "steady", "examples/warmup/templates", Config{MaxInstances: 1, Policy: "init", RestoreMode: restore.Cold})
+	if err := w.Evict(ctx, "evicted"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		res := invoke(t, w, "evicted", get("/"), InvokeOptions{})
+		if res.Timing.Request != i {
+			t.Fatalf("request %d numbered %d", i, res.Timing.Request)
+		}
+		invoke(t, w, "steady", get("/"), InvokeOptions{})
+	}
+	w.WaitCheckpoints("evicted")
+	if info, _ := w.Get("evicted"); info.PoolSnapshots != 1 {
+		t.Fatalf("pool has %d checkpoint snapshots, want 1", info.PoolSnapshots)
+	}
+	if err := w.Evict(ctx, "evicted"); err != nil {
+		t.Fatal(err)
+	}
+	got := invoke(t, w, "evicted", get("/"), InvokeOptions{})
+	want := invoke(t, w, "steady", get("/"), InvokeOptions{})
+	if got.Timing.StartKind != "restore" || got.Timing.SnapshotRequest != 3 || got.Timing.Request != 4 {
+		t.Fatalf("after eviction: %+v, want a restore of the request-3 snapshot serving request 4", got.Timing)
+	}
+	if !bytes.Equal(got.Response.Body, want.Response.Body) {
+		t.Fatalf("restored checkpoint answered request 4 differently:\n%.200s\nvs\n%.200s", got.Response.Body, want.Response.Body)
+	}
+
+	// The pool and the policy state survive a restart.
+	w.Close(ctx)
+	if _, err := os.Stat(filepath.Join(dir, "functions", "evicted", policyFile)); err != nil {
+		t.Fatalf("policy state not persisted: %v", err)
+	}
+	w2, err := Open(ctx, Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close(ctx)
+	res := invoke(t, w2, "evicted", get("/"), InvokeOptions{})
+	if res.Timing.SnapshotRequest != 3 {
+		t.Fatalf("after restart restored snapshot of request %d, want 3", res.Timing.SnapshotRequest)
+	}
+}
+
+// The pool never holds more than pool_size snapshots on disk.
+func TestPoolBound(t *testing.T) {
+	ctx := context.Background()
+	w := openWorker(t)
+	deploy(t, w, "flat", "examples/warmup/flat", Config{MaxInstances: 1, Policy: "pronghorn:window=4", PoolSize: 3})
+	for i := 0; i < 40; i++ {
+		invoke(t, w, "flat", get("/"), InvokeOptions{})
+		if i%2 == 1 {
+			w.WaitCheckpoints("flat")
+			if err := w.Evict(ctx, "flat"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		entries, _ := os.ReadDir(w.snapDir("flat"))
+		w.WaitCheckpoints("flat")
+		if n := len(entries); n > 3+1 { // +1: a snapshot being written
+			t.Fatalf("after request %d the pool holds %d snapshots on disk, capacity 3", i, n)
+		}
+	}
+	w.WaitCheckpoints("flat")
+	entries, _ := os.ReadDir(w.snapDir("flat"))
+	if len(entries) > 3 {
+		t.Fatalf("pool holds %d snapshots, capacity 3", len(entries))
+	}
+	if info, _ := w.Get("flat"); info.PoolSnapshots == 0 {
+		t.Fatal("pronghorn never took a snapshot")
+	}
+}
