@@ -119,22 +119,26 @@ func (f *function) checkpoint(inst *instance, req int) {
 	}()
 }
 
-// prune keeps the pool within pool_size; the initialisation snapshot is
-// always kept.
+// prune keeps the pool within pool_size (or the policy's own, smaller,
+// pool); the initialisation snapshot is always kept.
 func (f *function) prune() {
+	capacity := f.rec.Config.PoolSize
+	if ps, ok := f.pol.(policy.PoolSizer); ok {
+		capacity = min(capacity, ps.PoolSize())
+	}
 	cands, snaps := f.candidates()
-	if len(snaps) <= f.rec.Config.PoolSize {
+	if len(snaps) <= capacity {
 		return
 	}
 	f.polMu.Lock()
-	keepIdx := f.pol.Prune(cands, f.rec.Config.PoolSize)
+	keepIdx := f.pol.Prune(cands, capacity)
 	f.polMu.Unlock()
 	keep := map[string]bool{}
 	if f.snap != nil {
 		keep[f.snap.Meta.ID] = true
 	}
 	for _, i := range keepIdx {
-		if i >= 0 && i < len(snaps) && len(keep) < f.rec.Config.PoolSize {
+		if i >= 0 && i < len(snaps) && len(keep) < capacity {
 			keep[snaps[i].Meta.ID] = true
 		}
 	}
