@@ -22,11 +22,15 @@ type deployOptions struct {
 	KeepAlive time.Duration
 	Public    bool
 	Mode      string
+	Policy    string
+	PoolSize  int
+	InitTO    time.Duration
 }
 
 func (o deployOptions) config() (worker.Config, error) {
 	cfg := worker.Config{MemoryMiB: o.MemoryMiB, Timeout: worker.Duration(o.Timeout), MinInstances: o.Min, MaxInstances: o.Max,
-		MaxQueue: o.MaxQueue, KeepAlive: worker.Duration(o.KeepAlive), Public: o.Public}
+		MaxQueue: o.MaxQueue, KeepAlive: worker.Duration(o.KeepAlive), Public: o.Public,
+		Policy: o.Policy, PoolSize: o.PoolSize, InitTimeout: worker.Duration(o.InitTO)}
 	if o.Mode != "" {
 		m, err := restore.ParseMode(o.Mode)
 		if err != nil {
@@ -75,6 +79,9 @@ once, takes its memory snapshot and keeps the booted instance warm.`,
 	f.IntVar(&opts.MaxQueue, "max-queue", 0, fmt.Sprintf("most requests waiting for an instance before 429 (default %d)", worker.DefaultMaxQueue))
 	f.DurationVar(&opts.KeepAlive, "keep-alive", 0, fmt.Sprintf("how long an idle instance is kept (default %s)", worker.DefaultKeepAlive))
 	f.BoolVar(&opts.Public, "public", false, "allow invocation without the access token")
+	f.StringVar(&opts.Policy, "policy", "", `snapshot policy: "init", "fixed:N" or "pronghorn[:window=W,...]" (default init)`)
+	f.IntVar(&opts.PoolSize, "pool-size", 0, fmt.Sprintf("snapshots kept per function (default %d)", worker.DefaultPoolSize))
+	f.DurationVar(&opts.InitTO, "init-timeout", 0, fmt.Sprintf("time limit for a cold boot's initialisation (default %s)", worker.DefaultInitTimeout))
 	f.StringVar(&opts.Mode, "mode", "", "restore mode: cold, eager, mmap, lazy, reap, bulk (default "+string(restore.Default)+")")
 	return cmd
 }
