@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/thaw-run/thaw/internal/catalog"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
 )
@@ -43,25 +44,17 @@ type Function struct {
 }
 
 // Catalog lists the suite functions (examples/suite) with their default
-// requests. Every suite function answers GET / with its default input, so
-// the table stays small; it is kept here rather than derived from the
-// directory so that a half-written example does not join a run by accident.
-var Catalog = []Function{
-	{Name: "helloworld", Dir: "examples/suite/helloworld"},
-	{Name: "chameleon", Dir: "examples/suite/chameleon"},
-	{Name: "pyaes", Dir: "examples/suite/pyaes"},
-	{Name: "image_rotate", Dir: "examples/suite/image_rotate"},
-	{Name: "json_serdes", Dir: "examples/suite/json_serdes"},
-	{Name: "lr_serving", Dir: "examples/suite/lr_serving"},
-	{Name: "cnn_serving", Dir: "examples/suite/cnn_serving"},
-	{Name: "rnn_serving", Dir: "examples/suite/rnn_serving"},
-	{Name: "compression", Dir: "examples/suite/compression"},
-	{Name: "dynamic_html", Dir: "examples/suite/dynamic_html"},
-	{Name: "matmul", Dir: "examples/suite/matmul"},
-	{Name: "graph_bfs", Dir: "examples/suite/graph_bfs"},
-	{Name: "graph_mst", Dir: "examples/suite/graph_mst"},
-	{Name: "graph_pagerank", Dir: "examples/suite/graph_pagerank"},
-	{Name: "video_frames", Dir: "examples/suite/video_frames"},
+// requests and memory caps, taken from internal/catalog so that every
+// benchmark sends the same request to the same function.
+var Catalog = fromCatalog()
+
+func fromCatalog() []Function {
+	var out []Function
+	for _, f := range catalog.ByKind(catalog.Suite) {
+		out = append(out, Function{Name: f.Name, Dir: f.Dir, Method: f.Request.Method, Path: f.Request.Target,
+			Body: f.Request.Body, MemoryMiB: f.MemoryMiB})
+	}
+	return out
 }
 
 // Lookup returns the catalog entry named name.
