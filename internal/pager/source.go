@@ -49,6 +49,8 @@ func openSource(kind uint8, files []*os.File, params []byte) (Source, error) {
 			return nil, fmt.Errorf("file source wants 1 descriptor, got %d: %w", len(files), errdefs.ErrInvalid)
 		}
 		return newFileSource(files[0])
+	case KindStore:
+		return newStoreSource(files, params)
 	default:
 		closeAll(files)
 		return nil, fmt.Errorf("unknown page source kind %d: %w", kind, errdefs.ErrInvalid)

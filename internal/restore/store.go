@@ -1,0 +1,277 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/pager"
+	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/storesnap"
+	"github.com/thaw-run/thaw/internal/uffd"
+)
+
+// StoreRestorer prepares memory from snapshots that live only in the chunk
+// store (internal/store), in every mode:
+//
+//	eager  every non-zero chunk of memory.img is fetched in parallel and
+//	       read straight into place
+//	mmap   the store has no file to map: the image is first materialised
+//	       into a sparse file under CacheDir (once per snapshot; later
+//	       restores reuse it) and that file is mapped
+//	lazy   the pager child opens the store itself (Config) and serves each
+//	       fault from the chunk holding the page
+//	reap   ws.img's chunks are fetched in parallel, then installed with one
+//	       UFFDIO_COPY per run; other pages are lazy, from the store
+//	bulk   ws.img's chunks are fetched in parallel and each is copied
+//	       straight into its pages' places before userfaultfd is
+//	       registered; other pages are lazy, from the store
+//
+// Every chunk is authenticated by the store before any byte of it reaches
+// the region, so a tampered chunk fails the restore with errdefs.ErrCorrupt
+// (counted by CorruptRestores) and the caller falls back to a cold start.
+// In lazy paging a tampered chunk is detected by the pager, which leaves the
+// faulting thread blocked rather than install it (counted in the session's
+// Stats.Errors); the owner must discard that instance.
+type StoreRestorer struct {
+	// Pager serves lazy pages (lazy, reap, bulk).
+	Pager *pager.Pager
+	// Config names the store the snapshots come from; the pager child
+	// opens it from this description (storesnap.OpenReader).
+	Config storesnap.Config
+	// CacheDir holds images materialised for mmap restores.
+	CacheDir string
+	// Concurrency bounds parallel chunk fetches (default 8).
+	Concurrency int
+	// Readahead is passed to the pager (pages installed after each
+	// faulting one).
+	Readahead int
+
+	corrupt atomic.Int64
+}
+
+// CorruptRestores counts restores that failed because stored data failed
+// authentication.
+func (r *StoreRestorer) CorruptRestores() int64 { return r.corrupt.Load() }
+
+func (r *StoreRestorer) concurrency() int {
+	if r.Concurrency > 0 {
+		return r.Concurrency
+	}
+	return 8
+}
+
+// Prepare builds the memory of a new instance of snap in mode, in a region
+// of limit bytes, reading only from the store. With record set (lazy mode)
+// the pager records the first-fault order.
+func (r *StoreRestorer) Prepare(ctx context.Context, mode Mode, snap *storesnap.Snapshot, limit uint64, record bool) (*Memory, error) {
+	if uint64(snap.Meta.ImageSize) > limit {
+		return nil, fmt.Errorf("snapshot memory (%d MiB) exceeds the memory cap (%d MiB): %w", snap.Meta.ImageSize>>20, limit>>20, errdefs.ErrInvalid)
+	}
+	region, err := engine.NewRegion(limit)
+	if err != nil {
+		return nil, err
+	}
+	m := &Memory{Region: region, stats: Stats{Mode: mode, Recording: record}}
+	region.OnFree(m.release)
+	t0 := time.Now()
+	switch mode {
+	case Eager:
+		err = r.eager(ctx, m, snap)
+	case Mmap:
+		err = r.mmap(ctx, m, snap)
+	case Lazy:
+		err = r.lazy(ctx, m, snap, false, false, record)
+	case Reap, Bulk:
+		if snap.WS == nil {
+			err = fmt.Errorf("no working set recorded: %w", errdefs.ErrNotFound)
+		} else {
+			err = r.lazy(ctx, m, snap, true, mode == Bulk, false)
+		}
+	default:
+		err = fmt.Errorf("mode %q does not restore from a snapshot: %w", mode, errdefs.ErrInvalid)
+	}
+	if err != nil {
+		region.Free()
+		if errors.Is(err, errdefs.ErrCorrupt) {
+			r.corrupt.Add(1)
+		}
+		return nil, fmt.Errorf("%s restore of store snapshot %s: %w", mode, snap.ID, err)
+	}
+	m.stats.Map = time.Since(t0) - m.stats.Prefetch
+	return m, nil
+}
+
+// readInto reads [off, off+len(p)) of f; bytes past its end stay as they are.
+func readInto(ctx context.Context, f interface {
+	ReadAtContext(context.Context, []byte, int64) (int, error)
+}, p []byte, off int64) (int, error) {
+	n, err := f.ReadAtContext(ctx, p, off)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return n, err
+}
+
+func (r *StoreRestorer) eager(ctx context.Context, m *Memory, snap *storesnap.Snapshot) error {
+	mem := m.Region.Bytes()[:snap.Meta.ImageSize]
+	var read atomic.Int64
+	err := storesnap.ForEachChunk(ctx, snap.Snap, snapshot.ImageFile, r.concurrency(), func(ctx context.Context, off, size int64) error {
+		n, err := readInto(ctx, snap.Image, mem[off:off+size], off)
+		read.Add(int64(n))
+		return err
+	})
+	m.stats.BytesRead = read.Load()
+	return err
+}
+
+func (r *StoreRestorer) mmap(ctx context.Context, m *Memory, snap *storesnap.Snapshot) error {
+	if r.CacheDir == "" {
+		return fmt.Errorf("mmap from the store needs a cache directory to materialise the image in: %w", errdefs.ErrInvalid)
+	}
+	path, written, err := snap.Materialise(ctx, r.CacheDir, r.concurrency())
+	m.stats.BytesRead = written
+	if err != nil {
+		return err
+	}
+	if snap.Meta.ImageSize == 0 {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open materialised image: %w", err)
+	}
+	defer f.Close()
+	_, err = unix.MmapPtr(int(f.Fd()), 0, unsafe.Pointer(&m.Region.Bytes()[0]), uintptr(snap.Meta.ImageSize),
+		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
+	if err != nil {
+		return fmt.Errorf("map image: %w", err)
+	}
+	return nil
+}
+
+// lazy registers the region with userfaultfd, optionally installs the
+// working set first (ws; bulk: before registering), and hands the rest to
+// the pager's store source.
+func (r *StoreRestorer) lazy(ctx context.Context, m *Memory, snap *storesnap.Snapshot, ws, bulk, record bool) error {
+	if r.Pager == nil {
+		return fmt.Errorf("no pager process: %w", errdefs.ErrUnavailable)
+	}
+	size := uint64(snap.Meta.ImageSize)
+	if size == 0 {
+		return nil
+	}
+	if ws && bulk {
+		if err := r.bulkFill(ctx, m, snap); err != nil {
+			return err
+		}
+	}
+	u, err := uffd.Open()
+	if err != nil {
+		return fmt.Errorf("userfaultfd: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	m.uffd = u
+	if err := u.Register(m.Region.Addr(), size); err != nil {
+		return fmt.Errorf("register region: %w", err)
+	}
+	if ws && !bulk {
+		if err := r.reapFill(ctx, m, snap); err != nil {
+			return err
+		}
+	}
+	src, err := pager.StoreSource(pager.StoreParams{Store: r.Config, Snapshot: snap.ID, File: snapshot.ImageFile})
+	if err != nil {
+		return err
+	}
+	sess, err := r.Pager.ServeSource(u, src, pager.Spec{Base: m.Region.Addr(), Length: size, Record: record, Readahead: r.Readahead})
+	if err != nil {
+		return fmt.Errorf("pager: %w", err)
+	}
+	m.session = sess
+	return nil
+}
+
+// reapFill fetches ws.img's chunks in parallel into one buffer, then
+// installs it with one UFFDIO_COPY per run.
+func (r *StoreRestorer) reapFill(ctx context.Context, m *Memory, snap *storesnap.Snapshot) error {
+	t0 := time.Now()
+	ws := snap.WS
+	buf, err := uffd.Mmap(uint64(max(ws.Bytes(), snapshot.PageSize)))
+	if err != nil {
+		return err
+	}
+	defer uffd.Munmap(buf)
+	var read atomic.Int64
+	err = storesnap.ForEachChunk(ctx, snap.Snap, snapshot.WSImageFile, r.concurrency(), func(ctx context.Context, off, size int64) error {
+		n, err := readInto(ctx, snap.WSImage, buf[off:off+size], off)
+		read.Add(int64(n))
+		return err
+	})
+	m.stats.BytesRead += read.Load()
+	if err != nil {
+		return err
+	}
+	base := m.Region.Addr()
+	off := 0
+	for _, run := range ws.Runs {
+		n := run.Count * snapshot.PageSize
+		if _, err := m.uffd.Copy(base+uintptr(run.Start*snapshot.PageSize), uintptr(unsafe.Pointer(&buf[off])), uint64(n)); err != nil {
+			return fmt.Errorf("install working set: %w", err)
+		}
+		off += n
+	}
+	m.stats.Prefetch = time.Since(t0)
+	m.stats.WSBytes, m.stats.WSPages = ws.Bytes(), ws.Pages
+	return nil
+}
+
+// bulkFill fetches ws.img's chunks in parallel and reads each straight into
+// the places of the pages it holds.
+func (r *StoreRestorer) bulkFill(ctx context.Context, m *Memory, snap *storesnap.Snapshot) error {
+	t0 := time.Now()
+	ws := snap.WS
+	// starts[i] is run i's offset in ws.img.
+	starts := make([]int64, len(ws.Runs))
+	var pos int64
+	for i, run := range ws.Runs {
+		starts[i] = pos
+		pos += int64(run.Count) * snapshot.PageSize
+	}
+	mem := m.Region.Bytes()
+	var read atomic.Int64
+	err := storesnap.ForEachChunk(ctx, snap.Snap, snapshot.WSImageFile, r.concurrency(), func(ctx context.Context, off, size int64) error {
+		end := off + size
+		i := sort.Search(len(starts), func(i int) bool { return starts[i] > off }) - 1
+		for ; i < len(ws.Runs) && starts[i] < end; i++ {
+			run := ws.Runs[i]
+			lo, hi := max(starts[i], off), min(starts[i]+int64(run.Count)*snapshot.PageSize, end)
+			if lo >= hi {
+				continue
+			}
+			dst := int64(run.Start)*snapshot.PageSize + (lo - starts[i])
+			n, err := readInto(ctx, snap.WSImage, mem[dst:dst+hi-lo], lo)
+			read.Add(int64(n))
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	m.stats.BytesRead += read.Load()
+	if err != nil {
+		return err
+	}
+	m.stats.Prefetch = time.Since(t0)
+	m.stats.WSBytes, m.stats.WSPages = ws.Bytes(), ws.Pages
+	return nil
+}

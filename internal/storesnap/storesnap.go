@@ -1,0 +1,273 @@
+package storesnap
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store"
+)
+
+// ID is the store snapshot id of a function's snapshot: one name segment,
+// "<function>.<snapshot id>".
+func ID(function, snapshotID string) string { return function + "." + snapshotID }
+
+// Published lists the files of a snapshot directory Publish stores, in
+// manifest order. ws.trace is left out: restores do not need it.
+var Published = []string{snapshot.MetaFile, snapshot.CRCFile, snapshot.WSMetaFile, snapshot.WSImageFile, snapshot.ImageFile}
+
+// Publish puts the snapshot directory snap into st as store snapshot id.
+// Every file starts on a chunk boundary, so the working set (ws.img, already
+// its pages back to back) spans ceil(size/ChunkSize) chunks and a REAP or
+// bulk restore fetches it with that many parallel requests. The working set
+// is published only if ws.img matches ws.json's checksum (WriteWorkingSet
+// renames ws.img before ws.json, so a concurrent re-recording could pair
+// them wrongly); a snapshot without one is published without it.
+func Publish(ctx context.Context, st *store.Store, id string, snap *snapshot.Snapshot) (*store.PutResult, error) {
+	withWS := true
+	ws, err := snap.WorkingSet()
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound):
+		withWS = false
+	case err != nil:
+		return nil, fmt.Errorf("publish %s: %w", snap.Dir, err)
+	default:
+		data, err := os.ReadFile(snap.Path(snapshot.WSImageFile))
+		if err != nil {
+			return nil, fmt.Errorf("publish %s: working set: %w", snap.Dir, err)
+		}
+		if err := snap.CheckWorkingSetData(ws, data); err != nil {
+			return nil, fmt.Errorf("publish %s: %w", snap.Dir, err)
+		}
+	}
+	var files []store.FileSource
+	for _, name := range Published {
+		if !withWS && (name == snapshot.WSMetaFile || name == snapshot.WSImageFile) {
+			continue
+		}
+		f, err := os.Open(snap.Path(name))
+		if err != nil {
+			return nil, fmt.Errorf("publish %s: %w", snap.Dir, err)
+		}
+		defer f.Close()
+		fs, err := store.FileSourceOf(name, f)
+		if err != nil {
+			return nil, fmt.Errorf("publish %s: %w", snap.Dir, err)
+		}
+		files = append(files, fs)
+	}
+	res, err := st.Put(ctx, id, files)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s as %s: %w", snap.Dir, id, err)
+	}
+	return res, nil
+}
+
+// Snapshot is a snapshot opened from the store alone: its metadata and
+// working-set description, read and authenticated, and random access to
+// its images.
+type Snapshot struct {
+	ID    string
+	Meta  snapshot.Meta
+	Store *store.Store
+	Snap  *store.Snapshot
+	// Image is memory.img.
+	Image *store.File
+	// WS and WSImage are the working set and ws.img; nil if none was
+	// published.
+	WS      *snapshot.WorkingSet
+	WSImage *store.File
+}
+
+// OpenSnapshot opens store snapshot id: the manifest, then meta.json and
+// ws.json in parallel. pages.crc is not read: every chunk is authenticated
+// by the store, which is a stronger check than the page checksums.
+// Errors: errdefs.ErrNotFound (no such snapshot), ErrCorrupt (tampered or
+// inconsistent), ErrUnauthorized (another key), ErrUnavailable.
+func OpenSnapshot(ctx context.Context, st *store.Store, id string) (*Snapshot, error) {
+	sn, err := st.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s := &Snapshot{ID: id, Store: st, Snap: sn}
+	if s.Image, err = sn.File(snapshot.ImageFile); err != nil {
+		return nil, fmt.Errorf("store snapshot %s: %v: %w", id, err, errdefs.ErrCorrupt)
+	}
+	var (
+		wg           sync.WaitGroup
+		metaB, wsB   []byte
+		metaE, wsErr error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		metaB, metaE = readWhole(ctx, sn, snapshot.MetaFile, 1<<20)
+	}()
+	if _, err := sn.File(snapshot.WSMetaFile); err == nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wsB, wsErr = readWhole(ctx, sn, snapshot.WSMetaFile, 16<<20)
+		}()
+	}
+	wg.Wait()
+	if metaE != nil {
+		return nil, metaE
+	}
+	if wsErr != nil {
+		return nil, wsErr
+	}
+	if err := json.Unmarshal(metaB, &s.Meta); err != nil {
+		return nil, fmt.Errorf("store snapshot %s: meta: %v: %w", id, err, errdefs.ErrCorrupt)
+	}
+	if s.Meta.Version != snapshot.FormatVersion {
+		return nil, fmt.Errorf("store snapshot %s: format version %d, want %d: %w", id, s.Meta.Version, snapshot.FormatVersion, errdefs.ErrCorrupt)
+	}
+	if s.Meta.ImageSize != int64(s.Meta.State.Pages)*engine.WasmPageSize || s.Image.Size() != s.Meta.ImageSize {
+		return nil, fmt.Errorf("store snapshot %s: image is %d bytes, meta says %d for %d wasm pages: %w",
+			id, s.Image.Size(), s.Meta.ImageSize, s.Meta.State.Pages, errdefs.ErrCorrupt)
+	}
+	if wsB != nil {
+		var ws snapshot.WorkingSet
+		if err := json.Unmarshal(wsB, &ws); err != nil {
+			return nil, fmt.Errorf("store snapshot %s: working set: %v: %w", id, err, errdefs.ErrCorrupt)
+		}
+		pages, n := int(s.Meta.ImageSize/snapshot.PageSize), 0
+		for _, r := range ws.Runs {
+			if r.Start < 0 || r.Count <= 0 || r.Start+r.Count > pages {
+				return nil, fmt.Errorf("store snapshot %s: working-set run %+v outside the image: %w", id, r, errdefs.ErrCorrupt)
+			}
+			n += r.Count
+		}
+		if s.WSImage, err = sn.File(snapshot.WSImageFile); err != nil || n != ws.Pages || s.WSImage.Size() != ws.Bytes() {
+			return nil, fmt.Errorf("store snapshot %s: working set does not match ws.img: %w", id, errdefs.ErrCorrupt)
+		}
+		s.WS = &ws
+	}
+	return s, nil
+}
+
+// readWhole reads a small file of sn.
+func readWhole(ctx context.Context, sn *store.Snapshot, name string, limit int64) ([]byte, error) {
+	f, err := sn.File(name)
+	if err != nil {
+		return nil, fmt.Errorf("store snapshot %s: %v: %w", sn.ID(), err, errdefs.ErrCorrupt)
+	}
+	if f.Size() > limit {
+		return nil, fmt.Errorf("store snapshot %s: %s is %d bytes: %w", sn.ID(), name, f.Size(), errdefs.ErrCorrupt)
+	}
+	b := make([]byte, f.Size())
+	if _, err := f.ReadAtContext(ctx, b, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b, nil
+}
+
+// ForEachChunk calls fn for the byte range [off, off+size) of every
+// non-zero chunk of file, from up to conc goroutines at once, so that
+// chunk fetches (and fn's reads of them through the store) overlap. The
+// first error stops the walk and is returned.
+func ForEachChunk(ctx context.Context, sn *store.Snapshot, file string, conc int, fn func(ctx context.Context, off, size int64) error) error {
+	var e *store.FileEntry
+	m := sn.Manifest()
+	for i := range m.Files {
+		if m.Files[i].Name == file {
+			e = &m.Files[i]
+		}
+	}
+	if e == nil {
+		return fmt.Errorf("store snapshot %s has no file %s: %w", sn.ID(), file, errdefs.ErrNotFound)
+	}
+	conc = max(conc, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	sem := make(chan struct{}, conc)
+	cs := int64(m.ChunkSize)
+	for i := range e.Chunks {
+		c := &e.Chunks[i]
+		if c.Zero {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(off, size int64) {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(ctx, off, size); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}(int64(i)*cs, int64(c.Size))
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+// Materialise writes the snapshot's memory image into dir as a sparse file
+// (only non-zero chunks are written) and returns its path; mmap restores
+// map it, since the store has no file to map. A file already there of the
+// right size is reused: it is written under a temporary name and renamed
+// into place only once complete, so an existing one is whole. The file is
+// plaintext on local disk, as a local snapshot directory is.
+func (s *Snapshot) Materialise(ctx context.Context, dir string, conc int) (path string, written int64, err error) {
+	path = filepath.Join(dir, s.ID+".img")
+	if fi, err := os.Stat(path); err == nil && fi.Size() == s.Meta.ImageSize {
+		return path, 0, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", 0, fmt.Errorf("materialise %s: %w", s.ID, err)
+	}
+	f, err := os.CreateTemp(dir, s.ID+".*.tmp")
+	if err != nil {
+		return "", 0, fmt.Errorf("materialise %s: %w", s.ID, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if err := f.Truncate(s.Meta.ImageSize); err != nil {
+		return "", 0, fmt.Errorf("materialise %s: %w", s.ID, err)
+	}
+	var mu sync.Mutex
+	err = ForEachChunk(ctx, s.Snap, snapshot.ImageFile, conc, func(ctx context.Context, off, size int64) error {
+		buf := make([]byte, size)
+		if _, err := s.Image.ReadAtContext(ctx, buf, off); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if _, err := f.WriteAt(buf, off); err != nil {
+			return fmt.Errorf("write %s: %w", f.Name(), err)
+		}
+		mu.Lock()
+		written += size
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return "", written, fmt.Errorf("materialise %s: %w", s.ID, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", written, fmt.Errorf("materialise %s: %w", s.ID, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return "", written, fmt.Errorf("materialise %s: %w", s.ID, err)
+	}
+	return path, written, nil
+}
