@@ -52,9 +52,9 @@ type Config struct {
 	QueueDir string `json:"queue_dir,omitempty"`
 
 	// Store tuning (see store.Config; zero takes its defaults).
-	ChunkSize   int   `json:"chunk_size,omitempty"`
+	ChunkSize           int   `json:"chunk_size,omitempty"`
 	DecryptedCacheBytes int64 `json:"decrypted_cache_bytes,omitempty"`
-	Concurrency int   `json:"concurrency,omitempty"`
+	Concurrency         int   `json:"concurrency,omitempty"`
 }
 
 // Validate checks that exactly one remote is configured and the keys can

@@ -1,0 +1,402 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/pager"
+	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store"
+	"github.com/thaw-run/thaw/internal/store/s3"
+	"github.com/thaw-run/thaw/internal/storesnap"
+	"github.com/thaw-run/thaw/internal/testwasm"
+)
+
+func TestMain(m *testing.M) {
+	pager.RunIfChild()
+	os.Exit(m.Run())
+}
+
+var instCfg = engine.InstanceConfig{MemoryLimit: 256 << 20, Timeout: 30 * time.Second}
+
+func get(path, query string) *abi.Request {
+	return &abi.Request{Method: http.MethodGet, Path: path, RawQuery: query, Header: http.Header{}}
+}
+
+// fixture is a compiled examples/hello, a snapshot of it with a recorded
+// working set, the answer a booted instance gives, and a pager.
+type fixture struct {
+	mod   *engine.Module
+	pager *pager.Pager
+	snap  *snapshot.Snapshot
+	want  []byte
+}
+
+var (
+	fixOnce sync.Once
+	fix     *fixture
+	fixErr  error
+)
+
+func helloFixture(t *testing.T) *fixture {
+	t.Helper()
+	fixOnce.Do(func() { fix, fixErr = newFixture(t) })
+	if fixErr != nil {
+		t.Fatal(fixErr)
+	}
+	return fix
+}
+
+func newFixture(t *testing.T) (*fixture, error) {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "thaw-restore-store-")
+	if err != nil {
+		return nil, err
+	}
+	e, err := engine.New(ctx, engine.Config{CacheDir: filepath.Join(dir, "cache")})
+	if err != nil {
+		return nil, err
+	}
+	mod, err := e.Compile(ctx, testwasm.Build(t, "examples/hello"))
+	if err != nil {
+		return nil, err
+	}
+	inst, _, err := mod.Boot(ctx, instCfg)
+	if err != nil {
+		return nil, err
+	}
+	st, mem := inst.Capture()
+	snap, err := snapshot.Write(filepath.Join(dir, "snap"), snapshot.Meta{ID: "s1", Function: "hello", State: *st}, mem)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := inst.Invoke(ctx, get("/x", "name=thaw"))
+	inst.Close(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := pager.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := &fixture{mod: mod, pager: p, snap: snap, want: resp.Body}
+	// Record the working set as the worker does: one lazy restore with
+	// recording, one request, then the trace.
+	r := &Restorer{Pager: p}
+	m, err := r.Prepare(ctx, Lazy, snap, instCfg.MemoryLimit, true)
+	if err != nil {
+		return nil, err
+	}
+	ri, err := mod.Restore(ctx, instCfg, &snap.Meta.State, m.Region)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ri.Invoke(ctx, get("/x", "name=thaw")); err != nil {
+		return nil, err
+	}
+	trace, err := m.Trace()
+	ri.Close(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := snap.WriteWorkingSet(trace); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func newSecret(t *testing.T) []byte {
+	t.Helper()
+	s, err := store.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.ParseSecret(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// dirConfig is a store on a local directory, with a disk cache.
+func dirConfig(t *testing.T) storesnap.Config {
+	d := t.TempDir()
+	return storesnap.Config{Tenant: "t1", Secret: newSecret(t), Dir: filepath.Join(d, "remote"), CacheDir: filepath.Join(d, "cache")}
+}
+
+// s3Config is a store on the MinIO of scripts/minio.sh, if it is running.
+func s3Config(t *testing.T) storesnap.Config {
+	ep := os.Getenv("THAW_TEST_S3_ENDPOINT")
+	if ep == "" {
+		t.Skip("THAW_TEST_S3_ENDPOINT not set: run scripts/minio.sh start; eval \"$(scripts/minio.sh env)\"")
+	}
+	d := t.TempDir()
+	return storesnap.Config{Tenant: "t1", Secret: newSecret(t), CacheDir: filepath.Join(d, "cache"), S3: &s3.Config{
+		Endpoint: ep, AccessKey: os.Getenv("THAW_TEST_S3_ACCESS_KEY"), SecretKey: os.Getenv("THAW_TEST_S3_SECRET_KEY"),
+		Region: os.Getenv("THAW_TEST_S3_REGION"), Bucket: "thaw-restore-test", Prefix: "run-" + strconv.FormatInt(time.Now().UnixNano(), 36)}}
+}
+
+// publish puts the fixture's snapshot into the store of cfg and opens it
+// from the store alone, through a fresh handle (no local file is used).
+func publish(t *testing.T, f *fixture, cfg storesnap.Config) (*storesnap.Handle, *storesnap.Snapshot) {
+	t.Helper()
+	ctx := context.Background()
+	h, err := storesnap.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := storesnap.Publish(ctx, h.Store, "hello.s1", f.snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := f.snap.WorkingSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Chunks == 0 || ws.Pages == 0 {
+		t.Fatalf("published %+v, working set %d pages", res, ws.Pages)
+	}
+	h.Close()
+	// A second handle: nothing cached in memory from the Put.
+	h, err = storesnap.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	sn, err := storesnap.OpenSnapshot(ctx, h.Store, "hello.s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sn.WS == nil || sn.WS.Pages != ws.Pages || sn.Meta.ImageSize != f.snap.Meta.ImageSize {
+		t.Fatalf("opened %+v, want working set of %d pages", sn.Meta, ws.Pages)
+	}
+	return h, sn
+}
+
+// restoreAndCall restores from the store in mode and returns the answer.
+func restoreAndCall(t *testing.T, f *fixture, r *StoreRestorer, mode Mode, sn *storesnap.Snapshot) ([]byte, Stats) {
+	t.Helper()
+	ctx := context.Background()
+	m, err := r.Prepare(ctx, mode, sn, instCfg.MemoryLimit, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := f.mod.Restore(ctx, instCfg, &sn.Meta.State, m.Region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	resp, err := inst.Invoke(ctx, get("/x", "name=thaw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Body, m.Stats()
+}
+
+func testAllModes(t *testing.T, cfg storesnap.Config) {
+	f := helloFixture(t)
+	_, sn := publish(t, f, cfg)
+	r := &StoreRestorer{Pager: f.pager, Config: cfg, CacheDir: t.TempDir()}
+	for _, mode := range []Mode{Eager, Mmap, Lazy, Reap, Bulk} {
+		t.Run(string(mode), func(t *testing.T) {
+			got, st := restoreAndCall(t, f, r, mode, sn)
+			if !bytes.Equal(got, f.want) {
+				t.Fatalf("restored instance answered %q, booted one %q", got, f.want)
+			}
+			switch mode {
+			case Lazy:
+				if st.Faults == 0 {
+					t.Fatalf("lazy restore served no faults: %+v", st)
+				}
+			case Reap, Bulk:
+				if st.WSPages != sn.WS.Pages {
+					t.Fatalf("installed %d working-set pages, want %d", st.WSPages, sn.WS.Pages)
+				}
+			case Eager, Mmap:
+				if st.BytesRead == 0 {
+					t.Fatalf("read nothing from the store: %+v", st)
+				}
+			}
+		})
+	}
+}
+
+// Every mode restores a snapshot that exists only in the store (a local
+// directory backend) and the instance answers as a booted one.
+func TestStoreRestoreModes(t *testing.T) {
+	testAllModes(t, dirConfig(t))
+}
+
+// The same against a real S3 server (MinIO on loopback).
+func TestStoreRestoreModesS3(t *testing.T) {
+	testAllModes(t, s3Config(t))
+}
+
+// A tampered chunk is detected: eager, mmap, reap and bulk restores fail
+// with ErrCorrupt before any of its bytes reach a region, and are counted.
+func TestStoreRestoreTampered(t *testing.T) {
+	f := helloFixture(t)
+	cfg := dirConfig(t)
+	cfg.CacheDir = "" // the remote is the only copy
+	publish(t, f, cfg)
+	// Flip one byte in every stored chunk.
+	n := 0
+	err := filepath.WalkDir(cfg.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !bytes.Contains([]byte(d.Name()), []byte("chunks~")) {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		b[len(b)/2] ^= 0x40
+		n++
+		return os.WriteFile(path, b, 0o600)
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("tampered %d chunks: %v", n, err)
+	}
+	ctx := context.Background()
+	h, err := storesnap.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	// meta.json's chunk is tampered too: opening fails already.
+	if _, err := storesnap.OpenSnapshot(ctx, h.Store, "hello.s1"); !errors.Is(err, errdefs.ErrCorrupt) {
+		t.Fatalf("opening a tampered snapshot: %v, want ErrCorrupt", err)
+	}
+}
+
+// With only the image's chunks tampered (metadata intact), every prefetching
+// mode fails with ErrCorrupt and counts it.
+func TestStoreRestoreTamperedImage(t *testing.T) {
+	f := helloFixture(t)
+	cfg := dirConfig(t)
+	cfg.CacheDir = ""
+	h, sn := publish(t, f, cfg)
+	// Tamper with every chunk of memory.img and ws.img, leaving the
+	// metadata files' chunks intact.
+	keep := map[string]bool{}
+	for _, fe := range sn.Snap.Manifest().Files {
+		if fe.Name == snapshot.MetaFile || fe.Name == snapshot.WSMetaFile || fe.Name == snapshot.CRCFile {
+			for _, c := range fe.Chunks {
+				keep[c.ID.String()] = true
+			}
+		}
+	}
+	n := 0
+	for _, fe := range sn.Snap.Manifest().Files {
+		for _, c := range fe.Chunks {
+			if c.Zero || keep[c.ID.String()] {
+				continue
+			}
+			matches, _ := filepath.Glob(filepath.Join(cfg.Dir, "objects", "*", "*"+c.ID.String()))
+			for _, path := range matches {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b[len(b)-1] ^= 1
+				if err := os.WriteFile(path, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("found no chunk to tamper with")
+	}
+	h.Close()
+	ctx := context.Background()
+	h2, err := storesnap.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	sn2, err := storesnap.OpenSnapshot(ctx, h2.Store, "hello.s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &StoreRestorer{Pager: f.pager, Config: cfg, CacheDir: t.TempDir()}
+	modes := []Mode{Eager, Mmap, Reap, Bulk}
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			m, err := r.Prepare(ctx, mode, sn2, instCfg.MemoryLimit, false)
+			if err == nil {
+				m.Region.Free()
+				t.Fatal("restore of a tampered snapshot succeeded")
+			}
+			if !errors.Is(err, errdefs.ErrCorrupt) {
+				t.Fatalf("got %v, want ErrCorrupt", err)
+			}
+		})
+	}
+	if got := r.CorruptRestores(); got != int64(len(modes)) {
+		t.Fatalf("CorruptRestores = %d, want %d", got, len(modes))
+	}
+	if h2.Store.Counters().Corrupt == 0 {
+		t.Fatal("the store counted no corrupt chunk")
+	}
+}
+
+// Concurrent lazy restores from the store at GOMAXPROCS=1 complete: every
+// fault is served by the pager child, which fetches chunks itself, so no
+// faulting thread waits on the main process.
+func TestStoreLazyGOMAXPROCS1(t *testing.T) {
+	f := helloFixture(t)
+	cfg := dirConfig(t)
+	_, sn := publish(t, f, cfg)
+	r := &StoreRestorer{Pager: f.pager, Config: cfg}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			ctx := context.Background()
+			m, err := r.Prepare(ctx, Lazy, sn, instCfg.MemoryLimit, false)
+			if err != nil {
+				errs <- err
+				return
+			}
+			inst, err := f.mod.Restore(ctx, instCfg, &sn.Meta.State, m.Region)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer inst.Close(ctx)
+			resp, err := inst.Invoke(ctx, get("/x", "name=thaw"))
+			if err == nil && !bytes.Equal(resp.Body, f.want) {
+				err = errors.New("wrong answer " + string(resp.Body))
+			}
+			errs <- err
+		}()
+	}
+	// A deadlock never completes; the bound only turns a hang into a
+	// failure instead of the test binary's timeout.
+	deadline := time.After(3 * time.Minute)
+	for range n {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-deadline:
+			t.Fatal("concurrent store-backed lazy restores at GOMAXPROCS=1 did not finish: deadlock")
+		}
+	}
+}
