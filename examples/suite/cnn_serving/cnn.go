@@ -30,10 +30,11 @@ type dense struct {
 }
 
 // network is a small VGG-style classifier for 64x64 RGB images:
-// three conv-ReLU-maxpool blocks (3→32→64→128 channels, 64→8 pixels), a
-// 8192→512 hidden layer and a 512→1000 output layer. About 4.8 million
-// float32 weights (19 MB), most of them in the hidden layer, so the
-// snapshot carries a real model's worth of memory.
+// three conv-ReLU-maxpool blocks (3→16→32→64 channels, 64→8 pixels), a
+// 4096→1024 hidden layer and a 1024→1000 output layer. About 5.2 million
+// float32 weights (21 MB), most of them in the dense layers, so the
+// snapshot carries a real model's worth of memory, and about 16 million
+// multiply-adds per image.
 type network struct {
 	convs  []*conv
 	hidden *dense
@@ -60,12 +61,12 @@ func newNetwork(seed uint64) *network {
 		return v
 	}
 	net := &network{}
-	for _, ch := range [][2]int{{3, 32}, {32, 64}, {64, 128}} {
+	for _, ch := range [][2]int{{3, 16}, {16, 32}, {32, 64}} {
 		net.convs = append(net.convs, &conv{in: ch[0], out: ch[1], w: normal(ch[1]*ch[0]*9, ch[0]*9), b: make([]float32, ch[1])})
 	}
-	flat := 128 * (inputSize / 8) * (inputSize / 8)
-	net.hidden = &dense{in: flat, out: 512, w: normal(512*flat, flat), b: make([]float32, 512)}
-	net.output = &dense{in: 512, out: classes, w: normal(classes*512, 512), b: make([]float32, classes)}
+	flat := 64 * (inputSize / 8) * (inputSize / 8)
+	net.hidden = &dense{in: flat, out: 1024, w: normal(1024*flat, flat), b: make([]float32, 1024)}
+	net.output = &dense{in: 1024, out: classes, w: normal(classes*1024, 1024), b: make([]float32, classes)}
 	return net
 }
 

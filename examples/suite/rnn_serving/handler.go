@@ -20,14 +20,15 @@ var languages = []string{"Arabic", "Chinese", "Czech", "Dutch", "English", "Fren
 // Model geometry: the input is a one-hot language plus a one-hot
 // character; the output covers the alphabet plus end-of-name.
 const (
-	hidden = 512
+	hidden = 256
 	nIn    = 18 + len(alphabet)
 	nOut   = len(alphabet) + 1
 	eos    = len(alphabet)
 )
 
-// lstm is one LSTM cell and an output projection: 4*512*(75+512) + 58*512
-// float32 weights, about 4.9 MB, generated at init.
+// lstm is one LSTM cell and an output projection: 4*256*(75+256) + 58*256
+// float32 weights, about 1.4 MB (the PyTorch tutorial's model is smaller
+// still), generated at init.
 type lstm struct {
 	w   []float32 // gates i, f, g, o stacked: [4*hidden][nIn+hidden]
 	b   []float32 // [4*hidden]

@@ -25,6 +25,10 @@ type video [][]byte
 func makeClip() video {
 	rng := rand.New(rand.NewPCG(24, 25))
 	type ball struct{ x, y, vx, vy, r float64 }
+	inside := func(x, y int, b ball) bool {
+		dx, dy := float64(x)-b.x, float64(y)-b.y
+		return dx*dx+dy*dy < b.r*b.r
+	}
 	balls := make([]ball, 4)
 	for i := range balls {
 		balls[i] = ball{rng.Float64() * width, rng.Float64() * height, rng.Float64()*6 - 3, rng.Float64()*4 - 2, 8 + rng.Float64()*10}
@@ -41,7 +45,7 @@ func makeClip() video {
 				o := (y*width + x) * 3
 				fr[o], fr[o+1], fr[o+2] = 40+noise[o], 60+noise[o+1], 90+noise[o+2]
 				for i, b := range balls {
-					if math.Hypot(float64(x)-b.x, float64(y)-b.y) < b.r {
+					if inside(x, y, b) {
 						fr[o], fr[o+1], fr[o+2] = uint8(200+i*10), uint8(50*i), 30
 					}
 				}
@@ -75,8 +79,21 @@ func gray(rgb []byte) []byte {
 // blur is a 3x3 box blur; edge pixels average the neighbours that exist.
 func blur(src []byte, w, h int) []byte {
 	out := make([]byte, len(src))
+	// Interior pixels have all nine neighbours: sum them without checks.
+	for y := 1; y < h-1; y++ {
+		a, b, c := src[(y-1)*w:y*w], src[y*w:(y+1)*w], src[(y+1)*w:(y+2)*w]
+		o := out[y*w : (y+1)*w]
+		for x := 1; x < w-1; x++ {
+			sum := int(a[x-1]) + int(a[x]) + int(a[x+1]) + int(b[x-1]) + int(b[x]) + int(b[x+1]) +
+				int(c[x-1]) + int(c[x]) + int(c[x+1])
+			o[x] = uint8((sum + 4) / 9)
+		}
+	}
 	for y := range h {
 		for x := range w {
+			if x > 0 && x < w-1 && y > 0 && y < h-1 {
+				continue
+			}
 			sum, n := 0, 0
 			for dy := -1; dy <= 1; dy++ {
 				for dx := -1; dx <= 1; dx++ {

@@ -27,12 +27,12 @@ type runtime struct {
 }
 
 // Handler runs a JavaScript program in goja: each request sums the
-// program's 24 module functions over ?n= inputs (default 16) drawn from
+// program's 16 module functions over ?n= inputs (default 8) drawn from
 // ?seed= (default 1). The answer depends only on the request; the cost
 // does not. The first request compiles the driver and every module
 // (compile on first use); later requests get cheaper as module functions
 // turn hot one after another and their results are served from the
-// JavaScript memo table, the last about request 190. GET /stats shows the
+// JavaScript memo table, the last at request 182. GET /stats shows the
 // program's cache state.
 func Handler() http.Handler {
 	rt := &runtime{vm: goja.New(), mods: modules(), programs: make(map[string]*goja.Program)}
@@ -55,7 +55,7 @@ func Handler() http.Handler {
 			wfn.JSON(w, v.Export())
 			return
 		}
-		n, err := wfn.Int(r, "n", 16, 1, 1024)
+		n, err := wfn.Int(r, "n", 8, 1, 1024)
 		if err != nil {
 			wfn.Error(w, http.StatusBadRequest, "%v", err)
 			return

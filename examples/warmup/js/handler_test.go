@@ -34,7 +34,7 @@ func TestHandler(t *testing.T) {
 	for _, tc := range []struct {
 		target  string
 		n, seed int
-	}{{"/", 16, 1}, {"/?n=3&seed=9", 3, 9}, {"/?n=1", 1, 1}} {
+	}{{"/", 8, 1}, {"/?n=3&seed=9", 3, 9}, {"/?n=1", 1, 1}} {
 		t.Run(tc.target, func(t *testing.T) {
 			code, body := get(t, h, tc.target)
 			var got result
@@ -64,7 +64,7 @@ func TestCurve(t *testing.T) {
 	}
 	h := Handler()
 	rs := curve.Measure(h, n, func(int) string { return "/" })
-	wantBody := fmt.Sprintf(`{"inputs":16,"seed":1,"checksum":%d}`+"\n", want(16, 1))
+	wantBody := fmt.Sprintf(`{"inputs":8,"seed":1,"checksum":%d}`+"\n", want(8, 1))
 	for i, r := range rs {
 		if r.Status != 200 || !bytes.Equal(r.Body, []byte(wantBody)) {
 			t.Fatalf("request %d: status %d, body %s, want %s", i+1, r.Status, r.Body, wantBody)
@@ -76,7 +76,7 @@ func TestCurve(t *testing.T) {
 		t.Fatal(err)
 	}
 	distinct := map[uint32]bool{}
-	for _, x := range inputs(16, 1) {
+	for _, x := range inputs(8, 1) {
 		distinct[x] = true
 	}
 	if n == 300 && (st.Memoized != numModules*len(distinct) || st.Pending != 0) {

@@ -7,11 +7,11 @@ import (
 )
 
 // numModules is how many JavaScript modules the program has.
-const numModules = 24
+const numModules = 16
 
 // rounds is how many mixing rounds a module's function runs per call: the
 // cost of the slow (not yet memoized) path.
-const rounds = 48
+const rounds = 16
 
 // driver is the program's core, compiled on the first request. Modules
 // register a pure function and a hotness threshold; call memoizes a
@@ -51,13 +51,13 @@ type module struct {
 }
 
 // modules returns the parameters of every module, from a fixed seed.
-// Module i becomes hot after 2+8i calls per input: tier-ups are spread
-// over the first ~190 requests.
+// Module i becomes hot after 2+12i calls per input: tier-ups are spread
+// over the first ~180 requests.
 func modules() []module {
 	rng := rand.New(rand.NewPCG(1, 2))
 	ms := make([]module, numModules)
 	for i := range ms {
-		ms[i] = module{c: rng.Uint32(), m: rng.Uint32() | 1, threshold: 2 + 8*i}
+		ms[i] = module{c: rng.Uint32(), m: rng.Uint32() | 1, threshold: 2 + 12*i}
 	}
 	return ms
 }
@@ -77,7 +77,7 @@ func (md module) source(i int) string {
     return h %% 1000003;
   }
 `, md.c, md.m, rounds)
-	for h := range 30 {
+	for h := range 12 {
 		fmt.Fprintf(&b, "  function helper%d(a, o) {\n    switch (a %% 10) {\n", h)
 		for c := range 10 {
 			fmt.Fprintf(&b, "    case %d: return {k: 'm%d-h%d-c%d', v: a * %d + (o && o.v || 0), w: [a, %d, 'x%d']};\n", c, i, h, c, c+h, c, h)

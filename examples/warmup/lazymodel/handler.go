@@ -33,7 +33,7 @@ func load() *model {
 		v := m.emb[i*dims : (i+1)*dims]
 		var norm float64
 		for j := range v {
-			x := rng.NormFloat64()
+			x := float64(int32(rng.Uint32())) / (1 << 31) // uniform in [-1, 1)
 			v[j] = float32(x)
 			norm += x * x
 		}

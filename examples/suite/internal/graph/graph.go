@@ -7,7 +7,6 @@ package graph
 
 import (
 	"cmp"
-	"container/heap"
 	"math/rand/v2"
 	"slices"
 )
@@ -150,8 +149,8 @@ func (g *Graph) MSTPrim() (weight uint64, edges int) {
 		}
 		seen[root] = true
 		g.push(h, root, seen)
-		for h.Len() > 0 {
-			e := heap.Pop(h).(Edge)
+		for len(*h) > 0 {
+			e := h.pop()
 			if seen[e.V] {
 				continue
 			}
@@ -168,7 +167,7 @@ func (g *Graph) MSTPrim() (weight uint64, edges int) {
 func (g *Graph) push(h *edgeHeap, v int, seen []bool) {
 	for i := g.Off[v]; i < g.Off[v+1]; i++ {
 		if u := g.Adj[i]; !seen[u] {
-			heap.Push(h, Edge{U: int32(v), V: u, W: g.Weight[i]})
+			h.push(Edge{U: int32(v), V: u, W: g.Weight[i]})
 		}
 	}
 }
@@ -206,18 +205,46 @@ func (g *Graph) MSTKruskal() (weight uint64, edges int) {
 	return weight, edges
 }
 
-// edgeHeap is a min-heap of edges by weight.
+// edgeHeap is a binary min-heap of edges by weight. It is written out
+// rather than built on container/heap, whose interface boxes every edge:
+// Prim pushes a million of them per request.
 type edgeHeap []Edge
 
-func (h edgeHeap) Len() int           { return len(h) }
-func (h edgeHeap) Less(i, j int) bool { return h[i].W < h[j].W }
-func (h edgeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *edgeHeap) Push(x any)        { *h = append(*h, x.(Edge)) }
-func (h *edgeHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
+func (h *edgeHeap) push(e Edge) {
+	*h = append(*h, e)
+	a := *h
+	for i := len(a) - 1; i > 0; {
+		p := (i - 1) / 2
+		if a[p].W <= a[i].W {
+			break
+		}
+		a[p], a[i] = a[i], a[p]
+		i = p
+	}
+}
+
+func (h *edgeHeap) pop() Edge {
+	a := *h
+	top := a[0]
+	n := len(a) - 1
+	a[0] = a[n]
+	a = a[:n]
+	for i := 0; ; {
+		l, small := 2*i+1, i
+		if l < n && a[l].W < a[small].W {
+			small = l
+		}
+		if r := l + 1; r < n && a[r].W < a[small].W {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		a[i], a[small] = a[small], a[i]
+		i = small
+	}
+	*h = a
+	return top
 }
 
 // The graph every SeBS graph function serves: 100k nodes, each attached to
