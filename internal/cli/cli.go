@@ -126,6 +126,7 @@ Start with "thaw demo".`,
 		newDemoCommand(g),
 		newBenchCommand(g),
 		newLoadCommand(g),
+		newStoreCommand(g),
 	)
 	return root
 }

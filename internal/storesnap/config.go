@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/store"
@@ -55,6 +56,8 @@ type Config struct {
 	ChunkSize           int   `json:"chunk_size,omitempty"`
 	DecryptedCacheBytes int64 `json:"decrypted_cache_bytes,omitempty"`
 	Concurrency         int   `json:"concurrency,omitempty"`
+	// GCGrace is the upload lease of GC (store.Config.GCGrace).
+	GCGrace time.Duration `json:"gc_grace,omitempty"`
 }
 
 // Validate checks that exactly one remote is configured and the keys can
@@ -73,7 +76,7 @@ func (c *Config) Validate() error {
 // sharing one opened store among sessions.
 func (c *Config) Key() string {
 	k := *c
-	k.ChunkSize, k.DecryptedCacheBytes, k.Concurrency = 0, 0, 0
+	k.ChunkSize, k.DecryptedCacheBytes, k.Concurrency, k.GCGrace = 0, 0, 0, 0
 	b, _ := json.Marshal(k)
 	return string(b)
 }
@@ -153,7 +156,7 @@ func Open(ctx context.Context, c Config) (*Handle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storesnap: %w", err)
 	}
-	st, err := store.New(store.Config{Backend: tb, Keys: keys, ChunkSize: c.ChunkSize, CacheBytes: c.DecryptedCacheBytes, Concurrency: c.Concurrency})
+	st, err := store.New(store.Config{Backend: tb, Keys: keys, ChunkSize: c.ChunkSize, CacheBytes: c.DecryptedCacheBytes, Concurrency: c.Concurrency, GCGrace: c.GCGrace})
 	if err != nil {
 		_ = tb.Close()
 		return nil, err
@@ -186,7 +189,7 @@ func OpenReader(c Config) (*Handle, error) {
 		remote = readOnlyDir{c.Dir}
 	}
 	tiers = append(tiers, remote)
-	st, err := store.New(store.Config{Backend: chain(tiers), Keys: keys, ChunkSize: c.ChunkSize, CacheBytes: c.DecryptedCacheBytes, Concurrency: c.Concurrency})
+	st, err := store.New(store.Config{Backend: chain(tiers), Keys: keys, ChunkSize: c.ChunkSize, CacheBytes: c.DecryptedCacheBytes, Concurrency: c.Concurrency, GCGrace: c.GCGrace})
 	if err != nil {
 		return nil, err
 	}
