@@ -72,8 +72,9 @@ func (r *StoreRestorer) concurrency() int {
 }
 
 // Prepare builds the memory of a new instance of snap in mode, in a region
-// of limit bytes, reading only from the store. With record set (lazy mode)
-// the pager records the first-fault order.
+// of limit bytes, reading only from the store. With record set (lazy, reap
+// and bulk) the pager records the order of first faults, i.e. of the pages
+// not installed ahead, which tells what the pager fetched.
 func (r *StoreRestorer) Prepare(ctx context.Context, mode Mode, snap *storesnap.Snapshot, limit uint64, record bool) (*Memory, error) {
 	if uint64(snap.Meta.ImageSize) > limit {
 		return nil, fmt.Errorf("snapshot memory (%d MiB) exceeds the memory cap (%d MiB): %w", snap.Meta.ImageSize>>20, limit>>20, errdefs.ErrInvalid)
@@ -96,7 +97,7 @@ func (r *StoreRestorer) Prepare(ctx context.Context, mode Mode, snap *storesnap.
 		if snap.WS == nil {
 			err = fmt.Errorf("no working set recorded: %w", errdefs.ErrNotFound)
 		} else {
-			err = r.lazy(ctx, m, snap, true, mode == Bulk, false)
+			err = r.lazy(ctx, m, snap, true, mode == Bulk, record)
 		}
 	default:
 		err = fmt.Errorf("mode %q does not restore from a snapshot: %w", mode, errdefs.ErrInvalid)
