@@ -3,18 +3,12 @@ package pager
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"net"
+	"log/slog"
 	"os"
-	"os/exec"
-	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/uffd"
@@ -75,32 +69,38 @@ type Stats struct {
 
 func durationOf(ns uint64) time.Duration { return time.Duration(ns) }
 
-// Pager is a running pager process and the client end of its socket. Its
-// methods are safe for concurrent use.
+// Restart policy: a pager that dies is replaced and its live sessions are
+// handed to the new one, unless it died maxRestarts times within
+// restartWindow (a crash loop): then the Pager stops for good.
+const (
+	defaultMaxRestarts = 3
+	restartWindow      = time.Minute
+)
+
+// Pager is the client of a pager process. Its methods are safe for
+// concurrent use.
+//
+// If the pager process dies, Pager starts a new one, serves every live
+// session from it, and wakes each session's region so threads blocked on
+// faults the dead pager had read fault again into the new one. Requests in
+// flight when it died fail with errdefs.ErrUnavailable; Stats restart from
+// zero and Trace reports the recording lost. After repeated deaths it gives
+// up: Done is closed and every request fails.
 type Pager struct {
-	conn *net.UnixConn
-	proc *os.Process
+	// smu serialises Serve, Session.Close and restarts, so a restart
+	// re-serves exactly the live sessions.
+	smu      sync.Mutex
+	sessions map[uint64]*Session
 
-	wmu sync.Mutex // serialises writes (one packet each)
-
-	mu      sync.Mutex
-	pending map[uint64]*call
-	nextID  uint64
-	err     error // why the pager is unusable, set before dead is closed
+	mu          sync.Mutex
+	cur         *process
+	err         error // set when stopped for good
+	restarts    []time.Time
+	maxRestarts int
+	dead        chan struct{}
 
 	nextSession atomic.Uint64
-	ready       chan struct{}
-	dead        chan struct{} // closed when the pager is unusable
-	exited      chan struct{} // closed when the process has been reaped
-	closing     atomic.Bool
-}
-
-// call is one request awaiting its response.
-type call struct {
-	status   uint8
-	payload  []byte
-	answered bool // false when done was closed by fail
-	done     chan struct{}
+	log         *slog.Logger
 }
 
 // Start launches the pager: this executable (os.Executable), re-executed
@@ -109,222 +109,131 @@ type call struct {
 // start only; the pager lives until Close, or until this process dies: it
 // exits when its socket reaches EOF and is killed by Pdeathsig.
 func Start(ctx context.Context) (*Pager, error) {
-	exe, err := os.Executable()
+	proc, err := startProcess(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("pager: find executable: %v: %w", err, errdefs.ErrUnavailable)
+		return nil, err
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("pager: socketpair: %v: %w", err, errdefs.ErrUnavailable)
-	}
-	parent, child := os.NewFile(uintptr(fds[0]), "pager"), os.NewFile(uintptr(fds[1]), "pager-child")
-	c, err := net.FileConn(parent)
-	parent.Close()
-	if err != nil {
-		child.Close()
-		return nil, fmt.Errorf("pager: socket: %v: %w", err, errdefs.ErrUnavailable)
-	}
-	p := &Pager{conn: c.(*net.UnixConn), pending: map[uint64]*call{},
-		ready: make(chan struct{}), dead: make(chan struct{}), exited: make(chan struct{})}
-
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), EnvChild+"=1")
-	cmd.ExtraFiles = []*os.File{child}
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	// Setpgid keeps a terminal's ^C from killing the pager before its
-	// parent has stopped using it; Pdeathsig kills it if the parent dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the *thread* that forked the child exits,
-		// and Go may retire threads. Fork from a locked thread that
-		// stays parked in Wait for the child's whole life.
-		runtime.LockOSThread()
-		err := cmd.Start()
-		started <- err
-		if err != nil {
-			close(p.exited)
-			return
-		}
-		werr := cmd.Wait()
-		p.fail(fmt.Errorf("pager process exited (%v): %w", werr, errdefs.ErrUnavailable))
-		close(p.exited)
-	}()
-	err = <-started
-	child.Close()
-	if err != nil {
-		p.conn.Close()
-		return nil, fmt.Errorf("pager: start %s: %v: %w", exe, err, errdefs.ErrUnavailable)
-	}
-	p.proc = cmd.Process
-	go p.read()
-
-	timer := time.NewTimer(startTimeout)
-	defer timer.Stop()
-	select {
-	case <-p.ready:
-		return p, nil
-	case <-p.dead:
-		err = p.deadErr()
-	case <-ctx.Done():
-		err = fmt.Errorf("pager: start: %w", ctx.Err())
-	case <-timer.C:
-		err = fmt.Errorf("pager: not ready after %v: %w", startTimeout, errdefs.ErrUnavailable)
-	}
-	p.Close()
-	return nil, err
+	p := &Pager{cur: proc, sessions: map[uint64]*Session{}, maxRestarts: defaultMaxRestarts,
+		dead: make(chan struct{}), log: slog.Default().With("component", "pager")}
+	go p.watch(proc)
+	return p, nil
 }
 
-// Close stops the pager: it closes the socket, which the pager takes as
-// the signal to drop every session and exit, and kills it if it has not
-// exited after a few seconds. Threads still blocked on faults in regions
-// it served stay blocked until the main process closes its own copies of
-// their userfaultfds (see docs/pager.md).
+// Close stops the pager process. Threads still blocked on faults in
+// regions it served stay blocked until the main process closes its own
+// copies of their userfaultfds (see docs/pager.md).
 func (p *Pager) Close() error {
-	p.closing.Store(true)
-	p.fail(fmt.Errorf("pager closed: %w", errdefs.ErrUnavailable))
-	p.conn.Close()
-	if p.proc == nil {
-		return nil
-	}
-	select {
-	case <-p.exited:
-	case <-time.After(stopTimeout):
-		_ = p.proc.Kill()
-		<-p.exited
-	}
+	p.smu.Lock()
+	defer p.smu.Unlock()
+	p.mu.Lock()
+	cur := p.cur
+	p.stopLocked(fmt.Errorf("pager closed: %w", errdefs.ErrUnavailable))
+	p.mu.Unlock()
+	cur.close()
 	return nil
 }
 
-// Done is closed when the pager can no longer serve: it exited, was
-// killed, or was closed. Faults in regions it was serving will not be
-// served; instances using them must be discarded.
-func (p *Pager) Done() <-chan struct{} { return p.dead }
-
-// Pid is the pager process's id.
-func (p *Pager) Pid() int { return p.proc.Pid }
-
-func (p *Pager) deadErr() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.err
-}
-
-// fail marks the pager unusable and fails every pending request.
-func (p *Pager) fail(err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// stopLocked marks the Pager stopped for good; p.mu is held.
+func (p *Pager) stopLocked(err error) {
 	if p.err != nil {
 		return
 	}
 	p.err = err
 	close(p.dead)
-	for id, c := range p.pending {
-		delete(p.pending, id)
-		close(c.done)
-	}
 }
 
-// read dispatches responses to their callers until the socket fails.
-func (p *Pager) read() {
-	buf := make([]byte, maxPacket)
-	for {
-		n, _, _, _, err := p.conn.ReadMsgUnix(buf, nil)
-		if err == nil && n == 0 {
-			err = errors.New("EOF")
-		}
-		if err != nil {
-			if !p.closing.Load() {
-				err = fmt.Errorf("pager connection lost (%v): %w", err, errdefs.ErrUnavailable)
-			} else {
-				err = fmt.Errorf("pager closed: %w", errdefs.ErrUnavailable)
-			}
-			p.fail(err)
-			return
-		}
-		h, payload, err := parseHeader(buf[:n])
-		if err != nil {
-			continue
-		}
-		if h.op == opReady {
-			select {
-			case <-p.ready:
-			default:
-				close(p.ready)
-			}
-			continue
-		}
-		p.mu.Lock()
-		c, ok := p.pending[h.id]
-		if ok {
-			c.status = h.status
-			c.payload = append(c.payload, payload...)
-			if h.flags&flagMore == 0 {
-				c.answered = true
-				delete(p.pending, h.id)
-				close(c.done)
-			}
-		}
-		p.mu.Unlock()
-	}
-}
+// Done is closed when the Pager has stopped for good: closed, or dead too
+// often to restart. Faults in regions it was serving will not be served;
+// instances using them must be discarded.
+func (p *Pager) Done() <-chan struct{} { return p.dead }
 
-// request sends one packet (with descriptors) and waits for the whole
-// response.
-func (p *Pager) request(h header, payload []byte, fds []int) ([]byte, error) {
-	c := &call{done: make(chan struct{})}
-	p.mu.Lock()
-	if p.err != nil {
-		err := p.err
-		p.mu.Unlock()
-		return nil, err
-	}
-	p.nextID++
-	h.id = p.nextID
-	p.pending[h.id] = c
-	p.mu.Unlock()
-
-	b := h.append(make([]byte, 0, headerSize+len(payload)))
-	b = append(b, payload...)
-	var oob []byte
-	if len(fds) > 0 {
-		oob = unix.UnixRights(fds...)
-	}
-	p.wmu.Lock()
-	_ = p.conn.SetWriteDeadline(time.Now().Add(requestTimeout))
-	_, _, err := p.conn.WriteMsgUnix(b, oob, nil)
-	p.wmu.Unlock()
-	if err != nil {
-		p.forget(h.id)
-		if derr := p.deadErr(); derr != nil {
-			return nil, derr
-		}
-		return nil, fmt.Errorf("pager: send: %v: %w", err, errdefs.ErrUnavailable)
-	}
-
-	timer := time.NewTimer(requestTimeout)
-	defer timer.Stop()
-	select {
-	case <-c.done:
-	case <-timer.C:
-		p.forget(h.id)
-		return nil, fmt.Errorf("pager: no response after %v: %w", requestTimeout, errdefs.ErrUnavailable)
-	}
+// Pid is the current pager process's id.
+func (p *Pager) Pid() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !c.answered {
-		return nil, p.err
-	}
-	if c.status != statusOK {
-		return nil, parseError(c.payload)
-	}
-	return c.payload, nil
+	return p.cur.proc.Pid
 }
 
-func (p *Pager) forget(id uint64) {
+// current returns the live process, or why there is none.
+func (p *Pager) current() (*process, error) {
 	p.mu.Lock()
-	delete(p.pending, id)
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return nil, p.err
+	}
+	return p.cur, nil
+}
+
+func (p *Pager) request(h header, payload []byte, fds []int) ([]byte, error) {
+	proc, err := p.current()
+	if err != nil {
+		return nil, err
+	}
+	return proc.request(h, payload, fds)
+}
+
+// watch restarts the pager when proc dies on its own.
+func (p *Pager) watch(proc *process) {
+	<-proc.dead
+	if proc.closing.Load() {
+		return
+	}
+	p.restart(proc, proc.deadErr())
+}
+
+func (p *Pager) restart(old *process, why error) {
+	p.smu.Lock()
+	defer p.smu.Unlock()
+	p.mu.Lock()
+	if p.err != nil || p.cur != old {
+		p.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	recent := p.restarts[:0]
+	for _, t := range p.restarts {
+		if now.Sub(t) < restartWindow {
+			recent = append(recent, t)
+		}
+	}
+	p.restarts = recent
+	if len(recent) >= p.maxRestarts {
+		p.stopLocked(fmt.Errorf("pager died %d times within %v, not restarting (last: %v): %w",
+			len(recent)+1, restartWindow, why, errdefs.ErrUnavailable))
+		p.mu.Unlock()
+		p.log.Error("pager died; giving up", "err", why, "sessions", len(p.sessions))
+		old.close()
+		return
+	}
+	p.restarts = append(p.restarts, now)
 	p.mu.Unlock()
+	old.close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	proc, err := startProcess(ctx)
+	cancel()
+	p.mu.Lock()
+	if err != nil {
+		p.stopLocked(fmt.Errorf("pager died (%v) and could not be restarted: %w", why, err))
+		p.mu.Unlock()
+		p.log.Error("pager died; restart failed", "err", err)
+		return
+	}
+	p.cur = proc
+	p.mu.Unlock()
+	failed := 0
+	for _, s := range p.sessions {
+		s.restarted.Store(true)
+		if err := s.serveOn(proc); err != nil {
+			failed++
+			p.log.Error("re-serving a session after a pager restart", "err", err)
+		}
+		// Threads whose fault message died with the old pager sleep
+		// until woken; woken, they fault again, into the new pager.
+		_ = s.u.Wake(s.spec.Base, s.spec.Length)
+	}
+	p.log.Warn("pager died; restarted", "err", why, "pid", proc.proc.Pid, "sessions", len(p.sessions), "failed", failed)
+	go p.watch(proc)
 }
 
 // Serve hands an already-registered userfaultfd and the image file to the
@@ -346,6 +255,8 @@ type SourceSpec struct {
 }
 
 // ServeSource is Serve with a page source other than a plain image file.
+// The source's files, like u, must stay open until Session.Close: a
+// restarted pager is handed them again.
 func (p *Pager) ServeSource(u *uffd.FD, src SourceSpec, spec Spec) (*Session, error) {
 	if spec.Base%pageSize != 0 || spec.Length == 0 || spec.Length%pageSize != 0 {
 		return nil, fmt.Errorf("pager: region [%#x,+%d) is not page-aligned and non-empty: %w", spec.Base, spec.Length, errdefs.ErrInvalid)
@@ -356,20 +267,36 @@ func (p *Pager) ServeSource(u *uffd.FD, src SourceSpec, spec Spec) (*Session, er
 	if len(src.Files)+1 > maxFds || len(src.Params) > maxPacket-headerSize-serveReqSize {
 		return nil, fmt.Errorf("pager: source has %d files and %d bytes of parameters: %w", len(src.Files), len(src.Params), errdefs.ErrTooLarge)
 	}
-	h := header{op: opServe, kind: src.Kind, session: p.nextSession.Add(1)}
-	if spec.Record {
+	s := &Session{p: p, id: p.nextSession.Add(1), u: u, src: src, spec: spec}
+	p.smu.Lock()
+	defer p.smu.Unlock()
+	proc, err := p.current()
+	if err != nil {
+		return nil, fmt.Errorf("pager: serve: %w", err)
+	}
+	if err := s.serveOn(proc); err != nil {
+		return nil, fmt.Errorf("pager: serve: %w", err)
+	}
+	p.sessions[s.id] = s
+	return s, nil
+}
+
+// serveOn sends the session's serve request to proc.
+func (s *Session) serveOn(proc *process) error {
+	h := header{op: opServe, kind: s.src.Kind, session: s.id}
+	if s.spec.Record {
 		h.flags |= flagRecord
 	}
-	req := serveReq{base: uint64(spec.Base), length: spec.Length, readahead: uint32(spec.Readahead), params: src.Params}
-	fds := []int{u.Fd()}
+	req := serveReq{base: uint64(s.spec.Base), length: s.spec.Length, readahead: uint32(s.spec.Readahead), params: s.src.Params}
+	fds := []int{s.u.Fd()}
 	// Hold each file's descriptor open (RawConn.Control) while it is sent.
 	var send func(i int) error
 	send = func(i int) error {
-		if i == len(src.Files) {
-			_, err := p.request(h, req.append(nil), fds)
+		if i == len(s.src.Files) {
+			_, err := proc.request(h, req.append(nil), fds)
 			return err
 		}
-		rc, err := src.Files[i].SyscallConn()
+		rc, err := s.src.Files[i].SyscallConn()
 		if err != nil {
 			return fmt.Errorf("source file %d: %w", i, err)
 		}
@@ -382,20 +309,22 @@ func (p *Pager) ServeSource(u *uffd.FD, src SourceSpec, spec Spec) (*Session, er
 		}
 		return rerr
 	}
-	if err := send(0); err != nil {
-		return nil, fmt.Errorf("pager: serve: %w", err)
-	}
-	return &Session{p: p, id: h.session}, nil
+	return send(0)
 }
 
 // Session is one region served by the pager.
 type Session struct {
-	p      *Pager
-	id     uint64
-	closed atomic.Bool
+	p         *Pager
+	id        uint64
+	u         *uffd.FD
+	src       SourceSpec
+	spec      Spec
+	closed    atomic.Bool
+	restarted atomic.Bool // a pager restart happened during the session
 }
 
-// Stats returns the session's counters so far.
+// Stats returns the session's counters so far (since the last pager
+// restart, if there was one).
 func (s *Session) Stats() (Stats, error) {
 	b, err := s.p.request(header{op: opStats, session: s.id}, nil, nil)
 	if err != nil {
@@ -411,6 +340,9 @@ func (s *Session) Trace() ([]uint64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pager: trace: %w", err)
 	}
+	if s.restarted.Load() && s.spec.Record {
+		return nil, fmt.Errorf("pager: trace: the pager restarted during the session and its recording is incomplete: %w", errdefs.ErrUnavailable)
+	}
 	out := make([]uint64, len(b)/8)
 	for i := range out {
 		out[i] = binary.LittleEndian.Uint64(b[8*i:])
@@ -419,18 +351,21 @@ func (s *Session) Trace() ([]uint64, error) {
 }
 
 // Close tells the pager to stop serving the region and drop its copies of
-// the userfaultfd and image. It is safe after the region is unmapped, and
-// idempotent; a dead pager has dropped them already, so Close then returns
-// nil.
+// the userfaultfd and source files. It is safe after the region is
+// unmapped, and idempotent; a dead pager has dropped them already, so
+// Close then returns nil.
 func (s *Session) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	_, err := s.p.request(header{op: opClose, session: s.id}, nil, nil)
-	if err != nil && s.p.deadErr() != nil {
-		return nil
-	}
+	s.p.smu.Lock()
+	delete(s.p.sessions, s.id)
+	s.p.smu.Unlock()
+	proc, err := s.p.current()
 	if err != nil {
+		return nil // stopped for good: nothing is left to drop
+	}
+	if _, err := proc.request(header{op: opClose, session: s.id}, nil, nil); err != nil && proc.deadErr() == nil {
 		return fmt.Errorf("pager: close session: %w", err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,13 +140,15 @@ func serve(t testing.TB, p *Pager, r *region, img *image, spec Spec) *Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close() // the pager holds its own copy
 	spec.Base, spec.Length = uffd.Addr(r.mem), uint64(len(r.mem))
 	s, err := p.Serve(r.u, f, spec)
 	if err != nil {
+		f.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	// The image stays open for the session's life: a restarted pager is
+	// handed it again.
+	t.Cleanup(func() { s.Close(); f.Close() })
 	return s
 }
 
@@ -508,20 +511,27 @@ func TestCopyRacesFaults(t *testing.T) {
 	}
 }
 
-// TestPagerKilled: with the pager dead, requests fail promptly with
-// ErrUnavailable; a thread blocked on a fault stays blocked until the last
-// copy of its userfaultfd closes, then reads a zero page (the kernel retries
-// the fault as an ordinary anonymous fault) — not the image content.
+// TestPagerKilled: with the pager dead and not restarted, requests fail
+// promptly with ErrUnavailable; a thread blocked on a fault stays blocked
+// until the last copy of its userfaultfd closes, then reads a zero page (the
+// kernel retries the fault as an ordinary anonymous fault) — not the image
+// content.
 func TestPagerKilled(t *testing.T) {
 	needUffd(t)
+	// A thread blocked on an unserved fault holds its P, and a GC phase
+	// that needs every P would wait for it: freeze-proof the test.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	p := startPager(t)
+	p.mu.Lock()
+	p.maxRestarts = 0
+	p.mu.Unlock()
 	img := writeImage(t, t.TempDir(), 3, 8, 8, 0)
 	r := newRegion(t, 8)
 	s := serve(t, p, r, img, Spec{})
 	if err := checkPage(r, img, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.proc.Kill(); err != nil {
+	if err := syscall.Kill(p.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-p.Done()
@@ -558,6 +568,129 @@ func TestPagerKilled(t *testing.T) {
 	}
 	if bytes.Equal(page, img.content[pageSize:2*pageSize]) {
 		t.Fatal("reader saw the image content, which nobody served")
+	}
+}
+
+// TestPagerRestarts: a killed pager is replaced; live sessions are served by
+// the new one, including a thread that faulted while no pager was running.
+func TestPagerRestarts(t *testing.T) {
+	needUffd(t)
+	// While no pager runs, a GC phase that needs every P would wait
+	// forever for the blocked thread's P, and the restart could never run
+	// (see docs/pager.md). Keep the collector out of this window.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	p := startPager(t)
+	const pages = 16
+	img := writeImage(t, t.TempDir(), 4, pages, pages, 0, 5)
+	r := newRegion(t, pages)
+	s := serve(t, p, r, img, Spec{Record: true})
+	if err := checkPage(r, img, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Freeze the pager, fault, and kill it once the thread is seen
+	// blocked: the new pager must serve a fault queued before it existed.
+	oldPid := p.Pid()
+	if err := syscall.Kill(oldPid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// kill(2) returns before the group stop reaches every thread.
+	for deadline := time.Now().Add(10 * time.Second); !allStopped(oldPid); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pager %d not stopped", oldPid)
+		}
+	}
+	result := make(chan error, 1)
+	go func() {
+		for pg := 1; pg < pages; pg++ {
+			if err := checkPage(r, img, pg); err != nil {
+				result <- err
+				return
+			}
+		}
+		result <- nil
+	}()
+	t.Logf("thread seen blocked in handle_userfault before the kill: %v", waitBlockedInUserfault(t))
+	if err := syscall.Kill(oldPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-result:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		r.u.Close() // unblock the reader (zero pages) before unmapping
+		<-result
+		t.Fatal("faults not served 30 s after the pager was killed")
+	}
+	if p.Pid() == oldPid {
+		t.Fatal("pager pid unchanged after a restart")
+	}
+	select {
+	case <-p.Done():
+		t.Fatal("Done closed after a single restart")
+	default:
+	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Faults == 0 || st.Faults > pages-1 {
+		t.Errorf("Faults after restart = %d, want 1..%d", st.Faults, pages-1)
+	}
+	if _, err := s.Trace(); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("Trace after a restart = %v, want ErrUnavailable (recording lost)", err)
+	}
+	// A new session on the restarted pager works too.
+	r2 := newRegion(t, pages)
+	serve(t, p, r2, img, Spec{})
+	for pg := range pages {
+		if err := checkPage(r2, img, pg); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// allStopped reports whether every thread of pid is stopped.
+func allStopped(pid int) bool {
+	stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	for _, st := range stats {
+		b, err := os.ReadFile(st)
+		if err != nil || !strings.Contains(string(b), ") T ") {
+			return false
+		}
+	}
+	return len(stats) > 0
+}
+
+// TestPagerGivesUp: a pager that keeps dying is restarted a bounded number
+// of times, then Done is closed.
+func TestPagerGivesUp(t *testing.T) {
+	needUffd(t)
+	p := startPager(t)
+	for i := 0; ; i++ {
+		pid := p.Pid()
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for p.Pid() == pid {
+			select {
+			case <-p.Done():
+				if i != defaultMaxRestarts {
+					t.Fatalf("gave up after %d restarts, want %d", i, defaultMaxRestarts)
+				}
+				if _, err := p.request(header{op: opStats, session: 1}, nil, nil); !errors.Is(err, errdefs.ErrUnavailable) {
+					t.Fatalf("request after giving up = %v, want ErrUnavailable", err)
+				}
+				return
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("pager neither restarted nor gave up")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }
 
