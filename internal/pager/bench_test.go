@@ -103,3 +103,29 @@ func (r *region) close() {
 	r.u.Close()
 	uffd.Munmap(r.mem)
 }
+
+// BenchmarkStart measures starting (and stopping) a pager process.
+func BenchmarkStart(b *testing.B) {
+	needUffd(b)
+	for b.Loop() {
+		p, err := Start(b.Context())
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Close()
+	}
+}
+
+// BenchmarkStats measures one request/response round trip to the pager.
+func BenchmarkStats(b *testing.B) {
+	needUffd(b)
+	p := startPager(b)
+	img := writeImage(b, b.TempDir(), 1, 4, 4, 0)
+	r := newRegion(b, 4)
+	s := serve(b, p, r, img, Spec{})
+	for b.Loop() {
+		if _, err := s.Stats(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
