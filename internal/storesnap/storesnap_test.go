@@ -1,0 +1,203 @@
+package storesnap
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store"
+	"github.com/thaw-run/thaw/internal/store/disk"
+)
+
+func secret(t *testing.T) []byte {
+	t.Helper()
+	s, err := store.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.ParseSecret(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// writeSnapshot writes a 4-wasm-page snapshot with data in pages 0-2 and
+// 40-59, a hole elsewhere, and a working set of pages 1 and 40-49.
+func writeSnapshot(t *testing.T) (*snapshot.Snapshot, []byte) {
+	t.Helper()
+	mem := make([]byte, 4*engine.WasmPageSize)
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, rg := range [][2]int{{0, 3}, {40, 60}} {
+		for i := rg[0] * snapshot.PageSize; i < rg[1]*snapshot.PageSize; i++ {
+			mem[i] = byte(r.IntN(256))
+		}
+	}
+	snap, err := snapshot.Write(filepath.Join(t.TempDir(), "s"), snapshot.Meta{ID: "s", State: engine.State{Pages: 4}}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trace := []int{41, 1}
+	for p := 40; p < 50; p++ {
+		trace = append(trace, p)
+	}
+	if _, err := snap.WriteWorkingSet(trace); err != nil {
+		t.Fatal(err)
+	}
+	return snap, mem
+}
+
+func TestPublishOpen(t *testing.T) {
+	ctx := context.Background()
+	snap, mem := writeSnapshot(t)
+	cases := []struct {
+		name  string
+		chunk int
+	}{{"4KiB chunks", 4 << 10}, {"64KiB chunks", 64 << 10}, {"default chunks", 0}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := t.TempDir()
+			cfg := Config{Tenant: "t", Secret: secret(t), Dir: filepath.Join(d, "remote"), CacheDir: filepath.Join(d, "cache"), ChunkSize: tc.chunk}
+			h, err := Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			if _, err := Publish(ctx, h.Store, ID("fn", "s"), snap); err != nil {
+				t.Fatal(err)
+			}
+			// The pager's read-only view of the same store.
+			ro, err := OpenReader(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, hh := range []*Handle{h, ro} {
+				sn, err := OpenSnapshot(ctx, hh.Store, ID("fn", "s"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sn.Meta.ImageSize != int64(len(mem)) || sn.WS == nil || sn.WS.Pages != 11 || len(sn.WS.Runs) != 2 {
+					t.Fatalf("opened meta %+v ws %+v", sn.Meta, sn.WS)
+				}
+				got := make([]byte, len(mem))
+				if err := ForEachChunk(ctx, sn.Snap, snapshot.ImageFile, 4, func(ctx context.Context, off, size int64) error {
+					_, err := sn.Image.ReadAtContext(ctx, got[off:off+size], off)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, mem) {
+					t.Fatal("image read through ForEachChunk differs")
+				}
+				ws := make([]byte, sn.WSImage.Size())
+				if _, err := sn.WSImage.ReadAtContext(ctx, ws, 0); err != nil {
+					t.Fatal(err)
+				}
+				want := append(append([]byte(nil), mem[snapshot.PageSize:2*snapshot.PageSize]...), mem[40*snapshot.PageSize:50*snapshot.PageSize]...)
+				if !bytes.Equal(ws, want) {
+					t.Fatal("ws.img differs from the working set's pages")
+				}
+				path, _, err := sn.Materialise(ctx, filepath.Join(d, "img"), 4)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := os.ReadFile(path)
+				if err != nil || !bytes.Equal(b, mem) {
+					t.Fatalf("materialised image differs (%v)", err)
+				}
+			}
+		})
+	}
+}
+
+// A snapshot without a working set is published without ws files, and a
+// missing snapshot is ErrNotFound.
+func TestPublishWithoutWorkingSet(t *testing.T) {
+	ctx := context.Background()
+	snap, _ := writeSnapshot(t)
+	if err := snap.RemoveWorkingSet(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := Open(ctx, Config{Tenant: "t", Secret: secret(t), Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := Publish(ctx, h.Store, "a", snap); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := OpenSnapshot(ctx, h.Store, "a")
+	if err != nil || sn.WS != nil || sn.WSImage != nil {
+		t.Fatalf("opened %+v, %v; want no working set", sn, err)
+	}
+	if _, err := OpenSnapshot(ctx, h.Store, "b"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("missing snapshot: %v", err)
+	}
+}
+
+// The read-only view reads what a disk backend wrote (the same layout),
+// and skips a damaged cache copy for the remote's good one.
+func TestReaderLayoutAndDamagedCache(t *testing.T) {
+	ctx := context.Background()
+	d := t.TempDir()
+	b, err := disk.Open(d, disk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "chunks/t/0123abcd"
+	if err := b.Put(ctx, name, []byte("payload")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readOnlyDir{d}.Get(ctx, name)
+	if err != nil || string(got) != "payload" {
+		t.Fatalf("read-only view got %q, %v", got, err)
+	}
+	if _, err := (readOnlyDir{d}).Get(ctx, "chunks/t/missing"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("missing object: %v", err)
+	}
+	bad := t.TempDir()
+	bb, _ := disk.Open(bad, disk.Options{})
+	if err := bb.Put(ctx, name, []byte("damaged")); err != nil {
+		t.Fatal(err)
+	}
+	check := func(p []byte) error {
+		if string(p) != "payload" {
+			return errdefs.ErrCorrupt
+		}
+		return nil
+	}
+	got, err = chain{readOnlyDir{bad}, readOnlyDir{d}}.GetVerified(ctx, name, check)
+	if err != nil || string(got) != "payload" {
+		t.Fatalf("chain got %q, %v; want the remote's good copy", got, err)
+	}
+	if _, err := (chain{readOnlyDir{bad}}).GetVerified(ctx, name, check); !errors.Is(err, errdefs.ErrCorrupt) {
+		t.Fatalf("only a damaged copy: %v, want ErrCorrupt", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	s := secret(t)
+	cases := []struct {
+		name string
+		c    Config
+		ok   bool
+	}{
+		{"dir", Config{Tenant: "t", Secret: s, Dir: "/x"}, true},
+		{"no remote", Config{Tenant: "t", Secret: s}, false},
+		{"short secret", Config{Tenant: "t", Secret: []byte("short"), Dir: "/x"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.c.Validate(); (err == nil) != tc.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
