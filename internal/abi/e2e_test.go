@@ -374,7 +374,14 @@ func TestFaultyGuest(t *testing.T) {
 			if resp := g.get(t, "/ok"); resp.Status != 200 || string(resp.Body) != "ok\n" {
 				t.Fatalf("/ok: %d %q", resp.Status, resp.Body)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			// /loop needs a deadline to end; the others must end on their
+			// own, which on a loaded 2-core machine can take several
+			// seconds (the memory bomb grows memory to the cap first).
+			timeout := 30 * time.Second
+			if c.path == "/loop" {
+				timeout = time.Second
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			_, err := g.invoke(ctx, &abi.Request{Method: "GET", Path: c.path})
 			if err == nil || !c.check(err) {
