@@ -23,7 +23,7 @@ type result struct {
 	Top        []ranked `json:"top"`
 }
 
-// Handler runs ?iterations= (default 10) PageRank iterations with damping
+// Handler runs ?iterations= (default 5) PageRank iterations with damping
 // ?damping= (default 0.85) over the graph built at init and returns the
 // ?top= (default 5) nodes.
 func Handler() http.Handler {
@@ -35,7 +35,7 @@ func handler(g *graph.Graph) http.Handler {
 		if !fn.Methods(w, r, http.MethodGet, http.MethodPost) {
 			return
 		}
-		iters, err := fn.Int(r, "iterations", 10, 1, 100)
+		iters, err := fn.Int(r, "iterations", 5, 1, 100)
 		if err != nil {
 			fn.Error(w, http.StatusBadRequest, "%v", err)
 			return
