@@ -63,15 +63,25 @@ func runChild(log *slog.Logger) error {
 // server is the pager's side of the socket. Requests are handled one at a
 // time on the reading goroutine (each is cheap); faults are served by one
 // goroutine per session.
+//
+// A standby server (opStandby) holds its sessions' descriptors without
+// serving them until the primary pager, whose pidfd it was given, exits;
+// then it serves them all and wakes every region (promote).
 type server struct {
-	conn     *net.UnixConn
-	log      *slog.Logger
+	conn *net.UnixConn
+	log  *slog.Logger
+	wmu  sync.Mutex // serialises sends (responses and opPromoted)
+
+	mu       sync.Mutex // guards sessions and standby against promote
 	sessions map[uint64]*session
+	standby  bool
 }
 
 func (s *server) send(h header, payload []byte) error {
 	b := h.append(make([]byte, 0, headerSize+len(payload)))
 	b = append(b, payload...)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if _, _, err := s.conn.WriteMsgUnix(b, nil, nil); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
@@ -164,12 +174,22 @@ func (s *server) sendChunks(h header, b []byte) error {
 }
 
 func (s *server) handle(h header, payload []byte, fds []int) ([]byte, error) {
-	if h.op != opServe {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h.op != opServe && h.op != opStandby {
 		closeFds(fds)
 	}
 	switch h.op {
 	case opServe:
 		return nil, s.serve(h, payload, fds)
+	case opStandby:
+		if len(fds) != 1 {
+			closeFds(fds)
+			return nil, fmt.Errorf("standby wants the primary's pidfd: %w", errdefs.ErrInvalid)
+		}
+		s.standby = true
+		go s.watchPrimary(fds[0])
+		return nil, nil
 	case opStats:
 		ss, err := s.session(h.session)
 		if err != nil {
@@ -241,11 +261,46 @@ func (s *server) serve(h header, payload []byte, fds []int) error {
 		return err
 	}
 	s.sessions[h.session] = ss
-	go ss.serve()
+	if !s.standby {
+		ss.start()
+	}
 	return nil
 }
 
+// watchPrimary waits for the primary pager to exit, then promotes this one.
+func (s *server) watchPrimary(pidfd int) {
+	defer unix.Close(pidfd)
+	pfd := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(pfd, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			s.log.Error("watching the primary pager", "err", err)
+			return
+		}
+		if pfd[0].Revents != 0 {
+			break
+		}
+	}
+	s.mu.Lock()
+	s.standby = false
+	for _, ss := range s.sessions {
+		ss.start()
+		// Threads whose fault message died with the primary sleep until
+		// woken; woken, they fault again, into this pager.
+		_ = ss.u.Wake(uintptr(ss.base), ss.length)
+	}
+	n := len(s.sessions)
+	s.mu.Unlock()
+	s.log.Warn("primary pager exited; standby promoted", "sessions", n)
+	_ = s.send(header{op: opPromoted}, nil)
+}
+
 func (s *server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for id, ss := range s.sessions {
 		ss.close()
 		delete(s.sessions, id)
@@ -262,9 +317,10 @@ type session struct {
 	record    bool
 	log       *slog.Logger
 
-	buf  []byte   // page-aligned, (1+readahead) pages; UFFDIO_COPY wants an aligned source
-	done []uint64 // bitmap of pages this session has resolved
-	exit chan struct{}
+	buf     []byte   // page-aligned, (1+readahead) pages
+	done    []uint64 // bitmap of pages this session has resolved
+	started bool     // serve is running (false while held by a standby)
+	exit    chan struct{}
 
 	faults, zeroFaults, dups, pages, bytesRead, serveNs, errs atomic.Uint64
 
@@ -280,6 +336,14 @@ func newSession(u *uffd.FD, src Source, req serveReq, record bool, log *slog.Log
 	npages := req.length / pageSize
 	return &session{u: u, src: src, base: req.base, length: req.length, readahead: int(req.readahead),
 		record: record, log: log, buf: buf, done: make([]uint64, (npages+63)/64), exit: make(chan struct{})}, nil
+}
+
+// start serves the session on its own goroutine.
+func (s *session) start() {
+	if !s.started {
+		s.started = true
+		go s.serve()
+	}
 }
 
 func (s *session) isDone(p uint64) bool { return s.done[p/64]&(1<<(p%64)) != 0 }
@@ -404,7 +468,9 @@ func (s *session) traceBytes() []byte {
 // the serving goroutine so the buffer can be unmapped.
 func (s *session) close() {
 	s.u.Close()
-	<-s.exit
+	if s.started {
+		<-s.exit
+	}
 	s.src.Close()
 	_ = uffd.Munmap(s.buf)
 }

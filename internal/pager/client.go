@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/uffd"
 )
@@ -69,9 +71,10 @@ type Stats struct {
 
 func durationOf(ns uint64) time.Duration { return time.Duration(ns) }
 
-// Restart policy: a pager that dies is replaced and its live sessions are
-// handed to the new one, unless it died maxRestarts times within
-// restartWindow (a crash loop): then the Pager stops for good.
+// Restart policy: a pager that dies is replaced, unless it died
+// maxRestarts times within restartWindow (a crash loop): then the Pager
+// stops for good. Standby deaths have their own budget of the same size;
+// past it the Pager runs without a standby.
 const (
 	defaultMaxRestarts = 3
 	restartWindow      = time.Minute
@@ -80,22 +83,39 @@ const (
 // Pager is the client of a pager process. Its methods are safe for
 // concurrent use.
 //
-// If the pager process dies, Pager starts a new one, serves every live
-// session from it, and wakes each session's region so threads blocked on
-// faults the dead pager had read fault again into the new one. Requests in
-// flight when it died fail with errdefs.ErrUnavailable; Stats restart from
-// zero and Trace reports the recording lost. After repeated deaths it gives
-// up: Done is closed and every request fails.
+// # Standby
+//
+// Pager keeps a second pager process as a hot standby: it holds every
+// session's descriptors without serving them, and a pidfd of the primary.
+// When the primary exits, the standby promotes itself at once — serves
+// every session and wakes each region, so threads blocked on faults the
+// primary had read fault again into it — without any help from this
+// process. That matters because this process may be unable to help: a
+// thread blocked on an unserved fault holds its P, and the next GC phase
+// that needs every P freezes the whole process (docs/pager.md). Pager then
+// makes the standby its primary and starts a new standby.
+//
+// Without a live standby (both died, or the standby budget is spent), the
+// Pager starts a new primary itself and re-serves and wakes every session:
+// best-effort, as it needs this process to run.
+//
+// Requests in flight when a pager dies fail with errdefs.ErrUnavailable;
+// after a takeover Stats restart from zero and Trace reports the recording
+// lost. After repeated deaths the Pager gives up: Done is closed and every
+// request fails.
 type Pager struct {
-	// smu serialises Serve, Session.Close and restarts, so a restart
-	// re-serves exactly the live sessions.
+	// smu serialises Serve, Session.Close, takeovers and standby
+	// (re)starts, so every pager process holds exactly the live sessions.
 	smu      sync.Mutex
 	sessions map[uint64]*Session
 
 	mu          sync.Mutex
 	cur         *process
+	standby     *process // nil when there is none
+	useStandby  bool
 	err         error // set when stopped for good
 	restarts    []time.Time
+	sbDeaths    []time.Time
 	maxRestarts int
 	dead        chan struct{}
 
@@ -105,30 +125,43 @@ type Pager struct {
 
 // Start launches the pager: this executable (os.Executable), re-executed
 // with THAW_PAGER_CHILD=1 and one end of a SOCK_SEQPACKET socket pair as
-// fd 3. It returns once the pager has said it is serving. ctx bounds the
-// start only; the pager lives until Close, or until this process dies: it
-// exits when its socket reaches EOF and is killed by Pdeathsig.
+// fd 3, and a standby started the same way. It returns once the primary has
+// said it is serving (a standby that fails to start is logged, not fatal).
+// ctx bounds the start only; the pagers live until Close, or until this
+// process dies: they exit when their socket reaches EOF and are killed by
+// Pdeathsig.
 func Start(ctx context.Context) (*Pager, error) {
+	return start(ctx, true)
+}
+
+func start(ctx context.Context, standby bool) (*Pager, error) {
 	proc, err := startProcess(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p := &Pager{cur: proc, sessions: map[uint64]*Session{}, maxRestarts: defaultMaxRestarts,
+	p := &Pager{cur: proc, sessions: map[uint64]*Session{}, maxRestarts: defaultMaxRestarts, useStandby: standby,
 		dead: make(chan struct{}), log: slog.Default().With("component", "pager")}
 	go p.watch(proc)
+	p.smu.Lock()
+	p.spawnStandby()
+	p.smu.Unlock()
 	return p, nil
 }
 
-// Close stops the pager process. Threads still blocked on faults in
-// regions it served stay blocked until the main process closes its own
+// Close stops the pager processes. Threads still blocked on faults in
+// regions they served stay blocked until the main process closes its own
 // copies of their userfaultfds (see docs/pager.md).
 func (p *Pager) Close() error {
 	p.smu.Lock()
 	defer p.smu.Unlock()
 	p.mu.Lock()
-	cur := p.cur
+	cur, sb := p.cur, p.standby
+	p.standby = nil
 	p.stopLocked(fmt.Errorf("pager closed: %w", errdefs.ErrUnavailable))
 	p.mu.Unlock()
+	if sb != nil {
+		sb.close() // first, so it does not take over from cur
+	}
 	cur.close()
 	return nil
 }
@@ -147,7 +180,7 @@ func (p *Pager) stopLocked(err error) {
 // instances using them must be discarded.
 func (p *Pager) Done() <-chan struct{} { return p.dead }
 
-// Pid is the current pager process's id.
+// Pid is the current primary pager process's id.
 func (p *Pager) Pid() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -172,45 +205,145 @@ func (p *Pager) request(h header, payload []byte, fds []int) ([]byte, error) {
 	return proc.request(h, payload, fds)
 }
 
-// watch restarts the pager when proc dies on its own.
+// recent trims times to those within restartWindow of now.
+func recent(times []time.Time, now time.Time) []time.Time {
+	out := times[:0]
+	for _, t := range times {
+		if now.Sub(t) < restartWindow {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// spawnStandby starts a standby for the current primary and hands it every
+// live session, unless standbys are off or over budget; smu is held.
+func (p *Pager) spawnStandby() {
+	p.mu.Lock()
+	if p.err != nil || !p.useStandby || p.standby != nil {
+		p.mu.Unlock()
+		return
+	}
+	p.sbDeaths = recent(p.sbDeaths, time.Now())
+	if len(p.sbDeaths) >= p.maxRestarts {
+		p.mu.Unlock()
+		p.log.Error("standby pager keeps dying; running without one", "deaths", len(p.sbDeaths))
+		return
+	}
+	primary := p.cur
+	p.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	sb, err := startProcess(ctx)
+	cancel()
+	if err == nil {
+		err = p.makeStandby(sb, primary)
+		if err != nil {
+			sb.close()
+		}
+	}
+	if err != nil {
+		p.mu.Lock()
+		p.sbDeaths = append(p.sbDeaths, time.Now())
+		p.mu.Unlock()
+		p.log.Error("starting a standby pager", "err", err)
+		return
+	}
+	p.mu.Lock()
+	if p.err != nil {
+		p.mu.Unlock()
+		sb.close()
+		return
+	}
+	p.standby = sb
+	p.mu.Unlock()
+	go p.watch(sb)
+}
+
+// makeStandby tells sb to stand by for primary and hands it every session.
+func (p *Pager) makeStandby(sb, primary *process) error {
+	pidfd, err := unix.PidfdOpen(primary.proc.Pid, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd of the primary pager: %w", err)
+	}
+	_, err = sb.request(header{op: opStandby}, nil, []int{pidfd})
+	unix.Close(pidfd)
+	if err != nil {
+		return err
+	}
+	for _, s := range p.sessions {
+		if err := s.serveOn(sb); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// watch handles proc dying on its own.
 func (p *Pager) watch(proc *process) {
 	<-proc.dead
 	if proc.closing.Load() {
 		return
 	}
-	p.restart(proc, proc.deadErr())
+	p.died(proc, proc.deadErr())
 }
 
-func (p *Pager) restart(old *process, why error) {
+func (p *Pager) died(proc *process, why error) {
 	p.smu.Lock()
 	defer p.smu.Unlock()
 	p.mu.Lock()
-	if p.err != nil || p.cur != old {
+	if p.err != nil {
 		p.mu.Unlock()
 		return
 	}
 	now := time.Now()
-	recent := p.restarts[:0]
-	for _, t := range p.restarts {
-		if now.Sub(t) < restartWindow {
-			recent = append(recent, t)
-		}
+	switch proc {
+	case p.standby:
+		p.standby = nil
+		p.sbDeaths = append(p.sbDeaths, now)
+		p.mu.Unlock()
+		proc.close()
+		p.log.Warn("standby pager died; replacing it", "err", why)
+		p.spawnStandby()
+		return
+	case p.cur:
+	default:
+		p.mu.Unlock()
+		return
 	}
-	p.restarts = recent
-	if len(recent) >= p.maxRestarts {
+	p.restarts = recent(p.restarts, now)
+	if len(p.restarts) >= p.maxRestarts {
+		sb := p.standby
+		p.standby = nil
 		p.stopLocked(fmt.Errorf("pager died %d times within %v, not restarting (last: %v): %w",
-			len(recent)+1, restartWindow, why, errdefs.ErrUnavailable))
+			len(p.restarts)+1, restartWindow, why, errdefs.ErrUnavailable))
 		p.mu.Unlock()
 		p.log.Error("pager died; giving up", "err", why, "sessions", len(p.sessions))
-		old.close()
+		if sb != nil {
+			sb.close()
+		}
+		proc.close()
 		return
 	}
 	p.restarts = append(p.restarts, now)
+	for _, s := range p.sessions {
+		s.restarted.Store(true)
+	}
+	if sb := p.standby; sb != nil && sb.deadErr() == nil {
+		// The standby has promoted itself (or will, as soon as it sees
+		// the primary's pidfd): make it the primary.
+		p.cur, p.standby = sb, nil
+		p.mu.Unlock()
+		proc.close()
+		p.log.Warn("pager died; standby took over", "err", why, "pid", sb.proc.Pid, "sessions", len(p.sessions))
+		p.spawnStandby()
+		return
+	}
 	p.mu.Unlock()
-	old.close()
+	proc.close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	proc, err := startProcess(ctx)
+	next, err := startProcess(ctx)
 	cancel()
 	p.mu.Lock()
 	if err != nil {
@@ -219,12 +352,11 @@ func (p *Pager) restart(old *process, why error) {
 		p.log.Error("pager died; restart failed", "err", err)
 		return
 	}
-	p.cur = proc
+	p.cur = next
 	p.mu.Unlock()
 	failed := 0
 	for _, s := range p.sessions {
-		s.restarted.Store(true)
-		if err := s.serveOn(proc); err != nil {
+		if err := s.serveOn(next); err != nil {
 			failed++
 			p.log.Error("re-serving a session after a pager restart", "err", err)
 		}
@@ -232,8 +364,9 @@ func (p *Pager) restart(old *process, why error) {
 		// until woken; woken, they fault again, into the new pager.
 		_ = s.u.Wake(s.spec.Base, s.spec.Length)
 	}
-	p.log.Warn("pager died; restarted", "err", why, "pid", proc.proc.Pid, "sessions", len(p.sessions), "failed", failed)
-	go p.watch(proc)
+	p.log.Warn("pager died; restarted", "err", why, "pid", next.proc.Pid, "sessions", len(p.sessions), "failed", failed)
+	go p.watch(next)
+	p.spawnStandby()
 }
 
 // Serve hands an already-registered userfaultfd and the image file to the
@@ -278,6 +411,27 @@ func (p *Pager) ServeSource(u *uffd.FD, src SourceSpec, spec Spec) (*Session, er
 		return nil, fmt.Errorf("pager: serve: %w", err)
 	}
 	p.sessions[s.id] = s
+	p.mu.Lock()
+	sb := p.standby
+	p.mu.Unlock()
+	if sb != nil {
+		if err := s.serveOn(sb); err != nil && sb.deadErr() == nil {
+			// A standby missing a session would take over without it:
+			// replace the standby.
+			p.log.Error("handing a session to the standby pager", "err", err)
+			p.mu.Lock()
+			if p.standby == sb {
+				p.standby = nil
+			}
+			p.mu.Unlock()
+			go func() {
+				sb.close()
+				p.smu.Lock()
+				defer p.smu.Unlock()
+				p.spawnStandby()
+			}()
+		}
+	}
 	return s, nil
 }
 
@@ -360,7 +514,13 @@ func (s *Session) Close() error {
 	}
 	s.p.smu.Lock()
 	delete(s.p.sessions, s.id)
+	s.p.mu.Lock()
+	sb := s.p.standby
+	s.p.mu.Unlock()
 	s.p.smu.Unlock()
+	if sb != nil {
+		_, _ = sb.request(header{op: opClose, session: s.id}, nil, nil)
+	}
 	proc, err := s.p.current()
 	if err != nil {
 		return nil // stopped for good: nothing is left to drop

@@ -43,7 +43,12 @@ func needUffd(t testing.TB) {
 
 func startPager(t testing.TB) *Pager {
 	t.Helper()
-	p, err := Start(context.Background())
+	return startPagerWith(t, true)
+}
+
+func startPagerWith(t testing.TB, standby bool) *Pager {
+	t.Helper()
+	p, err := start(context.Background(), standby)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,6 +354,13 @@ func runScenario(name string) int {
 		}
 		fmt.Printf("hammer ok (GOMAXPROCS=%d)\n", runtime.GOMAXPROCS(0))
 		return 0
+	case "standby":
+		if err := standbyScenario(); err != nil {
+			fmt.Fprintln(os.Stderr, "standby:", err)
+			return 1
+		}
+		fmt.Println("standby ok")
+		return 0
 	case "orphan":
 		p, err := Start(context.Background())
 		if err != nil {
@@ -521,7 +533,7 @@ func TestPagerKilled(t *testing.T) {
 	// A thread blocked on an unserved fault holds its P, and a GC phase
 	// that needs every P would wait for it: freeze-proof the test.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	p := startPager(t)
+	p := startPagerWith(t, false)
 	p.mu.Lock()
 	p.maxRestarts = 0
 	p.mu.Unlock()
@@ -571,15 +583,16 @@ func TestPagerKilled(t *testing.T) {
 	}
 }
 
-// TestPagerRestarts: a killed pager is replaced; live sessions are served by
-// the new one, including a thread that faulted while no pager was running.
+// TestPagerRestarts: without a standby, a killed pager is replaced by the
+// client; live sessions are served by the new one, including a thread that
+// faulted while no pager was running.
 func TestPagerRestarts(t *testing.T) {
 	needUffd(t)
 	// While no pager runs, a GC phase that needs every P would wait
 	// forever for the blocked thread's P, and the restart could never run
 	// (see docs/pager.md). Keep the collector out of this window.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	p := startPager(t)
+	p := startPagerWith(t, false)
 	const pages = 16
 	img := writeImage(t, t.TempDir(), 4, pages, pages, 0, 5)
 	r := newRegion(t, pages)
@@ -661,6 +674,110 @@ func allStopped(pid int) bool {
 		}
 	}
 	return len(stats) > 0
+}
+
+// TestStandbyTakesOver: the primary is frozen while a thread faults, a GC
+// is started (it waits for the faulting thread's P, freezing this process),
+// and the primary is killed from outside. Only the standby can unfreeze
+// the process. Run in a subprocess so a failure is a deadline, not a hang.
+func TestStandbyTakesOver(t *testing.T) {
+	needUffd(t)
+	out, err := runSubprocess(t, "standby", "")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "standby ok") {
+		t.Fatalf("scenario did not report success:\n%s", out)
+	}
+	t.Log(strings.TrimSpace(out))
+}
+
+func standbyScenario() (err error) {
+	st := &stubT{}
+	defer st.cleanup()
+	defer func() {
+		if v := recover(); v != nil {
+			f, ok := v.(stubFatal)
+			if !ok {
+				panic(v)
+			}
+			err = errors.New(string(f))
+		}
+	}()
+	dir, err := os.MkdirTemp("", "thaw-pager-standby")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p, err := Start(context.Background())
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if p.standby == nil {
+		return errors.New("no standby started")
+	}
+	const pages = 16
+	img := writeImage(st, dir, 5, pages, pages, 0, 3)
+	r := newRegion(st, pages)
+	serve(st, p, r, img, Spec{})
+	primary := p.Pid()
+	if err := syscall.Kill(primary, syscall.SIGSTOP); err != nil {
+		return err
+	}
+	for !allStopped(primary) {
+		time.Sleep(time.Millisecond)
+	}
+	// The killer is another process, so it works while this one is
+	// frozen: the shell sleeps, then kills the frozen primary.
+	killer := exec.Command("sh", "-c", fmt.Sprintf("sleep 0.5; kill -KILL %d", primary))
+	if err := killer.Start(); err != nil {
+		return err
+	}
+	result := make(chan error, 1)
+	go func() {
+		for pg := range pages {
+			if err := checkPage(r, img, pg); err != nil {
+				result <- err
+				return
+			}
+		}
+		result <- nil
+	}()
+	runtime.GC() // needs every P, including the blocked thread's
+	if err := <-result; err != nil {
+		return err
+	}
+	_ = killer.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Pid() == primary {
+		if time.Now().After(deadline) {
+			return errors.New("client did not switch to the standby")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// A new standby appears, and new sessions work.
+	for {
+		p.mu.Lock()
+		sb := p.standby
+		p.mu.Unlock()
+		if sb != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("no new standby")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r2 := newRegion(st, pages)
+	serve(st, p, r2, img, Spec{})
+	for pg := range pages {
+		if err := checkPage(r2, img, pg); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("primary %d killed while frozen; standby %d took over\n", primary, p.Pid())
+	return nil
 }
 
 // TestPagerGivesUp: a pager that keeps dying is restarted a bounded number

@@ -43,6 +43,11 @@ const (
 	opStats = 3 // response payload: statsSize bytes
 	opTrace = 4 // response: u64 offsets, chunked with flagMore
 	opClose = 5 // session done: pager drops its fds
+	// opStandby makes the pager a standby: fds: a pidfd of the primary.
+	// Sessions are held, not served, until the primary exits.
+	opStandby = 6
+	// opPromoted (pager → client, unsolicited): the standby took over.
+	opPromoted = 7
 )
 
 // header flags
