@@ -33,15 +33,12 @@ func Handler() http.Handler {
 		if !fn.Methods(w, r, http.MethodGet, http.MethodPost) {
 			return
 		}
-		level, err := fn.Int(r, "level", gzip.DefaultCompression, 1, 9)
+		level, err := fn.Int(r, "level", 6, 1, 9)
 		if err != nil {
 			fn.Error(w, http.StatusBadRequest, "%v", err)
 			return
 		}
-		if level == gzip.DefaultCompression {
-			level = 6
-		}
-		in := corpus
+		var in []byte
 		if r.Method == http.MethodPost {
 			if in, err = fn.Body(r); err != nil {
 				fn.Error(w, http.StatusRequestEntityTooLarge, "%v", err)
