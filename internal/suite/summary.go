@@ -39,8 +39,8 @@ func TrialStages(t *Trial) map[string]float64 {
 	return s
 }
 
-// Rows summarises trials per function and mode, in the order the
-// functions and modes first appear. Trials counts successful trials, over
+// Rows summarises trials per function and mode, functions in the order
+// they first appear, modes in ModeOrder. Trials counts successful trials, over
 // which the latency percentiles and the stage, fault and working-set
 // medians are taken; Errors counts the others. Extra holds "fallbacks"
 // (restores that booted cold instead) when there were any and "vs_warm",
@@ -58,8 +58,8 @@ func Rows(trials []Trial) []report.Row {
 		}
 		by[k] = append(by[k], t)
 	}
-	// Group rows by function, in first-seen order, modes in first-seen
-	// order too, whatever order the rounds shuffled them into.
+	// Group rows by function, in first-seen order, and order modes from
+	// cold boot to warm call whatever order the rounds shuffled them into.
 	var fns, modes []string
 	for _, k := range keys {
 		if !slices.Contains(fns, k.fn) {
@@ -69,6 +69,7 @@ func Rows(trials []Trial) []report.Row {
 			modes = append(modes, k.mode)
 		}
 	}
+	slices.SortStableFunc(modes, func(a, b string) int { return modeRank(a) - modeRank(b) })
 	var rows []report.Row
 	for _, fn := range fns {
 		for _, mode := range modes {
@@ -189,4 +190,16 @@ func Ratios(rows []report.Row) map[string]map[string]float64 {
 		}
 	}
 	return out
+}
+
+// ModeOrder is the order of modes in tables and plots: a cold boot, the
+// restore modes from the simplest to the most prefetching, a warm call.
+var ModeOrder = []string{"cold", "eager", "mmap", "lazy", "reap", "bulk", "warm"}
+
+// modeRank places unknown modes after the known ones.
+func modeRank(m string) int {
+	if i := slices.Index(ModeOrder, m); i >= 0 {
+		return i
+	}
+	return len(ModeOrder)
 }
