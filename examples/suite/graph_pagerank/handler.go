@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"math"
 	"net/http"
 	"slices"
@@ -51,15 +50,34 @@ func handler(g *graph.Graph) http.Handler {
 			return
 		}
 		rank := g.PageRank(iters, damping)
-		idx := make([]int, len(rank))
-		for i := range idx {
-			idx[i] = i
-		}
-		slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(rank[b], rank[a]) })
 		res := result{Nodes: g.Nodes(), Iterations: iters}
-		for _, v := range idx[:min(top, len(idx))] {
+		for _, v := range topK(rank, top) {
 			res.Top = append(res.Top, ranked{Node: v, Rank: math.Round(rank[v]*1e12) / 1e12})
 		}
 		fn.JSON(w, res)
 	})
+}
+
+// topK returns the indices of the k largest ranks, highest first, ties by
+// lower index. One pass with a small sorted buffer: sorting all 100k nodes
+// would cost more than the PageRank iterations themselves under wasm.
+func topK(rank []float64, k int) []int {
+	before := func(a, b int) bool { return rank[a] > rank[b] || rank[a] == rank[b] && a < b }
+	top := make([]int, 0, k+1)
+	for v := range rank {
+		if len(top) == k && !before(v, top[k-1]) {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(top, v, func(e, t int) int {
+			if before(e, t) {
+				return -1
+			}
+			return 1
+		})
+		top = slices.Insert(top, i, v)
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	return top
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/thaw-run/thaw/examples/suite/internal/fntest"
@@ -27,4 +28,16 @@ func TestHandler(t *testing.T) {
 		t.Errorf("got %+v", got)
 	}
 	fntest.CheckDeterministic(t, h, "/", "/?iterations=3&damping=0.5")
+}
+
+func TestTopK(t *testing.T) {
+	rank := []float64{0.1, 0.4, 0.2, 0.4, 0.05, 0.3}
+	for _, tc := range []struct {
+		k    int
+		want []int
+	}{{1, []int{1}}, {3, []int{1, 3, 5}}, {6, []int{1, 3, 5, 2, 0, 4}}, {10, []int{1, 3, 5, 2, 0, 4}}} {
+		if got := topK(rank, tc.k); !slices.Equal(got, tc.want) {
+			t.Errorf("topK(%d) = %v, want %v", tc.k, got, tc.want)
+		}
+	}
 }
