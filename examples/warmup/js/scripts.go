@@ -19,17 +19,16 @@ const rounds = 16
 // as a JIT optimises a function once it is hot. Until then every call
 // recomputes. The memo changes cost, never results.
 const driver = `
-var memo = new Map();
-var calls = new Map();
+function register(name, f, threshold) {
+  mods.push({name: name, f: f, threshold: threshold, memo: new Map(), calls: new Map()});
+}
 var mods = [];
-function register(name, f, threshold) { mods.push({name: name, f: f, threshold: threshold}); }
 function call(m, x) {
-  var key = m.name + ":" + x;
-  var v = memo.get(key);
+  var v = m.memo.get(x);
   if (v !== undefined) return v;
   v = m.f(x);
-  var c = (calls.get(key) || 0) + 1;
-  if (c >= m.threshold) { memo.set(key, v); calls.delete(key); } else { calls.set(key, c); }
+  var c = (m.calls.get(x) || 0) + 1;
+  if (c >= m.threshold) { m.memo.set(x, v); m.calls.delete(x); } else { m.calls.set(x, c); }
   return v;
 }
 function handle(inputs) {
@@ -41,7 +40,11 @@ function handle(inputs) {
   }
   return sum;
 }
-function stats() { return {memoized: memo.size, pending: calls.size, modules: mods.length}; }
+function stats() {
+  var memoized = 0, pending = 0;
+  for (var i = 0; i < mods.length; i++) { memoized += mods[i].memo.size; pending += mods[i].calls.size; }
+  return {memoized: memoized, pending: pending, modules: mods.length};
+}
 `
 
 // module is one generated module's parameters.
