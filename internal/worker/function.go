@@ -110,6 +110,10 @@ type Timing struct {
 	Init        time.Duration `json:"init_ns,omitempty"`
 	// Restore holds the restore's stats, first invocation's faults included.
 	Restore *restore.Stats `json:"restore,omitempty"`
+	// Source is where a restore read its snapshot: SourceLocal (the
+	// snapshot directory) or SourceStore (the snapshot store); empty for
+	// warm and cold starts.
+	Source string `json:"source,omitempty"`
 	// Fallback says why a restore fell back to a cold boot.
 	Fallback string `json:"fallback,omitempty"`
 	// Request is the invocation's request number in its instance's
@@ -283,7 +287,8 @@ func (f *function) start(ctx context.Context, mode restore.Mode, explicit, dropC
 		if snap == nil {
 			t.Fallback = "no snapshot"
 		} else {
-			inst, err := f.restore(ctx, snap, mode, dropCache, t)
+			// Hook (store.go): local snapshot, else the store's copy.
+			inst, err := f.restoreAny(ctx, snap, mode, dropCache, t)
 			if err == nil {
 				return inst, nil
 			}
@@ -370,6 +375,7 @@ func (f *function) afterFirstExec(inst *instance, t *Timing) {
 			return
 		}
 		m.recordings.WithLabelValues(f.rec.Name).Inc()
+		f.w.publishLater(f.rec.Name, snap) // hook (store.go): republish with the working set
 	case inst.mode.UsesWorkingSet() && st.WSPages > 0:
 		if float64(st.Faults) > f.rec.Config.RerecordMissRate*float64(st.WSPages) {
 			f.w.log.Info("working set missed too often; re-recording", "function", f.rec.Name, "faults", st.Faults, "ws_pages", st.WSPages)

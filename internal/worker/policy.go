@@ -205,7 +205,8 @@ func (f *function) loadPolicy() {
 		}
 	}
 	for _, id := range rec.Extra {
-		snap, err := snapshot.Open(filepath.Join(f.w.snapDir(f.rec.Name), id))
+		// Hook (store.go): falls back to the store's copy.
+		snap, err := f.w.openSnapshot(f.w.ctx, f, id)
 		if err != nil {
 			f.w.log.Warn("dropping unusable pool snapshot", "function", f.rec.Name, "snapshot", id, "err", err)
 			continue

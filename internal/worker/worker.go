@@ -26,6 +26,7 @@ import (
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
 // Options configure a Worker.
@@ -37,6 +38,11 @@ type Options struct {
 	// NoPager disables lazy restore modes (lazy, reap, bulk fall back to
 	// cold); for environments without userfaultfd.
 	NoPager bool
+	// Store, if set, is the snapshot store: every snapshot is published
+	// there in the background, and a snapshot whose local directory is
+	// missing or unusable is restored from there (store.go). Nil: local
+	// snapshots only. An empty CacheDir defaults to DataDir/store-cache.
+	Store *storesnap.Config
 }
 
 // Worker runs functions. Its methods are safe for concurrent use.
@@ -47,6 +53,8 @@ type Worker struct {
 	pager    *pager.Pager
 	restorer *restore.Restorer
 	metrics  *metrics
+	// store is the snapshot store; nil without Options.Store.
+	store *workerStore
 
 	mu  sync.Mutex
 	fns map[string]*function
@@ -90,6 +98,20 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 			w.restorer.Pager = p
 		}
 	}
+	// Hook (store.go): open the snapshot store before loading the
+	// registry, whose snapshots may exist only there.
+	if opts.Store != nil {
+		s, err := openStore(ctx, *opts.Store, opts.DataDir, w.pager, w.metrics.reg)
+		if err != nil {
+			w.cancel()
+			_ = eng.Close(ctx)
+			if w.pager != nil {
+				_ = w.pager.Close()
+			}
+			return nil, err
+		}
+		w.store = s
+	}
 	if err := w.load(ctx); err != nil {
 		w.Close(ctx)
 		return nil, err
@@ -121,6 +143,9 @@ func (w *Worker) Close(ctx context.Context) {
 		f.shutdown(ctx)
 		f.checkpoints.Wait()
 		f.savePolicy()
+	}
+	if w.store != nil {
+		w.store.close() // hook (store.go): let running publishes finish
 	}
 	w.cancel()
 	_ = w.eng.Close(ctx)
@@ -207,7 +232,8 @@ func (w *Worker) loadOne(ctx context.Context, name string) error {
 		return err
 	}
 	if rec.Snapshot != "" {
-		snap, err := snapshot.Open(filepath.Join(w.snapDir(name), rec.Snapshot))
+		// Hook (store.go): falls back to the store's copy.
+		snap, err := w.openSnapshot(ctx, f, rec.Snapshot)
 		if err != nil {
 			w.log.Warn("snapshot unusable; instances boot cold until redeploy", "function", name, "err", err)
 		} else if err := mod.PrepareRestore(ctx, snap.Meta.State.Pages); err != nil {
@@ -302,6 +328,7 @@ func (w *Worker) writeSnapshot(f *function, st *engine.State, mem []byte, reques
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
+	w.publishLater(f.rec.Name, snap) // hook (store.go): no-op without a store
 	return snap, nil
 }
 

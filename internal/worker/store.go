@@ -1,0 +1,276 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/pager"
+	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/storesnap"
+)
+
+// Where a restore read its snapshot (Timing.Source).
+const (
+	// SourceLocal is the function's snapshot directory in the data dir.
+	SourceLocal = "local"
+	// SourceStore is the chunk store (internal/store), used when the local
+	// directory is missing or unusable.
+	SourceStore = "store"
+)
+
+// Directories under the data directory used with a store.
+const (
+	// storeCacheDir is the store's disk cache and upload queue when the
+	// configuration names none: a worker always keeps a local tier, so
+	// repeated restores of one snapshot do not go back to the remote.
+	storeCacheDir = "store-cache"
+	// storeImagesDir holds images materialised for mmap restores.
+	storeImagesDir = "store-images"
+)
+
+// reopenAfter bounds how often a store snapshot opened without a working
+// set is opened again by a restore that wants one: another worker (or this
+// one, before its local copy went away) may have published it since.
+const reopenAfter = 10 * time.Second
+
+// workerStore is the worker's side of the snapshot store: every snapshot
+// written locally is published there in the background, and a snapshot
+// whose local directory is gone is restored from there.
+//
+// Publishing never runs on the request path: it copies files the worker
+// already wrote, and the tiered backend under the store queues writes on
+// local disk while the remote is down and uploads them when it returns
+// (storesnap.Open sets the queue up), so a publish only fails on local
+// trouble (the snapshot was deleted meanwhile, the disk is full).
+type workerStore struct {
+	h        *storesnap.Handle
+	restorer *restore.StoreRestorer
+	// publishes counts publishes by function and outcome (ok, failed).
+	publishes *prometheus.CounterVec
+
+	// pubMu serialises publishes. A publish reads the snapshot directory
+	// as it is when it runs, so with publishes one at a time the last one
+	// of a snapshot carries its newest state (with its working set) even
+	// if an earlier publish of it was scheduled first.
+	pubMu sync.Mutex
+	pubs  sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	// opened caches store snapshots by store id: opening reads the
+	// manifest and metadata from the store, a few ms each time.
+	opened map[string]openedSnap
+	// storeOnly marks snapshots whose local directory was unusable when
+	// the worker loaded them: restores of those go straight to the store.
+	storeOnly map[*snapshot.Snapshot]bool
+}
+
+type openedSnap struct {
+	sn *storesnap.Snapshot
+	at time.Time
+}
+
+// openStore opens the store of cfg for a worker with data directory
+// dataDir. The pager, if any, serves lazy faults from the store.
+func openStore(ctx context.Context, cfg storesnap.Config, dataDir string, p *pager.Pager, reg *prometheus.Registry) (*workerStore, error) {
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = filepath.Join(dataDir, storeCacheDir)
+	}
+	h, err := storesnap.Open(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("worker: open store: %w", err)
+	}
+	s := &workerStore{
+		h:         h,
+		restorer:  &restore.StoreRestorer{Pager: p, Config: cfg, CacheDir: filepath.Join(dataDir, storeImagesDir)},
+		opened:    map[string]openedSnap{},
+		storeOnly: map[*snapshot.Snapshot]bool{},
+		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "thaw_store_publishes_total", Help: "Snapshots published to the snapshot store, by outcome (ok, failed).",
+		}, []string{"function", "outcome"}),
+	}
+	if err := reg.Register(s.publishes); err != nil {
+		_ = h.Close()
+		return nil, fmt.Errorf("worker: store metrics: %w", err)
+	}
+	return s, nil
+}
+
+// close waits for running publishes and closes the store; writes still
+// queued for an unreachable remote stay on disk for the next start.
+func (s *workerStore) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.pubs.Wait()
+	_ = s.h.Close()
+}
+
+// publishLater publishes snap, a snapshot of function name, to the store in
+// the background. It is a no-op without a store.
+func (w *Worker) publishLater(name string, snap *snapshot.Snapshot) {
+	s := w.store
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.pubs.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.pubs.Done()
+		s.pubMu.Lock()
+		defer s.pubMu.Unlock()
+		id := storesnap.ID(name, snap.Meta.ID)
+		t0 := time.Now()
+		res, err := storesnap.Publish(w.ctx, s.h.Store, id, snap)
+		if err != nil {
+			s.publishes.WithLabelValues(name, "failed").Inc()
+			w.log.Warn("publishing snapshot to the store failed", "function", name, "snapshot", id, "err", err)
+			return
+		}
+		s.publishes.WithLabelValues(name, "ok").Inc()
+		w.log.Debug("published snapshot", "function", name, "snapshot", id, "chunks", res.Chunks,
+			"new_chunks", res.NewChunks, "uploaded_bytes", res.UploadedBytes, "took", time.Since(t0))
+	}()
+}
+
+// WaitPublishes waits until every snapshot scheduled for publishing so far
+// has been published (or has failed to be); a no-op without a store.
+// Tests and benchmarks use it before they depend on the store's contents.
+func (w *Worker) WaitPublishes() {
+	if w.store != nil {
+		w.store.pubs.Wait()
+	}
+}
+
+// open returns store snapshot id of function f, opened once and cached. A
+// cached snapshot without a working set is opened again (at most every
+// reopenAfter) when wantWS is set, in case one was published since.
+func (s *workerStore) open(ctx context.Context, f *function, snapID string, wantWS bool) (*storesnap.Snapshot, error) {
+	id := storesnap.ID(f.rec.Name, snapID)
+	s.mu.Lock()
+	o, ok := s.opened[id]
+	s.mu.Unlock()
+	if ok && (o.sn.WS != nil || !wantWS || time.Since(o.at) < reopenAfter) {
+		return o.sn, nil
+	}
+	sn, err := storesnap.OpenSnapshot(ctx, s.h.Store, id)
+	if err != nil {
+		if ok {
+			// The cached copy still works for everything but the
+			// working set.
+			return o.sn, nil
+		}
+		return nil, fmt.Errorf("open store snapshot %s: %w", id, err)
+	}
+	// The snapshot must be of this very module: its state indexes the
+	// module's globals and memory layout.
+	if sn.Meta.ID != snapID || (sn.Meta.ModuleSHA != "" && sn.Meta.ModuleSHA != f.rec.ModuleSHA) {
+		return nil, fmt.Errorf("store snapshot %s is snapshot %s of module %.12s, want module %.12s: %w",
+			id, sn.Meta.ID, sn.Meta.ModuleSHA, f.rec.ModuleSHA, errdefs.ErrCorrupt)
+	}
+	s.mu.Lock()
+	s.opened[id] = openedSnap{sn: sn, at: time.Now()}
+	s.mu.Unlock()
+	return sn, nil
+}
+
+// openSnapshot opens snapshot id of f from its local directory or, when
+// that fails and the worker has a store, from the store. A snapshot from
+// the store is returned as a snapshot.Snapshot carrying the stored
+// metadata and the (missing) local path; restores of it go to the store.
+func (w *Worker) openSnapshot(ctx context.Context, f *function, id string) (*snapshot.Snapshot, error) {
+	dir := filepath.Join(w.snapDir(f.rec.Name), id)
+	snap, err := snapshot.Open(dir)
+	if err == nil || w.store == nil {
+		return snap, err
+	}
+	sn, serr := w.store.open(ctx, f, id, false)
+	if serr != nil {
+		return nil, fmt.Errorf("local copy: %v; %w", err, serr)
+	}
+	w.log.Info("local snapshot unusable; restores will read it from the store", "function", f.rec.Name, "snapshot", id, "err", err)
+	snap = &snapshot.Snapshot{Dir: dir, Meta: sn.Meta}
+	w.store.mu.Lock()
+	w.store.storeOnly[snap] = true
+	w.store.mu.Unlock()
+	return snap, nil
+}
+
+// restoreAny starts an instance from snap: from its local directory when
+// that is there and restores, else from the store. Without a store it is
+// f.restore.
+func (f *function) restoreAny(ctx context.Context, snap *snapshot.Snapshot, mode restore.Mode, dropCache bool, t *Timing) (*instance, error) {
+	s := f.w.store
+	if s == nil {
+		inst, err := f.restore(ctx, snap, mode, dropCache, t)
+		if err == nil {
+			t.Source = SourceLocal
+		}
+		return inst, err
+	}
+	s.mu.Lock()
+	storeOnly := s.storeOnly[snap]
+	s.mu.Unlock()
+	var localErr error
+	switch _, err := os.Stat(snap.Path(snapshot.ImageFile)); {
+	case storeOnly:
+		localErr = errors.New("no usable local copy at start")
+	case err != nil:
+		localErr = err
+	default:
+		inst, err := f.restore(ctx, snap, mode, dropCache, t)
+		if err == nil {
+			t.Source = SourceLocal
+			return inst, nil
+		}
+		localErr = err
+		f.w.log.Warn("local restore failed; trying the store", "function", f.rec.Name, "snapshot", snap.Meta.ID, "err", err)
+	}
+	inst, err := f.restoreFromStore(ctx, snap, mode, t)
+	if err != nil {
+		return nil, fmt.Errorf("restore from the store (local copy: %v): %w", localErr, err)
+	}
+	return inst, nil
+}
+
+// restoreFromStore starts an instance from the stored copy of snap. Reap
+// and bulk restores of a snapshot stored without a working set run lazily;
+// they record none, since writing a working set needs the local image.
+func (f *function) restoreFromStore(ctx context.Context, snap *snapshot.Snapshot, mode restore.Mode, t *Timing) (*instance, error) {
+	s := f.w.store
+	sn, err := s.open(ctx, f, snap.Meta.ID, mode.UsesWorkingSet())
+	if err != nil {
+		return nil, err
+	}
+	prep := mode
+	if mode.UsesWorkingSet() && sn.WS == nil {
+		prep = restore.Lazy
+	}
+	cfg := f.instanceConfig()
+	mem, err := s.restorer.Prepare(ctx, prep, sn, cfg.MemoryLimit, false)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	inst, err := f.mod.Restore(ctx, cfg, &sn.Meta.State, mem.Region)
+	if err != nil {
+		return nil, err
+	}
+	t.Instantiate = time.Since(t0)
+	t.StartKind, t.Mode, t.Source = "restore", prep, SourceStore
+	return f.withPolicy(&instance{Instance: inst, mem: mem, mode: prep, snap: snap}), nil
+}

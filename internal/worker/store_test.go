@@ -1,0 +1,268 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store"
+	"github.com/thaw-run/thaw/internal/store/s3"
+	"github.com/thaw-run/thaw/internal/storesnap"
+)
+
+var storeModes = []restore.Mode{restore.Eager, restore.Mmap, restore.Lazy, restore.Reap, restore.Bulk}
+
+func storeSecret(t *testing.T) []byte {
+	t.Helper()
+	s, err := store.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.ParseSecret(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// dirStore is a store whose remote is a local directory. CacheDir is left
+// empty so that every worker gets its own cache under its data dir.
+func dirStore(t *testing.T) storesnap.Config {
+	return storesnap.Config{Tenant: "t1", Secret: storeSecret(t), Dir: filepath.Join(t.TempDir(), "remote")}
+}
+
+// testStore is MinIO when THAW_TEST_S3_ENDPOINT is set (scripts/minio.sh),
+// else a local-directory remote.
+func testStore(t *testing.T) storesnap.Config {
+	ep := os.Getenv("THAW_TEST_S3_ENDPOINT")
+	if ep == "" {
+		return dirStore(t)
+	}
+	return storesnap.Config{Tenant: "t1", Secret: storeSecret(t), S3: &s3.Config{
+		Endpoint: ep, AccessKey: os.Getenv("THAW_TEST_S3_ACCESS_KEY"), SecretKey: os.Getenv("THAW_TEST_S3_SECRET_KEY"),
+		Region: os.Getenv("THAW_TEST_S3_REGION"), Bucket: "thaw-worker-test", Prefix: "run-" + strconv.FormatInt(time.Now().UnixNano(), 36)}}
+}
+
+func openStoreWorker(t *testing.T, dataDir string, cfg storesnap.Config) *Worker {
+	t.Helper()
+	w, err := Open(context.Background(), Options{DataDir: dataDir, Store: &cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(context.Background()) })
+	return w
+}
+
+// deployPublished deploys examples/hello with a store, records its working
+// set with one local reap restore, and waits until both publishes (the
+// snapshot, then the snapshot with its working set) are done. It returns
+// the answer of a cold instance.
+func deployPublished(t *testing.T, w *Worker) []byte {
+	t.Helper()
+	deploy(t, w, "hello", "examples/hello", Config{})
+	cold := invoke(t, w, "hello", get("/?name=thaw"), InvokeOptions{Mode: restore.Cold})
+	rec := invoke(t, w, "hello", get("/?name=thaw"), InvokeOptions{Mode: restore.Reap})
+	if rec.Timing.Source != SourceLocal || rec.Timing.Fallback != "" {
+		t.Fatalf("recording restore: source %q, fallback %q; want a local restore", rec.Timing.Source, rec.Timing.Fallback)
+	}
+	w.WaitPublishes()
+	if n := testutil.ToFloat64(w.store.publishes.WithLabelValues("hello", "ok")); n != 2 {
+		t.Fatalf("%v successful publishes, want 2 (at deploy, after recording the working set)", n)
+	}
+	if n := testutil.ToFloat64(w.store.publishes.WithLabelValues("hello", "failed")); n != 0 {
+		t.Fatalf("%v failed publishes", n)
+	}
+	return cold.Response.Body
+}
+
+// copyRegistry gives the data directory dst the registry entry (module and
+// function.json, no snapshot) of function name in src.
+func copyRegistry(t *testing.T, src, dst, name string) {
+	t.Helper()
+	to := filepath.Join(dst, "functions", name)
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"function.json", "module.wasm"} {
+		b, err := os.ReadFile(filepath.Join(src, "functions", name, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkFromStore invokes hello in every mode and checks that each instance
+// was restored from the store and answers as a cold one.
+func checkFromStore(t *testing.T, w *Worker, want []byte) {
+	t.Helper()
+	for _, mode := range storeModes {
+		t.Run(string(mode), func(t *testing.T) {
+			res := invoke(t, w, "hello", get("/?name=thaw"), InvokeOptions{Mode: mode})
+			tm := res.Timing
+			if tm.Fallback != "" || tm.StartKind != "restore" || tm.Source != SourceStore {
+				t.Fatalf("start %q, source %q, fallback %q; want a restore from the store", tm.StartKind, tm.Source, tm.Fallback)
+			}
+			if !bytes.Equal(res.Response.Body, want) {
+				t.Fatalf("restored instance answered %q, cold one %q", res.Response.Body, want)
+			}
+			if mode.UsesWorkingSet() && (tm.Mode != mode || tm.Restore == nil || tm.Restore.WSPages == 0) {
+				t.Fatalf("%s restore ran as %s with stats %+v; want the stored working set installed", mode, tm.Mode, tm.Restore)
+			}
+		})
+	}
+}
+
+// After the local snapshot directory is deleted, every mode restores from
+// the store and answers as a cold instance; Timing says so.
+func TestStoreRestoreAfterLocalLoss(t *testing.T) {
+	w := openStoreWorker(t, t.TempDir(), testStore(t))
+	want := deployPublished(t, w)
+	if err := os.RemoveAll(w.snapDir("hello")); err != nil {
+		t.Fatal(err)
+	}
+	checkFromStore(t, w, want)
+	if n := testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("hello", string(restore.Eager))); n != 0 {
+		t.Fatalf("%v fallbacks", n)
+	}
+}
+
+// A worker restarted after its snapshot directory was deleted, and a second
+// worker with its own data directory given the same registry entry, both
+// restore the first worker's snapshot from the store.
+func TestStoreRestoreOnOtherWorker(t *testing.T) {
+	cfg := testStore(t)
+	dir1 := t.TempDir()
+	w1, err := Open(context.Background(), Options{DataDir: dir1, Store: &cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := deployPublished(t, w1)
+	info, err := w1.Get("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1.Close(context.Background())
+
+	t.Run("second-worker", func(t *testing.T) {
+		dir2 := t.TempDir()
+		copyRegistry(t, dir1, dir2, "hello")
+		w2 := openStoreWorker(t, dir2, cfg)
+		got, err := w2.Get("hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Snapshot == nil || got.Snapshot.ID != info.Snapshot.ID {
+			t.Fatalf("second worker's snapshot %+v, want %s", got.Snapshot, info.Snapshot.ID)
+		}
+		checkFromStore(t, w2, want)
+	})
+	t.Run("restarted", func(t *testing.T) {
+		if err := os.RemoveAll(filepath.Join(dir1, "snapshots")); err != nil {
+			t.Fatal(err)
+		}
+		w := openStoreWorker(t, dir1, cfg)
+		checkFromStore(t, w, want)
+	})
+}
+
+// With the stored image and working-set chunks tampered and every cache
+// empty, restores fail authentication and fall back to a cold boot, counted
+// by the fallback metric. Lazy is left out: a tampered chunk found at fault
+// time leaves the faulting thread blocked (docs/store.md).
+func TestStoreRestoreTampered(t *testing.T) {
+	cfg := dirStore(t)
+	dir1 := t.TempDir()
+	w1, err := Open(context.Background(), Options{DataDir: dir1, Store: &cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := deployPublished(t, w1)
+	info, err := w1.Get("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1.Close(context.Background())
+
+	// Flip a byte of every image and working-set chunk in the remote.
+	ctx := context.Background()
+	h, err := storesnap.Open(ctx, storesnap.Config{Tenant: cfg.Tenant, Secret: cfg.Secret, Dir: cfg.Dir, QueueDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := storesnap.OpenSnapshot(ctx, h.Store, storesnap.ID("hello", info.Snapshot.ID))
+	h.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fe := range sn.Snap.Manifest().Files {
+		if fe.Name != snapshot.ImageFile && fe.Name != snapshot.WSImageFile {
+			continue
+		}
+		for _, c := range fe.Chunks {
+			if c.Zero {
+				continue
+			}
+			paths, _ := filepath.Glob(filepath.Join(cfg.Dir, "objects", "*", "*"+c.ID.String()))
+			for _, p := range paths {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b[len(b)-1] ^= 1
+				if err := os.WriteFile(p, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("found no chunk to tamper with")
+	}
+
+	// A fresh worker: empty disk cache, decrypted-chunk cache and
+	// materialised images.
+	dir2 := t.TempDir()
+	copyRegistry(t, dir1, dir2, "hello")
+	w := openStoreWorker(t, dir2, cfg)
+	for _, mode := range []restore.Mode{restore.Eager, restore.Mmap, restore.Reap, restore.Bulk} {
+		t.Run(string(mode), func(t *testing.T) {
+			res := invoke(t, w, "hello", get("/?name=thaw"), InvokeOptions{Mode: mode})
+			if res.Timing.StartKind != "cold" || res.Timing.Fallback == "" {
+				t.Fatalf("start %q, fallback %q; want a cold fallback", res.Timing.StartKind, res.Timing.Fallback)
+			}
+			if !bytes.Equal(res.Response.Body, want) {
+				t.Fatalf("fallback instance answered %q, want %q", res.Response.Body, want)
+			}
+			if n := testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("hello", string(mode))); n != 1 {
+				t.Fatalf("%v fallbacks counted for %s, want 1", n, mode)
+			}
+		})
+	}
+	if got := w.store.restorer.CorruptRestores(); got != 4 {
+		t.Fatalf("CorruptRestores = %d, want 4", got)
+	}
+}
+
+// A publish that fails (here: the snapshot directory is gone) is logged and
+// counted, and does not disturb the worker.
+func TestStorePublishFailureCounted(t *testing.T) {
+	w := openStoreWorker(t, t.TempDir(), dirStore(t))
+	w.publishLater("ghost", &snapshot.Snapshot{Dir: filepath.Join(t.TempDir(), "missing"), Meta: snapshot.Meta{ID: "x"}})
+	w.WaitPublishes()
+	if n := testutil.ToFloat64(w.store.publishes.WithLabelValues("ghost", "failed")); n != 1 {
+		t.Fatalf("%v failed publishes counted, want 1", n)
+	}
+}
