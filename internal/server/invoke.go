@@ -116,7 +116,17 @@ func (s *Server) request(w http.ResponseWriter, r *http.Request, authed bool) (*
 	if hdr == nil {
 		hdr = http.Header{}
 	}
+	// The ABI carries the path percent-encoded, as it arrived: cut the
+	// escaped path after /fn/{name} rather than re-joining decoded segments,
+	// so an encoded slash (%2F) stays one segment.
 	path := "/" + r.PathValue("rest")
+	if esc := r.URL.EscapedPath(); strings.HasPrefix(esc, "/fn/") {
+		if i := strings.IndexByte(esc[len("/fn/"):], '/'); i >= 0 {
+			path = esc[len("/fn/")+i:]
+		} else {
+			path = "/"
+		}
+	}
 	return &abi.Request{Method: r.Method, Path: path, RawQuery: r.URL.RawQuery, Header: hdr, Body: body}, nil
 }
 

@@ -202,15 +202,15 @@ func TestInvokeRequestAndResponse(t *testing.T) {
 		"Server-Timing": {"fake;dur=1"},
 	}, Body: []byte("created")}
 	fb.timing = worker.Timing{Queue: 1500 * time.Microsecond, Start: 3 * time.Millisecond, Exec: 250 * time.Microsecond,
-		StartKind: "restore", Mode: restore.Reap, Fallback: "line1\nline2",
-		Restore: &restore.Stats{Map: time.Millisecond, Prefetch: 2 * time.Millisecond, Faults: 17, WSBytes: 8192}}
+		StartKind: "restore", Mode: restore.Reap, Fallback: "line1\nline2", Instantiate: 500 * time.Microsecond,
+		Restore: &restore.Stats{Map: time.Millisecond, Prefetch: 2 * time.Millisecond, Faults: 17, WSBytes: 8192, BytesRead: 12288}}
 	ts := newTestServer(t, fb, Options{})
 	resp, body := do(t, "POST", ts.URL+"/fn/hello/a/b%20c?x=1&y=2", strings.NewReader("payload"), map[string]string{"X-In": "v"})
 	if resp.StatusCode != 201 || string(body) != "created" {
 		t.Fatalf("got %d %q", resp.StatusCode, body)
 	}
 	req := fb.lastReq
-	if req.Method != "POST" || req.Path != "/a/b c" || req.RawQuery != "x=1&y=2" || string(req.Body) != "payload" || req.Header.Get("X-In") != "v" {
+	if req.Method != "POST" || req.Path != "/a/b%20c" || req.RawQuery != "x=1&y=2" || string(req.Body) != "payload" || req.Header.Get("X-In") != "v" {
 		t.Errorf("guest request = %+v", req)
 	}
 	if got := resp.Header.Values("X-Custom"); len(got) != 2 {
@@ -230,13 +230,15 @@ func TestInvokeRequestAndResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]TimingMetric{
-		"queue":    {Name: "queue", Dur: 1.5, HasDur: true},
-		"start":    {Name: "start", Dur: 3, HasDur: true, Desc: "restore:reap"},
-		"exec":     {Name: "exec", Dur: 0.25, HasDur: true},
-		"map":      {Name: "map", Dur: 1, HasDur: true},
-		"prefetch": {Name: "prefetch", Dur: 2, HasDur: true},
-		"faults":   {Name: "faults", Desc: "17"},
-		"ws":       {Name: "ws", Desc: "8192"},
+		"queue":       {Name: "queue", Dur: 1.5, HasDur: true},
+		"start":       {Name: "start", Dur: 3, HasDur: true, Desc: "restore:reap"},
+		"exec":        {Name: "exec", Dur: 0.25, HasDur: true},
+		"map":         {Name: "map", Dur: 1, HasDur: true},
+		"prefetch":    {Name: "prefetch", Dur: 2, HasDur: true},
+		"faults":      {Name: "faults", Desc: "17"},
+		"ws":          {Name: "ws", Desc: "8192"},
+		"instantiate": {Name: "instantiate", Dur: 0.5, HasDur: true},
+		"read":        {Name: "read", Desc: "12288"},
 	}
 	if len(ms) != len(want) {
 		t.Errorf("metrics %+v, want %d", ms, len(want))

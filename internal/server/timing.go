@@ -60,8 +60,10 @@ func ServerTiming(t worker.Timing) string {
 	if t.Restore != nil {
 		metric("map", t.Restore.Map, "")
 		metric("prefetch", t.Restore.Prefetch, "")
+		metric("instantiate", t.Instantiate, "")
 		count("faults", t.Restore.Faults)
 		count("ws", t.Restore.WSBytes)
+		count("read", t.Restore.BytesRead)
 	}
 	return b.String()
 }
