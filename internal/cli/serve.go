@@ -18,6 +18,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/server"
+	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
@@ -30,6 +31,10 @@ type serveOptions struct {
 	InsecureListen bool
 	NoPager        bool
 	LogLevel       string
+	// Store optionally names a snapshot store (the flags of `thaw store`);
+	// without --store-dir or --s3-endpoint the worker keeps snapshots
+	// locally only.
+	Store storeFlags
 }
 
 func newServeCommand(g *globalOptions) *cobra.Command {
@@ -39,6 +44,11 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 		Short: "Run a worker: the HTTP API and the functions deployed to it",
 		Long: `Run a worker serving the management API under /v1, invocations under
 /fn/NAME/..., Prometheus metrics at /metrics and /healthz.
+
+With --store-dir or --s3-endpoint every snapshot is also published, in the
+background, to the snapshot store (docs/store.md), and a snapshot whose local
+directory is missing is restored from there. The store's master secret comes
+from --key-file or $THAW_STORE_KEY; its disk cache defaults to DATA/store-cache.
 
 With --token (or $THAW_TOKEN) the management API and non-public functions
 require "Authorization: Bearer TOKEN". Without a token the server only
@@ -56,6 +66,7 @@ listens on a loopback address unless --insecure-listen is given.`,
 	f.BoolVar(&opts.InsecureListen, "insecure-listen", false, "allow a non-loopback address without a token")
 	f.BoolVar(&opts.NoPager, "no-pager", false, "run without the userfaultfd pager (lazy, reap and bulk restores fall back to cold)")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	opts.Store.register(f)
 	return cmd
 }
 
@@ -102,7 +113,22 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 	if token == "" && !isLoopback(opts.Addr) && !opts.InsecureListen {
 		return nil, fmt.Errorf("refusing to listen on %s without a token: set --token or $THAW_TOKEN, listen on 127.0.0.1, or pass --insecure-listen: %w", opts.Addr, errdefs.ErrInvalid)
 	}
-	w, err := worker.Open(ctx, worker.Options{DataDir: opts.DataDir, Logger: log, NoPager: opts.NoPager})
+	wopts := worker.Options{DataDir: opts.DataDir, Logger: log, NoPager: opts.NoPager}
+	if opts.Store.Dir != "" || opts.Store.S3Endpoint != "" {
+		cfg, err := opts.Store.config()
+		if err != nil {
+			return nil, fmt.Errorf("snapshot store: %w", err)
+		}
+		if opts.Store.KeyFile != "" {
+			// config checked the key file against the store directory;
+			// it must not live in the worker's data directory either.
+			if _, err := store.LoadSecret(opts.Store.KeyFile, opts.DataDir); err != nil {
+				return nil, fmt.Errorf("snapshot store: %w", err)
+			}
+		}
+		wopts.Store = &cfg
+	}
+	w, err := worker.Open(ctx, wopts)
 	if err != nil {
 		return nil, fmt.Errorf("open worker in %s: %w", opts.DataDir, err)
 	}
@@ -126,7 +152,7 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 		log:    log,
 	}
 	go func() { rs.done <- rs.http.Serve(ln) }()
-	log.Info("listening", "url", rs.URL, "data", opts.DataDir, "auth", token != "")
+	log.Info("listening", "url", rs.URL, "data", opts.DataDir, "auth", token != "", "store", opts.Store.describe())
 	return rs, nil
 }
 
@@ -170,4 +196,16 @@ func runServe(ctx context.Context, g *globalOptions, opts serveOptions) error {
 		}
 	}
 	return rs.Close(30 * time.Second)
+}
+
+// describe names the store for logs (never the key): "none", the directory
+// or the S3 endpoint and bucket, and the tenant.
+func (sf *storeFlags) describe() string {
+	switch {
+	case sf.Dir != "":
+		return sf.Dir + " (tenant " + sf.Tenant + ")"
+	case sf.S3Endpoint != "":
+		return "s3://" + sf.S3Endpoint + "/" + sf.S3Bucket + "/" + sf.S3Prefix + " (tenant " + sf.Tenant + ")"
+	}
+	return "none"
 }
