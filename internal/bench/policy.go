@@ -103,8 +103,13 @@ func RunPolicy(ctx context.Context, opts PolicyOptions) (*PolicyReport, error) {
 func runPolicyConfig(ctx context.Context, w *worker.Worker, fn Function, pol string, evict int, opts PolicyOptions) (PolicyResult, error) {
 	r := PolicyResult{Function: fn.Name, Policy: pol, EvictEvery: evict, Requests: opts.Requests}
 	cfg := worker.Config{MemoryMiB: fn.MemoryMiB, MaxInstances: 1, KeepAlive: worker.Duration(time.Hour), RestoreMode: opts.Mode, Policy: pol}
-	if pol == "cold" {
+	switch pol {
+	case "cold":
 		cfg.RestoreMode, cfg.Policy = restore.Cold, "init"
+	case "pronghorn":
+		// Pronghorn's window is the number of requests a worker serves
+		// before eviction, which the platform knows.
+		cfg.Policy = fmt.Sprintf("pronghorn:window=%d", evict)
 	}
 	if _, err := w.Deploy(ctx, fn.Name, fn.Wasm, cfg); err != nil {
 		return r, fmt.Errorf("deploy %s (%s): %w", fn.Name, pol, err)
