@@ -100,7 +100,7 @@ var functions = []Function{
 	{"graph_pagerank", "examples/suite/graph_pagerank", Suite, "SeBS", get("/?iterations=5"), 128,
 		"5 PageRank iterations over a 100k-node Barabasi-Albert graph"},
 	{"graph_mst", "examples/suite/graph_mst", Suite, "SeBS", get("/"), 128,
-		"Prim's minimum spanning tree of a 100k-node weighted Barabasi-Albert graph"},
+		"Kruskal's minimum spanning tree (counting sort, union-find) of a 100k-node weighted Barabasi-Albert graph"},
 	{"video_frames", "examples/suite/video_frames", Suite, "SeBS", get("/?frames=32"), 64,
 		"greyscale, blur and frame difference over 32 generated 160x120 frames"},
 	{"js", "examples/warmup/js", Warmup, "thaw", get("/"), 128,

@@ -23,9 +23,9 @@ func TestHandlerTiny(t *testing.T) {
 func TestHandler(t *testing.T) {
 	h := Handler()
 	var prim, kruskal result
-	fntest.DoJSON(t, h, http.MethodGet, "/", nil, &prim)
-	fntest.DoJSON(t, h, http.MethodGet, "/?algorithm=kruskal", nil, &kruskal)
-	if prim.Edges != graph.DefaultNodes-1 || prim.Weight != kruskal.Weight || prim.Edges != kruskal.Edges {
+	fntest.DoJSON(t, h, http.MethodGet, "/?algorithm=prim", nil, &prim)
+	fntest.DoJSON(t, h, http.MethodGet, "/", nil, &kruskal)
+	if kruskal.Algorithm != "kruskal" || prim.Edges != graph.DefaultNodes-1 || prim.Weight != kruskal.Weight || prim.Edges != kruskal.Edges {
 		t.Errorf("prim %+v, kruskal %+v", prim, kruskal)
 	}
 	fntest.CheckDeterministic(t, h, "/")

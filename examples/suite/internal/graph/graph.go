@@ -173,7 +173,9 @@ func (g *Graph) push(h *edgeHeap, v int, seen []bool) {
 }
 
 // MSTKruskal computes the same as MSTPrim by sorting edges and joining
-// components with a union-find; the tests cross-check the two.
+// components with a union-find; the tests cross-check the two. Small
+// integer weights (the generator's are 1-1000) are sorted by counting,
+// in linear time.
 func (g *Graph) MSTKruskal() (weight uint64, edges int) {
 	var list []Edge
 	for v := range g.Nodes() {
@@ -183,7 +185,7 @@ func (g *Graph) MSTKruskal() (weight uint64, edges int) {
 			}
 		}
 	}
-	slices.SortFunc(list, func(a, b Edge) int { return cmp.Compare(a.W, b.W) })
+	list = sortByWeight(list)
 	parent := make([]int32, g.Nodes())
 	for i := range parent {
 		parent[i] = int32(i)
@@ -203,6 +205,33 @@ func (g *Graph) MSTKruskal() (weight uint64, edges int) {
 		}
 	}
 	return weight, edges
+}
+
+// sortByWeight returns edges in ascending weight order, stably. Weights
+// below 1<<16 are counted into buckets; larger ones fall back to a
+// comparison sort.
+func sortByWeight(edges []Edge) []Edge {
+	maxW := uint32(0)
+	for _, e := range edges {
+		maxW = max(maxW, e.W)
+	}
+	if maxW >= 1<<16 {
+		slices.SortStableFunc(edges, func(a, b Edge) int { return cmp.Compare(a.W, b.W) })
+		return edges
+	}
+	start := make([]int, maxW+2)
+	for _, e := range edges {
+		start[e.W+1]++
+	}
+	for w := 1; w < len(start); w++ {
+		start[w] += start[w-1]
+	}
+	out := make([]Edge, len(edges))
+	for _, e := range edges {
+		out[start[e.W]] = e
+		start[e.W]++
+	}
+	return out
 }
 
 // edgeHeap is a binary min-heap of edges by weight. It is written out

@@ -102,3 +102,36 @@ func TestBarabasiAlbert(t *testing.T) {
 		t.Errorf("max degree %d: no hubs", maxDeg)
 	}
 }
+
+func TestSortByWeight(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []Edge
+	}{
+		{"small", []Edge{{0, 1, 5}, {1, 2, 1}, {2, 3, 5}, {3, 4, 0}, {4, 5, 2}}},
+		{"large", []Edge{{0, 1, 1 << 20}, {1, 2, 7}, {2, 3, 1 << 20}, {3, 4, 3}}},
+		{"empty", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := slices.Clone(tc.in)
+			slices.SortStableFunc(want, func(a, b Edge) int { return int(a.W) - int(b.W) })
+			if got := sortByWeight(slices.Clone(tc.in)); !slices.Equal(got, want) {
+				t.Errorf("got %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func BenchmarkMST(b *testing.B) {
+	g := Default()
+	b.Run("prim", func(b *testing.B) {
+		for b.Loop() {
+			g.MSTPrim()
+		}
+	})
+	b.Run("kruskal", func(b *testing.B) {
+		for b.Loop() {
+			g.MSTKruskal()
+		}
+	})
+}
