@@ -331,6 +331,17 @@ func (r *Restorer) reapFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 	if err := snap.CheckWorkingSetData(ws, buf); err != nil {
 		return err
 	}
+	if err := m.installRuns(ws, buf); err != nil {
+		return err
+	}
+	m.stats.Prefetch = time.Since(t0)
+	m.stats.WSBytes, m.stats.WSPages = ws.Bytes(), ws.Pages
+	return nil
+}
+
+// installRuns is REAP's install step: buf holds the working set's pages
+// back to back; each run of consecutive pages goes in with one UFFDIO_COPY.
+func (m *Memory) installRuns(ws *snapshot.WorkingSet, buf []byte) error {
 	base := m.Region.Addr()
 	off := 0
 	for _, run := range ws.Runs {
@@ -340,8 +351,6 @@ func (r *Restorer) reapFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 		}
 		off += n
 	}
-	m.stats.Prefetch = time.Since(t0)
-	m.stats.WSBytes, m.stats.WSPages = ws.Bytes(), ws.Pages
 	return nil
 }
 

@@ -9,7 +9,7 @@ import (
 // splitRuns must cover every run exactly once, in order, with each part's
 // file offset equal to the bytes of the runs before it.
 func TestSplitRuns(t *testing.T) {
-	runs := []snapshot.Run{{0, 3}, {10, 1}, {20, 4}, {30, 2}, {40, 6}}
+	runs := []snapshot.Run{{Start: 0, Count: 3}, {Start: 10, Count: 1}, {Start: 20, Count: 4}, {Start: 30, Count: 2}, {Start: 40, Count: 6}}
 	for _, n := range []int{1, 2, 3, 8} {
 		parts := splitRuns(runs, n)
 		if len(parts) > n || len(parts) == 0 {

@@ -222,14 +222,8 @@ func (r *StoreRestorer) reapFill(ctx context.Context, m *Memory, snap *storesnap
 	if err != nil {
 		return err
 	}
-	base := m.Region.Addr()
-	off := 0
-	for _, run := range ws.Runs {
-		n := run.Count * snapshot.PageSize
-		if _, err := m.uffd.Copy(base+uintptr(run.Start*snapshot.PageSize), uintptr(unsafe.Pointer(&buf[off])), uint64(n)); err != nil {
-			return fmt.Errorf("install working set: %w", err)
-		}
-		off += n
+	if err := m.installRuns(ws, buf); err != nil {
+		return err
 	}
 	m.stats.Prefetch = time.Since(t0)
 	m.stats.WSBytes, m.stats.WSPages = ws.Bytes(), ws.Pages
