@@ -266,3 +266,56 @@ func TestStorePublishFailureCounted(t *testing.T) {
 		t.Fatalf("%v failed publishes counted, want 1", n)
 	}
 }
+
+// A policy checkpoint (a snapshot of a live instance after request 1) is
+// published like the deploy snapshot, and a restarted worker that lost its
+// snapshot directories gets both back from the store.
+func TestStorePublishesCheckpoints(t *testing.T) {
+	cfg := dirStore(t)
+	dir := t.TempDir()
+	w, err := Open(context.Background(), Options{DataDir: dir, Store: &cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { w.Close(context.Background()) }()
+	deploy(t, w, "hello", "examples/hello", Config{Policy: "fixed:1"})
+	invoke(t, w, "hello", get("/?name=thaw"), InvokeOptions{})
+	w.WaitCheckpoints("hello")
+	w.WaitPublishes()
+	info, err := w.Get("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.PoolSnapshots != 1 {
+		t.Fatalf("%d pool snapshots, want the checkpoint after request 1", info.PoolSnapshots)
+	}
+	ids, err := w.store.h.Store.Snapshots(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 2 || ids[0] == ids[1] {
+		t.Fatalf("store holds %q, want the deploy snapshot and the checkpoint", ids)
+	}
+	if n := testutil.ToFloat64(w.store.publishes.WithLabelValues("hello", "ok")); n != 2 {
+		t.Fatalf("%v successful publishes, want 2", n)
+	}
+
+	w.Close(context.Background())
+	if err := os.RemoveAll(filepath.Join(dir, "snapshots")); err != nil {
+		t.Fatal(err)
+	}
+	if w, err = Open(context.Background(), Options{DataDir: dir, Store: &cfg}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := w.Get("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Snapshot == nil || again.Snapshot.ID != info.Snapshot.ID || again.PoolSnapshots != 1 {
+		t.Fatalf("after restart: snapshot %+v, %d pool snapshots; want %s and the checkpoint", again.Snapshot, again.PoolSnapshots, info.Snapshot.ID)
+	}
+	res := invoke(t, w, "hello", get("/?name=thaw"), InvokeOptions{})
+	if res.Timing.StartKind != "restore" || res.Timing.Source != SourceStore {
+		t.Fatalf("start %q from %q (fallback %q), want a restore from the store", res.Timing.StartKind, res.Timing.Source, res.Timing.Fallback)
+	}
+}
