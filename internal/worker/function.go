@@ -188,7 +188,10 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 		f.afterFirstExec(inst, &t)
 	}
 	if err == nil {
-		f.afterExec(inst, t.Exec)
+		// The policy sees what the caller saw: a new instance's first
+		// request carries its start (cold boot or restore), so a cold boot
+		// scores as costly as it is.
+		f.afterExec(inst, t.Start+t.Exec)
 	}
 	f.release(inst)
 	if err != nil {

@@ -72,13 +72,13 @@ func (f *function) withPolicy(inst *instance) *instance {
 
 // afterExec feeds the policy and snapshots the instance when the policy's
 // checkpoint request has just been served.
-func (f *function) afterExec(inst *instance, exec time.Duration) {
+func (f *function) afterExec(inst *instance, latency time.Duration) {
 	if f.pol == nil || inst.Dead() {
 		return
 	}
 	req := inst.startReq + inst.served - 1
 	f.polMu.Lock()
-	f.pol.Observe(req, exec)
+	f.pol.Observe(req, latency)
 	f.polMu.Unlock()
 	if inst.checkpointAt > 0 && req == inst.checkpointAt {
 		f.checkpoint(inst, req)
