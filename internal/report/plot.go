@@ -158,6 +158,12 @@ func groupedBars(p *plot.Plot, rows []Row, log bool, value, whisker func(Row) fl
 	}
 	p.NominalX(fns...)
 	p.X.Min, p.X.Max = -0.5, float64(len(fns))-0.5
+	if len(fns) > 6 {
+		// Slanted labels keep a dozen or more function names legible.
+		p.X.Tick.Label.Rotation = math.Pi / 6
+		p.X.Tick.Label.XAlign = draw.XRight
+		p.X.Tick.Label.YAlign = draw.YCenter
+	}
 	if log {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
