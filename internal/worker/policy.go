@@ -89,6 +89,7 @@ func (f *function) afterExec(inst *instance, latency time.Duration) {
 // idle and owned by the caller, so copying its memory is a consistent cut;
 // the copy is written in the background while the instance serves on.
 func (f *function) checkpoint(inst *instance, req int) {
+	parent := inst.snap
 	st, mem := inst.Capture()
 	buf := make([]byte, len(mem))
 	copy(buf, mem)
@@ -98,6 +99,9 @@ func (f *function) checkpoint(inst *instance, req int) {
 		snap, err := f.w.writeSnapshot(f, st, buf, req)
 		if err == nil {
 			err = f.mod.PrepareRestore(f.w.ctx, snap.Meta.State.Pages)
+		}
+		if err == nil && parent != nil {
+			inheritWorkingSet(parent, snap)
 		}
 		if err != nil {
 			f.w.log.Warn("checkpoint failed", "function", f.rec.Name, "request", req, "err", err)
@@ -117,6 +121,25 @@ func (f *function) checkpoint(inst *instance, req int) {
 		f.prune()
 		f.savePolicy()
 	}()
+}
+
+// inheritWorkingSet gives a checkpoint the working set of the snapshot its
+// instance was restored from: the same function a few requests later
+// touches nearly the same pages, so restores of the new snapshot can
+// prefetch at once instead of first recording lazily. Pages the guess
+// misses fault lazily and, past the miss rate, trigger a re-recording.
+func inheritWorkingSet(parent, snap *snapshot.Snapshot) {
+	ws, err := parent.WorkingSet()
+	if err != nil {
+		return
+	}
+	var pages []int
+	for _, r := range ws.Runs {
+		for p := r.Start; p < r.Start+r.Count && p < snap.Pages(); p++ {
+			pages = append(pages, p)
+		}
+	}
+	_, _ = snap.WriteWorkingSet(pages)
 }
 
 // prune keeps the pool within pool_size (or the policy's own, smaller,
