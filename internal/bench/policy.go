@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/report"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/worker"
 )
@@ -169,4 +170,51 @@ func (r *PolicyReport) WriteJSON(out io.Writer) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+// WritePlots writes, per function and eviction rate, the latency of every
+// request in order (a rolling median over window requests, one line per
+// policy) and the request number of the snapshot each request's instance
+// restored (-1: cold boot), as PNG and SVG files in dir.
+func (r *PolicyReport) WritePlots(dir string, window int) ([]string, error) {
+	type key struct {
+		fn    string
+		evict int
+	}
+	var order []key
+	groups := map[key][]PolicyResult{}
+	for _, x := range r.Results {
+		k := key{x.Function, x.EvictEvery}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], x)
+	}
+	var files []string
+	for _, k := range order {
+		var lat, snaps []report.Series
+		for _, x := range groups[k] {
+			s := report.Series{Name: x.Policy}
+			c := report.Series{Name: x.Policy}
+			for i := range x.Latencies {
+				lo := max(0, i-window+1)
+				s.X = append(s.X, float64(i+1))
+				s.Y = append(s.Y, Percentile(x.Latencies[lo:i+1], 50))
+				c.X = append(c.X, float64(i+1))
+				c.Y = append(c.Y, float64(x.Snapshots[i]))
+			}
+			lat = append(lat, s)
+			snaps = append(snaps, c)
+		}
+		base := fmt.Sprintf("%s-evict%d", k.fn, k.evict)
+		title := fmt.Sprintf("%s, evicted every %d", k.fn, k.evict)
+		if _, err := report.PlotLines(dir, base+"-latency", title+": latency (rolling median)", "request", "latency (ms)", lat, false, true); err != nil {
+			return files, err
+		}
+		if _, err := report.PlotLines(dir, base+"-snapshot", title+": snapshot restored", "request", "snapshot taken after request (-1: cold)", snaps, false, false); err != nil {
+			return files, err
+		}
+		files = append(files, base+"-latency.png", base+"-snapshot.png")
+	}
+	return files, nil
 }

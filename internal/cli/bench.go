@@ -141,6 +141,7 @@ type benchPolicyOptions struct {
 	Requests  int
 	JSON      bool
 	DataDir   string
+	Out       string
 }
 
 func newBenchPolicyCommand(g *globalOptions) *cobra.Command {
@@ -166,6 +167,7 @@ over fixed:1. --json prints one JSON object with a "results" array.`,
 	f.IntVar(&opts.Requests, "requests", 500, "requests per function, policy and eviction rate")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object instead of a table")
 	f.StringVar(&opts.DataDir, "data", "", "scratch data directory (default: a temporary directory)")
+	f.StringVar(&opts.Out, "out", "", "also write results.json and plots (latency by request number, snapshot chosen over time) to this directory")
 	return cmd
 }
 
@@ -226,9 +228,35 @@ func runBenchPolicy(cmd *cobra.Command, g *globalOptions, opts benchPolicyOption
 	if err != nil {
 		return err
 	}
+	if opts.Out != "" {
+		if err := writePolicyRun(opts.Out, rep); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.stderr, "wrote %s\n", opts.Out)
+	}
 	if opts.JSON {
 		return rep.WriteJSON(g.stdout)
 	}
 	rep.WriteTable(g.stdout)
 	return nil
+}
+
+// writePolicyRun writes the report's JSON and plots into dir.
+func writePolicyRun(dir string, rep *bench.PolicyReport) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteJSON(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	_, err = rep.WritePlots(dir, 10)
+	return err
 }
