@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/thaw-run/thaw/examples/suite/internal/fn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 )
 
 // bigTable is the Chameleon "big table" benchmark template in Go's

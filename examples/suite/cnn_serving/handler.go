@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"sort"
 
-	"github.com/thaw-run/thaw/examples/suite/internal/fn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 )
 
 // prediction is one of the top classes.

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/thaw-run/thaw/examples/suite/internal/fn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 )
 
 // corpus is the default input: 1 MiB of generated text with the

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/thaw-run/thaw/examples/suite/internal/fn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 	"github.com/thaw-run/thaw/examples/suite/internal/fntest"
 )
 

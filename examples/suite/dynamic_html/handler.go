@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 
-	"github.com/thaw-run/thaw/examples/suite/internal/fn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 )
 
 // pageTemplate is SeBS dynamic-html's template.html in html/template form.

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/thaw-run/thaw/examples/suite/internal/fn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 	"github.com/thaw-run/thaw/examples/suite/internal/graph"
 )
 

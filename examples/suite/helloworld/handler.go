@@ -3,7 +3,7 @@ package main
 import (
 	"net/http"
 
-	"github.com/thaw-run/thaw/examples/suite/internal/fn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 )
 
 // Handler greets ?name= (default "world"). It does no work at all, so its

@@ -10,7 +10,7 @@ import (
 	"math"
 	"net/http"
 
-	"github.com/thaw-run/thaw/examples/suite/internal/fn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 )
 
 // sample is the default input: a 640x480 JPEG generated and encoded at init,

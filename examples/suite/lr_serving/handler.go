@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/thaw-run/thaw/examples/suite/internal/fn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 )
 
 // features is the size of the hashed feature space. 2^19 float64 weights

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 
-	"github.com/thaw-run/thaw/examples/suite/internal/fn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 )
 
 // maxN bounds the matrix size: n=1024 is already 2^30 multiply-adds.

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/thaw-run/thaw/examples/suite/internal/fn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 )
 
 // The PyTorch char-RNN tutorial's alphabet and languages, which

@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 
-	"github.com/thaw-run/thaw/examples/suite/internal/fn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 )
 
 // The clip: 96 RGB frames of 160x120 (5.5 MB), generated at init as a

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 
-	"github.com/thaw-run/thaw/examples/warmup/internal/wfn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 )
 
 // result is flat's JSON answer.
@@ -26,12 +26,12 @@ func Handler() http.Handler {
 		buf[i] = byte(rng.Uint32())
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !wfn.Methods(w, r) {
+		if !fn.Methods(w, r, http.MethodGet, http.MethodPost) {
 			return
 		}
-		rounds, err := wfn.Int(r, "rounds", 1, 1, 1000)
+		rounds, err := fn.Int(r, "rounds", 1, 1, 1000)
 		if err != nil {
-			wfn.Error(w, http.StatusBadRequest, "%v", err)
+			fn.Error(w, http.StatusBadRequest, "%v", err)
 			return
 		}
 		var sum [32]byte
@@ -41,6 +41,6 @@ func Handler() http.Handler {
 			h.Write(buf)
 			h.Sum(sum[:0])
 		}
-		wfn.JSON(w, result{Rounds: rounds, SHA256: hex.EncodeToString(sum[:])})
+		fn.JSON(w, result{Rounds: rounds, SHA256: hex.EncodeToString(sum[:])})
 	})
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/dop251/goja"
 
-	"github.com/thaw-run/thaw/examples/warmup/internal/wfn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 )
 
 // result is the js function's JSON answer.
@@ -37,32 +37,32 @@ type runtime struct {
 func Handler() http.Handler {
 	rt := &runtime{vm: goja.New(), mods: modules(), programs: make(map[string]*goja.Program)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !wfn.Methods(w, r) {
+		if !fn.Methods(w, r, http.MethodGet, http.MethodPost) {
 			return
 		}
 		rt.mu.Lock()
 		defer rt.mu.Unlock()
 		if err := rt.load(); err != nil {
-			wfn.Error(w, http.StatusInternalServerError, "%v", err)
+			fn.Error(w, http.StatusInternalServerError, "%v", err)
 			return
 		}
 		if r.URL.Path == "/stats" {
 			v, err := rt.vm.RunString("stats()")
 			if err != nil {
-				wfn.Error(w, http.StatusInternalServerError, "stats: %v", err)
+				fn.Error(w, http.StatusInternalServerError, "stats: %v", err)
 				return
 			}
-			wfn.JSON(w, v.Export())
+			fn.JSON(w, v.Export())
 			return
 		}
-		n, err := wfn.Int(r, "n", 8, 1, 1024)
+		n, err := fn.Int(r, "n", 8, 1, 1024)
 		if err != nil {
-			wfn.Error(w, http.StatusBadRequest, "%v", err)
+			fn.Error(w, http.StatusBadRequest, "%v", err)
 			return
 		}
-		seed, err := wfn.Int(r, "seed", 1, 0, 1<<31)
+		seed, err := fn.Int(r, "seed", 1, 0, 1<<31)
 		if err != nil {
-			wfn.Error(w, http.StatusBadRequest, "%v", err)
+			fn.Error(w, http.StatusBadRequest, "%v", err)
 			return
 		}
 		in := inputs(n, seed)
@@ -72,10 +72,10 @@ func Handler() http.Handler {
 		}
 		v, err := rt.handle(goja.Undefined(), rt.vm.ToValue(arr))
 		if err != nil {
-			wfn.Error(w, http.StatusInternalServerError, "handle: %v", err)
+			fn.Error(w, http.StatusInternalServerError, "handle: %v", err)
 			return
 		}
-		wfn.JSON(w, result{Inputs: n, Seed: seed, Checksum: v.ToInteger()})
+		fn.JSON(w, result{Inputs: n, Seed: seed, Checksum: v.ToInteger()})
 	})
 }
 

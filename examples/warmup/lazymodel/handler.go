@@ -7,7 +7,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/thaw-run/thaw/examples/warmup/internal/wfn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 )
 
 // Model geometry: 65536 items with 128-dimensional unit embeddings, 32 MiB
@@ -86,20 +86,20 @@ func Handler() http.Handler {
 		m    *model
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !wfn.Methods(w, r) {
+		if !fn.Methods(w, r, http.MethodGet, http.MethodPost) {
 			return
 		}
-		item, err := wfn.Int(r, "item", 0, 0, items-1)
+		item, err := fn.Int(r, "item", 0, 0, items-1)
 		if err != nil {
-			wfn.Error(w, http.StatusBadRequest, "%v", err)
+			fn.Error(w, http.StatusBadRequest, "%v", err)
 			return
 		}
-		k, err := wfn.Int(r, "k", 5, 1, candidates)
+		k, err := fn.Int(r, "k", 5, 1, candidates)
 		if err != nil {
-			wfn.Error(w, http.StatusBadRequest, "%v", err)
+			fn.Error(w, http.StatusBadRequest, "%v", err)
 			return
 		}
 		once.Do(func() { m = load() })
-		wfn.JSON(w, result{Item: item, Similar: m.similar(item, k)})
+		fn.JSON(w, result{Item: item, Similar: m.similar(item, k)})
 	})
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/thaw-run/thaw/examples/warmup/internal/wfn"
+	"github.com/thaw-run/thaw/examples/internal/fn"
 )
 
 // numTemplates is M, the number of distinct page templates.
@@ -135,41 +135,41 @@ func Handler() http.Handler {
 		compiled = make(map[int]*template.Template)
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !wfn.Methods(w, r) {
+		if !fn.Methods(w, r, http.MethodGet, http.MethodPost) {
 			return
 		}
-		n, err := wfn.Int(r, "items", 5, 0, 1000)
+		n, err := fn.Int(r, "items", 5, 0, 1000)
 		if err != nil {
-			wfn.Error(w, http.StatusBadRequest, "%v", err)
+			fn.Error(w, http.StatusBadRequest, "%v", err)
 			return
 		}
 		order := r.URL.Query().Get("order")
 		if order != "" && order != "zipf" && order != "roundrobin" {
-			wfn.Error(w, http.StatusBadRequest, "order must be zipf or roundrobin, not %q", order)
+			fn.Error(w, http.StatusBadRequest, "order must be zipf or roundrobin, not %q", order)
 			return
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		count++
-		k, err := wfn.Int(r, "k", count, 0, 1<<40)
+		k, err := fn.Int(r, "k", count, 0, 1<<40)
 		if err != nil {
-			wfn.Error(w, http.StatusBadRequest, "%v", err)
+			fn.Error(w, http.StatusBadRequest, "%v", err)
 			return
 		}
 		t := pick(k, order == "roundrobin")
 		tmpl := compiled[t]
 		if tmpl == nil {
 			if tmpl, err = template.New(fmt.Sprint("page-", t)).Funcs(funcs).Parse(source(t)); err != nil {
-				wfn.Error(w, http.StatusInternalServerError, "parse template %d: %v", t, err)
+				fn.Error(w, http.StatusInternalServerError, "parse template %d: %v", t, err)
 				return
 			}
 			compiled[t] = tmpl
 		}
 		var buf bytes.Buffer
 		if err := tmpl.Execute(&buf, data(t, n)); err != nil {
-			wfn.Error(w, http.StatusInternalServerError, "render template %d: %v", t, err)
+			fn.Error(w, http.StatusInternalServerError, "render template %d: %v", t, err)
 			return
 		}
-		wfn.JSON(w, result{K: k, Template: t, Bytes: buf.Len(), SHA256: wfn.Digest(buf.Bytes())})
+		fn.JSON(w, result{K: k, Template: t, Bytes: buf.Len(), SHA256: fn.Digest(buf.Bytes())})
 	})
 }
