@@ -187,13 +187,21 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	if inst.served == 1 && inst.mem != nil {
 		f.afterFirstExec(inst, &t)
 	}
-	if err == nil {
-		// The policy sees what the caller saw: a new instance's first
-		// request carries its start (cold boot or restore), so a cold boot
-		// scores as costly as it is.
-		f.afterExec(inst, t.Start+t.Exec)
+	// The policy sees what the caller saw: a new instance's first request
+	// carries its start (cold boot or restore), so a cold boot scores as
+	// costly as it is.
+	if err == nil && f.afterExec(inst, t.Start+t.Exec) {
+		// Copy the instance's memory off the response path; the instance
+		// returns to the pool once the copy is taken.
+		f.checkpoints.Add(1)
+		go func() {
+			defer f.checkpoints.Done()
+			f.checkpoint(inst, t.Request)
+			f.release(inst)
+		}()
+	} else {
+		f.release(inst)
 	}
-	f.release(inst)
 	if err != nil {
 		return nil, err
 	}

@@ -70,24 +70,23 @@ func (f *function) withPolicy(inst *instance) *instance {
 	return inst
 }
 
-// afterExec feeds the policy and snapshots the instance when the policy's
-// checkpoint request has just been served.
-func (f *function) afterExec(inst *instance, latency time.Duration) {
+// afterExec feeds the policy and reports whether the policy's checkpoint
+// request has just been served, so the instance must be snapshotted.
+func (f *function) afterExec(inst *instance, latency time.Duration) (checkpointDue bool) {
 	if f.pol == nil || inst.Dead() {
-		return
+		return false
 	}
 	req := inst.startReq + inst.served - 1
 	f.polMu.Lock()
 	f.pol.Observe(req, latency)
 	f.polMu.Unlock()
-	if inst.checkpointAt > 0 && req == inst.checkpointAt {
-		f.checkpoint(inst, req)
-	}
+	return inst.checkpointAt > 0 && req == inst.checkpointAt
 }
 
 // checkpoint snapshots a live instance between requests. The instance is
-// idle and owned by the caller, so copying its memory is a consistent cut;
-// the copy is written in the background while the instance serves on.
+// idle and owned by the caller (not yet back in the pool), so copying its
+// memory is a consistent cut; the copy is written in the background while
+// the instance serves on.
 func (f *function) checkpoint(inst *instance, req int) {
 	parent := inst.snap
 	st, mem := inst.Capture()
