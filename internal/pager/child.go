@@ -420,6 +420,18 @@ func (s *session) fault(addr uint64) {
 	buf := s.buf[:n*pageSize]
 	got, err := s.src.ReadAt(buf, int64(off))
 	s.bytesRead.Add(uint64(max(got, 0)))
+	if errors.Is(err, errdefs.ErrCorrupt) {
+		// A page that fails its checksum is never installed. The faulting
+		// thread gets a zero page so it does not hang (a blocked fault would
+		// freeze the client at its next GC); the error is counted, and the
+		// owner must discard the instance and whatever it computed.
+		s.failed(fmt.Errorf("read image at %d: %w", off, err))
+		if zerr := s.u.ZeroPage(uintptr(s.base+off), pageSize); zerr != nil {
+			s.failed(zerr)
+		}
+		s.markDone(page)
+		return
+	}
 	if err != nil {
 		// Leave the thread blocked rather than hand it wrong memory; the
 		// error is counted and logged, and the session's owner sees it in

@@ -1,7 +1,9 @@
 package pager
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"sort"
@@ -34,8 +36,11 @@ type Source interface {
 
 // Source kinds (the kind byte of a serve request).
 const (
-	// KindFile reads a (possibly sparse) image file passed as the one
-	// source descriptor; page at region offset o is at file offset o.
+	// KindFile reads a (possibly sparse) image file passed as the first
+	// source descriptor; page at region offset o is at file offset o. An
+	// optional second descriptor is the snapshot's page checksum table
+	// (one little-endian CRC-32C per 4 KiB page); pages read are then
+	// verified and a mismatch fails the read with errdefs.ErrCorrupt.
 	KindFile = 1
 )
 
@@ -44,11 +49,14 @@ const (
 func openSource(kind uint8, files []*os.File, params []byte) (Source, error) {
 	switch kind {
 	case KindFile:
-		if len(files) != 1 {
-			closeAll(files)
-			return nil, fmt.Errorf("file source wants 1 descriptor, got %d: %w", len(files), errdefs.ErrInvalid)
+		switch len(files) {
+		case 1:
+			return newFileSource(files[0])
+		case 2:
+			return newCheckedFileSource(files[0], files[1])
 		}
-		return newFileSource(files[0])
+		closeAll(files)
+		return nil, fmt.Errorf("file source wants 1 or 2 descriptors, got %d: %w", len(files), errdefs.ErrInvalid)
 	case KindStore:
 		return newStoreSource(files, params)
 	default:
@@ -72,6 +80,8 @@ type fileSource struct {
 	// data holds sorted, disjoint [start, end) data extents; nil means
 	// the file system cannot tell, so every page is read.
 	data [][2]int64
+	// crcs, if set, holds each page's CRC-32C; reads are verified.
+	crcs []uint32
 }
 
 var _ Source = (*fileSource)(nil)
@@ -131,7 +141,46 @@ func (s *fileSource) ReadAt(p []byte, off int64) (int, error) {
 	if err == io.EOF {
 		err = nil
 	}
+	if err == nil && s.crcs != nil {
+		for i := 0; i+pageSize <= n; i += pageSize {
+			pg := (off + int64(i)) / pageSize
+			if pg >= int64(len(s.crcs)) || crc32.Checksum(p[i:i+pageSize], castagnoli) != s.crcs[pg] {
+				return n, fmt.Errorf("image page %d fails its checksum: %w", pg, errdefs.ErrCorrupt)
+			}
+		}
+	}
 	return n, err
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// newCheckedFileSource is newFileSource with a page checksum table.
+func newCheckedFileSource(img, table *os.File) (*fileSource, error) {
+	// pread, not read: the descriptor's offset is shared with the client
+	// and with a standby pager that may be handed the same file.
+	var b []byte
+	fi, err := table.Stat()
+	if err == nil {
+		b = make([]byte, fi.Size())
+		_, err = table.ReadAt(b, 0)
+		if err == io.EOF {
+			err = nil
+		}
+	}
+	table.Close()
+	if err != nil || len(b)%4 != 0 {
+		img.Close()
+		return nil, fmt.Errorf("read page checksum table: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	s, err := newFileSource(img)
+	if err != nil {
+		return nil, err
+	}
+	s.crcs = make([]uint32, len(b)/4)
+	for i := range s.crcs {
+		s.crcs[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return s, nil
 }
 
 func (s *fileSource) Close() error { return s.f.Close() }

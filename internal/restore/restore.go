@@ -84,6 +84,10 @@ type Stats struct {
 	Prefetch time.Duration `json:"prefetch_ns"`
 	// Faults counts page faults served by the pager (lazy paging).
 	Faults int64 `json:"faults"`
+	// BadPages counts pages the pager refused because they failed their
+	// checksum (served as zero pages so the guest does not hang): the
+	// instance's memory is wrong and it must be discarded.
+	BadPages int64 `json:"bad_pages,omitempty"`
 	// BytesRead counts bytes read from snapshot files.
 	BytesRead int64 `json:"bytes_read"`
 	// WSBytes is the size of the working set installed ahead of the call.
@@ -109,6 +113,7 @@ type Memory struct {
 	session *pager.Session
 	uffd    *uffd.FD
 	image   *os.File
+	crc     *os.File
 	base    int64 // faults already counted before the pager took over
 }
 
@@ -121,6 +126,7 @@ func (m *Memory) Stats() Stats {
 		if ps, err := m.session.Stats(); err == nil {
 			st.Faults = m.base + int64(ps.Faults)
 			st.BytesRead += int64(ps.BytesRead)
+			st.BadPages = int64(ps.Errors)
 		}
 	}
 	return st
@@ -158,6 +164,10 @@ func (m *Memory) release() {
 	if m.image != nil {
 		_ = m.image.Close()
 		m.image = nil
+	}
+	if m.crc != nil {
+		_ = m.crc.Close()
+		m.crc = nil
 	}
 }
 
@@ -311,7 +321,15 @@ func (r *Restorer) lazy(m *Memory, snap *snapshot.Snapshot, pf *prefetch, record
 			return err
 		}
 	}
-	sess, err := r.Pager.Serve(u, img, pager.Spec{Base: m.Region.Addr(), Length: size, Record: record})
+	// The pager verifies every page it reads against the snapshot's
+	// checksum table.
+	crc, err := os.Open(snap.Path(snapshot.CRCFile))
+	if err != nil {
+		return fmt.Errorf("open page checksums: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	m.crc = crc // open until the session ends: a standby pager may need it
+	src := pager.SourceSpec{Kind: pager.KindFile, Files: []*os.File{img, crc}}
+	sess, err := r.Pager.ServeSource(u, src, pager.Spec{Base: m.Region.Addr(), Length: size, Record: record})
 	if err != nil {
 		return fmt.Errorf("pager: %w", err)
 	}

@@ -116,9 +116,20 @@ func (s *Snapshot) WriteWorkingSet(trace []int) (*WorkingSet, error) {
 			out.Close()
 			return nil, fmt.Errorf("working set: page %d outside the image: %w", r.Start+r.Count-1, errdefs.ErrInvalid)
 		}
-		if _, err := io.Copy(w, io.NewSectionReader(img, int64(r.Start)*PageSize, int64(r.Count)*PageSize)); err != nil {
+		buf := make([]byte, r.Count*PageSize)
+		if _, err := img.ReadAt(buf, int64(r.Start)*PageSize); err != nil && err != io.EOF {
 			out.Close()
-			return nil, fmt.Errorf("working set: copy pages: %w", err)
+			return nil, fmt.Errorf("working set: read pages: %w", err)
+		}
+		// Never copy a damaged page into the working set: its own checksum
+		// would then vouch for it.
+		if err := s.VerifyPages(r.Start, buf); err != nil {
+			out.Close()
+			return nil, err
+		}
+		if _, err := w.Write(buf); err != nil {
+			out.Close()
+			return nil, fmt.Errorf("working set: write pages: %w", err)
 		}
 		ws.Pages += r.Count
 	}

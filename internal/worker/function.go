@@ -186,6 +186,16 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	}
 	if inst.served == 1 && inst.mem != nil {
 		f.afterFirstExec(inst, &t)
+		if t.Restore != nil && t.Restore.BadPages > 0 {
+			// The pager refused pages that failed their checksum: the answer
+			// was computed from wrong memory. Discard both and serve the
+			// request again from a cold boot (the first answer never left
+			// the worker).
+			inst, resp, err = f.retryCold(ctx, inst, req, &t)
+			if inst == nil {
+				return nil, err
+			}
+		}
 	}
 	// The policy sees what the caller saw: a new instance's first request
 	// carries its start (cold boot or restore), so a cold boot scores as
@@ -206,6 +216,29 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 		return nil, err
 	}
 	return &Result{Response: resp, Timing: t}, nil
+}
+
+// retryCold replaces a restored instance whose memory turned out corrupt by
+// a cold-booted one (in the same pool slot) and serves req on it.
+func (f *function) retryCold(ctx context.Context, bad *instance, req *abi.Request, t *Timing) (*instance, *abi.Response, error) {
+	f.w.metrics.fallbacks.WithLabelValues(f.rec.Name, string(bad.mode)).Inc()
+	bad.Close(ctx)
+	t.Fallback = fmt.Sprintf("%d snapshot pages failed their checksum during the first call; retried on a cold boot", t.Restore.BadPages)
+	f.w.log.Warn("corrupt snapshot pages; retrying cold", "function", f.rec.Name, "mode", bad.mode, "bad_pages", t.Restore.BadPages)
+	t1 := time.Now()
+	inst, err := f.start(ctx, restore.Cold, true, false, t)
+	t.Start += time.Since(t1)
+	if err != nil {
+		f.release(nil)
+		return nil, nil, err
+	}
+	f.w.metrics.starts.WithLabelValues(f.rec.Name, string(inst.mode)).Inc()
+	t2 := time.Now()
+	resp, err := inst.Invoke(ctx, req)
+	t.Exec = time.Since(t2)
+	inst.served++
+	t.Request, t.SnapshotRequest = inst.startReq, -1
+	return inst, resp, err
 }
 
 // acquire returns an idle instance, or nil with a slot reserved for a new

@@ -213,6 +213,7 @@ func TestDamagedSnapshotFallsBack(t *testing.T) {
 			return os.Truncate(s.Path(snapshot.WSImageFile), 4096)
 		}},
 		{"flipped byte in working set, bulk", restore.Bulk, func(s *snapshot.Snapshot) error { return flipFirstDataByte(s.Path(snapshot.WSImageFile)) }},
+		{"flipped byte in an image page the call touches, lazy", restore.Lazy, flipWorkingSetPageInImage},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -238,6 +239,28 @@ func TestDamagedSnapshotFallsBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// flipWorkingSetPageInImage damages, in the image, a page the recorded
+// working set says the first call touches, so a lazy restore must fault it
+// in through the pager.
+func flipWorkingSetPageInImage(s *snapshot.Snapshot) error {
+	ws, err := s.WorkingSet()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(s.Path(snapshot.ImageFile), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	off := int64(ws.Runs[len(ws.Runs)/2].Start)*snapshot.PageSize + 7
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		return err
+	}
+	_, err = f.WriteAt([]byte{b[0] ^ 0x55}, off)
+	return err
 }
 
 func flipFirstDataByte(path string) error {
