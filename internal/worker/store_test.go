@@ -254,6 +254,18 @@ func TestStoreRestoreTampered(t *testing.T) {
 	if got := w.store.restorer.CorruptRestores(); got != 4 {
 		t.Fatalf("CorruptRestores = %d, want 4", got)
 	}
+	// Lazy: the pager fetches each faulted page's chunk, which fails
+	// authentication; it refuses the page (zero-filled, so nothing hangs),
+	// and the worker discards the instance and answers from a cold boot.
+	t.Run("lazy", func(t *testing.T) {
+		res := invoke(t, w, "hello", get("/?name=thaw"), InvokeOptions{Mode: restore.Lazy})
+		if res.Timing.StartKind != "cold" || res.Timing.Fallback == "" {
+			t.Fatalf("start %q, fallback %q; want a cold retry", res.Timing.StartKind, res.Timing.Fallback)
+		}
+		if !bytes.Equal(res.Response.Body, want) {
+			t.Fatalf("retried instance answered %q, want %q", res.Response.Body, want)
+		}
+	})
 }
 
 // A publish that fails (here: the snapshot directory is gone) is logged and
