@@ -175,8 +175,35 @@ func (m *Memory) release() {
 // of limit bytes. With record set (lazy mode only) the pager records the
 // order of first faults for a working set. On error nothing is left mapped.
 func (r *Restorer) Prepare(ctx context.Context, mode Mode, snap *snapshot.Snapshot, limit uint64, record bool) (*Memory, error) {
-	if uint64(snap.Meta.ImageSize) > limit {
-		return nil, fmt.Errorf("snapshot memory (%d MiB) exceeds the memory cap (%d MiB): %w", snap.Meta.ImageSize>>20, limit>>20, errdefs.ErrInvalid)
+	m, err := prepare(mode, snap.Meta.ImageSize, limit, record, func(m *Memory) error {
+		switch mode {
+		case Eager:
+			return r.eager(m, snap)
+		case Mmap:
+			return r.mmap(m, snap)
+		case Lazy:
+			return r.lazy(m, snap, nil, record)
+		case Reap, Bulk:
+			ws, err := snap.WorkingSet()
+			if err != nil {
+				return err
+			}
+			return r.lazy(m, snap, &prefetch{ws: ws, bulk: mode == Bulk}, false)
+		}
+		return fmt.Errorf("mode %q does not restore from a snapshot: %w", mode, errdefs.ErrInvalid)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s restore of %s: %w", mode, snap.Dir, err)
+	}
+	return m, nil
+}
+
+// prepare is the frame every Prepare shares: check the image fits the cap,
+// reserve the region, run fill, time it (Map excludes the prefetch), and
+// free the region if fill fails.
+func prepare(mode Mode, imageSize int64, limit uint64, record bool, fill func(*Memory) error) (*Memory, error) {
+	if uint64(imageSize) > limit {
+		return nil, fmt.Errorf("snapshot memory (%d MiB) exceeds the memory cap (%d MiB): %w", imageSize>>20, limit>>20, errdefs.ErrInvalid)
 	}
 	region, err := engine.NewRegion(limit)
 	if err != nil {
@@ -185,25 +212,9 @@ func (r *Restorer) Prepare(ctx context.Context, mode Mode, snap *snapshot.Snapsh
 	m := &Memory{Region: region, stats: Stats{Mode: mode, Recording: record}}
 	region.OnFree(m.release)
 	t0 := time.Now()
-	switch mode {
-	case Eager:
-		err = r.eager(m, snap)
-	case Mmap:
-		err = r.mmap(m, snap)
-	case Lazy:
-		err = r.lazy(m, snap, nil, record)
-	case Reap, Bulk:
-		var ws *snapshot.WorkingSet
-		ws, err = snap.WorkingSet()
-		if err == nil {
-			err = r.lazy(m, snap, &prefetch{ws: ws, bulk: mode == Bulk}, false)
-		}
-	default:
-		err = fmt.Errorf("mode %q does not restore from a snapshot: %w", mode, errdefs.ErrInvalid)
-	}
-	if err != nil {
+	if err := fill(m); err != nil {
 		region.Free()
-		return nil, fmt.Errorf("%s restore of %s: %w", mode, snap.Dir, err)
+		return nil, err
 	}
 	m.stats.Map = time.Since(t0) - m.stats.Prefetch
 	return m, nil

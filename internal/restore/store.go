@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
@@ -76,40 +75,28 @@ func (r *StoreRestorer) concurrency() int {
 // and bulk) the pager records the order of first faults, i.e. of the pages
 // not installed ahead, which tells what the pager fetched.
 func (r *StoreRestorer) Prepare(ctx context.Context, mode Mode, snap *storesnap.Snapshot, limit uint64, record bool) (*Memory, error) {
-	if uint64(snap.Meta.ImageSize) > limit {
-		return nil, fmt.Errorf("snapshot memory (%d MiB) exceeds the memory cap (%d MiB): %w", snap.Meta.ImageSize>>20, limit>>20, errdefs.ErrInvalid)
-	}
-	region, err := engine.NewRegion(limit)
-	if err != nil {
-		return nil, err
-	}
-	m := &Memory{Region: region, stats: Stats{Mode: mode, Recording: record}}
-	region.OnFree(m.release)
-	t0 := time.Now()
-	switch mode {
-	case Eager:
-		err = r.eager(ctx, m, snap)
-	case Mmap:
-		err = r.mmap(ctx, m, snap)
-	case Lazy:
-		err = r.lazy(ctx, m, snap, false, false, record)
-	case Reap, Bulk:
-		if snap.WS == nil {
-			err = fmt.Errorf("no working set recorded: %w", errdefs.ErrNotFound)
-		} else {
-			err = r.lazy(ctx, m, snap, true, mode == Bulk, record)
+	m, err := prepare(mode, snap.Meta.ImageSize, limit, record, func(m *Memory) error {
+		switch mode {
+		case Eager:
+			return r.eager(ctx, m, snap)
+		case Mmap:
+			return r.mmap(ctx, m, snap)
+		case Lazy:
+			return r.lazy(ctx, m, snap, false, false, record)
+		case Reap, Bulk:
+			if snap.WS == nil {
+				return fmt.Errorf("no working set recorded: %w", errdefs.ErrNotFound)
+			}
+			return r.lazy(ctx, m, snap, true, mode == Bulk, record)
 		}
-	default:
-		err = fmt.Errorf("mode %q does not restore from a snapshot: %w", mode, errdefs.ErrInvalid)
-	}
+		return fmt.Errorf("mode %q does not restore from a snapshot: %w", mode, errdefs.ErrInvalid)
+	})
 	if err != nil {
-		region.Free()
 		if errors.Is(err, errdefs.ErrCorrupt) {
 			r.corrupt.Add(1)
 		}
 		return nil, fmt.Errorf("%s restore of store snapshot %s: %w", mode, snap.ID, err)
 	}
-	m.stats.Map = time.Since(t0) - m.stats.Prefetch
 	return m, nil
 }
 
