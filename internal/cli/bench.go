@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -27,6 +28,56 @@ func newBenchCommand(g *globalOptions) *cobra.Command {
 	cmd.AddCommand(newBenchSuiteCommand(g))
 	cmd.AddCommand(newBenchStoreCommand(g))
 	return cmd
+}
+
+// benchWorkspace is where a benchmark builds its modules and keeps its
+// data: the repository root and a scratch directory.
+type benchWorkspace struct {
+	g       *globalOptions
+	root    string
+	dir     string
+	cleanup func()
+}
+
+// newBenchWorkspace finds the repository and uses dataDir as the scratch
+// directory, or a new temporary one that cleanup removes.
+func newBenchWorkspace(g *globalOptions, dataDir, prefix string) (*benchWorkspace, error) {
+	root, err := findRepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	ws := &benchWorkspace{g: g, root: root, dir: dataDir, cleanup: func() {}}
+	if ws.dir == "" {
+		if ws.dir, err = os.MkdirTemp("", prefix); err != nil {
+			return nil, err
+		}
+		ws.cleanup = func() { os.RemoveAll(ws.dir) }
+	}
+	return ws, nil
+}
+
+// build compiles the function in pkg (relative to the repository root) and
+// returns its module.
+func (ws *benchWorkspace) build(ctx context.Context, name, pkg string) ([]byte, error) {
+	out := filepath.Join(ws.dir, name+".wasm")
+	fmt.Fprintf(ws.g.stderr, "building %s\n", pkg)
+	if err := build.Module(ctx, filepath.Join(ws.root, pkg), out); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(out)
+}
+
+// parseModes validates mode names.
+func parseModes(names []string) ([]restore.Mode, error) {
+	var modes []restore.Mode
+	for _, n := range names {
+		mode, err := restore.ParseMode(n)
+		if err != nil {
+			return nil, err
+		}
+		modes = append(modes, mode)
+	}
+	return modes, nil
 }
 
 // benchRestoreOptions are the flags of `thaw bench restore`.
@@ -79,13 +130,9 @@ or with --json one JSON object with a "results" array.`,
 
 func runBenchRestore(cmd *cobra.Command, g *globalOptions, opts benchRestoreOptions) error {
 	ctx := cmd.Context()
-	var modes []restore.Mode
-	for _, m := range opts.Modes {
-		mode, err := restore.ParseMode(m)
-		if err != nil {
-			return err
-		}
-		modes = append(modes, mode)
+	modes, err := parseModes(opts.Modes)
+	if err != nil {
+		return err
 	}
 	if opts.Trials < 1 {
 		return fmt.Errorf("--trials must be at least 1: %w", errdefs.ErrInvalid)
@@ -95,33 +142,22 @@ func runBenchRestore(cmd *cobra.Command, g *globalOptions, opts benchRestoreOpti
 			return fmt.Errorf("unknown function %q (known: hello, jsontransform, initheavy, initheavy-gather): %w", name, errdefs.ErrInvalid)
 		}
 	}
-	root, err := findRepoRoot()
+	ws, err := newBenchWorkspace(g, opts.DataDir, "thaw-bench-")
 	if err != nil {
 		return err
 	}
-	dir := opts.DataDir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "thaw-bench-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-	}
+	defer ws.cleanup()
 	var fns []bench.Function
 	for _, name := range opts.Functions {
 		bf := benchFunctions[name]
-		out := filepath.Join(dir, name+".wasm")
-		fmt.Fprintf(g.stderr, "building %s\n", bf.dir)
-		if err := build.Module(ctx, filepath.Join(root, bf.dir), out); err != nil {
-			return err
-		}
-		wasm, err := os.ReadFile(out)
+		wasm, err := ws.build(ctx, name, bf.dir)
 		if err != nil {
 			return err
 		}
 		fns = append(fns, bench.Function{Name: name, Wasm: wasm, Request: bf.req})
 	}
 	rep, err := bench.RunRestore(ctx, bench.RestoreOptions{Functions: fns, Modes: modes, Trials: opts.Trials,
-		DataDir: filepath.Join(dir, "data"), Progress: g.stderr})
+		DataDir: filepath.Join(ws.dir, "data"), Progress: g.stderr})
 	if err != nil {
 		return err
 	}
@@ -197,25 +233,14 @@ func runBenchPolicy(cmd *cobra.Command, g *globalOptions, opts benchPolicyOption
 		}
 		entries = append(entries, fn)
 	}
-	root, err := findRepoRoot()
+	ws, err := newBenchWorkspace(g, opts.DataDir, "thaw-bench-policy-")
 	if err != nil {
 		return err
 	}
-	dir := opts.DataDir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "thaw-bench-policy-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-	}
+	defer ws.cleanup()
 	var fns []bench.Function
 	for _, c := range entries {
-		out := filepath.Join(dir, c.Name+".wasm")
-		fmt.Fprintf(g.stderr, "building %s\n", c.Dir)
-		if err := build.Module(ctx, c.Path(root), out); err != nil {
-			return err
-		}
-		wasm, err := os.ReadFile(out)
+		wasm, err := ws.build(ctx, c.Name, c.Dir)
 		if err != nil {
 			return err
 		}
@@ -224,7 +249,7 @@ func runBenchPolicy(cmd *cobra.Command, g *globalOptions, opts benchPolicyOption
 			Request: abi.Request{Method: c.Request.Method, Path: path, RawQuery: query, Header: http.Header{}, Body: c.Request.Body}})
 	}
 	rep, err := bench.RunPolicy(ctx, bench.PolicyOptions{Functions: fns, Policies: opts.Policies, EvictEvery: opts.Evict,
-		Requests: opts.Requests, DataDir: filepath.Join(dir, "data"), Progress: g.stderr})
+		Requests: opts.Requests, DataDir: filepath.Join(ws.dir, "data"), Progress: g.stderr})
 	if err != nil {
 		return err
 	}

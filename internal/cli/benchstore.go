@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/thaw-run/thaw/internal/bench"
-	"github.com/thaw-run/thaw/internal/build"
 	"github.com/thaw-run/thaw/internal/catalog"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
@@ -73,16 +72,14 @@ scripts/minio.sh. With --json prints one object with a "results" array.`,
 
 func runBenchStore(cmd *cobra.Command, g *globalOptions, opts benchStoreOptions) error {
 	ctx := cmd.Context()
-	var modes []restore.Mode
-	for _, m := range opts.Modes {
-		mode, err := restore.ParseMode(m)
-		if err != nil {
-			return err
-		}
+	modes, err := parseModes(opts.Modes)
+	if err != nil {
+		return err
+	}
+	for _, mode := range modes {
 		if mode == restore.Cold || mode == restore.Warm {
 			return fmt.Errorf("mode %s does not restore from a snapshot: %w", mode, errdefs.ErrInvalid)
 		}
-		modes = append(modes, mode)
 	}
 	if opts.Trials < 1 {
 		return fmt.Errorf("--trials must be at least 1: %w", errdefs.ErrInvalid)
@@ -91,29 +88,17 @@ func runBenchStore(cmd *cobra.Command, g *globalOptions, opts benchStoreOptions)
 	if !ok {
 		return fmt.Errorf("unknown function %q: %w", opts.Function, errdefs.ErrInvalid)
 	}
-	root, err := findRepoRoot()
+	ws, err := newBenchWorkspace(g, opts.DataDir, "thaw-bench-store-")
 	if err != nil {
 		return err
 	}
+	defer ws.cleanup()
+	root, dir := ws.root, ws.dir
 	s3cfg, err := benchS3Config(root, opts, g)
 	if err != nil {
 		return err
 	}
-	dir := opts.DataDir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "thaw-bench-store-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-	}
-	buildFn := func(name, pkg string) ([]byte, error) {
-		out := filepath.Join(dir, name+".wasm")
-		fmt.Fprintf(g.stderr, "building %s\n", pkg)
-		if err := build.Module(ctx, filepath.Join(root, pkg), out); err != nil {
-			return nil, err
-		}
-		return os.ReadFile(out)
-	}
+	buildFn := func(name, pkg string) ([]byte, error) { return ws.build(ctx, name, pkg) }
 	wasm, err := buildFn(opts.Function, bf.dir)
 	if err != nil {
 		return err
