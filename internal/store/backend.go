@@ -121,3 +121,18 @@ func validSegment(s string) error {
 	}
 	return nil
 }
+
+// Visit calls fn for each of infos in order, stopping at fn's first error or
+// when ctx is done. Backends that snapshot their index under a lock use it
+// to run fn without holding the lock.
+func Visit(ctx context.Context, infos []ObjectInfo, fn func(ObjectInfo) error) error {
+	for _, fi := range infos {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(fi); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -131,15 +131,7 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(store.ObjectI
 		}
 	}
 	b.mu.Unlock()
-	for _, fi := range infos {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(fi); err != nil {
-			return err
-		}
-	}
-	return nil
+	return store.Visit(ctx, infos, fn)
 }
 
 // Used returns the number of object bytes held.
