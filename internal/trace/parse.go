@@ -229,6 +229,19 @@ func ParseInvocations(r io.Reader, name string) (*Trace, error) {
 	return tr, nil
 }
 
+// percentiles reads the columns named by format for each of ps.
+func (t *table) percentiles(rec []string, format string, ps []int) (map[int]float64, error) {
+	out := make(map[int]float64, len(ps))
+	for _, p := range ps {
+		v, err := t.float(rec, fmt.Sprintf(format, p))
+		if err != nil {
+			return nil, err
+		}
+		out[p] = v
+	}
+	return out, nil
+}
+
 // durationPercentiles are the percentile columns of the durations file.
 var durationPercentiles = []int{0, 1, 25, 50, 75, 99, 100}
 
@@ -251,7 +264,7 @@ func ParseDurations(r io.Reader, name string) (map[Key]*Duration, error) {
 		if rec == nil {
 			return out, nil
 		}
-		d := &Duration{Percentiles: map[int]float64{}}
+		d := &Duration{}
 		if d.AverageMs, err = t.float(rec, "Average"); err != nil {
 			return nil, err
 		}
@@ -264,10 +277,8 @@ func ParseDurations(r io.Reader, name string) (map[Key]*Duration, error) {
 		if d.MaximumMs, err = t.float(rec, "Maximum"); err != nil {
 			return nil, err
 		}
-		for _, p := range durationPercentiles {
-			if d.Percentiles[p], err = t.float(rec, fmt.Sprintf("percentile_Average_%d", p)); err != nil {
-				return nil, err
-			}
+		if d.Percentiles, err = t.percentiles(rec, "percentile_Average_%d", durationPercentiles); err != nil {
+			return nil, err
 		}
 		out[t.key(rec)] = d
 	}
@@ -297,17 +308,15 @@ func ParseMemory(r io.Reader, name string) (map[Key]*Memory, error) {
 		if rec == nil {
 			return out, nil
 		}
-		m := &Memory{Percentiles: map[int]float64{}}
+		m := &Memory{}
 		if m.SampleCount, err = t.int(rec, "SampleCount"); err != nil {
 			return nil, err
 		}
 		if m.AverageMb, err = t.float(rec, "AverageAllocatedMb"); err != nil {
 			return nil, err
 		}
-		for _, p := range memoryPercentiles {
-			if m.Percentiles[p], err = t.float(rec, fmt.Sprintf("AverageAllocatedMb_pct%d", p)); err != nil {
-				return nil, err
-			}
+		if m.Percentiles, err = t.percentiles(rec, "AverageAllocatedMb_pct%d", memoryPercentiles); err != nil {
+			return nil, err
 		}
 		out[t.key(rec)] = m
 	}
