@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -361,13 +362,15 @@ func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, mode re
 		}
 	}
 	prepMode, record := mode, false
-	if mode.UsesWorkingSet() {
-		if _, err := snap.WorkingSet(); err != nil {
-			prepMode = restore.Lazy
-			record = f.recording.CompareAndSwap(false, true)
-		}
+	limit := f.instanceConfig().MemoryLimit
+	mem, err := f.w.restorer.Prepare(ctx, mode, snap, limit, false)
+	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrNotFound) {
+		// No working set yet: restore lazily, and record one unless
+		// another restore already is.
+		prepMode = restore.Lazy
+		record = f.recording.CompareAndSwap(false, true)
+		mem, err = f.w.restorer.Prepare(ctx, prepMode, snap, limit, record)
 	}
-	mem, err := f.w.restorer.Prepare(ctx, prepMode, snap, f.instanceConfig().MemoryLimit, record)
 	if err != nil {
 		if record {
 			f.recording.Store(false)
