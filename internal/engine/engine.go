@@ -77,7 +77,7 @@ func (e *Engine) Close(ctx context.Context) error {
 }
 
 // Module is a compiled function: its boot module (globals exported so they
-// can be captured) and, per snapshot size, its restore module.
+// can be captured) and its restore module.
 type Module struct {
 	e        *Engine
 	bootWasm []byte
@@ -85,7 +85,8 @@ type Module struct {
 	info     *rewrite.Info
 
 	mu      sync.Mutex
-	restore map[uint32]wazero.CompiledModule
+	restore wazero.CompiledModule // compiled on first use
+	closed  bool
 }
 
 // Compile validates a function module and compiles it. A module that is not
@@ -104,7 +105,7 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile module: %v: %w", err, errdefs.ErrInvalid)
 	}
-	return &Module{e: e, bootWasm: boot, boot: cm, info: info, restore: map[uint32]wazero.CompiledModule{}}, nil
+	return &Module{e: e, bootWasm: boot, boot: cm, info: info}, nil
 }
 
 func hasExport(exports []string, name string) bool {
@@ -121,10 +122,10 @@ func (m *Module) Close(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	err := m.boot.Close(ctx)
-	for _, cm := range m.restore {
-		err = errors.Join(err, cm.Close(ctx))
+	if m.restore != nil {
+		err = errors.Join(err, m.restore.Close(ctx))
 	}
-	m.restore = nil
+	m.restore, m.closed = nil, true
 	return err
 }
 
@@ -187,6 +188,16 @@ func (m *Module) Restore(ctx context.Context, cfg InstanceConfig, st *State, reg
 		region.Free()
 		return nil, err
 	}
+	// The restore module declares the boot module's minimum; growing to
+	// the snapshot's size only re-slices the region, whose first st.Pages
+	// pages the restore mode has already made hold the snapshot.
+	mem := inst.mod.Memory()
+	if cur := mem.Size() / WasmPageSize; cur < st.Pages {
+		if _, ok := mem.Grow(st.Pages - cur); !ok {
+			inst.Close(ctx)
+			return nil, fmt.Errorf("grow memory to the snapshot's %d pages: %w", st.Pages, errdefs.ErrInvalid)
+		}
+	}
 	for i, g := range m.info.Globals {
 		if !g.Mutable {
 			continue
@@ -207,23 +218,35 @@ func (m *Module) Restore(ctx context.Context, cfg InstanceConfig, st *State, reg
 	return inst, nil
 }
 
-// PrepareRestore compiles the restore module for snapshots of pages wasm
-// pages ahead of time, so the first restore does not pay for compilation.
+// PrepareRestore compiles the restore module ahead of time, so the first
+// restore does not pay for compilation, and checks that a snapshot of pages
+// wasm pages fits the module's declared memory.
 func (m *Module) PrepareRestore(ctx context.Context, pages uint32) error {
 	_, err := m.restoreModule(ctx, pages)
 	return err
 }
 
+// restoreModule returns the restore module, compiling it once. One module
+// serves snapshots of every size: it declares the boot module's minimum
+// memory and Restore grows it to the snapshot's size. (A module per size
+// would recompile the whole program, seconds of CPU for a Go guest, for
+// every live-instance checkpoint whose heap had grown.)
 func (m *Module) restoreModule(ctx context.Context, pages uint32) (wazero.CompiledModule, error) {
+	switch {
+	case pages < m.info.MemoryMinPages:
+		return nil, fmt.Errorf("snapshot has %d pages, fewer than the module's minimum %d: %w", pages, m.info.MemoryMinPages, errdefs.ErrInvalid)
+	case m.info.MemoryMaxPages != nil && pages > *m.info.MemoryMaxPages:
+		return nil, fmt.Errorf("snapshot has %d pages, module allows at most %d: %w", pages, *m.info.MemoryMaxPages, errdefs.ErrInvalid)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cm, ok := m.restore[pages]; ok {
-		return cm, nil
+	if m.restore != nil {
+		return m.restore, nil
 	}
-	if m.restore == nil {
+	if m.closed {
 		return nil, fmt.Errorf("module closed: %w", errdefs.ErrNotFound)
 	}
-	wasm, err := rewrite.ForRestore(m.bootWasm, pages)
+	wasm, err := rewrite.ForRestore(m.bootWasm, m.info.MemoryMinPages)
 	if err != nil {
 		return nil, fmt.Errorf("derive restore module: %w", err)
 	}
@@ -231,7 +254,7 @@ func (m *Module) restoreModule(ctx context.Context, pages uint32) (wazero.Compil
 	if err != nil {
 		return nil, fmt.Errorf("compile restore module: %w", err)
 	}
-	m.restore[pages] = cm
+	m.restore = cm
 	return cm, nil
 }
 

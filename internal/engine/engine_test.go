@@ -111,3 +111,61 @@ func TestRegionCap(t *testing.T) {
 		t.Fatal("a grow within the cap failed")
 	}
 }
+
+// One restore module serves snapshots of every size: an instance whose heap
+// grew between two captures restores from both, each at its own size, and
+// both answer as the original did.
+func TestRestoreGrownSnapshot(t *testing.T) {
+	ctx := context.Background()
+	m, err := newEngine(t).Compile(ctx, testwasm.Build(t, "examples/hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, _, err := m.Boot(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	capture := func() (*State, []byte) {
+		st, mem := inst.Capture()
+		return st, append([]byte(nil), mem...)
+	}
+	st1, mem1 := capture()
+	big := get("/big", "name=big")
+	big.Method, big.Body = http.MethodPost, make([]byte, 16<<20) // the SDK's request buffer grows the heap
+	if _, err := inst.Invoke(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	st2, mem2 := capture()
+	if st2.Pages <= st1.Pages || st1.Pages <= m.info.MemoryMinPages {
+		t.Fatalf("pages: boot minimum %d, after init %d, after a 16 MiB request %d; want increasing", m.info.MemoryMinPages, st1.Pages, st2.Pages)
+	}
+	var compiled any
+	for _, c := range []struct {
+		st  *State
+		mem []byte
+	}{{st1, mem1}, {st2, mem2}} {
+		region, err := NewRegion(cfg.MemoryLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(region.Bytes(), c.mem)
+		r, err := m.Restore(ctx, cfg, c.st, region)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.mod.Memory().Size(); got != c.st.Pages*WasmPageSize {
+			t.Errorf("restored memory is %d bytes, snapshot %d pages", got, c.st.Pages)
+		}
+		resp, err := r.Invoke(ctx, get("/", "name=r"))
+		if err != nil || string(resp.Body) != "hello, r (GET /)\n" {
+			t.Errorf("restored instance (%d pages) answered %v, %v", c.st.Pages, resp, err)
+		}
+		r.Close(ctx)
+		if compiled == nil {
+			compiled = m.restore
+		} else if compiled != m.restore {
+			t.Error("a second snapshot size compiled a second restore module")
+		}
+	}
+}
