@@ -14,18 +14,24 @@ import (
 // is cut into. It is stored encrypted and authenticated under
 // "manifests/<tenant>/<snapshot>".
 type Manifest struct {
-	Tenant    string
-	Snapshot  string
-	Created   time.Time
+	Tenant   string
+	Snapshot string
+	Created  time.Time
+	// ChunkSize is the snapshot's default chunk size; a file may be cut
+	// into chunks of another size (FileEntry.ChunkSize).
 	ChunkSize int
 	Files     []FileEntry
 }
 
 // FileEntry is one file of a snapshot.
 type FileEntry struct {
-	Name   string
-	Size   int64
-	Chunks []ChunkRef
+	Name string
+	Size int64
+	// ChunkSize is the size of this file's chunks (the last may be
+	// shorter). A working-set file, always read whole, is cut into larger
+	// chunks than a memory image, so that it takes few requests.
+	ChunkSize int
+	Chunks    []ChunkRef
 }
 
 // ChunkRef is one chunk of a file. A zero chunk is all zero bytes and is not
@@ -42,8 +48,13 @@ type ChunkRef struct {
 }
 
 const (
-	manifestMagic   = "THM1"
-	manifestVersion = 1
+	manifestMagic = "THM1"
+	// manifestVersion 1 has one chunk size for all files; version 2
+	// records a chunk size per file. A manifest whose files all use the
+	// snapshot's chunk size is still written as version 1, so older
+	// readers can read it.
+	manifestVersion   = 2
+	manifestVersionV1 = 1
 	// Limits of the decoder, so that a damaged or hostile manifest cannot
 	// make it allocate without bound.
 	maxNameLen     = 255
@@ -74,16 +85,31 @@ func chunkName(tenant string, id ChunkID) string { return "chunks/" + tenant + "
 // encodeManifest serialises m, wrapping each chunk key, and encrypts the
 // result under the tenant's manifest key.
 func (k *Keys) encodeManifest(m *Manifest) ([]byte, error) {
+	fileCS := func(f *FileEntry) int {
+		if f.ChunkSize == 0 {
+			return m.ChunkSize
+		}
+		return f.ChunkSize
+	}
+	version := uint64(manifestVersionV1)
+	for i := range m.Files {
+		if fileCS(&m.Files[i]) != m.ChunkSize {
+			version = manifestVersion
+		}
+	}
 	var p []byte
-	p = binary.AppendUvarint(p, manifestVersion)
+	p = binary.AppendUvarint(p, version)
 	p = appendString(p, m.Tenant)
 	p = appendString(p, m.Snapshot)
 	p = binary.AppendVarint(p, m.Created.UnixNano())
 	p = binary.AppendUvarint(p, uint64(m.ChunkSize))
 	p = binary.AppendUvarint(p, uint64(len(m.Files)))
-	for _, f := range m.Files {
+	for i, f := range m.Files {
 		p = appendString(p, f.Name)
 		p = binary.AppendUvarint(p, uint64(f.Size))
+		if version >= 2 {
+			p = binary.AppendUvarint(p, uint64(fileCS(&m.Files[i])))
+		}
 		p = binary.AppendUvarint(p, uint64(len(f.Chunks)))
 		for _, c := range f.Chunks {
 			if c.Zero {
@@ -161,8 +187,9 @@ func (k *Keys) decodeManifest(snapshot string, obj []byte) (*Manifest, error) {
 // last of a file is full, names are unique. Keys stay wrapped.
 func parseManifest(p []byte) (*Manifest, error) {
 	d := decoder{p: p}
-	if v := d.uvarint(); v != manifestVersion && d.err == nil {
-		return nil, fmt.Errorf("manifest version %d not supported: %w", v, errdefs.ErrCorrupt)
+	version := d.uvarint()
+	if version != manifestVersion && version != manifestVersionV1 && d.err == nil {
+		return nil, fmt.Errorf("manifest version %d not supported: %w", version, errdefs.ErrCorrupt)
 	}
 	m := &Manifest{Tenant: d.string(), Snapshot: d.string()}
 	m.Created = time.Unix(0, d.varint())
@@ -175,16 +202,26 @@ func parseManifest(p []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("chunk size %d: %w", cs, errdefs.ErrCorrupt)
 	}
 	m.ChunkSize = int(cs)
+	snapCS := cs
 	if nf > maxFiles {
 		return nil, fmt.Errorf("%d files: %w", nf, errdefs.ErrCorrupt)
 	}
 	seen := map[string]bool{}
 	for range nf {
 		f := FileEntry{Name: d.string()}
-		size, nc := d.uvarint(), d.uvarint()
+		size := d.uvarint()
+		cs := snapCS
+		if version >= 2 {
+			cs = d.uvarint()
+		}
+		nc := d.uvarint()
 		if d.err != nil {
 			return nil, d.err
 		}
+		if cs > maxChunkSize || ValidChunkSize(int(cs)) != nil {
+			return nil, fmt.Errorf("file %s: chunk size %d: %w", f.Name, cs, errdefs.ErrCorrupt)
+		}
+		f.ChunkSize = int(cs)
 		if f.Name == "" || seen[f.Name] {
 			return nil, fmt.Errorf("file name %q empty or repeated: %w", f.Name, errdefs.ErrCorrupt)
 		}

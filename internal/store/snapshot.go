@@ -107,7 +107,7 @@ func (f *File) ReadAtContext(ctx context.Context, p []byte, off int64) (int, err
 	if off < 0 {
 		return 0, fmt.Errorf("store: negative offset %d: %w", off, errdefs.ErrInvalid)
 	}
-	cs := int64(f.sn.m.ChunkSize)
+	cs := int64(f.e.ChunkSize)
 	n := 0
 	for n < len(p) {
 		pos := off + int64(n)
@@ -131,6 +131,28 @@ func (f *File) ReadAtContext(ctx context.Context, p []byte, off int64) (int, err
 		n += int(want)
 	}
 	return n, nil
+}
+
+// Chunk returns the authenticated plaintext of the chunk of the file that
+// starts at off (a multiple of the file's chunk size), fetching it if it is
+// not cached; nil for a zero chunk. The slice is shared with the cache: the
+// caller must not modify it. Readers that place a whole chunk somewhere
+// (a restore installing a working set) use it to copy the chunk once.
+func (f *File) Chunk(ctx context.Context, off int64) ([]byte, error) {
+	cs := int64(f.e.ChunkSize)
+	if off < 0 || off%cs != 0 || off >= f.e.Size {
+		return nil, fmt.Errorf("store: chunk offset %d of %s: %w", off, f.e.Name, errdefs.ErrInvalid)
+	}
+	ref := &f.e.Chunks[off/cs]
+	if ref.Zero {
+		f.sn.s.counters.zeroReads.Add(1)
+		return nil, nil
+	}
+	plain, err := f.sn.s.chunk(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s/%s at %d: %w", f.sn.m.Snapshot, f.e.Name, off, err)
+	}
+	return plain, nil
 }
 
 // chunk returns the plaintext of ref from the cache or the backend.
@@ -200,7 +222,7 @@ func (sn *Snapshot) Prefetch(ctx context.Context, file string, ranges []Range) e
 	if err != nil {
 		return err
 	}
-	cs := int64(sn.m.ChunkSize)
+	cs := int64(e.ChunkSize)
 	want := map[int64]bool{}
 	for _, r := range ranges {
 		if r.Off < 0 || r.Len < 0 {

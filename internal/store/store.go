@@ -87,6 +87,10 @@ type FileSource struct {
 	Name string
 	Size int64
 	R    io.ReaderAt
+	// ChunkSize cuts this file into chunks of another size than
+	// Config.ChunkSize (0: the store's). Files read whole, such as a
+	// working set, take fewer requests with larger chunks.
+	ChunkSize int
 }
 
 // FileSourceOf describes an open file as a FileSource named name.
@@ -138,7 +142,6 @@ func (s *Store) Put(ctx context.Context, snapshot string, files []FileSource) (*
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	start := s.cfg.Now()
-	cs := int64(s.cfg.ChunkSize)
 	m := &Manifest{Tenant: s.keys.tenant, Snapshot: snapshot, Created: start, ChunkSize: s.cfg.ChunkSize}
 	res := &PutResult{Snapshot: snapshot}
 	names := map[string]bool{}
@@ -149,9 +152,16 @@ func (s *Store) Put(ctx context.Context, snapshot string, files []FileSource) (*
 		if f.Size < 0 || f.Size > maxFileSize {
 			return nil, fmt.Errorf("store: file %s: size %d: %w", f.Name, f.Size, errdefs.ErrTooLarge)
 		}
+		cs := f.ChunkSize
+		if cs == 0 {
+			cs = s.cfg.ChunkSize
+		}
+		if err := ValidChunkSize(cs); err != nil {
+			return nil, fmt.Errorf("store: file %s: %w", f.Name, err)
+		}
 		names[f.Name] = true
-		n := (f.Size + cs - 1) / cs
-		m.Files = append(m.Files, FileEntry{Name: f.Name, Size: f.Size, Chunks: make([]ChunkRef, n)})
+		n := (f.Size + int64(cs) - 1) / int64(cs)
+		m.Files = append(m.Files, FileEntry{Name: f.Name, Size: f.Size, ChunkSize: cs, Chunks: make([]ChunkRef, n)})
 		res.LogicalBytes += f.Size
 	}
 	if len(m.Files) > maxFiles {
@@ -179,11 +189,15 @@ func (s *Store) Put(ctx context.Context, snapshot string, files []FileSource) (*
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, cs)
+			var buf []byte
 			for j := range jobs {
 				f := files[j.file]
+				cs := int64(m.Files[j.file].ChunkSize)
 				off := int64(j.chunk) * cs
 				size := min(cs, f.Size-off)
+				if int64(cap(buf)) < size {
+					buf = make([]byte, size)
+				}
 				p := buf[:size]
 				if _, err := f.R.ReadAt(p, off); err != nil && !(errors.Is(err, io.EOF) && off+size == f.Size) {
 					fail(fmt.Errorf("store: reading %s at %d: %w", f.Name, off, err))

@@ -489,3 +489,56 @@ func TestConfigAndIDs(t *testing.T) {
 		t.Errorf("Put with repeated file names: %v, want ErrInvalid", err)
 	}
 }
+
+// TestFileChunkSize puts a file cut into larger chunks than the store's
+// (a working set): it is stored in fewer objects, reads back the same by
+// ReadAt, Prefetch and Chunk, and the other file keeps the store's size.
+func TestFileChunkSize(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New(0)
+	s := newStore(t, be, keys(t, "acme", secret), nil)
+	img := image(4*chunk, 1, 0, 1, 2, 3)
+	ws := image(5*chunk+4096, 2, 0, 1, 2, 3, 4, 5)
+	wsSrc := src("ws.img", ws)
+	wsSrc.ChunkSize = 4 * chunk
+	res, err := s.Put(ctx, "snap", []store.FileSource{src("mem.img", img), wsSrc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Chunks != 4+2 {
+		t.Fatalf("%d chunks, want 4 image chunks + 2 working-set chunks", res.Chunks)
+	}
+	s = newStore(t, be, keys(t, "acme", secret), nil) // nothing cached
+	sn, err := s.Open(ctx, "snap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs := sn.Manifest().Files; fs[0].ChunkSize != chunk || fs[1].ChunkSize != 4*chunk {
+		t.Fatalf("chunk sizes %d, %d; want %d, %d", fs[0].ChunkSize, fs[1].ChunkSize, chunk, 4*chunk)
+	}
+	if err := sn.Prefetch(ctx, "ws.img", []store.Range{{Off: 0, Len: int64(len(ws))}}); err != nil {
+		t.Fatal(err)
+	}
+	if c := s.Counters(); c.Fetched != 2 {
+		t.Fatalf("prefetch fetched %d chunks, want 2", c.Fetched)
+	}
+	f, _ := sn.File("ws.img")
+	got := make([]byte, len(ws))
+	if _, err := f.ReadAt(got, 0); err != nil || !bytes.Equal(got, ws) {
+		t.Fatalf("ReadAt: %v, equal %v", err, bytes.Equal(got, ws))
+	}
+	for off := int64(0); off < int64(len(ws)); off += 4 * chunk {
+		c, err := f.Chunk(ctx, off)
+		if err != nil || !bytes.Equal(c, ws[off:min(off+4*chunk, int64(len(ws)))]) {
+			t.Fatalf("Chunk(%d): %v", off, err)
+		}
+	}
+	if _, err := f.Chunk(ctx, chunk); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Fatalf("Chunk at an offset inside a chunk: %v, want ErrInvalid", err)
+	}
+	fi, _ := sn.File("mem.img")
+	got = make([]byte, len(img))
+	if _, err := fi.ReadAt(got, 0); err != nil || !bytes.Equal(got, img) {
+		t.Fatalf("image ReadAt: %v", err)
+	}
+}

@@ -132,19 +132,31 @@ func (b *Backend) wrap(what string, err error) error {
 
 func (b *Backend) key(name string) string { return b.cfg.Prefix + name }
 
-// Get implements store.Backend.
+// Get implements store.Backend with one GET request. The response says the
+// object's size, so it is read into one buffer of that size rather than a
+// growing one (for a 4 MiB chunk that saves several copies).
 func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
-	obj, err := b.client.GetObject(ctx, b.cfg.Bucket, b.key(name), minio.GetObjectOptions{})
+	body, info, _, err := minio.Core{Client: b.client}.GetObject(ctx, b.cfg.Bucket, b.key(name), minio.GetObjectOptions{})
 	if err != nil {
 		return nil, b.wrap(name, err)
 	}
-	defer obj.Close()
-	data, err := io.ReadAll(io.LimitReader(obj, b.cfg.MaxObjectSize+1))
-	if err != nil {
-		return nil, b.wrap(name, err)
-	}
-	if int64(len(data)) > b.cfg.MaxObjectSize {
+	defer body.Close()
+	if info.Size > b.cfg.MaxObjectSize {
 		return nil, fmt.Errorf("s3: %s: larger than %d bytes: %w", name, b.cfg.MaxObjectSize, errdefs.ErrTooLarge)
+	}
+	if info.Size < 0 { // no length given: read to the end, bounded
+		data, err := io.ReadAll(io.LimitReader(body, b.cfg.MaxObjectSize+1))
+		if err != nil {
+			return nil, b.wrap(name, err)
+		}
+		if int64(len(data)) > b.cfg.MaxObjectSize {
+			return nil, fmt.Errorf("s3: %s: larger than %d bytes: %w", name, b.cfg.MaxObjectSize, errdefs.ErrTooLarge)
+		}
+		return data, nil
+	}
+	data := make([]byte, info.Size)
+	if _, err := io.ReadFull(body, data); err != nil {
+		return nil, b.wrap(name, err)
 	}
 	return data, nil
 }
