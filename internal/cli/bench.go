@@ -175,6 +175,7 @@ type benchPolicyOptions struct {
 	Policies  []string
 	Evict     []int
 	Requests  int
+	Mode      string
 	JSON      bool
 	DataDir   string
 	Out       string
@@ -201,6 +202,7 @@ over fixed:1. --json prints one JSON object with a "results" array.`,
 	f.StringSliceVar(&opts.Policies, "policies", []string{"cold", "fixed:1", "pronghorn"}, "policies to compare (cold = no snapshots)")
 	f.IntSliceVar(&opts.Evict, "evict", []int{1, 4, 20}, "evict the worker every E requests")
 	f.IntVar(&opts.Requests, "requests", 500, "requests per function, policy and eviction rate")
+	f.StringVar(&opts.Mode, "mode", string(restore.Bulk), "restore mode of snapshot starts (eager, mmap, lazy, reap, bulk)")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object instead of a table")
 	f.StringVar(&opts.DataDir, "data", "", "scratch data directory (default: a temporary directory)")
 	f.StringVar(&opts.Out, "out", "", "also write results.json and plots (latency by request number, snapshot chosen over time) to this directory")
@@ -216,6 +218,10 @@ func runBenchPolicy(cmd *cobra.Command, g *globalOptions, opts benchPolicyOption
 		if e < 1 {
 			return fmt.Errorf("--evict values must be at least 1: %w", errdefs.ErrInvalid)
 		}
+	}
+	mode, err := restore.ParseMode(opts.Mode)
+	if err != nil || mode == restore.Cold {
+		return fmt.Errorf("--mode %q: a restore mode other than cold: %w", opts.Mode, errdefs.ErrInvalid)
 	}
 	for _, p := range opts.Policies {
 		if p == "cold" {
@@ -249,7 +255,7 @@ func runBenchPolicy(cmd *cobra.Command, g *globalOptions, opts benchPolicyOption
 			Request: abi.Request{Method: c.Request.Method, Path: path, RawQuery: query, Header: http.Header{}, Body: c.Request.Body}})
 	}
 	rep, err := bench.RunPolicy(ctx, bench.PolicyOptions{Functions: fns, Policies: opts.Policies, EvictEvery: opts.Evict,
-		Requests: opts.Requests, DataDir: filepath.Join(ws.dir, "data"), Progress: g.stderr})
+		Requests: opts.Requests, Mode: mode, DataDir: filepath.Join(ws.dir, "data"), Progress: g.stderr})
 	if err != nil {
 		return err
 	}
