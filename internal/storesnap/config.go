@@ -142,7 +142,9 @@ func Open(ctx context.Context, c Config) (*Handle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("storesnap: cache: %w", err)
 		}
-		caches = append(caches, tiered.Tier{Name: "disk", Backend: b})
+		// Filled in the background: a restore reading from the remote
+		// does not wait for the disk writes.
+		caches = append(caches, tiered.Tier{Name: "disk", Backend: b, Async: true})
 	}
 	q := c.QueueDir
 	if q == "" {

@@ -3,7 +3,9 @@
 // upload queue for when the remote is down.
 //
 // Reads try each cache tier in order, then the queue, then the remote, and
-// fill the tiers above the one that answered. Writes go through to the
+// fill the tiers above the one that answered: synchronously, or, for tiers
+// marked Async (the disk cache), by a bounded background writer, so that a
+// restore fetching from the remote does not also wait for local disk writes. Writes go through to the
 // remote and fill the caches. When the remote is unreachable
 // (errdefs.ErrUnavailable), writes are queued on local disk, fsynced, and
 // uploaded in their original order by a background uploader when it
@@ -29,6 +31,10 @@ import (
 type Tier struct {
 	Name    string
 	Backend store.Backend
+	// Async fills this tier off the read path: a read answered by a lower
+	// tier queues its copy for a background writer instead of writing it
+	// before returning. Writes (Put) still fill it synchronously.
+	Async bool
 }
 
 // Config configures a tiered Backend.
@@ -43,6 +49,9 @@ type Config struct {
 	// RetryInterval is how often the uploader retries while the remote is
 	// down (default 5s).
 	RetryInterval time.Duration
+	// MaxPendingFill bounds the bytes queued for Async tiers (default
+	// DefaultMaxPendingFill); fills past it are dropped.
+	MaxPendingFill int64
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -56,6 +65,7 @@ type Backend struct {
 	stop   chan struct{}
 	done   chan struct{}
 	drainM sync.Mutex
+	filler *filler
 	// degraded is set while writes are being queued, so the outage is
 	// logged once, not per write.
 	degraded atomic.Bool
@@ -85,6 +95,9 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxPendingFill <= 0 {
+		cfg.MaxPendingFill = DefaultMaxPendingFill
+	}
 	q, err := openQueue(cfg.QueueDir)
 	if err != nil {
 		return nil, err
@@ -96,6 +109,7 @@ func New(cfg Config) (*Backend, error) {
 	}
 	b.stats[len(cfg.Caches)].name = "queue"
 	b.stats[len(cfg.Caches)+1].name = "remote"
+	b.filler = newFiller(b, cfg.MaxPendingFill)
 	go b.uploader()
 	b.kick()
 	return b, nil
@@ -104,7 +118,8 @@ func New(cfg Config) (*Backend, error) {
 func (b *Backend) queueStats() *tierCounters  { return &b.stats[len(b.cfg.Caches)] }
 func (b *Backend) remoteStats() *tierCounters { return &b.stats[len(b.cfg.Caches)+1] }
 
-// Close stops the uploader. Queued writes stay on disk for the next New.
+// Close stops the uploader and writes the pending asynchronous cache
+// fills. Queued writes stay on disk for the next New.
 func (b *Backend) Close() error {
 	select {
 	case <-b.stop:
@@ -112,6 +127,7 @@ func (b *Backend) Close() error {
 		close(b.stop)
 	}
 	<-b.done
+	b.filler.close()
 	return nil
 }
 
@@ -194,6 +210,9 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	if err := store.ValidName(name); err != nil {
 		return fmt.Errorf("tiered: %w", err)
 	}
+	// A background fill of an older copy read earlier must not land
+	// after this write's (a replaced manifest would come back).
+	b.filler.cancel(name)
 	if b.q.len() == 0 {
 		err := b.cfg.Remote.Put(ctx, name, data)
 		if err != nil && !errors.Is(err, errdefs.ErrUnavailable) {
@@ -217,10 +236,29 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 // fill stores data in the cache tiers above tier `below`. Failures only
 // cost cache capacity and are never reported to the reader.
 func (b *Backend) fill(ctx context.Context, below int, name string, data []byte) {
+	b.fillTiers(ctx, below, name, data, false)
+}
+
+// fillRead is fill on the read path: Async tiers are filled in the
+// background.
+func (b *Backend) fillRead(ctx context.Context, below int, name string, data []byte) {
+	b.fillTiers(ctx, below, name, data, true)
+}
+
+func (b *Backend) fillTiers(ctx context.Context, below int, name string, data []byte, read bool) {
+	var async []int
 	for i := range min(below, len(b.cfg.Caches)) {
-		if err := b.cfg.Caches[i].Backend.Put(ctx, name, data); err != nil {
-			b.cfg.Logger.Debug("store cache fill failed", "tier", b.cfg.Caches[i].Name, "name", name, "err", err)
+		t := b.cfg.Caches[i]
+		if read && t.Async {
+			async = append(async, i)
+			continue
 		}
+		if err := t.Backend.Put(ctx, name, data); err != nil {
+			b.cfg.Logger.Debug("store cache fill failed", "tier", t.Name, "name", name, "err", err)
+		}
+	}
+	if len(async) > 0 {
+		b.filler.add(name, data, async)
 	}
 }
 
@@ -273,7 +311,7 @@ func (b *Backend) get(ctx context.Context, name string, check func([]byte) error
 				_ = t.Backend.Delete(ctx, name)
 				continue
 			}
-			b.fill(ctx, i, name, data)
+			b.fillRead(ctx, i, name, data)
 			return data, nil
 		}
 	}
@@ -286,7 +324,7 @@ func (b *Backend) get(ctx context.Context, name string, check func([]byte) error
 			}
 			if ok {
 				if useCaches {
-					b.fill(ctx, len(b.cfg.Caches), name, data)
+					b.fillRead(ctx, len(b.cfg.Caches), name, data)
 				}
 				return data, nil
 			}
@@ -313,7 +351,7 @@ func (b *Backend) get(ctx context.Context, name string, check func([]byte) error
 		return nil, fmt.Errorf("tiered: remote copy: %w", corrupt)
 	}
 	if useCaches {
-		b.fill(ctx, len(b.cfg.Caches), name, data)
+		b.fillRead(ctx, len(b.cfg.Caches), name, data)
 	}
 	return data, nil
 }
@@ -330,6 +368,7 @@ func (b *Backend) Stat(ctx context.Context, name string) (store.ObjectInfo, erro
 // Delete implements store.Backend: the object is removed from every tier.
 // It fails while the remote is down, so GC never half-runs.
 func (b *Backend) Delete(ctx context.Context, name string) error {
+	b.filler.cancel(name)
 	for _, t := range b.cfg.Caches {
 		_ = t.Backend.Delete(ctx, name)
 	}
