@@ -110,7 +110,9 @@ func (h *Handle) Close() error {
 
 // Open opens the store for the worker (or a CLI): the remote behind a
 // tiered backend with an optional memory tier and an optional disk cache,
-// and the durable upload queue.
+// and the durable upload queue. An S3 endpoint that is unreachable does not
+// fail Open: the bucket is checked again on later use, and meanwhile the
+// store serves from its local tiers and queues writes.
 func Open(ctx context.Context, c Config) (*Handle, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -122,10 +124,10 @@ func Open(ctx context.Context, c Config) (*Handle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("storesnap: %w", err)
 		}
-		if err := b.EnsureBucket(ctx); err != nil {
+		// An unreachable endpoint does not fail Open (openBucket).
+		if remote, err = openBucket(ctx, b, c.S3.Bucket); err != nil {
 			return nil, fmt.Errorf("storesnap: %w", err)
 		}
-		remote = b
 	} else {
 		b, err := disk.Open(c.Dir, disk.Options{Sync: true})
 		if err != nil {
