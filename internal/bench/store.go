@@ -390,10 +390,13 @@ func chunksOf(sn *storesnap.Snapshot, pages []int) (n, bytes int64) {
 			e = &m.Files[i]
 		}
 	}
+	if e == nil {
+		return 0, 0
+	}
 	seen := map[int64]bool{}
 	for _, pg := range pages {
-		i := int64(pg) * snapshot.PageSize / int64(m.ChunkSize)
-		if e == nil || i >= int64(len(e.Chunks)) || e.Chunks[i].Zero || seen[i] {
+		i := int64(pg) * snapshot.PageSize / int64(e.ChunkSize)
+		if i >= int64(len(e.Chunks)) || e.Chunks[i].Zero || seen[i] {
 			continue
 		}
 		seen[i] = true

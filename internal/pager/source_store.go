@@ -117,9 +117,10 @@ func newStoreSource(files []*os.File, params []byte) (*storeSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store source: %w", err)
 	}
-	s := &storeSource{f: f, chunk: int64(sn.Manifest().ChunkSize)}
+	s := &storeSource{f: f}
 	for _, e := range sn.Manifest().Files {
 		if e.Name == p.File {
+			s.chunk = int64(e.ChunkSize)
 			for _, c := range e.Chunks {
 				s.zero = append(s.zero, c.Zero)
 			}

@@ -189,27 +189,55 @@ func (r *StoreRestorer) lazy(ctx context.Context, m *Memory, snap *storesnap.Sna
 	return nil
 }
 
-// reapFill fetches ws.img's chunks in parallel into one buffer, then
-// installs it with one UFFDIO_COPY per run.
+// reapFill fetches ws.img's chunks in parallel and installs each chunk's
+// pages with UFFDIO_COPY straight from the authenticated plaintext as soon
+// as that chunk has arrived, so installing overlaps fetching the rest and no
+// staging buffer is needed.
 func (r *StoreRestorer) reapFill(ctx context.Context, m *Memory, snap *storesnap.Snapshot) error {
+	base := m.Region.Addr()
+	return r.fillWS(ctx, m, snap, func(plain []byte, dst, lo, hi int64) error {
+		if _, err := m.uffd.Copy(base+uintptr(dst), uintptr(unsafe.Pointer(&plain[lo])), uint64(hi-lo)); err != nil {
+			return fmt.Errorf("install working set: %w", err)
+		}
+		return nil
+	})
+}
+
+// bulkFill fetches ws.img's chunks in parallel and copies each straight into
+// the places of the pages it holds as soon as it has arrived.
+func (r *StoreRestorer) bulkFill(ctx context.Context, m *Memory, snap *storesnap.Snapshot) error {
+	mem := m.Region.Bytes()
+	return r.fillWS(ctx, m, snap, func(plain []byte, dst, lo, hi int64) error {
+		copy(mem[dst:dst+hi-lo], plain[lo:hi])
+		return nil
+	})
+}
+
+// fillWS fetches every non-zero chunk of ws.img, Concurrency at a time, and
+// calls place for each piece of a working-set run the chunk holds: plain is
+// the chunk's plaintext (authenticated), [lo, hi) the piece's range within
+// it and dst the piece's offset in the image. A zero chunk's pages are left
+// to the pager (which serves them as zeros).
+func (r *StoreRestorer) fillWS(ctx context.Context, m *Memory, snap *storesnap.Snapshot, place func(plain []byte, dst, lo, hi int64) error) error {
 	t0 := time.Now()
 	ws := snap.WS
-	buf, err := uffd.Mmap(uint64(max(ws.Bytes(), snapshot.PageSize)))
-	if err != nil {
-		return err
-	}
-	defer uffd.Munmap(buf)
+	starts := runStarts(ws)
 	var read atomic.Int64
-	err = storesnap.ForEachChunk(ctx, snap.Snap, snapshot.WSImageFile, r.concurrency(), func(ctx context.Context, off, size int64) error {
-		n, err := readInto(ctx, snap.WSImage, buf[off:off+size], off)
-		read.Add(int64(n))
-		return err
+	err := storesnap.ForEachChunk(ctx, snap.Snap, snapshot.WSImageFile, r.concurrency(), func(ctx context.Context, off, size int64) error {
+		plain, err := snap.WSImage.Chunk(ctx, off)
+		if err != nil {
+			return err
+		}
+		if int64(len(plain)) != size {
+			return fmt.Errorf("working-set chunk at %d: %d bytes, want %d: %w", off, len(plain), size, errdefs.ErrCorrupt)
+		}
+		read.Add(size)
+		return wsSegments(ws, starts, off, off+size, func(dst, lo, hi int64) error {
+			return place(plain, dst, lo-off, hi-off)
+		})
 	})
 	m.stats.BytesRead += read.Load()
 	if err != nil {
-		return err
-	}
-	if err := m.installRuns(ws, buf); err != nil {
 		return err
 	}
 	m.stats.Prefetch = time.Since(t0)
@@ -217,43 +245,32 @@ func (r *StoreRestorer) reapFill(ctx context.Context, m *Memory, snap *storesnap
 	return nil
 }
 
-// bulkFill fetches ws.img's chunks in parallel and reads each straight into
-// the places of the pages it holds.
-func (r *StoreRestorer) bulkFill(ctx context.Context, m *Memory, snap *storesnap.Snapshot) error {
-	t0 := time.Now()
-	ws := snap.WS
-	// starts[i] is run i's offset in ws.img.
+// wsSegments calls fn for each piece of a working-set run that lies in
+// [off, end) of ws.img: the piece's offset in the image (dst) and its range
+// [lo, hi) in ws.img. Chunk boundaries are page-aligned, so every piece is
+// whole pages.
+func wsSegments(ws *snapshot.WorkingSet, starts []int64, off, end int64, fn func(dst, lo, hi int64) error) error {
+	i := max(sort.Search(len(starts), func(i int) bool { return starts[i] > off })-1, 0)
+	for ; i < len(ws.Runs) && starts[i] < end; i++ {
+		run := ws.Runs[i]
+		lo, hi := max(starts[i], off), min(starts[i]+int64(run.Count)*snapshot.PageSize, end)
+		if lo >= hi {
+			continue
+		}
+		if err := fn(int64(run.Start)*snapshot.PageSize+(lo-starts[i]), lo, hi); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runStarts returns each run's offset in ws.img.
+func runStarts(ws *snapshot.WorkingSet) []int64 {
 	starts := make([]int64, len(ws.Runs))
 	var pos int64
 	for i, run := range ws.Runs {
 		starts[i] = pos
 		pos += int64(run.Count) * snapshot.PageSize
 	}
-	mem := m.Region.Bytes()
-	var read atomic.Int64
-	err := storesnap.ForEachChunk(ctx, snap.Snap, snapshot.WSImageFile, r.concurrency(), func(ctx context.Context, off, size int64) error {
-		end := off + size
-		i := sort.Search(len(starts), func(i int) bool { return starts[i] > off }) - 1
-		for ; i < len(ws.Runs) && starts[i] < end; i++ {
-			run := ws.Runs[i]
-			lo, hi := max(starts[i], off), min(starts[i]+int64(run.Count)*snapshot.PageSize, end)
-			if lo >= hi {
-				continue
-			}
-			dst := int64(run.Start)*snapshot.PageSize + (lo - starts[i])
-			n, err := readInto(ctx, snap.WSImage, mem[dst:dst+hi-lo], lo)
-			read.Add(int64(n))
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	m.stats.BytesRead += read.Load()
-	if err != nil {
-		return err
-	}
-	m.stats.Prefetch = time.Since(t0)
-	m.stats.WSBytes, m.stats.WSPages = ws.Bytes(), ws.Pages
-	return nil
+	return starts
 }

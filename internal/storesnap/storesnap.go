@@ -24,9 +24,16 @@ func ID(function, snapshotID string) string { return function + "." + snapshotID
 // manifest order. ws.trace is left out: restores do not need it.
 var Published = []string{snapshot.MetaFile, snapshot.CRCFile, snapshot.WSMetaFile, snapshot.WSImageFile, snapshot.ImageFile}
 
+// WSChunkSize is the chunk size of a published working set (ws.img). A
+// REAP or bulk restore reads ws.img whole before the guest runs, so its
+// chunks are larger than the memory image's: a 24 MiB working set takes 7
+// requests instead of 49, all in flight at once with the default
+// concurrency, and each chunk is still installed as soon as it arrives.
+const WSChunkSize = 4 << 20
+
 // Publish puts the snapshot directory snap into st as store snapshot id.
 // Every file starts on a chunk boundary, so the working set (ws.img, already
-// its pages back to back) spans ceil(size/ChunkSize) chunks and a REAP or
+// its pages back to back) spans ceil(size/WSChunkSize) chunks and a REAP or
 // bulk restore fetches it with that many parallel requests. The working set
 // is published only if ws.img matches ws.json's checksum (WriteWorkingSet
 // renames ws.img before ws.json, so a concurrent re-recording could pair
@@ -61,6 +68,9 @@ func Publish(ctx context.Context, st *store.Store, id string, snap *snapshot.Sna
 		fs, err := store.FileSourceOf(name, f)
 		if err != nil {
 			return nil, fmt.Errorf("publish %s: %w", snap.Dir, err)
+		}
+		if name == snapshot.WSImageFile {
+			fs.ChunkSize = WSChunkSize
 		}
 		files = append(files, fs)
 	}
@@ -195,7 +205,7 @@ func ForEachChunk(ctx context.Context, sn *store.Snapshot, file string, conc int
 		first error
 	)
 	sem := make(chan struct{}, conc)
-	cs := int64(m.ChunkSize)
+	cs := int64(e.ChunkSize)
 	for i := range e.Chunks {
 		c := &e.Chunks[i]
 		if c.Zero {
