@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -29,6 +30,7 @@ type benchStoreOptions struct {
 	S3Endpoint string
 	S3Bucket   string
 	Dedup      []string
+	CPUProfile string
 }
 
 // defaultDedupFunctions are ten small catalog functions built with the same
@@ -66,6 +68,7 @@ scripts/minio.sh. With --json prints one object with a "results" array.`,
 	f.StringVar(&opts.DataDir, "data", "", "scratch directory on the disk to measure (default: a temporary directory)")
 	f.StringVar(&opts.S3Endpoint, "s3-endpoint", "", "S3 endpoint host:port")
 	f.StringVar(&opts.S3Bucket, "s3-bucket", "thaw-bench", "S3 bucket")
+	f.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the measurements (not the builds) to this file")
 	f.StringSliceVar(&opts.Dedup, "dedup-functions", defaultDedupFunctions, "catalog functions whose snapshots share one tenant for the dedup figure (empty: skip)")
 	return cmd
 }
@@ -122,6 +125,17 @@ func runBenchStore(cmd *cobra.Command, g *globalOptions, opts benchStoreOptions)
 	sb, err := store.ParseSecret(secret)
 	if err != nil {
 		return err
+	}
+	if opts.CPUProfile != "" {
+		pf, err := os.Create(opts.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := bench.RunStore(ctx, bench.StoreOptions{
 		Function: bench.Function{Name: opts.Function, Wasm: wasm, Request: bf.req},
