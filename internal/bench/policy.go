@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -107,10 +108,15 @@ func runPolicyConfig(ctx context.Context, w *worker.Worker, fn Function, pol str
 	switch pol {
 	case "cold":
 		cfg.RestoreMode, cfg.Policy = restore.Cold, "init"
-	case "pronghorn":
+	}
+	if pol == "pronghorn" || strings.HasPrefix(pol, "pronghorn:") && !strings.Contains(pol, "window=") {
 		// Pronghorn's window is the number of requests a worker serves
 		// before eviction, which the platform knows.
-		cfg.Policy = fmt.Sprintf("pronghorn:window=%d", evict)
+		sep := ":"
+		if strings.Contains(pol, ":") {
+			sep = ","
+		}
+		cfg.Policy = fmt.Sprintf("%s%swindow=%d", pol, sep, evict)
 	}
 	if _, err := w.Deploy(ctx, fn.Name, fn.Wasm, cfg); err != nil {
 		return r, fmt.Errorf("deploy %s (%s): %w", fn.Name, pol, err)

@@ -36,6 +36,11 @@ type Params struct {
 	// candidate is chosen with probability proportional to its score (the
 	// inverse of its latency); lower is greedier, higher more uniform.
 	Temp float64
+	// Bonus is the optimism about a request number never observed: it
+	// scores as its nearest observed predecessor times 1+Bonus, so a
+	// lineage keeps walking a curve while each step pays, and stops where
+	// the next step is measured to be slower.
+	Bonus float64
 	// Eps is the weight of a new latency in the moving average.
 	Eps float64
 	// Top is the fraction of an over-full pool kept by score.
@@ -45,9 +50,13 @@ type Params struct {
 	Rest float64
 }
 
-// DefaultParams returns the parameters Pronghorn's paper and artifact use.
+// DefaultParams returns the parameters of Pronghorn's paper and artifact
+// (window, pool, eps, top, rest), and thaw's temperature and bonus: the
+// artifact's softmax over raw scores is in effect an argmax, which a low
+// temperature approximates while still sampling among near-ties
+// (docs/policy.md).
 func DefaultParams() Params {
-	return Params{Window: 20, Pool: 12, Temp: 1, Eps: 0.5, Top: 0.4, Rest: 0.1}
+	return Params{Window: 20, Pool: 12, Temp: 0.05, Eps: 0.5, Top: 0.4, Rest: 0.1, Bonus: 0.3}
 }
 
 // PoolSizer is implemented by policies that want a pool of their own size;
@@ -101,6 +110,7 @@ func (p *pronghorn) Name() string {
 	add("eps", p.prm.Eps, d.Eps)
 	add("top", p.prm.Top, d.Top)
 	add("rest", p.prm.Rest, d.Rest)
+	add("bonus", p.prm.Bonus, d.Bonus)
 	if len(kv) == 0 {
 		return "pronghorn"
 	}
@@ -130,23 +140,32 @@ func (p *pronghorn) Observe(req int, latency time.Duration) {
 }
 
 // score is Pronghorn's score of request req: 1e6 / (latency in ms + 1).
+//
+// A request never observed scores as its nearest observed predecessor
+// times 1+Bonus (optimism in the face of uncertainty), or as the best
+// observed score when no predecessor was observed. Pronghorn's artifact
+// starts its table at zero latency, the best possible score (1e6), so an
+// unexplored request always wins; in simulation that sends lineages ever
+// further when latency grows with the request number (a leak). Scoring it
+// from its predecessor walks a warm-up curve to its end, one step per
+// instance, and stops a leak after one step (docs/policy.md). Cost: a scan
+// back over at most MaxTracked numbers.
 func (p *pronghorn) score(req int) float64 {
 	req = min(max(req, 1), MaxTracked)
-	if req > len(p.ema) || p.ema[req-1] == 0 {
-		return p.optimistic()
+	if req <= len(p.ema) && p.ema[req-1] > 0 {
+		return 1e6 / (p.ema[req-1] + 1)
 	}
-	return 1e6 / (p.ema[req-1] + 1)
+	for r := min(req-1, len(p.ema)); r >= 1; r-- {
+		if p.ema[r-1] > 0 {
+			return 1e6 / (p.ema[r-1] + 1) * (1 + p.prm.Bonus)
+		}
+	}
+	return p.optimistic()
 }
 
-// optimistic is the score of a request number never observed: the best
-// score observed so far, so that a snapshot whose next requests nobody has
-// served yet ties with the best and is tried (optimism in the face of
-// uncertainty). Pronghorn's artifact starts its table at zero latency, the
-// best possible score (1e6); in simulation that sends lineages ever
-// further when latency grows with the request number (a leak), since an
-// unexplored request always beats a real one. The best observed score
-// still explores a warm-up curve to its end: see docs/policy.md. Cost:
-// one pass over at most MaxTracked numbers.
+// optimistic is the score of a request number with no observed
+// predecessor: the best score observed so far (1e6 before any). Cost: one
+// pass over at most MaxTracked numbers.
 func (p *pronghorn) optimistic() float64 {
 	if p.best > 0 {
 		return p.best

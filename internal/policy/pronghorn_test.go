@@ -62,12 +62,17 @@ func TestPronghornEMA(t *testing.T) {
 
 func TestPronghornScore(t *testing.T) {
 	ms := time.Millisecond
-	p := newTestPronghorn(t, "pronghorn:window=2", 1)
+	p := newTestPronghorn(t, "pronghorn:window=2,bonus=0.3", 1)
 	if got := p.score(1); got != unexploredScore {
 		t.Errorf("score of an empty table = %v, want %v", got, unexploredScore)
 	}
+	p.Observe(2, 9*ms) // 1e5
+	if got := p.score(1); got != 1e5 {
+		t.Errorf("unexplored request without an observed predecessor = %v, want the best observed 1e5", got)
+	}
 	p.Observe(1, 9*ms)  // 1e5
-	p.Observe(2, 99*ms) // 1e4
+	p.Observe(2, 99*ms) // 1e4 after the moving average: (9+99)/2 = 54 ms, so set it again
+	p.Observe(2, 144*ms)
 	p.Observe(4, 999*ms)
 	for _, tc := range []struct {
 		name string
@@ -76,17 +81,45 @@ func TestPronghornScore(t *testing.T) {
 	}{
 		{"observed", p.score(1), 1e5},
 		{"observed slow", p.score(2), 1e4},
-		{"unexplored is the best observed", p.score(3), 1e5},
-		{"unexplored past the table", p.score(9), 1e5},
+		{"unexplored scores as its predecessor plus the bonus", p.score(3), 1.3e4},
+		{"unexplored past the table", p.score(9), 1.3e3},
 		{"below 1 scores as 1", p.score(0), 1e5},
 		{"past the bound scores as the bound", p.score(MaxTracked + 7), p.score(MaxTracked)},
 		{"window after init", p.windowScore(0), (1e5 + 1e4) / 2},
-		{"window after 1", p.windowScore(1), (1e4 + 1e5) / 2},
-		{"window after 2", p.windowScore(2), (1e5 + 1e3) / 2},
+		{"window after 1", p.windowScore(1), (1e4 + 1.3e4) / 2},
+		{"window after 2", p.windowScore(2), (1.3e4 + 1e3) / 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if math.Abs(tc.got-tc.want) > 1e-9*tc.want {
 				t.Errorf("got %v, want %v", tc.got, tc.want)
+			}
+		})
+	}
+}
+
+// On a warm-up curve the snapshot at the frontier (its next request never
+// served) must beat every explored one, else a lineage stalls among
+// near-ties; after a slow-down it must not, else lineages run off.
+func TestPronghornFrontier(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		latency func(r int) time.Duration
+		want    int // 0: init or cold (both serve request 1 next), 1: after 9, 2: after 10
+	}{
+		{"warm-up", func(r int) time.Duration { return time.Duration(100-5*r) * time.Millisecond }, 2},
+		{"slow-down", func(r int) time.Duration { return time.Duration(10+5*r) * time.Millisecond }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newTestPronghorn(t, "pronghorn:window=1", 1)
+			for r := 1; r <= 10; r++ {
+				p.Observe(r, tc.latency(r))
+			}
+			counts := make([]int, 3)
+			for range 1000 {
+				counts[max(p.Choose(pool(0, 9, 10)), 0)]++
+			}
+			if best := slices.Index(counts, slices.Max(counts)); best != tc.want || counts[tc.want] < 900 {
+				t.Errorf("choices %v (init or cold, after 9, after 10), want nearly all %d", counts, tc.want)
 			}
 		})
 	}
@@ -192,7 +225,7 @@ func TestPronghornPrune(t *testing.T) {
 	}{
 		{"under capacity keeps all", "pronghorn:window=1", 12, 12, 12, nil},
 		{"paper rule", "pronghorn:window=1", 13, 12, 6, []int{0, 1, 2, 3, 4}},             // 5 top + round(0.1*8)
-		{"unexplored ranks first", "pronghorn:window=1", 40, 12, 12, []int{30, 39, 0, 1}}, // 16 top capped at 12
+		{"unexplored scores from its predecessor", "pronghorn:window=1", 40, 12, 12, []int{0, 11}}, // 16 top capped at 12
 		{"capacity below the rule", "pronghorn:window=1", 13, 3, 3, []int{0, 1, 2}},
 		{"pool param below capacity", "pronghorn:window=1,pool=4", 6, 12, 2, []int{0, 1}},
 		{"rest 0 keeps only the top", "pronghorn:window=1,rest=0", 20, 12, 8, []int{0, 7}},

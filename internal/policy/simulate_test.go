@@ -146,7 +146,7 @@ func TestSimulationTable(t *testing.T) {
 		{"slow-down 10→100 ms", Warmup(10*time.Millisecond, 100*time.Millisecond, 50)},
 	} {
 		for _, evict := range []int{1, 4, 20} {
-			for _, spec := range []string{"init", "fixed:1", fmt.Sprintf("pronghorn:window=%d", evict), fmt.Sprintf("pronghorn:window=%d,temp=0.2", evict)} {
+			for _, spec := range []string{"init", "fixed:1", fmt.Sprintf("pronghorn:window=%d", evict), fmt.Sprintf("pronghorn:window=%d,temp=1,bonus=0", evict)} {
 				// Pool the requests of several seeds so one lucky seed does
 				// not make the table.
 				var all SimResult
