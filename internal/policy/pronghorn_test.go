@@ -224,7 +224,7 @@ func TestPronghornPrune(t *testing.T) {
 		wantTop  []int // indices that must be kept
 	}{
 		{"under capacity keeps all", "pronghorn:window=1", 12, 12, 12, nil},
-		{"paper rule", "pronghorn:window=1", 13, 12, 6, []int{0, 1, 2, 3, 4}},             // 5 top + round(0.1*8)
+		{"paper rule", "pronghorn:window=1", 13, 12, 6, []int{0, 1, 2, 3, 4}},                      // 5 top + round(0.1*8)
 		{"unexplored scores from its predecessor", "pronghorn:window=1", 40, 12, 12, []int{0, 11}}, // 16 top capped at 12
 		{"capacity below the rule", "pronghorn:window=1", 13, 3, 3, []int{0, 1, 2}},
 		{"pool param below capacity", "pronghorn:window=1,pool=4", 6, 12, 2, []int{0, 1}},
