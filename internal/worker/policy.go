@@ -113,6 +113,7 @@ func (f *function) checkpoint(inst *instance, req int) {
 		}
 		f.mu.Unlock()
 		if closed {
+			f.w.dropStored(f.rec.Name, []string{snap.Meta.ID}) // hook (storedelete.go)
 			_ = os.RemoveAll(snap.Dir)
 			return
 		}
@@ -176,6 +177,11 @@ func (f *function) prune() {
 	}
 	f.extra = kept
 	f.mu.Unlock()
+	var ids []string
+	for _, s := range drop {
+		ids = append(ids, s.Meta.ID)
+	}
+	f.w.dropStored(f.rec.Name, ids) // hook (storedelete.go)
 	for _, s := range drop {
 		// Instances restored from a dropped snapshot keep running: their
 		// memory is already theirs (eager, bulk) or mapped (mmap, lazy:

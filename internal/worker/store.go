@@ -56,13 +56,22 @@ type workerStore struct {
 	restorer *restore.StoreRestorer
 	// publishes counts publishes by function and outcome (ok, failed).
 	publishes *prometheus.CounterVec
+	// deletes counts store snapshot deletions by outcome (ok, failed).
+	deletes *prometheus.CounterVec
 
-	// pubMu serialises publishes. A publish reads the snapshot directory
-	// as it is when it runs, so with publishes one at a time the last one
-	// of a snapshot carries its newest state (with its working set) even
-	// if an earlier publish of it was scheduled first.
+	// pubMu serialises publishes and deletions (storedelete.go). A
+	// publish reads the snapshot directory as it is when it runs, so with
+	// publishes one at a time the last one of a snapshot carries its
+	// newest state (with its working set) even if an earlier publish of
+	// it was scheduled first.
 	pubMu sync.Mutex
 	pubs  sync.WaitGroup
+
+	// deletesDir holds the queued deletions; the deleter goroutine runs
+	// them when woken through delWake and retries them while any remain.
+	deletesDir       string
+	delWake, delStop chan struct{}
+	delDone          chan struct{}
 
 	mu     sync.Mutex
 	closed bool
@@ -72,6 +81,12 @@ type workerStore struct {
 	// storeOnly marks snapshots whose local directory was unusable when
 	// the worker loaded them: restores of those go straight to the store.
 	storeOnly map[*snapshot.Snapshot]bool
+	// dropped marks store ids the worker dropped: true while the deletion
+	// is queued, false once it is done but publishes scheduled earlier
+	// (counted in pending, by store id) have yet to run. Publishes of
+	// dropped ids are skipped.
+	dropped map[string]bool
+	pending map[string]int
 }
 
 type openedSnap struct {
@@ -80,38 +95,68 @@ type openedSnap struct {
 }
 
 // openStore opens the store of cfg for a worker with data directory
-// dataDir. The pager, if any, serves lazy faults from the store.
-func openStore(ctx context.Context, cfg storesnap.Config, dataDir string, p *pager.Pager, reg *prometheus.Registry) (*workerStore, error) {
+// dataDir, and starts carrying out the store deletions queued before the
+// last stop. The pager, if any, serves lazy faults from the store. A remote
+// that is unreachable does not fail it (storesnap.Open).
+func (w *Worker) openStore(ctx context.Context, cfg storesnap.Config, dataDir string, p *pager.Pager, reg *prometheus.Registry) (*workerStore, error) {
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = filepath.Join(dataDir, storeCacheDir)
+	}
+	deletesDir := filepath.Join(dataDir, storeDeletesDir)
+	if err := os.MkdirAll(deletesDir, 0o700); err != nil {
+		return nil, fmt.Errorf("worker: open store: %w", err)
 	}
 	h, err := storesnap.Open(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("worker: open store: %w", err)
 	}
 	s := &workerStore{
-		h:         h,
-		restorer:  &restore.StoreRestorer{Pager: p, Config: cfg, CacheDir: filepath.Join(dataDir, storeImagesDir)},
-		opened:    map[string]openedSnap{},
-		storeOnly: map[*snapshot.Snapshot]bool{},
+		h:          h,
+		restorer:   &restore.StoreRestorer{Pager: p, Config: cfg, CacheDir: filepath.Join(dataDir, storeImagesDir)},
+		opened:     map[string]openedSnap{},
+		storeOnly:  map[*snapshot.Snapshot]bool{},
+		dropped:    map[string]bool{},
+		pending:    map[string]int{},
+		deletesDir: deletesDir,
+		delWake:    make(chan struct{}, 1),
+		delStop:    make(chan struct{}),
+		delDone:    make(chan struct{}),
 		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thaw_store_publishes_total", Help: "Snapshots published to the snapshot store, by outcome (ok, failed).",
 		}, []string{"function", "outcome"}),
+		deletes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "thaw_store_deletes_total", Help: "Store snapshots deleted (ok) or whose deletion could not be queued (failed).",
+		}, []string{"outcome"}),
 	}
-	if err := reg.Register(s.publishes); err != nil {
+	for _, c := range []prometheus.Collector{s.publishes, s.deletes} {
+		if err := reg.Register(c); err != nil {
+			_ = h.Close()
+			return nil, fmt.Errorf("worker: store metrics: %w", err)
+		}
+	}
+	pending, err := s.pendingDeletes()
+	if err != nil {
 		_ = h.Close()
-		return nil, fmt.Errorf("worker: store metrics: %w", err)
+		return nil, fmt.Errorf("worker: open store: %w", err)
 	}
+	for _, sid := range pending {
+		s.dropped[sid] = true
+	}
+	go s.deleter(w.ctx, w)
+	s.delWake <- struct{}{}
 	return s, nil
 }
 
-// close waits for running publishes and closes the store; writes still
-// queued for an unreachable remote stay on disk for the next start.
+// close waits for running publishes, stops the deleter and closes the
+// store; writes and deletions still queued for an unreachable remote stay
+// on disk for the next start.
 func (s *workerStore) close() {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
 	s.pubs.Wait()
+	close(s.delStop)
+	<-s.delDone
 	_ = s.h.Close()
 }
 
@@ -127,16 +172,34 @@ func (w *Worker) publishLater(name string, snap *snapshot.Snapshot) {
 		s.mu.Unlock()
 		return
 	}
+	id := storesnap.ID(name, snap.Meta.ID)
 	s.pubs.Add(1)
+	s.pending[id]++
 	s.mu.Unlock()
 	go func() {
 		defer s.pubs.Done()
+		defer s.publishDone(id)
 		s.pubMu.Lock()
 		defer s.pubMu.Unlock()
-		id := storesnap.ID(name, snap.Meta.ID)
+		s.mu.Lock()
+		_, dropped := s.dropped[id]
+		s.mu.Unlock()
+		if dropped {
+			return // deleted or about to be (storedelete.go)
+		}
 		t0 := time.Now()
 		res, err := storesnap.Publish(w.ctx, s.h.Store, id, snap)
 		if err != nil {
+			s.mu.Lock()
+			_, dropped := s.dropped[id]
+			s.mu.Unlock()
+			if dropped {
+				// Removed while it was being read: not a failure, and the
+				// deletion, queued behind this publish, removes whatever
+				// it wrote.
+				w.log.Debug("snapshot dropped while being published", "function", name, "snapshot", id, "err", err)
+				return
+			}
 			s.publishes.WithLabelValues(name, "failed").Inc()
 			w.log.Warn("publishing snapshot to the store failed", "function", name, "snapshot", id, "err", err)
 			return

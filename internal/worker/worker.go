@@ -101,7 +101,7 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 	// Hook (store.go): open the snapshot store before loading the
 	// registry, whose snapshots may exist only there.
 	if opts.Store != nil {
-		s, err := openStore(ctx, *opts.Store, opts.DataDir, w.pager, w.metrics.reg)
+		s, err := w.openStore(ctx, *opts.Store, opts.DataDir, w.pager, w.metrics.reg)
 		if err != nil {
 			w.cancel()
 			_ = eng.Close(ctx)
@@ -309,6 +309,8 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	if old != nil {
 		old.shutdown(ctx)
 		old.checkpoints.Wait()
+		ids := append(w.snapshotDirs(name), old.snapshotIDs()...)
+		w.dropStored(name, without(ids, f.rec.Snapshot)) // hook (storedelete.go)
 		w.removeSnapshotsExcept(name, f.rec.Snapshot)
 	}
 	w.log.Info("deployed", "function", name, "module_bytes", len(wasm), "snapshot", f.rec.Snapshot)
@@ -388,6 +390,30 @@ func (w *Worker) removeSnapshotsExcept(name, keep string) {
 	}
 }
 
+// snapshotDirs lists the names of function name's snapshot directories.
+func (w *Worker) snapshotDirs(name string) []string {
+	entries, _ := os.ReadDir(w.snapDir(name))
+	var ids []string
+	for _, e := range entries {
+		ids = append(ids, e.Name())
+	}
+	return ids
+}
+
+// without returns ids with every copy of drop removed, and duplicates
+// collapsed.
+func without(ids []string, drop string) []string {
+	seen := map[string]bool{drop: true}
+	out := ids[:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // Get describes one function.
 func (w *Worker) Get(name string) (*Info, error) {
 	f, err := w.lookup(name)
@@ -425,6 +451,8 @@ func (w *Worker) Delete(ctx context.Context, name string) error {
 	}
 	f.shutdown(ctx)
 	f.checkpoints.Wait()
+	// Hook (storedelete.go): the stored copies go too, local or not.
+	w.dropStored(name, without(append(w.snapshotDirs(name), f.snapshotIDs()...), ""))
 	err := errors.Join(os.RemoveAll(w.fnDir(name)), os.RemoveAll(w.snapDir(name)))
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
