@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	thaw "github.com/thaw-run/thaw/sdk/go"
 )
 
 // App is the function: the index plus the per-instance state that must
@@ -50,8 +52,9 @@ func (a *App) Reseed() {
 //
 //	/?q=term [term...]  search: documents containing every term
 //	/stats              the size of the state (deterministic)
-//	/rand               16 bytes of crypto/rand and a draw from the
-//	                    instance's own ChaCha8 generator
+//	/rand               16 bytes of crypto/rand, a draw from the
+//	                    instance's own ChaCha8 generator and one from
+//	                    the SDK's thaw.Rand
 //	/time               wall clock, raw monotonic clock, time since init
 //	/gather?n=N&seed=S  checksum of N document rows picked pseudo-randomly:
 //	                    an embedding- or feature-lookup shaped request
@@ -79,7 +82,8 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		n := a.rng.Uint64()
 		a.mu.Unlock()
-		writeJSON(w, map[string]string{"crypto": hex.EncodeToString(b[:]), "chacha8": fmt.Sprintf("%016x", n)})
+		writeJSON(w, map[string]string{"crypto": hex.EncodeToString(b[:]), "chacha8": fmt.Sprintf("%016x", n),
+			"sdk": fmt.Sprintf("%016x", thaw.Rand().Uint64())})
 	case "/time":
 		writeJSON(w, map[string]int64{
 			"unix_ns":       time.Now().UnixNano(),

@@ -29,7 +29,8 @@
 // clones, and that includes the Go runtime's own generator behind the
 // top-level math/rand and math/rand/v2 functions, which no public API can
 // reseed. Functions that need distinct random numbers per clone should use
-// crypto/rand, or own a generator and reseed it in an OnRestore hook.
+// crypto/rand or Rand (reseeded by the SDK in every restored instance), or
+// own a generator and reseed it in an OnRestore hook.
 package thaw
 
 import "net/http"
@@ -59,8 +60,10 @@ func Handle(h http.Handler) {
 // falls back to a cold start.
 func OnRestore(f func()) { restoreHooks = append(restoreHooks, f) }
 
-// runRestoreHooks runs the OnRestore hooks in registration order.
+// runRestoreHooks reseeds Rand, then runs the OnRestore hooks in
+// registration order.
 func runRestoreHooks() {
+	source.reseed()
 	for _, f := range restoreHooks {
 		f()
 	}
