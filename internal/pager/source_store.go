@@ -89,9 +89,10 @@ func openStoreSnapshot(p *StoreParams) (*store.Snapshot, error) {
 
 // storeSource serves a file of a store snapshot. Each fault reads through
 // the store: the chunk holding the page is fetched (from the worker's disk
-// cache if it has it, else the remote), authenticated and decrypted once,
-// then kept in the store's decrypted-chunk cache for the next faults. A
-// chunk that fails authentication is never installed.
+// cache if it has it, else the remote, and then added to that cache in the
+// background for the next pager), authenticated and decrypted once, then
+// kept in the store's decrypted-chunk cache for the next faults. A chunk
+// that fails authentication is never installed.
 type storeSource struct {
 	f     *store.File
 	zero  []bool // per chunk

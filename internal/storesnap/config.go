@@ -169,19 +169,19 @@ func Open(ctx context.Context, c Config) (*Handle, error) {
 }
 
 // OpenReader opens the store for reading only, as the pager child does: it
-// never writes, never runs the upload queue, and reads the worker's disk
-// cache (if any) without filling it or managing its capacity, so two
-// processes never fight over one cache directory. A cache copy that fails
-// authentication is skipped (the worker's own reads drop it).
+// never writes to the remote and never runs the upload queue. It reads the
+// worker's disk cache (if any) and adds to it, in the background and with
+// atomic renames, the chunks it had to fetch from the remote, so the next
+// pager process finds them locally; it never opens the cache as a
+// disk.Backend (whose Open clears temporary files the worker may be writing)
+// and leaves managing its capacity to the worker, whose disk backend adopts
+// these files (see cacheWriter). A cache copy that fails authentication is
+// skipped (the worker's own reads drop it).
 func OpenReader(c Config) (*Handle, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	keys, _ := store.NewKeys(c.Tenant, c.Secret)
-	var tiers []store.Backend
-	if c.CacheDir != "" {
-		tiers = append(tiers, readOnlyDir{filepath.Join(c.CacheDir, "chunks")})
-	}
 	var remote store.Backend
 	if c.S3 != nil {
 		b, err := s3.New(*c.S3)
@@ -192,12 +192,34 @@ func OpenReader(c Config) (*Handle, error) {
 	} else {
 		remote = readOnlyDir{c.Dir}
 	}
-	tiers = append(tiers, remote)
-	st, err := store.New(store.Config{Backend: chain(tiers), Keys: keys, ChunkSize: c.ChunkSize, CacheBytes: c.DecryptedCacheBytes, Concurrency: c.Concurrency, GCGrace: c.GCGrace})
+	var (
+		be store.Backend = chain{remote}
+		cw *cacheWriter
+	)
+	if c.CacheDir != "" {
+		// This process may add at most a quarter of the cache's capacity
+		// before the worker's disk backend has counted it (readerFillBudget).
+		cw = newCacheWriter(filepath.Join(c.CacheDir, "chunks"), readerFillBudget(c.CacheBytes))
+		be = &fillingChain{cache: cw, remote: remote}
+	}
+	st, err := store.New(store.Config{Backend: be, Keys: keys, ChunkSize: c.ChunkSize, CacheBytes: c.DecryptedCacheBytes, Concurrency: c.Concurrency, GCGrace: c.GCGrace})
 	if err != nil {
 		return nil, err
 	}
-	return &Handle{Store: st, Remote: remote}, nil
+	h := &Handle{Store: st, Remote: remote}
+	if cw != nil {
+		h.cleanup = append(h.cleanup, cw.wait)
+	}
+	return h, nil
+}
+
+// readerFillBudget is how many bytes one reader process may add to a disk
+// cache of capacity bytes (<= 0: unbounded).
+func readerFillBudget(capacity int64) int64 {
+	if capacity <= 0 {
+		return 1 << 62
+	}
+	return capacity / 4
 }
 
 // readOnlyDir reads the objects of a disk backend's directory (the layout

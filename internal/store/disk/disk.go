@@ -131,6 +131,10 @@ func unescape(file string) string { return strings.ReplaceAll(file, "~", "/") }
 
 // Get implements store.Backend and records the use in the LRU order, both
 // in memory and in the file's access time (so it survives a restart).
+//
+// An object another process put into the directory since Open (the pager
+// child fills the worker's disk cache with atomic renames) is adopted on its
+// first Get: indexed, counted against the capacity and evicted like any other.
 func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -142,7 +146,7 @@ func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
 	}
 	b.mu.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
+		return b.adopt(name)
 	}
 	p := b.path(name)
 	data, err := os.ReadFile(p)
@@ -155,6 +159,29 @@ func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
 	}
 	now := time.Now()
 	_ = os.Chtimes(p, now, time.Time{}) // best effort: recency only
+	return data, nil
+}
+
+// adopt reads an object that is in the directory but not in the index, and
+// indexes it.
+func (b *Backend) adopt(name string) ([]byte, error) {
+	if store.ValidName(name) != nil {
+		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
+	}
+	data, err := os.ReadFile(b.path(name))
+	if err != nil {
+		// Missing (the usual miss) or unreadable: either way not here.
+		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
+	}
+	size := int64(len(data))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.entries[name]; ok || (b.opts.Capacity > 0 && size > b.opts.Capacity) {
+		return data, nil // indexed meanwhile, or too large to keep
+	}
+	b.evictLocked(size)
+	b.entries[name] = b.lru.PushFront(&entry{name: name, size: size, modTime: time.Now()})
+	b.used += size
 	return data, nil
 }
 

@@ -125,3 +125,38 @@ func TestFileRemovedUnderneath(t *testing.T) {
 		t.Fatalf("Used = %d, want the vanished file forgotten", b.Used())
 	}
 }
+
+// An object another process renamed into the directory after Open (the
+// pager child filling the worker's cache) is adopted on its first Get:
+// counted against the capacity and evicted like the backend's own.
+func TestAdoptsObjectsWrittenByAnotherProcess(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := disk.Open(dir, disk.Options{Capacity: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "chunks/t/own", []byte("123456")); err != nil {
+		t.Fatal(err)
+	}
+	p := b.Path("chunks/t/other")
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("abcdef"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Get(ctx, "chunks/t/other")
+	if err != nil || string(got) != "abcdef" {
+		t.Fatalf("Get of the other process's object = %q, %v", got, err)
+	}
+	if used := b.Used(); used != 6 {
+		t.Fatalf("used %d, want 6: the adopted object evicts the older one", used)
+	}
+	if _, err := b.Get(ctx, "chunks/t/own"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("evicted object: %v, want ErrNotFound", err)
+	}
+	if _, err := b.Get(ctx, "chunks/t/missing"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("missing object: %v, want ErrNotFound", err)
+	}
+}
