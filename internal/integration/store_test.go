@@ -1,0 +1,85 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/server"
+	"github.com/thaw-run/thaw/internal/store"
+	"github.com/thaw-run/thaw/internal/worker"
+)
+
+// `thaw serve` with an S3 store starts and serves while the object store is
+// down (and has no bucket yet); a redeploy meanwhile queues the replaced
+// snapshot's deletion. Once MinIO starts, the bucket holds exactly the
+// current snapshot, intact. Needs THAW_TEST_MINIO_SCRIPT (scripts/minio.sh).
+func TestServeWithObjectStoreDown(t *testing.T) {
+	script := os.Getenv("THAW_TEST_MINIO_SCRIPT")
+	if script == "" {
+		t.Skip("THAW_TEST_MINIO_SCRIPT not set: run `eval \"$(scripts/minio.sh start)\"`")
+	}
+	mdir := t.TempDir() // a private MinIO: this test stops it
+	var endpoint string
+	ctl := func(cmd string) {
+		t.Helper()
+		c := exec.Command(script, cmd)
+		c.Env = append(os.Environ(), "THAW_MINIO_DIR="+mdir)
+		out, err := c.Output()
+		if err != nil {
+			t.Fatalf("minio.sh %s: %v\n%s", cmd, err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if v, ok := strings.CutPrefix(line, "export THAW_TEST_S3_ENDPOINT="); ok {
+				endpoint = v
+			}
+		}
+	}
+	ctl("start") // learn the port, which restarts keep
+	t.Cleanup(func() { ctl("stop") })
+	ctl("stop")
+
+	key, err := store.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(store.EnvKey, key)
+	t.Setenv("THAW_S3_ACCESS_KEY", os.Getenv("THAW_TEST_S3_ACCESS_KEY"))
+	t.Setenv("THAW_S3_SECRET_KEY", os.Getenv("THAW_TEST_S3_SECRET_KEY"))
+	storeArgs := []string{"--s3-endpoint", endpoint, "--s3-bucket", "thaw-serve-down"}
+
+	dir := filepath.Join(t.TempDir(), "data")
+	shareCache(t, dir)
+	p := startServe(t, dir, token, storeArgs...)
+	defer p.Stop()
+	deploy(t, p, "hello", "examples/hello", worker.Config{})
+	first := invoke(t, p, "hello", &server.InvokeRequest{Path: "/?name=down"})
+	info := deploy(t, p, "hello", "examples/hello", worker.Config{})
+	if got := invoke(t, p, "hello", &server.InvokeRequest{Path: "/?name=down"}); string(got.Body) != string(first.Body) {
+		t.Fatalf("after redeploy %q, before %q", got.Body, first.Body)
+	}
+
+	ctl("start")
+	want := "hello." + info.Snapshot.ID
+	ls := append([]string{"store", "ls", "--cache-dir", t.TempDir()}, storeArgs...)
+	var out string
+	// The worker's uploader and deleter retry every 5 s.
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		code, stdout, stderr := cli(t, p, ls...)
+		out = strings.TrimSpace(stdout)
+		if code == 0 && out == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bucket lists %q (exit %d, %s), want only %s\n%s", out, code, stderr, want, p.Log())
+		}
+		time.Sleep(time.Second)
+	}
+	verify := append([]string{"store", "verify", "--cache-dir", t.TempDir()}, storeArgs...)
+	if code, stdout, stderr := cli(t, p, verify...); code != 0 {
+		t.Fatalf("store verify: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
