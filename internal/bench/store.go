@@ -94,11 +94,13 @@ type DedupResult struct {
 
 // StoreReport is the output of RunStore.
 type StoreReport struct {
-	Machine   Machine       `json:"machine"`
-	Trials    int           `json:"trials"`
-	ChunkSize int           `json:"chunk_size"`
-	WSBytes   int64         `json:"ws_bytes"`
-	Results   []StoreResult `json:"results"`
+	Machine   Machine `json:"machine"`
+	Trials    int     `json:"trials"`
+	ChunkSize int     `json:"chunk_size"`
+	// WSChunkSize is the chunk size of the published working set.
+	WSChunkSize int           `json:"ws_chunk_size"`
+	WSBytes     int64         `json:"ws_bytes"`
+	Results     []StoreResult `json:"results"`
 	// Ratios by mode: "warm-cache/local" and "remote/local" of p50.
 	Ratios map[string]map[string]float64 `json:"ratios"`
 	Dedup  *DedupResult                  `json:"dedup,omitempty"`
@@ -203,7 +205,7 @@ func RunStore(ctx context.Context, opts StoreOptions) (*StoreReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &StoreReport{Machine: ThisMachine(), Trials: opts.Trials, ChunkSize: store.DefaultChunkSize, WSBytes: ws.Bytes(), Ratios: map[string]map[string]float64{}}
+	rep := &StoreReport{Machine: ThisMachine(), Trials: opts.Trials, ChunkSize: store.DefaultChunkSize, WSChunkSize: storesnap.WSChunkSize, WSBytes: ws.Bytes(), Ratios: map[string]map[string]float64{}}
 
 	warmCache := filepath.Join(opts.Dir, "warm-cache")
 	cfg := storesnap.Config{Tenant: "bench", Secret: opts.Secret, S3: &opts.S3, CacheDir: warmCache}
@@ -469,7 +471,7 @@ func (r *StoreReport) WriteTable(out io.Writer) {
 			x.P50ms, x.P99ms, x.PrefetchP50ms, x.OpenP50ms, float64(x.BytesFetched)/(1<<20), x.ChunksFetched, x.Faults)
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "\nworking set %.1f MiB, chunk size %d KiB\n", float64(r.WSBytes)/(1<<20), r.ChunkSize>>10)
+	fmt.Fprintf(out, "\nworking set %.1f MiB, chunk size %d KiB (working set: %d KiB)\n", float64(r.WSBytes)/(1<<20), r.ChunkSize>>10, r.WSChunkSize>>10)
 	modes := make([]string, 0, len(r.Ratios))
 	for m := range r.Ratios {
 		modes = append(modes, m)
