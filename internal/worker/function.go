@@ -111,6 +111,10 @@ type Timing struct {
 	Init        time.Duration `json:"init_ns,omitempty"`
 	// Restore holds the restore's stats, first invocation's faults included.
 	Restore *restore.Stats `json:"restore,omitempty"`
+	// Verify is the time spent after the call checking the snapshot pages
+	// an mmap instance mapped during it; the caller waits for it, outside
+	// Exec.
+	Verify time.Duration `json:"verify_ns,omitempty"`
 	// Source is where a restore read its snapshot: SourceLocal (the
 	// snapshot directory) or SourceStore (the snapshot store); empty for
 	// warm and cold starts.
@@ -185,14 +189,13 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	if inst.snap != nil {
 		t.SnapshotRequest = inst.snap.Meta.Request
 	}
-	if inst.served == 1 && inst.mem != nil {
-		f.afterFirstExec(inst, &t)
-		if t.Restore != nil && t.Restore.BadPages > 0 {
-			// The pager refused pages that failed their checksum: the answer
-			// was computed from wrong memory. Discard both and serve the
-			// request again from a cold boot (the first answer never left
-			// the worker).
-			inst, resp, err = f.retryCold(ctx, inst, req, &t)
+	if inst.mem != nil {
+		if why := f.checkMemory(inst, &t); why != "" {
+			// The instance was given snapshot pages that failed their
+			// checksum: the answer was computed from wrong memory. Discard
+			// both and serve the request again from a cold boot (the
+			// answer never left the worker).
+			inst, resp, err = f.retryCold(ctx, inst, req, &t, why)
 			if inst == nil {
 				return nil, err
 			}
@@ -219,13 +222,39 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	return &Result{Response: resp, Timing: t}, nil
 }
 
+// checkMemory runs after every call of a restored instance and says why
+// its memory cannot be trusted ("" if it can). The first call collects the
+// restore's stats, whose bad-page count covers what the pager refused; an
+// mmap instance's newly mapped pages are verified after every call, since
+// the kernel maps them unchecked and a later call can map more.
+func (f *function) checkMemory(inst *instance, t *Timing) string {
+	var bad int64
+	var err error
+	if inst.mode == restore.Mmap {
+		t0 := time.Now()
+		bad, err = inst.mem.Verify()
+		t.Verify = time.Since(t0)
+	}
+	if inst.served == 1 {
+		f.afterFirstExec(inst, t)
+		bad = max(bad, t.Restore.BadPages)
+	}
+	switch {
+	case err != nil:
+		return fmt.Sprintf("snapshot pages could not be verified after call %d (%v); retried on a cold boot", inst.served, err)
+	case bad > 0:
+		return fmt.Sprintf("%d snapshot pages failed their checksum during call %d; retried on a cold boot", bad, inst.served)
+	}
+	return ""
+}
+
 // retryCold replaces a restored instance whose memory turned out corrupt by
 // a cold-booted one (in the same pool slot) and serves req on it.
-func (f *function) retryCold(ctx context.Context, bad *instance, req *abi.Request, t *Timing) (*instance, *abi.Response, error) {
+func (f *function) retryCold(ctx context.Context, bad *instance, req *abi.Request, t *Timing, why string) (*instance, *abi.Response, error) {
 	f.w.metrics.fallbacks.WithLabelValues(f.rec.Name, string(bad.mode)).Inc()
 	bad.Close(ctx)
-	t.Fallback = fmt.Sprintf("%d snapshot pages failed their checksum during the first call; retried on a cold boot", t.Restore.BadPages)
-	f.w.log.Warn("corrupt snapshot pages; retrying cold", "function", f.rec.Name, "mode", bad.mode, "bad_pages", t.Restore.BadPages)
+	t.Fallback = why
+	f.w.log.Warn("corrupt snapshot pages; retrying cold", "function", f.rec.Name, "mode", bad.mode, "call", bad.served, "reason", why)
 	t1 := time.Now()
 	inst, err := f.start(ctx, restore.Cold, true, false, t)
 	t.Start += time.Since(t1)

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -92,6 +93,17 @@ func (f *function) checkpoint(inst *instance, req int) {
 	st, mem := inst.Capture()
 	buf := make([]byte, len(mem))
 	copy(buf, mem)
+	if inst.mem != nil {
+		// Capture read every page: under mmap it mapped pages no call had
+		// touched, under lazy paging the pager served them. A page that
+		// failed its checksum must not be sealed into a new snapshot with
+		// fresh, matching checksums.
+		if bad, err := inst.mem.Verify(); bad > 0 || err != nil {
+			f.w.log.Warn("checkpoint skipped: the instance's snapshot pages failed verification", "function", f.rec.Name, "request", req, "bad_pages", bad, "err", err)
+			inst.Close(context.Background()) // release drops it from the pool
+			return
+		}
+	}
 	f.checkpoints.Add(1)
 	go func() {
 		defer f.checkpoints.Done()

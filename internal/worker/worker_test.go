@@ -214,6 +214,7 @@ func TestDamagedSnapshotFallsBack(t *testing.T) {
 		}},
 		{"flipped byte in working set, bulk", restore.Bulk, func(s *snapshot.Snapshot) error { return flipFirstDataByte(s.Path(snapshot.WSImageFile)) }},
 		{"flipped byte in an image page the call touches, lazy", restore.Lazy, flipWorkingSetPageInImage},
+		{"flipped byte in an image page the call touches, mmap", restore.Mmap, flipWorkingSetPageInImage},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -239,6 +240,113 @@ func TestDamagedSnapshotFallsBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An mmap instance is checked after every call, not only the first: a
+// damaged page that no call has touched costs nothing, and the call that
+// first maps it is answered again from a cold boot.
+func TestMmapVerifiesPagesMappedLater(t *testing.T) {
+	w := openWorker(t)
+	deploy(t, w, "hello", "examples/hello", Config{})
+	want := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Cold})
+	invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Reap}) // records the working set
+	f := w.fns["hello"]
+	page := farDataPage(t, f.snap)
+	if err := flipByte(f.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
+		t.Fatal(err)
+	}
+	fallbacks := func() float64 { return testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("hello", string(restore.Mmap))) }
+
+	// The restore's first call does not touch the damaged page.
+	got := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Mmap, DropCache: true})
+	if got.Timing.Fallback != "" || got.Timing.StartKind != "restore" || fallbacks() != 0 {
+		t.Fatalf("untouched damaged page %d caused a fallback: %+v", page, got.Timing)
+	}
+	if got.Timing.Restore == nil || got.Timing.Restore.Verified == 0 {
+		t.Fatalf("no pages verified after the first call: %+v", got.Timing.Restore)
+	}
+	t.Logf("first call: %d pages verified in %v (working set %d pages, damaged page %d)",
+		got.Timing.Restore.Verified, got.Timing.Verify, got.Timing.Restore.WSPages, page)
+	if !bytes.Equal(got.Response.Body, want.Response.Body) {
+		t.Fatalf("mmap answered %q, want %q", got.Response.Body, want.Response.Body)
+	}
+
+	// Between calls the instance's memory maps the damaged page, as a
+	// later call's load would (a real fault on the instance's mapping).
+	f.mu.Lock()
+	inst := f.idle[len(f.idle)-1]
+	f.mu.Unlock()
+	if inst.mode != restore.Mmap {
+		t.Fatalf("the most recently idle instance is %s, want the mmap one", inst.mode)
+	}
+	sink += inst.mem.Region.Bytes()[page*snapshot.PageSize]
+
+	// The next call on that instance (warm) is checked and answered cold.
+	got = invoke(t, w, "hello", get("/?name=x"), InvokeOptions{})
+	if got.Timing.Fallback == "" || got.Timing.StartKind != "cold" {
+		t.Fatalf("damaged page mapped by a later call not detected: %+v", got.Timing)
+	}
+	if !bytes.Equal(got.Response.Body, want.Response.Body) {
+		t.Fatalf("fallback answered %q, want %q", got.Response.Body, want.Response.Body)
+	}
+	if n := fallbacks(); n != 1 {
+		t.Fatalf("fallback metric = %v, want 1", n)
+	}
+	if !inst.Dead() {
+		t.Fatal("the instance with the damaged page was kept")
+	}
+}
+
+// sink keeps the test's read of instance memory from being compiled away.
+var sink byte
+
+// farDataPage returns a stored (non-zero) page of the image at least 512
+// KiB from every page of the recorded working set. A fault on the mapping
+// also maps cached neighbours of the faulting page (fault-around, within
+// the page cache's folio), so the pages an mmap restore maps are a
+// superset of those it touches; 512 KiB keeps this page out of it.
+func farDataPage(t *testing.T, s *snapshot.Snapshot) int {
+	t.Helper()
+	ws, err := s.WorkingSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := os.ReadFile(s.Path(snapshot.ImageFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const margin = 128
+	for p := len(img)/snapshot.PageSize - 1; p >= 0; p-- {
+		if bytes.Count(img[p*snapshot.PageSize:(p+1)*snapshot.PageSize], []byte{0}) == snapshot.PageSize {
+			continue
+		}
+		near := false
+		for _, r := range ws.Runs {
+			if p > r.Start-margin && p < r.Start+r.Count+margin {
+				near = true
+				break
+			}
+		}
+		if !near {
+			return p
+		}
+	}
+	t.Fatalf("no stored page of the %d-page image is %d pages from the working set", len(img)/snapshot.PageSize, margin)
+	return 0
+}
+
+func flipByte(path string, off int64) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		return err
+	}
+	_, err = f.WriteAt([]byte{b[0] ^ 0x55}, off)
+	return err
 }
 
 // flipWorkingSetPageInImage damages, in the image, a page the recorded
