@@ -250,12 +250,16 @@ func TestMmapVerifiesPagesMappedLater(t *testing.T) {
 	deploy(t, w, "hello", "examples/hello", Config{})
 	want := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Cold})
 	invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Reap}) // records the working set
+	w.mu.Lock()
 	f := w.fns["hello"]
+	w.mu.Unlock()
 	page := farDataPage(t, f.snap)
 	if err := flipByte(f.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
 		t.Fatal(err)
 	}
-	fallbacks := func() float64 { return testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("hello", string(restore.Mmap))) }
+	fallbacks := func() float64 {
+		return testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("hello", string(restore.Mmap)))
+	}
 
 	// The restore's first call does not touch the damaged page.
 	got := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Mmap, DropCache: true})
