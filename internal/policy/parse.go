@@ -15,7 +15,7 @@ import (
 //	fixed:N                   checkpoint after request N (N >= 1), restore it
 //	pronghorn                 Pronghorn's request-centric policy, paper defaults
 //	pronghorn:key=value,...   the same with parameters (window, pool, temp,
-//	                          eps, top, rest, bonus; see docs/policy.md)
+//	                          eps, top, rest, bonus, smooth; see docs/policy.md)
 //
 // seed makes every random choice of the policy reproducible. A malformed
 // spec is an error wrapping errdefs.ErrInvalid.
@@ -91,8 +91,10 @@ func (p *Params) parse(args string) error {
 			p.Rest, err = floatIn(k, v, 0, 1, true)
 		case "bonus":
 			p.Bonus, err = floatIn(k, v, 0, 10, true)
+		case "smooth":
+			p.Smooth, err = intIn(k, v, 0, 64)
 		default:
-			return fmt.Errorf("unknown parameter %q (want window, pool, temp, eps, top, rest, bonus)", k)
+			return fmt.Errorf("unknown parameter %q (want window, pool, temp, eps, top, rest, bonus, smooth)", k)
 		}
 		if err != nil {
 			return err

@@ -37,10 +37,15 @@ type Params struct {
 	// inverse of its latency); lower is greedier, higher more uniform.
 	Temp float64
 	// Bonus is the optimism about a request number never observed: it
-	// scores as its nearest observed predecessor times 1+Bonus, so a
+	// scores as its nearest observed predecessors times 1+Bonus, so a
 	// lineage keeps walking a curve while each step pays, and stops where
 	// the next step is measured to be slower.
 	Bonus float64
+	// Smooth is the half-width, in request numbers, of the neighbourhood
+	// whose mean latency an observed request is scored by when that mean
+	// is slower than its own (0: no smoothing). A single lucky
+	// observation then cannot outscore a real trend.
+	Smooth int
 	// Eps is the weight of a new latency in the moving average.
 	Eps float64
 	// Top is the fraction of an over-full pool kept by score.
@@ -56,7 +61,7 @@ type Params struct {
 // temperature approximates while still sampling among near-ties
 // (docs/policy.md).
 func DefaultParams() Params {
-	return Params{Window: 20, Pool: 12, Temp: 0.05, Eps: 0.5, Top: 0.4, Rest: 0.1, Bonus: 0.3}
+	return Params{Window: 20, Pool: 12, Temp: 0.05, Eps: 0.5, Top: 0.4, Rest: 0.1, Bonus: 1, Smooth: 8}
 }
 
 // PoolSizer is implemented by policies that want a pool of their own size;
@@ -111,6 +116,7 @@ func (p *pronghorn) Name() string {
 	add("top", p.prm.Top, d.Top)
 	add("rest", p.prm.Rest, d.Rest)
 	add("bonus", p.prm.Bonus, d.Bonus)
+	add("smooth", float64(p.prm.Smooth), float64(d.Smooth))
 	if len(kv) == 0 {
 		return "pronghorn"
 	}
@@ -139,28 +145,51 @@ func (p *pronghorn) Observe(req int, latency time.Duration) {
 	p.best = 0
 }
 
-// score is Pronghorn's score of request req: 1e6 / (latency in ms + 1).
+// score is Pronghorn's score of request req: 1e6 / (latency in ms + 1),
+// where the latency is the request's moving average, or the mean of its
+// observed neighbours within Smooth request numbers when that is slower.
+// Measured latencies are noisy and each request number has few
+// observations, so the best-looking of a dozen snapshots is mostly the
+// luckiest (the winner's curse); the pessimistic mean removes lucky lows
+// and keeps real spikes such as a first request that compiles.
 //
-// A request never observed scores as its nearest observed predecessor
-// times 1+Bonus (optimism in the face of uncertainty), or as the best
-// observed score when no predecessor was observed. Pronghorn's artifact
-// starts its table at zero latency, the best possible score (1e6), so an
-// unexplored request always wins; in simulation that sends lineages ever
-// further when latency grows with the request number (a leak). Scoring it
-// from its predecessor walks a warm-up curve to its end, one step per
-// instance, and stops a leak after one step (docs/policy.md). Cost: a scan
-// back over at most MaxTracked numbers.
+// A request never observed scores as the mean of its nearest observed
+// predecessors (up to Smooth+1 of them) times 1+Bonus (optimism in the
+// face of uncertainty), or as the best observed score when no predecessor
+// was observed. Pronghorn's artifact starts its table at zero latency, the
+// best possible score (1e6), so an unexplored request always wins; in
+// simulation that sends lineages ever further when latency grows with the
+// request number (a leak). Scoring it from its predecessors walks a
+// warm-up curve to its end, one step per instance, and stops a leak once
+// a step is measured worse than the bonus (docs/policy.md). Cost: a scan
+// over at most 2·Smooth+1 numbers, plus one back to the last observed.
 func (p *pronghorn) score(req int) float64 {
 	req = min(max(req, 1), MaxTracked)
 	if req <= len(p.ema) && p.ema[req-1] > 0 {
-		return 1e6 / (p.ema[req-1] + 1)
+		mean := p.meanObserved(max(req-p.prm.Smooth, 1), req, p.prm.Smooth+1)
+		return 1e6 / (max(p.ema[req-1], mean) + 1)
 	}
 	for r := min(req-1, len(p.ema)); r >= 1; r-- {
 		if p.ema[r-1] > 0 {
-			return 1e6 / (p.ema[r-1] + 1) * (1 + p.prm.Bonus)
+			mean := p.meanObserved(1, r, p.prm.Smooth+1)
+			return 1e6 / (mean + 1) * (1 + p.prm.Bonus)
 		}
 	}
 	return p.optimistic()
+}
+
+// meanObserved is the mean latency of the last (highest) n observed
+// request numbers in [lo, hi]; hi must be observed.
+func (p *pronghorn) meanObserved(lo, hi, n int) float64 {
+	var sum float64
+	k := 0
+	for r := hi; r >= lo && k < n; r-- {
+		if v := p.ema[r-1]; v > 0 {
+			sum += v
+			k++
+		}
+	}
+	return sum / float64(k)
 }
 
 // optimistic is the score of a request number with no observed

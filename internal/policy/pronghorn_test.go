@@ -62,7 +62,7 @@ func TestPronghornEMA(t *testing.T) {
 
 func TestPronghornScore(t *testing.T) {
 	ms := time.Millisecond
-	p := newTestPronghorn(t, "pronghorn:window=2,bonus=0.3", 1)
+	p := newTestPronghorn(t, "pronghorn:window=2,bonus=0.3,smooth=0", 1)
 	if got := p.score(1); got != unexploredScore {
 		t.Errorf("score of an empty table = %v, want %v", got, unexploredScore)
 	}
@@ -88,6 +88,34 @@ func TestPronghornScore(t *testing.T) {
 		{"window after init", p.windowScore(0), (1e5 + 1e4) / 2},
 		{"window after 1", p.windowScore(1), (1e4 + 1.3e4) / 2},
 		{"window after 2", p.windowScore(2), (1.3e4 + 1e3) / 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if math.Abs(tc.got-tc.want) > 1e-9*tc.want {
+				t.Errorf("got %v, want %v", tc.got, tc.want)
+			}
+		})
+	}
+}
+
+// Smoothing scores an observed request by the mean of its observed
+// predecessors when that is slower: a lucky low observation cannot outscore
+// the trend, a real spike (a first request that compiles) stays, and the
+// frontier is estimated from the same mean.
+func TestPronghornSmooth(t *testing.T) {
+	ms := time.Millisecond
+	p := newTestPronghorn(t, "pronghorn:window=1,smooth=2,bonus=1", 1)
+	for r, l := range []time.Duration{900, 30, 30, 6, 30} { // requests 1..5
+		p.Observe(r+1, l*ms)
+	}
+	for _, tc := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"a spike keeps its own latency", p.score(1), 1e6 / 901},
+		{"a slow request after the spike takes the mean", p.score(2), 1e6 / 466},
+		{"a lucky low takes its neighbourhood's mean", p.score(4), 1e6 / 23},
+		{"the frontier is its predecessors' mean, times 1+bonus", p.score(6), 1e6 / 23 * 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if math.Abs(tc.got-tc.want) > 1e-9*tc.want {
@@ -180,7 +208,7 @@ func TestPronghornCheckpointAt(t *testing.T) {
 		{"window 1 is the start", "pronghorn:window=1", nil, 5, 5, 1},
 		{"start below 1", "pronghorn:window=1", nil, -3, 1, 1},
 		// n=5 scores mean(s6,s7)=1e3, n=6 scores mean(s7,s8)=~5e4.
-		{"weighted by score", "pronghorn:window=2", []obs{{6, 999 * ms}, {7, 999 * ms}, {8, 9 * ms}}, 5, 6, 0.95},
+		{"weighted by score", "pronghorn:window=2,smooth=0", []obs{{6, 999 * ms}, {7, 999 * ms}, {8, 9 * ms}}, 5, 6, 0.95},
 		// All explored and equal: uniform over the window.
 		{"flat is uniform", "pronghorn:window=4", []obs{{1, ms}, {2, ms}, {3, ms}, {4, ms}, {5, ms}, {6, ms}, {7, ms}, {8, ms}}, 1, 1, 0.2},
 	} {
