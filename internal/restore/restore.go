@@ -212,7 +212,10 @@ func (m *Memory) release() {
 		_ = m.crc.Close()
 		m.crc = nil
 	}
-	m.check = nil // its mapping is about to go
+	if m.check != nil {
+		m.check.stopAhead()
+		m.check = nil // its mapping is about to go
+	}
 }
 
 // Prepare builds the memory of a new instance of snap in mode, in a region
@@ -346,6 +349,7 @@ func (r *Restorer) mmap(m *Memory, snap *snapshot.Snapshot) error {
 	// them. (EINVAL only on kernels without THP, where this cannot happen.)
 	_ = unix.Madvise(mem, unix.MADV_NOHUGEPAGE)
 	m.check = newMapCheck(snap, f, mem)
+	m.check.startAhead()
 	return nil
 }
 

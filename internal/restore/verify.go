@@ -2,9 +2,11 @@ package restore
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
@@ -32,9 +34,58 @@ type mapCheck struct {
 	image *os.File // the mapped image, for pages the guest has copied
 	mem   []byte   // the mapping: the image's pages, in order
 
-	seen    []uint64 // bitmap: page verified while mapped
-	entries []byte   // pagemap buffer, 8 bytes per page
-	buf     []byte   // buffer for re-reads from the file
+	mu      sync.Mutex // serialises check and the pass ahead
+	seen    []uint64   // bitmap: page verified while mapped
+	entries []byte     // pagemap buffer, 8 bytes per page
+	buf     []byte     // buffer for re-reads from the file
+
+	// The pass ahead (startAhead) and what it found.
+	stop, done chan struct{}
+	aheadN     int64
+	aheadBad   []int
+	aheadErr   error
+}
+
+// aheadEvery is how often the pass ahead looks for newly mapped pages.
+const aheadEvery = 2 * time.Millisecond
+
+// startAhead verifies newly mapped pages while the first call runs, so that
+// the check after it (on the response path) finds little left to do: a
+// cold restore's first call spends most of its time waiting for page-ins,
+// and the other core is free. The pass ahead checks every page against the
+// file, never through the mapping, which the guest may be writing.
+func (c *mapCheck) startAhead() {
+	c.stop, c.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(c.done)
+		t := time.NewTicker(aheadEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case <-t.C:
+			}
+			c.mu.Lock()
+			n, bad, err := c.scan(false)
+			c.aheadN += n
+			c.aheadBad = append(c.aheadBad, bad...)
+			c.aheadErr = err
+			c.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// stopAhead ends the pass ahead, if one runs, and waits for it.
+func (c *mapCheck) stopAhead() {
+	if c.stop != nil {
+		close(c.stop)
+		<-c.done
+		c.stop = nil
+	}
 }
 
 // Bits of a /proc/PID/pagemap entry (Documentation/admin-guide/mm/pagemap.rst).
@@ -68,9 +119,23 @@ func newMapCheck(snap *snapshot.Snapshot, image *os.File, mem []byte) *mapCheck 
 		seen: make([]uint64, (pages+63)/64), entries: make([]byte, 8*pages)}
 }
 
-// check verifies the pages mapped since the last check. It returns the
-// number of pages it verified and the page numbers that failed.
+// check verifies the pages mapped since the last check, the guest not
+// running. It returns the number of pages verified (by the pass ahead too)
+// and the page numbers that failed.
 func (c *mapCheck) check() (verified int64, bad []int, err error) {
+	c.stopAhead()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	verified, bad, err = c.scan(true)
+	verified, bad, err = verified+c.aheadN, append(bad, c.aheadBad...), errors.Join(c.aheadErr, err)
+	c.aheadN, c.aheadBad, c.aheadErr = 0, nil, nil
+	return verified, bad, err
+}
+
+// scan verifies the pages mapped since the last scan; inPlace allows
+// checking file-backed pages through the mapping (only while the guest is
+// not running).
+func (c *mapCheck) scan(inPlace bool) (verified int64, bad []int, err error) {
 	pm, err := pagemap()
 	if err != nil {
 		return 0, nil, err
@@ -96,11 +161,12 @@ func (c *mapCheck) check() (verified int64, bad []int, err error) {
 			continue
 		}
 		c.seen[word] |= bit
-		if e&pmPresent != 0 && e&pmFile != 0 {
+		if inPlace && e&pmPresent != 0 && e&pmFile != 0 {
 			mapped = append(mapped, p)
 		} else {
 			// Copied on write (or swapped, which only private copies
-			// are): check the file's page it was copied from.
+			// are): check the file's page it was copied from. The pass
+			// ahead checks every page that way.
 			copied = append(copied, p)
 		}
 	}
