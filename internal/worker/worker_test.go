@@ -301,6 +301,46 @@ func TestMmapVerifiesPagesMappedLater(t *testing.T) {
 	}
 }
 
+// A policy checkpoint copies all of an mmap instance's memory, mapping
+// pages no call touched; one that fails its checksum must not be sealed into
+// a new snapshot. The instance is discarded instead.
+func TestCheckpointSkipsBadMmapPages(t *testing.T) {
+	ctx := context.Background()
+	w := openWorker(t)
+	deploy(t, w, "hello", "examples/hello", Config{MaxInstances: 1, Policy: "fixed:2", RestoreMode: restore.Mmap})
+	want := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{})           // the boot instance
+	invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Reap}) // records the working set; one request, no checkpoint
+	w.mu.Lock()
+	f := w.fns["hello"]
+	w.mu.Unlock()
+	page := farDataPage(t, f.snap)
+	if err := flipByte(f.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Evict(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 2; i++ { // an mmap restore serves requests 1 and 2; fixed:2 checkpoints after 2
+		got := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{DropCache: i == 1})
+		if got.Timing.Fallback != "" || !bytes.Equal(got.Response.Body, want.Response.Body) {
+			t.Fatalf("request %d: %+v answered %q", i, got.Timing, got.Response.Body)
+		}
+		if i == 1 && got.Timing.Mode != restore.Mmap {
+			t.Fatalf("request 1 started %s, want an mmap restore", got.Timing.Mode)
+		}
+	}
+	w.WaitCheckpoints("hello")
+	if info, _ := w.Get("hello"); info.PoolSnapshots != 0 {
+		t.Fatalf("a checkpoint of memory with damaged page %d joined the pool", page)
+	}
+	f.mu.Lock()
+	idle := len(f.idle)
+	f.mu.Unlock()
+	if idle != 0 {
+		t.Fatalf("%d idle instances, want the damaged one discarded", idle)
+	}
+}
+
 // sink keeps the test's read of instance memory from being compiled away.
 var sink byte
 
