@@ -10,6 +10,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/policy"
+	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
 )
 
@@ -98,16 +99,17 @@ func (f *function) checkpoint(inst *instance, req int) {
 	// instance restored from this checkpoint touches next. A cold-booted
 	// instance has touched all its initialisation did, far more than a
 	// request needs, so its checkpoint records a working set on first
-	// restore instead.
+	// restore instead. Under mmap, residency is the image file's page
+	// cache, not the instance's; it inherits its parent's set.
 	var touched []int
 	var touchedErr error
-	if parent != nil {
+	if parent != nil && inst.mode != restore.Mmap {
 		touched, touchedErr = engine.ResidentPages(mem)
 	}
 	buf := make([]byte, len(mem))
 	copy(buf, mem)
 	if inst.mem != nil {
-		// Capture read every page: under mmap it mapped pages no call had
+		// The copy read every page: under mmap it mapped pages no call had
 		// touched, under lazy paging the pager served them. A page that
 		// failed its checksum must not be sealed into a new snapshot with
 		// fresh, matching checksums.
