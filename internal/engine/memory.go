@@ -127,3 +127,22 @@ func ResidentPages(mem []byte) ([]int, error) {
 	}
 	return pages, nil
 }
+
+// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14), which x/sys/unix
+// does not name.
+const madvPopulateWrite = 23
+
+// Populate makes the pages of [off, off+n) present and writable in one call
+// (MADV_POPULATE_WRITE), so filling them afterwards takes no page faults.
+// A fault per fresh page costs 0.2 µs on bare metal but 13 µs measured on
+// this project's VMs, against 0.8 µs per page populated in bulk
+// (docs/restore.md). Populated pages are no longer missing, so never
+// populate pages that userfaultfd must still serve. On kernels without
+// the advice it does nothing and the fill faults as before.
+func (r *Region) Populate(off, n uint64) {
+	if n == 0 || off+n > uint64(len(r.mem)) {
+		return
+	}
+	lo := off &^ (PageSize - 1)
+	_ = unix.Madvise(r.mem[lo:off+n], madvPopulateWrite)
+}

@@ -281,6 +281,7 @@ func (r *Restorer) eager(m *Memory, snap *snapshot.Snapshot) error {
 		return err
 	}
 	for _, e := range extents {
+		m.Region.Populate(uint64(e.off), uint64(e.len))
 		n, err := f.ReadAt(mem[e.off:e.off+e.len], e.off)
 		m.stats.BytesRead += int64(n)
 		if err != nil && err != io.EOF {
@@ -459,8 +460,9 @@ func (r *Restorer) bulkFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 	}
 	mem := m.Region.Bytes()
 	// Two readers, each over half of the runs: the disk serves both
-	// queues at once and the two cores share the cost of faulting in and
-	// filling fresh anonymous pages.
+	// queues at once and the two cores share the cost of populating and
+	// filling fresh anonymous pages. Populating a run first makes its
+	// pages present in one call instead of one fault each.
 	parts := splitRuns(ws.Runs, 2)
 	errs := make([]error, len(parts))
 	read := make([]int64, len(parts))
@@ -469,6 +471,9 @@ func (r *Restorer) bulkFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			for _, run := range p.runs {
+				m.Region.Populate(uint64(run.Start)*snapshot.PageSize, uint64(run.Count)*snapshot.PageSize)
+			}
 			read[i], errs[i] = preadRuns(int(f.Fd()), mem, p.runs, p.fileOff)
 		}()
 	}

@@ -115,6 +115,7 @@ func (r *StoreRestorer) eager(ctx context.Context, m *Memory, snap *storesnap.Sn
 	mem := m.Region.Bytes()[:snap.Meta.ImageSize]
 	var read atomic.Int64
 	err := storesnap.ForEachChunk(ctx, snap.Snap, snapshot.ImageFile, r.concurrency(), func(ctx context.Context, off, size int64) error {
+		m.Region.Populate(uint64(off), uint64(size))
 		n, err := readInto(ctx, snap.Image, mem[off:off+size], off)
 		read.Add(int64(n))
 		return err
@@ -208,6 +209,7 @@ func (r *StoreRestorer) reapFill(ctx context.Context, m *Memory, snap *storesnap
 func (r *StoreRestorer) bulkFill(ctx context.Context, m *Memory, snap *storesnap.Snapshot) error {
 	mem := m.Region.Bytes()
 	return r.fillWS(ctx, m, snap, func(plain []byte, dst, lo, hi int64) error {
+		m.Region.Populate(uint64(dst), uint64(hi-lo))
 		copy(mem[dst:dst+hi-lo], plain[lo:hi])
 		return nil
 	})

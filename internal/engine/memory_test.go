@@ -1,0 +1,33 @@
+package engine
+
+import (
+	"slices"
+	"testing"
+)
+
+// Populate makes exactly the pages of its range present, without writing
+// them; ResidentPages sees them and nothing else.
+func TestPopulateResident(t *testing.T) {
+	r, err := NewRegion(64 * PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Free()
+	if got, err := ResidentPages(r.Bytes()); err != nil || len(got) != 0 {
+		t.Fatalf("fresh region: resident %v, %v", got, err)
+	}
+	r.Populate(3*PageSize+100, 2*PageSize) // pages 3..5: the range starts mid-page
+	r.Bytes()[10*PageSize] = 1             // a write faults page 10 in
+	got, err := ResidentPages(r.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{3, 4, 5, 10}; !slices.Equal(got, want) {
+		t.Fatalf("resident pages %v, want %v (kernel without MADV_POPULATE_WRITE?)", got, want)
+	}
+	for i, b := range r.Bytes()[3*PageSize : 6*PageSize] {
+		if b != 0 {
+			t.Fatalf("populated byte %d is %d, want 0", i, b)
+		}
+	}
+}
