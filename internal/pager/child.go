@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -245,21 +246,44 @@ func (s *server) serve(h header, payload []byte, fds []int) error {
 		closeFds(fds[1:])
 		return err
 	}
+	var shared []byte
+	if h.flags&flagShared != 0 {
+		if len(fds) < 2 {
+			u.Close()
+			return fmt.Errorf("serve: shared counter page missing: %w", errdefs.ErrInvalid)
+		}
+		shared, err = unix.Mmap(fds[1], 0, sharedSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		_ = unix.Close(fds[1])
+		if err != nil {
+			u.Close()
+			closeFds(fds[2:])
+			return fmt.Errorf("serve: map the shared counter page: %w", err)
+		}
+		fds = append(fds[:1:1], fds[2:]...)
+	}
 	files := make([]*os.File, 0, len(fds)-1)
 	for _, fd := range fds[1:] {
 		files = append(files, os.NewFile(uintptr(fd), "page-source"))
 	}
+	unmapShared := func() {
+		if shared != nil {
+			_ = unix.Munmap(shared)
+		}
+	}
 	src, err := openSource(h.kind, files, req.params)
 	if err != nil {
 		u.Close()
+		unmapShared()
 		return err
 	}
 	ss, err := newSession(u, src, req, h.flags&flagRecord != 0, s.log.With("session", h.session))
 	if err != nil {
 		u.Close()
 		src.Close()
+		unmapShared()
 		return err
 	}
+	ss.shared = shared
 	s.sessions[h.session] = ss
 	if !s.standby {
 		ss.start()
@@ -323,6 +347,10 @@ type session struct {
 	exit    chan struct{}
 
 	faults, zeroFaults, dups, pages, bytesRead, serveNs, errs atomic.Uint64
+	// shared, when the client sent one, is a page it maps too: its first
+	// word mirrors errs, so the client learns of a refused page with a
+	// memory load after each call instead of a round trip.
+	shared []byte
 
 	mu    sync.Mutex
 	trace []uint64
@@ -379,7 +407,7 @@ func (s *session) serve() {
 func (s *session) fault(addr uint64) {
 	t0 := time.Now()
 	if addr < s.base || addr >= s.base+s.length {
-		s.errs.Add(1)
+		s.countError()
 		return
 	}
 	off := (addr - s.base) &^ (pageSize - 1)
@@ -455,9 +483,18 @@ func (s *session) fault(addr uint64) {
 // region unmapped (ENOENT) or a client gone (ESRCH) while faults were
 // queued; neither leaves a thread waiting.
 func (s *session) failed(err error) {
-	if s.errs.Add(1) == 1 {
+	if s.countError() == 1 {
 		s.log.Warn("resolving a fault", "err", err)
 	}
+}
+
+// countError counts an unresolved or refused fault, in the shared page too.
+func (s *session) countError() uint64 {
+	n := s.errs.Add(1)
+	if s.shared != nil {
+		atomic.AddUint64((*uint64)(unsafe.Pointer(&s.shared[0])), 1)
+	}
+	return n
 }
 
 func (s *session) stats() Stats {
@@ -485,4 +522,7 @@ func (s *session) close() {
 	}
 	s.src.Close()
 	_ = uffd.Munmap(s.buf)
+	if s.shared != nil {
+		_ = unix.Munmap(s.shared)
+	}
 }

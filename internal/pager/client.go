@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -397,17 +398,22 @@ func (p *Pager) ServeSource(u *uffd.FD, src SourceSpec, spec Spec) (*Session, er
 	if spec.Readahead < 0 || spec.Readahead > MaxReadahead {
 		return nil, fmt.Errorf("pager: readahead %d outside [0, %d]: %w", spec.Readahead, MaxReadahead, errdefs.ErrInvalid)
 	}
-	if len(src.Files)+1 > maxFds || len(src.Params) > maxPacket-headerSize-serveReqSize {
+	if len(src.Files)+2 > maxFds || len(src.Params) > maxPacket-headerSize-serveReqSize {
 		return nil, fmt.Errorf("pager: source has %d files and %d bytes of parameters: %w", len(src.Files), len(src.Params), errdefs.ErrTooLarge)
 	}
-	s := &Session{p: p, id: p.nextSession.Add(1), u: u, src: src, spec: spec}
+	s := &Session{p: p, id: p.nextSession.Add(1), u: u, src: src, spec: spec, memfd: -1}
+	if err := s.mapShared(); err != nil {
+		return nil, fmt.Errorf("pager: serve: %w", err)
+	}
 	p.smu.Lock()
 	defer p.smu.Unlock()
 	proc, err := p.current()
 	if err != nil {
+		s.unmapShared()
 		return nil, fmt.Errorf("pager: serve: %w", err)
 	}
 	if err := s.serveOn(proc); err != nil {
+		s.unmapShared()
 		return nil, fmt.Errorf("pager: serve: %w", err)
 	}
 	p.sessions[s.id] = s
@@ -437,12 +443,12 @@ func (p *Pager) ServeSource(u *uffd.FD, src SourceSpec, spec Spec) (*Session, er
 
 // serveOn sends the session's serve request to proc.
 func (s *Session) serveOn(proc *process) error {
-	h := header{op: opServe, kind: s.src.Kind, session: s.id}
+	h := header{op: opServe, kind: s.src.Kind, session: s.id, flags: flagShared}
 	if s.spec.Record {
 		h.flags |= flagRecord
 	}
 	req := serveReq{base: uint64(s.spec.Base), length: s.spec.Length, readahead: uint32(s.spec.Readahead), params: s.src.Params}
-	fds := []int{s.u.Fd()}
+	fds := []int{s.u.Fd(), s.memfd}
 	// Hold each file's descriptor open (RawConn.Control) while it is sent.
 	var send func(i int) error
 	send = func(i int) error {
@@ -475,6 +481,61 @@ type Session struct {
 	spec      Spec
 	closed    atomic.Bool
 	restarted atomic.Bool // a pager restart happened during the session
+
+	// memfd and shared are a page mapped by the client and the pager, whose
+	// first word the pager increments for every fault it refuses or fails
+	// (Errors), before it wakes the faulting thread. It survives pager
+	// restarts: every pager serving the session maps the same page.
+	sharedMu sync.Mutex // guards shared against Close
+	memfd    int
+	shared   []byte
+}
+
+// mapShared creates and maps the session's shared counter page.
+func (s *Session) mapShared() error {
+	fd, err := unix.MemfdCreate("thaw-pager-session", unix.MFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("memfd: %w", err)
+	}
+	if err := unix.Ftruncate(fd, sharedSize); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("memfd: %w", err)
+	}
+	mem, err := unix.Mmap(fd, 0, sharedSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("map memfd: %w", err)
+	}
+	s.memfd, s.shared = fd, mem
+	return nil
+}
+
+func (s *Session) unmapShared() {
+	s.sharedMu.Lock()
+	defer s.sharedMu.Unlock()
+	if s.shared != nil {
+		_ = unix.Munmap(s.shared)
+		s.shared = nil
+	}
+	if s.memfd >= 0 {
+		_ = unix.Close(s.memfd)
+		s.memfd = -1
+	}
+}
+
+// Errors is the number of faults the pager has refused (a page that failed
+// its checksum, served as zeros) or failed to resolve in this session, all
+// pager restarts included. It is a memory load, cheap enough to check
+// after every call: the pager counts before it wakes the faulting thread,
+// so a call that returned has had its faults counted.
+// After Close it reports 0.
+func (s *Session) Errors() uint64 {
+	s.sharedMu.Lock()
+	defer s.sharedMu.Unlock()
+	if s.shared == nil {
+		return 0
+	}
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&s.shared[0])))
 }
 
 // Stats returns the session's counters so far (since the last pager
@@ -521,6 +582,7 @@ func (s *Session) Close() error {
 	if sb != nil {
 		_, _ = sb.request(header{op: opClose, session: s.id}, nil, nil)
 	}
+	defer s.unmapShared()
 	proc, err := s.p.current()
 	if err != nil {
 		return nil // stopped for good: nothing is left to drop

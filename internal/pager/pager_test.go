@@ -3,8 +3,10 @@ package pager
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -871,5 +873,58 @@ func TestStartContextCanceled(t *testing.T) {
 	}
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Start with a canceled context = %v", err)
+	}
+}
+
+// A page that fails its checksum is refused (served as zeros) and counted
+// in the page the session shares with the client before the faulting
+// thread is woken, so Errors sees it as soon as the access returns.
+func TestSessionErrorsShared(t *testing.T) {
+	needUffd(t)
+	p := startPager(t)
+	const pages = 8
+	img := writeImage(t, t.TempDir(), 9, pages, pages, 0)
+	crcs := make([]byte, 4*pages)
+	for i := range pages {
+		binary.LittleEndian.PutUint32(crcs[4*i:], crc32.Checksum(img.content[i*pageSize:(i+1)*pageSize], crc32.MakeTable(crc32.Castagnoli)))
+	}
+	binary.LittleEndian.PutUint32(crcs[4*5:], 0xdeadbeef) // page 5's checksum no longer matches
+	crcPath := filepath.Join(t.TempDir(), "pages.crc")
+	if err := os.WriteFile(crcPath, crcs, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	imgF, err := os.Open(img.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer imgF.Close()
+	crcF, err := os.Open(crcPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer crcF.Close()
+	r := newRegion(t, pages)
+	s, err := p.ServeSource(r.u, SourceSpec{Kind: KindFile, Files: []*os.File{imgF, crcF}}, Spec{Base: uffd.Addr(r.mem), Length: uint64(len(r.mem))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := checkPage(r, img, 4); err != nil || s.Errors() != 0 {
+		t.Fatalf("good page: %v, errors %d", err, s.Errors())
+	}
+	if got := r.mem[5*pageSize : 6*pageSize]; !bytes.Equal(got, make([]byte, pageSize)) {
+		t.Fatal("a page failing its checksum was installed")
+	}
+	if n := s.Errors(); n != 1 {
+		t.Fatalf("Errors = %d right after the refused access, want 1", n)
+	}
+	if st, err := s.Stats(); err != nil || st.Errors != 1 {
+		t.Fatalf("Stats.Errors = %d (%v), want 1", st.Errors, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Errors(); n != 0 {
+		t.Fatalf("Errors after Close = %d, want 0", n)
 	}
 }

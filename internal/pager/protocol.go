@@ -54,6 +54,7 @@ const (
 const (
 	flagMore   = 1 << 0 // response: more packets follow for this id
 	flagRecord = 1 << 1 // serve: record the first-fault order
+	flagShared = 1 << 2 // serve: fds[1] is a page shared with the client, holding the error count
 )
 
 // status
@@ -67,6 +68,8 @@ const (
 	// maxPacket bounds one packet; it stays well below the socket's send
 	// buffer so a packet is never refused for size.
 	maxPacket = 64 << 10
+	// sharedSize is the size of a session's shared counter page.
+	sharedSize = 4096
 	// maxFds bounds the descriptors one packet may carry.
 	maxFds = 8
 	// traceChunk is the number of offsets per trace packet.

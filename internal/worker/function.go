@@ -228,13 +228,13 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 // mmap instance's newly mapped pages are verified after every call, since
 // the kernel maps them unchecked and a later call can map more.
 func (f *function) checkMemory(inst *instance, t *Timing) string {
-	var bad int64
-	var err error
-	if inst.mode == restore.Mmap {
-		t0 := time.Now()
-		bad, err = inst.mem.Verify()
-		t.Verify = time.Since(t0)
-	}
+	// mmap checks the pages mapped during the call; the pager modes read
+	// the count of pages the pager refused, from a page it shares with us.
+	// Either way after every call, not only the first: a page first
+	// touched by call 1000 is as likely to be damaged as one of call 1.
+	t0 := time.Now()
+	bad, err := inst.mem.Verify()
+	t.Verify = time.Since(t0)
 	if inst.served == 1 {
 		f.afterFirstExec(inst, t)
 		bad = max(bad, t.Restore.BadPages)

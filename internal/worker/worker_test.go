@@ -611,3 +611,48 @@ func TestQueueBound(t *testing.T) {
 		t.Fatal("no request was refused past the queue bound")
 	}
 }
+
+// A page served by the pager after the first call is checked too: a damaged
+// page that a later call faults in is refused by the pager (served as
+// zeros), counted in the page the pager shares with the worker, and that
+// call is answered by a cold boot.
+func TestPagerRefusalAfterFirstCall(t *testing.T) {
+	for _, mode := range []restore.Mode{restore.Lazy, restore.Bulk} {
+		t.Run(string(mode), func(t *testing.T) {
+			w := openWorker(t)
+			deploy(t, w, "hello", "examples/hello", Config{})
+			want := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Cold})
+			invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Reap}) // records the working set
+			w.mu.Lock()
+			f := w.fns["hello"]
+			w.mu.Unlock()
+			page := farDataPage(t, f.snap)
+			if err := flipByte(f.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
+				t.Fatal(err)
+			}
+			got := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: mode, DropCache: true})
+			if got.Timing.Fallback != "" || got.Timing.StartKind != "restore" {
+				t.Fatalf("untouched damaged page %d caused a fallback: %+v", page, got.Timing)
+			}
+			f.mu.Lock()
+			inst := f.idle[len(f.idle)-1]
+			f.mu.Unlock()
+			if inst.mode != mode {
+				t.Fatalf("the most recently idle instance is %s, want %s", inst.mode, mode)
+			}
+			// Between calls the instance faults the damaged page in, as a
+			// later call's load would.
+			sink += inst.mem.Region.Bytes()[page*snapshot.PageSize]
+			got = invoke(t, w, "hello", get("/?name=x"), InvokeOptions{})
+			if got.Timing.Fallback == "" || got.Timing.StartKind != "cold" {
+				t.Fatalf("damaged page faulted after the first call not detected: %+v", got.Timing)
+			}
+			if !bytes.Equal(got.Response.Body, want.Response.Body) {
+				t.Fatalf("fallback answered %q, want %q", got.Response.Body, want.Response.Body)
+			}
+			if n := testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("hello", string(mode))); n != 1 {
+				t.Fatalf("fallback metric = %v, want 1", n)
+			}
+		})
+	}
+}
