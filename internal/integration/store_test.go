@@ -1,8 +1,8 @@
 package integration
 
 import (
+	"github.com/thaw-run/thaw/internal/testminio"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,29 +18,10 @@ import (
 // snapshot's deletion. Once MinIO starts, the bucket holds exactly the
 // current snapshot, intact. Needs THAW_TEST_MINIO_SCRIPT (scripts/minio.sh).
 func TestServeWithObjectStoreDown(t *testing.T) {
-	script := os.Getenv("THAW_TEST_MINIO_SCRIPT")
-	if script == "" {
-		t.Skip("THAW_TEST_MINIO_SCRIPT not set: run `eval \"$(scripts/minio.sh start)\"`")
-	}
-	mdir := t.TempDir() // a private MinIO: this test stops it
-	var endpoint string
-	ctl := func(cmd string) {
-		t.Helper()
-		c := exec.Command(script, cmd)
-		c.Env = append(os.Environ(), "THAW_MINIO_DIR="+mdir)
-		out, err := c.Output()
-		if err != nil {
-			t.Fatalf("minio.sh %s: %v\n%s", cmd, err, out)
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			if v, ok := strings.CutPrefix(line, "export THAW_TEST_S3_ENDPOINT="); ok {
-				endpoint = v
-			}
-		}
-	}
-	ctl("start") // learn the port, which restarts keep
-	t.Cleanup(func() { ctl("stop") })
+	minio := testminio.Private(t) // this test stops it
+	ctl := minio.Run
 	ctl("stop")
+	endpoint := minio.Endpoint()
 
 	key, err := store.GenerateSecret()
 	if err != nil {

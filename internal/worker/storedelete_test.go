@@ -2,10 +2,9 @@ package worker
 
 import (
 	"context"
+	"github.com/thaw-run/thaw/internal/testminio"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -243,33 +242,13 @@ func TestStorePrunedCheckpointDeleted(t *testing.T) {
 // THAW_TEST_MINIO_SCRIPT.
 func privateMinIO(t *testing.T) (storesnap.Config, func(cmd string)) {
 	t.Helper()
-	script := os.Getenv("THAW_TEST_MINIO_SCRIPT")
-	if script == "" {
-		t.Skip("THAW_TEST_MINIO_SCRIPT not set: run `eval \"$(scripts/minio.sh start)\"`")
-	}
-	dir := t.TempDir()
+	minio := testminio.Private(t)
+	minio.Run("stop")
 	cfg := storesnap.Config{Tenant: "t1", Secret: storeSecret(t), S3: &s3.Config{
 		AccessKey: os.Getenv("THAW_TEST_S3_ACCESS_KEY"), SecretKey: os.Getenv("THAW_TEST_S3_SECRET_KEY"),
 		Region: os.Getenv("THAW_TEST_S3_REGION"), Bucket: "thaw-down-test"}}
-	ctl := func(cmd string) {
-		t.Helper()
-		c := exec.Command(script, cmd)
-		c.Env = append(os.Environ(), "THAW_MINIO_DIR="+dir)
-		out, err := c.Output()
-		if err != nil {
-			t.Fatalf("minio.sh %s: %v\n%s", cmd, err, out)
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			if v, ok := strings.CutPrefix(line, "export THAW_TEST_S3_ENDPOINT="); ok {
-				cfg.S3.Endpoint = v
-			}
-		}
-	}
-	// Start once to learn the port (kept across restarts), then stop.
-	ctl("start")
-	t.Cleanup(func() { ctl("stop") })
-	ctl("stop")
-	return cfg, ctl
+	cfg.S3.Endpoint = minio.Endpoint()
+	return cfg, minio.Run
 }
 
 // A worker starts and serves while its object store is down (and its

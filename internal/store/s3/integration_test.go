@@ -7,9 +7,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/thaw-run/thaw/internal/testminio"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -236,28 +236,9 @@ func TestStoreOnS3(t *testing.T) {
 // other test) and returns its config and a control function.
 func privateMinIO(t *testing.T) (s3.Config, func(cmd string)) {
 	cfg := testConfig(t)
-	script := os.Getenv("THAW_TEST_MINIO_SCRIPT")
-	if script == "" {
-		t.Skip("THAW_TEST_MINIO_SCRIPT not set: run `eval \"$(scripts/minio.sh env)\"`")
-	}
-	dir := t.TempDir()
-	ctl := func(cmd string) {
-		t.Helper()
-		c := exec.Command(script, cmd)
-		c.Env = append(os.Environ(), "THAW_MINIO_DIR="+dir)
-		out, err := c.Output()
-		if err != nil {
-			t.Fatalf("minio.sh %s: %v\n%s", cmd, err, out)
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			if v, ok := strings.CutPrefix(line, "export THAW_TEST_S3_ENDPOINT="); ok {
-				cfg.Endpoint = v
-			}
-		}
-	}
-	ctl("start")
-	t.Cleanup(func() { ctl("stop") })
-	return cfg, ctl
+	minio := testminio.Private(t)
+	cfg.Endpoint = minio.Endpoint()
+	return cfg, minio.Run
 }
 
 func TestOutage(t *testing.T) {
