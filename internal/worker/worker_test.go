@@ -242,10 +242,11 @@ func TestDamagedSnapshotFallsBack(t *testing.T) {
 	}
 }
 
-// An mmap instance is checked after every call, not only the first: a
-// damaged page that no call has touched costs nothing, and the call that
-// first maps it is answered again from a cold boot.
-func TestMmapVerifiesPagesMappedLater(t *testing.T) {
+// damagedHello deploys hello, records its working set and flips a byte of a
+// data page that a request to it never touches. It returns the function,
+// that page and the answer a cold boot gives.
+func damagedHello(t *testing.T) (*Worker, *function, int, *Result) {
+	t.Helper()
 	w := openWorker(t)
 	deploy(t, w, "hello", "examples/hello", Config{})
 	want := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Cold})
@@ -257,6 +258,14 @@ func TestMmapVerifiesPagesMappedLater(t *testing.T) {
 	if err := flipByte(f.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
 		t.Fatal(err)
 	}
+	return w, f, page, want
+}
+
+// An mmap instance is checked after every call, not only the first: a
+// damaged page that no call has touched costs nothing, and the call that
+// first maps it is answered again from a cold boot.
+func TestMmapVerifiesPagesMappedLater(t *testing.T) {
+	w, f, page, want := damagedHello(t)
 	fallbacks := func() float64 {
 		return testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("hello", string(restore.Mmap)))
 	}
@@ -619,17 +628,7 @@ func TestQueueBound(t *testing.T) {
 func TestPagerRefusalAfterFirstCall(t *testing.T) {
 	for _, mode := range []restore.Mode{restore.Lazy, restore.Bulk} {
 		t.Run(string(mode), func(t *testing.T) {
-			w := openWorker(t)
-			deploy(t, w, "hello", "examples/hello", Config{})
-			want := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Cold})
-			invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Reap}) // records the working set
-			w.mu.Lock()
-			f := w.fns["hello"]
-			w.mu.Unlock()
-			page := farDataPage(t, f.snap)
-			if err := flipByte(f.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
-				t.Fatal(err)
-			}
+			w, f, page, want := damagedHello(t)
 			got := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: mode, DropCache: true})
 			if got.Timing.Fallback != "" || got.Timing.StartKind != "restore" {
 				t.Fatalf("untouched damaged page %d caused a fallback: %+v", page, got.Timing)
