@@ -105,29 +105,6 @@ func (r *Region) Free() {
 	_ = unix.Munmap(r.mem)
 }
 
-// ResidentPages lists the host pages of mem, a page-aligned part of a
-// Region, that are resident: for a restored instance, the pages its restore
-// installed plus every page it has touched since (a userfaultfd-registered
-// page is only resident once served). It does not touch the pages, so it
-// faults nothing in.
-func ResidentPages(mem []byte) ([]int, error) {
-	if len(mem) == 0 {
-		return nil, nil
-	}
-	vec := make([]byte, (len(mem)+PageSize-1)/PageSize)
-	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&mem[0])), uintptr(len(mem)), uintptr(unsafe.Pointer(&vec[0])))
-	if errno != 0 {
-		return nil, fmt.Errorf("mincore: %w", errno)
-	}
-	var pages []int
-	for i, v := range vec {
-		if v&1 != 0 {
-			pages = append(pages, i)
-		}
-	}
-	return pages, nil
-}
-
 // madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14), which x/sys/unix
 // does not name.
 const madvPopulateWrite = 23

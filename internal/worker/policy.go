@@ -8,9 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/policy"
-	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
 )
 
@@ -93,19 +91,6 @@ func (f *function) afterExec(inst *instance, latency time.Duration) (checkpointD
 func (f *function) checkpoint(inst *instance, req int) {
 	parent := inst.snap
 	st, mem := inst.Capture()
-	// Before the copy below touches every page: what a restored instance
-	// has touched since its restore (the working set it prefetched plus
-	// every page it faulted or grew into) is the best guess at what an
-	// instance restored from this checkpoint touches next. A cold-booted
-	// instance has touched all its initialisation did, far more than a
-	// request needs, so its checkpoint records a working set on first
-	// restore instead. Under mmap, residency is the image file's page
-	// cache, not the instance's; it inherits its parent's set.
-	var touched []int
-	var touchedErr error
-	if parent != nil && inst.mode != restore.Mmap {
-		touched, touchedErr = engine.ResidentPages(mem)
-	}
 	buf := make([]byte, len(mem))
 	copy(buf, mem)
 	if inst.mem != nil {
@@ -126,16 +111,8 @@ func (f *function) checkpoint(inst *instance, req int) {
 		if err == nil {
 			err = f.mod.PrepareRestore(f.w.ctx, snap.Meta.State.Pages)
 		}
-		if err == nil {
-			switch {
-			case len(touched) > 0:
-				_, _ = snap.WriteWorkingSet(touched)
-			case parent != nil:
-				if touchedErr != nil {
-					f.w.log.Warn("checkpoint: pages touched unknown, inheriting the working set", "function", f.rec.Name, "err", touchedErr)
-				}
-				inheritWorkingSet(parent, snap)
-			}
+		if err == nil && parent != nil {
+			inheritWorkingSet(parent, snap)
 		}
 		if err != nil {
 			f.w.log.Warn("checkpoint failed", "function", f.rec.Name, "request", req, "err", err)
@@ -159,11 +136,13 @@ func (f *function) checkpoint(inst *instance, req int) {
 }
 
 // inheritWorkingSet gives a checkpoint the working set of the snapshot its
-// instance was restored from, when the pages the instance touched are not
-// known: the same function a few requests later touches nearly the same
-// pages, so restores of the new snapshot can prefetch at once instead of
-// first recording lazily. Pages the guess misses fault lazily and, past the
-// miss rate, trigger a re-recording.
+// instance was restored from: the same function a few requests later
+// touches nearly the same pages, so restores of the new snapshot can
+// prefetch at once instead of first recording lazily. Pages the guess
+// misses fault lazily and, past the miss rate, trigger a re-recording.
+// (The pages the instance touched, from mincore, were tried instead: that
+// set only grows along a lineage, and prefetching it cost more than the
+// faults it saved; docs/policy.md.)
 func inheritWorkingSet(parent, snap *snapshot.Snapshot) {
 	ws, err := parent.WorkingSet()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/thaw-run/thaw/internal/restore"
@@ -93,22 +94,20 @@ func TestPoolBound(t *testing.T) {
 	}
 }
 
-// A checkpoint of a restored instance gets as its working set the pages
-// the instance touched: the working set it prefetched plus the pages its
-// own requests faulted in, so the checkpoint's first restore does not
-// fault them again.
-func TestCheckpointWorkingSetIsTouchedPages(t *testing.T) {
+// A checkpoint of a restored instance inherits the working set of the
+// snapshot its instance was restored from, so its first restore prefetches
+// at once instead of recording lazily.
+func TestCheckpointInheritsWorkingSet(t *testing.T) {
 	ctx := context.Background()
 	w := openWorker(t)
 	deploy(t, w, "heavy", "examples/initheavy", Config{MaxInstances: 1, Policy: "fixed:2"})
 	if err := w.Evict(ctx, "heavy"); err != nil {
 		t.Fatal(err)
 	}
-	// Request 1 records the initialisation snapshot's working set (a
-	// search); request 2 gathers rows the search never touched, faulting
-	// them in, and is checkpointed.
+	// Request 1 records the initialisation snapshot's working set; request
+	// 2 is checkpointed.
 	invoke(t, w, "heavy", get("/?q=alpha"), InvokeOptions{})
-	invoke(t, w, "heavy", get("/gather?n=512&seed=7"), InvokeOptions{})
+	invoke(t, w, "heavy", get("/?q=alpha"), InvokeOptions{})
 	w.WaitCheckpoints("heavy")
 	f, err := w.lookup("heavy")
 	if err != nil {
@@ -126,34 +125,17 @@ func TestCheckpointWorkingSetIsTouchedPages(t *testing.T) {
 	if err != nil {
 		t.Fatalf("checkpoint working set: %v", err)
 	}
-	in := map[int]bool{}
-	for _, r := range childWS.Runs {
-		for p := r.Start; p < r.Start+r.Count; p++ {
-			in[p] = true
-		}
+	if !slices.Equal(childWS.Runs, parentWS.Runs) {
+		t.Fatalf("checkpoint working set %d pages in %d runs, parent's %d in %d", childWS.Pages, len(childWS.Runs), parentWS.Pages, len(parentWS.Runs))
 	}
-	parentPages := 0
-	for _, r := range parentWS.Runs {
-		for p := r.Start; p < r.Start+r.Count; p++ {
-			parentPages++
-			if !in[p] {
-				t.Fatalf("checkpoint working set lacks page %d of the working set its instance prefetched", p)
-			}
-		}
-	}
-	if len(in) < parentPages+64 {
-		t.Fatalf("checkpoint working set has %d pages, the prefetched one %d: the gather's pages are missing", len(in), parentPages)
-	}
-	// Restoring the checkpoint and repeating the gather faults (almost)
-	// nothing: its pages are prefetched.
 	if err := w.Evict(ctx, "heavy"); err != nil {
 		t.Fatal(err)
 	}
-	res := invoke(t, w, "heavy", get("/gather?n=512&seed=7"), InvokeOptions{})
+	res := invoke(t, w, "heavy", get("/?q=alpha"), InvokeOptions{})
 	if res.Timing.SnapshotRequest != 2 || res.Timing.Restore == nil {
 		t.Fatalf("did not restore the checkpoint: %+v", res.Timing)
 	}
-	if st := res.Timing.Restore; st.Faults > 16 {
-		t.Errorf("repeating the checkpointed request faulted %d pages after prefetching %d", st.Faults, st.WSPages)
+	if st := res.Timing.Restore; st.Recording || st.WSPages != parentWS.Pages {
+		t.Errorf("checkpoint's first restore: recording %v, prefetched %d pages, want no recording and %d", st.Recording, st.WSPages, parentWS.Pages)
 	}
 }
