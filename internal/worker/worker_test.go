@@ -261,52 +261,60 @@ func damagedHello(t *testing.T) (*Worker, *function, int, *Result) {
 	return w, f, page, want
 }
 
-// An mmap instance is checked after every call, not only the first: a
+// A restored instance is checked after every call, not only the first: a
 // damaged page that no call has touched costs nothing, and the call that
-// first maps it is answered again from a cold boot.
-func TestMmapVerifiesPagesMappedLater(t *testing.T) {
-	w, f, page, want := damagedHello(t)
-	fallbacks := func() float64 {
-		return testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("hello", string(restore.Mmap)))
-	}
+// first brings it in is answered again from a cold boot. mmap verifies the
+// pages the kernel mapped; the pager modes refuse the page (served as
+// zeros) and count it in the page they share with the worker.
+func TestDamagedPageBroughtInLater(t *testing.T) {
+	for _, mode := range []restore.Mode{restore.Mmap, restore.Lazy, restore.Bulk} {
+		t.Run(string(mode), func(t *testing.T) {
+			w, f, page, want := damagedHello(t)
+			fallbacks := func() float64 {
+				return testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("hello", string(mode)))
+			}
 
-	// The restore's first call does not touch the damaged page.
-	got := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Mmap, DropCache: true})
-	if got.Timing.Fallback != "" || got.Timing.StartKind != "restore" || fallbacks() != 0 {
-		t.Fatalf("untouched damaged page %d caused a fallback: %+v", page, got.Timing)
-	}
-	if got.Timing.Restore == nil || got.Timing.Restore.Verified == 0 {
-		t.Fatalf("no pages verified after the first call: %+v", got.Timing.Restore)
-	}
-	t.Logf("first call: %d pages verified in %v (working set %d pages, damaged page %d)",
-		got.Timing.Restore.Verified, got.Timing.Verify, got.Timing.Restore.WSPages, page)
-	if !bytes.Equal(got.Response.Body, want.Response.Body) {
-		t.Fatalf("mmap answered %q, want %q", got.Response.Body, want.Response.Body)
-	}
+			// The restore's first call does not touch the damaged page.
+			got := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: mode, DropCache: true})
+			if got.Timing.Fallback != "" || got.Timing.StartKind != "restore" || fallbacks() != 0 {
+				t.Fatalf("untouched damaged page %d caused a fallback: %+v", page, got.Timing)
+			}
+			if mode == restore.Mmap {
+				if got.Timing.Restore == nil || got.Timing.Restore.Verified == 0 {
+					t.Fatalf("no pages verified after the first call: %+v", got.Timing.Restore)
+				}
+				t.Logf("first call: %d pages verified in %v (working set %d pages, damaged page %d)",
+					got.Timing.Restore.Verified, got.Timing.Verify, got.Timing.Restore.WSPages, page)
+			}
+			if !bytes.Equal(got.Response.Body, want.Response.Body) {
+				t.Fatalf("%s answered %q, want %q", mode, got.Response.Body, want.Response.Body)
+			}
 
-	// Between calls the instance's memory maps the damaged page, as a
-	// later call's load would (a real fault on the instance's mapping).
-	f.mu.Lock()
-	inst := f.idle[len(f.idle)-1]
-	f.mu.Unlock()
-	if inst.mode != restore.Mmap {
-		t.Fatalf("the most recently idle instance is %s, want the mmap one", inst.mode)
-	}
-	sink += inst.mem.Region.Bytes()[page*snapshot.PageSize]
+			// Between calls the instance brings the damaged page in, as a
+			// later call's load would (a real fault on its memory).
+			f.mu.Lock()
+			inst := f.idle[len(f.idle)-1]
+			f.mu.Unlock()
+			if inst.mode != mode {
+				t.Fatalf("the most recently idle instance is %s, want %s", inst.mode, mode)
+			}
+			sink += inst.mem.Region.Bytes()[page*snapshot.PageSize]
 
-	// The next call on that instance (warm) is checked and answered cold.
-	got = invoke(t, w, "hello", get("/?name=x"), InvokeOptions{})
-	if got.Timing.Fallback == "" || got.Timing.StartKind != "cold" {
-		t.Fatalf("damaged page mapped by a later call not detected: %+v", got.Timing)
-	}
-	if !bytes.Equal(got.Response.Body, want.Response.Body) {
-		t.Fatalf("fallback answered %q, want %q", got.Response.Body, want.Response.Body)
-	}
-	if n := fallbacks(); n != 1 {
-		t.Fatalf("fallback metric = %v, want 1", n)
-	}
-	if !inst.Dead() {
-		t.Fatal("the instance with the damaged page was kept")
+			// The next call on that instance (warm) is checked and answered cold.
+			got = invoke(t, w, "hello", get("/?name=x"), InvokeOptions{})
+			if got.Timing.Fallback == "" || got.Timing.StartKind != "cold" {
+				t.Fatalf("damaged page brought in by a later call not detected: %+v", got.Timing)
+			}
+			if !bytes.Equal(got.Response.Body, want.Response.Body) {
+				t.Fatalf("fallback answered %q, want %q", got.Response.Body, want.Response.Body)
+			}
+			if n := fallbacks(); n != 1 {
+				t.Fatalf("fallback metric = %v, want 1", n)
+			}
+			if !inst.Dead() {
+				t.Fatal("the instance with the damaged page was kept")
+			}
+		})
 	}
 }
 
@@ -618,40 +626,5 @@ func TestQueueBound(t *testing.T) {
 	}
 	if overloaded == 0 {
 		t.Fatal("no request was refused past the queue bound")
-	}
-}
-
-// A page served by the pager after the first call is checked too: a damaged
-// page that a later call faults in is refused by the pager (served as
-// zeros), counted in the page the pager shares with the worker, and that
-// call is answered by a cold boot.
-func TestPagerRefusalAfterFirstCall(t *testing.T) {
-	for _, mode := range []restore.Mode{restore.Lazy, restore.Bulk} {
-		t.Run(string(mode), func(t *testing.T) {
-			w, f, page, want := damagedHello(t)
-			got := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: mode, DropCache: true})
-			if got.Timing.Fallback != "" || got.Timing.StartKind != "restore" {
-				t.Fatalf("untouched damaged page %d caused a fallback: %+v", page, got.Timing)
-			}
-			f.mu.Lock()
-			inst := f.idle[len(f.idle)-1]
-			f.mu.Unlock()
-			if inst.mode != mode {
-				t.Fatalf("the most recently idle instance is %s, want %s", inst.mode, mode)
-			}
-			// Between calls the instance faults the damaged page in, as a
-			// later call's load would.
-			sink += inst.mem.Region.Bytes()[page*snapshot.PageSize]
-			got = invoke(t, w, "hello", get("/?name=x"), InvokeOptions{})
-			if got.Timing.Fallback == "" || got.Timing.StartKind != "cold" {
-				t.Fatalf("damaged page faulted after the first call not detected: %+v", got.Timing)
-			}
-			if !bytes.Equal(got.Response.Body, want.Response.Body) {
-				t.Fatalf("fallback answered %q, want %q", got.Response.Body, want.Response.Body)
-			}
-			if n := testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("hello", string(mode))); n != 1 {
-				t.Fatalf("fallback metric = %v, want 1", n)
-			}
-		})
 	}
 }
