@@ -28,7 +28,10 @@ func get(path, query string) *abi.Request {
 	return &abi.Request{Method: http.MethodGet, Path: path, RawQuery: query, Header: http.Header{}}
 }
 
-func TestBootInvoke(t *testing.T) {
+// bootHello compiles examples/hello and boots an instance of it; the caller
+// closes the instance.
+func bootHello(t *testing.T) (*Module, *Instance) {
+	t.Helper()
 	ctx := context.Background()
 	m, err := newEngine(t).Compile(ctx, testwasm.Build(t, "examples/hello"))
 	if err != nil {
@@ -38,6 +41,12 @@ func TestBootInvoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, inst
+}
+
+func TestBootInvoke(t *testing.T) {
+	ctx := context.Background()
+	_, inst := bootHello(t)
 	defer inst.Close(ctx)
 	for i := 0; i < 3; i++ {
 		resp, err := inst.Invoke(ctx, get("/x", "name=thaw"))
@@ -54,14 +63,7 @@ func TestBootInvoke(t *testing.T) {
 // same answers, no _initialize.
 func TestCaptureRestore(t *testing.T) {
 	ctx := context.Background()
-	m, err := newEngine(t).Compile(ctx, testwasm.Build(t, "examples/hello"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, _, err := m.Boot(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, inst := bootHello(t)
 	st, mem := inst.Capture()
 	region, err := NewRegion(cfg.MemoryLimit)
 	if err != nil {
@@ -117,14 +119,7 @@ func TestRegionCap(t *testing.T) {
 // both answer as the original did.
 func TestRestoreGrownSnapshot(t *testing.T) {
 	ctx := context.Background()
-	m, err := newEngine(t).Compile(ctx, testwasm.Build(t, "examples/hello"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, _, err := m.Boot(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, inst := bootHello(t)
 	defer inst.Close(ctx)
 	capture := func() (*State, []byte) {
 		st, mem := inst.Capture()
