@@ -35,6 +35,9 @@ type RestoreOptions struct {
 	DataDir string
 	// Progress, if set, receives one line per function and mode.
 	Progress io.Writer
+	// RegionPoolMiB is the worker's region pool (worker.Options; 0: the
+	// default, negative: none, every restore takes a new region).
+	RegionPoolMiB int
 }
 
 // RestoreResult is one function and mode over all trials.
@@ -55,6 +58,8 @@ type RestoreResult struct {
 	BytesRead      int64   `json:"bytes_read"`
 	WSBytes        int64   `json:"ws_bytes"`
 	Fallbacks      int     `json:"fallbacks"`
+	// Reused counts trials whose region came from the region pool.
+	Reused int `json:"reused"`
 }
 
 // Physical is the reference figure for a function: reading its working set
@@ -69,10 +74,13 @@ type Physical struct {
 
 // RestoreReport is the output of RunRestore.
 type RestoreReport struct {
-	Machine  Machine         `json:"machine"`
-	Trials   int             `json:"trials"`
-	Results  []RestoreResult `json:"results"`
-	Physical []Physical      `json:"physical"`
+	Machine Machine `json:"machine"`
+	Trials  int     `json:"trials"`
+	// RegionPoolMiB is the region pool the worker ran with (0: the
+	// default, negative: none).
+	RegionPoolMiB int             `json:"region_pool_mib"`
+	Results       []RestoreResult `json:"results"`
+	Physical      []Physical      `json:"physical"`
 	// Ratios compare modes per function: e.g. "lazy/reap" is lazy's p50
 	// divided by reap's.
 	Ratios map[string]map[string]float64 `json:"ratios"`
@@ -101,12 +109,12 @@ func RunRestore(ctx context.Context, opts RestoreOptions) (*RestoreReport, error
 	if opts.Trials < 1 {
 		return nil, fmt.Errorf("trials must be at least 1")
 	}
-	w, err := worker.Open(ctx, worker.Options{DataDir: opts.DataDir})
+	w, err := worker.Open(ctx, worker.Options{DataDir: opts.DataDir, RegionPoolMiB: opts.RegionPoolMiB})
 	if err != nil {
 		return nil, err
 	}
 	defer w.Close(ctx)
-	rep := &RestoreReport{Machine: ThisMachine(), Trials: opts.Trials, Ratios: map[string]map[string]float64{}}
+	rep := &RestoreReport{RegionPoolMiB: opts.RegionPoolMiB, Machine: ThisMachine(), Trials: opts.Trials, Ratios: map[string]map[string]float64{}}
 	for _, fn := range opts.Functions {
 		// One instance at a time: an idle instance that maps the image
 		// would pin its pages in the page cache and make the next "cold"
@@ -178,6 +186,9 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 			faults = append(faults, st.Faults)
 			bytes = append(bytes, st.BytesRead)
 			ws = append(ws, st.WSBytes)
+			if st.Reused {
+				r.Reused++
+			}
 		}
 	}
 	r.P50ms, r.P99ms = Percentile(lat, 50), Percentile(lat, 99)
@@ -238,8 +249,8 @@ func (r *RestoreReport) WriteTable(out io.Writer) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "function\tmode\ttrials\tp50 ms\tp99 ms\tstart\tmap\tprefetch\tinstantiate\texec\tfaults\tbytes read\tws bytes\tfallbacks\t")
 	for _, x := range r.Results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t\n", x.Function, x.Mode, x.Trials, x.P50ms, x.P99ms,
-			x.StartP50, x.MapP50, x.PrefetchP50, x.InstantiateP50, x.ExecP50, x.Faults, x.BytesRead, x.WSBytes, x.Fallbacks)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%d\t\n", x.Function, x.Mode, x.Trials, x.P50ms, x.P99ms,
+			x.StartP50, x.MapP50, x.PrefetchP50, x.InstantiateP50, x.ExecP50, x.Faults, x.BytesRead, x.WSBytes, x.Fallbacks, x.Reused)
 	}
 	tw.Flush()
 	fmt.Fprintln(out)

@@ -82,11 +82,12 @@ func parseModes(names []string) ([]restore.Mode, error) {
 
 // benchRestoreOptions are the flags of `thaw bench restore`.
 type benchRestoreOptions struct {
-	Functions []string
-	Modes     []string
-	Trials    int
-	JSON      bool
-	DataDir   string
+	Functions     []string
+	Modes         []string
+	Trials        int
+	JSON          bool
+	DataDir       string
+	RegionPoolMiB int
 }
 
 // benchFunctions are the examples `thaw bench restore` knows, with the
@@ -125,6 +126,7 @@ or with --json one JSON object with a "results" array.`,
 	f.IntVar(&opts.Trials, "trials", 15, "trials per function and mode")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object instead of a table")
 	f.StringVar(&opts.DataDir, "data", "", "scratch data directory on the disk to measure (default: a temporary directory)")
+	f.IntVar(&opts.RegionPoolMiB, "region-pool-mib", 0, "idle instance memory the worker keeps for eager and bulk restores to reuse (0: the default 1024, -1: none)")
 	return cmd
 }
 
@@ -157,7 +159,7 @@ func runBenchRestore(cmd *cobra.Command, g *globalOptions, opts benchRestoreOpti
 		fns = append(fns, bench.Function{Name: name, Wasm: wasm, Request: bf.req})
 	}
 	rep, err := bench.RunRestore(ctx, bench.RestoreOptions{Functions: fns, Modes: modes, Trials: opts.Trials,
-		DataDir: filepath.Join(ws.dir, "data"), Progress: g.stderr})
+		DataDir: filepath.Join(ws.dir, "data"), Progress: g.stderr, RegionPoolMiB: opts.RegionPoolMiB})
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ type serveOptions struct {
 	MaxModule      int64
 	InsecureListen bool
 	NoPager        bool
+	RegionPoolMiB  int
 	LogLevel       string
 	// Store optionally names a snapshot store (the flags of `thaw store`);
 	// without --store-dir or --s3-endpoint the worker keeps snapshots
@@ -65,6 +66,7 @@ listens on a loopback address unless --insecure-listen is given.`,
 	f.Int64Var(&opts.MaxModule, "max-module", server.DefaultMaxModule, "largest deployable module in bytes")
 	f.BoolVar(&opts.InsecureListen, "insecure-listen", false, "allow a non-loopback address without a token")
 	f.BoolVar(&opts.NoPager, "no-pager", false, "run without the userfaultfd pager (lazy, reap and bulk restores fall back to cold)")
+	f.IntVar(&opts.RegionPoolMiB, "region-pool-mib", worker.DefaultRegionPoolMiB, "memory of finished instances kept for eager and bulk restores of the same function to reuse (0 or less: none)")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	opts.Store.register(f)
 	return cmd
@@ -113,7 +115,10 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 	if token == "" && !isLoopback(opts.Addr) && !opts.InsecureListen {
 		return nil, fmt.Errorf("refusing to listen on %s without a token: set --token or $THAW_TOKEN, listen on 127.0.0.1, or pass --insecure-listen: %w", opts.Addr, errdefs.ErrInvalid)
 	}
-	wopts := worker.Options{DataDir: opts.DataDir, Logger: log, NoPager: opts.NoPager}
+	wopts := worker.Options{DataDir: opts.DataDir, Logger: log, NoPager: opts.NoPager, RegionPoolMiB: opts.RegionPoolMiB}
+	if opts.RegionPoolMiB <= 0 {
+		wopts.RegionPoolMiB = -1
+	}
 	if opts.Store.Dir != "" || opts.Store.S3Endpoint != "" {
 		cfg, err := opts.Store.config()
 		if err != nil {

@@ -27,6 +27,18 @@ type Region struct {
 	onFree []func()
 	freed  bool
 	denied bool // a grow past the cap was refused
+
+	// touched bounds the bytes anything may have written: the largest
+	// size the guest had and what restore modes declared with Touch. Pages
+	// past it are untouched, so a pool scrubs only below it.
+	touched uint64
+	// pool, when set, takes the region back on Free; key is the owner it
+	// may be handed to again. noReuse marks a region that must be unmapped
+	// instead (its memory is no longer plain anonymous pages).
+	pool    *RegionPool
+	key     string
+	noReuse bool
+	reused  bool
 }
 
 // NewRegion reserves limit bytes (rounded up to a page) of address space.
@@ -34,10 +46,7 @@ type Region struct {
 // disabled: userfaultfd resolves faults per 4 KiB page and huge pages made
 // fresh-memory copies slower on this class of machine.
 func NewRegion(limit uint64) (*Region, error) {
-	limit = (limit + PageSize - 1) &^ (PageSize - 1)
-	if limit == 0 {
-		limit = PageSize
-	}
+	limit = roundPage(limit)
 	mem, err := unix.Mmap(-1, 0, int(limit), unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
@@ -79,6 +88,7 @@ func (r *Region) Reallocate(size uint64) []byte {
 		return nil
 	}
 	r.size = size
+	r.touched = max(r.touched, size)
 	r.mu.Unlock()
 	return r.mem[:size:size]
 }
@@ -89,7 +99,40 @@ func (r *Region) grewPastLimit() bool {
 	return r.denied
 }
 
-// Free implements experimental.LinearMemory: it releases the mapping.
+// Touch records that [0, n) may be written before the guest runs (a
+// restore mode's fill), so that a pool reusing the region scrubs it.
+func (r *Region) Touch(n uint64) {
+	r.mu.Lock()
+	r.touched = max(r.touched, min(n, uint64(len(r.mem))))
+	r.mu.Unlock()
+}
+
+// NoReuse marks the region as never to be reused: its pages are no longer
+// plain anonymous memory (a file was mapped over it).
+func (r *Region) NoReuse() {
+	r.mu.Lock()
+	r.noReuse = true
+	r.mu.Unlock()
+}
+
+// Reused reports whether the region came from a pool: pages below Touched
+// may hold another instance's memory until Scrub has run.
+func (r *Region) Reused() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reused
+}
+
+// Touched is the length of the region's prefix that may hold written
+// pages; pages past it have never been touched.
+func (r *Region) Touched() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.touched
+}
+
+// Free implements experimental.LinearMemory: it runs the OnFree hooks and
+// then returns the region to its pool, or releases the mapping.
 func (r *Region) Free() {
 	r.mu.Lock()
 	if r.freed {
@@ -98,9 +141,16 @@ func (r *Region) Free() {
 	}
 	r.freed = true
 	hooks := r.onFree
+	pool := r.pool
+	if r.noReuse {
+		pool = nil
+	}
 	r.mu.Unlock()
 	for _, f := range hooks {
 		f()
+	}
+	if pool != nil && pool.put(r) {
+		return
 	}
 	_ = unix.Munmap(r.mem)
 }

@@ -101,12 +101,38 @@ type Stats struct {
 	WSPages int `json:"ws_pages"`
 	// Recording is set when this restore records a new working set.
 	Recording bool `json:"recording,omitempty"`
+	// Reused is set when the region came from the function's region pool;
+	// Scrub says what happened to the pages it still had mapped.
+	Reused bool              `json:"reused,omitempty"`
+	Scrub  engine.ScrubStats `json:"scrub"`
 }
 
 // Restorer prepares memory for restores. Lazy paging needs the pager
 // process; Restorer works without one for eager and mmap.
 type Restorer struct {
 	Pager *pager.Pager
+	// Regions, if set, lends eager and bulk restores the regions of the
+	// function's finished instances (engine.RegionPool): their working set
+	// is then read into pages that are already mapped.
+	Regions *engine.RegionPool
+}
+
+// pooled reports whether a restore in mode may reuse a region: eager and
+// bulk fill memory with ordinary writes, which a mapped page takes in
+// place. lazy and reap install pages with UFFDIO_COPY, which needs them
+// missing, and mmap replaces the mapping; a recording restore must see
+// every first touch as a fault.
+func pooled(mode Mode, record bool) bool {
+	return !record && (mode == Eager || mode == Bulk)
+}
+
+// region returns the region a restore in mode prepares: from the pool, or
+// new.
+func (r *Restorer) region(mode Mode, key string, limit uint64, record bool) (*engine.Region, error) {
+	if r.Regions != nil && pooled(mode, record) {
+		return r.Regions.Get(key, limit)
+	}
+	return engine.NewRegion(limit)
 }
 
 // Memory is a prepared region and what serves its missing pages.
@@ -117,6 +143,7 @@ type Memory struct {
 	stats   Stats
 	session *pager.Session
 	uffd    *uffd.FD
+	uffdLen uint64 // bytes registered with uffd, from the region's start
 	image   *os.File
 	crc     *os.File
 	base    int64     // faults already counted before the pager took over
@@ -198,6 +225,9 @@ func (m *Memory) release() {
 		m.session = nil
 	}
 	if m.uffd != nil {
+		// Unregister explicitly: the pager process holds a copy of the
+		// descriptor, and a reused region must be free to register anew.
+		_ = m.uffd.Unregister(m.Region.Addr(), m.uffdLen)
 		_ = m.uffd.Close()
 		m.uffd = nil
 	}
@@ -219,7 +249,11 @@ func (m *Memory) release() {
 // of limit bytes. With record set (lazy mode only) the pager records the
 // order of first faults for a working set. On error nothing is left mapped.
 func (r *Restorer) Prepare(ctx context.Context, mode Mode, snap *snapshot.Snapshot, limit uint64, record bool) (*Memory, error) {
-	m, err := prepare(mode, snap.Meta.ImageSize, limit, record, func(m *Memory) error {
+	region, err := r.region(mode, snap.Meta.Function+"@"+snap.Meta.ModuleSHA, limit, record)
+	if err != nil {
+		return nil, fmt.Errorf("%s restore of %s: %w", mode, snap.Dir, err)
+	}
+	m, err := prepare(mode, snap.Meta.ImageSize, region, record, func(m *Memory) error {
 		switch mode {
 		case Eager:
 			return r.eager(m, snap)
@@ -243,18 +277,18 @@ func (r *Restorer) Prepare(ctx context.Context, mode Mode, snap *snapshot.Snapsh
 }
 
 // prepare is the frame every Prepare shares: check the image fits the cap,
-// reserve the region, run fill, time it (Map excludes the prefetch), and
-// free the region if fill fails.
-func prepare(mode Mode, imageSize int64, limit uint64, record bool, fill func(*Memory) error) (*Memory, error) {
-	if uint64(imageSize) > limit {
+// run fill over region, time it (Map excludes the prefetch), and free the
+// region if fill fails.
+func prepare(mode Mode, imageSize int64, region *engine.Region, record bool, fill func(*Memory) error) (*Memory, error) {
+	if limit := region.Limit(); uint64(imageSize) > limit {
+		region.Free()
 		return nil, fmt.Errorf("snapshot memory (%d MiB) exceeds the memory cap (%d MiB): %w", imageSize>>20, limit>>20, errdefs.ErrInvalid)
 	}
-	region, err := engine.NewRegion(limit)
-	if err != nil {
-		return nil, err
-	}
-	m := &Memory{Region: region, stats: Stats{Mode: mode, Recording: record}}
+	m := &Memory{Region: region, stats: Stats{Mode: mode, Recording: record, Reused: region.Reused()}}
 	region.OnFree(m.release)
+	// Whatever fill writes lies in the image's range; a pool that gets the
+	// region back scrubs it.
+	region.Touch(uint64(imageSize))
 	t0 := time.Now()
 	if err := fill(m); err != nil {
 		region.Free()
@@ -276,6 +310,19 @@ func (r *Restorer) eager(m *Memory, snap *snapshot.Snapshot) error {
 	extents, err := dataExtents(f, snap.Meta.ImageSize)
 	if err != nil {
 		return err
+	}
+	if m.Region.Reused() {
+		// Every data page is read in whole below; any other page the
+		// region still has mapped is a hole of the image: clear it.
+		data := make([]bool, len(mem)/snapshot.PageSize+1)
+		for _, e := range extents {
+			for p := e.off / snapshot.PageSize; p < (e.off+e.len+snapshot.PageSize-1)/snapshot.PageSize; p++ {
+				data[p] = true
+			}
+		}
+		if err := m.scrub(snap.Meta.ImageSize, func(p int) bool { return p < len(data) && data[p] }, func(int) bool { return true }); err != nil {
+			return err
+		}
 	}
 	for _, e := range extents {
 		m.Region.Populate(uint64(e.off), uint64(e.len))
@@ -323,7 +370,7 @@ func dataExtents(f *os.File, size int64) ([]extent, error) {
 func (r *Restorer) mmap(m *Memory, snap *snapshot.Snapshot) error {
 	// Without pagemap the pages could not be verified: refuse, and the
 	// caller boots cold, rather than run on unchecked memory.
-	if _, err := pagemap(); err != nil {
+	if err := pagemap(); err != nil {
 		return err
 	}
 	f, err := os.Open(snap.Path(snapshot.ImageFile))
@@ -331,6 +378,7 @@ func (r *Restorer) mmap(m *Memory, snap *snapshot.Snapshot) error {
 		return fmt.Errorf("open image: %v: %w", err, errdefs.ErrCorrupt)
 	}
 	m.image = f // kept open to re-read pages the guest has copied
+	m.Region.NoReuse()
 	if snap.Meta.ImageSize == 0 {
 		return nil
 	}
@@ -383,10 +431,11 @@ func (r *Restorer) lazy(m *Memory, snap *snapshot.Snapshot, pf *prefetch, record
 	if err != nil {
 		return fmt.Errorf("userfaultfd: %v: %w", err, errdefs.ErrUnavailable)
 	}
-	m.uffd = u
 	if err := u.Register(m.Region.Addr(), size); err != nil {
+		_ = u.Close()
 		return fmt.Errorf("register region: %w", err)
 	}
+	m.uffd, m.uffdLen = u, size
 	if pf != nil && !pf.bulk {
 		if err := r.reapFill(m, snap, pf.ws); err != nil {
 			return err
@@ -456,6 +505,14 @@ func (r *Restorer) bulkFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 		return fmt.Errorf("working set file has the wrong size (truncated?): %w", errdefs.ErrCorrupt)
 	}
 	mem := m.Region.Bytes()
+	if m.Region.Reused() {
+		// The working set's pages are overwritten below, in place if the
+		// region still has them mapped; every other page must be missing,
+		// for the pager to serve.
+		if err := m.scrub(snap.Meta.ImageSize, pageSet(ws.Runs), nil); err != nil {
+			return err
+		}
+	}
 	// Two readers, each over half of the runs: the disk serves both
 	// queues at once and the two cores share the cost of populating and
 	// filling fresh anonymous pages. Populating a run first makes its
@@ -487,6 +544,31 @@ func (r *Restorer) bulkFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 	m.stats.Prefetch = time.Since(t0)
 	m.stats.WSBytes, m.stats.WSPages = ws.Bytes(), ws.Pages
 	return nil
+}
+
+// scrub prepares a reused region (engine.Region.Scrub) and records what it
+// did.
+func (m *Memory) scrub(imageSize int64, keep, zero func(int) bool) error {
+	st, err := m.Region.Scrub(uint64(imageSize), keep, zero)
+	m.stats.Scrub = st
+	if err != nil {
+		return fmt.Errorf("scrub reused region: %w", err)
+	}
+	return nil
+}
+
+// pageSet returns membership in runs.
+func pageSet(runs []snapshot.Run) func(int) bool {
+	var in []bool
+	for _, r := range runs {
+		if end := r.Start + r.Count; end > len(in) {
+			in = append(in, make([]bool, end-len(in))...)
+		}
+		for p := r.Start; p < r.Start+r.Count; p++ {
+			in[p] = true
+		}
+	}
+	return func(p int) bool { return p < len(in) && in[p] }
 }
 
 // runPart is a slice of a working set's runs and where they start in

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
@@ -75,7 +76,13 @@ func (r *StoreRestorer) concurrency() int {
 // and bulk) the pager records the order of first faults, i.e. of the pages
 // not installed ahead, which tells what the pager fetched.
 func (r *StoreRestorer) Prepare(ctx context.Context, mode Mode, snap *storesnap.Snapshot, limit uint64, record bool) (*Memory, error) {
-	m, err := prepare(mode, snap.Meta.ImageSize, limit, record, func(m *Memory) error {
+	// Store restores take new regions: their fills place chunks as they
+	// arrive and have not been taught to scrub a reused one.
+	region, err := engine.NewRegion(limit)
+	if err != nil {
+		return nil, fmt.Errorf("%s restore of store snapshot %s: %w", mode, snap.ID, err)
+	}
+	m, err := prepare(mode, snap.Meta.ImageSize, region, record, func(m *Memory) error {
 		switch mode {
 		case Eager:
 			return r.eager(ctx, m, snap)
@@ -141,6 +148,7 @@ func (r *StoreRestorer) mmap(ctx context.Context, m *Memory, snap *storesnap.Sna
 		return fmt.Errorf("open materialised image: %w", err)
 	}
 	defer f.Close()
+	m.Region.NoReuse()
 	_, err = unix.MmapPtr(int(f.Fd()), 0, unsafe.Pointer(&m.Region.Bytes()[0]), uintptr(snap.Meta.ImageSize),
 		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/snapshot"
 )
@@ -88,29 +89,12 @@ func (c *mapCheck) stopAhead() {
 	}
 }
 
-// Bits of a /proc/PID/pagemap entry (Documentation/admin-guide/mm/pagemap.rst).
-const (
-	pmPresent = 1 << 63
-	pmSwapped = 1 << 62
-	pmFile    = 1 << 61
-)
-
-var (
-	pagemapOnce sync.Once
-	pagemapFile *os.File
-	pagemapErr  error
-)
-
-// pagemap opens /proc/self/pagemap once for the process; reads use pread,
-// so one descriptor serves every instance concurrently.
-func pagemap() (*os.File, error) {
-	pagemapOnce.Do(func() {
-		pagemapFile, pagemapErr = os.Open("/proc/self/pagemap")
-	})
-	if pagemapErr != nil {
-		return nil, fmt.Errorf("mmap restores verify pages through /proc/self/pagemap: %v: %w", pagemapErr, errdefs.ErrUnavailable)
+// pagemap checks that /proc/self/pagemap can be read.
+func pagemap() error {
+	if _, err := engine.Pagemap(); err != nil {
+		return fmt.Errorf("mmap restores verify pages through /proc/self/pagemap: %v: %w", err, errdefs.ErrUnavailable)
 	}
-	return pagemapFile, nil
+	return nil
 }
 
 func newMapCheck(snap *snapshot.Snapshot, image *os.File, mem []byte) *mapCheck {
@@ -136,22 +120,20 @@ func (c *mapCheck) check() (verified int64, bad []int, err error) {
 // checking file-backed pages through the mapping (only while the guest is
 // not running).
 func (c *mapCheck) scan(inPlace bool) (verified int64, bad []int, err error) {
-	pm, err := pagemap()
-	if err != nil {
+	if err := pagemap(); err != nil {
 		return 0, nil, err
 	}
 	if len(c.mem) == 0 {
 		return 0, nil, nil
 	}
-	base := int64(uintptr(unsafe.Pointer(&c.mem[0]))) / snapshot.PageSize * 8
-	if _, err := pm.ReadAt(c.entries, base); err != nil {
-		return 0, nil, fmt.Errorf("read pagemap: %w", err)
+	if err := engine.ReadPagemap(uintptr(unsafe.Pointer(&c.mem[0])), c.entries); err != nil {
+		return 0, nil, err
 	}
 	var mapped, copied []int
 	for p := 0; p < len(c.entries)/8; p++ {
 		e := binary.LittleEndian.Uint64(c.entries[8*p:])
 		word, bit := p/64, uint64(1)<<(p%64)
-		if e&(pmPresent|pmSwapped) == 0 {
+		if e&(engine.PagemapPresent|engine.PagemapSwapped) == 0 {
 			// Unmapped, or reclaimed since it was verified: a later fault
 			// reads it again, so it must be checked again.
 			c.seen[word] &^= bit
@@ -161,7 +143,7 @@ func (c *mapCheck) scan(inPlace bool) (verified int64, bad []int, err error) {
 			continue
 		}
 		c.seen[word] |= bit
-		if inPlace && e&pmPresent != 0 && e&pmFile != 0 {
+		if inPlace && e&engine.PagemapPresent != 0 && e&engine.PagemapFile != 0 {
 			mapped = append(mapped, p)
 		} else {
 			// Copied on write (or swapped, which only private copies

@@ -64,6 +64,10 @@ func ServerTiming(t worker.Timing) string {
 		count("faults", t.Restore.Faults)
 		count("ws", t.Restore.WSBytes)
 		count("read", t.Restore.BytesRead)
+		if t.Restore.Reused {
+			// The region came from the pool: pages kept live.
+			count("reused", t.Restore.Scrub.Kept)
+		}
 		if t.Source != "" {
 			// local: the snapshot directory; store: the snapshot store.
 			fmt.Fprintf(&b, ", source;desc=%q", t.Source)

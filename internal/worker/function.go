@@ -121,6 +121,10 @@ type Timing struct {
 	Source string `json:"source,omitempty"`
 	// Fallback says why a restore fell back to a cold boot.
 	Fallback string `json:"fallback,omitempty"`
+	// DropCache is the time spent evicting the snapshot's files from the
+	// page cache (InvokeOptions.DropCache), an experiment's preparation
+	// that Start does not include.
+	DropCache time.Duration `json:"drop_cache_ns,omitempty"`
 	// Request is the invocation's request number in its instance's
 	// lineage (requests served since the boot its snapshot descends from).
 	Request int `json:"request"`
@@ -169,7 +173,7 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 			mode = f.rec.Config.RestoreMode
 		}
 		inst, err = f.start(ctx, mode, fresh, opts.DropCache, &t)
-		t.Start = time.Since(t1)
+		t.Start = time.Since(t1) - t.DropCache
 		if err != nil {
 			f.release(nil)
 			return nil, err
@@ -386,7 +390,10 @@ func (f *function) start(ctx context.Context, mode restore.Mode, explicit, dropC
 // pager tracing faults, and its first invocation writes the working set.
 func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, mode restore.Mode, dropCache bool, t *Timing) (*instance, error) {
 	if dropCache {
-		if err := snap.DropCache(); err != nil {
+		t0 := time.Now()
+		err := snap.DropCache()
+		t.DropCache += time.Since(t0)
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -432,6 +439,9 @@ func (f *function) afterFirstExec(inst *instance, t *Timing) {
 	}
 	m.faults.WithLabelValues(f.rec.Name, string(inst.mode)).Add(float64(st.Faults))
 	m.bytesRead.WithLabelValues(f.rec.Name, string(inst.mode)).Add(float64(st.BytesRead))
+	if st.Reused {
+		m.reused.WithLabelValues(f.rec.Name, string(inst.mode)).Inc()
+	}
 	snap := inst.snap
 	if snap == nil {
 		return

@@ -3,6 +3,8 @@ package worker
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/thaw-run/thaw/internal/engine"
 )
 
 // metrics are the worker's Prometheus collectors.
@@ -18,6 +20,7 @@ type metrics struct {
 	instances   *prometheus.GaugeVec
 	recordings  *prometheus.CounterVec
 	checkpoints *prometheus.CounterVec
+	reused      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -53,7 +56,21 @@ func newMetrics() *metrics {
 	m.checkpoints = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "thaw_checkpoints_total", Help: "Snapshots of live instances taken by the function's snapshot policy.",
 	}, []string{"function"})
-	m.reg.MustRegister(m.checkpoints, m.invocations, m.starts, m.fallbacks, m.latency, m.stages, m.faults, m.bytesRead, m.instances, m.recordings,
+	m.reused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thaw_restore_regions_reused_total", Help: "Restores whose memory region came from the region pool (a finished instance of the same function).",
+	}, []string{"function", "mode"})
+	m.reg.MustRegister(m.reused, m.checkpoints, m.invocations, m.starts, m.fallbacks, m.latency, m.stages, m.faults, m.bytesRead, m.instances, m.recordings,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchRegions exports the region pool's idle regions and bytes.
+func (m *metrics) watchRegions(p *engine.RegionPool) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "thaw_region_pool_regions", Help: "Idle memory regions kept for reuse by later restores.",
+		}, func() float64 { n, _ := p.Idle(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "thaw_region_pool_bytes", Help: "Bytes the idle regions may hold (their touched extent).",
+		}, func() float64 { _, b := p.Idle(); return float64(b) }))
 }

@@ -29,6 +29,10 @@ import (
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
+// DefaultRegionPoolMiB is the default bound on idle instance memory kept
+// for reuse (Options.RegionPoolMiB).
+const DefaultRegionPoolMiB = 1024
+
 // Options configure a Worker.
 type Options struct {
 	// DataDir holds the registry, modules, snapshots and compiled code.
@@ -38,6 +42,10 @@ type Options struct {
 	// NoPager disables lazy restore modes (lazy, reap, bulk fall back to
 	// cold); for environments without userfaultfd.
 	NoPager bool
+	// RegionPoolMiB bounds the memory of finished instances kept for reuse
+	// by eager and bulk restores of the same function
+	// (engine.RegionPool; default DefaultRegionPoolMiB, negative: none).
+	RegionPoolMiB int
 	// Store, if set, is the snapshot store: every snapshot is published
 	// there in the background, and a snapshot whose local directory is
 	// missing or unusable is restored from there (store.go). Nil: local
@@ -52,6 +60,7 @@ type Worker struct {
 	eng      *engine.Engine
 	pager    *pager.Pager
 	restorer *restore.Restorer
+	regions  *engine.RegionPool // nil: restores take new regions
 	metrics  *metrics
 	// store is the snapshot store; nil without Options.Store.
 	store *workerStore
@@ -89,6 +98,14 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 		fns: map[string]*function{}, stop: make(chan struct{}), done: make(chan struct{})}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.restorer = &restore.Restorer{}
+	if opts.RegionPoolMiB == 0 {
+		opts.RegionPoolMiB = DefaultRegionPoolMiB
+	}
+	if opts.RegionPoolMiB > 0 {
+		w.regions = engine.NewRegionPool(uint64(opts.RegionPoolMiB) << 20)
+		w.restorer.Regions = w.regions
+		w.metrics.watchRegions(w.regions)
+	}
 	if !opts.NoPager {
 		p, err := pager.Start(ctx)
 		if err != nil {
@@ -149,6 +166,9 @@ func (w *Worker) Close(ctx context.Context) {
 	}
 	w.cancel()
 	_ = w.eng.Close(ctx)
+	if w.regions != nil {
+		w.regions.Close()
+	}
 	if w.pager != nil {
 		_ = w.pager.Close()
 	}

@@ -1,0 +1,161 @@
+package engine
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+)
+
+// A freed region goes back to the pool and is lent again only to the same
+// key and cap; a region marked NoReuse is unmapped instead.
+func TestRegionPoolReuse(t *testing.T) {
+	p := NewRegionPool(1 << 30)
+	defer p.Close()
+	a, err := p.Get("f", 64*PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Reused() {
+		t.Fatal("new region reports Reused")
+	}
+	a.Touch(8 * PageSize)
+	a.Free()
+	if n, b := p.Idle(); n != 1 || b != 8*PageSize {
+		t.Fatalf("Idle = %d regions, %d bytes; want 1, %d", n, b, 8*PageSize)
+	}
+	for _, tc := range []struct {
+		key   string
+		limit uint64
+	}{{"g", 64 * PageSize}, {"f", 32 * PageSize}} {
+		r, err := p.Get(tc.key, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r == a || r.Reused() {
+			t.Fatalf("Get(%q, %d) reused another key's or cap's region", tc.key, tc.limit)
+		}
+		r.NoReuse()
+		r.Free()
+	}
+	b, err := p.Get("f", 64*PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b != a || !b.Reused() || b.Size() != 0 {
+		t.Fatalf("Get did not lend back the idle region reset (same %v, reused %v, size %d)", b == a, b.Reused(), b.Size())
+	}
+	if n, _ := p.Idle(); n != 0 {
+		t.Fatalf("pool still holds %d regions after lending its only one", n)
+	}
+	b.NoReuse()
+	b.Free()
+	if n, _ := p.Idle(); n != 0 {
+		t.Fatal("a NoReuse region went back to the pool")
+	}
+}
+
+// The pool unmaps the least recently freed regions past its budget.
+func TestRegionPoolBudget(t *testing.T) {
+	p := NewRegionPool(10 * PageSize)
+	defer p.Close()
+	var rs []*Region
+	for range 3 {
+		r, err := p.Get("f", 16*PageSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Touch(4 * PageSize)
+		rs = append(rs, r)
+	}
+	for _, r := range rs {
+		r.Free()
+	}
+	if n, b := p.Idle(); n != 2 || b != 8*PageSize {
+		t.Fatalf("Idle = %d regions, %d bytes; want 2, %d", n, b, 8*PageSize)
+	}
+	got, _ := p.Get("f", 16*PageSize)
+	if got != rs[2] {
+		t.Fatal("Get did not lend the most recently freed region")
+	}
+	big, _ := p.Get("f", 16*PageSize)
+	big.Touch(16 * PageSize) // larger than the whole budget
+	big.Free()
+	if n, _ := p.Idle(); n != 0 {
+		t.Fatalf("pool kept a region larger than its budget (%d idle)", n)
+	}
+}
+
+// Scrub keeps the pages the caller will overwrite, drops other pages of the
+// image (they read as missing: zero here, where no userfaultfd serves
+// them), clears hole pages and pages past the image in place, and leaves
+// untouched pages alone.
+func TestScrub(t *testing.T) {
+	p := NewRegionPool(1 << 30)
+	defer p.Close()
+	r, err := p.Get("f", 64*PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := r.Bytes()
+	r.Reallocate(20 * PageSize)
+	for i := range mem[:20*PageSize] {
+		mem[i] = 0xAA
+	}
+	r.Free()
+	r2, _ := p.Get("f", 64*PageSize)
+	if r2 != r {
+		t.Fatal("region not reused")
+	}
+	keep := func(p int) bool { return p == 2 || p == 3 || p == 9 }
+	zero := func(p int) bool { return p == 5 }
+	st, err := r.Scrub(10*PageSize, keep, zero)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pages 0..19 were mapped: 3 kept, 5 and 10..19 cleared, the other 6 of
+	// the image dropped.
+	if want := (ScrubStats{Kept: 3, Dropped: 6, Cleared: 11}); st != want {
+		t.Fatalf("Scrub = %+v, want %+v", st, want)
+	}
+	present, err := presentPages(mem[:64*PageSize])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mapped []int
+	for p, ok := range present {
+		if ok {
+			mapped = append(mapped, p)
+		}
+	}
+	want := []int{2, 3, 5, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}
+	if !slices.Equal(mapped, want) {
+		t.Fatalf("mapped pages after Scrub %v, want %v", mapped, want)
+	}
+	zeros := make([]byte, PageSize)
+	for p := range 64 {
+		pg := mem[p*PageSize : (p+1)*PageSize]
+		if keep(p) {
+			if pg[0] != 0xAA {
+				t.Fatalf("kept page %d lost its contents", p)
+			}
+			continue
+		}
+		if !bytes.Equal(pg, zeros) {
+			t.Fatalf("page %d still holds the previous instance's bytes", p)
+		}
+	}
+	r.Free()
+}
+
+// A region that was never lent by a pool is left alone.
+func TestScrubNewRegion(t *testing.T) {
+	r, err := NewRegion(4 * PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Free()
+	r.Bytes()[0] = 1
+	if st, err := r.Scrub(0, nil, nil); err != nil || st != (ScrubStats{}) || r.Bytes()[0] != 1 {
+		t.Fatalf("Scrub of a new region = %+v, %v; byte %d", st, err, r.Bytes()[0])
+	}
+}

@@ -1,0 +1,83 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+
+	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/snapshot"
+)
+
+// An eager or bulk restore into a region a finished instance left behind,
+// every page of which that instance had overwritten with garbage, gives
+// the guest exactly the snapshot's memory: the image below its size
+// (served lazily where the restore dropped a page) and zeros past it, kept
+// pages overwritten in place. The instance then answers as a booted one.
+func TestReusedRegionHoldsTheSnapshot(t *testing.T) {
+	f := helloFixture(t)
+	ctx := context.Background()
+	image, err := os.ReadFile(f.snap.Path(snapshot.ImageFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := f.snap.WorkingSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int(f.snap.Meta.ImageSize)
+	for _, mode := range []Mode{Eager, Bulk} {
+		t.Run(string(mode), func(t *testing.T) {
+			pool := engine.NewRegionPool(1 << 30)
+			defer pool.Close()
+			r := &Restorer{Pager: f.pager, Regions: pool}
+			key := f.snap.Meta.Function + "@" + f.snap.Meta.ModuleSHA
+			for round := range 3 {
+				// Leave garbage in every page the next restore could
+				// reuse, as a finished instance that grew its memory
+				// would.
+				g, err := pool.Get(key, instCfg.MemoryLimit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				grown := g.Reallocate(uint64(size + 64*snapshot.PageSize))
+				for i := range grown {
+					grown[i] = 0xA5
+				}
+				g.Free()
+
+				m, err := r.Prepare(ctx, mode, f.snap, instCfg.MemoryLimit, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				st := m.Stats()
+				if !st.Reused || st.Scrub.Kept == 0 || st.Scrub.Cleared == 0 {
+					t.Fatalf("round %d: restore did not reuse the region's pages: %+v", round, st)
+				}
+				if mode == Bulk && (st.Scrub.Kept != int64(ws.Pages) || st.Scrub.Dropped == 0) {
+					t.Fatalf("round %d: bulk kept %d pages (working set %d), dropped %d", round, st.Scrub.Kept, ws.Pages, st.Scrub.Dropped)
+				}
+				mem := m.Region.Bytes()
+				if !bytes.Equal(mem[:size], image) {
+					t.Fatalf("round %d: reused region differs from the image", round)
+				}
+				if tail := mem[size : size+64*snapshot.PageSize]; bytes.ContainsFunc(tail, func(r rune) bool { return r != 0 }) {
+					t.Fatalf("round %d: memory past the image is not zero", round)
+				}
+				inst, err := f.mod.Restore(ctx, instCfg, &f.snap.Meta.State, m.Region)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, err := inst.Invoke(ctx, get("/x", "name=thaw"))
+				inst.Close(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(resp.Body, f.want) {
+					t.Fatalf("round %d: answered %q, booted %q", round, resp.Body, f.want)
+				}
+			}
+		})
+	}
+}
