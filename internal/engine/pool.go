@@ -136,7 +136,8 @@ type ScrubStats struct {
 //   - pages from imageSize on are cleared in place: memory the guest grows
 //     into must read as zeros.
 //
-// keep and zero may be nil (no page). If the kernel's page map cannot be
+// keep and zero are asked only about mapped pages, and may be nil (no
+// page). If the kernel's page map cannot be
 // read, Scrub drops every touched page, which is always correct.
 func (r *Region) Scrub(imageSize uint64, keep, zero func(page int) bool) (ScrubStats, error) {
 	var st ScrubStats

@@ -505,18 +505,30 @@ func (r *Restorer) bulkFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 		return fmt.Errorf("working set file has the wrong size (truncated?): %w", errdefs.ErrCorrupt)
 	}
 	mem := m.Region.Bytes()
+	// mapped[p]: working-set page p is still mapped in a reused region and
+	// is overwritten in place; other pages are populated first.
+	var mapped []bool
 	if m.Region.Reused() {
-		// The working set's pages are overwritten below, in place if the
-		// region still has them mapped; every other page must be missing,
-		// for the pager to serve.
-		if err := m.scrub(snap.Meta.ImageSize, pageSet(ws.Runs), nil); err != nil {
+		// Every page outside the working set must be missing, for the
+		// pager to serve.
+		in := pageSet(ws.Runs)
+		mapped = make([]bool, len(mem)/snapshot.PageSize)
+		keep := func(p int) bool {
+			if in(p) {
+				mapped[p] = true
+				return true
+			}
+			return false
+		}
+		if err := m.scrub(snap.Meta.ImageSize, keep, nil); err != nil {
 			return err
 		}
 	}
 	// Two readers, each over half of the runs: the disk serves both
-	// queues at once and the two cores share the cost of populating and
-	// filling fresh anonymous pages. Populating a run first makes its
-	// pages present in one call instead of one fault each.
+	// queues at once and the two cores share the cost of populating,
+	// filling and checking the pages. Populating a run first makes its
+	// pages present in one call instead of one fault each. Each reader
+	// checks its pages against the snapshot's per-page checksums.
 	parts := splitRuns(ws.Runs, 2)
 	errs := make([]error, len(parts))
 	read := make([]int64, len(parts))
@@ -526,9 +538,20 @@ func (r *Restorer) bulkFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 		go func() {
 			defer wg.Done()
 			for _, run := range p.runs {
-				m.Region.Populate(uint64(run.Start)*snapshot.PageSize, uint64(run.Count)*snapshot.PageSize)
+				if !allSet(mapped, run) {
+					m.Region.Populate(uint64(run.Start)*snapshot.PageSize, uint64(run.Count)*snapshot.PageSize)
+				}
 			}
 			read[i], errs[i] = preadRuns(int(f.Fd()), mem, p.runs, p.fileOff)
+			if errs[i] != nil {
+				return
+			}
+			for _, run := range p.runs {
+				if err := snap.VerifyPages(run.Start, mem[run.Start*snapshot.PageSize:(run.Start+run.Count)*snapshot.PageSize]); err != nil {
+					errs[i] = fmt.Errorf("working set: %w", err)
+					return
+				}
+			}
 		}()
 	}
 	wg.Wait()
@@ -537,9 +560,6 @@ func (r *Restorer) bulkFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 		if errs[i] != nil {
 			return errs[i]
 		}
-	}
-	if err := checkInPlace(snap, ws, mem); err != nil {
-		return err
 	}
 	m.stats.Prefetch = time.Since(t0)
 	m.stats.WSBytes, m.stats.WSPages = ws.Bytes(), ws.Pages
@@ -555,6 +575,20 @@ func (m *Memory) scrub(imageSize int64, keep, zero func(int) bool) error {
 		return fmt.Errorf("scrub reused region: %w", err)
 	}
 	return nil
+}
+
+// allSet reports whether set holds every page of run (false for a nil
+// set).
+func allSet(set []bool, run snapshot.Run) bool {
+	if set == nil {
+		return false
+	}
+	for p := run.Start; p < run.Start+run.Count; p++ {
+		if !set[p] {
+			return false
+		}
+	}
+	return true
 }
 
 // pageSet returns membership in runs.
@@ -645,16 +679,6 @@ func advance(iovs [][]byte, n int) [][]byte {
 		n = 0
 	}
 	return iovs
-}
-
-// checkInPlace verifies the working set's checksum over its pages where
-// bulkFill put them.
-func checkInPlace(snap *snapshot.Snapshot, ws *snapshot.WorkingSet, mem []byte) error {
-	parts := make([][]byte, len(ws.Runs))
-	for i, run := range ws.Runs {
-		parts[i] = mem[run.Start*snapshot.PageSize : (run.Start+run.Count)*snapshot.PageSize]
-	}
-	return snap.CheckWorkingSetParts(ws, parts)
 }
 
 // readAll reads a whole file of the expected size in one read.

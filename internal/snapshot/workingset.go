@@ -176,18 +176,3 @@ func (s *Snapshot) RemoveWorkingSet() error {
 	}
 	return nil
 }
-
-// CheckWorkingSetParts verifies that parts, concatenated, are the whole of
-// ws.img: the same check as CheckWorkingSetData without gathering the pages.
-func (s *Snapshot) CheckWorkingSetParts(ws *WorkingSet, parts [][]byte) error {
-	h := crc32.New(castagnoli)
-	var n int64
-	for _, p := range parts {
-		h.Write(p)
-		n += int64(len(p))
-	}
-	if n != ws.Bytes() || h.Sum32() != ws.CRC {
-		return fmt.Errorf("working set %s: checksum mismatch: %w", s.Dir, errdefs.ErrCorrupt)
-	}
-	return nil
-}
