@@ -166,6 +166,10 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 		opts := worker.InvokeOptions{Mode: mode, DropCache: true}
 		if mode == restore.Warm {
 			opts.DropCache = false
+		} else if err := w.Evict(ctx, fn.Name); err != nil {
+			// Tear the last trial's instance down untimed: a platform
+			// retires idle instances off the request path.
+			return r, fmt.Errorf("%s/%s trial %d: evict: %w", fn.Name, mode, i, err)
 		}
 		t0 := time.Now()
 		res, err := w.Invoke(ctx, fn.Name, cloneReq(&fn.Request), opts)

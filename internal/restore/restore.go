@@ -19,6 +19,7 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -227,7 +228,9 @@ func (m *Memory) release() {
 	if m.uffd != nil {
 		// Unregister explicitly: the pager process holds a copy of the
 		// descriptor, and a reused region must be free to register anew.
-		_ = m.uffd.Unregister(m.Region.Addr(), m.uffdLen)
+		if m.uffdLen > 0 {
+			_ = m.uffd.Unregister(m.Region.Addr(), m.uffdLen)
+		}
 		_ = m.uffd.Close()
 		m.uffd = nil
 	}
@@ -419,28 +422,6 @@ func (r *Restorer) lazy(m *Memory, snap *snapshot.Snapshot, pf *prefetch, record
 	if size == 0 {
 		return nil
 	}
-	if pf != nil && pf.bulk {
-		// Bulk fills the working set before registering: pages present at
-		// registration never fault, so they cost neither a round trip nor
-		// a UFFDIO_COPY.
-		if err := r.bulkFill(m, snap, pf.ws); err != nil {
-			return err
-		}
-	}
-	u, err := uffd.Open()
-	if err != nil {
-		return fmt.Errorf("userfaultfd: %v: %w", err, errdefs.ErrUnavailable)
-	}
-	if err := u.Register(m.Region.Addr(), size); err != nil {
-		_ = u.Close()
-		return fmt.Errorf("register region: %w", err)
-	}
-	m.uffd, m.uffdLen = u, size
-	if pf != nil && !pf.bulk {
-		if err := r.reapFill(m, snap, pf.ws); err != nil {
-			return err
-		}
-	}
 	// The pager verifies every page it reads against the snapshot's
 	// checksum table.
 	crc, err := os.Open(snap.Path(snapshot.CRCFile))
@@ -449,11 +430,57 @@ func (r *Restorer) lazy(m *Memory, snap *snapshot.Snapshot, pf *prefetch, record
 	}
 	m.crc = crc // open until the session ends: a standby pager may need it
 	src := pager.SourceSpec{Kind: pager.KindFile, Files: []*os.File{img, crc}}
-	sess, err := r.Pager.ServeSource(u, src, pager.Spec{Base: m.Region.Addr(), Length: size, Record: record})
+	spec := pager.Spec{Base: m.Region.Addr(), Length: size, Record: record}
+	if pf != nil && pf.bulk {
+		// Bulk fills the working set before registering: pages present at
+		// registration never fault, so they cost neither a round trip nor
+		// a UFFDIO_COPY. The pager needs no registration to take the
+		// descriptor, so it gets it while the working set is read.
+		attached := make(chan error, 1)
+		go func() { attached <- r.attach(m, src, spec) }()
+		fillErr := r.bulkFill(m, snap, pf.ws)
+		if err := errors.Join(<-attached, fillErr); err != nil {
+			return err
+		}
+		return m.register(size)
+	}
+	if err := r.attach(m, src, spec); err != nil {
+		return err
+	}
+	if err := m.register(size); err != nil {
+		return err
+	}
+	if pf != nil {
+		return r.reapFill(m, snap, pf.ws)
+	}
+	return nil
+}
+
+// attach opens a userfaultfd and hands it to the pager, which serves the
+// faults of whatever range is registered with it from src.
+func (r *Restorer) attach(m *Memory, src pager.SourceSpec, spec pager.Spec) error {
+	u, err := uffd.Open()
 	if err != nil {
+		return fmt.Errorf("userfaultfd: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	sess, err := r.Pager.ServeSource(u, src, spec)
+	if err != nil {
+		_ = u.Close()
 		return fmt.Errorf("pager: %w", err)
 	}
-	m.session = sess
+	m.mu.Lock()
+	m.uffd, m.session = u, sess
+	m.mu.Unlock()
+	return nil
+}
+
+// register registers the region's first size bytes with the attached
+// userfaultfd: from now on a missing page there faults to the pager.
+func (m *Memory) register(size uint64) error {
+	if err := m.uffd.Register(m.Region.Addr(), size); err != nil {
+		return fmt.Errorf("register region: %w", err)
+	}
+	m.uffdLen = size
 	return nil
 }
 
@@ -504,6 +531,10 @@ func (r *Restorer) bulkFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 	if fi, err := f.Stat(); err != nil || fi.Size() != ws.Bytes() {
 		return fmt.Errorf("working set file has the wrong size (truncated?): %w", errdefs.ErrCorrupt)
 	}
+	// Ask for the whole file now: the kernel reads it in large requests
+	// while the readers copy, instead of each reader's reads waiting for
+	// their own read-ahead.
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_WILLNEED)
 	mem := m.Region.Bytes()
 	// mapped[p]: working-set page p is still mapped in a reused region and
 	// is overwritten in place; other pages are populated first.
@@ -542,7 +573,18 @@ func (r *Restorer) bulkFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 					m.Region.Populate(uint64(run.Start)*snapshot.PageSize, uint64(run.Count)*snapshot.PageSize)
 				}
 			}
-			read[i], errs[i] = preadRuns(int(f.Fd()), mem, p.runs, p.fileOff)
+			// A descriptor per reader: read-ahead state is per open file,
+			// and two interleaved streams on one would defeat it.
+			rf := f
+			if i > 0 {
+				var err error
+				if rf, err = os.Open(f.Name()); err != nil {
+					errs[i] = fmt.Errorf("open working set: %v: %w", err, errdefs.ErrCorrupt)
+					return
+				}
+				defer rf.Close()
+			}
+			read[i], errs[i] = preadRuns(int(rf.Fd()), mem, p.runs, p.fileOff)
 			if errs[i] != nil {
 				return
 			}
