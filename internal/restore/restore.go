@@ -116,6 +116,11 @@ type Restorer struct {
 	// function's finished instances (engine.RegionPool): their working set
 	// is then read into pages that are already mapped.
 	Regions *engine.RegionPool
+
+	// staging keeps reap's read buffers (*[]byte) between restores: a new
+	// buffer's pages are fresh memory, which costs a page-table entry per
+	// page on a VM, as the region pool explains.
+	staging sync.Pool
 }
 
 // pooled reports whether a restore in mode may reuse a region: eager and
@@ -488,7 +493,13 @@ func (m *Memory) register(size uint64) error {
 // UFFDIO_COPY per run of consecutive pages.
 func (r *Restorer) reapFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.WorkingSet) error {
 	t0 := time.Now()
-	buf, err := readAll(snap.Path(snapshot.WSImageFile), ws.Bytes())
+	bp, _ := r.staging.Get().(*[]byte)
+	if bp == nil || int64(cap(*bp)) < ws.Bytes() {
+		b := make([]byte, ws.Bytes())
+		bp = &b
+	}
+	defer r.staging.Put(bp)
+	buf, err := readFile(snap.Path(snapshot.WSImageFile), (*bp)[:ws.Bytes()])
 	m.stats.BytesRead += int64(len(buf))
 	if err != nil {
 		return err
@@ -723,14 +734,13 @@ func advance(iovs [][]byte, n int) [][]byte {
 	return iovs
 }
 
-// readAll reads a whole file of the expected size in one read.
-func readAll(path string, size int64) ([]byte, error) {
+// readFile fills buf from the start of the file at path in one read.
+func readFile(path string, buf []byte) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %v: %w", path, err, errdefs.ErrCorrupt)
 	}
 	defer f.Close()
-	buf := make([]byte, size)
 	n, err := io.ReadFull(f, buf)
 	if err != nil {
 		return buf[:n], fmt.Errorf("read %s: %v (truncated?): %w", path, err, errdefs.ErrCorrupt)
