@@ -449,15 +449,31 @@ func (r *Restorer) lazy(m *Memory, snap *snapshot.Snapshot, pf *prefetch, record
 		}
 		return m.register(size)
 	}
-	if err := r.attach(m, src, spec); err != nil {
+	if pf == nil {
+		if err := r.attach(m, src, spec); err != nil {
+			return err
+		}
+		return m.register(size)
+	}
+	// reap: the pager takes the descriptor while the working set is read;
+	// UFFDIO_COPY needs the range registered, so install after both.
+	attached := make(chan error, 1)
+	go func() { attached <- r.attach(m, src, spec) }()
+	t0 := time.Now()
+	bp, err := r.readWS(snap, pf.ws)
+	defer r.staging.Put(bp)
+	if err := errors.Join(<-attached, err); err != nil {
 		return err
 	}
 	if err := m.register(size); err != nil {
 		return err
 	}
-	if pf != nil {
-		return r.reapFill(m, snap, pf.ws)
+	m.stats.BytesRead += pf.ws.Bytes()
+	if err := m.installRuns(pf.ws, (*bp)[:pf.ws.Bytes()]); err != nil {
+		return err
 	}
+	m.stats.Prefetch = time.Since(t0)
+	m.stats.WSBytes, m.stats.WSPages = pf.ws.Bytes(), pf.ws.Pages
 	return nil
 }
 
@@ -489,30 +505,20 @@ func (m *Memory) register(size uint64) error {
 	return nil
 }
 
-// reapFill is REAP's prefetch: one read of the working-set file, then one
-// UFFDIO_COPY per run of consecutive pages.
-func (r *Restorer) reapFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.WorkingSet) error {
-	t0 := time.Now()
+// readWS is REAP's read: the whole working-set file in one read, into a
+// staging buffer (returned for r.staging even on error), checked against
+// its CRC.
+func (r *Restorer) readWS(snap *snapshot.Snapshot, ws *snapshot.WorkingSet) (*[]byte, error) {
 	bp, _ := r.staging.Get().(*[]byte)
 	if bp == nil || int64(cap(*bp)) < ws.Bytes() {
 		b := make([]byte, ws.Bytes())
 		bp = &b
 	}
-	defer r.staging.Put(bp)
 	buf, err := readFile(snap.Path(snapshot.WSImageFile), (*bp)[:ws.Bytes()])
-	m.stats.BytesRead += int64(len(buf))
 	if err != nil {
-		return err
+		return bp, err
 	}
-	if err := snap.CheckWorkingSetData(ws, buf); err != nil {
-		return err
-	}
-	if err := m.installRuns(ws, buf); err != nil {
-		return err
-	}
-	m.stats.Prefetch = time.Since(t0)
-	m.stats.WSBytes, m.stats.WSPages = ws.Bytes(), ws.Pages
-	return nil
+	return bp, snap.CheckWorkingSetData(ws, buf)
 }
 
 // installRuns is REAP's install step: buf holds the working set's pages

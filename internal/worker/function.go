@@ -56,6 +56,8 @@ type function struct {
 	recording atomic.Bool
 	// checkpoints counts snapshots being written in the background.
 	checkpoints sync.WaitGroup
+	// ckptBufs keeps buffers checkpoints copied memory into (policy.go).
+	ckptBufs buffers
 }
 
 func (w *Worker) newFunction(rec record, mod *engine.Module) (*function, error) {
