@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
@@ -218,7 +220,7 @@ func measurePhysical(ctx context.Context, w *worker.Worker, fn Function, dataDir
 			return p, err
 		}
 		t0 := time.Now()
-		b, err := os.ReadFile(path)
+		b, err := readSequential(path)
 		if err != nil {
 			return p, fmt.Errorf("%s: read working set: %w", fn.Name, err)
 		}
@@ -233,6 +235,31 @@ func measurePhysical(ctx context.Context, w *worker.Worker, fn Function, dataDir
 	p.ReadP50ms, p.WarmP50ms = Percentile(reads, 50), Percentile(warms, 50)
 	p.TotalP50ms = p.ReadP50ms + p.WarmP50ms
 	return p, nil
+}
+
+// readSequential reads a whole file the fastest way we know to read it in
+// order: the kernel is told up front that all of it will be wanted
+// (FADV_SEQUENTIAL, FADV_WILLNEED), so it issues large reads ahead instead
+// of growing its read-ahead window a request at a time, which on this
+// project's virtual disk is up to 5x slower for a 24 MiB file in some
+// periods. bulk asks for its file the same way, so the floor must too.
+func readSequential(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_WILLNEED)
+	b := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // ratios divides every pair of interesting modes' medians.
