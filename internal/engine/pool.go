@@ -54,10 +54,14 @@ func (p *RegionPool) Get(key string, limit uint64) (*Region, error) {
 		p.idle = append(p.idle[:i], p.idle[i+1:]...)
 		p.held -= r.touched
 		p.mu.Unlock()
+		// A new Region for the same mapping: the old one stays freed, so a
+		// late second Free by its previous owner cannot release the
+		// mapping from under the new one.
 		r.mu.Lock()
-		r.size, r.onFree, r.freed, r.denied, r.reused = 0, nil, false, false, true
+		nr := &Region{mem: r.mem, touched: r.touched, pool: p, key: key, reused: true}
+		r.mem = nil
 		r.mu.Unlock()
-		return r, nil
+		return nr, nil
 	}
 	p.mu.Unlock()
 	r, err := NewRegion(limit)

@@ -19,6 +19,7 @@ func TestRegionPoolReuse(t *testing.T) {
 		t.Fatal("new region reports Reused")
 	}
 	a.Touch(8 * PageSize)
+	aAddr := a.Addr()
 	a.Free()
 	if n, b := p.Idle(); n != 1 || b != 8*PageSize {
 		t.Fatalf("Idle = %d regions, %d bytes; want 1, %d", n, b, 8*PageSize)
@@ -31,7 +32,7 @@ func TestRegionPoolReuse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r == a || r.Reused() {
+		if r.Addr() == aAddr || r.Reused() {
 			t.Fatalf("Get(%q, %d) reused another key's or cap's region", tc.key, tc.limit)
 		}
 		r.NoReuse()
@@ -41,8 +42,15 @@ func TestRegionPoolReuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b != a || !b.Reused() || b.Size() != 0 {
-		t.Fatalf("Get did not lend back the idle region reset (same %v, reused %v, size %d)", b == a, b.Reused(), b.Size())
+	if b.Addr() != aAddr || !b.Reused() || b.Size() != 0 {
+		t.Fatalf("Get did not lend back the idle region reset (same mapping %v, reused %v, size %d)", b.Addr() == aAddr, b.Reused(), b.Size())
+	}
+	// A late second Free by the previous owner must not release the
+	// mapping now lent to b.
+	a.Free()
+	b.Bytes()[0] = 1
+	if n, _ := p.Idle(); n != 0 {
+		t.Fatal("a stale Free put the lent region back in the pool")
 	}
 	if n, _ := p.Idle(); n != 0 {
 		t.Fatalf("pool still holds %d regions after lending its only one", n)
@@ -59,6 +67,7 @@ func TestRegionPoolBudget(t *testing.T) {
 	p := NewRegionPool(10 * PageSize)
 	defer p.Close()
 	var rs []*Region
+	var addrs []uintptr
 	for range 3 {
 		r, err := p.Get("f", 16*PageSize)
 		if err != nil {
@@ -66,6 +75,7 @@ func TestRegionPoolBudget(t *testing.T) {
 		}
 		r.Touch(4 * PageSize)
 		rs = append(rs, r)
+		addrs = append(addrs, r.Addr())
 	}
 	for _, r := range rs {
 		r.Free()
@@ -74,7 +84,7 @@ func TestRegionPoolBudget(t *testing.T) {
 		t.Fatalf("Idle = %d regions, %d bytes; want 2, %d", n, b, 8*PageSize)
 	}
 	got, _ := p.Get("f", 16*PageSize)
-	if got != rs[2] {
+	if got.Addr() != addrs[2] {
 		t.Fatal("Get did not lend the most recently freed region")
 	}
 	big, _ := p.Get("f", 16*PageSize)
@@ -102,8 +112,8 @@ func TestScrub(t *testing.T) {
 		mem[i] = 0xAA
 	}
 	r.Free()
-	r2, _ := p.Get("f", 64*PageSize)
-	if r2 != r {
+	r, _ = p.Get("f", 64*PageSize)
+	if &r.Bytes()[0] != &mem[0] {
 		t.Fatal("region not reused")
 	}
 	keep := func(p int) bool { return p == 2 || p == 3 || p == 9 }
