@@ -125,17 +125,17 @@ type Restorer struct {
 
 // pooled reports whether a restore in mode may reuse a region: eager and
 // bulk fill memory with ordinary writes, which a mapped page takes in
-// place. lazy and reap install pages with UFFDIO_COPY, which needs them
-// missing, and mmap replaces the mapping; a recording restore must see
-// every first touch as a fault.
-func pooled(mode Mode, record bool) bool {
-	return !record && (mode == Eager || mode == Bulk)
+// place (a recording bulk restore traces only pages outside the working
+// set, which Scrub leaves missing). lazy and reap install pages with
+// UFFDIO_COPY, which needs them missing, and mmap replaces the mapping.
+func pooled(mode Mode) bool {
+	return mode == Eager || mode == Bulk
 }
 
 // region returns the region a restore in mode prepares: from the pool, or
 // new.
-func (r *Restorer) region(mode Mode, key string, limit uint64, record bool) (*engine.Region, error) {
-	if r.Regions != nil && pooled(mode, record) {
+func (r *Restorer) region(mode Mode, key string, limit uint64) (*engine.Region, error) {
+	if r.Regions != nil && pooled(mode) {
 		return r.Regions.Get(key, limit)
 	}
 	return engine.NewRegion(limit)
@@ -254,10 +254,12 @@ func (m *Memory) release() {
 }
 
 // Prepare builds the memory of a new instance of snap in mode, in a region
-// of limit bytes. With record set (lazy mode only) the pager records the
-// order of first faults for a working set. On error nothing is left mapped.
+// of limit bytes. With record set the pager records the order of first
+// faults (Trace): under lazy, every page the instance touches, for a new
+// working set; under reap and bulk, the pages it touched outside the
+// working set. On error nothing is left mapped.
 func (r *Restorer) Prepare(ctx context.Context, mode Mode, snap *snapshot.Snapshot, limit uint64, record bool) (*Memory, error) {
-	region, err := r.region(mode, snap.Meta.Function+"@"+snap.Meta.ModuleSHA, limit, record)
+	region, err := r.region(mode, snap.Meta.Function+"@"+snap.Meta.ModuleSHA, limit)
 	if err != nil {
 		return nil, fmt.Errorf("%s restore of %s: %w", mode, snap.Dir, err)
 	}
@@ -274,7 +276,7 @@ func (r *Restorer) Prepare(ctx context.Context, mode Mode, snap *snapshot.Snapsh
 			if err != nil {
 				return err
 			}
-			return r.lazy(m, snap, &prefetch{ws: ws, bulk: mode == Bulk}, false)
+			return r.lazy(m, snap, &prefetch{ws: ws, bulk: mode == Bulk}, record)
 		}
 		return fmt.Errorf("mode %q does not restore from a snapshot: %w", mode, errdefs.ErrInvalid)
 	})
@@ -292,7 +294,7 @@ func prepare(mode Mode, imageSize int64, region *engine.Region, record bool, fil
 		region.Free()
 		return nil, fmt.Errorf("snapshot memory (%d MiB) exceeds the memory cap (%d MiB): %w", imageSize>>20, limit>>20, errdefs.ErrInvalid)
 	}
-	m := &Memory{Region: region, stats: Stats{Mode: mode, Recording: record, Reused: region.Reused()}}
+	m := &Memory{Region: region, stats: Stats{Mode: mode, Recording: record && mode == Lazy, Reused: region.Reused()}}
 	region.OnFree(m.release)
 	// Whatever fill writes lies in the image's range; a pool that gets the
 	// region back scrubs it.

@@ -74,6 +74,27 @@ func (s *Snapshot) CheckWorkingSetData(ws *WorkingSet, data []byte) error {
 	return nil
 }
 
+// ExtendWorkingSet replaces ws, the snapshot's working set, by ws plus
+// pages (those an instance faulted on outside it), pages copied from the
+// image as WriteWorkingSet does. Pages already in ws are ignored.
+func (s *Snapshot) ExtendWorkingSet(ws *WorkingSet, pages []int) (*WorkingSet, error) {
+	in := make(map[int]bool, ws.Pages+len(pages))
+	all := make([]int, 0, ws.Pages+len(pages))
+	for _, r := range ws.Runs {
+		for p := r.Start; p < r.Start+r.Count; p++ {
+			in[p] = true
+			all = append(all, p)
+		}
+	}
+	for _, p := range pages {
+		if !in[p] {
+			in[p] = true
+			all = append(all, p)
+		}
+	}
+	return s.WriteWorkingSet(all)
+}
+
 // RunsOf turns page numbers into sorted runs of consecutive pages.
 func RunsOf(pages []int) []Run {
 	sorted := append([]int(nil), pages...)

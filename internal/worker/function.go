@@ -401,7 +401,9 @@ func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, mode re
 	}
 	prepMode, record := mode, false
 	limit := f.instanceConfig().MemoryLimit
-	mem, err := f.w.restorer.Prepare(ctx, mode, snap, limit, false)
+	// reap and bulk trace the pages faulted outside the working set, so
+	// that one that misses too often can be extended (afterFirstExec).
+	mem, err := f.w.restorer.Prepare(ctx, mode, snap, limit, mode.UsesWorkingSet())
 	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrNotFound) {
 		// No working set yet: restore lazily, and record one unless
 		// another restore already is.
@@ -465,11 +467,43 @@ func (f *function) afterFirstExec(inst *instance, t *Timing) {
 		m.recordings.WithLabelValues(f.rec.Name).Inc()
 		f.w.publishLater(f.rec.Name, snap) // hook (store.go): republish with the working set
 	case inst.mode.UsesWorkingSet() && st.WSPages > 0:
-		if float64(st.Faults) > f.rec.Config.RerecordMissRate*float64(st.WSPages) {
-			f.w.log.Info("working set missed too often; re-recording", "function", f.rec.Name, "faults", st.Faults, "ws_pages", st.WSPages)
-			_ = snap.RemoveWorkingSet()
+		if float64(st.Faults) > f.rec.Config.RerecordMissRate*float64(st.WSPages) && !inst.Dead() {
+			f.extendWorkingSet(inst, snap, st)
 		}
 	}
+}
+
+// extendWorkingSet re-records a working set that missed too often: the new
+// one is the old plus the pages this first call faulted on outside it.
+// Deleting it instead would make the snapshot's next restore a slow lazy
+// recording one, and for a checkpoint (whose working set is its parent's)
+// that was most of its restores. If the extension fails, the working set
+// is deleted, and the next restore records one.
+func (f *function) extendWorkingSet(inst *instance, snap *snapshot.Snapshot, st restore.Stats) {
+	if !f.recording.CompareAndSwap(false, true) {
+		return // another restore is writing one
+	}
+	defer f.recording.Store(false)
+	err := func() error {
+		ws, err := snap.WorkingSet()
+		if err != nil {
+			return err
+		}
+		missed, err := inst.mem.Trace()
+		if err != nil {
+			return err
+		}
+		_, err = snap.ExtendWorkingSet(ws, missed)
+		return err
+	}()
+	if err != nil {
+		f.w.log.Warn("extending the working set failed; re-recording", "function", f.rec.Name, "err", err)
+		_ = snap.RemoveWorkingSet()
+		return
+	}
+	f.w.log.Info("working set missed too often; extended", "function", f.rec.Name, "faults", st.Faults, "ws_pages", st.WSPages)
+	f.w.metrics.recordings.WithLabelValues(f.rec.Name).Inc()
+	f.w.publishLater(f.rec.Name, snap) // hook (store.go): republish with the working set
 }
 
 // reap closes instances idle past the keep-alive, keeping min_instances

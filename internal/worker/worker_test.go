@@ -628,3 +628,55 @@ func TestQueueBound(t *testing.T) {
 		t.Fatal("no request was refused past the queue bound")
 	}
 }
+
+// A working set that misses too often is extended by the pages the restore
+// faulted on, not deleted: the next restore installs them ahead and faults
+// on none, and no restore has to run lazily to record a new one.
+func TestWorkingSetExtendedOnMisses(t *testing.T) {
+	w := openWorker(t)
+	deploy(t, w, "hello", "examples/hello", Config{})
+	want := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Cold})
+	invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Reap}) // records the working set
+	w.mu.Lock()
+	f := w.fns["hello"]
+	w.mu.Unlock()
+	full, err := f.snap.WorkingSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keep only the first run: the next restore misses the rest.
+	first := full.Runs[0]
+	var kept []int
+	for p := first.Start; p < first.Start+first.Count; p++ {
+		kept = append(kept, p)
+	}
+	if _, err := f.snap.WriteWorkingSet(kept); err != nil {
+		t.Fatal(err)
+	}
+	recordings := func() float64 { return testutil.ToFloat64(w.metrics.recordings.WithLabelValues("hello")) }
+	before := recordings()
+
+	got := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Bulk})
+	st := got.Timing.Restore
+	if st == nil || st.Mode != restore.Bulk || st.WSPages != len(kept) || st.Faults <= int64(len(kept)/4) {
+		t.Fatalf("restore with the cut working set: %+v, want bulk missing more than a quarter of %d pages", st, len(kept))
+	}
+	if !bytes.Equal(got.Response.Body, want.Response.Body) {
+		t.Fatalf("answered %q, want %q", got.Response.Body, want.Response.Body)
+	}
+	ws, err := f.snap.WorkingSet()
+	if err != nil {
+		t.Fatalf("working set deleted instead of extended: %v", err)
+	}
+	if ws.Pages != len(kept)+int(st.Faults) || recordings() != before+1 {
+		t.Fatalf("extended working set has %d pages, want %d + %d faulted; recordings %v -> %v", ws.Pages, len(kept), st.Faults, before, recordings())
+	}
+
+	got = invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Bulk, DropCache: true})
+	if st := got.Timing.Restore; st == nil || st.Mode != restore.Bulk || st.WSPages != ws.Pages || st.Faults != 0 {
+		t.Fatalf("restore after the extension: %+v, want bulk with %d pages and no faults", st, ws.Pages)
+	}
+	if !bytes.Equal(got.Response.Body, want.Response.Body) {
+		t.Fatalf("answered %q, want %q", got.Response.Body, want.Response.Body)
+	}
+}
