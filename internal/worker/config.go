@@ -67,8 +67,9 @@ type Config struct {
 	Policy string `json:"policy,omitempty"`
 	// PoolSize bounds the snapshots kept per function (default 12).
 	PoolSize int `json:"pool_size,omitempty"`
-	// RerecordMissRate re-records the working set when the pages faulted
-	// outside it exceed this fraction of its size (default 0.25).
+	// RerecordMissRate re-records the working set, as the old one plus the
+	// pages faulted outside it, when those exceed this fraction of its size
+	// (default 0.25).
 	RerecordMissRate float64 `json:"rerecord_miss_rate,omitempty"`
 }
 
