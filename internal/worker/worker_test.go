@@ -247,6 +247,18 @@ func TestDamagedSnapshotFallsBack(t *testing.T) {
 // that page and the answer a cold boot gives.
 func damagedHello(t *testing.T) (*Worker, *function, int, *Result) {
 	t.Helper()
+	w, f, want := helloWithWorkingSet(t)
+	page := farDataPage(t, f.snap)
+	if err := flipByte(f.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
+		t.Fatal(err)
+	}
+	return w, f, page, want
+}
+
+// helloWithWorkingSet deploys examples/hello, records its working set with
+// one reap restore, and returns a cold boot's answer.
+func helloWithWorkingSet(t *testing.T) (*Worker, *function, *Result) {
+	t.Helper()
 	w := openWorker(t)
 	deploy(t, w, "hello", "examples/hello", Config{})
 	want := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Cold})
@@ -254,11 +266,7 @@ func damagedHello(t *testing.T) (*Worker, *function, int, *Result) {
 	w.mu.Lock()
 	f := w.fns["hello"]
 	w.mu.Unlock()
-	page := farDataPage(t, f.snap)
-	if err := flipByte(f.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
-		t.Fatal(err)
-	}
-	return w, f, page, want
+	return w, f, want
 }
 
 // A restored instance is checked after every call, not only the first: a
@@ -633,13 +641,7 @@ func TestQueueBound(t *testing.T) {
 // faulted on, not deleted: the next restore installs them ahead and faults
 // on none, and no restore has to run lazily to record a new one.
 func TestWorkingSetExtendedOnMisses(t *testing.T) {
-	w := openWorker(t)
-	deploy(t, w, "hello", "examples/hello", Config{})
-	want := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Cold})
-	invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Reap}) // records the working set
-	w.mu.Lock()
-	f := w.fns["hello"]
-	w.mu.Unlock()
+	w, f, want := helloWithWorkingSet(t)
 	full, err := f.snap.WorkingSet()
 	if err != nil {
 		t.Fatal(err)
