@@ -431,7 +431,7 @@ func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, mode re
 }
 
 // afterFirstExec collects a restored instance's stats, writes a recorded
-// working set, and drops a working set that missed too often.
+// working set, and extends one that missed too often.
 func (f *function) afterFirstExec(inst *instance, t *Timing) {
 	st := inst.mem.Stats()
 	t.Restore = &st
@@ -474,36 +474,36 @@ func (f *function) afterFirstExec(inst *instance, t *Timing) {
 }
 
 // extendWorkingSet re-records a working set that missed too often: the new
-// one is the old plus the pages this first call faulted on outside it.
-// Deleting it instead would make the snapshot's next restore a slow lazy
-// recording one, and for a checkpoint (whose working set is its parent's)
-// that was most of its restores. If the extension fails, the working set
-// is deleted, and the next restore records one.
+// one is the old plus the pages this first call faulted on outside it,
+// written in the background (WaitCheckpoints waits for it), off the
+// response path. Deleting it instead would make the snapshot's next
+// restore a slow lazy recording one, and for a checkpoint (whose working
+// set is its parent's) that was most of its restores. If the extension
+// fails, the working set is deleted, and the next restore records one.
 func (f *function) extendWorkingSet(inst *instance, snap *snapshot.Snapshot, st restore.Stats) {
 	if !f.recording.CompareAndSwap(false, true) {
 		return // another restore is writing one
 	}
-	defer f.recording.Store(false)
-	err := func() error {
-		ws, err := snap.WorkingSet()
-		if err != nil {
-			return err
+	missed, err := inst.mem.Trace() // while the pager session lives
+	f.checkpoints.Add(1)
+	go func() {
+		defer f.checkpoints.Done()
+		defer f.recording.Store(false)
+		if err == nil {
+			var ws *snapshot.WorkingSet
+			if ws, err = snap.WorkingSet(); err == nil {
+				_, err = snap.ExtendWorkingSet(ws, missed)
+			}
 		}
-		missed, err := inst.mem.Trace()
 		if err != nil {
-			return err
+			f.w.log.Warn("extending the working set failed; re-recording", "function", f.rec.Name, "err", err)
+			_ = snap.RemoveWorkingSet()
+			return
 		}
-		_, err = snap.ExtendWorkingSet(ws, missed)
-		return err
+		f.w.log.Info("working set missed too often; extended", "function", f.rec.Name, "faults", st.Faults, "ws_pages", st.WSPages)
+		f.w.metrics.recordings.WithLabelValues(f.rec.Name).Inc()
+		f.w.publishLater(f.rec.Name, snap) // hook (store.go): republish with the working set
 	}()
-	if err != nil {
-		f.w.log.Warn("extending the working set failed; re-recording", "function", f.rec.Name, "err", err)
-		_ = snap.RemoveWorkingSet()
-		return
-	}
-	f.w.log.Info("working set missed too often; extended", "function", f.rec.Name, "faults", st.Faults, "ws_pages", st.WSPages)
-	f.w.metrics.recordings.WithLabelValues(f.rec.Name).Inc()
-	f.w.publishLater(f.rec.Name, snap) // hook (store.go): republish with the working set
 }
 
 // reap closes instances idle past the keep-alive, keeping min_instances

@@ -501,7 +501,8 @@ func (w *Worker) Evict(ctx context.Context, name string) error {
 	return nil
 }
 
-// WaitCheckpoints waits for a function's background snapshot writes.
+// WaitCheckpoints waits for a function's background snapshot and working-set
+// writes.
 func (w *Worker) WaitCheckpoints(name string) {
 	if f, err := w.lookup(name); err == nil {
 		f.checkpoints.Wait()

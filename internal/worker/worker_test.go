@@ -666,6 +666,7 @@ func TestWorkingSetExtendedOnMisses(t *testing.T) {
 	if !bytes.Equal(got.Response.Body, want.Response.Body) {
 		t.Fatalf("answered %q, want %q", got.Response.Body, want.Response.Body)
 	}
+	w.WaitCheckpoints("hello") // the extension is written in the background
 	ws, err := f.snap.WorkingSet()
 	if err != nil {
 		t.Fatalf("working set deleted instead of extended: %v", err)
