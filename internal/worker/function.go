@@ -58,6 +58,8 @@ type function struct {
 	checkpoints sync.WaitGroup
 	// ckptBufs keeps buffers checkpoints copied memory into (policy.go).
 	ckptBufs buffers
+	// pending are the request numbers of checkpoints being taken (f.mu).
+	pending map[int]bool
 }
 
 func (w *Worker) newFunction(rec record, mod *engine.Module) (*function, error) {
@@ -210,7 +212,7 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	// The policy sees what the caller saw: a new instance's first request
 	// carries its start (cold boot or restore), so a cold boot scores as
 	// costly as it is.
-	if err == nil && f.afterExec(inst, t.Start+t.Exec) {
+	if due := err == nil && f.afterExec(inst, t.Start+t.Exec); due && f.claimCheckpoint(t.Request) {
 		// Copy the instance's memory off the response path; the instance
 		// returns to the pool once the copy is taken.
 		f.checkpoints.Add(1)

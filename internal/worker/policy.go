@@ -86,11 +86,45 @@ func (f *function) afterExec(inst *instance, latency time.Duration) (checkpointD
 	return inst.checkpointAt > 0 && req == inst.checkpointAt
 }
 
+// claimCheckpoint reports whether a checkpoint after request req should be
+// taken, and if so marks it pending until checkpoint ends. One is skipped
+// when the pool already holds, or is writing, a snapshot after the same
+// request: policies score snapshots by request number, so a second one
+// tells them nothing new, and on a two-core machine its copy, write and
+// fsync compete with the requests being served. (Under eviction after
+// every request, instances restored from the same snapshot while the next
+// one is still being written would otherwise each write a duplicate.)
+func (f *function) claimCheckpoint(req int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pending[req] || (f.snap != nil && f.snap.Meta.Request == req) {
+		return false
+	}
+	for _, s := range f.extra {
+		if s.Meta.Request == req {
+			return false
+		}
+	}
+	if f.pending == nil {
+		f.pending = map[int]bool{}
+	}
+	f.pending[req] = true
+	return true
+}
+
 // checkpoint snapshots a live instance between requests. The instance is
 // idle and owned by the caller (not yet back in the pool), so copying its
 // memory is a consistent cut; the copy is written in the background while
 // the instance serves on.
 func (f *function) checkpoint(inst *instance, req int) {
+	handed := false // to the writer, which then clears pending
+	defer func() {
+		if !handed {
+			f.mu.Lock()
+			delete(f.pending, req)
+			f.mu.Unlock()
+		}
+	}()
 	parent := inst.snap
 	st, mem := inst.Capture()
 	buf := f.ckptBufs.get(len(mem))
@@ -107,6 +141,7 @@ func (f *function) checkpoint(inst *instance, req int) {
 			return
 		}
 	}
+	handed = true
 	f.checkpoints.Add(1)
 	go func() {
 		defer f.checkpoints.Done()
@@ -119,6 +154,9 @@ func (f *function) checkpoint(inst *instance, req int) {
 			inheritWorkingSet(parent, snap)
 		}
 		if err != nil {
+			f.mu.Lock()
+			delete(f.pending, req)
+			f.mu.Unlock()
 			f.w.log.Warn("checkpoint failed", "function", f.rec.Name, "request", req, "err", err)
 			return
 		}
@@ -127,6 +165,7 @@ func (f *function) checkpoint(inst *instance, req int) {
 		if !closed {
 			f.extra = append(f.extra, snap)
 		}
+		delete(f.pending, req)
 		f.mu.Unlock()
 		if closed {
 			f.w.dropStored(f.rec.Name, []string{snap.Meta.ID}) // hook (storedelete.go)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/thaw-run/thaw/internal/restore"
 )
 
@@ -137,5 +139,35 @@ func TestCheckpointInheritsWorkingSet(t *testing.T) {
 	}
 	if st := res.Timing.Restore; st.Recording || st.WSPages != parentWS.Pages {
 		t.Errorf("checkpoint's first restore: recording %v, prefetched %d pages, want no recording and %d", st.Recording, st.WSPages, parentWS.Pages)
+	}
+}
+
+// A checkpoint after a request number the pool already holds a snapshot
+// after is skipped: an instance started from the initialisation snapshot
+// (an explicit mode) reaches fixed:2's checkpoint request again, and no
+// second snapshot is written.
+func TestCheckpointSkipsDuplicateRequest(t *testing.T) {
+	ctx := context.Background()
+	w := openWorker(t)
+	deploy(t, w, "hello", "examples/hello", Config{MaxInstances: 1, Policy: "fixed:2"})
+	checkpoints := func() float64 { return testutil.ToFloat64(w.metrics.checkpoints.WithLabelValues("hello")) }
+	for i := 1; i <= 2; i++ {
+		invoke(t, w, "hello", get("/?name=x"), InvokeOptions{})
+	}
+	w.WaitCheckpoints("hello")
+	if n := checkpoints(); n != 1 {
+		t.Fatalf("%v checkpoints after request 2, want 1", n)
+	}
+	if err := w.Evict(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	first := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Bulk}) // from the init snapshot
+	second := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Warm})
+	if first.Timing.Request != 1 || second.Timing.Request != 2 || second.Timing.StartKind != "warm" {
+		t.Fatalf("requests numbered %d and %d (second start %s), want 1 and 2 on one instance", first.Timing.Request, second.Timing.Request, second.Timing.StartKind)
+	}
+	w.WaitCheckpoints("hello")
+	if n := checkpoints(); n != 1 {
+		t.Fatalf("%v checkpoints, want 1: the duplicate after request 2 was written", n)
 	}
 }
