@@ -126,6 +126,10 @@ func (f *function) checkpoint(inst *instance, req int) {
 		}
 	}()
 	parent := inst.snap
+	var missed []int
+	if inst.mem != nil {
+		missed, _ = inst.mem.Trace() // the pages it faulted on outside its working set
+	}
 	st, mem := inst.Capture()
 	buf := f.ckptBufs.get(len(mem))
 	copy(buf, mem)
@@ -151,7 +155,7 @@ func (f *function) checkpoint(inst *instance, req int) {
 			err = f.mod.PrepareRestore(f.w.ctx, snap.Meta.State.Pages)
 		}
 		if err == nil && parent != nil {
-			inheritWorkingSet(parent, snap)
+			inheritWorkingSet(parent, snap, missed)
 		}
 		if err != nil {
 			f.mu.Lock()
@@ -179,23 +183,33 @@ func (f *function) checkpoint(inst *instance, req int) {
 }
 
 // inheritWorkingSet gives a checkpoint the working set of the snapshot its
-// instance was restored from: the same function a few requests later
-// touches nearly the same pages, so restores of the new snapshot can
-// prefetch at once instead of first recording lazily. Pages the guess
-// misses fault lazily and, past the miss rate, trigger a re-recording.
-// (The pages the instance touched, from mincore, were tried instead: that
-// set only grows along a lineage, and prefetching it cost more than the
-// faults it saved; docs/policy.md.)
-func inheritWorkingSet(parent, snap *snapshot.Snapshot) {
+// instance was restored from plus the pages the instance faulted on outside
+// it (missed): the same function a few requests later touches nearly the
+// same pages, so restores of the new snapshot can prefetch at once instead
+// of first recording lazily. Pages the guess misses fault lazily and, past
+// the miss rate, extend it. The set only grows along a lineage; with
+// reused regions prefetching a page costs a copy, while a miss costs a
+// round trip to the pager (docs/policy.md).
+func inheritWorkingSet(parent, snap *snapshot.Snapshot, missed []int) {
 	ws, err := parent.WorkingSet()
 	if err != nil {
 		return
 	}
+	in := map[int]bool{}
 	var pages []int
-	for _, r := range ws.Runs {
-		for p := r.Start; p < r.Start+r.Count && p < snap.Pages(); p++ {
+	add := func(p int) {
+		if p < snap.Pages() && !in[p] {
+			in[p] = true
 			pages = append(pages, p)
 		}
+	}
+	for _, r := range ws.Runs {
+		for p := r.Start; p < r.Start+r.Count; p++ {
+			add(p)
+		}
+	}
+	for _, p := range missed {
+		add(p)
 	}
 	_, _ = snap.WriteWorkingSet(pages)
 }
