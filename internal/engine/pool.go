@@ -31,6 +31,7 @@ type RegionPool struct {
 	budget uint64
 	held   uint64    // sum of idle regions' Touched
 	idle   []*Region // least recently freed first
+	closed bool
 }
 
 // NewRegionPool returns a pool that keeps idle regions while the bytes they
@@ -79,7 +80,7 @@ func (p *RegionPool) put(r *Region) bool {
 	touched := r.touched
 	r.mu.Unlock()
 	p.mu.Lock()
-	if touched > p.budget {
+	if p.closed || touched > p.budget {
 		p.mu.Unlock()
 		return false
 	}
@@ -110,7 +111,7 @@ func (p *RegionPool) Idle() (regions int, bytes uint64) {
 func (p *RegionPool) Close() {
 	p.mu.Lock()
 	idle := p.idle
-	p.idle, p.held, p.budget = nil, 0, 0
+	p.idle, p.held, p.closed = nil, 0, true
 	p.mu.Unlock()
 	for _, r := range idle {
 		_ = unix.Munmap(r.mem)
