@@ -169,3 +169,17 @@ func TestScrubNewRegion(t *testing.T) {
 		t.Fatalf("Scrub of a new region = %+v, %v; byte %d", st, err, r.Bytes()[0])
 	}
 }
+
+// A closed pool unmaps what is freed into it.
+func TestRegionPoolClosed(t *testing.T) {
+	p := NewRegionPool(1 << 30)
+	r, err := p.Get("f", 4*PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	r.Free()
+	if n, _ := p.Idle(); n != 0 {
+		t.Fatalf("closed pool keeps %d regions", n)
+	}
+}
