@@ -17,6 +17,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/policy"
 	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/worker"
 )
 
 func newBenchCommand(g *globalOptions) *cobra.Command {
@@ -126,7 +127,7 @@ or with --json one JSON object with a "results" array.`,
 	f.IntVar(&opts.Trials, "trials", 15, "trials per function and mode")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object instead of a table")
 	f.StringVar(&opts.DataDir, "data", "", "scratch data directory on the disk to measure (default: a temporary directory)")
-	f.IntVar(&opts.RegionPoolMiB, "region-pool-mib", 0, "idle instance memory the worker keeps for eager and bulk restores to reuse (0: the default 1024, -1: none)")
+	f.IntVar(&opts.RegionPoolMiB, "region-pool-mib", worker.DefaultRegionPoolMiB, "memory of finished instances the worker keeps for eager and bulk restores to reuse (0 or less: none)")
 	return cmd
 }
 
@@ -159,7 +160,7 @@ func runBenchRestore(cmd *cobra.Command, g *globalOptions, opts benchRestoreOpti
 		fns = append(fns, bench.Function{Name: name, Wasm: wasm, Request: bf.req})
 	}
 	rep, err := bench.RunRestore(ctx, bench.RestoreOptions{Functions: fns, Modes: modes, Trials: opts.Trials,
-		DataDir: filepath.Join(ws.dir, "data"), Progress: g.stderr, RegionPoolMiB: opts.RegionPoolMiB})
+		DataDir: filepath.Join(ws.dir, "data"), Progress: g.stderr, RegionPoolMiB: regionPool(opts.RegionPoolMiB)})
 	if err != nil {
 		return err
 	}
@@ -292,4 +293,13 @@ func writePolicyRun(dir string, rep *bench.PolicyReport) error {
 	}
 	_, err = rep.WritePlots(dir, 10)
 	return err
+}
+
+// regionPool maps the --region-pool-mib flag (0 or less: none) to
+// worker.Options.RegionPoolMiB (0: the default, negative: none).
+func regionPool(mib int) int {
+	if mib <= 0 {
+		return -1
+	}
+	return mib
 }

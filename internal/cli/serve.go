@@ -115,10 +115,7 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 	if token == "" && !isLoopback(opts.Addr) && !opts.InsecureListen {
 		return nil, fmt.Errorf("refusing to listen on %s without a token: set --token or $THAW_TOKEN, listen on 127.0.0.1, or pass --insecure-listen: %w", opts.Addr, errdefs.ErrInvalid)
 	}
-	wopts := worker.Options{DataDir: opts.DataDir, Logger: log, NoPager: opts.NoPager, RegionPoolMiB: opts.RegionPoolMiB}
-	if opts.RegionPoolMiB <= 0 {
-		wopts.RegionPoolMiB = -1
-	}
+	wopts := worker.Options{DataDir: opts.DataDir, Logger: log, NoPager: opts.NoPager, RegionPoolMiB: regionPool(opts.RegionPoolMiB)}
 	if opts.Store.Dir != "" || opts.Store.S3Endpoint != "" {
 		cfg, err := opts.Store.config()
 		if err != nil {

@@ -593,11 +593,13 @@ func (r *Restorer) bulkFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 				}
 			}
 			// A descriptor per reader: read-ahead state is per open file,
-			// and two interleaved streams on one would defeat it.
+			// and two interleaved streams on one would defeat it. Opened
+			// through /proc/self/fd, it is the same file even if a new
+			// working set has been renamed over the name meanwhile.
 			rf := f
 			if i > 0 {
 				var err error
-				if rf, err = os.Open(f.Name()); err != nil {
+				if rf, err = os.Open(fmt.Sprintf("/proc/self/fd/%d", f.Fd())); err != nil {
 					errs[i] = fmt.Errorf("open working set: %v: %w", err, errdefs.ErrCorrupt)
 					return
 				}

@@ -406,6 +406,13 @@ func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, mode re
 	// reap and bulk trace the pages faulted outside the working set, so
 	// that one that misses too often can be extended (afterFirstExec).
 	mem, err := f.w.restorer.Prepare(ctx, mode, snap, limit, mode.UsesWorkingSet())
+	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrCorrupt) {
+		// A working set being extended (in the background) is replaced
+		// file by file, and a restore that paired the old ws.json with
+		// the new ws.img fails its checks: try once more. Real damage
+		// fails again and falls back to a cold boot.
+		mem, err = f.w.restorer.Prepare(ctx, mode, snap, limit, true)
+	}
 	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrNotFound) {
 		// No working set yet: restore lazily, and record one unless
 		// another restore already is.
