@@ -74,23 +74,27 @@ func (s *Snapshot) CheckWorkingSetData(ws *WorkingSet, data []byte) error {
 	return nil
 }
 
-// ExtendWorkingSet replaces ws, the snapshot's working set, by ws plus
-// pages (those an instance faulted on outside it), pages copied from the
-// image as WriteWorkingSet does. Pages already in ws are ignored.
+// ExtendWorkingSet writes the snapshot's working set as ws plus pages, in
+// that order, each page once, copied from this snapshot's image as
+// WriteWorkingSet does. ws may be this snapshot's own working set (extended
+// by the pages an instance faulted on outside it) or another snapshot's (a
+// checkpoint inheriting its parent's); pages past this image are ignored.
 func (s *Snapshot) ExtendWorkingSet(ws *WorkingSet, pages []int) (*WorkingSet, error) {
 	in := make(map[int]bool, ws.Pages+len(pages))
 	all := make([]int, 0, ws.Pages+len(pages))
-	for _, r := range ws.Runs {
-		for p := r.Start; p < r.Start+r.Count; p++ {
+	add := func(p int) {
+		if p < s.Pages() && !in[p] {
 			in[p] = true
 			all = append(all, p)
 		}
 	}
-	for _, p := range pages {
-		if !in[p] {
-			in[p] = true
-			all = append(all, p)
+	for _, r := range ws.Runs {
+		for p := r.Start; p < r.Start+r.Count; p++ {
+			add(p)
 		}
+	}
+	for _, p := range pages {
+		add(p)
 	}
 	return s.WriteWorkingSet(all)
 }

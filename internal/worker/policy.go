@@ -191,27 +191,9 @@ func (f *function) checkpoint(inst *instance, req int) {
 // reused regions prefetching a page costs a copy, while a miss costs a
 // round trip to the pager (docs/policy.md).
 func inheritWorkingSet(parent, snap *snapshot.Snapshot, missed []int) {
-	ws, err := parent.WorkingSet()
-	if err != nil {
-		return
+	if ws, err := parent.WorkingSet(); err == nil {
+		_, _ = snap.ExtendWorkingSet(ws, missed)
 	}
-	in := map[int]bool{}
-	var pages []int
-	add := func(p int) {
-		if p < snap.Pages() && !in[p] {
-			in[p] = true
-			pages = append(pages, p)
-		}
-	}
-	for _, r := range ws.Runs {
-		for p := r.Start; p < r.Start+r.Count; p++ {
-			add(p)
-		}
-	}
-	for _, p := range missed {
-		add(p)
-	}
-	_, _ = snap.WriteWorkingSet(pages)
 }
 
 // prune keeps the pool within pool_size (or the policy's own, smaller,
