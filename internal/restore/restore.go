@@ -562,7 +562,7 @@ func (r *Restorer) bulkFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 		// Every page outside the working set must be missing, for the
 		// pager to serve.
 		in := pageSet(ws.Runs)
-		mapped = make([]bool, len(mem)/snapshot.PageSize)
+		mapped = make([]bool, snap.Pages()) // working-set pages lie in the image
 		keep := func(p int) bool {
 			if in(p) {
 				mapped[p] = true
