@@ -247,13 +247,10 @@ func measurePhysical(ctx context.Context, w *worker.Worker, fn Function, dataDir
 	return p, nil
 }
 
-// readSequential reads a whole file the fastest way we know to read it in
-// order: the kernel is told up front that all of it will be wanted
-// (FADV_SEQUENTIAL, FADV_WILLNEED), so it issues large reads ahead instead
-// of growing its read-ahead window a request at a time, which on this
-// project's virtual disk is up to 5x slower for a 24 MiB file in some
-// periods. bulk asks for its file the same way, so the floor must too.
-// It reads into buf when it is large enough.
+// readSequential reads a whole file in order into buf (or a new buffer if
+// buf is too small), the kernel told up front that all of it will be
+// wanted (FADV_SEQUENTIAL, FADV_WILLNEED), as bulk tells it for its own
+// read: the floor must read at least as cleverly as the mode it bounds.
 func readSequential(path string, buf []byte) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
