@@ -248,6 +248,16 @@ func ReadPagemap(addr uintptr, entries []byte) error {
 	return nil
 }
 
+// Present reports, per page of the region's first n bytes, whether it is
+// mapped: a page that is not has never been touched since the region was
+// prepared (or was dropped by Scrub), so it still holds what its source
+// would give it, the snapshot's page under a restore or zeros. Reading
+// such a page to find out would map it: a pager round trip under
+// userfaultfd, a new page-table entry in any case.
+func (r *Region) Present(n uint64) ([]bool, error) {
+	return presentPages(r.mem[:min(roundPage(n), uint64(len(r.mem)))])
+}
+
 // presentPages reports, per page of mem, whether it is mapped (present or
 // swapped out): such a page would not fault as missing.
 func presentPages(mem []byte) ([]bool, error) {

@@ -236,6 +236,30 @@ func (s *Snapshot) VerifyPages(first int, mem []byte) error {
 	return nil
 }
 
+// ReadPages reads the image's pages of runs into mem, each at its own
+// offset, and checks them against their checksums; a page past the image
+// is an error. Holes read as zeros.
+func (s *Snapshot) ReadPages(mem []byte, runs []Run) error {
+	f, err := os.Open(s.Path(ImageFile))
+	if err != nil {
+		return fmt.Errorf("open image: %w", err)
+	}
+	defer f.Close()
+	for _, r := range runs {
+		lo, hi := r.Start*PageSize, (r.Start+r.Count)*PageSize
+		if r.Start < 0 || r.Start+r.Count > len(s.crcs) || hi > len(mem) {
+			return fmt.Errorf("pages %d-%d are past the image or the memory: %w", r.Start, r.Start+r.Count-1, errdefs.ErrCorrupt)
+		}
+		if _, err := f.ReadAt(mem[lo:hi], int64(lo)); err != nil {
+			return fmt.Errorf("read image pages %d-%d: %w: %v", r.Start, r.Start+r.Count-1, errdefs.ErrCorrupt, err)
+		}
+		if err := s.VerifyPages(r.Start, mem[lo:hi]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // VerifyPage checks one page's checksum.
 func (s *Snapshot) VerifyPage(page int, data []byte) bool {
 	return page < len(s.crcs) && crc32.Checksum(data, castagnoli) == s.crcs[page]

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/snapshot"
 )
 
 // A fixed:3 policy snapshots the live instance after its third request;
@@ -182,5 +183,66 @@ func TestCheckpointSkipsDuplicateRequest(t *testing.T) {
 	w.WaitCheckpoints("hello")
 	if n := checkpoints(); n != 1 {
 		t.Fatalf("%v checkpoints, want 1: the duplicate after request 2 was written", n)
+	}
+}
+
+// A checkpoint copies an instance's memory without mapping the pages the
+// instance never touched, and the copy equals its whole memory: pages it
+// touched from memory, the others from the snapshot it was restored from,
+// or zeros for a booted instance.
+func TestCaptureMemoryLeavesUntouchedPages(t *testing.T) {
+	ctx := context.Background()
+	w := openWorker(t)
+	deploy(t, w, "heavy", "examples/initheavy", Config{MaxInstances: 1, Policy: "init"})
+	invoke(t, w, "heavy", get("/?q=alpha"), InvokeOptions{Mode: restore.Reap}) // records the working set
+	f, err := w.lookup("heavy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []restore.Mode{restore.Cold, restore.Eager, restore.Mmap, restore.Lazy, restore.Bulk} {
+		t.Run(string(mode), func(t *testing.T) {
+			if err := w.Evict(ctx, "heavy"); err != nil {
+				t.Fatal(err)
+			}
+			res := invoke(t, w, "heavy", get("/?q=alpha"), InvokeOptions{Mode: mode})
+			if res.Timing.Mode != mode {
+				t.Fatalf("started %s, want %s", res.Timing.Mode, mode)
+			}
+			f.mu.Lock()
+			inst := f.idle[len(f.idle)-1]
+			f.mu.Unlock()
+			_, mem := inst.Capture()
+			mapped := func() int {
+				present, err := inst.Region().Present(uint64(len(mem)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				for _, p := range present {
+					if p {
+						n++
+					}
+				}
+				return n
+			}
+			before := mapped()
+			buf := make([]byte, len(mem))
+			if err := captureMemory(inst, buf, mem); err != nil {
+				t.Fatal(err)
+			}
+			if after := mapped(); after != before {
+				t.Errorf("capture mapped %d more pages (%d before)", after-before, before)
+			}
+			if mode != restore.Eager && before >= len(mem)/snapshot.PageSize {
+				t.Errorf("all %d pages were mapped before the capture: the test shows nothing", before)
+			}
+			if !bytes.Equal(buf, mem) { // reading mem maps every page
+				for p := 0; p < len(mem)/snapshot.PageSize; p++ {
+					if lo := p * snapshot.PageSize; !bytes.Equal(buf[lo:lo+snapshot.PageSize], mem[lo:lo+snapshot.PageSize]) {
+						t.Fatalf("captured page %d differs from the instance's", p)
+					}
+				}
+			}
+		})
 	}
 }
