@@ -150,3 +150,40 @@ func TestWriteWorkingSetRejectsOutOfRange(t *testing.T) {
 		t.Fatal("page past the image accepted")
 	}
 }
+
+// ReadPages places each run at its own offset, leaves other pages alone,
+// and rejects a damaged page or a run past the image.
+func TestReadPages(t *testing.T) {
+	s, mem := writeTest(t)
+	got := make([]byte, len(mem))
+	for i := range got {
+		got[i] = 0xee
+	}
+	if err := s.ReadPages(got, []Run{{Start: 2, Count: 3}, {Start: 31, Count: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	for p := 0; p < len(mem)/PageSize; p++ {
+		lo, hi := p*PageSize, (p+1)*PageSize
+		read := p >= 2 && p < 5 || p == 31
+		if want := mem[lo:hi]; read && string(got[lo:hi]) != string(want) {
+			t.Errorf("page %d differs from the image", p)
+		}
+		if !read && got[lo] != 0xee {
+			t.Errorf("page %d was written, not in any run", p)
+		}
+	}
+	if err := s.ReadPages(got, []Run{{Start: s.Pages() - 1, Count: 2}}); !errors.Is(err, errdefs.ErrCorrupt) {
+		t.Errorf("run past the image: %v, want ErrCorrupt", err)
+	}
+	f, err := os.OpenFile(s.Path(ImageFile), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xff}, 17*PageSize+5); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := s.ReadPages(got, []Run{{Start: 16, Count: 2}}); !errors.Is(err, errdefs.ErrCorrupt) {
+		t.Errorf("damaged page 17: %v, want ErrCorrupt", err)
+	}
+}
