@@ -39,12 +39,15 @@ func (r SimResult) Percentile(q float64, from int) time.Duration {
 // requests, is snapshotted after the request p names, and the pool is
 // pruned when over capacity (p's PoolSize if it is a PoolSizer, else 12,
 // the worker's default). The pool starts with the initialisation snapshot
-// (request 0). Restore and boot costs are not modelled: a cold boot and
-// the initialisation snapshot both serve request 1 next.
+// (request 0). Restore and boot costs are not modelled, except that the
+// first request of an instance restored from a snapshot no instance has
+// restored before takes firstRestore more: on thaw a snapshot's first
+// restore is slower than its repeats (docs/policy.md). A cold boot and the
+// initialisation snapshot both serve request 1 next.
 //
 // It exists to compare policies on synthetic warm-up curves, in tests,
 // benchmarks and docs/policy.md.
-func Simulate(p Policy, curve func(req int) time.Duration, evictEvery, n int) SimResult {
+func Simulate(p Policy, curve func(req int) time.Duration, evictEvery, n int, firstRestore time.Duration) SimResult {
 	capacity := DefaultParams().Pool
 	if s, ok := p.(PoolSizer); ok {
 		capacity = s.PoolSize()
@@ -52,10 +55,14 @@ func Simulate(p Policy, curve func(req int) time.Duration, evictEvery, n int) Si
 	evictEvery = max(evictEvery, 1)
 	pool := []Candidate{{ID: "init", Request: 0}}
 	res := SimResult{Starts: make([]int, n), Latencies: make([][]time.Duration, n), MaxPool: len(pool)}
+	restored := map[string]bool{}
 	for i := range n {
-		start := 1
+		start, penalty := 1, time.Duration(0)
 		if c := p.Choose(pool); c != Cold {
 			start = pool[c].Request + 1
+			if !restored[pool[c].ID] {
+				restored[pool[c].ID], penalty = true, firstRestore
+			}
 		}
 		at := p.CheckpointAt(start)
 		res.Starts[i] = start
@@ -63,6 +70,9 @@ func Simulate(p Policy, curve func(req int) time.Duration, evictEvery, n int) Si
 		for j := range lat {
 			req := start + j
 			lat[j] = curve(req)
+			if j == 0 {
+				lat[j] += penalty
+			}
 			p.Observe(req, lat[j])
 			if req == at {
 				pool = append(pool, Candidate{ID: fmt.Sprintf("s%d", i), Request: req})
