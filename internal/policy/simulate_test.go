@@ -144,12 +144,15 @@ func TestSimulationTable(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("| curve | evict every | policy | median (all) | p99 (all) | median (last 100) | p99 (last 100) |\n|---|---|---|---|---|---|---|\n")
 	for _, curve := range []struct {
-		name string
-		f    func(int) time.Duration
+		name  string
+		f     func(int) time.Duration
+		first time.Duration
 	}{
-		{"warm-up 100→10 ms", warmupCurve},
-		{"flat 20 ms ±10%", noisyFlat},
-		{"slow-down 10→100 ms", Warmup(10*time.Millisecond, 100*time.Millisecond, 50)},
+		{"warm-up 100→10 ms", warmupCurve, 0},
+		{"warm-up 100→10 ms, first restore +4 ms", warmupCurve, 4 * time.Millisecond},
+		{"flat 20 ms ±10%", noisyFlat, 0},
+		{"flat 20 ms ±10%, first restore +4 ms", noisyFlat, 4 * time.Millisecond},
+		{"slow-down 10→100 ms", Warmup(10*time.Millisecond, 100*time.Millisecond, 50), 0},
 	} {
 		for _, evict := range []int{1, 4, 20} {
 			for _, spec := range []string{"init", "fixed:1", fmt.Sprintf("pronghorn:window=%d", evict), fmt.Sprintf("pronghorn:window=%d,temp=1,bonus=0", evict)} {
@@ -158,7 +161,7 @@ func TestSimulationTable(t *testing.T) {
 				var all SimResult
 				var last SimResult
 				for seed := range uint64(seeds) {
-					r := Simulate(mustParse(t, spec, seed+1), curve.f, evict, n, 0)
+					r := Simulate(mustParse(t, spec, seed+1), curve.f, evict, n, curve.first)
 					all.Latencies = append(all.Latencies, r.Latencies...)
 					last.Latencies = append(last.Latencies, r.Latencies[n-100:]...)
 				}
