@@ -53,22 +53,16 @@ type PolicyResult struct {
 	Starts []RequestStart `json:"starts,omitempty"`
 }
 
-// RequestStart is one request's start: its stages and, for a restore, the
-// pager faults its first call took and the working set installed ahead of
-// it.
+// RequestStart is one request's start: its stages and, for a restore, its
+// stats (pager faults of the first call included).
 type RequestStart struct {
-	Kind    string  `json:"kind"`
-	StartMs float64 `json:"start_ms"`
-	ExecMs  float64 `json:"exec_ms"`
-	Faults  int64   `json:"faults,omitempty"`
-	WSPages int     `json:"ws_pages,omitempty"`
-	Reused  bool    `json:"reused,omitempty"`
-	// First is set on the first restore of its snapshot in this run.
-	First bool `json:"first,omitempty"`
-	// Restore is the restore's full stats.
-	Restore *restore.Stats `json:"restore,omitempty"`
-	// InstantiateMs is the restore module's instantiation.
+	Kind          string  `json:"kind"`
+	StartMs       float64 `json:"start_ms"`
+	ExecMs        float64 `json:"exec_ms"`
 	InstantiateMs float64 `json:"instantiate_ms,omitempty"`
+	// First is set on the first restore of its snapshot in this run.
+	First   bool           `json:"first,omitempty"`
+	Restore *restore.Stats `json:"restore,omitempty"`
 }
 
 // PolicyReport is the output of RunPolicy.
@@ -149,7 +143,7 @@ func runPolicyConfig(ctx context.Context, w *worker.Worker, fn Function, pol str
 	if err := w.Evict(ctx, fn.Name); err != nil {
 		return r, err
 	}
-	restored := map[int]bool{}
+	restored := map[string]bool{}
 	for i := 0; i < opts.Requests; i++ {
 		res, err := w.Invoke(ctx, fn.Name, cloneReq(&fn.Request), worker.InvokeOptions{})
 		if err != nil {
@@ -158,11 +152,10 @@ func runPolicyConfig(ctx context.Context, w *worker.Worker, fn Function, pol str
 		r.Latencies = append(r.Latencies, ms(res.Timing.Start+res.Timing.Exec))
 		r.Snapshots = append(r.Snapshots, res.Timing.SnapshotRequest)
 		st := RequestStart{Kind: res.Timing.StartKind, StartMs: ms(res.Timing.Start), ExecMs: ms(res.Timing.Exec)}
-		if rs := res.Timing.Restore; rs != nil && res.Timing.StartKind == "restore" {
-			st.Faults, st.WSPages, st.Reused = rs.Faults, rs.WSPages, rs.Reused
-			st.Restore, st.InstantiateMs = rs, ms(res.Timing.Instantiate)
-			st.First = !restored[res.Timing.SnapshotRequest]
-			restored[res.Timing.SnapshotRequest] = true
+		if res.Timing.StartKind == "restore" {
+			st.Restore, st.InstantiateMs = res.Timing.Restore, ms(res.Timing.Instantiate)
+			st.First = !restored[res.Timing.SnapshotID]
+			restored[res.Timing.SnapshotID] = true
 		}
 		r.Starts = append(r.Starts, st)
 		if (i+1)%evict == 0 {

@@ -136,3 +136,64 @@ func TestBenchSuite(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchPolicy runs Pronghorn's method at its smallest: one function,
+// two policies, a worker evicted every 2 requests, 6 requests. It checks
+// the JSON's fields and, for fixed:1, the per-request starts: request 1
+// restores the initialisation snapshot, every later instance the snapshot
+// after request 1, the first of them as that snapshot's first restore and
+// the others as repeats; the requests in between are warm.
+func TestBenchPolicy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a function")
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	code, stdout, stderr := run(t, "bench", "policy", "--functions", "flat", "--policies", "fixed:1,pronghorn",
+		"--evict", "2", "--requests", "6", "--out", out, "--json")
+	if code != ExitOK {
+		t.Fatalf("exit %d\nstderr: %s", code, stderr)
+	}
+	type start struct {
+		Kind    string          `json:"kind"`
+		First   bool            `json:"first"`
+		Restore json.RawMessage `json:"restore"`
+	}
+	var rep struct {
+		Results []struct {
+			Function   string    `json:"function"`
+			Policy     string    `json:"policy"`
+			EvictEvery int       `json:"evict_every"`
+			P50ms      float64   `json:"p50_ms"`
+			P99ms      float64   `json:"p99_ms"`
+			Latencies  []float64 `json:"latencies_ms"`
+			Snapshots  []int     `json:"snapshot_requests"`
+			Starts     []start   `json:"starts"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, stdout)
+	}
+	if len(rep.Results) != 2 {
+		t.Fatalf("%d results, want fixed:1 and pronghorn", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.Function != "flat" || r.EvictEvery != 2 || r.P50ms <= 0 || r.P99ms < r.P50ms || len(r.Latencies) != 6 || len(r.Starts) != 6 {
+			t.Errorf("%s: function %q, evict %d, p50 %v, p99 %v, %d latencies, %d starts", r.Policy, r.Function, r.EvictEvery, r.P50ms, r.P99ms, len(r.Latencies), len(r.Starts))
+		}
+	}
+	fixed := rep.Results[0]
+	if fixed.Policy != "fixed:1" || !slices.Equal(fixed.Snapshots, []int{0, 0, 1, 1, 1, 1}) {
+		t.Fatalf("%s restored snapshots %v, want fixed:1 with [0 0 1 1 1 1]", fixed.Policy, fixed.Snapshots)
+	}
+	for i, want := range []start{{Kind: "restore", First: true}, {Kind: "warm"}, {Kind: "restore", First: true}, {Kind: "warm"}, {Kind: "restore"}, {Kind: "warm"}} {
+		got := fixed.Starts[i]
+		if got.Kind != want.Kind || got.First != want.First || (got.Kind == "restore") != (len(got.Restore) > 0) {
+			t.Errorf("request %d: kind %s, first %v, restore stats %s; want kind %s, first %v", i+1, got.Kind, got.First, got.Restore, want.Kind, want.First)
+		}
+	}
+	for _, name := range []string{"results.json", "flat-evict2-latency.png", "flat-evict2-snapshot.png"} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Errorf("run directory: %v", err)
+		}
+	}
+}

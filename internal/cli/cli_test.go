@@ -15,9 +15,17 @@ import (
 
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/server"
 	"github.com/thaw-run/thaw/internal/worker"
 )
+
+// TestMain lets the test binary serve as the pager process: the worker
+// starts it by running its own executable.
+func TestMain(m *testing.M) {
+	pager.RunIfChild()
+	os.Exit(m.Run())
+}
 
 func TestExitCode(t *testing.T) {
 	for _, tc := range []struct {

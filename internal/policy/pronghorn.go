@@ -36,11 +36,10 @@ type Params struct {
 	// candidate is chosen with probability proportional to its score (the
 	// inverse of its latency); lower is greedier, higher more uniform.
 	Temp float64
-	// Bonus bounds the optimism about a request number never observed: it
-	// scores as its nearest observed predecessors times one plus their
-	// measured gain over the ones before them, at most 1+Bonus, so a
-	// lineage keeps walking a curve while it improves, and stops where the
-	// next step is measured to be slower.
+	// Bonus is the optimism about a request number never observed: it
+	// scores as its nearest observed predecessors times 1+Bonus, so a
+	// lineage keeps walking a curve while each step pays, and stops where
+	// the next step is measured to be slower.
 	Bonus float64
 	// Smooth is the half-width, in request numbers, of the neighbourhood
 	// whose mean latency an observed request is scored by when that mean
@@ -155,9 +154,9 @@ func (p *pronghorn) Observe(req int, latency time.Duration) {
 // and keeps real spikes such as a first request that compiles.
 //
 // A request never observed scores as the mean of its nearest observed
-// predecessors (up to Smooth+1 of them) times 1+bonus (optimism in the
-// face of uncertainty, scaled by how much the curve is still improving),
-// or as the best observed score when no predecessor was observed. Pronghorn's artifact starts its table at zero latency, the
+// predecessors (up to Smooth+1 of them) times 1+Bonus (optimism in the
+// face of uncertainty), or as the best observed score when no predecessor
+// was observed. Pronghorn's artifact starts its table at zero latency, the
 // best possible score (1e6), so an unexplored request always wins; in
 // simulation that sends lineages ever further when latency grows with the
 // request number (a leak). Scoring it from its predecessors walks a
@@ -172,33 +171,11 @@ func (p *pronghorn) score(req int) float64 {
 	}
 	for r := min(req-1, len(p.ema)); r >= 1; r-- {
 		if p.ema[r-1] > 0 {
-			return 1e6 / (p.meanObserved(1, r, p.prm.Smooth+1) + 1) * (1 + p.bonus(r))
+			mean := p.meanObserved(1, r, p.prm.Smooth+1)
+			return 1e6 / (mean + 1) * (1 + p.prm.Bonus)
 		}
 	}
 	return p.optimistic()
-}
-
-// bonus is the optimism about the requests after the observed request r:
-// the relative gain of the last Smooth+1 observed requests up to r over
-// the Smooth+1 observed before them, within [0, Bonus]; Bonus while fewer
-// than that were observed. A curve that has stopped improving earns none,
-// so the frontier of a lineage only ties with the snapshots before it:
-// walking a flat curve gains nothing and costs each step a snapshot's
-// first restore, which is slower than a repeated one (docs/policy.md).
-func (p *pronghorn) bonus(r int) float64 {
-	n := p.prm.Smooth + 1
-	var sums [2]float64
-	k := 0
-	for ; r >= 1 && k < 2*n; r-- {
-		if v := p.ema[r-1]; v > 0 {
-			sums[k/n] += v
-			k++
-		}
-	}
-	if k < 2*n {
-		return p.prm.Bonus
-	}
-	return min(max(sums[1]/sums[0]-1, 0), p.prm.Bonus)
 }
 
 // meanObserved is the mean latency of the last (highest) n observed

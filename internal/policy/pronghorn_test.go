@@ -81,13 +81,13 @@ func TestPronghornScore(t *testing.T) {
 	}{
 		{"observed", p.score(1), 1e5},
 		{"observed slow", p.score(2), 1e4},
-		{"unexplored scores as its predecessor (no bonus: the curve got slower)", p.score(3), 1e4},
-		{"unexplored past the table", p.score(9), 1e3},
+		{"unexplored scores as its predecessor plus the bonus", p.score(3), 1.3e4},
+		{"unexplored past the table", p.score(9), 1.3e3},
 		{"below 1 scores as 1", p.score(0), 1e5},
 		{"past the bound scores as the bound", p.score(MaxTracked + 7), p.score(MaxTracked)},
 		{"window after init", p.windowScore(0), (1e5 + 1e4) / 2},
-		{"window after 1", p.windowScore(1), 1e4},
-		{"window after 2", p.windowScore(2), (1e4 + 1e3) / 2},
+		{"window after 1", p.windowScore(1), (1e4 + 1.3e4) / 2},
+		{"window after 2", p.windowScore(2), (1.3e4 + 1e3) / 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if math.Abs(tc.got-tc.want) > 1e-9*tc.want {
@@ -95,30 +95,6 @@ func TestPronghornScore(t *testing.T) {
 			}
 		})
 	}
-}
-
-// The optimism about an unexplored request is the gain its predecessors
-// measured over the ones before them, capped by bonus; before there are
-// two groups of them to compare, it is the whole bonus.
-func TestPronghornBonusFollowsGain(t *testing.T) {
-	ms := time.Millisecond
-	p := newTestPronghorn(t, "pronghorn:window=1,bonus=0.3,smooth=0", 1)
-	p.Observe(1, 99*ms)
-	check := func(name string, got, want float64) {
-		t.Helper()
-		if math.Abs(got-want) > 1e-9*want {
-			t.Errorf("%s: got %v, want %v", name, got, want)
-		}
-	}
-	check("one observation: the whole bonus", p.score(2), 1e4*1.3)
-	p.Observe(2, 79*ms) // 99/79: 25% faster
-	check("25% faster", p.score(3), 1e6/80*(1+20.0/79))
-	p.Observe(3, 39*ms) // twice as fast: capped
-	check("twice as fast: capped", p.score(4), 1e6/40*1.3)
-	p.Observe(4, 39*ms)
-	check("flat", p.score(5), 1e6/40)
-	p.Observe(5, 49*ms)
-	check("slower", p.score(6), 1e6/50)
 }
 
 // Smoothing scores an observed request by the mean of its observed

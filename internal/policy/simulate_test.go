@@ -64,15 +64,18 @@ func TestSimulateFlatNoWorse(t *testing.T) {
 	} {
 		for _, evict := range []int{1, 4, 20} {
 			// A snapshot's first restore costs 0 or 20% of a request
-			// more than its repeats.
+			// more than its repeats. Pronghorn's optimism keeps trying
+			// new snapshots, so on a flat curve it may pay that cost, but
+			// never more: its median stays within 5% of fixed:1's plus
+			// the first restore's cost.
 			for _, first := range []time.Duration{0, 4 * time.Millisecond} {
 				for _, seed := range []uint64{1, 2, 3} {
 					t.Run(fmt.Sprintf("%s/evict=%d/first=%v/seed=%d", curve.name, evict, first, seed), func(t *testing.T) {
 						base := Simulate(mustParse(t, "fixed:1", seed), curve.f, evict, n, first)
 						r := Simulate(mustParse(t, fmt.Sprintf("pronghorn:window=%d", evict), seed), curve.f, evict, n, first)
 						pm, bm := r.Percentile(0.5, n-100), base.Percentile(0.5, n-100)
-						if pm > bm*105/100 {
-							t.Errorf("median of the last 100: pronghorn %v, fixed:1 %v; want at most 5%% worse", pm, bm)
+						if pm > bm*105/100+first {
+							t.Errorf("median of the last 100: pronghorn %v, fixed:1 %v; want at most 5%% + %v worse", pm, bm, first)
 						}
 					})
 				}

@@ -135,6 +135,8 @@ type Timing struct {
 	// SnapshotRequest is the request number after which the snapshot the
 	// instance restored was taken (-1: the instance booted cold).
 	SnapshotRequest int `json:"snapshot_request"`
+	// SnapshotID is that snapshot's ID (empty: booted cold).
+	SnapshotID string `json:"snapshot_id,omitempty"`
 }
 
 // Result is an invocation's response and timing.
@@ -195,7 +197,7 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	t.Request = inst.startReq + inst.served - 1
 	t.SnapshotRequest = -1
 	if inst.snap != nil {
-		t.SnapshotRequest = inst.snap.Meta.Request
+		t.SnapshotRequest, t.SnapshotID = inst.snap.Meta.Request, inst.snap.Meta.ID
 	}
 	if inst.mem != nil {
 		if why := f.checkMemory(inst, &t); why != "" {
