@@ -76,7 +76,11 @@ type PolicyReport struct {
 
 // RunPolicy measures each policy as Pronghorn's evaluation does: a worker
 // serves requests one at a time and is evicted every E requests, after
-// which the next request starts an instance as the policy chooses.
+// which the next request starts an instance as the policy chooses. The
+// policies of one function and eviction rate run side by side, each on its
+// own deployment of the function, and take turns request by request, so
+// that a slow spell of the machine (minutes, on a shared 2-core VM) falls
+// on all of them alike and their ratios hold.
 func RunPolicy(ctx context.Context, opts PolicyOptions) (*PolicyReport, error) {
 	if opts.Requests < 1 {
 		return nil, fmt.Errorf("requests must be at least 1")
@@ -92,17 +96,17 @@ func RunPolicy(ctx context.Context, opts PolicyOptions) (*PolicyReport, error) {
 	rep := &PolicyReport{Machine: ThisMachine(), Improvement: map[string]map[int]float64{}}
 	for _, fn := range opts.Functions {
 		for _, evict := range opts.EvictEvery {
+			results, err := runPolicies(ctx, w, fn, evict, opts)
+			if err != nil {
+				return nil, err
+			}
 			byPolicy := map[string]float64{}
-			for _, pol := range opts.Policies {
-				r, err := runPolicyConfig(ctx, w, fn, pol, evict, opts)
-				if err != nil {
-					return nil, err
-				}
+			for _, r := range results {
 				rep.Results = append(rep.Results, r)
-				byPolicy[pol] = r.P50ms
+				byPolicy[r.Policy] = r.P50ms
 				if opts.Progress != nil {
 					fmt.Fprintf(opts.Progress, "%-10s %-12s evict %-3d p50 %8.2f ms  p99 %8.2f ms  checkpoints %d\n",
-						fn.Name, pol, evict, r.P50ms, r.P99ms, r.Checkpoints)
+						fn.Name, r.Policy, evict, r.P50ms, r.P99ms, r.Checkpoints)
 				}
 			}
 			if f1, ok := byPolicy["fixed:1"]; ok && f1 > 0 {
@@ -118,9 +122,10 @@ func RunPolicy(ctx context.Context, opts PolicyOptions) (*PolicyReport, error) {
 	return rep, nil
 }
 
-func runPolicyConfig(ctx context.Context, w *worker.Worker, fn Function, pol string, evict int, opts PolicyOptions) (PolicyResult, error) {
-	r := PolicyResult{Function: fn.Name, Policy: pol, EvictEvery: evict, Requests: opts.Requests}
-	cfg := worker.Config{MemoryMiB: fn.MemoryMiB, MaxInstances: 1, KeepAlive: worker.Duration(time.Hour), RestoreMode: opts.Mode, Policy: pol}
+// policyConfig is the function configuration that runs policy pol with
+// workers evicted every evict requests.
+func policyConfig(fn Function, pol string, evict int, mode restore.Mode) worker.Config {
+	cfg := worker.Config{MemoryMiB: fn.MemoryMiB, MaxInstances: 1, KeepAlive: worker.Duration(time.Hour), RestoreMode: mode, Policy: pol}
 	switch pol {
 	case "cold":
 		cfg.RestoreMode, cfg.Policy = restore.Cold, "init"
@@ -134,41 +139,77 @@ func runPolicyConfig(ctx context.Context, w *worker.Worker, fn Function, pol str
 		}
 		cfg.Policy = fmt.Sprintf("%s%swindow=%d", pol, sep, evict)
 	}
-	if _, err := w.Deploy(ctx, fn.Name, fn.Wasm, cfg); err != nil {
-		return r, fmt.Errorf("deploy %s (%s): %w", fn.Name, pol, err)
+	return cfg
+}
+
+// runPolicies deploys fn once per policy and serves opts.Requests requests
+// to each deployment in turn. After every request it waits for the
+// deployment's checkpoint, if one was taken, so that no snapshot is being
+// written while the next request, of any policy, is timed: a platform
+// dumps on other cores, which a 2-core machine does not have to spare.
+func runPolicies(ctx context.Context, w *worker.Worker, fn Function, evict int, opts PolicyOptions) ([]PolicyResult, error) {
+	type run struct {
+		name     string
+		res      PolicyResult
+		restored map[string]bool
 	}
-	defer w.Delete(ctx, fn.Name)
-	// The deploy's instance would serve the first requests warm; start
-	// from an evicted worker as Pronghorn does.
-	if err := w.Evict(ctx, fn.Name); err != nil {
-		return r, err
+	runs := make([]*run, len(opts.Policies))
+	for k, pol := range opts.Policies {
+		r := &run{name: fmt.Sprintf("%s-p%d", fn.Name, k), restored: map[string]bool{},
+			res: PolicyResult{Function: fn.Name, Policy: pol, EvictEvery: evict, Requests: opts.Requests}}
+		if _, err := w.Deploy(ctx, r.name, fn.Wasm, policyConfig(fn, pol, evict, opts.Mode)); err != nil {
+			return nil, fmt.Errorf("deploy %s (%s): %w", fn.Name, pol, err)
+		}
+		defer w.Delete(ctx, r.name)
+		// The deploy's instance would serve the first requests warm; start
+		// from an evicted worker as Pronghorn does.
+		if err := w.Evict(ctx, r.name); err != nil {
+			return nil, err
+		}
+		runs[k] = r
 	}
-	restored := map[string]bool{}
 	for i := 0; i < opts.Requests; i++ {
-		res, err := w.Invoke(ctx, fn.Name, cloneReq(&fn.Request), worker.InvokeOptions{})
-		if err != nil {
-			return r, fmt.Errorf("%s (%s, evict %d) request %d: %w", fn.Name, pol, evict, i, err)
-		}
-		r.Latencies = append(r.Latencies, ms(res.Timing.Start+res.Timing.Exec))
-		r.Snapshots = append(r.Snapshots, res.Timing.SnapshotRequest)
-		st := RequestStart{Kind: res.Timing.StartKind, StartMs: ms(res.Timing.Start), ExecMs: ms(res.Timing.Exec)}
-		if res.Timing.StartKind == "restore" {
-			st.Restore, st.InstantiateMs = res.Timing.Restore, ms(res.Timing.Instantiate)
-			st.First = !restored[res.Timing.SnapshotID]
-			restored[res.Timing.SnapshotID] = true
-		}
-		r.Starts = append(r.Starts, st)
-		if (i+1)%evict == 0 {
-			// A platform evicts a worker after its dump completes.
-			w.WaitCheckpoints(fn.Name)
-			if err := w.Evict(ctx, fn.Name); err != nil {
-				return r, err
+		for _, r := range runs {
+			res, err := w.Invoke(ctx, r.name, cloneReq(&fn.Request), worker.InvokeOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("%s (%s, evict %d) request %d: %w", fn.Name, r.res.Policy, evict, i, err)
+			}
+			r.res.add(res, r.restored)
+			w.WaitCheckpoints(r.name)
+			if (i+1)%evict == 0 {
+				if err := w.Evict(ctx, r.name); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
-	if info, err := w.Get(fn.Name); err == nil {
-		r.Checkpoints = info.PoolSnapshots
+	out := make([]PolicyResult, len(runs))
+	for k, r := range runs {
+		if info, err := w.Get(r.name); err == nil {
+			r.res.Checkpoints = info.PoolSnapshots
+		}
+		r.res.summarise()
+		out[k] = r.res
 	}
+	return out, nil
+}
+
+// add records one request's result; restored holds the snapshots restored
+// so far.
+func (r *PolicyResult) add(res *worker.Result, restored map[string]bool) {
+	r.Latencies = append(r.Latencies, ms(res.Timing.Start+res.Timing.Exec))
+	r.Snapshots = append(r.Snapshots, res.Timing.SnapshotRequest)
+	st := RequestStart{Kind: res.Timing.StartKind, StartMs: ms(res.Timing.Start), ExecMs: ms(res.Timing.Exec)}
+	if res.Timing.StartKind == "restore" {
+		st.Restore, st.InstantiateMs = res.Timing.Restore, ms(res.Timing.Instantiate)
+		st.First = !restored[res.Timing.SnapshotID]
+		restored[res.Timing.SnapshotID] = true
+	}
+	r.Starts = append(r.Starts, st)
+}
+
+// summarise computes the percentiles and mean of the latencies.
+func (r *PolicyResult) summarise() {
 	r.P50ms, r.P99ms = Percentile(r.Latencies, 50), Percentile(r.Latencies, 99)
 	r.LastHalfP50ms = Percentile(r.Latencies[len(r.Latencies)/2:], 50)
 	var sum float64
@@ -176,7 +217,6 @@ func runPolicyConfig(ctx context.Context, w *worker.Worker, fn Function, pol str
 		sum += l
 	}
 	r.MeanMs = sum / float64(len(r.Latencies))
-	return r, nil
 }
 
 // WriteTable prints the report for people.
