@@ -26,6 +26,11 @@ var sink int
 //	/oom    allocates and touches 16 MiB chunks until memory runs out
 //	/exit   os.Exit(3): the module exits in the middle of a request
 //	/block  blocks forever on a channel: the Go runtime's deadlock check
+//
+// and one that does not fail:
+//
+//	/gcs    the number of completed GC cycles, so tests can see what the
+//	        host had the guest run before its snapshot
 func Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
@@ -51,5 +56,10 @@ func Handler() http.Handler {
 	})
 	mux.HandleFunc("/exit", func(http.ResponseWriter, *http.Request) { os.Exit(3) })
 	mux.HandleFunc("/block", func(http.ResponseWriter, *http.Request) { <-make(chan int) })
+	mux.HandleFunc("/gcs", func(w http.ResponseWriter, r *http.Request) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Fprintln(w, ms.NumGC)
+	})
 	return mux
 }

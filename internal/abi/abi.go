@@ -19,6 +19,12 @@ const (
 	// ExportVersion is thaw_abi_version() -> i32, the ABI version the
 	// guest implements; it must equal Version.
 	ExportVersion = "thaw_abi_version"
+	// ExportBeforeSnapshot is thaw_before_snapshot(), called once on the
+	// booted instance after its initialisation and before its deploy
+	// snapshot is captured. Optional. The Go SDK collects garbage there,
+	// so every restored instance starts a fresh GC cycle instead of one
+	// that initialisation has nearly used up.
+	ExportBeforeSnapshot = "thaw_before_snapshot"
 	// ExportOnRestore is thaw_on_restore(), called once after restoring a
 	// snapshot and before the first request. Optional.
 	ExportOnRestore = "thaw_on_restore"

@@ -152,6 +152,19 @@ func firstLines(s string, n int) string {
 	return strings.Join(lines, " | ")
 }
 
+// BeforeSnapshot runs the guest's thaw_before_snapshot export, if it has
+// one, on an idle instance about to be captured. An error (a trap, the
+// time limit) leaves the instance unfit to snapshot.
+func (i *Instance) BeforeSnapshot(ctx context.Context) error {
+	if i.mod.ExportedFunction(abi.ExportBeforeSnapshot) == nil {
+		return nil
+	}
+	if err := i.call(ctx, abi.ExportBeforeSnapshot); err != nil {
+		return fmt.Errorf("before-snapshot hook: %w", err)
+	}
+	return nil
+}
+
 // Capture returns the instance's state and its linear memory. The memory is
 // the live region, not a copy: capture it between requests and persist it
 // before the instance runs again.

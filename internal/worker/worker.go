@@ -300,6 +300,11 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 		return nil, fmt.Errorf("deploy %s: boot: %w", name, err)
 	}
 	if cfg.RestoreMode != restore.Cold {
+		if err := inst.BeforeSnapshot(ctx); err != nil {
+			inst.Close(ctx)
+			_ = mod.Close(ctx)
+			return nil, fmt.Errorf("deploy %s: %w", name, err)
+		}
 		st, mem := inst.Capture()
 		snap, err := w.writeSnapshot(f, st, mem, 0)
 		if err != nil {

@@ -683,3 +683,33 @@ func TestWorkingSetExtendedOnMisses(t *testing.T) {
 		t.Fatalf("answered %q, want %q", got.Response.Body, want.Response.Body)
 	}
 }
+
+// The deploy snapshot is taken after the guest's before-snapshot hook: the
+// Go SDK collects garbage there, so an instance restored from it has run
+// exactly one more GC cycle than a cold boot has at its first request.
+func TestBeforeSnapshotHook(t *testing.T) {
+	ctx := context.Background()
+	w := openWorker(t)
+	deploy(t, w, "snap", "examples/faulty", Config{MaxInstances: 1})
+	deploy(t, w, "boot", "examples/faulty", Config{MaxInstances: 1, RestoreMode: restore.Cold})
+	for _, name := range []string{"snap", "boot"} {
+		if err := w.Evict(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restored := invoke(t, w, "snap", get("/gcs"), InvokeOptions{})
+	booted := invoke(t, w, "boot", get("/gcs"), InvokeOptions{})
+	if restored.Timing.StartKind != "restore" || booted.Timing.StartKind != "cold" {
+		t.Fatalf("starts %s and %s, want restore and cold", restored.Timing.StartKind, booted.Timing.StartKind)
+	}
+	var r, b int
+	if _, err := fmt.Sscan(string(restored.Response.Body), &r); err != nil {
+		t.Fatalf("restored /gcs: %q: %v", restored.Response.Body, err)
+	}
+	if _, err := fmt.Sscan(string(booted.Response.Body), &b); err != nil {
+		t.Fatalf("booted /gcs: %q: %v", booted.Response.Body, err)
+	}
+	if r != b+1 {
+		t.Errorf("restored instance has run %d GC cycles, a cold boot %d: want one more, the hook's", r, b)
+	}
+}
