@@ -242,12 +242,15 @@ func TestDamagedSnapshotFallsBack(t *testing.T) {
 	}
 }
 
-// damagedHello deploys hello, records its working set and flips a byte of a
-// data page that a request to it never touches. It returns the function,
-// that page and the answer a cold boot gives.
-func damagedHello(t *testing.T) (*Worker, *function, int, *Result) {
+// damagedHeavy deploys initheavy, records its working set and flips a byte
+// of a stored data page that a request to it never touches. It returns the
+// function, that page and the answer a cold boot gives. (initheavy: its
+// 100 MiB image has stored pages far from its 2 MiB working set; hello's
+// working set reaches within 512 KiB of every stored page since its heap
+// is collected before the snapshot.)
+func damagedHeavy(t *testing.T) (*Worker, *function, int, *Result) {
 	t.Helper()
-	w, f, want := helloWithWorkingSet(t)
+	w, f, want := withWorkingSet(t, "heavy", "examples/initheavy", "/?q=alpha")
 	page := farDataPage(t, f.snap)
 	if err := flipByte(f.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
 		t.Fatal(err)
@@ -259,12 +262,19 @@ func damagedHello(t *testing.T) (*Worker, *function, int, *Result) {
 // one reap restore, and returns a cold boot's answer.
 func helloWithWorkingSet(t *testing.T) (*Worker, *function, *Result) {
 	t.Helper()
+	return withWorkingSet(t, "hello", "examples/hello", "/?name=x")
+}
+
+// withWorkingSet deploys the example pkg as name, records its working set
+// with one reap restore serving path, and returns a cold boot's answer.
+func withWorkingSet(t *testing.T, name, pkg, path string) (*Worker, *function, *Result) {
+	t.Helper()
 	w := openWorker(t)
-	deploy(t, w, "hello", "examples/hello", Config{})
-	want := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Cold})
-	invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Reap}) // records the working set
+	deploy(t, w, name, pkg, Config{})
+	want := invoke(t, w, name, get(path), InvokeOptions{Mode: restore.Cold})
+	invoke(t, w, name, get(path), InvokeOptions{Mode: restore.Reap}) // records the working set
 	w.mu.Lock()
-	f := w.fns["hello"]
+	f := w.fns[name]
 	w.mu.Unlock()
 	return w, f, want
 }
@@ -277,13 +287,13 @@ func helloWithWorkingSet(t *testing.T) (*Worker, *function, *Result) {
 func TestDamagedPageBroughtInLater(t *testing.T) {
 	for _, mode := range []restore.Mode{restore.Mmap, restore.Lazy, restore.Bulk} {
 		t.Run(string(mode), func(t *testing.T) {
-			w, f, page, want := damagedHello(t)
+			w, f, page, want := damagedHeavy(t)
 			fallbacks := func() float64 {
-				return testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("hello", string(mode)))
+				return testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("heavy", string(mode)))
 			}
 
 			// The restore's first call does not touch the damaged page.
-			got := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: mode, DropCache: true})
+			got := invoke(t, w, "heavy", get("/?q=alpha"), InvokeOptions{Mode: mode, DropCache: true})
 			if got.Timing.Fallback != "" || got.Timing.StartKind != "restore" || fallbacks() != 0 {
 				t.Fatalf("untouched damaged page %d caused a fallback: %+v", page, got.Timing)
 			}
@@ -309,7 +319,7 @@ func TestDamagedPageBroughtInLater(t *testing.T) {
 			sink += inst.mem.Region.Bytes()[page*snapshot.PageSize]
 
 			// The next call on that instance (warm) is checked and answered cold.
-			got = invoke(t, w, "hello", get("/?name=x"), InvokeOptions{})
+			got = invoke(t, w, "heavy", get("/?q=alpha"), InvokeOptions{})
 			if got.Timing.Fallback == "" || got.Timing.StartKind != "cold" {
 				t.Fatalf("damaged page brought in by a later call not detected: %+v", got.Timing)
 			}
@@ -326,27 +336,29 @@ func TestDamagedPageBroughtInLater(t *testing.T) {
 	}
 }
 
-// A policy checkpoint copies all of an mmap instance's memory, mapping
-// pages no call touched; one that fails its checksum must not be sealed into
-// a new snapshot. The instance is discarded instead.
+// A policy checkpoint reads the pages its mmap instance never touched from
+// the image; when one fails its checksum there, it copies all of the
+// instance's memory, which maps that page and has the instance's own check
+// find it. A bad page must not be sealed into a new snapshot: the
+// checkpoint is skipped and the instance discarded.
 func TestCheckpointSkipsBadMmapPages(t *testing.T) {
 	ctx := context.Background()
 	w := openWorker(t)
-	deploy(t, w, "hello", "examples/hello", Config{MaxInstances: 1, Policy: "fixed:2", RestoreMode: restore.Mmap})
-	want := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{})           // the boot instance
-	invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Reap}) // records the working set; one request, no checkpoint
+	deploy(t, w, "heavy", "examples/initheavy", Config{MaxInstances: 1, Policy: "fixed:2", RestoreMode: restore.Mmap})
+	want := invoke(t, w, "heavy", get("/?q=alpha"), InvokeOptions{})           // the boot instance
+	invoke(t, w, "heavy", get("/?q=alpha"), InvokeOptions{Mode: restore.Reap}) // records the working set; one request, no checkpoint
 	w.mu.Lock()
-	f := w.fns["hello"]
+	f := w.fns["heavy"]
 	w.mu.Unlock()
 	page := farDataPage(t, f.snap)
 	if err := flipByte(f.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Evict(ctx, "hello"); err != nil {
+	if err := w.Evict(ctx, "heavy"); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 2; i++ { // an mmap restore serves requests 1 and 2; fixed:2 checkpoints after 2
-		got := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{DropCache: i == 1})
+		got := invoke(t, w, "heavy", get("/?q=alpha"), InvokeOptions{DropCache: i == 1})
 		if got.Timing.Fallback != "" || !bytes.Equal(got.Response.Body, want.Response.Body) {
 			t.Fatalf("request %d: %+v answered %q", i, got.Timing, got.Response.Body)
 		}
@@ -354,8 +366,8 @@ func TestCheckpointSkipsBadMmapPages(t *testing.T) {
 			t.Fatalf("request 1 started %s, want an mmap restore", got.Timing.Mode)
 		}
 	}
-	w.WaitCheckpoints("hello")
-	if info, _ := w.Get("hello"); info.PoolSnapshots != 0 {
+	w.WaitCheckpoints("heavy")
+	if info, _ := w.Get("heavy"); info.PoolSnapshots != 0 {
 		t.Fatalf("a checkpoint of memory with damaged page %d joined the pool", page)
 	}
 	f.mu.Lock()
