@@ -186,10 +186,13 @@ func (m *Memory) Stats() Stats {
 func (m *Memory) Verify() (int64, error) {
 	m.mu.Lock()
 	if m.check == nil {
-		sess := m.session
+		sess, bad := m.session, m.stats.BadPages
 		m.mu.Unlock()
 		if sess == nil {
-			return 0, nil
+			// No pager, or it has detached because the instance closed
+			// (a guest that crashed on a refused page): release kept the
+			// count.
+			return bad, nil
 		}
 		return int64(sess.Errors()), nil
 	}
@@ -227,6 +230,14 @@ func (m *Memory) release() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.session != nil {
+		// Keep the pager's counts: a guest that crashed on a page the
+		// pager refused closes its instance, and so this memory, before
+		// the worker asks why.
+		if ps, err := m.session.Stats(); err == nil {
+			m.stats.Faults = m.base + int64(ps.Faults)
+			m.stats.BytesRead += int64(ps.BytesRead)
+			m.stats.BadPages = max(m.stats.BadPages, int64(ps.Errors))
+		}
 		_ = m.session.Close()
 		m.session = nil
 	}
