@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"sync/atomic"
 )
 
 // hog holds what /oom allocates, so the collector cannot free it.
@@ -31,6 +32,8 @@ var sink int
 //
 //	/gcs    the number of completed GC cycles, so tests can see what the
 //	        host had the guest run before its snapshot
+//	/idles  the number of idle calls the host has made (thaw.OnIdle)
+//	/idle-panic  arms a panic in the next idle call, off any request
 func Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
@@ -61,5 +64,24 @@ func Handler() http.Handler {
 		runtime.ReadMemStats(&ms)
 		fmt.Fprintln(w, ms.NumGC)
 	})
+	mux.HandleFunc("/idles", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, idles.Load()) })
+	mux.HandleFunc("/idle-panic", func(w http.ResponseWriter, r *http.Request) {
+		idlePanic.Store(true)
+		fmt.Fprintln(w, "armed")
+	})
 	return mux
+}
+
+// idles counts idle calls; idlePanic makes the next one panic.
+var (
+	idles     atomic.Int64
+	idlePanic atomic.Bool
+)
+
+// onIdle is registered with thaw.OnIdle in main.go.
+func onIdle() {
+	idles.Add(1)
+	if idlePanic.Swap(false) {
+		panic("faulty: deliberate idle panic")
+	}
 }

@@ -4,6 +4,9 @@ package main
 
 import thaw "github.com/thaw-run/thaw/sdk/go"
 
-func init() { thaw.Handle(Handler()) }
+func init() {
+	thaw.Handle(Handler())
+	thaw.OnIdle(onIdle)
+}
 
 func main() {}

@@ -28,6 +28,11 @@ const (
 	// ExportOnRestore is thaw_on_restore(), called once after restoring a
 	// snapshot and before the first request. Optional.
 	ExportOnRestore = "thaw_on_restore"
+	// ExportIdle is thaw_idle(), called between requests when the host
+	// has idle time: after a response is sent and before the instance
+	// serves again or is snapshotted. Optional. The Go SDK finishes (or
+	// starts early) a GC cycle there, off the requests' path.
+	ExportIdle = "thaw_idle"
 	// ExportAlloc is thaw_alloc(size i32) -> i32, the address of a guest
 	// buffer of size bytes where the host writes the next request.
 	ExportAlloc = "thaw_alloc"

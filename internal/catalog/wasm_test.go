@@ -191,8 +191,10 @@ func TestWasmInvoke(t *testing.T) {
 }
 
 // TestWasmWarmupCurves measures each warm-up function's latency over its
-// first 300 requests under wazero. It takes minutes, so it runs only when
-// THAW_WASM_CURVES=1; the output is the table in docs/functions.md.
+// first 300 requests under wazero, with the idle call the worker makes
+// between requests (thaw_idle), or without it when THAW_WASM_CURVES_IDLE=0.
+// It takes minutes, so it runs only when THAW_WASM_CURVES=1; the output is
+// the table in docs/functions.md.
 func TestWasmWarmupCurves(t *testing.T) {
 	if os.Getenv("THAW_WASM_CURVES") != "1" {
 		t.Skip("set THAW_WASM_CURVES=1 to measure warm-up curves under wazero")
@@ -234,6 +236,11 @@ func TestWasmWarmupCurves(t *testing.T) {
 					t.Fatalf("request %d: %v %v", i+1, err, resp)
 				}
 				lat[i] = d
+				if os.Getenv("THAW_WASM_CURVES_IDLE") != "0" {
+					if _, err := inst.Idle(ctx); err != nil {
+						t.Fatalf("idle after request %d: %v", i+1, err)
+					}
+				}
 			}
 			table.WriteString("| " + f.Name + " |")
 			for _, w := range windows {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,5 +163,41 @@ func TestRestoreGrownSnapshot(t *testing.T) {
 		} else if compiled != m.restore {
 			t.Error("a second snapshot size compiled a second restore module")
 		}
+	}
+}
+
+func TestIdle(t *testing.T) {
+	ctx := context.Background()
+	m, err := newEngine(t).Compile(ctx, testwasm.Build(t, "examples/faulty"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, _, err := m.Boot(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	body := func(path string) string {
+		t.Helper()
+		resp, err := inst.Invoke(ctx, get(path, ""))
+		if err != nil || resp.Status != http.StatusOK {
+			t.Fatalf("%s: %v %+v", path, err, resp)
+		}
+		return string(resp.Body)
+	}
+	for range 2 {
+		if ok, err := inst.Idle(ctx); !ok || err != nil {
+			t.Fatalf("Idle = %v, %v; want the export to run", ok, err)
+		}
+	}
+	if got := body("/idles"); got != "2\n" {
+		t.Fatalf("the guest saw %q idle calls, want 2", got)
+	}
+	body("/idle-panic")
+	if _, err := inst.Idle(ctx); err == nil || !strings.Contains(err.Error(), "idle hook") {
+		t.Fatalf("a panicking idle hook returned %v", err)
+	}
+	if !inst.Dead() {
+		t.Fatal("the instance serves on after its idle hook panicked")
 	}
 }

@@ -165,6 +165,20 @@ func (i *Instance) BeforeSnapshot(ctx context.Context) error {
 	return nil
 }
 
+// Idle runs the guest's thaw_idle export, if it has one, on an instance
+// that has just served a request and is not serving another. It reports
+// whether the export exists. An error (a trap, the time limit) leaves the
+// instance unfit to serve.
+func (i *Instance) Idle(ctx context.Context) (bool, error) {
+	if i.mod.ExportedFunction(abi.ExportIdle) == nil {
+		return false, nil
+	}
+	if err := i.call(ctx, abi.ExportIdle); err != nil {
+		return true, fmt.Errorf("idle hook: %w", err)
+	}
+	return true, nil
+}
+
 // Capture returns the instance's state and its linear memory. The memory is
 // the live region, not a copy: capture it between requests and persist it
 // before the instance runs again.

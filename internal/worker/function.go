@@ -54,8 +54,12 @@ type function struct {
 	closed  bool
 
 	recording atomic.Bool
-	// checkpoints counts snapshots being written in the background.
-	checkpoints sync.WaitGroup
+	// settling counts instances between a request and their return to the
+	// pool: in their idle call or checkpoint copy (f.mu).
+	settling int
+	// background counts work done off the requests' path: idle calls,
+	// checkpoints and working-set writes.
+	background sync.WaitGroup
 	// ckptBufs keeps buffers checkpoints copied memory into (policy.go).
 	ckptBufs buffers
 	// pending are the request numbers of checkpoints being taken (f.mu).
@@ -214,15 +218,9 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	// The policy sees what the caller saw: a new instance's first request
 	// carries its start (cold boot or restore), so a cold boot scores as
 	// costly as it is.
-	if due := err == nil && f.afterExec(inst, t.Start+t.Exec); due && f.claimCheckpoint(t.Request) {
-		// Copy the instance's memory off the response path; the instance
-		// returns to the pool once the copy is taken.
-		f.checkpoints.Add(1)
-		go func() {
-			defer f.checkpoints.Done()
-			f.checkpoint(inst, t.Request)
-			f.release(inst)
-		}()
+	due := err == nil && f.afterExec(inst, t.Start+t.Exec) && f.claimCheckpoint(t.Request)
+	if err == nil && !inst.Dead() {
+		f.settle(inst, due, t.Request)
 	} else {
 		f.release(inst)
 	}
@@ -297,7 +295,10 @@ func (f *function) acquire(ctx context.Context, fresh bool) (*instance, error) {
 			f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Dec()
 			return inst, nil
 		}
-		if f.total < f.rec.Config.MaxInstances {
+		// An instance settling after its last request (idle call,
+		// checkpoint copy) is about to be free: wait for it rather than
+		// start another, while the queue has room.
+		if f.total < f.rec.Config.MaxInstances && (fresh || f.settling == 0 || f.waiting >= f.rec.Config.MaxQueue) {
 			f.total++
 			f.mu.Unlock()
 			return nil, nil
@@ -332,10 +333,80 @@ func (f *function) acquire(ctx context.Context, fresh bool) (*instance, error) {
 	}
 }
 
+// settle gives an instance that has just served a request its idle call
+// and, when checkpoint is set, its checkpoint, then returns it to the pool;
+// all off the response path. A request that finds no idle instance waits
+// for a settling one rather than starting another (acquire).
+func (f *function) settle(inst *instance, checkpoint bool, req int) {
+	f.mu.Lock()
+	f.settling++
+	f.mu.Unlock()
+	f.background.Add(1)
+	go func() {
+		defer f.background.Done()
+		f.idleCall(inst)
+		if checkpoint {
+			f.checkpoint(inst, req)
+		}
+		f.releaseSettled(inst, true)
+	}()
+}
+
+// awaitSettled waits until no instance is settling, so that every instance
+// not serving a request is in the pool.
+func (f *function) awaitSettled() {
+	f.mu.Lock()
+	for f.settling > 0 {
+		wake := f.wake
+		f.mu.Unlock()
+		<-wake
+		f.mu.Lock()
+	}
+	f.mu.Unlock()
+}
+
+// idleCall runs the guest's idle export (thaw_idle, docs/abi.md) unless a
+// request is already waiting for an instance. A guest that fails there, or
+// that touched a snapshot page failing its checksum, is closed: it has
+// served its request, and the next one gets a sound instance.
+func (f *function) idleCall(inst *instance) {
+	f.mu.Lock()
+	busy := f.waiting > 0
+	f.mu.Unlock()
+	if busy {
+		f.w.metrics.idle.WithLabelValues(f.rec.Name, "skipped").Inc()
+		return
+	}
+	t0 := time.Now()
+	ok, err := inst.Idle(context.Background())
+	if !ok {
+		return
+	}
+	f.w.metrics.idleSeconds.WithLabelValues(f.rec.Name).Observe(time.Since(t0).Seconds())
+	if err == nil && inst.mem != nil {
+		if bad, verr := inst.mem.Verify(); bad > 0 || verr != nil {
+			err = fmt.Errorf("%d snapshot pages failed their checksum (%v)", bad, verr)
+		}
+	}
+	if err != nil {
+		f.w.metrics.idle.WithLabelValues(f.rec.Name, "failed").Inc()
+		f.w.log.Warn("idle call failed; instance closed", "function", f.rec.Name, "err", err)
+		inst.Close(context.Background())
+		return
+	}
+	f.w.metrics.idle.WithLabelValues(f.rec.Name, "ok").Inc()
+}
+
 // release returns inst to the pool, or frees its slot when inst is nil or
 // dead, and wakes the queue.
-func (f *function) release(inst *instance) {
+func (f *function) release(inst *instance) { f.releaseSettled(inst, false) }
+
+// releaseSettled is release for an instance that settle held.
+func (f *function) releaseSettled(inst *instance, settled bool) {
 	f.mu.Lock()
+	if settled {
+		f.settling--
+	}
 	keep := inst != nil && !inst.Dead() && !f.closed
 	if keep {
 		inst.lastUsed = time.Now()
@@ -496,9 +567,9 @@ func (f *function) extendWorkingSet(inst *instance, snap *snapshot.Snapshot, st 
 		return // another restore is writing one
 	}
 	missed, err := inst.mem.Trace() // while the pager session lives
-	f.checkpoints.Add(1)
+	f.background.Add(1)
 	go func() {
-		defer f.checkpoints.Done()
+		defer f.background.Done()
 		defer f.recording.Store(false)
 		if err == nil {
 			var ws *snapshot.WorkingSet

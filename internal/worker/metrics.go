@@ -21,6 +21,8 @@ type metrics struct {
 	recordings  *prometheus.CounterVec
 	checkpoints *prometheus.CounterVec
 	reused      *prometheus.CounterVec
+	idle        *prometheus.CounterVec
+	idleSeconds *prometheus.HistogramVec
 }
 
 func newMetrics() *metrics {
@@ -59,7 +61,13 @@ func newMetrics() *metrics {
 	m.reused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "thaw_restore_regions_reused_total", Help: "Restores whose memory region came from the region pool (a finished instance of the same function).",
 	}, []string{"function", "mode"})
-	m.reg.MustRegister(m.reused, m.checkpoints, m.invocations, m.starts, m.fallbacks, m.latency, m.stages, m.faults, m.bytesRead, m.instances, m.recordings,
+	m.idle = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thaw_idle_calls_total", Help: "Guest idle calls between requests, by outcome (ok, failed: instance closed, skipped: a request was waiting).",
+	}, []string{"function", "outcome"})
+	m.idleSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "thaw_idle_seconds", Help: "Time guests spent in their idle call, off the requests' path.", Buckets: buckets,
+	}, []string{"function"})
+	m.reg.MustRegister(m.idle, m.idleSeconds, m.reused, m.checkpoints, m.invocations, m.starts, m.fallbacks, m.latency, m.stages, m.faults, m.bytesRead, m.instances, m.recordings,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -126,6 +126,9 @@ func (f *function) checkpoint(inst *instance, req int) {
 			f.mu.Unlock()
 		}
 	}()
+	if inst.Dead() { // closed by its idle call
+		return
+	}
 	parent := inst.snap
 	var missed []int
 	if inst.mem != nil {
@@ -148,9 +151,9 @@ func (f *function) checkpoint(inst *instance, req int) {
 		}
 	}
 	handed = true
-	f.checkpoints.Add(1)
+	f.background.Add(1)
 	go func() {
-		defer f.checkpoints.Done()
+		defer f.background.Done()
 		snap, err := f.w.writeSnapshot(f, st, buf, req)
 		f.ckptBufs.put(buf)
 		if err == nil {

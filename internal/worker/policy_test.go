@@ -208,9 +208,7 @@ func TestCaptureMemoryLeavesUntouchedPages(t *testing.T) {
 			if res.Timing.Mode != mode {
 				t.Fatalf("started %s, want %s", res.Timing.Mode, mode)
 			}
-			f.mu.Lock()
-			inst := f.idle[len(f.idle)-1]
-			f.mu.Unlock()
+			inst := lastIdle(t, f)
 			_, mem := inst.Capture()
 			mapped := func() int {
 				present, err := inst.Region().Present(uint64(len(mem)))

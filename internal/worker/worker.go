@@ -158,7 +158,7 @@ func (w *Worker) Close(ctx context.Context) {
 	w.mu.Unlock()
 	for _, f := range fns {
 		f.shutdown(ctx)
-		f.checkpoints.Wait()
+		f.background.Wait()
 		f.savePolicy()
 	}
 	if w.store != nil {
@@ -333,7 +333,7 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	w.mu.Unlock()
 	if old != nil {
 		old.shutdown(ctx)
-		old.checkpoints.Wait()
+		old.background.Wait()
 		ids := append(w.snapshotDirs(name), old.snapshotIDs()...)
 		w.dropStored(name, without(ids, f.rec.Snapshot)) // hook (storedelete.go)
 		w.removeSnapshotsExcept(name, f.rec.Snapshot)
@@ -475,7 +475,7 @@ func (w *Worker) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("function %q: %w", name, errdefs.ErrNotFound)
 	}
 	f.shutdown(ctx)
-	f.checkpoints.Wait()
+	f.background.Wait()
 	// Hook (storedelete.go): the stored copies go too, local or not.
 	w.dropStored(name, without(append(w.snapshotDirs(name), f.snapshotIDs()...), ""))
 	err := errors.Join(os.RemoveAll(w.fnDir(name)), os.RemoveAll(w.snapDir(name)))
@@ -496,12 +496,15 @@ func (w *Worker) lookup(name string) (*function, error) {
 }
 
 // Evict closes every idle instance of a function, as a platform evicting
-// its worker would; the next request starts a new instance.
+// its worker would; the next request starts a new instance. Instances
+// settling after a request (idle call, checkpoint copy) are waited for and
+// closed too.
 func (w *Worker) Evict(ctx context.Context, name string) error {
 	f, err := w.lookup(name)
 	if err != nil {
 		return err
 	}
+	f.awaitSettled()
 	f.reap(ctx, time.Now().Add(time.Duration(f.rec.Config.KeepAlive)+time.Hour), true)
 	return nil
 }
@@ -510,7 +513,7 @@ func (w *Worker) Evict(ctx context.Context, name string) error {
 // writes.
 func (w *Worker) WaitCheckpoints(name string) {
 	if f, err := w.lookup(name); err == nil {
-		f.checkpoints.Wait()
+		f.background.Wait()
 	}
 }
 

@@ -310,9 +310,7 @@ func TestDamagedPageBroughtInLater(t *testing.T) {
 
 			// Between calls the instance brings the damaged page in, as a
 			// later call's load would (a real fault on its memory).
-			f.mu.Lock()
-			inst := f.idle[len(f.idle)-1]
-			f.mu.Unlock()
+			inst := lastIdle(t, f)
 			if inst.mode != mode {
 				t.Fatalf("the most recently idle instance is %s, want %s", inst.mode, mode)
 			}
@@ -376,6 +374,19 @@ func TestCheckpointSkipsBadMmapPages(t *testing.T) {
 	if idle != 0 {
 		t.Fatalf("%d idle instances, want the damaged one discarded", idle)
 	}
+}
+
+// lastIdle returns the instance that most recently returned to f's pool,
+// once every instance has settled after its request.
+func lastIdle(t *testing.T, f *function) *instance {
+	t.Helper()
+	f.awaitSettled()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.idle) == 0 {
+		t.Fatal("no idle instance")
+	}
+	return f.idle[len(f.idle)-1]
 }
 
 // sink keeps the test's read of instance memory from being compiled away.

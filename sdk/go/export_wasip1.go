@@ -49,4 +49,13 @@ func onRestore() { runRestoreHooks() }
 // requests pay only now and then.
 //
 //go:wasmexport thaw_before_snapshot
-func beforeSnapshot() { runtime.GC() }
+func beforeSnapshot() {
+	runtime.GC()
+	gc.mark()
+}
+
+// idle runs between requests, when the host has time to spare (see
+// collector and OnIdle).
+//
+//go:wasmexport thaw_idle
+func idle() { runIdle() }

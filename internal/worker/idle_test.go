@@ -1,0 +1,82 @@
+package worker
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// Between requests the worker gives an instance its idle call; a request
+// arriving meanwhile waits for that instance instead of starting another.
+func TestIdleCallsBetweenRequests(t *testing.T) {
+	w := openWorker(t)
+	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 4})
+	if err := w.Evict(context.Background(), "faulty"); err != nil {
+		t.Fatal(err)
+	}
+	ok := func(outcome string) float64 {
+		return testutil.ToFloat64(w.metrics.idle.WithLabelValues("faulty", outcome))
+	}
+	first := invoke(t, w, "faulty", get("/ok"), InvokeOptions{})
+	if first.Timing.StartKind == "warm" {
+		t.Fatal("the first request after an eviction found a warm instance")
+	}
+	for i := 2; i <= 5; i++ { // no wait in between: each finds the settling instance
+		res := invoke(t, w, "faulty", get("/idles"), InvokeOptions{})
+		if res.Timing.StartKind != "warm" {
+			t.Fatalf("request %d started a %s instance while one was settling", i, res.Timing.StartKind)
+		}
+	}
+	f, err := w.lookup("faulty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.awaitSettled()
+	res := invoke(t, w, "faulty", get("/idles"), InvokeOptions{})
+	// The calls after requests 1-5 ran unless a request was already
+	// waiting (skipped); the guest saw every one that ran.
+	if got, want := strings.TrimSpace(string(res.Response.Body)), ok("ok"); got == "0" || got != strconv.Itoa(int(want)) {
+		t.Fatalf("the guest counted %s idle calls, the worker %v", got, want)
+	}
+	if ok("ok")+ok("skipped") != 5 {
+		t.Fatalf("%v idle calls ran and %v were skipped after 5 requests", ok("ok"), ok("skipped"))
+	}
+	f.mu.Lock()
+	total := f.total
+	f.mu.Unlock()
+	if total != 1 {
+		t.Fatalf("%d instances served sequential requests, want 1", total)
+	}
+}
+
+// An instance whose idle call fails is closed; the failure reaches no
+// request and the next one is served by a new instance.
+func TestIdleFailureClosesInstance(t *testing.T) {
+	w := openWorker(t)
+	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 1})
+	f, err := w.lookup("faulty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	armed := invoke(t, w, "faulty", get("/idle-panic"), InvokeOptions{})
+	if armed.Response.Status != 200 {
+		t.Fatalf("arming answered %d", armed.Response.Status)
+	}
+	f.awaitSettled()
+	if n := testutil.ToFloat64(w.metrics.idle.WithLabelValues("faulty", "failed")); n != 1 {
+		t.Fatalf("%v failed idle calls, want 1", n)
+	}
+	f.mu.Lock()
+	idle, total := len(f.idle), f.total
+	f.mu.Unlock()
+	if idle != 0 || total != 0 {
+		t.Fatalf("%d idle of %d instances after a failed idle call, want none", idle, total)
+	}
+	res := invoke(t, w, "faulty", get("/ok"), InvokeOptions{})
+	if res.Response.Status != 200 || res.Timing.StartKind == "warm" {
+		t.Fatalf("after the failure: %d from a %s instance", res.Response.Status, res.Timing.StartKind)
+	}
+}
