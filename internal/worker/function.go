@@ -297,8 +297,9 @@ func (f *function) acquire(ctx context.Context, fresh bool) (*instance, error) {
 		}
 		// An instance settling after its last request (idle call,
 		// checkpoint copy) is about to be free: wait for it rather than
-		// start another, while the queue has room.
-		if f.total < f.rec.Config.MaxInstances && (fresh || f.settling == 0 || f.waiting >= f.rec.Config.MaxQueue) {
+		// start another, unless as many requests already wait as there
+		// are settling instances, or the queue is full.
+		if f.total < f.rec.Config.MaxInstances && (fresh || f.waiting >= f.settling || f.waiting >= f.rec.Config.MaxQueue) {
 			f.total++
 			f.mu.Unlock()
 			return nil, nil

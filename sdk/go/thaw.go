@@ -31,6 +31,14 @@
 // reseed. Functions that need distinct random numbers per clone should use
 // crypto/rand or Rand (reseeded by the SDK in every restored instance), or
 // own a generator and reseed it in an OnRestore hook.
+//
+// # Idle time and the collector
+//
+// Goroutines of a reactor module run only while the host calls into it, so
+// the Go collector's background work cannot run between requests. When the
+// host has idle time after a response it calls the module's idle export:
+// the SDK finishes a GC cycle in progress there (or starts one early when
+// the next request would), then runs the OnIdle hooks. See OnIdle.
 package thaw
 
 import "net/http"

@@ -2,19 +2,21 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 
 	"github.com/thaw-run/thaw/examples/warmup/internal/curve"
 )
 
 func TestModel(t *testing.T) {
-	m := load()
-	for _, i := range []int{0, 1, items - 1} {
+	var m model
+	for _, i := range []int{0, 1, shardItems, items - 1} {
 		var n float64
-		for _, v := range m.emb[i*dims : (i+1)*dims] {
+		for _, v := range m.embedding(i) {
 			n += float64(v) * float64(v)
 		}
 		if math.Abs(n-1) > 1e-4 {
@@ -25,6 +27,41 @@ func TestModel(t *testing.T) {
 	if len(ns) != 4 || ns[0].Similarity < ns[3].Similarity || ns[0].Similarity > 1 {
 		t.Errorf("similar = %+v", ns)
 	}
+	loaded := 0
+	for _, s := range m.shard {
+		if s != nil {
+			loaded++
+		}
+	}
+	if loaded != 3 {
+		t.Errorf("%d shards loaded for items of shards 0, 1 and 63, want 3", loaded)
+	}
+}
+
+// A shard's content does not depend on the order shards are loaded in.
+func TestShardOrder(t *testing.T) {
+	var a, b model
+	a.embedding(items - 1)
+	b.embedding(0)
+	if !slices.Equal(a.embedding(5), b.embedding(5)) {
+		t.Fatal("shard 0 differs after loading shard 63 first")
+	}
+}
+
+// Popular shards come first: the first requests need few distinct shards,
+// later ones keep adding rare shards.
+func TestPickSkewed(t *testing.T) {
+	seen := map[int]bool{}
+	distinct := func(n int) int {
+		for i := 1; i <= n; i++ {
+			seen[pick(i)/shardItems] = true
+		}
+		return len(seen)
+	}
+	at20, at300 := distinct(20), distinct(300)
+	if at20 < 5 || at20 > 20 || at300 <= at20+10 || at300 > shards {
+		t.Fatalf("%d distinct shards by request 20, %d by 300", at20, at300)
+	}
 }
 
 func TestHandler(t *testing.T) {
@@ -32,7 +69,7 @@ func TestHandler(t *testing.T) {
 	for _, tc := range []struct {
 		target string
 		status int
-	}{{"/", 200}, {"/?item=65535&k=2", 200}, {"/?item=65536", 400}, {"/?k=0", 400}, {"/?item=x", 400}} {
+	}{{"/", 200}, {"/?item=65535&k=2", 200}, {"/?item=65536", 400}, {"/?k=0", 400}, {"/?item=x", 400}, {"/?k=513", 400}} {
 		t.Run(tc.target, func(t *testing.T) {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.target, nil))
@@ -43,8 +80,9 @@ func TestHandler(t *testing.T) {
 	}
 }
 
-// TestCurve checks that the lazily loaded model answers the same before
-// and after warm-up, and logs the latency curve (go test -v -run Curve).
+// TestCurve checks that the lazily loaded model answers the default
+// request n as a fresh handler answers ?item=pick(n), and logs the latency
+// curve (go test -v -run Curve).
 func TestCurve(t *testing.T) {
 	n := 300
 	if testing.Short() {
@@ -52,10 +90,17 @@ func TestCurve(t *testing.T) {
 	}
 	var runs [][]curve.Result
 	for range 3 {
-		rs := curve.Measure(Handler(), n, func(i int) string { return "/?item=42" })
+		rs := curve.Measure(Handler(), n, func(i int) string { return "/" })
 		for i, r := range rs {
-			if r.Status != 200 || !bytes.Equal(r.Body, rs[0].Body) {
-				t.Fatalf("request %d: status %d, body %s differs from request 1's %s", i+1, r.Status, r.Body, rs[0].Body)
+			if r.Status != 200 {
+				t.Fatalf("request %d: status %d: %s", i+1, r.Status, r.Body)
+			}
+		}
+		for _, i := range []int{0, 1, n - 1} {
+			want := httptest.NewRecorder()
+			Handler().ServeHTTP(want, httptest.NewRequest(http.MethodGet, fmt.Sprintf("/?item=%d", pick(i+1)), nil))
+			if !bytes.Equal(rs[i].Body, want.Body.Bytes()) {
+				t.Fatalf("request %d answered %s, a fresh handler for its item %s", i+1, rs[i].Body, want.Body)
 			}
 		}
 		runs = append(runs, rs)

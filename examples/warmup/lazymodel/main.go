@@ -1,4 +1,5 @@
-// Command lazymodel is a thaw warm-up workload: it generates its 32 MB model on first use, then serves cheaply.
+// Command lazymodel is a thaw warm-up workload: it loads its 32 MiB model
+// shard by shard as requests first need each shard, then serves cheaply.
 package main
 
 import thaw "github.com/thaw-run/thaw/sdk/go"
