@@ -336,8 +336,8 @@ func (f *function) acquire(ctx context.Context, fresh bool) (*instance, error) {
 
 // settle gives an instance that has just served a request its idle call
 // and, when checkpoint is set, its checkpoint, then returns it to the pool;
-// all off the response path. A request that finds no idle instance waits
-// for a settling one rather than starting another (acquire).
+// all off the response path. A request that finds no idle instance may
+// wait for a settling one rather than start another (acquire).
 func (f *function) settle(inst *instance, checkpoint bool, req int) {
 	f.mu.Lock()
 	f.settling++
