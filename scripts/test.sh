@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # test.sh: run all of thaw's tests on a fresh machine with only Go installed.
 #
-# Installs what the tests need, then runs `go test` over the whole module:
+# Checks the tree (gofmt, go vet, go mod tidy, staticcheck), installs what
+# the tests need, runs `go test` over the whole module, then the race
+# detector over the packages with concurrency:
 #   - curl (Debian package), which scripts/minio.sh uses for readiness checks;
 #   - a MinIO server built from its Go module into .cache/bin (about 2 minutes
 #     the first time, cached afterwards), started on loopback for the store's
-#     S3 tests and stopped on exit.
+#     S3 tests and stopped on exit;
+#   - staticcheck, built from its Go module into .cache/bin (once).
 # Everything else (the example functions, the thaw binary for the integration
 # tests) is built by the tests themselves with the Go toolchain.
 #
@@ -30,6 +33,24 @@ if ! command -v curl >/dev/null; then
 	fi
 fi
 
+# The tree's basics first: they fail in seconds, the tests take minutes.
+unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))"
+if [[ -n "$unformatted" ]]; then
+	echo "test.sh: gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+go vet ./...
+if ! go mod tidy -diff; then
+	echo "test.sh: go.mod/go.sum are not tidy: run go mod tidy" >&2
+	exit 1
+fi
+if [[ ! -x .cache/bin/staticcheck ]]; then
+	echo "test.sh: building staticcheck into .cache/bin" >&2
+	GOBIN="$repo/.cache/bin" go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+.cache/bin/staticcheck ./...
+
 # A private MinIO state directory per run, so a stale server from an earlier
 # run cannot interfere.
 export THAW_MINIO_DIR="$repo/.cache/minio-test"
@@ -41,3 +62,9 @@ trap 'scripts/minio.sh stop >/dev/null 2>&1 || true' EXIT
 # tests each boot wasm instances and compile modules, so more packages at
 # once only thrash. The whole run must stay well under 30 minutes.
 go test -p 2 -timeout 25m ./...
+
+# The race detector over the packages whose goroutines share state: the
+# worker's pools and queues, the pager, the store and its tiers, the HTTP
+# server. Its closing lines follow the full run's, so the last word on the
+# result is the race run's summary; a failure in either stops the script.
+go test -race -p 2 -timeout 25m ./internal/worker/ ./internal/pager/ ./internal/store/... ./internal/server/

@@ -28,6 +28,7 @@ func newBenchCommand(g *globalOptions) *cobra.Command {
 	cmd.AddCommand(newBenchRestoreCommand(g), newBenchPolicyCommand(g))
 	cmd.AddCommand(newBenchSuiteCommand(g))
 	cmd.AddCommand(newBenchStoreCommand(g))
+	cmd.AddCommand(newBenchChaosCommand(g))
 	return cmd
 }
 

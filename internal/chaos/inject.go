@@ -1,0 +1,227 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/snapshot"
+)
+
+// step is one scheduled fault: at a fraction of the load's duration, do
+// something and say what was touched.
+type step struct {
+	at   float64
+	name string
+	do   func(ctx context.Context) (string, error)
+}
+
+// inject runs the fault schedule and returns what it did. The slow-client
+// window's connections are closed when the window ends.
+func (r *run) inject(ctx context.Context, start time.Time) []Fault {
+	var slow *slowClients
+	steps := []step{
+		{0.08, "object store stopped, disk cache emptied", func(context.Context) (string, error) {
+			if err := r.minio("stop"); err != nil {
+				return "", err
+			}
+			n, err := removeFiles(filepath.Join(r.dataDir, "store-cache"))
+			return fmt.Sprintf("%d cached files removed", n), err
+		}},
+		{0.22, "object store restarted", func(context.Context) (string, error) { return "", r.minio("start") }},
+		{0.32, "pager child killed", func(context.Context) (string, error) {
+			kids := children(r.pid())
+			for _, k := range kids {
+				_ = syscall.Kill(k, syscall.SIGKILL)
+			}
+			return fmt.Sprintf("pids %v", kids), nil
+		}},
+		{0.42, "cached chunk corrupted", func(context.Context) (string, error) {
+			return corruptLargest(filepath.Join(r.dataDir, "store-cache"))
+		}},
+		{0.52, "snapshot image truncated", func(context.Context) (string, error) {
+			return truncateImages(filepath.Join(r.dataDir, "snapshots", "hello"))
+		}},
+		{0.62, fmt.Sprintf("%d slow connections opened", r.opts.SlowConns), func(ctx context.Context) (string, error) {
+			slow = openSlow(ctx, r.addr, r.token, r.opts.SlowConns)
+			return slow.String(), nil
+		}},
+		{0.80, "slow connections closed", func(context.Context) (string, error) {
+			if slow == nil {
+				return "", nil
+			}
+			d := slow.String()
+			slow.Close()
+			return d, nil
+		}},
+	}
+	var out []Fault
+	for _, s := range steps {
+		at := start.Add(time.Duration(s.at * float64(r.opts.Duration)))
+		select {
+		case <-ctx.Done():
+			return out
+		case <-time.After(time.Until(at)):
+		}
+		detail, err := s.do(ctx)
+		if err != nil {
+			detail = fmt.Sprintf("%s (injection failed: %v)", detail, err)
+		}
+		r.logf("%5.0fs %s: %s", time.Since(start).Seconds(), s.name, detail)
+		out = append(out, Fault{Name: s.name, AtS: time.Since(start).Seconds(), Detail: detail})
+	}
+	return out
+}
+
+// removeFiles deletes the regular files under dir and counts them.
+func removeFiles(dir string) (int, error) {
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.Type().IsRegular() && os.Remove(p) == nil {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// corruptLargest flips bytes in the middle of the largest file under dir.
+func corruptLargest(dir string) (string, error) {
+	var best string
+	var size int64
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && fi.Size() > size {
+			best, size = p, fi.Size()
+		}
+		return nil
+	})
+	if best == "" {
+		return "", fmt.Errorf("no file under %s", dir)
+	}
+	f, err := os.OpenFile(best, os.O_RDWR, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	junk := make([]byte, 64)
+	for i := range junk {
+		junk[i] = byte(i*131 + 7)
+	}
+	if _, err := f.WriteAt(junk, size/2); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s, %d bytes at %d", filepath.Base(best), len(junk), size/2), nil
+}
+
+// truncateImages cuts every memory image under dir to half its size.
+func truncateImages(dir string) (string, error) {
+	var done []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Name() != snapshot.ImageFile {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if err := os.Truncate(p, fi.Size()/2); err != nil {
+			return err
+		}
+		done = append(done, fmt.Sprintf("%s %d -> %d bytes", filepath.Base(filepath.Dir(p)), fi.Size(), fi.Size()/2))
+		return nil
+	})
+	return fmt.Sprint(done), err
+}
+
+// slowClients holds connections that send a request very slowly: half
+// stop inside the headers, half declare a 6 MB body and send a little of
+// it, and all of them trickle a byte now and then, as a slowloris does.
+type slowClients struct {
+	mu     sync.Mutex
+	conns  []net.Conn
+	failed int
+	cut    atomic.Int64
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func openSlow(ctx context.Context, addr, token string, n int) *slowClients {
+	s := &slowClients{stop: make(chan struct{})}
+	head := "POST /fn/hello/ HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: Bearer " + token +
+		"\r\nContent-Length: 6000000\r\n\r\n"
+	chunk := make([]byte, 64<<10)
+	d := net.Dialer{Timeout: 5 * time.Second}
+	for i := range n {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			s.failed++
+			continue
+		}
+		var first []byte
+		if i%2 == 0 {
+			first = []byte("GET /healthz HTTP/1.1\r\nHost: " + addr + "\r\n")
+		} else {
+			first = append([]byte(head), chunk...)
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write(first); err != nil {
+			s.cut.Add(1)
+			c.Close()
+			continue
+		}
+		s.conns = append(s.conns, c)
+		s.wg.Add(1)
+		go s.trickle(c, i%2 == 0)
+	}
+	return s
+}
+
+// trickle sends one byte every 10 s until the window ends or the worker
+// closes the connection.
+func (s *slowClients) trickle(c net.Conn, header bool) {
+	defer s.wg.Done()
+	b := []byte("a")
+	if header {
+		b = []byte("X")
+	}
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write(b); err != nil {
+			s.cut.Add(1)
+			return
+		}
+	}
+}
+
+func (s *slowClients) String() string {
+	return fmt.Sprintf("%d open, %d refused, %d cut by the worker so far", len(s.conns), s.failed, s.cut.Load())
+}
+
+// Close ends the window.
+func (s *slowClients) Close() {
+	close(s.stop)
+	s.wg.Wait()
+	for _, c := range s.conns {
+		c.Close()
+	}
+}
