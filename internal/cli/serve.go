@@ -187,7 +187,8 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 			WriteTimeout: orDefault(opts.WriteTimeout, server.DefaultWriteTimeout),
 			IdleTimeout:  orDefault(opts.IdleTimeout, server.DefaultIdleTimeout),
 			ConnState:    limiter.ConnState,
-			ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+			// Accept errors (out of descriptors) and handler bugs.
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 		done: make(chan error, 1),
 		log:  log,

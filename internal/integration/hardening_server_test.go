@@ -285,7 +285,7 @@ func TestDNSRebindingRefused(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != tc.status {
-			t.Errorf("%s %s Host %s: %d, want %d: %s", tc.method, tc.path, tc.host, resp.StatusCode, tc.status, b)
+			t.Errorf("%s %s Host %s: %d, want %d: %.200s", tc.method, tc.path, tc.host, resp.StatusCode, tc.status, b)
 		}
 	}
 	if code, out, _ := cli(t, p, "ls"); code != 0 || strings.Contains(out, "planted") {

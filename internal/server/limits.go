@@ -129,6 +129,11 @@ func redactPaths(msg string) string {
 type ConnLimiter struct {
 	max int
 	log func(msg string, args ...any)
+	// refused counts connections refused at the bound since the last
+	// log line; lastLog (unix nanoseconds) keeps a flood to a line per
+	// logEvery.
+	refused atomic.Int64
+	lastLog atomic.Int64
 
 	mu    sync.Mutex
 	open  int
@@ -204,7 +209,7 @@ func (l *ConnLimiter) admit(c net.Conn) bool {
 		e := l.evictable()
 		if e == nil {
 			l.mu.Unlock()
-			l.log("connection refused: at the connection bound", "max_conns", l.max, "remote", c.RemoteAddr().String())
+			l.logRefused()
 			return false
 		}
 		victim = e.c
@@ -219,6 +224,22 @@ func (l *ConnLimiter) admit(c net.Conn) bool {
 		_ = victim.Close()
 	}
 	return true
+}
+
+// logEvery is the least time between two log lines about refused
+// connections.
+const logEvery = 10 * time.Second
+
+// logRefused counts a refused connection and logs the count at most once
+// per logEvery.
+func (l *ConnLimiter) logRefused() {
+	l.refused.Add(1)
+	now := time.Now().UnixNano()
+	last := l.lastLog.Load()
+	if now-last < int64(logEvery) || !l.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	l.log("connections refused: every connection is busy (--max-conns)", "max_conns", l.max, "refused", l.refused.Swap(0))
 }
 
 // evictable returns the connection to close for a new one, or nil (l.mu).
