@@ -288,6 +288,13 @@ func TestDNSRebindingRefused(t *testing.T) {
 			t.Errorf("%s %s Host %s: %d, want %d: %.200s", tc.method, tc.path, tc.host, resp.StatusCode, tc.status, b)
 		}
 	}
+	// A page of another site posting to the server's own address (no
+	// rebinding: a blind cross-site request, which needs no preflight).
+	status, _, b := raw(t, "POST", p.URL+"/fn/hello/", "", strings.NewReader("x"),
+		map[string]string{"Origin": "http://evil.example", "Content-Type": "text/plain"})
+	if status != http.StatusForbidden {
+		t.Errorf("cross-site POST without a token: %d, want 403: %s", status, b)
+	}
 	if code, out, _ := cli(t, p, "ls"); code != 0 || strings.Contains(out, "planted") {
 		t.Errorf("thaw ls: %d %s", code, out)
 	}

@@ -23,6 +23,8 @@ func Status(err error) int {
 		return http.StatusOK
 	case errors.Is(err, errMisdirected):
 		return http.StatusMisdirectedRequest
+	case errors.Is(err, errForeignOrigin):
+		return http.StatusForbidden
 	case errors.Is(err, errReadTimeout):
 		return http.StatusRequestTimeout
 	case errors.Is(err, errdefs.ErrInvalid):

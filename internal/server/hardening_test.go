@@ -107,6 +107,24 @@ func TestHostCheck(t *testing.T) {
 			t.Errorf("Host %s: error %s does not say how to allow the name", tc.host, body)
 		}
 	}
+	// Without a token, pages of other sites are refused; with one, public
+	// functions may be called from anywhere.
+	for _, tc := range []struct {
+		token, origin string
+		status        int
+	}{
+		{"", "http://evil.example", 403},
+		{"", "null", 403},
+		{"", "http://127.0.0.1:" + port, 200},
+		{"", "https://thaw.internal", 200},
+		{"s3cret", "http://evil.example", 200},
+	} {
+		ots := newTestServer(t, fb, Options{Token: tc.token, AllowedHosts: []string{"thaw.internal"}})
+		resp, body := do(t, "POST", ots.URL+"/fn/public/", strings.NewReader("x"), map[string]string{"Origin": tc.origin, "Content-Type": "text/plain"})
+		if resp.StatusCode != tc.status {
+			t.Errorf("token %q, Origin %s: %d, want %d: %s", tc.token, tc.origin, resp.StatusCode, tc.status, body)
+		}
+	}
 	any := newTestServer(t, fb, Options{AllowedHosts: []string{"*"}})
 	req, _ := http.NewRequest("GET", any.URL+"/v1/functions", nil)
 	req.Host = "evil.example"

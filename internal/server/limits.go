@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -47,6 +48,9 @@ var (
 	// errMisdirected marks a request whose Host is not one of this
 	// server's names (Status: 421).
 	errMisdirected = errors.New("misdirected request")
+	// errForeignOrigin marks a browser request from a page of another
+	// site to a server without a token (Status: 403).
+	errForeignOrigin = errors.New("foreign origin")
 	// errReadTimeout marks a request body that did not arrive within the
 	// read timeout (Status: 408).
 	errReadTimeout = errors.New("request body read timed out")
@@ -81,20 +85,46 @@ func (b *bodyBudget) release(n int64) { b.used.Add(-n) }
 // browser, but its requests carry the page's name as Host: refusing
 // unknown names closes that door. The port is not compared: rebinding
 // keeps the port, and a proxy may change it.
+//
+// Without a token, every caller can do everything, so a page of another
+// site must not be able to send even a blind request (a POST of
+// text/plain needs no CORS preflight): a request whose Origin header names
+// a host that would fail this same check is refused. With a token, private
+// functions and the API need it, which a browser never adds by itself, and
+// public functions may be called from any site.
 func (s *Server) checkHost(r *http.Request) error {
-	if s.anyHost || r.Host == "" {
-		return nil // HTTP/1.0 without Host: not a browser
+	if s.anyHost {
+		return nil
 	}
-	host := r.Host
+	if r.Host != "" && !s.ourHost(r.Host) { // HTTP/1.0 without Host: not a browser
+		host := hostname(r.Host)
+		return fmt.Errorf("host %q is not a name of this server: call it by IP address or localhost, or start it with --allowed-host %s: %w: %w",
+			sanitizeHeader(r.Host), sanitizeHeader(host), errMisdirected, errdefs.ErrInvalid)
+	}
+	if o := r.Header.Get("Origin"); o != "" && !s.hasToken {
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || !s.ourHost(u.Host) {
+			return fmt.Errorf("requests from pages of %q are refused by a server without a token (or start it with --allowed-host for that site's name): %w: %w",
+				sanitizeHeader(o), errForeignOrigin, errdefs.ErrUnauthorized)
+		}
+	}
+	return nil
+}
+
+// ourHost reports whether host (with or without a port) is an IP address,
+// localhost or an allowed name.
+func (s *Server) ourHost(host string) bool {
+	h := hostname(host)
+	return h == "localhost" || net.ParseIP(h) != nil || s.allowedHosts[h]
+}
+
+// hostname is host without its port and brackets, lower case, without a
+// trailing dot.
+func hostname(host string) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
-	if host == "localhost" || net.ParseIP(host) != nil || s.allowedHosts[host] {
-		return nil
-	}
-	return fmt.Errorf("host %q is not a name of this server: call it by IP address or localhost, or start it with --allowed-host %s: %w: %w",
-		sanitizeHeader(r.Host), sanitizeHeader(host), errMisdirected, errdefs.ErrInvalid)
+	return strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
 }
 
 // absPath finds absolute file paths in error messages: a slash after the
