@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -173,7 +174,7 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 		MaxBodyMemory: int64(opts.MaxBodyMemoryMiB) << 20,
 		WriteTimeout:  opts.WriteTimeout,
 	})
-	limiter := server.NewConnLimiter(opts.MaxConns, log.Warn)
+	limiter := server.NewConnLimiter(connBound(opts.MaxConns, log), log.Warn)
 	rs := &runningServer{
 		URL:    "http://" + ln.Addr().String(),
 		worker: w,
@@ -196,6 +197,22 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 	go func() { rs.done <- rs.http.Serve(limiter.Listener(ln)) }()
 	log.Info("listening", "url", rs.URL, "data", opts.DataDir, "auth", token != "", "store", opts.Store.describe())
 	return rs, nil
+}
+
+// connBound is the connection bound to apply: maxConns (or the default),
+// lowered to half the process's descriptor limit so that connections can
+// never take the descriptors restores, snapshots and the store need.
+func connBound(maxConns int, log *slog.Logger) int {
+	if maxConns <= 0 {
+		maxConns = server.DefaultMaxConns
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(2*maxConns) {
+		lowered := max(int(rl.Cur/2), 1)
+		log.Warn("--max-conns lowered to half the open file limit", "max_conns", maxConns, "nofile", rl.Cur, "now", lowered)
+		return lowered
+	}
+	return maxConns
 }
 
 // orDefault is d, or def when d is not positive.

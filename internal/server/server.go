@@ -92,7 +92,9 @@ type Server struct {
 	allowedHosts map[string]bool
 	bodies       bodyBudget
 	writeTimeout time.Duration
-	metrics      prometheus.Gatherer
+	// metricsAll serves callers with the token (or any without one);
+	// metricsPublic the others (serveMetrics).
+	metricsAll, metricsPublic http.Handler
 }
 
 // New returns a server over b.
@@ -133,7 +135,11 @@ func New(b Backend, opts Options) *Server {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	if opts.Metrics != nil {
-		s.metrics = opts.Metrics
+		s.metricsAll = promhttp.HandlerFor(opts.Metrics, promhttp.HandlerOpts{})
+		s.metricsPublic = promhttp.HandlerFor(prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+			mfs, err := opts.Metrics.Gather()
+			return publicOnly(mfs, s.b.Public), err
+		}), promhttp.HandlerOpts{})
 		m.HandleFunc("GET /metrics", s.serveMetrics)
 	}
 	m.HandleFunc("GET /v1/functions", s.management(s.list))
@@ -235,14 +241,11 @@ func (s *Server) management(h http.HandlerFunc) http.HandlerFunc {
 // function that is not public: monitoring keeps working unauthenticated,
 // and private function names stay private.
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	g := s.metrics
-	if !s.authorized(r) {
-		g = prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
-			mfs, err := s.metrics.Gather()
-			return publicOnly(mfs, s.b.Public), err
-		})
+	if s.authorized(r) {
+		s.metricsAll.ServeHTTP(w, r)
+		return
 	}
-	promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	s.metricsPublic.ServeHTTP(w, r)
 }
 
 // publicOnly drops the series labelled with a function that public says
