@@ -48,8 +48,10 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// The body stays reserved while the handler holds it (until the
+	// response is written).
+	defer s.bodies.release(reserved)
 	res, err := s.b.Invoke(r.Context(), name, req, opts)
-	s.bodies.release(reserved)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

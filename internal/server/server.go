@@ -63,13 +63,13 @@ type Options struct {
 	MaxModule int64
 	// Metrics, if set, is served at GET /metrics. With a token, callers
 	// without it see no series labelled with a function that is not
-	// public (metricsFor).
+	// public (serveMetrics).
 	Metrics prometheus.Gatherer
 	// AllowedHosts are the names a request's Host header may carry besides
 	// IP addresses and localhost (checkHost); "*" allows any.
 	AllowedHosts []string
 	// MaxBodyMemory bounds the bytes of invocation bodies held in memory
-	// at once (default DefaultMaxBodyMemory).
+	// at once (default DefaultMaxBodyMemory; at least MaxBody).
 	MaxBodyMemory int64
 	// WriteTimeout bounds writing a response, from its first byte
 	// (default DefaultWriteTimeout).
@@ -112,6 +112,10 @@ func New(b Backend, opts Options) *Server {
 	s.bodies.max = opts.MaxBodyMemory
 	if s.bodies.max <= 0 {
 		s.bodies.max = DefaultMaxBodyMemory
+	}
+	if s.bodies.max < s.maxBody {
+		// Otherwise a body of the allowed size could never be read.
+		s.bodies.max = s.maxBody
 	}
 	s.writeTimeout = opts.WriteTimeout
 	if s.writeTimeout <= 0 {
