@@ -181,6 +181,7 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 		http: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: server.DefaultReadHeaderTimeout,
+			MaxHeaderBytes:    server.MaxHeaderBytes,
 			// ReadTimeout covers headers and body; handlers lift it once
 			// the body is read. The write deadline is set again when a
 			// response starts (server.Options.WriteTimeout).

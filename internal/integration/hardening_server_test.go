@@ -183,6 +183,11 @@ func TestTricklingBodyIsCut(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestTimeout {
 		t.Errorf("stalled body: %d, want 408", resp.StatusCode)
 	}
+	// Headers are bounded too: 200 KiB of them are refused.
+	status, _, _ := raw(t, "GET", p.URL+"/fn/trickle/", token, nil, map[string]string{"X-Pad": strings.Repeat("p", 200<<10)})
+	if status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("200 KiB of headers: %d, want 431", status)
+	}
 }
 
 // metricSum adds the values of a metric's series for one function.

@@ -35,6 +35,10 @@ const (
 	DefaultIdleTimeout = 60 * time.Second
 	// DefaultReadHeaderTimeout bounds reading a request's headers.
 	DefaultReadHeaderTimeout = 10 * time.Second
+	// MaxHeaderBytes bounds a request's headers (net/http's default is
+	// 1 MiB, which times DefaultMaxConns slow senders is 4 GiB); nginx
+	// allows 32 KiB.
+	MaxHeaderBytes = 64 << 10
 	// deployReadTimeout bounds reading a deploy's module, which may be
 	// 64 MiB over a slow link; only callers with the token get it.
 	deployReadTimeout = 10 * time.Minute
