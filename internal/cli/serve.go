@@ -174,7 +174,8 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 		MaxBodyMemory: int64(opts.MaxBodyMemoryMiB) << 20,
 		WriteTimeout:  opts.WriteTimeout,
 	})
-	limiter := server.NewConnLimiter(connBound(opts.MaxConns, log), log.Warn)
+	maxConns := connBound(opts.MaxConns, log)
+	limiter := server.NewConnLimiter(maxConns, log.Warn)
 	rs := &runningServer{
 		URL:    "http://" + ln.Addr().String(),
 		worker: w,
@@ -196,7 +197,8 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 		log:  log,
 	}
 	go func() { rs.done <- rs.http.Serve(limiter.Listener(ln)) }()
-	log.Info("listening", "url", rs.URL, "data", opts.DataDir, "auth", token != "", "store", opts.Store.describe())
+	log.Info("listening", "url", rs.URL, "data", opts.DataDir, "auth", token != "", "store", opts.Store.describe(),
+		"max_conns", maxConns, "allowed_hosts", strings.Join(opts.AllowedHosts, ","))
 	return rs, nil
 }
 
