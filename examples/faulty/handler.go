@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"sync/atomic"
+	"time"
 )
 
 // hog holds what /oom allocates, so the collector cannot free it.
@@ -27,6 +29,8 @@ var sink int
 //	/oom    allocates and touches 16 MiB chunks until memory runs out
 //	/exit   os.Exit(3): the module exits in the middle of a request
 //	/block  blocks forever on a channel: the Go runtime's deadlock check
+//	/spin?ms=N  computes for N milliseconds, then answers 200 "spun"
+//	        (a slow call that ends on its own)
 //
 // and one that does not fail:
 //
@@ -58,6 +62,13 @@ func Handler() http.Handler {
 		}
 	})
 	mux.HandleFunc("/exit", func(http.ResponseWriter, *http.Request) { os.Exit(3) })
+	mux.HandleFunc("/spin", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		for t0 := time.Now(); time.Since(t0) < time.Duration(ms)*time.Millisecond; {
+			sink++
+		}
+		fmt.Fprintln(w, "spun")
+	})
 	mux.HandleFunc("/block", func(http.ResponseWriter, *http.Request) { <-make(chan int) })
 	mux.HandleFunc("/gcs", func(w http.ResponseWriter, r *http.Request) {
 		var ms runtime.MemStats

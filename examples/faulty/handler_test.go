@@ -16,6 +16,7 @@ func TestSafeRoutes(t *testing.T) {
 		wantPanic string
 	}{
 		{"/ok", 200, ""},
+		{"/spin?ms=5", 200, ""},
 		{"/missing", 404, ""},
 		{"/panic", 0, "deliberate panic"},
 		{"/nil", 0, "nil pointer dereference"},

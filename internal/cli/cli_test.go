@@ -127,6 +127,16 @@ func (f *fakeBackend) Get(name string) (*worker.Info, error) {
 	return nil, fmt.Errorf("function %q: %w", name, errdefs.ErrNotFound)
 }
 
+func (f *fakeBackend) Public(name string) bool {
+	i, err := f.Get(name)
+	return err == nil && i.Config.Public
+}
+
+func (f *fakeBackend) Admit(name string) error {
+	_, err := f.Get(name)
+	return err
+}
+
 func (f *fakeBackend) List() []worker.Info {
 	f.mu.Lock()
 	defer f.mu.Unlock()

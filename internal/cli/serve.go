@@ -11,9 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
@@ -32,6 +32,18 @@ type serveOptions struct {
 	NoPager        bool
 	RegionPoolMiB  int
 	LogLevel       string
+	// MaxConns bounds open client connections; MaxBodyMemoryMiB the
+	// invocation bodies held in memory at once (0: the server's defaults).
+	MaxConns         int
+	MaxBodyMemoryMiB int
+	// ReadTimeout, WriteTimeout and IdleTimeout bound reading a request,
+	// writing a response and an idle keep-alive connection (0: defaults).
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// AllowedHosts are the names besides IP addresses and localhost that
+	// requests may be addressed to ("*": any).
+	AllowedHosts []string
 	// Store optionally names a snapshot store (the flags of `thaw store`);
 	// without --store-dir or --s3-endpoint the worker keeps snapshots
 	// locally only.
@@ -53,7 +65,14 @@ from --key-file or $THAW_STORE_KEY; its disk cache defaults to DATA/store-cache.
 
 With --token (or $THAW_TOKEN) the management API and non-public functions
 require "Authorization: Bearer TOKEN". Without a token the server only
-listens on a loopback address unless --insecure-listen is given.`,
+listens on a loopback address unless --insecure-listen is given.
+
+Requests must be addressed to an IP address, localhost, or a name given
+with --allowed-host (DNS rebinding defence); others answer 421. At most
+--max-conns connections are open at once (at the bound, the longest-idle
+keep-alive connection is closed to make room), and invocation bodies hold at
+most --max-body-memory-mib in memory: past it, requests with a body answer
+503 before their body is read.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd.Context(), g, opts)
@@ -68,6 +87,12 @@ listens on a loopback address unless --insecure-listen is given.`,
 	f.BoolVar(&opts.NoPager, "no-pager", false, "run without the userfaultfd pager (lazy, reap and bulk restores fall back to cold)")
 	f.IntVar(&opts.RegionPoolMiB, "region-pool-mib", worker.DefaultRegionPoolMiB, "memory of finished instances kept for eager and bulk restores of the same function to reuse (0 or less: none)")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.IntVar(&opts.MaxConns, "max-conns", server.DefaultMaxConns, "most open client connections; at the bound the longest-idle one is closed for a new one, else the new one gets 503")
+	f.IntVar(&opts.MaxBodyMemoryMiB, "max-body-memory-mib", server.DefaultMaxBodyMemory>>20, "most MiB of invocation request bodies held in memory at once, worker-wide; past it requests with a body get 503")
+	f.DurationVar(&opts.ReadTimeout, "read-timeout", server.DefaultReadTimeout, "longest time to read a request's headers and body (a body that trickles in is cut: 408)")
+	f.DurationVar(&opts.WriteTimeout, "write-timeout", server.DefaultWriteTimeout, "longest time to write a response, from its first byte (an invocation itself may run for its function's timeout)")
+	f.DurationVar(&opts.IdleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close keep-alive connections idle this long")
+	f.StringArrayVar(&opts.AllowedHosts, "allowed-host", nil, "a name requests may be addressed to (Host header) besides IP addresses and localhost; repeatable; \"*\" allows any (behind a proxy that checks Host)")
 	opts.Store.register(f)
 	return cmd
 }
@@ -140,22 +165,65 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 		return nil, fmt.Errorf("listen on %s: %v: %w", opts.Addr, err, errdefs.ErrUnavailable)
 	}
 	h := server.New(w, server.Options{
-		Token:     token,
-		MaxBody:   opts.MaxBody,
-		MaxModule: opts.MaxModule,
-		Metrics:   promhttp.HandlerFor(w.Registry(), promhttp.HandlerOpts{}),
-		Logger:    log,
+		Token:         token,
+		MaxBody:       opts.MaxBody,
+		MaxModule:     opts.MaxModule,
+		Metrics:       w.Registry(),
+		Logger:        log,
+		AllowedHosts:  opts.AllowedHosts,
+		MaxBodyMemory: int64(opts.MaxBodyMemoryMiB) << 20,
+		WriteTimeout:  opts.WriteTimeout,
 	})
+	maxConns := connBound(opts.MaxConns, log)
+	limiter := server.NewConnLimiter(maxConns, log.Warn)
 	rs := &runningServer{
 		URL:    "http://" + ln.Addr().String(),
 		worker: w,
-		http:   &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second},
-		done:   make(chan error, 1),
-		log:    log,
+		http: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: server.DefaultReadHeaderTimeout,
+			MaxHeaderBytes:    server.MaxHeaderBytes,
+			// ReadTimeout covers headers and body; handlers lift it once
+			// the body is read. The write deadline is set again when a
+			// response starts (server.Options.WriteTimeout).
+			ReadTimeout:  orDefault(opts.ReadTimeout, server.DefaultReadTimeout),
+			WriteTimeout: orDefault(opts.WriteTimeout, server.DefaultWriteTimeout),
+			IdleTimeout:  orDefault(opts.IdleTimeout, server.DefaultIdleTimeout),
+			ConnState:    limiter.ConnState,
+			// Accept errors (out of descriptors) and handler bugs.
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+		done: make(chan error, 1),
+		log:  log,
 	}
-	go func() { rs.done <- rs.http.Serve(ln) }()
-	log.Info("listening", "url", rs.URL, "data", opts.DataDir, "auth", token != "", "store", opts.Store.describe())
+	go func() { rs.done <- rs.http.Serve(limiter.Listener(ln)) }()
+	log.Info("listening", "url", rs.URL, "data", opts.DataDir, "auth", token != "", "store", opts.Store.describe(),
+		"max_conns", maxConns, "allowed_hosts", strings.Join(opts.AllowedHosts, ","))
 	return rs, nil
+}
+
+// connBound is the connection bound to apply: maxConns (or the default),
+// lowered to half the process's descriptor limit so that connections can
+// never take the descriptors restores, snapshots and the store need.
+func connBound(maxConns int, log *slog.Logger) int {
+	if maxConns <= 0 {
+		maxConns = server.DefaultMaxConns
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(2*maxConns) {
+		lowered := max(int(rl.Cur/2), 1)
+		log.Warn("--max-conns lowered to half the open file limit", "max_conns", maxConns, "nofile", rl.Cur, "now", lowered)
+		return lowered
+	}
+	return maxConns
+}
+
+// orDefault is d, or def when d is not positive.
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 // Close stops accepting requests, lets running ones finish for up to

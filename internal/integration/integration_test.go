@@ -459,7 +459,7 @@ func TestServerTimingAndMetrics(t *testing.T) {
 			}
 		}
 	}
-	status, _, body := raw(t, "GET", p.URL+"/metrics", "", nil, nil)
+	status, _, body := raw(t, "GET", p.URL+"/metrics", token, nil, nil) // private functions need the token
 	if status != 200 || !bytes.Contains(body, []byte(`thaw_invocations_total{function="timed"`)) {
 		t.Errorf("metrics (%d) lack thaw_invocations_total for timed", status)
 	}

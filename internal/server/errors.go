@@ -21,6 +21,12 @@ func Status(err error) int {
 	switch {
 	case err == nil:
 		return http.StatusOK
+	case errors.Is(err, errMisdirected):
+		return http.StatusMisdirectedRequest
+	case errors.Is(err, errForeignOrigin):
+		return http.StatusForbidden
+	case errors.Is(err, errReadTimeout):
+		return http.StatusRequestTimeout
 	case errors.Is(err, errdefs.ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, errdefs.ErrNotFound):
@@ -60,6 +66,8 @@ type errorBody struct {
 }
 
 // writeError answers with err's status, category header and JSON body.
+// The body never shows absolute file paths (redactPaths); the log gets the
+// whole message.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := Status(err)
 	h := w.Header()
@@ -68,8 +76,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="thaw"`)
 	}
+	if r.ContentLength != 0 && (status < 500 || status == http.StatusServiceUnavailable) {
+		// A request refused before its body was read: close the
+		// connection rather than read the body to reuse it (the server
+		// would otherwise wait for it before answering).
+		h.Set("Connection", "close")
+	}
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error()})
+	_ = json.NewEncoder(w).Encode(errorBody{Error: redactPaths(err.Error())})
 	level := s.log.Debug
 	if status >= 500 {
 		level = s.log.Warn

@@ -66,6 +66,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("deploy %s: %w", name, err))
 		return
 	}
+	liftReadDeadline(w) // the deploy itself may take longer than the read timeout
 	info, err := s.b.Deploy(r.Context(), name, wasm, cfg)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/errdefs"
@@ -18,14 +20,12 @@ import (
 func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	authed := s.authorized(r)
-	if !authed {
-		// Unauthenticated callers learn nothing about which private
-		// functions exist: unknown and private both answer 401.
-		info, err := s.b.Get(name)
-		if err != nil || !info.Config.Public {
-			s.writeError(w, r, errUnauthorized(fmt.Sprintf("function %q", name)))
-			return
-		}
+	// Unauthenticated callers learn nothing about which private functions
+	// exist: unknown and private both answer 401. Public is a map lookup:
+	// a flood of them neither reads the disk nor waits for the function.
+	if !authed && !s.b.Public(name) {
+		s.writeError(w, r, errUnauthorized(fmt.Sprintf("function %q", name)))
+		return
 	}
 	opts, err := invokeOptions(r.Header)
 	if err != nil {
@@ -36,11 +36,21 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errUnauthorized("the "+HeaderMode+" and "+HeaderDropCache+" headers"))
 		return
 	}
-	req, err := s.request(w, r, authed)
+	// Admit, then read: a request the function's queue cannot take is
+	// refused before its body costs memory, and the body's size is
+	// reserved from the worker-wide budget before the first byte is read.
+	if err := s.b.Admit(name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req, reserved, err := s.request(w, r, authed)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	// The body stays reserved while the handler holds it (until the
+	// response is written).
+	defer s.bodies.release(reserved)
 	res, err := s.b.Invoke(r.Context(), name, req, opts)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -65,7 +75,9 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	h.Set(HeaderServerTiming, ServerTiming(res.Timing))
 	h.Set(HeaderStart, res.Timing.StartKind)
 	if res.Timing.Fallback != "" {
-		h.Set(HeaderFallback, sanitizeHeader(res.Timing.Fallback))
+		// The log has the whole reason (worker); the caller gets it
+		// without file paths.
+		h.Set(HeaderFallback, sanitizeHeader(redactPaths(res.Timing.Fallback)))
 	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
@@ -93,18 +105,13 @@ func invokeOptions(h http.Header) (worker.InvokeOptions, error) {
 	return opts, nil
 }
 
-// request converts r into the guest's request, bounding the body.
-func (s *Server) request(w http.ResponseWriter, r *http.Request, authed bool) (*abi.Request, error) {
-	if r.ContentLength > s.maxBody {
-		return nil, fmt.Errorf("request body of %d bytes exceeds the %d-byte limit: %w", r.ContentLength, s.maxBody, errdefs.ErrTooLarge)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+// request converts r into the guest's request, bounding the body. It
+// returns the bytes reserved from the body budget, which the caller
+// releases once the body is no longer needed.
+func (s *Server) request(w http.ResponseWriter, r *http.Request, authed bool) (*abi.Request, int64, error) {
+	body, reserved, err := s.readBody(w, r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, fmt.Errorf("request body exceeds the %d-byte limit: %w", s.maxBody, errdefs.ErrTooLarge)
-		}
-		return nil, fmt.Errorf("read request body: %v: %w", err, errdefs.ErrInvalid)
+		return nil, 0, err
 	}
 	hdr := r.Header.Clone()
 	hdr.Del(HeaderMode)
@@ -127,7 +134,56 @@ func (s *Server) request(w http.ResponseWriter, r *http.Request, authed bool) (*
 			path = "/"
 		}
 	}
-	return &abi.Request{Method: r.Method, Path: path, RawQuery: r.URL.RawQuery, Header: hdr, Body: body}, nil
+	return &abi.Request{Method: r.Method, Path: path, RawQuery: r.URL.RawQuery, Header: hdr, Body: body}, reserved, nil
+}
+
+// readBody reads an invocation body of at most maxBody bytes after
+// reserving its size (its Content-Length, or maxBody when chunked) from
+// the body budget, and returns the body and the bytes still reserved.
+// The server's read timeout (set when the request began) cuts a body that
+// trickles in.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int64, error) {
+	if r.ContentLength > s.maxBody {
+		return nil, 0, fmt.Errorf("request body of %d bytes exceeds the %d-byte limit: %w", r.ContentLength, s.maxBody, errdefs.ErrTooLarge)
+	}
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		liftReadDeadline(w)
+		return nil, 0, nil
+	}
+	want := r.ContentLength
+	if want < 0 {
+		want = s.maxBody
+	}
+	if err := s.bodies.reserve(want); err != nil {
+		return nil, 0, err
+	}
+	var body []byte
+	var err error
+	if r.ContentLength > 0 {
+		// The length is known and bounded: one exact allocation.
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	}
+	if err != nil {
+		s.bodies.release(want)
+		var mbe *http.MaxBytesError
+		var ne net.Error
+		switch {
+		case errors.As(err, &mbe):
+			return nil, 0, fmt.Errorf("request body exceeds the %d-byte limit: %w", s.maxBody, errdefs.ErrTooLarge)
+		case errors.As(err, &ne) && ne.Timeout():
+			return nil, 0, fmt.Errorf("request body did not arrive within the read timeout (--read-timeout): %w: %w", errReadTimeout, errdefs.ErrTimeout)
+		}
+		return nil, 0, fmt.Errorf("read request body: %v: %w", err, errdefs.ErrInvalid)
+	}
+	liftReadDeadline(w)
+	if extra := want - int64(len(body)); extra > 0 {
+		s.bodies.release(extra)
+		want = int64(len(body))
+	}
+	return body, want, nil
 }
 
 // reservedResponseHeader reports headers only the server may set, so a
@@ -152,4 +208,14 @@ func sanitizeHeader(s string) string {
 		s = s[:512]
 	}
 	return s
+}
+
+// liftReadDeadline lifts the read timeout once a request's body has been
+// read: the server keeps reading the connection in the background during
+// the handler, and a deadline expiring there would cancel the request's
+// context in the middle of a long call. A body left unread keeps the
+// deadline, so the server's discarding it after the handler is bounded.
+func liftReadDeadline(w http.ResponseWriter) {
+	// ErrNotSupported (httptest's recorder) leaves nothing to lift.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 }

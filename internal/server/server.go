@@ -15,6 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/worker"
 )
@@ -26,6 +30,13 @@ type Backend interface {
 	List() []worker.Info
 	Delete(ctx context.Context, name string) error
 	Invoke(ctx context.Context, name string, req *abi.Request, opts worker.InvokeOptions) (*worker.Result, error)
+	// Public reports whether a function exists and is public, cheaply: it
+	// decides every unauthenticated request, so it must not wait for a
+	// function's lock or read the disk.
+	Public(name string) bool
+	// Admit fails with ErrOverloaded when a function's queue is full, so
+	// the server can refuse a request before reading its body.
+	Admit(name string) error
 }
 
 var _ Backend = (*worker.Worker)(nil)
@@ -50,8 +61,19 @@ type Options struct {
 	MaxBody int64
 	// MaxModule bounds deployed modules (default DefaultMaxModule).
 	MaxModule int64
-	// Metrics, if set, serves GET /metrics.
-	Metrics http.Handler
+	// Metrics, if set, is served at GET /metrics. With a token, callers
+	// without it see no series labelled with a function that is not
+	// public (serveMetrics).
+	Metrics prometheus.Gatherer
+	// AllowedHosts are the names a request's Host header may carry besides
+	// IP addresses and localhost (checkHost); "*" allows any.
+	AllowedHosts []string
+	// MaxBodyMemory bounds the bytes of invocation bodies held in memory
+	// at once (default DefaultMaxBodyMemory; at least MaxBody).
+	MaxBodyMemory int64
+	// WriteTimeout bounds writing a response, from its first byte
+	// (default DefaultWriteTimeout).
+	WriteTimeout time.Duration
 	// Logger receives request logs (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -65,6 +87,14 @@ type Server struct {
 	maxBody   int64
 	maxModule int64
 	mux       *http.ServeMux
+	// anyHost and allowedHosts say which Host headers are ours (checkHost).
+	anyHost      bool
+	allowedHosts map[string]bool
+	bodies       bodyBudget
+	writeTimeout time.Duration
+	// metricsAll serves callers with the token (or any without one);
+	// metricsPublic the others (serveMetrics).
+	metricsAll, metricsPublic http.Handler
 }
 
 // New returns a server over b.
@@ -79,6 +109,25 @@ func New(b Backend, opts Options) *Server {
 	if s.maxModule <= 0 {
 		s.maxModule = DefaultMaxModule
 	}
+	s.bodies.max = opts.MaxBodyMemory
+	if s.bodies.max <= 0 {
+		s.bodies.max = DefaultMaxBodyMemory
+	}
+	if s.bodies.max < s.maxBody {
+		// Otherwise a body of the allowed size could never be read.
+		s.bodies.max = s.maxBody
+	}
+	s.writeTimeout = opts.WriteTimeout
+	if s.writeTimeout <= 0 {
+		s.writeTimeout = DefaultWriteTimeout
+	}
+	s.allowedHosts = map[string]bool{}
+	for _, h := range opts.AllowedHosts {
+		if h == "*" {
+			s.anyHost = true
+		}
+		s.allowedHosts[strings.TrimSuffix(strings.ToLower(h), ".")] = true
+	}
 	if opts.Token != "" {
 		// Comparing fixed-size hashes keeps the comparison constant-time
 		// even in the token's length.
@@ -90,7 +139,12 @@ func New(b Backend, opts Options) *Server {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	if opts.Metrics != nil {
-		m.Handle("GET /metrics", opts.Metrics)
+		s.metricsAll = promhttp.HandlerFor(opts.Metrics, promhttp.HandlerOpts{})
+		s.metricsPublic = promhttp.HandlerFor(prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+			mfs, err := opts.Metrics.Gather()
+			return publicOnly(mfs, s.b.Public), err
+		}), promhttp.HandlerOpts{})
+		m.HandleFunc("GET /metrics", s.serveMetrics)
 	}
 	m.HandleFunc("GET /v1/functions", s.management(s.list))
 	m.HandleFunc("GET /v1/functions/{name}", s.management(s.get))
@@ -107,20 +161,48 @@ func New(b Backend, opts Options) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK, timeout: s.writeTimeout}
+	// A health check reveals nothing and is often sent by probes under
+	// another name; everything else must be addressed to us.
+	if r.URL.Path != "/healthz" {
+		if err := s.checkHost(r); err != nil {
+			s.writeError(sw, r, err)
+			return
+		}
+	}
 	s.mux.ServeHTTP(sw, r)
 	s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "dur", time.Since(start))
 }
 
-// statusWriter remembers the status for the request log.
+// statusWriter remembers the status for the request log, and starts the
+// write timeout when the response starts: an invocation may run for as
+// long as its function's timeout allows before the first byte, and only
+// the writing itself is bounded.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status  int
+	timeout time.Duration
+	started bool
+}
+
+func (w *statusWriter) start() {
+	if !w.started {
+		w.started = true
+		// Not every ResponseWriter supports deadlines (httptest's
+		// recorder does not); the server's own WriteTimeout then applies.
+		_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(w.timeout))
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
+	w.start()
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.start()
+	return w.ResponseWriter.Write(b)
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -146,6 +228,52 @@ func (s *Server) management(h http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, r, errUnauthorized("the management API"))
 			return
 		}
+		if r.Method == http.MethodPut {
+			// A deploy's module may be 64 MiB over a slow link; the
+			// caller has the token. The handler lifts the deadline
+			// once the module is read.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(deployReadTimeout))
+		} else {
+			liftReadDeadline(w)
+		}
 		h(w, r)
 	}
+}
+
+// serveMetrics serves the worker's metrics. With a token configured, a
+// caller without it gets every series except those labelled with a
+// function that is not public: monitoring keeps working unauthenticated,
+// and private function names stay private.
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.authorized(r) {
+		s.metricsAll.ServeHTTP(w, r)
+		return
+	}
+	s.metricsPublic.ServeHTTP(w, r)
+}
+
+// publicOnly drops the series labelled with a function that public says
+// is not public, and the families left empty.
+func publicOnly(mfs []*dto.MetricFamily, public func(string) bool) []*dto.MetricFamily {
+	out := mfs[:0]
+	for _, mf := range mfs {
+		ms := mf.Metric[:0]
+		for _, m := range mf.Metric {
+			keep := true
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "function" && !public(lp.GetValue()) {
+					keep = false
+					break
+				}
+			}
+			if keep {
+				ms = append(ms, m)
+			}
+		}
+		mf.Metric = ms
+		if len(ms) > 0 {
+			out = append(out, mf)
+		}
+	}
+	return out
 }

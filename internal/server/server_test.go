@@ -30,8 +30,9 @@ type fakeBackend struct {
 	lastOpts worker.InvokeOptions
 	lastWasm []byte
 	lastCfg  worker.Config
-	// invokeErr, when set, is returned by Invoke.
+	// invokeErr, when set, is returned by Invoke; admitErr by Admit.
 	invokeErr error
+	admitErr  error
 	resp      *abi.Response
 	timing    worker.Timing
 }
@@ -62,6 +63,22 @@ func (f *fakeBackend) Get(name string) (*worker.Info, error) {
 		return info, nil
 	}
 	return nil, fmt.Errorf("function %q: %w", name, errdefs.ErrNotFound)
+}
+
+func (f *fakeBackend) Public(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	info, ok := f.fns[name]
+	return ok && info.Config.Public
+}
+
+func (f *fakeBackend) Admit(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.fns[name]; !ok {
+		return fmt.Errorf("function %q: %w", name, errdefs.ErrNotFound)
+	}
+	return f.admitErr
 }
 
 func (f *fakeBackend) List() []worker.Info {

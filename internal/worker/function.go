@@ -171,11 +171,18 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	var t Timing
 	t0 := time.Now()
 	fresh := opts.Mode != "" && opts.Mode != restore.Warm
+	// A request still waiting for an instance leaves the queue when its
+	// caller goes (acquire watches ctx).
 	inst, err := f.acquire(ctx, fresh)
 	t.Queue = time.Since(t0)
 	if err != nil {
 		return nil, err
 	}
+	// Once it holds an instance, the call runs to its end within the
+	// function's own timeout (the engine sets that deadline) even if the
+	// caller disconnects: cancelling it would kill the guest mid-call and
+	// cost a restore for every aborted request.
+	ctx = context.WithoutCancel(ctx)
 	if inst == nil {
 		t1 := time.Now()
 		mode := opts.Mode
