@@ -93,6 +93,9 @@ type Fault struct {
 type FunctionStats struct {
 	Sent     int            `json:"sent"`
 	Outcomes map[string]int `json:"outcomes"`
+	// Starts counts the answered requests by how their instance started
+	// (warm, cold, restore:MODE): a restore that failed shows as cold.
+	Starts map[string]int `json:"starts"`
 	// P50Ms and P99Ms are latency percentiles of the answered requests.
 	P50Ms float64 `json:"p50_ms"`
 	P99Ms float64 `json:"p99_ms"`
@@ -142,6 +145,12 @@ type target struct {
 	// their restores read the snapshot store.
 	fromStore bool
 }
+
+// freshShare is the share of a restoring function's requests that ask
+// for a fresh instance in its restore mode (the X-Thaw-Mode experiment
+// header), so that restores, and the faults that hit them, happen
+// throughout the run rather than only when an instance expires.
+const freshShare = 0.5
 
 func targets() ([]target, error) {
 	req := func(name string) (server.InvokeRequest, error) {
@@ -469,6 +478,7 @@ type record struct {
 	sent    time.Duration
 	latency time.Duration
 	outcome string
+	start   string
 }
 
 // load runs the mixed invocations and the fault schedule.
@@ -508,10 +518,11 @@ func (r *run) load(ctx context.Context) (*Report, error) {
 			break
 		}
 		t := r.targets[weights[rng.IntN(len(weights))]]
+		fresh := t.cfg.RestoreMode != "" && rng.Float64() < freshShare
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rec := r.send(c, t, start)
+			rec := r.send(c, t, fresh, start)
 			mu.Lock()
 			records = append(records, rec)
 			mu.Unlock()
@@ -531,8 +542,9 @@ func (r *run) load(ctx context.Context) (*Report, error) {
 	return rep, nil
 }
 
-// send makes one invocation and classifies its outcome.
-func (r *run) send(c *server.Client, t target, start time.Time) record {
+// send makes one invocation and classifies its outcome; fresh asks for a
+// new instance in the function's restore mode.
+func (r *run) send(c *server.Client, t target, fresh bool, start time.Time) record {
 	timeout := 30 * time.Second
 	if t.cfg.Timeout > 0 {
 		timeout = time.Duration(t.cfg.Timeout)
@@ -541,8 +553,14 @@ func (r *run) send(c *server.Client, t target, start time.Time) record {
 	defer cancel()
 	sent := time.Now()
 	req := t.req
+	if fresh {
+		req.Mode = t.cfg.RestoreMode
+	}
 	resp, err := c.Invoke(ctx, t.name, &req)
 	rec := record{fn: t.name, sent: sent.Sub(start), latency: time.Since(sent)}
+	if resp != nil {
+		rec.start = resp.Start
+	}
 	var apiErr *server.APIError
 	switch {
 	case err == nil && resp.Status/100 == 2:
@@ -569,7 +587,10 @@ func (r *run) summarise(rep *Report, records []record, start time.Time) {
 		rep.Outcomes[rec.outcome]++
 		fs := rep.Functions[rec.fn]
 		if fs.Outcomes == nil {
-			fs.Outcomes = map[string]int{}
+			fs.Outcomes, fs.Starts = map[string]int{}, map[string]int{}
+		}
+		if rec.start != "" {
+			fs.Starts[rec.start]++
 		}
 		fs.Sent++
 		fs.Outcomes[rec.outcome]++
