@@ -27,7 +27,8 @@ import (
 // `thaw serve`: a ws.json whose run end overflows
 // ({"start":9223372036854775807,"count":1}) used to pass the bounds check;
 // bulk then panicked on a slice bound in a goroutine (the worker exited) and
-// reap's restore failed in a way that leaked the instance slot. Now the
+// reap panicked in the request's handler (net/http recovered it) and leaked
+// the instance slot. Now the
 // working set is refused as corrupt: every invocation is answered from a
 // cold boot and counted as a fallback, the process stays up, and with
 // max_instances=1 the second and third invocations prove the slot was
@@ -54,22 +55,24 @@ func TestDamagedWorkingSetOverflow(t *testing.T) {
 			if err != nil || first.Status != 200 {
 				t.Fatalf("first invoke: %v %+v", err, first)
 			}
-			damageWorkingSet(t, data, name)
-			before := fallbacks(t, p, name, mode)
-			for i := range 3 {
-				res, err := c.Invoke(ctx, name, req)
-				if err != nil {
-					t.Fatalf("invoke %d after damaging ws.json: %v\n%s", i+1, err, tail(p.Log()))
+			for _, run := range overflowRuns {
+				damageWorkingSet(t, data, name, run)
+				before := fallbacks(t, p, name, mode)
+				for i := range 3 {
+					res, err := c.Invoke(ctx, name, req)
+					if err != nil {
+						t.Fatalf("run %s: invoke %d after damaging ws.json: %v\n%s", run, i+1, err, tail(p.Log()))
+					}
+					if res.Status != 200 || !bytes.Equal(res.Body, first.Body) {
+						t.Fatalf("run %s: invoke %d: status %d body %q, want 200 %q", run, i+1, res.Status, res.Body, first.Body)
+					}
+					if fb := res.Header.Get(server.HeaderFallback); fb == "" || res.Start != "cold" {
+						t.Fatalf("run %s: invoke %d: start %q, fallback %q: the damaged working set was used", run, i+1, res.Start, fb)
+					}
 				}
-				if res.Status != 200 || !bytes.Equal(res.Body, first.Body) {
-					t.Fatalf("invoke %d: status %d body %q, want 200 %q", i+1, res.Status, res.Body, first.Body)
+				if got := fallbacks(t, p, name, mode); got < before+3 {
+					t.Errorf("run %s: thaw_restore_fallbacks_total{function=%q,mode=%q} = %v, want at least %v", run, name, mode, got, before+3)
 				}
-				if fb := res.Header.Get(server.HeaderFallback); fb == "" || res.Start != "cold" {
-					t.Fatalf("invoke %d: start %q, fallback %q: the damaged working set was used", i+1, res.Start, fb)
-				}
-			}
-			if got := fallbacks(t, p, name, mode); got < before+3 {
-				t.Errorf("thaw_restore_fallbacks_total{function=%q,mode=%q} = %v, want at least %v", name, mode, got, before+3)
 			}
 			select {
 			case err := <-p.done:
@@ -83,10 +86,18 @@ func TestDamagedWorkingSetOverflow(t *testing.T) {
 	}
 }
 
+// overflowRuns are working-set runs whose end overflows: the start of
+// issue 18 (bulk panicked on a slice bound), and a count whose page total,
+// in bytes, wraps negative (reap panicked allocating its read buffer).
+var overflowRuns = []string{
+	`{"start":9223372036854775807,"count":1}`,
+	`{"start":1,"count":9223372036854775807}`,
+}
+
 // damageWorkingSet replaces the working set of function name's snapshot by
-// the overflowing run of issue 18, with a one-page ws.img whose checksum
-// matches, so that every check but the run bounds passes.
-func damageWorkingSet(t *testing.T, data, name string) {
+// the one run given, with a one-page ws.img whose checksum matches, so that
+// every check but the run bounds passes.
+func damageWorkingSet(t *testing.T, data, name, run string) {
 	t.Helper()
 	metas, _ := filepath.Glob(filepath.Join(data, "snapshots", name, "*", snapshot.WSMetaFile))
 	if len(metas) != 1 {
@@ -98,7 +109,8 @@ func damageWorkingSet(t *testing.T, data, name string) {
 	if err := os.WriteFile(filepath.Join(dir, snapshot.WSImageFile), page, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ws := fmt.Sprintf(`{"runs":[{"start":9223372036854775807,"count":1}],"pages":1,"crc":%d,"recorded":"2026-01-01T00:00:00Z"}`, sum)
+	pages := strings.TrimSuffix(run[strings.LastIndex(run, ":")+1:], "}")
+	ws := fmt.Sprintf(`{"runs":[%s],"pages":%s,"crc":%d,"recorded":"2026-01-01T00:00:00Z"}`, run, pages, sum)
 	if err := os.WriteFile(metas[0], []byte(ws), 0o600); err != nil {
 		t.Fatal(err)
 	}
