@@ -62,7 +62,7 @@ func shareCompilationCache(dataDir string) {
 		return
 	}
 	cache := filepath.Join(base, "thaw", "demo-compilation-cache")
-	if os.MkdirAll(cache, 0o755) != nil || os.MkdirAll(dataDir, 0o755) != nil {
+	if os.MkdirAll(cache, 0o755) != nil || os.MkdirAll(dataDir, 0o700) != nil {
 		return
 	}
 	_ = os.Symlink(cache, filepath.Join(dataDir, "cache"))

@@ -49,7 +49,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	rc := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true)
 	var cache wazero.CompilationCache
 	if cfg.CacheDir != "" {
-		if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
+		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
 			return nil, fmt.Errorf("compilation cache: %w", err)
 		}
 		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)

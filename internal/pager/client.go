@@ -561,6 +561,11 @@ func (s *Session) Trace() ([]uint64, error) {
 	out := make([]uint64, len(b)/8)
 	for i := range out {
 		out[i] = binary.LittleEndian.Uint64(b[8*i:])
+		// The worker turns offsets into page numbers of the image:
+		// anything outside the region is a broken pager, not a page.
+		if out[i] >= s.spec.Length || out[i]%pageSize != 0 {
+			return nil, fmt.Errorf("pager: trace offset %#x outside the region of %d bytes: %w", out[i], s.spec.Length, errdefs.ErrCorrupt)
+		}
 	}
 	return out, nil
 }

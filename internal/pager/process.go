@@ -182,6 +182,13 @@ func (p *process) read() {
 		if c, ok := p.pending[h.id]; ok {
 			c.status = h.status
 			c.payload = append(c.payload, payload...)
+			if len(c.payload) > maxResponse {
+				// Only a broken pager sends this much: answer the call
+				// with an error rather than grow without bound.
+				c.status = statusErr
+				c.payload = appendError(nil, fmt.Errorf("response past %d bytes: %w", maxResponse, errdefs.ErrCorrupt))
+				h.flags &^= flagMore
+			}
 			if h.flags&flagMore == 0 {
 				c.answered = true
 				delete(p.pending, h.id)

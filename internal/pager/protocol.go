@@ -25,6 +25,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
@@ -140,16 +141,31 @@ func (r serveReq) append(b []byte) []byte {
 	return append(b, r.params...)
 }
 
+// maxRegion bounds a served region: wasm32's 4 GiB of linear memory. A
+// session allocates a bitmap by its length, so the length is checked
+// before anything is sized by it.
+const maxRegion = 1 << 32
+
+// maxResponse bounds the payload of one response, all its packets
+// together: a trace of every page of the largest region.
+const maxResponse = 8*(maxRegion/pageSize) + maxPacket
+
 func parseServeReq(b []byte) (serveReq, error) {
 	if len(b) < serveReqSize {
 		return serveReq{}, fmt.Errorf("pager: short serve request: %w", errdefs.ErrCorrupt)
 	}
-	return serveReq{
+	r := serveReq{
 		base:      binary.LittleEndian.Uint64(b),
 		length:    binary.LittleEndian.Uint64(b[8:]),
 		readahead: binary.LittleEndian.Uint32(b[16:]),
 		params:    b[serveReqSize:],
-	}, nil
+	}
+	// base+length must not wrap: the fault handler tests addresses
+	// against it.
+	if r.length > maxRegion || r.base > math.MaxUint64-r.length {
+		return serveReq{}, fmt.Errorf("pager: serve request for [%#x,+%d): past %d bytes or the address space: %w", r.base, r.length, uint64(maxRegion), errdefs.ErrInvalid)
+	}
+	return r, nil
 }
 
 // statsSize is the payload size of an opStats response: seven u64s in the

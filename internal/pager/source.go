@@ -160,6 +160,11 @@ func newCheckedFileSource(img, table *os.File) (*fileSource, error) {
 	// and with a standby pager that may be handed the same file.
 	var b []byte
 	fi, err := table.Stat()
+	if err == nil && (fi.Size() < 0 || fi.Size() > 4*(maxRegion/pageSize)) {
+		// Sized before it is read: no table of a region the pager can
+		// serve is larger.
+		err = fmt.Errorf("%d bytes, more than a 4 GiB region's", fi.Size())
+	}
 	if err == nil {
 		b = make([]byte, fi.Size())
 		_, err = table.ReadAt(b, 0)

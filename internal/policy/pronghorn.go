@@ -327,6 +327,10 @@ type pronghornState struct {
 
 const stateVersion = 1
 
+// maxStateLatencyMS bounds a latency in a marshalled state: the longest
+// time.Duration, in milliseconds.
+const maxStateLatencyMS = float64(math.MaxInt64) / float64(time.Millisecond)
+
 // MarshalState encodes the learned latencies (at most MaxTracked numbers)
 // and the generator's state as JSON.
 func (p *pronghorn) MarshalState() ([]byte, error) {
@@ -356,7 +360,10 @@ func (p *pronghorn) UnmarshalState(b []byte) error {
 		return fmt.Errorf("pronghorn state: %d request numbers, at most %d: %w", len(st.EMA), MaxTracked, errdefs.ErrCorrupt)
 	}
 	for i, v := range st.EMA {
-		if v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		// No observed latency exceeds a time.Duration (2^63 ns, some 9.2e12
+		// ms); a larger one would overflow Observe's rounding to +Inf, which
+		// JSON cannot encode, and the state could never be saved again.
+		if !(v >= 0 && v <= maxStateLatencyMS) {
 			return fmt.Errorf("pronghorn state: latency %v of request %d: %w", v, i+1, errdefs.ErrCorrupt)
 		}
 	}

@@ -154,6 +154,9 @@ type Memory struct {
 	crc     *os.File
 	base    int64     // faults already counted before the pager took over
 	check   *mapCheck // mmap: verifies pages the kernel mapped
+	// onBad, if set, runs once when Verify first finds a bad page (a
+	// store mmap restore removes its materialised image).
+	onBad func()
 }
 
 // Stats returns the preparation stats with the pager's fault counts so far.
@@ -181,8 +184,8 @@ func (m *Memory) Stats() Stats {
 // it serves and Verify reads its count from a page they share (a memory
 // load, no round trip), so it is cheap after every call.
 // eager checks every page before the call: always 0. An mmap of a store
-// snapshot maps a file materialised from authenticated chunks and is not
-// checked again: always 0.
+// snapshot maps a file materialised on local disk and is checked like a
+// local image.
 func (m *Memory) Verify() (int64, error) {
 	m.mu.Lock()
 	if m.check == nil {
@@ -202,6 +205,10 @@ func (m *Memory) Verify() (int64, error) {
 	m.stats.Verify += time.Since(t0)
 	m.stats.Verified += n
 	m.stats.BadPages += int64(len(bad))
+	if m.stats.BadPages > 0 && m.onBad != nil {
+		m.onBad()
+		m.onBad = nil
+	}
 	if err != nil {
 		return m.stats.BadPages, fmt.Errorf("verify mapped pages: %w", err)
 	}
@@ -311,7 +318,11 @@ func prepare(mode Mode, imageSize int64, region *engine.Region, record bool, fil
 	// region back scrubs it.
 	region.Touch(uint64(imageSize))
 	t0 := time.Now()
-	if err := fill(m); err != nil {
+	err := func() (err error) {
+		defer catch(&err)
+		return fill(m)
+	}()
+	if err != nil {
 		region.Free()
 		return nil, err
 	}
@@ -598,6 +609,7 @@ func (r *Restorer) bulkFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer catch(&errs[i])
 			for _, run := range p.runs {
 				if !allSet(mapped, run) {
 					m.Region.Populate(uint64(run.Start)*snapshot.PageSize, uint64(run.Count)*snapshot.PageSize)
@@ -638,6 +650,16 @@ func (r *Restorer) bulkFill(m *Memory, snap *snapshot.Snapshot, ws *snapshot.Wor
 	m.stats.Prefetch = time.Since(t0)
 	m.stats.WSBytes, m.stats.WSPages = ws.Bytes(), ws.Pages
 	return nil
+}
+
+// catch turns a panic of a fill into an errdefs.ErrCorrupt error in *err.
+// Every bound read from a file is checked before use; this is the second
+// line: a restore runs in the request's goroutine or in one of its own,
+// where a panic would end the whole worker, not one restore.
+func catch(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("restore failed on a damaged snapshot: %v: %w", p, errdefs.ErrCorrupt)
+	}
 }
 
 // scrub prepares a reused region (engine.Region.Scrub) and records what it

@@ -131,15 +131,32 @@ func (r *StoreRestorer) eager(ctx context.Context, m *Memory, snap *storesnap.Sn
 	return err
 }
 
+// mmap maps an image materialised from the store's authenticated chunks.
+// Once on local disk the file is no more trustworthy than a local snapshot
+// (anyone who can write the cache directory can change it, and a reused
+// file is only checked for its size), so it is verified as a local image
+// is: the pages the guest maps are checked against the snapshot's page
+// checksums after every call (Memory.Verify). A bad page also removes the
+// file, so the next mmap restore materialises it afresh.
 func (r *StoreRestorer) mmap(ctx context.Context, m *Memory, snap *storesnap.Snapshot) error {
 	if r.CacheDir == "" {
 		return fmt.Errorf("mmap from the store needs a cache directory to materialise the image in: %w", errdefs.ErrInvalid)
+	}
+	// Without pagemap the pages could not be verified: refuse, and the
+	// caller boots cold, rather than run on unchecked memory.
+	if err := pagemap(); err != nil {
+		return err
+	}
+	checked, err := snap.Checked(ctx, r.CacheDir)
+	if err != nil {
+		return err
 	}
 	path, written, err := snap.Materialise(ctx, r.CacheDir, r.concurrency())
 	m.stats.BytesRead = written
 	if err != nil {
 		return err
 	}
+	m.Region.NoReuse()
 	if snap.Meta.ImageSize == 0 {
 		return nil
 	}
@@ -147,13 +164,17 @@ func (r *StoreRestorer) mmap(ctx context.Context, m *Memory, snap *storesnap.Sna
 	if err != nil {
 		return fmt.Errorf("open materialised image: %w", err)
 	}
-	defer f.Close()
-	m.Region.NoReuse()
-	_, err = unix.MmapPtr(int(f.Fd()), 0, unsafe.Pointer(&m.Region.Bytes()[0]), uintptr(snap.Meta.ImageSize),
+	m.image = f // kept open to re-read pages the guest has copied
+	mem := m.Region.Bytes()[:snap.Meta.ImageSize]
+	_, err = unix.MmapPtr(int(f.Fd()), 0, unsafe.Pointer(&mem[0]), uintptr(len(mem)),
 		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
 	if err != nil {
 		return fmt.Errorf("map image: %w", err)
 	}
+	_ = unix.Madvise(mem, unix.MADV_NOHUGEPAGE) // as Restorer.mmap explains
+	m.check = newMapCheck(checked, f, mem)
+	m.onBad = func() { _ = os.Remove(path) }
+	m.check.startAhead()
 	return nil
 }
 

@@ -19,8 +19,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -29,6 +32,13 @@ import (
 
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
+)
+
+// Modes of what this package writes: a snapshot holds a guest's memory in
+// clear (its secrets included), so only the worker's user may read it.
+const (
+	FileMode os.FileMode = 0o600
+	DirMode  os.FileMode = 0o700
 )
 
 // FormatVersion is the on-disk format written by this package.
@@ -86,7 +96,7 @@ func Write(dir string, meta Meta, mem []byte) (*Snapshot, error) {
 	}
 	tmp := dir + ".tmp"
 	_ = os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	if err := os.MkdirAll(tmp, DirMode); err != nil {
 		return nil, fmt.Errorf("create snapshot dir: %w", err)
 	}
 	fail := func(err error) (*Snapshot, error) {
@@ -122,7 +132,7 @@ func Write(dir string, meta Meta, mem []byte) (*Snapshot, error) {
 // writeImage writes the non-zero pages of mem at their own offsets, leaving
 // holes for zero pages, and returns every page's checksum.
 func writeImage(path string, mem []byte) ([]uint32, int64, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, FileMode)
 	if err != nil {
 		return nil, 0, fmt.Errorf("create image: %w", err)
 	}
@@ -179,26 +189,97 @@ func encodeCRCs(crcs []uint32) []byte {
 	return b
 }
 
+// Limits of the decoders, so that a damaged or hostile file can never make
+// them allocate or index by a size it claims before that size is checked.
+const (
+	// MaxWasmPages is wasm32's largest memory, 4 GiB in 64 KiB pages: a
+	// snapshot claiming more is damaged.
+	MaxWasmPages = 1 << 16
+	// MaxPages is the largest image in 4 KiB pages.
+	MaxPages = MaxWasmPages * engine.WasmPageSize / PageSize
+	// MaxMetaBytes bounds meta.json (a Go guest's globals take a few KiB).
+	MaxMetaBytes = 1 << 20
+	// MaxWSMetaBytes bounds ws.json: the worst case, every other page of a
+	// 4 GiB image a run of its own, is about 2^19 runs of ~30 bytes.
+	MaxWSMetaBytes = 16 << 20
+	// maxGlobals bounds the globals a meta.json may list.
+	maxGlobals = 1 << 16
+)
+
+// DecodeMeta parses and validates meta.json: format version, memory size
+// within wasm32's 4 GiB, image size consistent with it. Any failure is
+// errdefs.ErrCorrupt.
+func DecodeMeta(b []byte) (Meta, error) {
+	var meta Meta
+	if len(b) > MaxMetaBytes {
+		return Meta{}, fmt.Errorf("meta: %d bytes, at most %d: %w", len(b), MaxMetaBytes, errdefs.ErrCorrupt)
+	}
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return Meta{}, fmt.Errorf("meta: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	switch {
+	case meta.Version != FormatVersion:
+		return Meta{}, fmt.Errorf("format version %d, want %d: %w", meta.Version, FormatVersion, errdefs.ErrCorrupt)
+	case meta.State.Pages > MaxWasmPages:
+		return Meta{}, fmt.Errorf("memory of %d wasm pages, at most %d: %w", meta.State.Pages, MaxWasmPages, errdefs.ErrCorrupt)
+	case meta.ImageSize != int64(meta.State.Pages)*engine.WasmPageSize:
+		return Meta{}, fmt.Errorf("image size %d does not match %d wasm pages: %w", meta.ImageSize, meta.State.Pages, errdefs.ErrCorrupt)
+	case meta.DataPages < 0 || meta.DataPages > meta.ImageSize/PageSize:
+		return Meta{}, fmt.Errorf("%d data pages in an image of %d: %w", meta.DataPages, meta.ImageSize/PageSize, errdefs.ErrCorrupt)
+	case len(meta.State.Globals) > maxGlobals:
+		return Meta{}, fmt.Errorf("%d globals: %w", len(meta.State.Globals), errdefs.ErrCorrupt)
+	case meta.Request < 0:
+		return Meta{}, fmt.Errorf("request number %d: %w", meta.Request, errdefs.ErrCorrupt)
+	}
+	return meta, nil
+}
+
+// CRCTableSize is the size pages.crc must have for meta's image.
+func CRCTableSize(meta Meta) int64 { return 4 * (meta.ImageSize / PageSize) }
+
+// DecodeCRCs parses pages.crc for the image meta describes (DecodeMeta
+// validated): one little-endian CRC-32C per page, the table's own CRC-32C
+// equal to meta.CRCSum. Any failure is errdefs.ErrCorrupt.
+func DecodeCRCs(meta Meta, b []byte) ([]uint32, error) {
+	if int64(len(b)) != CRCTableSize(meta) || crc32.Checksum(b, castagnoli) != meta.CRCSum {
+		return nil, fmt.Errorf("page checksum table damaged (%d bytes, want %d): %w", len(b), CRCTableSize(meta), errdefs.ErrCorrupt)
+	}
+	crcs := make([]uint32, len(b)/4)
+	for i := range crcs {
+		crcs[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return crcs, nil
+}
+
+// New returns the snapshot described by meta (DecodeMeta validated) and its
+// checksum table (the bytes of pages.crc, checked by DecodeCRCs), with its
+// files in dir. Open uses it for a local directory; a restore from the
+// snapshot store uses it for an image the store materialised, so that image
+// is checked page by page like a local one.
+func New(dir string, meta Meta, crcTable []byte) (*Snapshot, error) {
+	crcs, err := DecodeCRCs(meta, crcTable)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", dir, err)
+	}
+	return &Snapshot{Dir: dir, Meta: meta, crcs: crcs}, nil
+}
+
 // Open reads and validates the snapshot at dir: its metadata, checksum table
 // and image size. A missing, truncated or corrupt snapshot fails with
-// errdefs.ErrNotFound or errdefs.ErrCorrupt.
+// errdefs.ErrNotFound or errdefs.ErrCorrupt. No file is read into memory
+// before its size has been checked against its limit or the size the
+// metadata implies.
 func Open(dir string) (*Snapshot, error) {
-	mj, err := os.ReadFile(filepath.Join(dir, MetaFile))
+	mj, err := ReadFileLimit(filepath.Join(dir, MetaFile), MaxMetaBytes)
 	if err != nil {
-		if os.IsNotExist(err) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("snapshot %s: %w", dir, errdefs.ErrNotFound)
 		}
 		return nil, fmt.Errorf("snapshot %s: %w", dir, err)
 	}
-	var meta Meta
-	if err := json.Unmarshal(mj, &meta); err != nil {
-		return nil, fmt.Errorf("snapshot %s: meta: %v: %w", dir, err, errdefs.ErrCorrupt)
-	}
-	if meta.Version != FormatVersion {
-		return nil, fmt.Errorf("snapshot %s: format version %d, want %d: %w", dir, meta.Version, FormatVersion, errdefs.ErrCorrupt)
-	}
-	if meta.ImageSize != int64(meta.State.Pages)*engine.WasmPageSize {
-		return nil, fmt.Errorf("snapshot %s: image size %d does not match %d wasm pages: %w", dir, meta.ImageSize, meta.State.Pages, errdefs.ErrCorrupt)
+	meta, err := DecodeMeta(mj)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", dir, err)
 	}
 	fi, err := os.Stat(filepath.Join(dir, ImageFile))
 	if err != nil {
@@ -207,15 +288,38 @@ func Open(dir string) (*Snapshot, error) {
 	if fi.Size() != meta.ImageSize {
 		return nil, fmt.Errorf("snapshot %s: image is %d bytes, want %d (truncated?): %w", dir, fi.Size(), meta.ImageSize, errdefs.ErrCorrupt)
 	}
-	cb, err := os.ReadFile(filepath.Join(dir, CRCFile))
-	if err != nil || crc32.Checksum(cb, castagnoli) != meta.CRCSum || int64(len(cb)) != 4*meta.ImageSize/PageSize {
-		return nil, fmt.Errorf("snapshot %s: page checksum table damaged: %w", dir, errdefs.ErrCorrupt)
+	cb, err := ReadFileLimit(filepath.Join(dir, CRCFile), CRCTableSize(meta))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: page checksum table: %v: %w", dir, err, errdefs.ErrCorrupt)
 	}
-	crcs := make([]uint32, len(cb)/4)
-	for i := range crcs {
-		crcs[i] = binary.LittleEndian.Uint32(cb[4*i:])
+	return New(dir, meta, cb)
+}
+
+// ReadFileLimit reads the file at path whole if it holds at most limit
+// bytes; a larger file is errdefs.ErrCorrupt and is not read. The size is
+// taken from the open file and the read stops at limit+1 bytes, so a file
+// that grows meanwhile cannot make it allocate more.
+func ReadFileLimit(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
 	}
-	return &Snapshot{Dir: dir, Meta: meta, crcs: crcs}, nil
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > limit {
+		return nil, fmt.Errorf("%s: %d bytes (%s), at most %d: %w", filepath.Base(path), fi.Size(), fi.Mode().Type(), limit, errdefs.ErrCorrupt)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: grew past %d bytes: %w", filepath.Base(path), limit, errdefs.ErrCorrupt)
+	}
+	return b, nil
 }
 
 // Pages is the number of 4 KiB pages in the image.
@@ -226,7 +330,7 @@ func (s *Snapshot) Pages() int { return len(s.crcs) }
 func (s *Snapshot) VerifyPages(first int, mem []byte) error {
 	for i := 0; i*PageSize < len(mem); i++ {
 		p := first + i
-		if p >= len(s.crcs) {
+		if p < 0 || p >= len(s.crcs) {
 			return fmt.Errorf("page %d is past the image: %w", p, errdefs.ErrCorrupt)
 		}
 		if crc32.Checksum(mem[i*PageSize:(i+1)*PageSize], castagnoli) != s.crcs[p] {
@@ -246,10 +350,11 @@ func (s *Snapshot) ReadPages(mem []byte, runs []Run) error {
 	}
 	defer f.Close()
 	for _, r := range runs {
-		lo, hi := r.Start*PageSize, (r.Start+r.Count)*PageSize
-		if r.Start < 0 || r.Start+r.Count > len(s.crcs) || hi > len(mem) {
-			return fmt.Errorf("pages %d-%d are past the image or the memory: %w", r.Start, r.Start+r.Count-1, errdefs.ErrCorrupt)
+		if r.Start < 0 || r.Count < 0 || r.Start > len(s.crcs) || r.Count > len(s.crcs)-r.Start ||
+			(r.Start+r.Count)*PageSize > len(mem) {
+			return fmt.Errorf("pages %d+%d are past the image or the memory: %w", r.Start, r.Count, errdefs.ErrCorrupt)
 		}
+		lo, hi := r.Start*PageSize, (r.Start+r.Count)*PageSize
 		if _, err := f.ReadAt(mem[lo:hi], int64(lo)); err != nil {
 			return fmt.Errorf("read image pages %d-%d: %w: %v", r.Start, r.Start+r.Count-1, errdefs.ErrCorrupt, err)
 		}
@@ -262,7 +367,7 @@ func (s *Snapshot) ReadPages(mem []byte, runs []Run) error {
 
 // VerifyPage checks one page's checksum.
 func (s *Snapshot) VerifyPage(page int, data []byte) bool {
-	return page < len(s.crcs) && crc32.Checksum(data, castagnoli) == s.crcs[page]
+	return page >= 0 && page < len(s.crcs) && crc32.Checksum(data, castagnoli) == s.crcs[page]
 }
 
 // DropCache evicts the snapshot's files from the page cache
@@ -291,7 +396,7 @@ func DropFileCache(path string) error {
 }
 
 func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, FileMode)
 	if err != nil {
 		return err
 	}

@@ -3,9 +3,11 @@ package snapshot
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"time"
@@ -39,26 +41,46 @@ func (w *WorkingSet) Bytes() int64 { return int64(w.Pages) * PageSize }
 // WorkingSet returns the snapshot's working set, or errdefs.ErrNotFound if
 // none has been recorded.
 func (s *Snapshot) WorkingSet() (*WorkingSet, error) {
-	b, err := os.ReadFile(s.Path(WSMetaFile))
+	b, err := ReadFileLimit(s.Path(WSMetaFile), MaxWSMetaBytes)
 	if err != nil {
-		if os.IsNotExist(err) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("working set: %w", errdefs.ErrNotFound)
 		}
-		return nil, err
+		return nil, fmt.Errorf("working set %s: %w", s.Dir, err)
+	}
+	ws, err := DecodeWorkingSet(b, s.Pages())
+	if err != nil {
+		return nil, fmt.Errorf("working set %s: %w", s.Dir, err)
+	}
+	return ws, nil
+}
+
+// DecodeWorkingSet parses and validates ws.json for an image of pages
+// pages: its runs are in order, do not overlap and lie in the image, and
+// its page count is theirs. So every page a run names is a valid index of
+// the image and Bytes (the size of ws.img) is at most the image's size.
+// Every comparison is written so that it cannot overflow, whatever numbers
+// the file holds. Any failure is errdefs.ErrCorrupt.
+func DecodeWorkingSet(b []byte, pages int) (*WorkingSet, error) {
+	if len(b) > MaxWSMetaBytes {
+		return nil, fmt.Errorf("ws.json: %d bytes, at most %d: %w", len(b), MaxWSMetaBytes, errdefs.ErrCorrupt)
 	}
 	var ws WorkingSet
 	if err := json.Unmarshal(b, &ws); err != nil {
-		return nil, fmt.Errorf("working set %s: %v: %w", s.Dir, err, errdefs.ErrCorrupt)
+		return nil, fmt.Errorf("ws.json: %v: %w", err, errdefs.ErrCorrupt)
 	}
-	n := 0
+	n, end := 0, 0 // pages so far; first page after the previous run
 	for _, r := range ws.Runs {
-		if r.Start < 0 || r.Count <= 0 || r.Start+r.Count > s.Pages() {
-			return nil, fmt.Errorf("working set %s: run %+v outside the image: %w", s.Dir, r, errdefs.ErrCorrupt)
+		// r.Start >= end >= 0 and r.Count <= pages-r.Start: no sum of
+		// file values is ever formed before both are known to be small.
+		if r.Start < end || r.Count <= 0 || r.Start > pages || r.Count > pages-r.Start {
+			return nil, fmt.Errorf("working-set run %+v overlaps the previous one or lies outside the image of %d pages: %w", r, pages, errdefs.ErrCorrupt)
 		}
-		n += r.Count
+		end = r.Start + r.Count
+		n += r.Count // <= end <= pages
 	}
 	if n != ws.Pages {
-		return nil, fmt.Errorf("working set %s: runs hold %d pages, header says %d: %w", s.Dir, n, ws.Pages, errdefs.ErrCorrupt)
+		return nil, fmt.Errorf("working-set runs hold %d pages, header says %d: %w", n, ws.Pages, errdefs.ErrCorrupt)
 	}
 	return &ws, nil
 }
@@ -83,7 +105,7 @@ func (s *Snapshot) ExtendWorkingSet(ws *WorkingSet, pages []int) (*WorkingSet, e
 	in := make(map[int]bool, ws.Pages+len(pages))
 	all := make([]int, 0, ws.Pages+len(pages))
 	add := func(p int) {
-		if p < s.Pages() && !in[p] {
+		if p >= 0 && p < s.Pages() && !in[p] {
 			in[p] = true
 			all = append(all, p)
 		}
@@ -129,7 +151,7 @@ func (s *Snapshot) WriteWorkingSet(trace []int) (*WorkingSet, error) {
 	}
 	defer img.Close()
 	tmp := s.Path(WSImageFile + ".tmp")
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, FileMode)
 	if err != nil {
 		return nil, fmt.Errorf("working set: %w", err)
 	}
@@ -137,7 +159,7 @@ func (s *Snapshot) WriteWorkingSet(trace []int) (*WorkingSet, error) {
 	h := crc32.New(castagnoli)
 	w := io.MultiWriter(out, h)
 	for _, r := range ws.Runs {
-		if r.Start+r.Count > s.Pages() {
+		if r.Start < 0 || r.Count <= 0 || r.Start > s.Pages() || r.Count > s.Pages()-r.Start {
 			out.Close()
 			return nil, fmt.Errorf("working set: page %d outside the image: %w", r.Start+r.Count-1, errdefs.ErrInvalid)
 		}

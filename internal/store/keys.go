@@ -8,7 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +19,9 @@ import (
 // EnvKey is the environment variable holding the store's master secret
 // when no key file is given.
 const EnvKey = "THAW_STORE_KEY"
+
+// maxKeyFileSize bounds a key file: a secret is a line of hex or base64.
+const maxKeyFileSize = 4 << 10
 
 // MinSecretLen is the minimum master secret length in bytes.
 const MinSecretLen = 32
@@ -107,8 +110,9 @@ func GenerateSecret() (string, error) {
 // LoadSecret reads the master secret from keyFile, or from $THAW_STORE_KEY
 // when keyFile is empty. The secret must never sit in clear beside the data
 // it protects: a key file inside dataDir is refused (dataDir may be empty
-// to skip the check), and a key file readable by group or others is
-// reported in the log.
+// to skip the check), and so is a key file whose mode gives group or others
+// any access (as ssh refuses such a private key): anyone who can read it
+// can read every snapshot, guest memory included.
 func LoadSecret(keyFile, dataDir string) ([]byte, error) {
 	if keyFile == "" {
 		v, ok := os.LookupEnv(EnvKey)
@@ -126,14 +130,24 @@ func LoadSecret(keyFile, dataDir string) ([]byte, error) {
 			return nil, fmt.Errorf("key file %s is inside the data directory %s; keep keys apart from the data they protect: %w", keyFile, dataDir, errdefs.ErrInvalid)
 		}
 	}
-	fi, err := os.Stat(keyFile)
+	f, err := os.Open(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("key file: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		slog.Warn("store key file is readable by group or others", "path", keyFile, "mode", fi.Mode().Perm().String())
+	defer f.Close()
+	// The mode of the file opened, not of the name: it cannot change
+	// between the check and the read.
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("key file: %w", err)
 	}
-	b, err := os.ReadFile(keyFile)
+	if !fi.Mode().IsRegular() || fi.Size() > maxKeyFileSize {
+		return nil, fmt.Errorf("key file %s is not a regular file of at most %d bytes: %w", keyFile, maxKeyFileSize, errdefs.ErrInvalid)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s has mode %04o: it must be readable by its owner only (chmod 600 %s): %w", keyFile, perm, keyFile, errdefs.ErrInvalid)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize))
 	if err != nil {
 		return nil, fmt.Errorf("key file: %w", err)
 	}

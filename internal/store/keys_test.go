@@ -27,6 +27,17 @@ func TestLoadSecret(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Keys others may read (or write) are refused, whatever the umask.
+	modes := map[string]os.FileMode{"world.key": 0o644, "group.key": 0o640, "groupw.key": 0o620, "other.key": 0o604}
+	for name, mode := range modes {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(gen), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name    string
 		env     string
@@ -39,6 +50,11 @@ func TestLoadSecret(t *testing.T) {
 		{"nothing", "", "", errdefs.ErrInvalid},
 		{"key file inside data dir", "", inside, errdefs.ErrInvalid},
 		{"short secret", "", short, errdefs.ErrInvalid},
+		{"key file mode 0644", "", filepath.Join(dir, "world.key"), errdefs.ErrInvalid},
+		{"key file mode 0640", "", filepath.Join(dir, "group.key"), errdefs.ErrInvalid},
+		{"key file mode 0620", "", filepath.Join(dir, "groupw.key"), errdefs.ErrInvalid},
+		{"key file mode 0604", "", filepath.Join(dir, "other.key"), errdefs.ErrInvalid},
+		{"key file is a directory", "", dataDir, errdefs.ErrInvalid},
 		{"env not a key", "not a key", "", errdefs.ErrInvalid},
 	}
 	for _, tc := range tests {

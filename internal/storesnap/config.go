@@ -243,7 +243,7 @@ func (d readOnlyDir) Get(ctx context.Context, name string) ([]byte, error) {
 	if err := store.ValidName(name); err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(d.path(name))
+	b, err := store.ReadObjectFile(d.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("dir: %s: %w", name, errdefs.ErrNotFound)
 	}

@@ -2,7 +2,6 @@ package storesnap
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/store"
@@ -95,6 +93,33 @@ type Snapshot struct {
 	// published.
 	WS      *snapshot.WorkingSet
 	WSImage *store.File
+
+	checkedMu sync.Mutex
+	checked   *snapshot.Snapshot
+}
+
+// Checked returns the snapshot with its page checksum table (pages.crc,
+// read from the store once and authenticated, and checked against the
+// metadata's checksum of it), for verifying the pages of an image
+// materialised on local disk, which the store no longer vouches for once
+// written. dir is the directory reported as the snapshot's (the
+// materialised image's).
+func (s *Snapshot) Checked(ctx context.Context, dir string) (*snapshot.Snapshot, error) {
+	s.checkedMu.Lock()
+	defer s.checkedMu.Unlock()
+	if s.checked != nil {
+		return s.checked, nil
+	}
+	b, err := readWhole(ctx, s.Snap, snapshot.CRCFile, snapshot.CRCTableSize(s.Meta))
+	if err != nil {
+		return nil, err
+	}
+	snap, err := snapshot.New(dir, s.Meta, b)
+	if err != nil {
+		return nil, fmt.Errorf("store snapshot %s: %w", s.ID, err)
+	}
+	s.checked = snap
+	return snap, nil
 }
 
 // OpenSnapshot opens store snapshot id: the manifest, then meta.json and
@@ -119,13 +144,13 @@ func OpenSnapshot(ctx context.Context, st *store.Store, id string) (*Snapshot, e
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		metaB, metaE = readWhole(ctx, sn, snapshot.MetaFile, 1<<20)
+		metaB, metaE = readWhole(ctx, sn, snapshot.MetaFile, snapshot.MaxMetaBytes)
 	}()
 	if _, err := sn.File(snapshot.WSMetaFile); err == nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wsB, wsErr = readWhole(ctx, sn, snapshot.WSMetaFile, 16<<20)
+			wsB, wsErr = readWhole(ctx, sn, snapshot.WSMetaFile, snapshot.MaxWSMetaBytes)
 		}()
 	}
 	wg.Wait()
@@ -135,32 +160,22 @@ func OpenSnapshot(ctx context.Context, st *store.Store, id string) (*Snapshot, e
 	if wsErr != nil {
 		return nil, wsErr
 	}
-	if err := json.Unmarshal(metaB, &s.Meta); err != nil {
-		return nil, fmt.Errorf("store snapshot %s: meta: %v: %w", id, err, errdefs.ErrCorrupt)
+	if s.Meta, err = snapshot.DecodeMeta(metaB); err != nil {
+		return nil, fmt.Errorf("store snapshot %s: %w", id, err)
 	}
-	if s.Meta.Version != snapshot.FormatVersion {
-		return nil, fmt.Errorf("store snapshot %s: format version %d, want %d: %w", id, s.Meta.Version, snapshot.FormatVersion, errdefs.ErrCorrupt)
-	}
-	if s.Meta.ImageSize != int64(s.Meta.State.Pages)*engine.WasmPageSize || s.Image.Size() != s.Meta.ImageSize {
+	if s.Image.Size() != s.Meta.ImageSize {
 		return nil, fmt.Errorf("store snapshot %s: image is %d bytes, meta says %d for %d wasm pages: %w",
 			id, s.Image.Size(), s.Meta.ImageSize, s.Meta.State.Pages, errdefs.ErrCorrupt)
 	}
 	if wsB != nil {
-		var ws snapshot.WorkingSet
-		if err := json.Unmarshal(wsB, &ws); err != nil {
-			return nil, fmt.Errorf("store snapshot %s: working set: %v: %w", id, err, errdefs.ErrCorrupt)
+		ws, err := snapshot.DecodeWorkingSet(wsB, int(s.Meta.ImageSize/snapshot.PageSize))
+		if err != nil {
+			return nil, fmt.Errorf("store snapshot %s: %w", id, err)
 		}
-		pages, n := int(s.Meta.ImageSize/snapshot.PageSize), 0
-		for _, r := range ws.Runs {
-			if r.Start < 0 || r.Count <= 0 || r.Start+r.Count > pages {
-				return nil, fmt.Errorf("store snapshot %s: working-set run %+v outside the image: %w", id, r, errdefs.ErrCorrupt)
-			}
-			n += r.Count
-		}
-		if s.WSImage, err = sn.File(snapshot.WSImageFile); err != nil || n != ws.Pages || s.WSImage.Size() != ws.Bytes() {
+		if s.WSImage, err = sn.File(snapshot.WSImageFile); err != nil || s.WSImage.Size() != ws.Bytes() {
 			return nil, fmt.Errorf("store snapshot %s: working set does not match ws.img: %w", id, errdefs.ErrCorrupt)
 		}
-		s.WS = &ws
+		s.WS = ws
 	}
 	return s, nil
 }
@@ -221,7 +236,17 @@ func ForEachChunk(ctx context.Context, sn *store.Snapshot, file string, conc int
 		wg.Add(1)
 		go func(off, size int64) {
 			defer func() { <-sem; wg.Done() }()
-			if err := fn(ctx, off, size); err != nil {
+			err := func() (err error) {
+				// A panic here would end the process: make it this
+				// walk's error (fn places data by bounds from files).
+				defer func() {
+					if p := recover(); p != nil {
+						err = fmt.Errorf("store snapshot %s: %s at %d: %v: %w", sn.ID(), file, off, p, errdefs.ErrCorrupt)
+					}
+				}()
+				return fn(ctx, off, size)
+			}()
+			if err != nil {
 				once.Do(func() { first = err; cancel() })
 			}
 		}(int64(i)*cs, int64(c.Size))
@@ -236,15 +261,18 @@ func ForEachChunk(ctx context.Context, sn *store.Snapshot, file string, conc int
 // Materialise writes the snapshot's memory image into dir as a sparse file
 // (only non-zero chunks are written) and returns its path; mmap restores
 // map it, since the store has no file to map. A file already there of the
-// right size is reused: it is written under a temporary name and renamed
-// into place only once complete, so an existing one is whole. The file is
-// plaintext on local disk, as a local snapshot directory is.
+// right size, a regular file only its owner can read or write, is reused:
+// it is written under a temporary name and renamed into place only once
+// complete, so an existing one is whole. Its contents are not trusted: the
+// file is plaintext on local disk, as a local snapshot directory is, and an
+// mmap restore of it checks the pages the guest maps against the
+// snapshot's checksum table (Checked) as it does for a local image.
 func (s *Snapshot) Materialise(ctx context.Context, dir string, conc int) (path string, written int64, err error) {
 	path = filepath.Join(dir, s.ID+".img")
-	if fi, err := os.Stat(path); err == nil && fi.Size() == s.Meta.ImageSize {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 == 0 && fi.Size() == s.Meta.ImageSize {
 		return path, 0, nil
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, snapshot.DirMode); err != nil {
 		return "", 0, fmt.Errorf("materialise %s: %w", s.ID, err)
 	}
 	f, err := os.CreateTemp(dir, s.ID+".*.tmp")

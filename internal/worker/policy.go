@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/policy"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store"
 )
 
 // policyFile persists a function's policy state and snapshot pool.
@@ -320,14 +322,51 @@ func (f *function) savePolicy() {
 	}
 }
 
+// maxPolicyBytes bounds policy.json: a pronghorn state of MaxTracked
+// latencies and a pool of at most 64 snapshot ids take some 30 KiB.
+const maxPolicyBytes = 1 << 20
+
+// maxPoolIDs bounds the pool a policy.json may list (Config.PoolSize's
+// upper bound).
+const maxPoolIDs = 64
+
+// decodePolicyRecord parses policy.json. Every pool entry must be one path
+// segment naming a snapshot directory, each at most once: the worker opens
+// them under the function's snapshot directory and deletes the ones the
+// policy prunes, so "../other/ID" would reach another function's. Any
+// failure is errdefs.ErrCorrupt.
+func decodePolicyRecord(b []byte) (policyRecord, error) {
+	var rec policyRecord
+	if len(b) > maxPolicyBytes {
+		return policyRecord{}, fmt.Errorf("%s: %d bytes, at most %d: %w", policyFile, len(b), maxPolicyBytes, errdefs.ErrCorrupt)
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return policyRecord{}, fmt.Errorf("%s: %v: %w", policyFile, err, errdefs.ErrCorrupt)
+	}
+	if len(rec.Extra) > maxPoolIDs {
+		return policyRecord{}, fmt.Errorf("%s: %d pool snapshots, at most %d: %w", policyFile, len(rec.Extra), maxPoolIDs, errdefs.ErrCorrupt)
+	}
+	seen := make(map[string]bool, len(rec.Extra))
+	for _, id := range rec.Extra {
+		if store.ValidSnapshotID(id) != nil || seen[id] {
+			return policyRecord{}, fmt.Errorf("%s: pool snapshot %q is not a snapshot id or is repeated: %w", policyFile, id, errdefs.ErrCorrupt)
+		}
+		seen[id] = true
+	}
+	return rec, nil
+}
+
 // loadPolicy restores the policy state and pool saved by savePolicy.
 func (f *function) loadPolicy() {
-	b, err := os.ReadFile(filepath.Join(f.w.fnDir(f.rec.Name), policyFile))
+	b, err := snapshot.ReadFileLimit(filepath.Join(f.w.fnDir(f.rec.Name), policyFile), maxPolicyBytes)
 	if err != nil {
+		if !os.IsNotExist(err) {
+			f.w.log.Warn("policy state unreadable; starting afresh", "function", f.rec.Name, "err", err)
+		}
 		return
 	}
-	var rec policyRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
+	rec, err := decodePolicyRecord(b)
+	if err != nil {
 		f.w.log.Warn("policy state unreadable; starting afresh", "function", f.rec.Name, "err", err)
 		return
 	}

@@ -86,7 +86,13 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 		opts.Logger = slog.Default()
 	}
 	for _, d := range []string{"functions", "snapshots", "cache"} {
-		if err := os.MkdirAll(filepath.Join(opts.DataDir, d), 0o755); err != nil {
+		// The data directory holds guest memory in clear: only the
+		// worker's user may enter it (Chmod: also a directory an older
+		// version created 0755).
+		if err := os.MkdirAll(filepath.Join(opts.DataDir, d), snapshot.DirMode); err != nil {
+			return nil, fmt.Errorf("worker: data directory: %w", err)
+		}
+		if err := os.Chmod(filepath.Join(opts.DataDir, d), snapshot.DirMode); err != nil {
 			return nil, fmt.Errorf("worker: data directory: %w", err)
 		}
 	}
@@ -348,7 +354,7 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 func (w *Worker) writeSnapshot(f *function, st *engine.State, mem []byte, request int) (*snapshot.Snapshot, error) {
 	id := newID()
 	meta := snapshot.Meta{ID: id, Function: f.rec.Name, ModuleSHA: f.rec.ModuleSHA, Created: time.Now().UTC(), State: *st, Request: request}
-	if err := os.MkdirAll(w.snapDir(f.rec.Name), 0o755); err != nil {
+	if err := os.MkdirAll(w.snapDir(f.rec.Name), snapshot.DirMode); err != nil {
 		return nil, err
 	}
 	snap, err := snapshot.Write(filepath.Join(w.snapDir(f.rec.Name), id), meta, mem)
@@ -368,7 +374,7 @@ func newID() string {
 // persist writes the registry entry and module atomically.
 func (w *Worker) persist(rec record, wasm []byte) error {
 	dir := w.fnDir(rec.Name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, snapshot.DirMode); err != nil {
 		return fmt.Errorf("persist: %w", err)
 	}
 	if wasm != nil {
@@ -388,7 +394,7 @@ func (w *Worker) persist(rec record, wasm []byte) error {
 
 func writeAtomic(path string, b []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, snapshot.FileMode)
 	if err != nil {
 		return err
 	}

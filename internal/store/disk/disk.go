@@ -149,7 +149,7 @@ func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
 		return b.adopt(name)
 	}
 	p := b.path(name)
-	data, err := os.ReadFile(p)
+	data, err := store.ReadObjectFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		b.forget(name, el)
 		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
@@ -168,7 +168,7 @@ func (b *Backend) adopt(name string) ([]byte, error) {
 	if store.ValidName(name) != nil {
 		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
 	}
-	data, err := os.ReadFile(b.path(name))
+	data, err := store.ReadObjectFile(b.path(name))
 	if err != nil {
 		// Missing (the usual miss) or unreadable: either way not here.
 		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)

@@ -1,0 +1,186 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/server"
+	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store"
+	"github.com/thaw-run/thaw/internal/worker"
+)
+
+// TestDamagedWorkingSetOverflow is issue 18 item 2 against the real
+// `thaw serve`: a ws.json whose run end overflows
+// ({"start":9223372036854775807,"count":1}) used to pass the bounds check;
+// bulk then panicked on a slice bound in a goroutine (the worker exited) and
+// reap panicked in the request's handler (net/http recovered it) and leaked
+// the instance slot. Now the
+// working set is refused as corrupt: every invocation is answered from a
+// cold boot and counted as a fallback, the process stays up, and with
+// max_instances=1 the second and third invocations prove the slot was
+// released.
+func TestDamagedWorkingSetOverflow(t *testing.T) {
+	if !uffdAvailable() {
+		t.Skip("bulk and reap restores need userfaultfd")
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	shareCache(t, data)
+	p := startServe(t, data, token)
+	defer p.Stop()
+	// A bounded client: a leaked slot makes the next call wait in the
+	// queue, which must show as a failure, not as a hung test.
+	c := &server.Client{BaseURL: p.URL, Token: token, HTTP: &http.Client{Timeout: 45 * time.Second}}
+	ctx := context.Background()
+	for _, mode := range []restore.Mode{restore.Bulk, restore.Reap} {
+		t.Run(string(mode), func(t *testing.T) {
+			name := "wsbad-" + string(mode)
+			deploy(t, p, name, "examples/hello", worker.Config{RestoreMode: mode, MaxInstances: 1, MaxQueue: 4})
+			req := &server.InvokeRequest{Path: "/?name=ws", Mode: mode}
+			// The first restore records the working set.
+			first, err := c.Invoke(ctx, name, req)
+			if err != nil || first.Status != 200 {
+				t.Fatalf("first invoke: %v %+v", err, first)
+			}
+			for _, run := range overflowRuns {
+				damageWorkingSet(t, data, name, run)
+				before := fallbacks(t, p, name, mode)
+				for i := range 3 {
+					res, err := c.Invoke(ctx, name, req)
+					if err != nil {
+						t.Fatalf("run %s: invoke %d after damaging ws.json: %v\n%s", run, i+1, err, tail(p.Log()))
+					}
+					if res.Status != 200 || !bytes.Equal(res.Body, first.Body) {
+						t.Fatalf("run %s: invoke %d: status %d body %q, want 200 %q", run, i+1, res.Status, res.Body, first.Body)
+					}
+					if fb := res.Header.Get(server.HeaderFallback); fb == "" || res.Start != "cold" {
+						t.Fatalf("run %s: invoke %d: start %q, fallback %q: the damaged working set was used", run, i+1, res.Start, fb)
+					}
+				}
+				if got := fallbacks(t, p, name, mode); got < before+3 {
+					t.Errorf("run %s: thaw_restore_fallbacks_total{function=%q,mode=%q} = %v, want at least %v", run, name, mode, got, before+3)
+				}
+			}
+			select {
+			case err := <-p.done:
+				t.Fatalf("thaw serve exited: %v\n%s", err, tail(p.Log()))
+			default:
+			}
+			if status, _, _ := raw(t, "GET", p.URL+"/healthz", "", nil, nil); status != 200 {
+				t.Fatalf("/healthz answered %d", status)
+			}
+		})
+	}
+}
+
+// overflowRuns are working-set runs whose end overflows: the start of
+// issue 18 (bulk panicked on a slice bound), and a count whose page total,
+// in bytes, wraps negative (reap panicked allocating its read buffer).
+var overflowRuns = []string{
+	`{"start":9223372036854775807,"count":1}`,
+	`{"start":1,"count":9223372036854775807}`,
+}
+
+// damageWorkingSet replaces the working set of function name's snapshot by
+// the one run given, with a one-page ws.img whose checksum matches, so that
+// every check but the run bounds passes.
+func damageWorkingSet(t *testing.T, data, name, run string) {
+	t.Helper()
+	metas, _ := filepath.Glob(filepath.Join(data, "snapshots", name, "*", snapshot.WSMetaFile))
+	if len(metas) != 1 {
+		t.Fatalf("want one recorded working set of %s, found %v", name, metas)
+	}
+	dir := filepath.Dir(metas[0])
+	page := bytes.Repeat([]byte{0xa5}, snapshot.PageSize)
+	sum := crc32.Checksum(page, crc32.MakeTable(crc32.Castagnoli))
+	if err := os.WriteFile(filepath.Join(dir, snapshot.WSImageFile), page, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pages := strings.TrimSuffix(run[strings.LastIndex(run, ":")+1:], "}")
+	ws := fmt.Sprintf(`{"runs":[%s],"pages":%s,"crc":%d,"recorded":"2026-01-01T00:00:00Z"}`, run, pages, sum)
+	if err := os.WriteFile(metas[0], []byte(ws), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fallbacks reads thaw_restore_fallbacks_total for name and mode.
+func fallbacks(t *testing.T, p *proc, name string, mode restore.Mode) float64 {
+	t.Helper()
+	_, _, body := raw(t, "GET", p.URL+"/metrics", token, nil, nil)
+	re := regexp.MustCompile(`(?m)^thaw_restore_fallbacks_total\{function="` + regexp.QuoteMeta(name) + `",mode="` + string(mode) + `"\} (\S+)$`)
+	m := re.FindSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func tail(s string) string {
+	if len(s) > 4000 {
+		return s[len(s)-4000:]
+	}
+	return s
+}
+
+// TestServeRefusesReadableKeyFile: a store key file that group or others
+// can read is refused at start (exit code 2, a message naming the file, its
+// mode and the fix), not merely logged; the same file at 0600 starts.
+func TestServeRefusesReadableKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	secret, err := store.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "store.key")
+	if err := os.WriteFile(key, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	cmd := exec.Command(thawBin, "serve", "--addr", "127.0.0.1:0", "--data", data,
+		"--store-dir", filepath.Join(dir, "store"), "--key-file", key)
+	cmd.Env = append(os.Environ(), "THAW_TOKEN=", store.EnvKey+"=")
+	done := make(chan struct{})
+	var out []byte
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("thaw serve with a 0644 key file kept running")
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("thaw serve with a 0644 key file: %v (want exit code 2)\n%s", err, out)
+	}
+	if msg := string(out); !strings.Contains(msg, key) || !strings.Contains(msg, "0644") || !strings.Contains(msg, "chmod 600") {
+		t.Fatalf("message does not name the file, its mode and the fix:\n%s", msg)
+	}
+
+	if err := os.Chmod(key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, data, token, "--store-dir", filepath.Join(dir, "store"), "--key-file", key)
+	if err := p.Stop(); err != nil {
+		t.Fatalf("thaw serve with a 0600 key file: %v\n%s", err, p.Log())
+	}
+}
