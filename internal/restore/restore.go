@@ -152,8 +152,24 @@ type Memory struct {
 	uffdLen uint64 // bytes registered with uffd, from the region's start
 	image   *os.File
 	crc     *os.File
-	base    int64     // faults already counted before the pager took over
-	check   *mapCheck // mmap: verifies pages the kernel mapped
+	base    int64          // faults already counted before the pager took over
+	check   *mapCheck      // mmap: verifies pages the kernel mapped
+	failed  pager.Failures // the session's, kept by release
+}
+
+// Failures says why the pager refused or failed pages of this memory (all
+// zero without a pager): the page source was unavailable past the fault
+// budget, a page failed its checksum, or the pager died or stalled with
+// faults outstanding. Any non-zero count means the instance must be
+// discarded.
+func (m *Memory) Failures() pager.Failures {
+	m.mu.Lock()
+	sess, f := m.session, m.failed
+	m.mu.Unlock()
+	if sess == nil {
+		return f
+	}
+	return sess.Failures()
 }
 
 // Stats returns the preparation stats with the pager's fault counts so far.
@@ -238,6 +254,8 @@ func (m *Memory) release() {
 			m.stats.BytesRead += int64(ps.BytesRead)
 			m.stats.BadPages = max(m.stats.BadPages, int64(ps.Errors))
 		}
+		m.failed = m.session.Failures()
+		m.stats.BadPages = max(m.stats.BadPages, int64(m.session.Errors()))
 		_ = m.session.Close()
 		m.session = nil
 	}

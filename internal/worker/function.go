@@ -204,7 +204,8 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 		t.SnapshotRequest, t.SnapshotID = inst.snap.Meta.Request, inst.snap.Meta.ID
 	}
 	if inst.mem != nil {
-		if why := f.checkMemory(inst, &t); why != "" {
+		if why, cause := f.checkMemory(inst, &t); why != "" {
+			f.w.metrics.discarded.WithLabelValues(f.rec.Name, string(inst.mode), cause).Inc()
 			// The instance was given snapshot pages that failed their
 			// checksum: the answer was computed from wrong memory. Discard
 			// both and serve the request again from a cold boot (the
@@ -235,7 +236,10 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 // restore's stats, whose bad-page count covers what the pager refused; an
 // mmap instance's newly mapped pages are verified after every call, since
 // the kernel maps them unchecked and a later call can map more.
-func (f *function) checkMemory(inst *instance, t *Timing) string {
+//
+// The cause is a metric label: verify, checksum, source_unavailable or
+// pager_lost.
+func (f *function) checkMemory(inst *instance, t *Timing) (why, cause string) {
 	// mmap checks the pages mapped during the call; the pager modes read
 	// the count of pages the pager refused, from a page it shares with us.
 	// Either way after every call, not only the first: a page first
@@ -249,11 +253,18 @@ func (f *function) checkMemory(inst *instance, t *Timing) string {
 	}
 	switch {
 	case err != nil:
-		return fmt.Sprintf("snapshot pages could not be verified after call %d (%v); retried on a cold boot", inst.served, err)
+		return fmt.Sprintf("snapshot pages could not be verified after call %d (%v); retried on a cold boot", inst.served, err), "verify"
 	case bad > 0:
-		return fmt.Sprintf("%d snapshot pages failed their checksum during call %d; retried on a cold boot", bad, inst.served)
+		pf := inst.mem.Failures()
+		switch {
+		case pf.Lost > 0:
+			return fmt.Sprintf("the pager died or stopped answering faults during call %d; retried on a cold boot", inst.served), "pager_lost"
+		case pf.Unavailable > 0:
+			return fmt.Sprintf("%d snapshot pages could not be fetched (page source unavailable) during call %d; retried on a cold boot", pf.Unavailable, inst.served), "source_unavailable"
+		}
+		return fmt.Sprintf("%d snapshot pages failed their checksum during call %d; retried on a cold boot", bad, inst.served), "checksum"
 	}
-	return ""
+	return "", ""
 }
 
 // retryCold replaces a restored instance whose memory turned out corrupt by
@@ -262,7 +273,7 @@ func (f *function) retryCold(ctx context.Context, bad *instance, req *abi.Reques
 	f.w.metrics.fallbacks.WithLabelValues(f.rec.Name, string(bad.mode)).Inc()
 	bad.Close(ctx)
 	t.Fallback = why
-	f.w.log.Warn("corrupt snapshot pages; retrying cold", "function", f.rec.Name, "mode", bad.mode, "call", bad.served, "reason", why)
+	f.w.log.Warn("snapshot memory not trusted; retrying cold", "function", f.rec.Name, "mode", bad.mode, "call", bad.served, "reason", why)
 	t1 := time.Now()
 	inst, err := f.start(ctx, restore.Cold, true, false, t)
 	t.Start += time.Since(t1)
