@@ -157,6 +157,13 @@ type Memory struct {
 	failed  pager.Failures // the session's, kept by release
 }
 
+// Paged reports whether a pager serves this memory's missing pages.
+func (m *Memory) Paged() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.session != nil
+}
+
 // Failures says why the pager refused or failed pages of this memory (all
 // zero without a pager): the page source was unavailable past the fault
 // budget, a page failed its checksum, or the pager died or stalled with

@@ -194,7 +194,7 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	}
 	f.w.metrics.instances.WithLabelValues(f.rec.Name, "busy").Inc()
 	t2 := time.Now()
-	resp, err := inst.Invoke(ctx, req)
+	resp, err := invokeWatched(ctx, inst, req)
 	t.Exec = time.Since(t2)
 	f.w.metrics.instances.WithLabelValues(f.rec.Name, "busy").Dec()
 	inst.served++
@@ -265,6 +265,41 @@ func (f *function) checkMemory(inst *instance, t *Timing) (why, cause string) {
 		return fmt.Sprintf("%d snapshot pages failed their checksum during call %d; retried on a cold boot", bad, inst.served), "checksum"
 	}
 	return "", ""
+}
+
+// pagerWatch is how often a call on paged memory checks whether the pager
+// has refused a page.
+const pagerWatch = 20 * time.Millisecond
+
+// invokeWatched is inst.Invoke that stops the call as soon as the pager
+// refuses one of its pages (served as zeros: source unavailable, checksum,
+// pager lost). The guest would otherwise run on from wrong memory, perhaps
+// until its timeout; the caller discards the instance and serves the
+// request cold (checkMemory).
+func invokeWatched(ctx context.Context, inst *instance, req *abi.Request) (*abi.Response, error) {
+	if inst.mem == nil || !inst.mem.Paged() {
+		return inst.Invoke(ctx, req)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(pagerWatch)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if pf := inst.mem.Failures(); pf.Unavailable+pf.Corrupt+pf.Lost > 0 {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return inst.Invoke(cctx, req)
 }
 
 // retryCold replaces a restored instance whose memory turned out corrupt by
