@@ -272,34 +272,61 @@ func (f *function) checkMemory(inst *instance, t *Timing) (why, cause string) {
 const pagerWatch = 20 * time.Millisecond
 
 // invokeWatched is inst.Invoke that stops the call as soon as the pager
-// refuses one of its pages (served as zeros: source unavailable, checksum,
-// pager lost). The guest would otherwise run on from wrong memory, perhaps
-// until its timeout; the caller discards the instance and serves the
-// request cold (checkMemory).
+// refuses one of its pages (watchPager).
 func invokeWatched(ctx context.Context, inst *instance, req *abi.Request) (*abi.Response, error) {
-	if inst.mem == nil || !inst.mem.Paged() {
+	if inst.mem == nil {
 		return inst.Invoke(ctx, req)
 	}
+	ctx, stop := watchPager(ctx, inst.mem)
+	defer stop()
+	return inst.Invoke(ctx, req)
+}
+
+// watchPager returns a context that is cancelled as soon as the pager
+// refuses a page of mem (served as zeros: source unavailable, checksum,
+// pager lost). A guest running on from wrong memory could otherwise loop
+// until its timeout; the caller discards the instance and serves the
+// request cold. Call stop when the guest code has returned.
+func watchPager(ctx context.Context, mem *restore.Memory) (context.Context, func()) {
+	if !mem.Paged() {
+		return ctx, func() {}
+	}
 	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := make(chan struct{})
-	defer close(stop)
+	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(pagerWatch)
 		defer t.Stop()
 		for {
 			select {
-			case <-stop:
+			case <-done:
 				return
 			case <-t.C:
-				if pf := inst.mem.Failures(); pf.Unavailable+pf.Corrupt+pf.Lost > 0 {
+				if pf := mem.Failures(); pf.Unavailable+pf.Corrupt+pf.Lost > 0 {
 					cancel()
 					return
 				}
 			}
 		}
 	}()
-	return inst.Invoke(cctx, req)
+	return cctx, func() { close(done); cancel() }
+}
+
+// restoreFailed names the pager's failures, if any, in the error of a
+// restore whose hooks failed on mem, and counts the instance as discarded.
+func (f *function) restoreFailed(mem *restore.Memory, mode restore.Mode, err error) error {
+	pf := mem.Failures()
+	switch {
+	case pf.Lost > 0:
+		f.w.metrics.discarded.WithLabelValues(f.rec.Name, string(mode), "pager_lost").Inc()
+		return fmt.Errorf("the pager died or stopped answering faults during the restore: %w", err)
+	case pf.Unavailable > 0:
+		f.w.metrics.discarded.WithLabelValues(f.rec.Name, string(mode), "source_unavailable").Inc()
+		return fmt.Errorf("%d snapshot pages could not be fetched (page source unavailable) during the restore: %w", pf.Unavailable, err)
+	case pf.Corrupt > 0:
+		f.w.metrics.discarded.WithLabelValues(f.rec.Name, string(mode), "checksum").Inc()
+		return fmt.Errorf("%d snapshot pages failed their checksum during the restore: %w", pf.Corrupt, err)
+	}
+	return err
 }
 
 // retryCold replaces a restored instance whose memory turned out corrupt by
@@ -547,12 +574,14 @@ func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, mode re
 		return nil, err
 	}
 	t0 := time.Now()
-	inst, err := f.mod.Restore(ctx, f.instanceConfig(), &snap.Meta.State, mem.Region)
+	rctx, stop := watchPager(ctx, mem)
+	inst, err := f.mod.Restore(rctx, f.instanceConfig(), &snap.Meta.State, mem.Region)
+	stop()
 	if err != nil {
 		if record {
 			f.recording.Store(false)
 		}
-		return nil, err
+		return nil, f.restoreFailed(mem, prepMode, err)
 	}
 	t.Instantiate = time.Since(t0)
 	t.StartKind, t.Mode = "restore", prepMode
