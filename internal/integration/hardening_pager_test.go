@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -97,17 +98,26 @@ func (h *healthWatch) check(t *testing.T) {
 // with want within answerBound.
 func invokeBounded(t *testing.T, p *proc, name string, req *server.InvokeRequest, want []byte) *server.InvokeResponse {
 	t.Helper()
+	res, err := tryInvoke(p, name, req, want)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.Log())
+	}
+	return res
+}
+
+// tryInvoke is invokeBounded's check as an error, for other goroutines.
+func tryInvoke(p *proc, name string, req *server.InvokeRequest, want []byte) (*server.InvokeResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), answerBound)
 	defer cancel()
 	t0 := time.Now()
 	res, err := client(p, token).Invoke(ctx, name, req)
 	if err != nil {
-		t.Fatalf("invoke %s (after %v): %v\n%s", name, time.Since(t0), err, p.Log())
+		return nil, fmt.Errorf("invoke %s (after %v): %w", name, time.Since(t0), err)
 	}
 	if res.Status != http.StatusOK || (want != nil && !bytes.Equal(res.Body, want)) {
-		t.Fatalf("invoke %s: status %d, body %q, want %q", name, res.Status, res.Body, want)
+		return nil, fmt.Errorf("invoke %s: status %d, body %q, want %q", name, res.Status, res.Body, want)
 	}
-	return res
+	return res, nil
 }
 
 // invokeMany runs n invocations of name at once and returns their responses.
@@ -319,7 +329,10 @@ func TestPagerStoreChunksGone(t *testing.T) {
 		// Another function keeps serving meanwhile.
 		defer wg.Done()
 		for range 5 {
-			invokeBounded(t, p, "other", &server.InvokeRequest{Path: "/?name=other", Mode: restore.Eager}, wantOther)
+			if _, err := tryInvoke(p, "other", &server.InvokeRequest{Path: "/?name=other", Mode: restore.Eager}, wantOther); err != nil {
+				t.Error(err)
+				return
+			}
 		}
 	}()
 	for round := range 2 {
@@ -501,7 +514,10 @@ func TestPagerObjectStoreStopped(t *testing.T) {
 				return
 			default:
 			}
-			invokeBounded(t, p, "local", &server.InvokeRequest{Path: "/?name=local", Mode: restore.Eager}, wantLocal)
+			if _, err := tryInvoke(p, "local", &server.InvokeRequest{Path: "/?name=local", Mode: restore.Eager}, wantLocal); err != nil {
+				t.Error(err)
+				return
+			}
 		}
 	}()
 
