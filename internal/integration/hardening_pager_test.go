@@ -570,3 +570,41 @@ func emptyDir(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 }
+
+// TestPagerReplacedAfterGivingUp: a pager whose processes keep dying gives
+// up (4 primary deaths within a minute); lazy restores are then served by
+// cold boots, and the worker starts a new pager a few seconds later, after
+// which restores work again. Without that, one bad minute would turn every
+// later lazy restore into a cold boot until the worker restarted.
+func TestPagerReplacedAfterGivingUp(t *testing.T) {
+	if !uffdAvailable() {
+		t.Skip("lazy restores need userfaultfd (root)")
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	shareCache(t, dir)
+	p := startServe(t, dir, token)
+	defer p.Stop()
+	deploy(t, p, "phoenix", "examples/hello", worker.Config{RestoreMode: restore.Lazy})
+	lazy := server.InvokeRequest{Path: "/?name=phoenix", Mode: restore.Lazy}
+	want := invokeBounded(t, p, "phoenix", &lazy, nil).Body
+	for i := range 4 {
+		pid := primaryPager(t, p)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, p, pid)
+		t.Logf("killed pager %d (%d)", i+1, pid)
+	}
+	res := invokeBounded(t, p, "phoenix", &lazy, want)
+	t.Logf("after the pager gave up: start %s, fallback %q", res.Start, res.Header.Get(server.HeaderFallback))
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		res := invokeBounded(t, p, "phoenix", &lazy, want)
+		if res.Header.Get(server.HeaderFallback) == "" && res.Start == "restore" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lazy restores still fall back: %s\n%s", res.Header.Get(server.HeaderFallback), p.Log())
+		}
+		time.Sleep(time.Second)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -117,10 +118,25 @@ type Restorer struct {
 	// is then read into pages that are already mapped.
 	Regions *engine.RegionPool
 
+	// live, once set (SetPager), replaces Pager.
+	live atomic.Pointer[pager.Pager]
+
 	// staging keeps reap's read buffers (*[]byte) between restores: a new
 	// buffer's pages are fresh memory, which costs a page-table entry per
 	// page on a VM, as the region pool explains.
 	staging sync.Pool
+}
+
+// SetPager makes later restores use p instead of Pager: the worker starts
+// a new pager when the one it had gave up (died too often). Safe while
+// restores run.
+func (r *Restorer) SetPager(p *pager.Pager) { r.live.Store(p) }
+
+func (r *Restorer) pager() *pager.Pager {
+	if p := r.live.Load(); p != nil {
+		return p
+	}
+	return r.Pager
 }
 
 // pooled reports whether a restore in mode may reuse a region: eager and
@@ -453,7 +469,7 @@ type prefetch struct {
 // lazy registers the region with userfaultfd, optionally installs a working
 // set first, and hands the rest to the pager process.
 func (r *Restorer) lazy(m *Memory, snap *snapshot.Snapshot, pf *prefetch, record bool) error {
-	if r.Pager == nil {
+	if r.pager() == nil {
 		return fmt.Errorf("no pager process: %w", errdefs.ErrUnavailable)
 	}
 	img, err := os.Open(snap.Path(snapshot.ImageFile))
@@ -522,7 +538,7 @@ func (r *Restorer) attach(m *Memory, src pager.SourceSpec, spec pager.Spec) erro
 	if err != nil {
 		return fmt.Errorf("userfaultfd: %v: %w", err, errdefs.ErrUnavailable)
 	}
-	sess, err := r.Pager.ServeSource(u, src, spec)
+	sess, err := r.pager().ServeSource(u, src, spec)
 	if err != nil {
 		_ = u.Close()
 		return fmt.Errorf("pager: %w", err)
