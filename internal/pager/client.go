@@ -64,9 +64,9 @@ type Stats struct {
 	// ServeTime is the total time spent resolving faults in the pager,
 	// from reading a message to the end of its UFFDIO_COPY.
 	ServeTime time.Duration
-	// Errors counts faults the pager failed to resolve (normally zero; a
-	// read error leaves the faulting thread blocked rather than hand it
-	// wrong memory).
+	// Errors counts faults the pager refused or failed to resolve
+	// (normally zero; a page it cannot read or verify within the fault
+	// budget is answered with a zero page and counted here).
 	Errors uint64
 }
 
