@@ -1,6 +1,7 @@
 package pager
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -291,12 +292,25 @@ func (s *server) serve(h header, payload []byte, fds []int) error {
 	return nil
 }
 
+// stuckAfter is how long a session may have faults outstanding (queued on
+// its uffd, or taken by the primary and not finished) without any of them
+// progressing before the standby declares the primary stuck and kills it.
+// It is longer than faultBudget, the most a live primary spends on one
+// fault. watchInterval is how often the standby looks.
+var (
+	stuckAfter    = 8 * time.Second
+	watchInterval = 250 * time.Millisecond
+)
+
 // watchPrimary waits for the primary pager to exit, then promotes this one.
+// Meanwhile it watches the primary's progress on every session (stalled)
+// and kills a primary that is alive but stuck: the client may be frozen
+// (a GC waiting on a faulting thread's P) and unable to notice.
 func (s *server) watchPrimary(pidfd int) {
 	defer unix.Close(pidfd)
 	pfd := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
 	for {
-		_, err := unix.Poll(pfd, -1)
+		n, err := unix.Poll(pfd, int(watchInterval/time.Millisecond))
 		if err == unix.EINTR {
 			continue
 		}
@@ -304,13 +318,31 @@ func (s *server) watchPrimary(pidfd int) {
 			s.log.Error("watching the primary pager", "err", err)
 			return
 		}
-		if pfd[0].Revents != 0 {
+		if n > 0 && pfd[0].Revents != 0 {
 			break
+		}
+		if id, ok := s.stalled(time.Now()); ok {
+			s.log.Error("primary pager is not answering faults; killing it", "session", id, "after", stuckAfter)
+			if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil {
+				s.log.Error("killing the stuck primary pager", "err", err)
+			}
 		}
 	}
 	s.mu.Lock()
 	s.standby = false
+	lost := 0
 	for _, ss := range s.sessions {
+		// A session with faults outstanding when the primary went is
+		// not trusted: its instance must be discarded (counted before
+		// any of its threads is woken).
+		if ss.outstanding() {
+			lost++
+			ss.addShared(sharedLost)
+			ss.countError()
+			if w := ss.sharedWord(sharedFinished); w != nil {
+				atomic.StoreUint64(w, atomic.LoadUint64(ss.sharedWord(sharedBegun)))
+			}
+		}
 		ss.start()
 		// Threads whose fault message died with the primary sleep until
 		// woken; woken, they fault again, into this pager.
@@ -318,8 +350,44 @@ func (s *server) watchPrimary(pidfd int) {
 	}
 	n := len(s.sessions)
 	s.mu.Unlock()
-	s.log.Warn("primary pager exited; standby promoted", "sessions", n)
+	s.log.Warn("primary pager exited; standby promoted", "sessions", n, "with_faults_outstanding", lost)
 	_ = s.send(header{op: opPromoted}, nil)
+}
+
+// outstanding reports whether the session has faults not yet answered:
+// messages queued on its uffd, or taken by a pager and not finished.
+func (ss *session) outstanding() bool {
+	if ss.loadShared(sharedBegun) != ss.loadShared(sharedFinished) {
+		return true
+	}
+	pending, _ := ss.u.Pending()
+	return pending
+}
+
+// stalled reports a session (by id) whose faults have been outstanding
+// without progress for stuckAfter.
+func (s *server) stalled(now time.Time) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, ss := range s.sessions {
+		if ss.shared == nil {
+			continue
+		}
+		begun, finished := ss.loadShared(sharedBegun), ss.loadShared(sharedFinished)
+		if !ss.outstanding() {
+			ss.stallSince = time.Time{}
+			continue
+		}
+		if ss.stallSince.IsZero() || begun != ss.seenBegun || finished != ss.seenFinished {
+			ss.stallSince, ss.seenBegun, ss.seenFinished = now, begun, finished
+			continue
+		}
+		if now.Sub(ss.stallSince) >= stuckAfter {
+			ss.stallSince = time.Time{}
+			return id, true
+		}
+	}
+	return 0, false
 }
 
 func (s *server) closeAll() {
@@ -341,10 +409,15 @@ type session struct {
 	record    bool
 	log       *slog.Logger
 
-	buf     []byte   // page-aligned, (1+readahead) pages
-	done    []uint64 // bitmap of pages this session has resolved
-	started bool     // serve is running (false while held by a standby)
-	exit    chan struct{}
+	buf    []byte   // page-aligned, (1+readahead) pages
+	done   []uint64 // bitmap of pages this session has resolved
+	broken bool     // the source failed past the fault budget: refuse the rest
+
+	// The standby's view of the primary's progress (stalled).
+	stallSince              time.Time
+	seenBegun, seenFinished uint64
+	started                 bool // serve is running (false while held by a standby)
+	exit                    chan struct{}
 
 	faults, zeroFaults, dups, pages, bytesRead, serveNs, errs atomic.Uint64
 	// shared, when the client sent one, is a page it maps too: its first
@@ -401,10 +474,86 @@ func (s *session) serve() {
 	}
 }
 
+// Fault bounds. A thread that faults holds its P in the client until the
+// fault is answered, and the client's next stop-the-world GC waits for that
+// P: an unanswered fault freezes the whole worker. So every fault is
+// answered within faultBudget, with the page, or with a zero page counted as
+// an error (the client then discards the instance).
+var (
+	// faultBudget bounds the time spent reading one fault's pages,
+	// retries included. It stays below the standby's stuckAfter, so a
+	// primary retrying a read is never taken for a stuck one.
+	faultBudget = 4 * time.Second
+	// attemptTimeout bounds one read attempt of a source that takes a
+	// deadline (the store: a chunk fetch from the disk cache or the
+	// remote, 512 KiB by default).
+	attemptTimeout = 2 * time.Second
+	// outageHold: for this long after a fault gave up because its source
+	// was unavailable, faults of every session get one short attempt
+	// (outageAttempt) instead of the full budget: a store that is down
+	// should not cost each new restore the whole budget of frozen time.
+	outageHold    = 10 * time.Second
+	outageAttempt = time.Second
+	retryBackoff  = 50 * time.Millisecond
+	maxBackoff    = time.Second
+)
+
+// lastOutage is when (unix ns) a fault last gave up on an unavailable
+// source, in this pager process.
+var lastOutage atomic.Int64
+
+// contextReader is a Source whose reads take a deadline (the store source).
+type contextReader interface {
+	ReadAtContext(ctx context.Context, p []byte, off int64) (int, error)
+}
+
+// retryable reports whether a failed read may succeed if tried again: not a
+// page that fails its checksum, a chunk that is gone, or a bad request.
+func retryable(err error) bool {
+	return !errors.Is(err, errdefs.ErrCorrupt) && !errors.Is(err, errdefs.ErrNotFound) && !errors.Is(err, errdefs.ErrInvalid)
+}
+
+// read fills buf from the source at off, retrying transient failures with
+// backoff, within faultBudget (one outageAttempt during an outage).
+func (s *session) read(buf []byte, off int64) (int, error) {
+	now := time.Now()
+	deadline, attempt := now.Add(faultBudget), attemptTimeout
+	if now.UnixNano()-lastOutage.Load() < int64(outageHold) {
+		deadline, attempt = now.Add(outageAttempt), outageAttempt
+	}
+	backoff := retryBackoff
+	for {
+		var (
+			n   int
+			err error
+		)
+		if cr, ok := s.src.(contextReader); ok {
+			d := time.Now().Add(attempt)
+			if d.After(deadline) {
+				d = deadline
+			}
+			ctx, cancel := context.WithDeadline(context.Background(), d)
+			n, err = cr.ReadAtContext(ctx, buf, off)
+			cancel()
+		} else {
+			n, err = s.src.ReadAt(buf, off)
+		}
+		if err == nil || !retryable(err) || time.Now().Add(backoff).After(deadline) {
+			return n, err
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
 // fault resolves the fault at addr: a zero page for holes and offsets past
 // the image, otherwise the page and up to readahead following pages that
 // are in the image and not yet resolved, in one pread and one UFFDIO_COPY.
+// A page that cannot be read within the budget is answered with a zero page
+// and counted (refuse).
 func (s *session) fault(addr uint64) {
+	s.addShared(sharedBegun)
+	defer s.addShared(sharedFinished)
 	t0 := time.Now()
 	if addr < s.base || addr >= s.base+s.length {
 		s.countError()
@@ -426,6 +575,12 @@ func (s *session) fault(addr uint64) {
 		s.mu.Unlock()
 	}
 	s.faults.Add(1)
+	if s.broken {
+		// The source already failed this session past its budget: the
+		// instance will be discarded, so answer at once.
+		s.refuse(page, sharedUnavailable, nil)
+		return
+	}
 	size := s.src.Size()
 	if int64(off) >= size || s.src.Zero(int64(off)) {
 		s.zeroFaults.Add(1)
@@ -446,25 +601,24 @@ func (s *session) fault(addr uint64) {
 		n++
 	}
 	buf := s.buf[:n*pageSize]
-	got, err := s.src.ReadAt(buf, int64(off))
+	got, err := s.read(buf, int64(off))
 	s.bytesRead.Add(uint64(max(got, 0)))
-	if errors.Is(err, errdefs.ErrCorrupt) {
-		// A page that fails its checksum is never installed. The faulting
-		// thread gets a zero page so it does not hang (a blocked fault would
-		// freeze the client at its next GC); the error is counted, and the
-		// owner must discard the instance and whatever it computed.
-		s.failed(fmt.Errorf("read image at %d: %w", off, err))
-		if zerr := s.u.ZeroPage(uintptr(s.base+off), pageSize); zerr != nil {
-			s.failed(zerr)
-		}
-		s.markDone(page)
-		return
-	}
 	if err != nil {
-		// Leave the thread blocked rather than hand it wrong memory; the
-		// error is counted and logged, and the session's owner sees it in
-		// Stats.
-		s.failed(fmt.Errorf("read image at %d: %w", off, err))
+		// A page that fails its checksum, or that the source cannot
+		// deliver within the budget (store remote down, chunk gone), is
+		// never installed. The faulting thread gets a zero page so it
+		// does not hang (a blocked fault freezes the client at its next
+		// GC); the error is counted, and the owner must discard the
+		// instance and whatever it computed.
+		cause := sharedCorrupt
+		if !errors.Is(err, errdefs.ErrCorrupt) {
+			cause = sharedUnavailable
+			s.broken = true
+			if !errors.Is(err, errdefs.ErrNotFound) {
+				lastOutage.Store(time.Now().UnixNano())
+			}
+		}
+		s.refuse(page, cause, fmt.Errorf("read image at %d: %w", off, err))
 		return
 	}
 	clear(buf[got:]) // the image ends inside this run
@@ -479,6 +633,21 @@ func (s *session) fault(addr uint64) {
 	s.serveNs.Add(uint64(time.Since(t0)))
 }
 
+// refuse answers a fault on page with a zero page, counting it as an error
+// of cause (a shared word) first.
+func (s *session) refuse(page uint64, cause int, err error) {
+	s.addShared(cause)
+	if err != nil {
+		s.failed(err)
+	} else {
+		s.countError()
+	}
+	if zerr := s.u.ZeroPage(uintptr(s.base+page*pageSize), pageSize); zerr != nil {
+		s.failed(zerr)
+	}
+	s.markDone(page)
+}
+
 // failed counts a fault the pager could not resolve. The usual cause is a
 // region unmapped (ENOENT) or a client gone (ESRCH) while faults were
 // queued; neither leaves a thread waiting.
@@ -491,10 +660,29 @@ func (s *session) failed(err error) {
 // countError counts an unresolved or refused fault, in the shared page too.
 func (s *session) countError() uint64 {
 	n := s.errs.Add(1)
-	if s.shared != nil {
-		atomic.AddUint64((*uint64)(unsafe.Pointer(&s.shared[0])), 1)
-	}
+	s.addShared(sharedErrors)
 	return n
+}
+
+// sharedWord returns word i of the shared page, nil without one.
+func (s *session) sharedWord(i int) *uint64 {
+	if s.shared == nil {
+		return nil
+	}
+	return (*uint64)(unsafe.Pointer(&s.shared[8*i]))
+}
+
+func (s *session) addShared(i int) {
+	if w := s.sharedWord(i); w != nil {
+		atomic.AddUint64(w, 1)
+	}
+}
+
+func (s *session) loadShared(i int) uint64 {
+	if w := s.sharedWord(i); w != nil {
+		return atomic.LoadUint64(w)
+	}
+	return 0
 }
 
 func (s *session) stats() Stats {

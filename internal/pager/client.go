@@ -64,9 +64,9 @@ type Stats struct {
 	// ServeTime is the total time spent resolving faults in the pager,
 	// from reading a message to the end of its UFFDIO_COPY.
 	ServeTime time.Duration
-	// Errors counts faults the pager failed to resolve (normally zero; a
-	// read error leaves the faulting thread blocked rather than hand it
-	// wrong memory).
+	// Errors counts faults the pager refused or failed to resolve
+	// (normally zero; a page it cannot read or verify within the fault
+	// budget is answered with a zero page and counted here).
 	Errors uint64
 }
 
@@ -143,10 +143,60 @@ func start(ctx context.Context, standby bool) (*Pager, error) {
 	p := &Pager{cur: proc, sessions: map[uint64]*Session{}, maxRestarts: defaultMaxRestarts, useStandby: standby,
 		dead: make(chan struct{}), log: slog.Default().With("component", "pager")}
 	go p.watch(proc)
+	go p.watchStuck()
 	p.smu.Lock()
 	p.spawnStandby()
 	p.smu.Unlock()
 	return p, nil
+}
+
+// watchStuck kills a primary that is alive but not answering faults when
+// no standby is left to do it (the standby's watchdog works even while
+// this process is frozen; this one needs it to run): died then restarts
+// the pager and re-serves every session.
+func (p *Pager) watchStuck() {
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.dead:
+			return
+		case now := <-t.C:
+			p.mu.Lock()
+			cur, sb := p.cur, p.standby
+			p.mu.Unlock()
+			if sb != nil && sb.deadErr() == nil {
+				continue
+			}
+			if id, ok := p.stalled(now); ok {
+				p.log.Error("pager is not answering faults; killing it", "session", id, "pid", cur.proc.Pid, "after", stuckAfter)
+				_ = cur.proc.Kill()
+			}
+		}
+	}
+}
+
+// stalled is server.stalled on the client's side.
+func (p *Pager) stalled(now time.Time) (uint64, bool) {
+	p.smu.Lock()
+	defer p.smu.Unlock()
+	for id, s := range p.sessions {
+		begun, finished := s.loadShared(sharedBegun), s.loadShared(sharedFinished)
+		pending, _ := s.u.Pending()
+		if begun == finished && !pending {
+			s.stallSince = time.Time{}
+			continue
+		}
+		if s.stallSince.IsZero() || begun != s.seenBegun || finished != s.seenFinished {
+			s.stallSince, s.seenBegun, s.seenFinished = now, begun, finished
+			continue
+		}
+		if now.Sub(s.stallSince) >= stuckAfter {
+			s.stallSince = time.Time{}
+			return id, true
+		}
+	}
+	return 0, false
 }
 
 // Close stops the pager processes. Threads still blocked on faults in
@@ -324,6 +374,16 @@ func (p *Pager) died(proc *process, why error) {
 			sb.close()
 		}
 		proc.close()
+		// No pager is left to answer these regions' faults, and a thread
+		// blocked on one freezes this process at its next GC: count every
+		// session as failed, then unregister its range, which wakes its
+		// waiters; they fault again as ordinary anonymous memory (zero
+		// pages), and the owner discards the instance.
+		for _, s := range p.sessions {
+			s.addShared(sharedLost)
+			s.addShared(sharedErrors)
+			_ = s.u.Unregister(s.spec.Base, s.spec.Length)
+		}
 		return
 	}
 	p.restarts = append(p.restarts, now)
@@ -357,6 +417,7 @@ func (p *Pager) died(proc *process, why error) {
 	p.mu.Unlock()
 	failed := 0
 	for _, s := range p.sessions {
+		s.markLost()
 		if err := s.serveOn(next); err != nil {
 			failed++
 			p.log.Error("re-serving a session after a pager restart", "err", err)
@@ -489,6 +550,10 @@ type Session struct {
 	sharedMu sync.Mutex // guards shared against Close
 	memfd    int
 	shared   []byte
+
+	// watchStuck's view of the pager's progress (under Pager.smu).
+	stallSince              time.Time
+	seenBegun, seenFinished uint64
 }
 
 // mapShared creates and maps the session's shared counter page.
@@ -521,6 +586,69 @@ func (s *Session) unmapShared() {
 		_ = unix.Close(s.memfd)
 		s.memfd = -1
 	}
+}
+
+// sharedWord returns word i of the shared page; sharedMu is held or the
+// session is live (not closed).
+func (s *Session) sharedWord(i int) *uint64 {
+	if s.shared == nil {
+		return nil
+	}
+	return (*uint64)(unsafe.Pointer(&s.shared[8*i]))
+}
+
+func (s *Session) addShared(i int) {
+	s.sharedMu.Lock()
+	defer s.sharedMu.Unlock()
+	if w := s.sharedWord(i); w != nil {
+		atomic.AddUint64(w, 1)
+	}
+}
+
+func (s *Session) loadShared(i int) uint64 {
+	s.sharedMu.Lock()
+	defer s.sharedMu.Unlock()
+	if w := s.sharedWord(i); w != nil {
+		return atomic.LoadUint64(w)
+	}
+	return 0
+}
+
+// markLost counts the session as failed if a fault was outstanding when
+// its pager died (taken and not finished, or still queued): the new pager
+// will serve it, but the instance is not trusted and must be discarded.
+func (s *Session) markLost() {
+	begun, finished := s.loadShared(sharedBegun), s.loadShared(sharedFinished)
+	pending, _ := s.u.Pending()
+	if begun == finished && !pending {
+		return
+	}
+	s.sharedMu.Lock()
+	defer s.sharedMu.Unlock()
+	if s.shared == nil {
+		return
+	}
+	atomic.AddUint64(s.sharedWord(sharedLost), 1)
+	atomic.AddUint64(s.sharedWord(sharedErrors), 1)
+	atomic.StoreUint64(s.sharedWord(sharedFinished), begun)
+}
+
+// Failures splits Errors by cause.
+type Failures struct {
+	// Unavailable counts pages the source could not deliver within the
+	// fault budget (store remote down, chunk deleted), served as zeros.
+	Unavailable uint64
+	// Corrupt counts pages that failed their checksum, served as zeros.
+	Corrupt uint64
+	// Lost counts faults outstanding when the pager serving them died or
+	// was killed for not answering.
+	Lost uint64
+}
+
+// Failures returns the session's refused or failed faults by cause, all
+// pager restarts included; zero after Close.
+func (s *Session) Failures() Failures {
+	return Failures{Unavailable: s.loadShared(sharedUnavailable), Corrupt: s.loadShared(sharedCorrupt), Lost: s.loadShared(sharedLost)}
 }
 
 // Errors is the number of faults the pager has refused (a page that failed

@@ -238,7 +238,14 @@ func (p *process) request(h header, payload []byte, fds []int) ([]byte, error) {
 	case <-c.done:
 	case <-timer.C:
 		p.forget(h.id)
-		return nil, fmt.Errorf("pager: no response after %v: %w", requestTimeout, errdefs.ErrUnavailable)
+		// A pager that is alive but does not answer is wedged (stopped,
+		// deadlocked): it would not serve faults either. Kill it; the
+		// Pager's watch then hands its sessions to the standby or a new
+		// pager.
+		if !p.closing.Load() && p.proc != nil {
+			_ = p.proc.Kill()
+		}
+		return nil, fmt.Errorf("pager: no response after %v (killed it): %w", requestTimeout, errdefs.ErrUnavailable)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -77,6 +77,26 @@ const (
 	traceChunk = (maxPacket - headerSize) / 8
 )
 
+// Words (u64, native order) of a session's shared page. Every pager serving
+// the session and the client map the same page, so the counts survive a
+// pager's death and the client reads them with a memory load.
+const (
+	// sharedErrors counts faults refused or failed (Session.Errors); it
+	// is incremented before the faulting thread is woken.
+	sharedErrors = iota
+	// sharedBegun and sharedFinished count fault messages a pager has
+	// taken in hand and finished with: a difference that does not move
+	// is a pager stuck on a fault (the standby's watchdog).
+	sharedBegun
+	sharedFinished
+	// sharedUnavailable, sharedCorrupt and sharedLost split sharedErrors
+	// by cause: the page source failed past the fault budget, the page
+	// failed its checksum, or the pager serving the fault died or stalled.
+	sharedUnavailable
+	sharedCorrupt
+	sharedLost
+)
+
 // header is the fixed prefix of every packet.
 //
 //	0  op      u8

@@ -133,8 +133,19 @@ func (s *fileSource) Zero(off int64) bool {
 	end := off + pageSize
 	// First extent ending after off.
 	i := sort.Search(len(s.data), func(i int) bool { return s.data[i][1] > off })
-	return i == len(s.data) || s.data[i][0] >= end
+	hole := i == len(s.data) || s.data[i][0] >= end
+	if hole && s.crcs != nil {
+		// A hole is trusted only where the snapshot recorded a zero page:
+		// a data page punched into a hole (damage, or a tampered file)
+		// is read instead, and fails its checksum.
+		pg := off / pageSize
+		return pg < int64(len(s.crcs)) && s.crcs[pg] == zeroPageCRC
+	}
+	return hole
 }
+
+// zeroPageCRC is the CRC-32C of a page of zeros.
+var zeroPageCRC = crc32.Checksum(make([]byte, pageSize), castagnoli)
 
 func (s *fileSource) ReadAt(p []byte, off int64) (int, error) {
 	n, err := s.f.ReadAt(p, off)

@@ -39,10 +39,10 @@ func StoreSource(p StoreParams) (SourceSpec, error) {
 	return SourceSpec{Kind: KindStore, Params: b}, nil
 }
 
-// storeFaultTimeout bounds the fetch of one chunk for a fault. A fault that
-// cannot be served stays unresolved (its thread blocked) and is counted in
-// Stats.Errors; the owner must discard the instance.
-const storeFaultTimeout = 30 * time.Second
+// storeOpenTimeout bounds reading a snapshot's manifest when a session is
+// served; it stays below the client's request timeout. Chunk fetches for
+// faults are bounded by the session (faultBudget, attemptTimeout).
+const storeOpenTimeout = 5 * time.Second
 
 // stores are the stores the pager has opened, by configuration, and their
 // opened snapshots (manifests are read once per pager, not per session).
@@ -74,7 +74,7 @@ func openStoreSnapshot(p *StoreParams) (*store.Snapshot, error) {
 		}
 		stores.open[key] = h
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeFaultTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
 	defer cancel()
 	sn, err := h.Store.Open(ctx, p.Snapshot)
 	if err != nil {
@@ -138,8 +138,14 @@ func (s *storeSource) Zero(off int64) bool {
 }
 
 func (s *storeSource) ReadAt(p []byte, off int64) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), storeFaultTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
 	defer cancel()
+	return s.ReadAtContext(ctx, p, off)
+}
+
+// ReadAtContext is ReadAt within ctx: the session gives each attempt of a
+// fault its deadline.
+func (s *storeSource) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
 	n, err := s.f.ReadAtContext(ctx, p, off)
 	if err != nil && n == len(p) || off+int64(n) >= s.f.Size() {
 		err = nil // io.EOF at the end of the image: the rest reads as zeros

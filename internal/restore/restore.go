@@ -25,6 +25,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -117,10 +118,25 @@ type Restorer struct {
 	// is then read into pages that are already mapped.
 	Regions *engine.RegionPool
 
+	// live, once set (SetPager), replaces Pager.
+	live atomic.Pointer[pager.Pager]
+
 	// staging keeps reap's read buffers (*[]byte) between restores: a new
 	// buffer's pages are fresh memory, which costs a page-table entry per
 	// page on a VM, as the region pool explains.
 	staging sync.Pool
+}
+
+// SetPager makes later restores use p instead of Pager: the worker starts
+// a new pager when the one it had gave up (died too often). Safe while
+// restores run.
+func (r *Restorer) SetPager(p *pager.Pager) { r.live.Store(p) }
+
+func (r *Restorer) pager() *pager.Pager {
+	if p := r.live.Load(); p != nil {
+		return p
+	}
+	return r.Pager
 }
 
 // pooled reports whether a restore in mode may reuse a region: eager and
@@ -152,11 +168,34 @@ type Memory struct {
 	uffdLen uint64 // bytes registered with uffd, from the region's start
 	image   *os.File
 	crc     *os.File
-	base    int64     // faults already counted before the pager took over
-	check   *mapCheck // mmap: verifies pages the kernel mapped
+	base    int64          // faults already counted before the pager took over
+	check   *mapCheck      // mmap: verifies pages the kernel mapped
+	failed  pager.Failures // the session's, kept by release
 	// onBad, if set, runs once when Verify first finds a bad page (a
 	// store mmap restore removes its materialised image).
 	onBad func()
+}
+
+// Paged reports whether a pager serves this memory's missing pages.
+func (m *Memory) Paged() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.session != nil
+}
+
+// Failures says why the pager refused or failed pages of this memory (all
+// zero without a pager): the page source was unavailable past the fault
+// budget, a page failed its checksum, or the pager died or stalled with
+// faults outstanding. Any non-zero count means the instance must be
+// discarded.
+func (m *Memory) Failures() pager.Failures {
+	m.mu.Lock()
+	sess, f := m.session, m.failed
+	m.mu.Unlock()
+	if sess == nil {
+		return f
+	}
+	return sess.Failures()
 }
 
 // Stats returns the preparation stats with the pager's fault counts so far.
@@ -245,6 +284,8 @@ func (m *Memory) release() {
 			m.stats.BytesRead += int64(ps.BytesRead)
 			m.stats.BadPages = max(m.stats.BadPages, int64(ps.Errors))
 		}
+		m.failed = m.session.Failures()
+		m.stats.BadPages = max(m.stats.BadPages, int64(m.session.Errors()))
 		_ = m.session.Close()
 		m.session = nil
 	}
@@ -439,7 +480,7 @@ type prefetch struct {
 // lazy registers the region with userfaultfd, optionally installs a working
 // set first, and hands the rest to the pager process.
 func (r *Restorer) lazy(m *Memory, snap *snapshot.Snapshot, pf *prefetch, record bool) error {
-	if r.Pager == nil {
+	if r.pager() == nil {
 		return fmt.Errorf("no pager process: %w", errdefs.ErrUnavailable)
 	}
 	img, err := os.Open(snap.Path(snapshot.ImageFile))
@@ -508,7 +549,7 @@ func (r *Restorer) attach(m *Memory, src pager.SourceSpec, spec pager.Spec) erro
 	if err != nil {
 		return fmt.Errorf("userfaultfd: %v: %w", err, errdefs.ErrUnavailable)
 	}
-	sess, err := r.Pager.ServeSource(u, src, spec)
+	sess, err := r.pager().ServeSource(u, src, spec)
 	if err != nil {
 		_ = u.Close()
 		return fmt.Errorf("pager: %w", err)

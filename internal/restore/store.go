@@ -40,9 +40,9 @@ import (
 // Every chunk is authenticated by the store before any byte of it reaches
 // the region, so a tampered chunk fails the restore with errdefs.ErrCorrupt
 // (counted by CorruptRestores) and the caller falls back to a cold start.
-// In lazy paging a tampered chunk is detected by the pager, which leaves the
-// faulting thread blocked rather than install it (counted in the session's
-// Stats.Errors); the owner must discard that instance.
+// In lazy paging a tampered or unavailable chunk is detected by the pager,
+// which serves a zero page instead of installing it (counted in the
+// session's Errors and Failures); the owner must discard that instance.
 type StoreRestorer struct {
 	// Pager serves lazy pages (lazy, reap, bulk).
 	Pager *pager.Pager
@@ -58,6 +58,18 @@ type StoreRestorer struct {
 	Readahead int
 
 	corrupt atomic.Int64
+	live    atomic.Pointer[pager.Pager] // replaces Pager once set (SetPager)
+}
+
+// SetPager makes later restores use p instead of Pager (see
+// Restorer.SetPager).
+func (r *StoreRestorer) SetPager(p *pager.Pager) { r.live.Store(p) }
+
+func (r *StoreRestorer) pager() *pager.Pager {
+	if p := r.live.Load(); p != nil {
+		return p
+	}
+	return r.Pager
 }
 
 // CorruptRestores counts restores that failed because stored data failed
@@ -182,7 +194,8 @@ func (r *StoreRestorer) mmap(ctx context.Context, m *Memory, snap *storesnap.Sna
 // working set first (ws; bulk: before registering), and hands the rest to
 // the pager's store source.
 func (r *StoreRestorer) lazy(ctx context.Context, m *Memory, snap *storesnap.Snapshot, ws, bulk, record bool) error {
-	if r.Pager == nil {
+	pg := r.pager()
+	if pg == nil {
 		return fmt.Errorf("no pager process: %w", errdefs.ErrUnavailable)
 	}
 	size := uint64(snap.Meta.ImageSize)
@@ -211,7 +224,7 @@ func (r *StoreRestorer) lazy(ctx context.Context, m *Memory, snap *storesnap.Sna
 	if err != nil {
 		return err
 	}
-	sess, err := r.Pager.ServeSource(u, src, pager.Spec{Base: m.Region.Addr(), Length: size, Record: record, Readahead: r.Readahead})
+	sess, err := pg.ServeSource(u, src, pager.Spec{Base: m.Region.Addr(), Length: size, Record: record, Readahead: r.Readahead})
 	if err != nil {
 		return fmt.Errorf("pager: %w", err)
 	}

@@ -188,6 +188,28 @@ func (u *FD) Close() error {
 	return u.f.Close()
 }
 
+// Pending reports whether fault messages are queued on the descriptor and
+// not yet read by anyone (poll(2) for POLLIN, without waiting or reading).
+func (u *FD) Pending() (bool, error) {
+	var (
+		ready bool
+		perr  error
+	)
+	if err := u.rc.Control(func(fd uintptr) {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			_, perr = unix.Poll(pfd, 0)
+			if perr != unix.EINTR {
+				break
+			}
+		}
+		ready = pfd[0].Revents&unix.POLLIN != 0
+	}); err != nil {
+		return false, fmt.Errorf("%w (%v)", os.ErrClosed, err)
+	}
+	return ready, perr
+}
+
 // ioctl issues req with arg on the descriptor, holding a reference so a
 // concurrent Close cannot recycle the number mid-call.
 func (u *FD) ioctl(req uintptr, arg unsafe.Pointer) error {

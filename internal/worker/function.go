@@ -201,7 +201,7 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	}
 	f.w.metrics.instances.WithLabelValues(f.rec.Name, "busy").Inc()
 	t2 := time.Now()
-	resp, err := inst.Invoke(ctx, req)
+	resp, err := invokeWatched(ctx, inst, req)
 	t.Exec = time.Since(t2)
 	f.w.metrics.instances.WithLabelValues(f.rec.Name, "busy").Dec()
 	inst.served++
@@ -211,7 +211,8 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 		t.SnapshotRequest, t.SnapshotID = inst.snap.Meta.Request, inst.snap.Meta.ID
 	}
 	if inst.mem != nil {
-		if why := f.checkMemory(inst, &t); why != "" {
+		if why, cause := f.checkMemory(inst, &t); why != "" {
+			f.w.metrics.discarded.WithLabelValues(f.rec.Name, string(inst.mode), cause).Inc()
 			// The instance was given snapshot pages that failed their
 			// checksum: the answer was computed from wrong memory. Discard
 			// both and serve the request again from a cold boot (the
@@ -242,7 +243,10 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 // restore's stats, whose bad-page count covers what the pager refused; an
 // mmap instance's newly mapped pages are verified after every call, since
 // the kernel maps them unchecked and a later call can map more.
-func (f *function) checkMemory(inst *instance, t *Timing) string {
+//
+// The cause is a metric label: verify, checksum, source_unavailable or
+// pager_lost.
+func (f *function) checkMemory(inst *instance, t *Timing) (why, cause string) {
 	// mmap checks the pages mapped during the call; the pager modes read
 	// the count of pages the pager refused, from a page it shares with us.
 	// Either way after every call, not only the first: a page first
@@ -256,11 +260,80 @@ func (f *function) checkMemory(inst *instance, t *Timing) string {
 	}
 	switch {
 	case err != nil:
-		return fmt.Sprintf("snapshot pages could not be verified after call %d (%v); retried on a cold boot", inst.served, err)
+		return fmt.Sprintf("snapshot pages could not be verified after call %d (%v); retried on a cold boot", inst.served, err), "verify"
 	case bad > 0:
-		return fmt.Sprintf("%d snapshot pages failed their checksum during call %d; retried on a cold boot", bad, inst.served)
+		pf := inst.mem.Failures()
+		switch {
+		case pf.Lost > 0:
+			return fmt.Sprintf("the pager died or stopped answering faults during call %d; retried on a cold boot", inst.served), "pager_lost"
+		case pf.Unavailable > 0:
+			return fmt.Sprintf("%d snapshot pages could not be fetched (page source unavailable) during call %d; retried on a cold boot", pf.Unavailable, inst.served), "source_unavailable"
+		}
+		return fmt.Sprintf("%d snapshot pages failed their checksum during call %d; retried on a cold boot", bad, inst.served), "checksum"
 	}
-	return ""
+	return "", ""
+}
+
+// pagerWatch is how often a call on paged memory checks whether the pager
+// has refused a page.
+const pagerWatch = 20 * time.Millisecond
+
+// invokeWatched is inst.Invoke that stops the call as soon as the pager
+// refuses one of its pages (watchPager).
+func invokeWatched(ctx context.Context, inst *instance, req *abi.Request) (*abi.Response, error) {
+	if inst.mem == nil {
+		return inst.Invoke(ctx, req)
+	}
+	ctx, stop := watchPager(ctx, inst.mem)
+	defer stop()
+	return inst.Invoke(ctx, req)
+}
+
+// watchPager returns a context that is cancelled as soon as the pager
+// refuses a page of mem (served as zeros: source unavailable, checksum,
+// pager lost). A guest running on from wrong memory could otherwise loop
+// until its timeout; the caller discards the instance and serves the
+// request cold. Call stop when the guest code has returned.
+func watchPager(ctx context.Context, mem *restore.Memory) (context.Context, func()) {
+	if !mem.Paged() {
+		return ctx, func() {}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(pagerWatch)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if pf := mem.Failures(); pf.Unavailable+pf.Corrupt+pf.Lost > 0 {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return cctx, func() { close(done); cancel() }
+}
+
+// restoreFailed names the pager's failures, if any, in the error of a
+// restore whose hooks failed on mem, and counts the instance as discarded.
+func (f *function) restoreFailed(mem *restore.Memory, mode restore.Mode, err error) error {
+	pf := mem.Failures()
+	switch {
+	case pf.Lost > 0:
+		f.w.metrics.discarded.WithLabelValues(f.rec.Name, string(mode), "pager_lost").Inc()
+		return fmt.Errorf("the pager died or stopped answering faults during the restore: %w", err)
+	case pf.Unavailable > 0:
+		f.w.metrics.discarded.WithLabelValues(f.rec.Name, string(mode), "source_unavailable").Inc()
+		return fmt.Errorf("%d snapshot pages could not be fetched (page source unavailable) during the restore: %w", pf.Unavailable, err)
+	case pf.Corrupt > 0:
+		f.w.metrics.discarded.WithLabelValues(f.rec.Name, string(mode), "checksum").Inc()
+		return fmt.Errorf("%d snapshot pages failed their checksum during the restore: %w", pf.Corrupt, err)
+	}
+	return err
 }
 
 // retryCold replaces a restored instance whose memory turned out corrupt by
@@ -269,7 +342,7 @@ func (f *function) retryCold(ctx context.Context, bad *instance, req *abi.Reques
 	f.w.metrics.fallbacks.WithLabelValues(f.rec.Name, string(bad.mode)).Inc()
 	bad.Close(ctx)
 	t.Fallback = why
-	f.w.log.Warn("corrupt snapshot pages; retrying cold", "function", f.rec.Name, "mode", bad.mode, "call", bad.served, "reason", why)
+	f.w.log.Warn("snapshot memory not trusted; retrying cold", "function", f.rec.Name, "mode", bad.mode, "call", bad.served, "reason", why)
 	t1 := time.Now()
 	inst, err := f.start(ctx, restore.Cold, true, false, t)
 	t.Start += time.Since(t1)
@@ -508,12 +581,14 @@ func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, mode re
 		return nil, err
 	}
 	t0 := time.Now()
-	inst, err := f.mod.Restore(ctx, f.instanceConfig(), &snap.Meta.State, mem.Region)
+	rctx, stop := watchPager(ctx, mem)
+	inst, err := f.mod.Restore(rctx, f.instanceConfig(), &snap.Meta.State, mem.Region)
+	stop()
 	if err != nil {
 		if record {
 			f.recording.Store(false)
 		}
-		return nil, err
+		return nil, f.restoreFailed(mem, prepMode, err)
 	}
 	t.Instantiate = time.Since(t0)
 	t.StartKind, t.Mode = "restore", prepMode

@@ -13,6 +13,7 @@ type metrics struct {
 	invocations *prometheus.CounterVec
 	starts      *prometheus.CounterVec
 	fallbacks   *prometheus.CounterVec
+	discarded   *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
 	stages      *prometheus.HistogramVec
 	faults      *prometheus.CounterVec
@@ -37,6 +38,9 @@ func newMetrics() *metrics {
 	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "thaw_restore_fallbacks_total", Help: "Restores that failed and fell back to a cold boot.",
 	}, []string{"function", "mode"})
+	m.discarded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thaw_restore_discarded_total", Help: "Restored instances discarded after a call because their memory could not be trusted, by cause (checksum, source_unavailable, pager_lost, verify); each request was served again on a cold boot.",
+	}, []string{"function", "mode", "cause"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "thaw_invocation_seconds", Help: "Invocation latency inside the worker, by start kind (warm, cold, restore).", Buckets: buckets,
 	}, []string{"function", "start"})
@@ -67,7 +71,7 @@ func newMetrics() *metrics {
 	m.idleSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "thaw_idle_seconds", Help: "Time guests spent in their idle call, off the requests' path.", Buckets: buckets,
 	}, []string{"function"})
-	m.reg.MustRegister(m.idle, m.idleSeconds, m.reused, m.checkpoints, m.invocations, m.starts, m.fallbacks, m.latency, m.stages, m.faults, m.bytesRead, m.instances, m.recordings,
+	m.reg.MustRegister(m.idle, m.idleSeconds, m.reused, m.checkpoints, m.invocations, m.starts, m.fallbacks, m.discarded, m.latency, m.stages, m.faults, m.bytesRead, m.instances, m.recordings,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -329,9 +329,11 @@ func (f *function) restoreFromStore(ctx context.Context, snap *snapshot.Snapshot
 		return nil, err
 	}
 	t0 := time.Now()
-	inst, err := f.mod.Restore(ctx, cfg, &sn.Meta.State, mem.Region)
+	rctx, stop := watchPager(ctx, mem)
+	inst, err := f.mod.Restore(rctx, cfg, &sn.Meta.State, mem.Region)
+	stop()
 	if err != nil {
-		return nil, err
+		return nil, f.restoreFailed(mem, prep, err)
 	}
 	t.Instantiate = time.Since(t0)
 	t.StartKind, t.Mode, t.Source = "restore", prep, SourceStore

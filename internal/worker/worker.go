@@ -58,6 +58,7 @@ type Worker struct {
 	dir      string
 	log      *slog.Logger
 	eng      *engine.Engine
+	pagerMu  sync.Mutex // guards pager, replaced by superviseP
 	pager    *pager.Pager
 	restorer *restore.Restorer
 	regions  *engine.RegionPool // nil: restores take new regions
@@ -139,6 +140,9 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 		w.Close(ctx)
 		return nil, err
 	}
+	if w.pager != nil {
+		go w.superviseP(w.pager)
+	}
 	go w.reaper()
 	return w, nil
 }
@@ -175,8 +179,66 @@ func (w *Worker) Close(ctx context.Context) {
 	if w.regions != nil {
 		w.regions.Close()
 	}
-	if w.pager != nil {
-		_ = w.pager.Close()
+	w.pagerMu.Lock()
+	p := w.pager
+	w.pager = nil
+	w.pagerMu.Unlock()
+	if p != nil {
+		_ = p.Close()
+	}
+}
+
+// pagerRetry is how long the worker waits before starting a new pager when
+// the last one gave up (its processes died too often within a minute).
+const pagerRetry = 10 * time.Second
+
+// superviseP starts a new pager whenever the current one gives up, so lazy
+// restores fall back to cold boots only for a while, never for good.
+// Sessions of the old pager were failed by it (their instances are
+// discarded); new restores use the new one.
+func (w *Worker) superviseP(p *pager.Pager) {
+	for {
+		select {
+		case <-p.Done():
+		case <-w.stop:
+			return
+		}
+		w.log.Error("pager gave up; lazy restores fall back to cold until a new one starts", "retry_in", pagerRetry)
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(pagerRetry):
+			}
+			ctx, cancel := context.WithTimeout(w.ctx, time.Minute)
+			next, err := pager.Start(ctx)
+			cancel()
+			if err != nil {
+				w.log.Error("starting a new pager", "err", err)
+				continue
+			}
+			w.pagerMu.Lock()
+			select {
+			case <-w.stop:
+				w.pagerMu.Unlock()
+				_ = next.Close()
+				return
+			default:
+			}
+			old := w.pager
+			w.pager = next
+			w.pagerMu.Unlock()
+			w.restorer.SetPager(next)
+			if w.store != nil {
+				w.store.restorer.SetPager(next)
+			}
+			if old != nil {
+				_ = old.Close()
+			}
+			w.log.Warn("new pager started", "pid", next.Pid())
+			p = next
+			break
+		}
 	}
 }
 
