@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"runtime"
 	"sync/atomic"
+	"time"
 )
 
 // hog holds what /oom allocates, so the collector cannot free it.
@@ -27,6 +29,11 @@ var sink int
 //	/oom    allocates and touches 16 MiB chunks until memory runs out
 //	/exit   os.Exit(3): the module exits in the middle of a request
 //	/block  blocks forever on a channel: the Go runtime's deadlock check
+//	/sleep  sleeps for 2^63-1 ns, in the host (WASI poll_oneoff): only the
+//	        host's deadline stops it
+//	/sleep-idle     arms that sleep in the next idle call
+//	/sleep-restore  arms it in the restore hook of every instance restored
+//	        from a snapshot of this instance's memory
 //
 // and one that does not fail:
 //
@@ -59,6 +66,15 @@ func Handler() http.Handler {
 	})
 	mux.HandleFunc("/exit", func(http.ResponseWriter, *http.Request) { os.Exit(3) })
 	mux.HandleFunc("/block", func(http.ResponseWriter, *http.Request) { <-make(chan int) })
+	mux.HandleFunc("/sleep", func(http.ResponseWriter, *http.Request) { time.Sleep(math.MaxInt64) })
+	mux.HandleFunc("/sleep-idle", func(w http.ResponseWriter, r *http.Request) {
+		idleSleep.Store(true)
+		fmt.Fprintln(w, "armed")
+	})
+	mux.HandleFunc("/sleep-restore", func(w http.ResponseWriter, r *http.Request) {
+		restoreSleep.Store(true)
+		fmt.Fprintln(w, "armed")
+	})
 	mux.HandleFunc("/gcs", func(w http.ResponseWriter, r *http.Request) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
@@ -72,10 +88,13 @@ func Handler() http.Handler {
 	return mux
 }
 
-// idles counts idle calls; idlePanic makes the next one panic.
+// idles counts idle calls; idlePanic makes the next one panic, idleSleep
+// sleep "for ever"; restoreSleep makes every restore hook sleep.
 var (
-	idles     atomic.Int64
-	idlePanic atomic.Bool
+	idles        atomic.Int64
+	idlePanic    atomic.Bool
+	idleSleep    atomic.Bool
+	restoreSleep atomic.Bool
 )
 
 // onIdle is registered with thaw.OnIdle in main.go.
@@ -83,5 +102,15 @@ func onIdle() {
 	idles.Add(1)
 	if idlePanic.Swap(false) {
 		panic("faulty: deliberate idle panic")
+	}
+	if idleSleep.Swap(false) {
+		time.Sleep(math.MaxInt64)
+	}
+}
+
+// onRestore is registered with thaw.OnRestore in main.go.
+func onRestore() {
+	if restoreSleep.Load() {
+		time.Sleep(math.MaxInt64)
 	}
 }
