@@ -31,7 +31,9 @@ type serveOptions struct {
 	InsecureListen bool
 	NoPager        bool
 	RegionPoolMiB  int
-	LogLevel       string
+	// MemoryBudgetMiB bounds all instances' memory (0: from the machine).
+	MemoryBudgetMiB int
+	LogLevel        string
 	// Store optionally names a snapshot store (the flags of `thaw store`);
 	// without --store-dir or --s3-endpoint the worker keeps snapshots
 	// locally only.
@@ -67,6 +69,7 @@ listens on a loopback address unless --insecure-listen is given.`,
 	f.BoolVar(&opts.InsecureListen, "insecure-listen", false, "allow a non-loopback address without a token")
 	f.BoolVar(&opts.NoPager, "no-pager", false, "run without the userfaultfd pager (lazy, reap and bulk restores fall back to cold)")
 	f.IntVar(&opts.RegionPoolMiB, "region-pool-mib", worker.DefaultRegionPoolMiB, "memory of finished instances kept for eager and bulk restores of the same function to reuse (0 or less: none)")
+	f.IntVar(&opts.MemoryBudgetMiB, "memory-budget-mib", 0, "memory all instances may reserve together, each its function's memory_mib; past it requests queue or get 503 and deploys that cannot fit get 400 (0: 3/4 of the machine's memory or cgroup limit)")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	opts.Store.register(f)
 	return cmd
@@ -115,7 +118,11 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 	if token == "" && !isLoopback(opts.Addr) && !opts.InsecureListen {
 		return nil, fmt.Errorf("refusing to listen on %s without a token: set --token or $THAW_TOKEN, listen on 127.0.0.1, or pass --insecure-listen: %w", opts.Addr, errdefs.ErrInvalid)
 	}
-	wopts := worker.Options{DataDir: opts.DataDir, Logger: log, NoPager: opts.NoPager, RegionPoolMiB: regionPool(opts.RegionPoolMiB)}
+	wopts := worker.Options{DataDir: opts.DataDir, Logger: log, NoPager: opts.NoPager, RegionPoolMiB: regionPool(opts.RegionPoolMiB),
+		MemoryBudgetMiB: opts.MemoryBudgetMiB}
+	if opts.MemoryBudgetMiB < 0 {
+		return nil, fmt.Errorf("--memory-budget-mib %d is negative: %w", opts.MemoryBudgetMiB, errdefs.ErrInvalid)
+	}
 	if opts.Store.Dir != "" || opts.Store.S3Endpoint != "" {
 		cfg, err := opts.Store.config()
 		if err != nil {
