@@ -53,8 +53,8 @@ type function struct {
 	// memWaiting counts requests holding a slot while they wait for the
 	// worker's memory budget (reserveMemory); they share max_queue.
 	memWaiting int
-	wake    chan struct{} // closed and replaced when an instance frees up
-	closed  bool
+	wake       chan struct{} // closed and replaced when an instance frees up
+	closed     bool
 
 	recording atomic.Bool
 	// settling counts instances between a request and their return to the
