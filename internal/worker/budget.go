@@ -150,7 +150,7 @@ func (w *Worker) reserveMemory(ctx context.Context, f *function) (*reservation, 
 		if r, ok := w.budget.tryReserve(n); ok {
 			return r, nil
 		}
-		if w.evictIdle() {
+		if w.evictIdle(f) {
 			continue
 		}
 		pending := 1 // f's slot for this request, until it is counted as waiting
@@ -219,18 +219,26 @@ func (w *Worker) othersBusy(self *function, pending int) bool {
 
 // evictIdle closes the least recently used idle instance of any function
 // that has more than its min_instances, and reports whether it found one.
-func (w *Worker) evictIdle() bool {
+// The version of a function that self's deploy replaces keeps no floor:
+// checkFits did not count it.
+func (w *Worker) evictIdle(self *function) bool {
 	w.mu.Lock()
 	fns := make([]*function, 0, len(w.fns))
 	for _, f := range w.fns {
 		fns = append(fns, f)
 	}
 	w.mu.Unlock()
+	floor := func(g *function) int {
+		if g != self && g.rec.Name == self.rec.Name {
+			return 0
+		}
+		return g.rec.Config.MinInstances
+	}
 	var victim *function
 	var oldest time.Time
 	for _, f := range fns {
 		f.mu.Lock()
-		if len(f.idle) > 0 && f.total > f.rec.Config.MinInstances && (victim == nil || f.idle[0].lastUsed.Before(oldest)) {
+		if len(f.idle) > 0 && f.total > floor(f) && (victim == nil || f.idle[0].lastUsed.Before(oldest)) {
 			victim, oldest = f, f.idle[0].lastUsed
 		}
 		f.mu.Unlock()
@@ -239,7 +247,7 @@ func (w *Worker) evictIdle() bool {
 		return false
 	}
 	victim.mu.Lock()
-	if len(victim.idle) == 0 || victim.total <= victim.rec.Config.MinInstances {
+	if len(victim.idle) == 0 || victim.total <= floor(victim) {
 		victim.mu.Unlock()
 		return true // taken meanwhile: the caller tries again
 	}
