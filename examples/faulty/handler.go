@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"runtime"
@@ -31,6 +32,11 @@ var sink int
 //	/block  blocks forever on a channel: the Go runtime's deadlock check
 //	/spin?ms=N  computes for N milliseconds, then answers 200 "spun"
 //	        (a slow call that ends on its own)
+//	/sleep  sleeps for 2^63-1 ns, in the host (WASI poll_oneoff): only the
+//	        host's deadline stops it
+//	/sleep-idle     arms that sleep in the next idle call
+//	/sleep-restore  arms it in the restore hook of every instance restored
+//	        from a snapshot of this instance's memory
 //
 // and one that does not fail:
 //
@@ -70,6 +76,15 @@ func Handler() http.Handler {
 		fmt.Fprintln(w, "spun")
 	})
 	mux.HandleFunc("/block", func(http.ResponseWriter, *http.Request) { <-make(chan int) })
+	mux.HandleFunc("/sleep", func(http.ResponseWriter, *http.Request) { time.Sleep(math.MaxInt64) })
+	mux.HandleFunc("/sleep-idle", func(w http.ResponseWriter, r *http.Request) {
+		idleSleep.Store(true)
+		fmt.Fprintln(w, "armed")
+	})
+	mux.HandleFunc("/sleep-restore", func(w http.ResponseWriter, r *http.Request) {
+		restoreSleep.Store(true)
+		fmt.Fprintln(w, "armed")
+	})
 	mux.HandleFunc("/gcs", func(w http.ResponseWriter, r *http.Request) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
@@ -83,10 +98,13 @@ func Handler() http.Handler {
 	return mux
 }
 
-// idles counts idle calls; idlePanic makes the next one panic.
+// idles counts idle calls; idlePanic makes the next one panic, idleSleep
+// sleep "for ever"; restoreSleep makes every restore hook sleep.
 var (
-	idles     atomic.Int64
-	idlePanic atomic.Bool
+	idles        atomic.Int64
+	idlePanic    atomic.Bool
+	idleSleep    atomic.Bool
+	restoreSleep atomic.Bool
 )
 
 // onIdle is registered with thaw.OnIdle in main.go.
@@ -94,5 +112,15 @@ func onIdle() {
 	idles.Add(1)
 	if idlePanic.Swap(false) {
 		panic("faulty: deliberate idle panic")
+	}
+	if idleSleep.Swap(false) {
+		time.Sleep(math.MaxInt64)
+	}
+}
+
+// onRestore is registered with thaw.OnRestore in main.go.
+func onRestore() {
+	if restoreSleep.Load() {
+		time.Sleep(math.MaxInt64)
 	}
 }

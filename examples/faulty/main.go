@@ -7,6 +7,7 @@ import thaw "github.com/thaw-run/thaw/sdk/go"
 func init() {
 	thaw.Handle(Handler())
 	thaw.OnIdle(onIdle)
+	thaw.OnRestore(onRestore)
 }
 
 func main() {}

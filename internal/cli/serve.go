@@ -44,6 +44,8 @@ type serveOptions struct {
 	// AllowedHosts are the names besides IP addresses and localhost that
 	// requests may be addressed to ("*": any).
 	AllowedHosts []string
+	// MemoryBudgetMiB bounds all instances' memory (0: from the machine).
+	MemoryBudgetMiB int
 	// Store optionally names a snapshot store (the flags of `thaw store`);
 	// without --store-dir or --s3-endpoint the worker keeps snapshots
 	// locally only.
@@ -86,6 +88,7 @@ most --max-body-memory-mib in memory: past it, requests with a body answer
 	f.BoolVar(&opts.InsecureListen, "insecure-listen", false, "allow a non-loopback address without a token")
 	f.BoolVar(&opts.NoPager, "no-pager", false, "run without the userfaultfd pager (lazy, reap and bulk restores fall back to cold)")
 	f.IntVar(&opts.RegionPoolMiB, "region-pool-mib", worker.DefaultRegionPoolMiB, "memory of finished instances kept for eager and bulk restores of the same function to reuse (0 or less: none)")
+	f.IntVar(&opts.MemoryBudgetMiB, "memory-budget-mib", 0, "memory all instances may reserve together, each its function's memory_mib; past it requests queue or get 503 and deploys that cannot fit get 400 (0: 3/4 of the machine's memory or cgroup limit)")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.IntVar(&opts.MaxConns, "max-conns", server.DefaultMaxConns, "most open client connections; at the bound the longest-idle one is closed for a new one, else the new one gets 503")
 	f.IntVar(&opts.MaxBodyMemoryMiB, "max-body-memory-mib", server.DefaultMaxBodyMemory>>20, "most MiB of invocation request bodies held in memory at once, worker-wide; past it requests with a body get 503")
@@ -140,7 +143,11 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 	if token == "" && !isLoopback(opts.Addr) && !opts.InsecureListen {
 		return nil, fmt.Errorf("refusing to listen on %s without a token: set --token or $THAW_TOKEN, listen on 127.0.0.1, or pass --insecure-listen: %w", opts.Addr, errdefs.ErrInvalid)
 	}
-	wopts := worker.Options{DataDir: opts.DataDir, Logger: log, NoPager: opts.NoPager, RegionPoolMiB: regionPool(opts.RegionPoolMiB)}
+	wopts := worker.Options{DataDir: opts.DataDir, Logger: log, NoPager: opts.NoPager, RegionPoolMiB: regionPool(opts.RegionPoolMiB),
+		MemoryBudgetMiB: opts.MemoryBudgetMiB}
+	if opts.MemoryBudgetMiB < 0 {
+		return nil, fmt.Errorf("--memory-budget-mib %d is negative: %w", opts.MemoryBudgetMiB, errdefs.ErrInvalid)
+	}
 	if opts.Store.Dir != "" || opts.Store.S3Endpoint != "" {
 		cfg, err := opts.Store.config()
 		if err != nil {

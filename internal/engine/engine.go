@@ -260,6 +260,7 @@ func (m *Module) restoreModule(ctx context.Context, pages uint32) (wazero.Compil
 
 func (m *Module) instantiate(ctx context.Context, cm wazero.CompiledModule, region *Region, cfg InstanceConfig, clk *clock) (*Instance, error) {
 	stderr := &tailBuffer{max: 4096}
+	sl := &sleeper{}
 	mc := wazero.NewModuleConfig().
 		WithName(fmt.Sprintf("i%d", m.e.seq.Add(1))).
 		WithStartFunctions().
@@ -267,15 +268,57 @@ func (m *Module) instantiate(ctx context.Context, cm wazero.CompiledModule, regi
 		WithStderr(stderr).
 		WithRandSource(rand.Reader).
 		WithSysWalltime().
-		WithSysNanosleep().
+		WithNanosleep(sl.sleep).
 		WithNanotime(clk.nanotime, 1)
 	alloc := experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory { return region })
 	mod, err := m.e.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, alloc), cm, mc)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	return &Instance{m: m, mod: mod, region: region, clock: clk, cfg: cfg, stderr: stderr,
+	return &Instance{m: m, mod: mod, region: region, clock: clk, cfg: cfg, stderr: stderr, sleep: sl,
 		alloc: mod.ExportedFunction(abi.ExportAlloc), handle: mod.ExportedFunction(abi.ExportHandle)}, nil
+}
+
+// sleeper is an instance's nanosleep, which WASI's poll_oneoff calls for
+// clock subscriptions (Go's time.Sleep and its scheduler's idle wait
+// reach it). wazero's sys.Nanosleep takes no context and its default
+// sleeps in time.Sleep, out of reach of the call's deadline: a guest asking
+// for 2^63 ns would hold its goroutine and its instance slot for ever. So
+// the sleep also ends when the current call's context is done; the guest
+// then resumes and wazero, which closes the module on that context, stops
+// it at its next function entry or loop back-edge.
+type sleeper struct {
+	mu   sync.Mutex
+	done <-chan struct{} // the running call's ctx.Done(); nil between calls
+}
+
+// during makes sleeps end when ctx is done, until the returned func runs.
+func (s *sleeper) during(ctx context.Context) func() {
+	s.mu.Lock()
+	s.done = ctx.Done()
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.done = nil
+		s.mu.Unlock()
+	}
+}
+
+func (s *sleeper) sleep(ns int64) {
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	// Guest code only runs inside a call, which always has a done channel;
+	// without one there is no deadline to honour, so never block.
+	if ns <= 0 || done == nil {
+		return
+	}
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-done:
+	}
 }
 
 // clock is an instance's monotonic clock. A restored instance continues from

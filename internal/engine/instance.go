@@ -37,6 +37,7 @@ type Instance struct {
 	clock  *clock
 	cfg    InstanceConfig
 	stderr *tailBuffer
+	sleep  *sleeper
 	alloc  api.Function
 	handle api.Function
 	dead   bool
@@ -62,6 +63,7 @@ func (i *Instance) Invoke(ctx context.Context, req *abi.Request) (*abi.Response,
 	}
 	ctx, cancel := i.deadline(ctx)
 	defer cancel()
+	defer i.sleep.during(ctx)()
 	in := req.AppendTo(nil)
 	res, err := i.alloc.Call(ctx, uint64(len(in)))
 	if err != nil {
@@ -109,6 +111,7 @@ func (i *Instance) callWithin(ctx context.Context, name string, timeout time.Dur
 		ctx, cancel = i.deadline(ctx)
 	}
 	defer cancel()
+	defer i.sleep.during(ctx)()
 	if _, err := fn.Call(ctx); err != nil {
 		return i.fault(ctx, name, err)
 	}

@@ -72,9 +72,15 @@ func (r *Region) Size() uint64 {
 	return r.size
 }
 
-// OnFree registers f to run when the region is released.
+// OnFree registers f to run when the region is released, or runs it now
+// if the region already was.
 func (r *Region) OnFree(f func()) {
 	r.mu.Lock()
+	if r.freed {
+		r.mu.Unlock()
+		f()
+		return
+	}
 	r.onFree = append(r.onFree, f)
 	r.mu.Unlock()
 }

@@ -32,6 +32,34 @@ type RegionPool struct {
 	held   uint64    // sum of idle regions' Touched
 	idle   []*Region // least recently freed first
 	closed bool
+	// limit, when set, lowers the budget to what it returns at each put
+	// (the room a worker's memory budget leaves).
+	limit func() uint64
+}
+
+// SetLimit makes the pool keep, from now on, at most min(budget, limit())
+// bytes when a region comes back. Call it before the pool is used.
+func (p *RegionPool) SetLimit(limit func() uint64) {
+	p.mu.Lock()
+	p.limit = limit
+	p.mu.Unlock()
+}
+
+// Trim unmaps the least recently freed idle regions until the bytes the
+// pool keeps are at most max.
+func (p *RegionPool) Trim(max uint64) {
+	p.mu.Lock()
+	var drop []*Region
+	for p.held > max && len(p.idle) > 0 {
+		old := p.idle[0]
+		p.idle = p.idle[1:]
+		p.held -= old.touched
+		drop = append(drop, old)
+	}
+	p.mu.Unlock()
+	for _, old := range drop {
+		_ = unix.Munmap(old.mem)
+	}
 }
 
 // NewRegionPool returns a pool that keeps idle regions while the bytes they
@@ -80,14 +108,21 @@ func (p *RegionPool) put(r *Region) bool {
 	touched := r.touched
 	r.mu.Unlock()
 	p.mu.Lock()
-	if p.closed || touched > p.budget {
+	limit := p.limit
+	p.mu.Unlock()
+	budget := p.budget
+	if limit != nil {
+		budget = min(budget, limit())
+	}
+	p.mu.Lock()
+	if p.closed || touched > budget {
 		p.mu.Unlock()
 		return false
 	}
 	p.idle = append(p.idle, r)
 	p.held += touched
 	var drop []*Region
-	for p.held > p.budget {
+	for p.held > budget {
 		old := p.idle[0]
 		p.idle = p.idle[1:]
 		p.held -= old.touched

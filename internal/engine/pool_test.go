@@ -183,3 +183,52 @@ func TestRegionPoolClosed(t *testing.T) {
 		t.Fatalf("closed pool keeps %d regions", n)
 	}
 }
+
+// Trim unmaps the oldest idle regions down to a bound, and a limit lowers
+// what the pool keeps when regions come back (a worker's memory budget).
+func TestRegionPoolTrimAndLimit(t *testing.T) {
+	p := NewRegionPool(1 << 30)
+	defer p.Close()
+	var limit uint64 = 1 << 30
+	p.SetLimit(func() uint64 { return limit })
+	free := func(key string) {
+		r, err := p.Get(key, 16*PageSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Touch(4 * PageSize)
+		r.Free()
+	}
+	free("a")
+	free("b")
+	free("c")
+	if n, b := p.Idle(); n != 3 || b != 12*PageSize {
+		t.Fatalf("Idle = %d, %d; want 3 regions, %d bytes", n, b, 12*PageSize)
+	}
+	p.Trim(5 * PageSize)
+	if n, b := p.Idle(); n != 1 || b != 4*PageSize {
+		t.Fatalf("after Trim: %d regions, %d bytes; want 1, %d", n, b, 4*PageSize)
+	}
+	if r, _ := p.Get("c", 16*PageSize); !r.Reused() {
+		t.Fatal("Trim dropped the most recently freed region, not the oldest")
+	} else {
+		r.NoReuse()
+		r.Free()
+	}
+	limit = 3 * PageSize
+	free("d")
+	if n, _ := p.Idle(); n != 0 {
+		t.Fatalf("the pool kept %d regions past its limit", n)
+	}
+	// OnFree on a freed region runs at once.
+	r, err := NewRegion(PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Free()
+	ran := false
+	r.OnFree(func() { ran = true })
+	if !ran {
+		t.Fatal("OnFree on a freed region never runs")
+	}
+}

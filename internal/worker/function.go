@@ -50,8 +50,11 @@ type function struct {
 	idle    []*instance // most recently used last
 	total   int         // idle + busy + starting
 	waiting int
-	wake    chan struct{} // closed and replaced when an instance frees up
-	closed  bool
+	// memWaiting counts requests holding a slot while they wait for the
+	// worker's memory budget (reserveMemory); they share max_queue.
+	memWaiting int
+	wake       chan struct{} // closed and replaced when an instance frees up
+	closed     bool
 
 	recording atomic.Bool
 	// settling counts instances between a request and their return to the
@@ -185,6 +188,13 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	ctx = context.WithoutCancel(ctx)
 	if inst == nil {
 		t1 := time.Now()
+		res, err := f.w.reserveMemory(ctx, f)
+		t.Queue += time.Since(t1)
+		if err != nil {
+			f.release(nil)
+			return nil, err
+		}
+		t1 = time.Now()
 		mode := opts.Mode
 		if !fresh {
 			mode = f.rec.Config.RestoreMode
@@ -192,9 +202,11 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 		inst, err = f.start(ctx, mode, fresh, opts.DropCache, &t)
 		t.Start = time.Since(t1) - t.DropCache
 		if err != nil {
+			res.release()
 			f.release(nil)
 			return nil, err
 		}
+		res.attach(inst.Instance)
 		f.w.metrics.starts.WithLabelValues(f.rec.Name, string(inst.mode)).Inc()
 	} else {
 		t.StartKind, t.Mode = "warm", inst.mode
@@ -344,12 +356,19 @@ func (f *function) retryCold(ctx context.Context, bad *instance, req *abi.Reques
 	t.Fallback = why
 	f.w.log.Warn("snapshot memory not trusted; retrying cold", "function", f.rec.Name, "mode", bad.mode, "call", bad.served, "reason", why)
 	t1 := time.Now()
-	inst, err := f.start(ctx, restore.Cold, true, false, t)
-	t.Start += time.Since(t1)
+	res, err := f.w.reserveMemory(ctx, f) // bad's reservation went with its region
 	if err != nil {
 		f.release(nil)
 		return nil, nil, err
 	}
+	inst, err := f.start(ctx, restore.Cold, true, false, t)
+	t.Start += time.Since(t1)
+	if err != nil {
+		res.release()
+		f.release(nil)
+		return nil, nil, err
+	}
+	res.attach(inst.Instance)
 	f.w.metrics.starts.WithLabelValues(f.rec.Name, string(inst.mode)).Inc()
 	t2 := time.Now()
 	resp, err := inst.Invoke(ctx, req)
@@ -393,9 +412,10 @@ func (f *function) acquire(ctx context.Context, fresh bool) (*instance, error) {
 			victim.Close(ctx)
 			return nil, nil
 		}
-		if f.waiting >= f.rec.Config.MaxQueue {
+		if f.waiting+f.memWaiting >= f.rec.Config.MaxQueue {
+			n := f.waiting + f.memWaiting
 			f.mu.Unlock()
-			return nil, fmt.Errorf("function %q: %d requests already queued: %w", f.rec.Name, f.waiting, errdefs.ErrOverloaded)
+			return nil, fmt.Errorf("function %q: %d requests already queued: %w", f.rec.Name, n, errdefs.ErrOverloaded)
 		}
 		f.waiting++
 		wake := f.wake
@@ -500,6 +520,7 @@ func (f *function) releaseSettled(inst *instance, settled bool) {
 	f.mu.Unlock()
 	if keep {
 		f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Inc()
+		f.w.budget.notify() // an idle instance can be evicted for memory
 	} else if inst != nil {
 		inst.Close(context.Background())
 	}

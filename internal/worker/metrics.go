@@ -24,6 +24,10 @@ type metrics struct {
 	reused      *prometheus.CounterVec
 	idle        *prometheus.CounterVec
 	idleSeconds *prometheus.HistogramVec
+	// budgetRefusals and budgetEvictions count the memory budget's
+	// refusals (503) and the idle instances it closed to make room.
+	budgetRefusals  *prometheus.CounterVec
+	budgetEvictions *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -71,9 +75,26 @@ func newMetrics() *metrics {
 	m.idleSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "thaw_idle_seconds", Help: "Time guests spent in their idle call, off the requests' path.", Buckets: buckets,
 	}, []string{"function"})
-	m.reg.MustRegister(m.idle, m.idleSeconds, m.reused, m.checkpoints, m.invocations, m.starts, m.fallbacks, m.discarded, m.latency, m.stages, m.faults, m.bytesRead, m.instances, m.recordings,
+	m.budgetRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thaw_memory_budget_refusals_total", Help: "Requests and deploys refused (503) because the worker's memory budget had no room for another instance.",
+	}, []string{"function"})
+	m.budgetEvictions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thaw_memory_budget_evictions_total", Help: "Idle instances closed before their keep-alive to make room in the worker's memory budget.",
+	}, []string{"function"})
+	m.reg.MustRegister(m.budgetRefusals, m.budgetEvictions, m.idle, m.idleSeconds, m.reused, m.checkpoints, m.invocations, m.starts, m.fallbacks, m.discarded, m.latency, m.stages, m.faults, m.bytesRead, m.instances, m.recordings,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchBudget exports the memory budget and what is charged to it.
+func (m *metrics) watchBudget(b *memBudget) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "thaw_memory_budget_bytes", Help: "The worker's memory budget: the most its instances' memory caps and pooled regions may sum to.",
+		}, func() float64 { return float64(b.total) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "thaw_memory_reserved_bytes", Help: "Memory charged to the budget: live instances' memory caps plus idle pooled regions.",
+		}, func() float64 { return float64(b.used()) }))
 }
 
 // watchRegions exports the region pool's idle regions and bytes.

@@ -29,6 +29,10 @@ import (
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
+// defaultBudgetFallback is the memory budget when the machine's memory
+// cannot be read.
+const defaultBudgetFallback = 4 << 30
+
 // DefaultRegionPoolMiB is the default bound on idle instance memory kept
 // for reuse (Options.RegionPoolMiB).
 const DefaultRegionPoolMiB = 1024
@@ -46,6 +50,10 @@ type Options struct {
 	// by eager and bulk restores of the same function
 	// (engine.RegionPool; default DefaultRegionPoolMiB, negative: none).
 	RegionPoolMiB int
+	// MemoryBudgetMiB bounds the memory of all instances together: each
+	// reserves its function's memory_mib while it lives, and idle pooled
+	// regions count too (budget.go). Zero takes DefaultMemoryBudget.
+	MemoryBudgetMiB int
 	// Store, if set, is the snapshot store: every snapshot is published
 	// there in the background, and a snapshot whose local directory is
 	// missing or unusable is restored from there (store.go). Nil: local
@@ -62,6 +70,7 @@ type Worker struct {
 	pager    *pager.Pager
 	restorer *restore.Restorer
 	regions  *engine.RegionPool // nil: restores take new regions
+	budget   *memBudget
 	metrics  *metrics
 	// store is the snapshot store; nil without Options.Store.
 	store *workerStore
@@ -113,6 +122,17 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 		w.restorer.Regions = w.regions
 		w.metrics.watchRegions(w.regions)
 	}
+	budget := uint64(opts.MemoryBudgetMiB) << 20
+	if opts.MemoryBudgetMiB <= 0 {
+		budget = DefaultMemoryBudget()
+		if budget == 0 {
+			budget = defaultBudgetFallback
+			w.log.Warn("machine memory unknown; memory budget defaults", "mib", budget>>20)
+		}
+	}
+	w.budget = newMemBudget(budget, w.regions)
+	w.log.Info("memory budget", "mib", budget>>20)
+	w.metrics.watchBudget(w.budget)
 	if !opts.NoPager {
 		p, err := pager.Start(ctx)
 		if err != nil {
@@ -348,6 +368,9 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := w.checkFits(name, cfg); err != nil {
+		return nil, err
+	}
 	mod, err := w.eng.Compile(ctx, wasm)
 	if err != nil {
 		return nil, err
@@ -362,11 +385,18 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 
 	// Boot one instance now: it proves the module initialises, provides the
 	// snapshot, and then serves as the first warm instance.
+	res, err := w.reserveMemory(ctx, f)
+	if err != nil {
+		_ = mod.Close(ctx)
+		return nil, fmt.Errorf("deploy %s: %w", name, err)
+	}
 	inst, _, err := mod.Boot(ctx, f.instanceConfig())
 	if err != nil {
+		res.release()
 		_ = mod.Close(ctx)
 		return nil, fmt.Errorf("deploy %s: boot: %w", name, err)
 	}
+	res.attach(inst)
 	if cfg.RestoreMode != restore.Cold {
 		if err := inst.BeforeSnapshot(ctx); err != nil {
 			inst.Close(ctx)
