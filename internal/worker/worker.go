@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thaw-run/thaw/internal/crashpoint"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
@@ -375,6 +376,7 @@ func (w *Worker) persist(rec record, wasm []byte) error {
 		if err := writeAtomic(filepath.Join(dir, "module.wasm"), wasm); err != nil {
 			return fmt.Errorf("persist module: %w", err)
 		}
+		crashpoint.Hit(crashpoint.DeployModuleWritten)
 	}
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
