@@ -1,12 +1,14 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -216,8 +218,10 @@ func TestCrashPoints(t *testing.T) {
 
 			p = startArmed(t, dir, "", storeArgs...)
 			defer p.Stop()
-			checkServes(t, p, "fn", want)
+			// The start has collected what the crash left; checked
+			// before invoking, whose checkpoint may be being written.
 			checkClean(t, dir)
+			checkServes(t, p, "fn", want)
 			if t.Failed() {
 				t.Log(p.Log())
 			}
@@ -370,4 +374,65 @@ func TestOldLayoutLoads(t *testing.T) {
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// nonNumericFields are the configuration fields whose values are not
+// numbers.
+var nonNumericFields = map[string]bool{"public": true, "restore_mode": true, "policy": true}
+
+// TestConfigValuesRejected: NaN, infinities, negative and huge values of
+// every numeric configuration field answer 400 over HTTP (query parameter
+// and, where JSON can carry them, the config header) and make `thaw
+// deploy` exit 2; a deploy setting every field as a query parameter is
+// accepted. The fields come from worker.Fields, the one definition.
+func TestConfigValuesRejected(t *testing.T) {
+	p := shared(t)
+	wasm, path := module(t, "examples/hello")
+	bad := []string{"NaN", "Inf", "-Inf", "-1", "1e30", "99999999999999999999"}
+	for _, f := range worker.Fields {
+		if nonNumericFields[f.Name] {
+			continue
+		}
+		for _, v := range bad {
+			u := p.URL + "/v1/functions/badcfg?" + url.Values{f.Name: {v}}.Encode()
+			code, hdr, body := raw(t, "PUT", u, token, bytes.NewReader(wasm), map[string]string{"Content-Type": "application/wasm"})
+			if code != http.StatusBadRequest || hdr.Get(server.HeaderError) != "invalid" {
+				t.Errorf("query %s=%s: %d %s", f.Name, v, code, body)
+			}
+			if code, _, stderr := cli(t, p, "deploy", "badcfg", path, "--"+f.Flag, v); code != 2 {
+				t.Errorf("thaw deploy --%s %s: exit %d (%s)", f.Flag, v, code, stderr)
+			}
+		}
+		for _, v := range []string{"-1", "1e30", "-1e300"} {
+			hdr := map[string]string{"Content-Type": "application/wasm", server.HeaderConfig: `{"` + f.Name + `": ` + v + `}`}
+			code, _, body := raw(t, "PUT", p.URL+"/v1/functions/badcfg", token, bytes.NewReader(wasm), hdr)
+			if code != http.StatusBadRequest {
+				t.Errorf("JSON %s=%s: %d %s", f.Name, v, code, body)
+			}
+		}
+	}
+	if code, _, _ := raw(t, "GET", p.URL+"/v1/functions/badcfg", token, nil, nil); code != http.StatusNotFound {
+		t.Errorf("a rejected deploy left a function: %d", code)
+	}
+	// Every field as a query parameter, at once.
+	q := url.Values{"memory_mib": {"64"}, "timeout": {"2s"}, "init_timeout": {"90"}, "min_instances": {"0"},
+		"max_instances": {"3"}, "max_queue": {"5"}, "keep_alive": {"10s"}, "public": {"true"}, "restore_mode": {"eager"},
+		"policy": {"fixed:2"}, "pool_size": {"4"}, "rerecord_miss_rate": {"0.5"}}
+	for _, f := range worker.Fields {
+		if _, ok := q[f.Name]; !ok {
+			t.Fatalf("field %s missing from this test's query", f.Name)
+		}
+	}
+	code, _, body := raw(t, "PUT", p.URL+"/v1/functions/allcfg?"+q.Encode(), token, bytes.NewReader(wasm), map[string]string{"Content-Type": "application/wasm"})
+	if code != http.StatusOK {
+		t.Fatalf("deploy with every field: %d %s", code, body)
+	}
+	var info worker.Info
+	if err := json.Unmarshal(body, &info); err != nil {
+		t.Fatal(err)
+	}
+	c := info.Config
+	if c.InitTimeout != worker.Duration(90*time.Second) || c.Policy != "fixed:2" || c.PoolSize != 4 || c.RerecordMissRate != 0.5 || c.MaxQueue != 5 {
+		t.Errorf("deployed config %+v", c)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/crashpoint"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/policy"
 	"github.com/thaw-run/thaw/internal/snapshot"
@@ -22,6 +23,10 @@ type policyRecord struct {
 	// Extra lists the pool's snapshots beyond the initialisation one.
 	Extra []string        `json:"extra"`
 	State json.RawMessage `json:"state,omitempty"`
+	// Deployed is the deploy time of the record the pool belongs to: a
+	// pool saved for another deploy of the name is not this one's. Zero
+	// in files written before it existed.
+	Deployed time.Time `json:"deployed,omitzero"`
 }
 
 // candidates lists the pool: the initialisation snapshot first.
@@ -157,6 +162,9 @@ func (f *function) checkpoint(inst *instance, req int) {
 		snap, err := f.w.writeSnapshot(f, st, buf, req)
 		f.ckptBufs.put(buf)
 		if err == nil {
+			crashpoint.Hit(crashpoint.CheckpointSnapshotWritten)
+		}
+		if err == nil {
 			err = f.mod.PrepareRestore(f.w.ctx, snap.Meta.State.Pages)
 		}
 		if err == nil && parent != nil {
@@ -184,6 +192,7 @@ func (f *function) checkpoint(inst *instance, req int) {
 		f.w.metrics.checkpoints.WithLabelValues(f.rec.Name).Inc()
 		f.prune()
 		f.savePolicy()
+		crashpoint.Hit(crashpoint.CheckpointPolicySaved)
 	}()
 }
 
@@ -305,7 +314,7 @@ func (f *function) savePolicy() {
 	if err != nil {
 		return
 	}
-	rec := policyRecord{State: state}
+	rec := policyRecord{State: state, Deployed: f.rec.Deployed}
 	f.mu.Lock()
 	for _, s := range f.extra {
 		rec.Extra = append(rec.Extra, filepath.Base(s.Dir))
@@ -313,7 +322,7 @@ func (f *function) savePolicy() {
 	f.mu.Unlock()
 	b, err := json.Marshal(rec)
 	if err == nil {
-		err = writeAtomic(filepath.Join(f.w.fnDir(f.rec.Name), policyFile), b)
+		err = writeAtomic(filepath.Join(f.w.fnDir(f.rec.Name), policyFile), b, nil)
 	}
 	if err != nil {
 		f.w.log.Warn("saving policy state failed", "function", f.rec.Name, "err", err)
@@ -329,6 +338,11 @@ func (f *function) loadPolicy() {
 	var rec policyRecord
 	if err := json.Unmarshal(b, &rec); err != nil {
 		f.w.log.Warn("policy state unreadable; starting afresh", "function", f.rec.Name, "err", err)
+		return
+	}
+	if !rec.Deployed.IsZero() && !rec.Deployed.Equal(f.rec.Deployed) {
+		f.w.log.Info("policy state of a previous deploy removed", "function", f.rec.Name)
+		_ = os.Remove(filepath.Join(f.w.fnDir(f.rec.Name), policyFile))
 		return
 	}
 	if len(rec.State) > 0 {
