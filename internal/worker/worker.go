@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -251,7 +252,7 @@ func (w *Worker) load(ctx context.Context) error {
 }
 
 func (w *Worker) loadOne(ctx context.Context, name string) error {
-	b, err := os.ReadFile(w.recordPath(name))
+	b, err := readRecordFile(w.recordPath(name))
 	if err != nil {
 		return err
 	}
@@ -290,6 +291,28 @@ func (w *Worker) loadOne(ctx context.Context, name string) error {
 	w.fns[name] = f
 	w.mu.Unlock()
 	return nil
+}
+
+// maxRecordBytes bounds function.json: a record is a few hundred bytes,
+// and a damaged or hostile file must not make the worker allocate its
+// size.
+const maxRecordBytes = 64 << 10
+
+// readRecordFile reads a function.json of at most maxRecordBytes.
+func readRecordFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxRecordBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxRecordBytes {
+		return nil, fmt.Errorf("%s exceeds %d bytes: %w", path, maxRecordBytes, errdefs.ErrCorrupt)
+	}
+	return b, nil
 }
 
 // decodeRecord parses and checks a function.json: a name that is a valid
@@ -677,7 +700,7 @@ func (w *Worker) collectModules() {
 		return
 	}
 	for _, e := range fns {
-		b, err := os.ReadFile(w.recordPath(e.Name()))
+		b, err := readRecordFile(w.recordPath(e.Name()))
 		if err != nil {
 			if !errors.Is(err, os.ErrNotExist) {
 				return // unsure what it references: keep everything
