@@ -3,46 +3,40 @@ package cli
 import (
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
-	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
-// deployOptions are the flags of `thaw deploy`; zero values take the
+// configFlag is one of worker.Fields as a `thaw deploy` flag: it parses
+// into the deploy's configuration with the field's own Set, so flags,
+// query parameters and JSON accept the same values; unset flags leave the
 // server's defaults.
-type deployOptions struct {
-	MemoryMiB int
-	Timeout   time.Duration
-	Min, Max  int
-	MaxQueue  int
-	KeepAlive time.Duration
-	Public    bool
-	Mode      string
-	Policy    string
-	PoolSize  int
-	InitTO    time.Duration
+type configFlag struct {
+	cfg   *worker.Config
+	field worker.Field
+	value string
 }
 
-func (o deployOptions) config() (worker.Config, error) {
-	cfg := worker.Config{MemoryMiB: o.MemoryMiB, Timeout: worker.Duration(o.Timeout), MinInstances: o.Min, MaxInstances: o.Max,
-		MaxQueue: o.MaxQueue, KeepAlive: worker.Duration(o.KeepAlive), Public: o.Public,
-		Policy: o.Policy, PoolSize: o.PoolSize, InitTimeout: worker.Duration(o.InitTO)}
-	if o.Mode != "" {
-		m, err := restore.ParseMode(o.Mode)
-		if err != nil {
-			return cfg, fmt.Errorf("--mode: %w", err)
-		}
-		cfg.RestoreMode = m
+func (f *configFlag) String() string { return f.value }
+func (f *configFlag) Type() string {
+	if f.field.Bool {
+		return "bool"
 	}
-	return cfg, nil
+	return "value"
+}
+func (f *configFlag) Set(v string) error {
+	if err := f.field.Set(f.cfg, v); err != nil {
+		return err
+	}
+	f.value = v
+	return nil
 }
 
 func newDeployCommand(g *globalOptions) *cobra.Command {
-	var opts deployOptions
+	var cfg worker.Config
 	cmd := &cobra.Command{
 		Use:   "deploy NAME FILE.wasm",
 		Short: "Deploy or replace a function",
@@ -50,8 +44,9 @@ func newDeployCommand(g *globalOptions) *cobra.Command {
 once, takes its memory snapshot and keeps the booted instance warm.`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := opts.config()
-			if err != nil {
+			// Checked here, as the server checks it, so a bad value
+			// exits 2 before the module is read or sent.
+			if err := cfg.WithDefaults().Validate(); err != nil {
 				return err
 			}
 			wasm, err := os.ReadFile(args[1])
@@ -71,18 +66,12 @@ once, takes its memory snapshot and keeps the booted instance warm.`,
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.IntVar(&opts.MemoryMiB, "memory-mib", 0, fmt.Sprintf("memory cap per instance in MiB (default %d)", worker.DefaultMemoryMiB))
-	f.DurationVar(&opts.Timeout, "timeout", 0, fmt.Sprintf("time limit per invocation (default %s)", worker.DefaultTimeout))
-	f.IntVar(&opts.Min, "min", 0, "instances kept warm when idle (default 0: scale to zero)")
-	f.IntVar(&opts.Max, "max", 0, fmt.Sprintf("most instances at once (default %d)", worker.DefaultMaxInstances))
-	f.IntVar(&opts.MaxQueue, "max-queue", 0, fmt.Sprintf("most requests waiting for an instance before 429 (default %d)", worker.DefaultMaxQueue))
-	f.DurationVar(&opts.KeepAlive, "keep-alive", 0, fmt.Sprintf("how long an idle instance is kept (default %s)", worker.DefaultKeepAlive))
-	f.BoolVar(&opts.Public, "public", false, "allow invocation without the access token")
-	f.StringVar(&opts.Policy, "policy", "", `snapshot policy: "init", "fixed:N" or "pronghorn[:window=W,...]" (default init)`)
-	f.IntVar(&opts.PoolSize, "pool-size", 0, fmt.Sprintf("snapshots kept per function (default %d)", worker.DefaultPoolSize))
-	f.DurationVar(&opts.InitTO, "init-timeout", 0, fmt.Sprintf("time limit for a cold boot's initialisation (default %s)", worker.DefaultInitTimeout))
-	f.StringVar(&opts.Mode, "mode", "", "restore mode: cold, eager, mmap, lazy, reap, bulk (default "+string(restore.Default)+")")
+	for _, field := range worker.Fields {
+		fl := cmd.Flags().VarPF(&configFlag{cfg: &cfg, field: field}, field.Flag, "", field.Usage)
+		if field.Bool {
+			fl.NoOptDefVal = "true"
+		}
+	}
 	return cmd
 }
 

@@ -9,11 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
-	"time"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
-	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
@@ -185,53 +182,19 @@ func decodeConfig(b []byte, cfg *worker.Config) error {
 	return nil
 }
 
-// configFromQuery applies query parameters (the JSON field names) to cfg.
+// configFromQuery applies query parameters (the JSON field names, every
+// one of worker.Fields) to cfg. Values are checked once, with the rest of
+// the configuration, by worker.Config.Validate at deploy.
 func configFromQuery(q url.Values, cfg *worker.Config) error {
-	bad := func(k, v string, err error) error {
-		return fmt.Errorf("query parameter %s=%q: %v: %w", k, v, err, errdefs.ErrInvalid)
-	}
 	for k, vs := range q {
 		v := vs[len(vs)-1]
-		var err error
-		switch k {
-		case "memory_mib":
-			cfg.MemoryMiB, err = strconv.Atoi(v)
-		case "timeout":
-			err = parseDuration(v, &cfg.Timeout)
-		case "min_instances":
-			cfg.MinInstances, err = strconv.Atoi(v)
-		case "max_instances":
-			cfg.MaxInstances, err = strconv.Atoi(v)
-		case "max_queue":
-			cfg.MaxQueue, err = strconv.Atoi(v)
-		case "keep_alive":
-			err = parseDuration(v, &cfg.KeepAlive)
-		case "public":
-			cfg.Public, err = strconv.ParseBool(v)
-		case "restore_mode":
-			cfg.RestoreMode = restore.Mode(v)
-		case "rerecord_miss_rate":
-			cfg.RerecordMissRate, err = strconv.ParseFloat(v, 64)
-		default:
-			err = errors.New("unknown parameter")
+		f, ok := worker.FieldByName(k)
+		if !ok {
+			return fmt.Errorf("query parameter %s: unknown parameter: %w", k, errdefs.ErrInvalid)
 		}
-		if err != nil {
-			return bad(k, v, err)
+		if err := f.Set(cfg, v); err != nil {
+			return fmt.Errorf("query parameter %s=%q: %w", k, v, err)
 		}
 	}
-	return nil
-}
-
-// parseDuration accepts "2s" or a number of seconds, like worker.Duration's JSON.
-func parseDuration(v string, d *worker.Duration) error {
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		*d = worker.Duration(secs * float64(time.Second))
-		return nil
-	}
-	x, err := time.ParseDuration(v)
-	if err != nil {
-		return err
-	}
-	*d = worker.Duration(x)
 	return nil
 }

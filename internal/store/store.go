@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/crashpoint"
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
 
@@ -254,6 +255,7 @@ feed:
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	crashpoint.Hit(crashpoint.StoreChunksWritten)
 	if err := s.be.Put(ctx, manifestName(s.keys.tenant, snapshot), obj); err != nil {
 		return nil, fmt.Errorf("store: writing manifest %s: %w", snapshot, err)
 	}

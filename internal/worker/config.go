@@ -3,7 +3,9 @@ package worker
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
@@ -22,16 +24,34 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("duration %q: %w", s, err)
-		}
-		*d = Duration(v)
-		return nil
+		return d.parse(s)
 	}
 	var secs float64
 	if err := json.Unmarshal(b, &secs); err != nil {
-		return fmt.Errorf("duration must be a string like \"30s\" or seconds")
+		return fmt.Errorf("duration must be a string like \"30s\" or seconds: %w", errdefs.ErrInvalid)
+	}
+	return d.fromSeconds(secs)
+}
+
+// parse reads "1m30s" or a number of seconds ("2.5"), the forms JSON,
+// query parameters and flags share.
+func (d *Duration) parse(s string) error {
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		return d.fromSeconds(secs)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %v: %w", s, err, errdefs.ErrInvalid)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// fromSeconds converts a number of seconds, refusing NaN, infinities and
+// values a time.Duration cannot hold (the conversion would wrap).
+func (d *Duration) fromSeconds(secs float64) error {
+	if math.IsNaN(secs) || math.Abs(secs) > float64(math.MaxInt64)/float64(time.Second) {
+		return fmt.Errorf("duration of %v seconds is out of range: %w", secs, errdefs.ErrInvalid)
 	}
 	*d = Duration(secs * float64(time.Second))
 	return nil
@@ -121,34 +141,150 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports the first invalid field.
+// Upper bounds of Config's fields. They keep a typo (an extra zero, a
+// unit mix-up) from becoming an instance that never times out or a pool
+// the worker cannot hold; the memory budget (if any) bounds what fits.
+const (
+	maxTimeout      = time.Hour
+	maxKeepAlive    = 7 * 24 * time.Hour
+	maxInstancesCap = 1024
+	maxQueueCap     = 100000
+	maxPoolSize     = 64
+	maxMissRate     = 100.0
+)
+
+// Field is one configuration field: its JSON name (also its query
+// parameter), its `thaw deploy` flag, how a string value (query parameter,
+// flag) sets it, and how its value is checked. Fields is the one
+// definition the JSON decoding (through Config's struct tags and
+// Validate), the server's query parameters and the CLI's flags share.
+type Field struct {
+	// Name is the JSON field and query parameter.
+	Name string
+	// Flag is the `thaw deploy` flag, without dashes.
+	Flag string
+	// Usage describes the field for flags and docs.
+	Usage string
+	// Bool fields take no value as a flag (--public).
+	Bool bool
+	// Set parses v into c's field.
+	Set func(c *Config, v string) error
+	// Check reports whether c's field (after WithDefaults) is valid.
+	Check func(c Config) error
+}
+
+func intField(name, flag, usage string, get func(*Config) *int, lo, hi int) Field {
+	return Field{Name: name, Flag: flag, Usage: usage,
+		Set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s: want an integer: %w", name, errdefs.ErrInvalid)
+			}
+			*get(c) = n
+			return nil
+		},
+		Check: func(c Config) error {
+			if n := *get(&c); n < lo || n > hi {
+				return fmt.Errorf("%s %d outside %d..%d", name, n, lo, hi)
+			}
+			return nil
+		}}
+}
+
+func durationField(name, flag, usage string, get func(*Config) *Duration, lo, hi time.Duration) Field {
+	return Field{Name: name, Flag: flag, Usage: usage,
+		Set: func(c *Config, v string) error { return get(c).parse(v) },
+		Check: func(c Config) error {
+			if d := time.Duration(*get(&c)); d < lo || d > hi {
+				return fmt.Errorf("%s %s outside %s..%s", name, d, lo, hi)
+			}
+			return nil
+		}}
+}
+
+// Fields lists every configuration field.
+var Fields = []Field{
+	intField("memory_mib", "memory-mib", fmt.Sprintf("memory cap per instance in MiB (default %d)", DefaultMemoryMiB),
+		func(c *Config) *int { return &c.MemoryMiB }, 1, maxMemoryMiB),
+	durationField("timeout", "timeout", fmt.Sprintf("time limit per invocation (default %s)", DefaultTimeout),
+		func(c *Config) *Duration { return &c.Timeout }, time.Millisecond, maxTimeout),
+	durationField("init_timeout", "init-timeout", fmt.Sprintf("time limit for a cold boot's initialisation (default %s)", DefaultInitTimeout),
+		func(c *Config) *Duration { return &c.InitTimeout }, time.Millisecond, maxTimeout),
+	intField("min_instances", "min", "instances kept warm when idle (default 0: scale to zero)",
+		func(c *Config) *int { return &c.MinInstances }, 0, maxInstancesCap),
+	intField("max_instances", "max", fmt.Sprintf("most instances at once (default %d)", DefaultMaxInstances),
+		func(c *Config) *int { return &c.MaxInstances }, 1, maxInstancesCap),
+	intField("max_queue", "max-queue", fmt.Sprintf("most requests waiting for an instance before 429 (default %d)", DefaultMaxQueue),
+		func(c *Config) *int { return &c.MaxQueue }, 0, maxQueueCap),
+	durationField("keep_alive", "keep-alive", fmt.Sprintf("how long an idle instance is kept (default %s)", DefaultKeepAlive),
+		func(c *Config) *Duration { return &c.KeepAlive }, 0, maxKeepAlive),
+	{Name: "public", Flag: "public", Usage: "allow invocation without the access token", Bool: true,
+		Set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("public: want true or false: %w", errdefs.ErrInvalid)
+			}
+			c.Public = b
+			return nil
+		},
+		Check: func(Config) error { return nil }},
+	{Name: "restore_mode", Flag: "mode", Usage: "restore mode: cold, eager, mmap, lazy, reap, bulk (default " + string(restore.Default) + ")",
+		Set: func(c *Config, v string) error { c.RestoreMode = restore.Mode(v); return nil },
+		Check: func(c Config) error {
+			if _, err := restore.ParseMode(string(c.RestoreMode)); err != nil || c.RestoreMode == restore.Warm {
+				return fmt.Errorf("restore_mode %q is not one of cold, eager, mmap, lazy, reap, bulk", c.RestoreMode)
+			}
+			return nil
+		}},
+	{Name: "policy", Flag: "policy", Usage: `snapshot policy: "init", "fixed:N" or "pronghorn[:window=W,...]" (default init)`,
+		Set: func(c *Config, v string) error { c.Policy = v; return nil },
+		Check: func(c Config) error {
+			if _, err := policy.Parse(c.Policy, 1); err != nil {
+				return fmt.Errorf("policy: %v", err)
+			}
+			return nil
+		}},
+	intField("pool_size", "pool-size", fmt.Sprintf("snapshots kept per function (default %d)", DefaultPoolSize),
+		func(c *Config) *int { return &c.PoolSize }, 1, maxPoolSize),
+	{Name: "rerecord_miss_rate", Flag: "rerecord-miss-rate",
+		Usage: fmt.Sprintf("re-record the working set when pages faulted outside it exceed this fraction of it (default %g)", DefaultMissRate),
+		Set: func(c *Config, v string) error {
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return fmt.Errorf("rerecord_miss_rate: want a number: %w", errdefs.ErrInvalid)
+			}
+			c.RerecordMissRate = x
+			return nil
+		},
+		Check: func(c Config) error {
+			// Written so that NaN fails too.
+			if x := c.RerecordMissRate; !(x > 0 && x <= maxMissRate) {
+				return fmt.Errorf("rerecord_miss_rate %v outside (0, %g]", x, maxMissRate)
+			}
+			return nil
+		}},
+}
+
+// FieldByName returns the field with JSON name name.
+func FieldByName(name string) (Field, bool) {
+	for _, f := range Fields {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Field{}, false
+}
+
+// Validate reports the first invalid field (of c after WithDefaults, as
+// deployed), wrapped in errdefs.ErrInvalid.
 func (c Config) Validate() error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("config: "+format+": %w", append(a, errdefs.ErrInvalid)...)
+	for _, f := range Fields {
+		if err := f.Check(c); err != nil {
+			return fmt.Errorf("config: %v: %w", err, errdefs.ErrInvalid)
+		}
 	}
-	switch {
-	case c.MemoryMiB < 1 || c.MemoryMiB > maxMemoryMiB:
-		return bad("memory_mib %d outside 1..%d", c.MemoryMiB, maxMemoryMiB)
-	case c.Timeout < Duration(time.Millisecond):
-		return bad("timeout %s too short", time.Duration(c.Timeout))
-	case c.InitTimeout < Duration(time.Millisecond):
-		return bad("init_timeout %s too short", time.Duration(c.InitTimeout))
-	case c.MinInstances < 0 || c.MaxInstances < 1 || c.MinInstances > c.MaxInstances:
-		return bad("need 0 <= min_instances (%d) <= max_instances (%d), max >= 1", c.MinInstances, c.MaxInstances)
-	case c.MaxQueue < 0:
-		return bad("max_queue %d is negative", c.MaxQueue)
-	case c.KeepAlive < 0:
-		return bad("keep_alive is negative")
-	case c.RerecordMissRate < 0:
-		return bad("rerecord_miss_rate is negative")
-	case c.PoolSize < 1 || c.PoolSize > 64:
-		return bad("pool_size %d outside 1..64", c.PoolSize)
-	}
-	if _, err := policy.Parse(c.Policy, 1); err != nil {
-		return bad("policy: %v", err)
-	}
-	if _, err := restore.ParseMode(string(c.RestoreMode)); err != nil || c.RestoreMode == restore.Warm {
-		return bad("restore_mode %q is not one of cold, eager, mmap, lazy, reap, bulk", c.RestoreMode)
+	if c.MinInstances > c.MaxInstances {
+		return fmt.Errorf("config: min_instances (%d) exceeds max_instances (%d): %w", c.MinInstances, c.MaxInstances, errdefs.ErrInvalid)
 	}
 	return nil
 }

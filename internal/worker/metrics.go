@@ -13,6 +13,7 @@ type metrics struct {
 	invocations *prometheus.CounterVec
 	starts      *prometheus.CounterVec
 	fallbacks   *prometheus.CounterVec
+	// discarded counts snapshots found unusable at load and removed.
 	discarded   *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
 	stages      *prometheus.HistogramVec
@@ -51,6 +52,9 @@ func newMetrics() *metrics {
 	m.stages = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "thaw_start_stage_seconds", Help: "Instance start stages (instantiate, init, map, prefetch) by mode.", Buckets: buckets,
 	}, []string{"mode", "stage"})
+	m.discarded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thaw_snapshots_discarded_total", Help: "Snapshots discarded at load because they cannot belong to the function (reason module_mismatch: taken of another module).",
+	}, []string{"function", "reason"})
 	m.faults = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "thaw_restore_page_faults_total", Help: "Page faults served lazily during restored instances' first invocation.",
 	}, []string{"function", "mode"})

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/crashpoint"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/policy"
@@ -24,6 +25,10 @@ type policyRecord struct {
 	// Extra lists the pool's snapshots beyond the initialisation one.
 	Extra []string        `json:"extra"`
 	State json.RawMessage `json:"state,omitempty"`
+	// Deployed is the deploy time of the record the pool belongs to: a
+	// pool saved for another deploy of the name is not this one's. Zero
+	// in files written before it existed.
+	Deployed time.Time `json:"deployed,omitzero"`
 }
 
 // candidates lists the pool: the initialisation snapshot first.
@@ -159,6 +164,9 @@ func (f *function) checkpoint(inst *instance, req int) {
 		snap, err := f.w.writeSnapshot(f, st, buf, req)
 		f.ckptBufs.put(buf)
 		if err == nil {
+			crashpoint.Hit(crashpoint.CheckpointSnapshotWritten)
+		}
+		if err == nil {
 			err = f.mod.PrepareRestore(f.w.ctx, snap.Meta.State.Pages)
 		}
 		if err == nil && parent != nil {
@@ -186,6 +194,7 @@ func (f *function) checkpoint(inst *instance, req int) {
 		f.w.metrics.checkpoints.WithLabelValues(f.rec.Name).Inc()
 		f.prune()
 		f.savePolicy()
+		crashpoint.Hit(crashpoint.CheckpointPolicySaved)
 	}()
 }
 
@@ -307,7 +316,7 @@ func (f *function) savePolicy() {
 	if err != nil {
 		return
 	}
-	rec := policyRecord{State: state}
+	rec := policyRecord{State: state, Deployed: f.rec.Deployed}
 	f.mu.Lock()
 	for _, s := range f.extra {
 		rec.Extra = append(rec.Extra, filepath.Base(s.Dir))
@@ -315,7 +324,7 @@ func (f *function) savePolicy() {
 	f.mu.Unlock()
 	b, err := json.Marshal(rec)
 	if err == nil {
-		err = writeAtomic(filepath.Join(f.w.fnDir(f.rec.Name), policyFile), b)
+		err = writeAtomic(filepath.Join(f.w.fnDir(f.rec.Name), policyFile), b, nil)
 	}
 	if err != nil {
 		f.w.log.Warn("saving policy state failed", "function", f.rec.Name, "err", err)
@@ -368,6 +377,11 @@ func (f *function) loadPolicy() {
 	rec, err := decodePolicyRecord(b)
 	if err != nil {
 		f.w.log.Warn("policy state unreadable; starting afresh", "function", f.rec.Name, "err", err)
+		return
+	}
+	if !rec.Deployed.IsZero() && !rec.Deployed.Equal(f.rec.Deployed) {
+		f.w.log.Info("policy state of a previous deploy removed", "function", f.rec.Name)
+		_ = os.Remove(filepath.Join(f.w.fnDir(f.rec.Name), policyFile))
 		return
 	}
 	if len(rec.State) > 0 {

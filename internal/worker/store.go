@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thaw-run/thaw/internal/crashpoint"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/restore"
@@ -188,6 +189,7 @@ func (w *Worker) publishLater(name string, snap *snapshot.Snapshot) {
 			return // deleted or about to be (storedelete.go)
 		}
 		t0 := time.Now()
+		crashpoint.Hit(crashpoint.StorePublishStart)
 		res, err := storesnap.Publish(w.ctx, s.h.Store, id, snap)
 		if err != nil {
 			s.mu.Lock()
@@ -204,6 +206,7 @@ func (w *Worker) publishLater(name string, snap *snapshot.Snapshot) {
 			w.log.Warn("publishing snapshot to the store failed", "function", name, "snapshot", id, "err", err)
 			return
 		}
+		crashpoint.Hit(crashpoint.StorePublished)
 		s.publishes.WithLabelValues(name, "ok").Inc()
 		w.log.Debug("published snapshot", "function", name, "snapshot", id, "chunks", res.Chunks,
 			"new_chunks", res.NewChunks, "uploaded_bytes", res.UploadedBytes, "took", time.Since(t0))
@@ -241,7 +244,7 @@ func (s *workerStore) open(ctx context.Context, f *function, snapID string, want
 	}
 	// The snapshot must be of this very module: its state indexes the
 	// module's globals and memory layout.
-	if sn.Meta.ID != snapID || (sn.Meta.ModuleSHA != "" && sn.Meta.ModuleSHA != f.rec.ModuleSHA) {
+	if sn.Meta.ID != snapID || sn.Meta.ModuleSHA != f.rec.ModuleSHA {
 		return nil, fmt.Errorf("store snapshot %s is snapshot %s of module %.12s, want module %.12s: %w",
 			id, sn.Meta.ID, sn.Meta.ModuleSHA, f.rec.ModuleSHA, errdefs.ErrCorrupt)
 	}
@@ -258,6 +261,16 @@ func (s *workerStore) open(ctx context.Context, f *function, snapID string, want
 func (w *Worker) openSnapshot(ctx context.Context, f *function, id string) (*snapshot.Snapshot, error) {
 	dir := filepath.Join(w.snapDir(f.rec.Name), id)
 	snap, err := snapshot.Open(dir)
+	if err == nil && (snap.Meta.ModuleSHA != f.rec.ModuleSHA || snap.Meta.ID != id) {
+		// Its state indexes another module's globals and memory layout:
+		// restoring it would run this code over another's memory.
+		err = fmt.Errorf("snapshot %s is snapshot %s of module %.12s, not of the function's module %.12s: %w",
+			id, snap.Meta.ID, snap.Meta.ModuleSHA, f.rec.ModuleSHA, errdefs.ErrCorrupt)
+		snap = nil
+		w.metrics.discarded.WithLabelValues(f.rec.Name, "module_mismatch").Inc()
+		w.log.Warn("discarding a snapshot of another module", "function", f.rec.Name, "err", err)
+		_ = os.RemoveAll(dir)
+	}
 	if err == nil || w.store == nil {
 		return snap, err
 	}

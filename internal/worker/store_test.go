@@ -83,22 +83,34 @@ func deployPublished(t *testing.T, w *Worker) []byte {
 	return cold.Response.Body
 }
 
-// copyRegistry gives the data directory dst the registry entry (module and
-// function.json, no snapshot) of function name in src.
+// copyRegistry gives the data directory dst the registry entry
+// (function.json and its module, no snapshot) of function name in src.
 func copyRegistry(t *testing.T, src, dst, name string) {
 	t.Helper()
 	to := filepath.Join(dst, "functions", name)
 	if err := os.MkdirAll(to, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"function.json", "module.wasm"} {
-		b, err := os.ReadFile(filepath.Join(src, "functions", name, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	b, err := os.ReadFile(filepath.Join(src, "functions", name, recordFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(to, recordFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := decodeRecord(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := os.ReadFile(filepath.Join(src, modulesDir, rec.ModuleSHA+".wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dst, modulesDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, modulesDir, rec.ModuleSHA+".wasm"), mod, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -12,15 +12,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thaw-run/thaw/internal/crashpoint"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
@@ -77,6 +81,15 @@ type Worker struct {
 
 	mu  sync.Mutex
 	fns map[string]*function
+	// deploying holds a channel per function name being deployed or
+	// deleted, closed when that is done (lockName; w.mu).
+	deploying map[string]chan struct{}
+
+	// modMu orders module garbage collection with deploys: pendingMods
+	// counts modules written by deploys not yet committed, which the
+	// collector must keep.
+	modMu       sync.Mutex
+	pendingMods map[string]int
 
 	// ctx lives as long as the worker, for background work.
 	ctx    context.Context
@@ -95,7 +108,7 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	for _, d := range []string{"functions", "snapshots", "cache"} {
+	for _, d := range []string{"functions", "snapshots", "cache", modulesDir} {
 		// The data directory holds guest memory in clear: only the
 		// worker's user may enter it (Chmod: also a directory an older
 		// version created 0755).
@@ -111,7 +124,7 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 		return nil, err
 	}
 	w := &Worker{dir: opts.DataDir, log: opts.Logger, eng: eng, metrics: newMetrics(),
-		fns: map[string]*function{}, stop: make(chan struct{}), done: make(chan struct{})}
+		fns: map[string]*function{}, deploying: map[string]chan struct{}{}, pendingMods: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.restorer = &restore.Restorer{}
 	if opts.RegionPoolMiB == 0 {
@@ -301,33 +314,44 @@ type SnapshotInfo struct {
 func (w *Worker) fnDir(name string) string   { return filepath.Join(w.dir, "functions", name) }
 func (w *Worker) snapDir(name string) string { return filepath.Join(w.dir, "snapshots", name) }
 
-// load reads every persisted function.
+// load reads every persisted function, after removing what crashed
+// deploys, checkpoints and deletions left behind (cleanStart), and then
+// collects the snapshots and modules no record references.
 func (w *Worker) load(ctx context.Context) error {
 	entries, err := os.ReadDir(filepath.Join(w.dir, "functions"))
 	if err != nil {
 		return fmt.Errorf("worker: read registry: %w", err)
 	}
+	w.cleanStart()
 	for _, e := range entries {
 		if !e.IsDir() || ValidName(e.Name()) != nil {
 			continue
+		}
+		if _, err := os.Stat(w.recordPath(e.Name())); errors.Is(err, os.ErrNotExist) {
+			continue // removed by cleanStart
 		}
 		if err := w.loadOne(ctx, e.Name()); err != nil {
 			w.log.Error("skipping function that failed to load", "function", e.Name(), "err", err)
 		}
 	}
+	w.collectSnapshots()
+	w.collectModules()
 	return nil
 }
 
 func (w *Worker) loadOne(ctx context.Context, name string) error {
-	b, err := os.ReadFile(filepath.Join(w.fnDir(name), "function.json"))
+	b, err := readRecordFile(w.recordPath(name))
 	if err != nil {
 		return err
 	}
-	var rec record
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return fmt.Errorf("function.json: %w", err)
+	rec, err := decodeRecord(b)
+	if err != nil {
+		return err
 	}
-	wasm, err := os.ReadFile(filepath.Join(w.fnDir(name), "module.wasm"))
+	if rec.Name != name {
+		return fmt.Errorf("function.json names %q: %w", rec.Name, errdefs.ErrCorrupt)
+	}
+	wasm, err := w.readModule(rec)
 	if err != nil {
 		return err
 	}
@@ -357,9 +381,189 @@ func (w *Worker) loadOne(ctx context.Context, name string) error {
 	return nil
 }
 
+// maxRecordBytes bounds function.json: a record is a few hundred bytes,
+// and a damaged or hostile file must not make the worker allocate its
+// size.
+const maxRecordBytes = 64 << 10
+
+// readRecordFile reads a function.json of at most maxRecordBytes.
+func readRecordFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxRecordBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxRecordBytes {
+		return nil, fmt.Errorf("%s exceeds %d bytes: %w", path, maxRecordBytes, errdefs.ErrCorrupt)
+	}
+	return b, nil
+}
+
+// decodeRecord parses and checks a function.json: a name that is a valid
+// path element, a module hash that is one, a snapshot id that names a
+// directory entry and nothing above it, and a valid configuration.
+func decodeRecord(b []byte) (record, error) {
+	var rec record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, fmt.Errorf("function.json: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	if err := ValidName(rec.Name); err != nil {
+		return rec, fmt.Errorf("function.json: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	if !validSHA(rec.ModuleSHA) {
+		return rec, fmt.Errorf("function.json: module hash %q: %w", rec.ModuleSHA, errdefs.ErrCorrupt)
+	}
+	if rec.Snapshot != "" && !snapIDRE.MatchString(rec.Snapshot) {
+		return rec, fmt.Errorf("function.json: snapshot id %q: %w", rec.Snapshot, errdefs.ErrCorrupt)
+	}
+	if rec.ModuleSize < 0 {
+		return rec, fmt.Errorf("function.json: module size %d: %w", rec.ModuleSize, errdefs.ErrCorrupt)
+	}
+	if err := rec.Config.WithDefaults().Validate(); err != nil {
+		return rec, fmt.Errorf("function.json: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	return rec, nil
+}
+
+// snapIDRE matches the snapshot ids newID makes (and no path).
+var snapIDRE = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}-[0-9a-f]{12}$`)
+
+// validSHA reports whether s is a hex SHA-256, safe as a file name.
+func validSHA(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil && strings.ToLower(s) == s
+}
+
+// readModule returns the module of rec, checked against its hash: from
+// modules/SHA.wasm or, in a data directory of the layout before
+// content-addressed modules, from functions/NAME/module.wasm, which it
+// then moves to modules/ (a migration a crash can interrupt at any point:
+// the record is the same in both layouts).
+func (w *Worker) readModule(rec record) ([]byte, error) {
+	wasm, err := os.ReadFile(w.modulePath(rec.ModuleSHA))
+	if err == nil && sha256Hex(wasm) == rec.ModuleSHA {
+		return wasm, nil
+	}
+	if err == nil {
+		err = fmt.Errorf("module %s does not match its hash: %w", w.modulePath(rec.ModuleSHA), errdefs.ErrCorrupt)
+	}
+	legacy := filepath.Join(w.fnDir(rec.Name), legacyModuleFile)
+	old, lerr := os.ReadFile(legacy)
+	if lerr != nil {
+		return nil, err
+	}
+	if sha256Hex(old) != rec.ModuleSHA {
+		// A deploy of the old layout killed between its two renames:
+		// the module is not the one the record describes, and running it
+		// would pair it with the wrong snapshot and configuration.
+		return nil, fmt.Errorf("%s is not the module function.json names (%.12s): %w", legacy, rec.ModuleSHA, errdefs.ErrCorrupt)
+	}
+	if werr := w.writeModule(rec.ModuleSHA, old); werr != nil {
+		w.log.Warn("moving the module to modules/ failed; kept in place", "function", rec.Name, "err", werr)
+		return old, nil
+	}
+	if rerr := os.Remove(legacy); rerr == nil {
+		_ = syncDir(w.fnDir(rec.Name))
+	}
+	w.log.Info("migrated module to the content-addressed layout", "function", rec.Name, "module", rec.ModuleSHA)
+	return old, nil
+}
+
+// cleanStart removes what interrupted writes left: temporary files and
+// snapshot directories, and function directories without a record (a
+// first deploy that never committed, or a deletion that did).
+func (w *Worker) cleanStart() {
+	removeTemps(filepath.Join(w.dir, modulesDir))
+	fns, _ := os.ReadDir(filepath.Join(w.dir, "functions"))
+	for _, e := range fns {
+		if !e.IsDir() || ValidName(e.Name()) != nil {
+			continue
+		}
+		removeTemps(w.fnDir(e.Name()))
+		if _, err := os.Stat(w.recordPath(e.Name())); errors.Is(err, os.ErrNotExist) {
+			w.log.Info("removing a function directory without a record (interrupted deploy or delete)", "function", e.Name())
+			_ = os.RemoveAll(w.fnDir(e.Name()))
+		}
+	}
+	snaps, _ := os.ReadDir(filepath.Join(w.dir, "snapshots"))
+	for _, e := range snaps {
+		if e.IsDir() {
+			removeTemps(w.snapDir(e.Name()))
+		}
+	}
+}
+
+// removeTemps removes the temporary files (writeAtomic) and directories
+// (snapshot.Write) in dir.
+func removeTemps(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".tmp") || strings.Contains(e.Name(), ".tmp-") {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// collectSnapshots removes, at start, the snapshot directories no record
+// or policy pool references: those of deploys and checkpoints killed
+// before their commit, and of deploys killed after theirs but before
+// removing what they replaced. Functions whose record exists but did not
+// load keep theirs.
+func (w *Worker) collectSnapshots() {
+	names, _ := os.ReadDir(filepath.Join(w.dir, "snapshots"))
+	for _, n := range names {
+		name := n.Name()
+		w.mu.Lock()
+		f := w.fns[name]
+		w.mu.Unlock()
+		keep := map[string]bool{}
+		if f == nil {
+			if _, err := os.Stat(w.recordPath(name)); err == nil {
+				continue
+			}
+		} else {
+			keep[f.rec.Snapshot] = true
+			for _, id := range f.snapshotIDs() {
+				keep[id] = true
+			}
+		}
+		var drop []string
+		for _, id := range w.snapshotDirs(name) {
+			if !keep[id] {
+				drop = append(drop, id)
+			}
+		}
+		if len(drop) == 0 {
+			continue
+		}
+		w.log.Info("removing snapshots no record references (interrupted deploy or checkpoint)", "function", name, "snapshots", drop)
+		w.dropStored(name, drop) // hook (storedelete.go)
+		for _, id := range drop {
+			_ = os.RemoveAll(filepath.Join(w.snapDir(name), id))
+		}
+		if f == nil {
+			_ = os.Remove(w.snapDir(name))
+		}
+	}
+}
+
 // Deploy stores, compiles and snapshots a function, replacing any function
 // of that name. A malformed module fails with errdefs.ErrInvalid and changes
 // nothing.
+//
+// The deploy commits with one rename: the snapshot directory and the
+// content-addressed module file (modules/SHA.wasm) are written first, then
+// function.json, which names both, replaces the old record and its
+// directory is synced. A crash before the rename leaves the old function
+// (what the new deploy wrote is collected at the next start); after it,
+// the new one. Deploys and deletions of one name are serialised.
 func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Config) (*Info, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
@@ -368,6 +572,11 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	unlock, err := w.lockName(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if err := w.checkFits(name, cfg); err != nil {
 		return nil, err
 	}
@@ -375,8 +584,7 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(wasm)
-	rec := record{Name: name, Config: cfg, ModuleSHA: hex.EncodeToString(sum[:]), ModuleSize: len(wasm), Deployed: time.Now().UTC()}
+	rec := record{Name: name, Config: cfg, ModuleSHA: sha256Hex(wasm), ModuleSize: len(wasm), Deployed: time.Now().UTC()}
 	f, err := w.newFunction(rec, mod)
 	if err != nil {
 		_ = mod.Close(ctx)
@@ -397,32 +605,41 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 		return nil, fmt.Errorf("deploy %s: boot: %w", name, err)
 	}
 	res.attach(inst)
+	var snap *snapshot.Snapshot
+	fail := func(err error) (*Info, error) {
+		inst.Close(ctx)
+		_ = mod.Close(ctx)
+		if snap != nil {
+			w.dropStored(name, []string{snap.Meta.ID}) // hook (storedelete.go)
+			_ = os.RemoveAll(snap.Dir)
+		}
+		return nil, fmt.Errorf("deploy %s: %w", name, err)
+	}
 	if cfg.RestoreMode != restore.Cold {
 		if err := inst.BeforeSnapshot(ctx); err != nil {
-			inst.Close(ctx)
-			_ = mod.Close(ctx)
-			return nil, fmt.Errorf("deploy %s: %w", name, err)
+			return fail(err)
 		}
 		st, mem := inst.Capture()
-		snap, err := w.writeSnapshot(f, st, mem, 0)
-		if err != nil {
-			inst.Close(ctx)
-			_ = mod.Close(ctx)
-			return nil, fmt.Errorf("deploy %s: %w", name, err)
+		if snap, err = w.writeSnapshot(f, st, mem, 0); err != nil {
+			return fail(err)
 		}
+		crashpoint.Hit(crashpoint.DeploySnapshotWritten)
 		if err := mod.PrepareRestore(ctx, snap.Meta.State.Pages); err != nil {
-			inst.Close(ctx)
-			_ = mod.Close(ctx)
-			return nil, fmt.Errorf("deploy %s: %w", name, err)
+			return fail(err)
 		}
 		f.snap = snap
 		f.rec.Snapshot = filepath.Base(snap.Dir)
 	}
-	if err := w.persist(f.rec, wasm); err != nil {
-		inst.Close(ctx)
-		_ = mod.Close(ctx)
-		return nil, err
+	// What the record replaces, listed before f can checkpoint (its
+	// checkpoints are new directories this list does not hold).
+	stale := w.snapshotDirs(name)
+	if err := w.commit(f.rec, wasm); err != nil {
+		return fail(err)
 	}
+	crashpoint.Hit(crashpoint.DeployCommitted)
+	// The old function's policy state and pool are not the new one's
+	// (loadPolicy would ignore them anyway: they name another deploy).
+	_ = os.Remove(filepath.Join(w.fnDir(name), policyFile))
 	f.adopt(inst)
 
 	w.mu.Lock()
@@ -432,13 +649,48 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	if old != nil {
 		old.shutdown(ctx)
 		old.background.Wait()
-		ids := append(w.snapshotDirs(name), old.snapshotIDs()...)
-		w.dropStored(name, without(ids, f.rec.Snapshot)) // hook (storedelete.go)
-		w.removeSnapshotsExcept(name, f.rec.Snapshot)
+		stale = append(append(stale, old.rec.Snapshot), old.snapshotIDs()...)
 	}
+	stale = without(stale, f.rec.Snapshot)
+	if len(stale) > 0 {
+		w.dropStored(name, stale) // hook (storedelete.go)
+		for _, id := range stale {
+			_ = os.RemoveAll(filepath.Join(w.snapDir(name), id))
+		}
+	}
+	// A module of the old layout, now in modules/ if still in use.
+	_ = os.Remove(filepath.Join(w.fnDir(name), legacyModuleFile))
+	w.collectModules()
+	crashpoint.Hit(crashpoint.DeployCleaned)
 	w.log.Info("deployed", "function", name, "module_bytes", len(wasm), "snapshot", f.rec.Snapshot)
 	info := f.info()
 	return &info, nil
+}
+
+// lockName serialises deploys and deletions of one function name; the
+// returned function unlocks. Waiting ends with ctx.
+func (w *Worker) lockName(ctx context.Context, name string) (func(), error) {
+	for {
+		w.mu.Lock()
+		busy, ok := w.deploying[name]
+		if !ok {
+			ch := make(chan struct{})
+			w.deploying[name] = ch
+			w.mu.Unlock()
+			return func() {
+				w.mu.Lock()
+				delete(w.deploying, name)
+				w.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		w.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for another deploy of %s: %w", name, ctx.Err())
+		}
+	}
 }
 
 // writeSnapshot stores a captured instance as a new snapshot of f, taken
@@ -463,54 +715,166 @@ func newID() string {
 	return time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
 }
 
-// persist writes the registry entry and module atomically.
-func (w *Worker) persist(rec record, wasm []byte) error {
-	dir := w.fnDir(rec.Name)
-	if err := os.MkdirAll(dir, snapshot.DirMode); err != nil {
-		return fmt.Errorf("persist: %w", err)
-	}
-	if wasm != nil {
-		if err := writeAtomic(filepath.Join(dir, "module.wasm"), wasm); err != nil {
-			return fmt.Errorf("persist module: %w", err)
+// Layout of the registry in the data directory.
+const (
+	// modulesDir holds every deployed module once, as SHA256.wasm.
+	modulesDir = "modules"
+	// recordFile is a function's registry entry, in functions/NAME/.
+	recordFile = "function.json"
+	// legacyModuleFile is where data directories written before
+	// content-addressed modules kept a function's module.
+	legacyModuleFile = "module.wasm"
+)
+
+func (w *Worker) recordPath(name string) string { return filepath.Join(w.fnDir(name), recordFile) }
+func (w *Worker) modulePath(sha string) string {
+	return filepath.Join(w.dir, modulesDir, sha+".wasm")
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// commit makes rec (whose snapshot is already written) the function's
+// registry entry: its module goes to modules/SHA.wasm, then one rename of
+// function.json commits, then the directory is synced.
+func (w *Worker) commit(rec record, wasm []byte) error {
+	w.modMu.Lock()
+	w.pendingMods[rec.ModuleSHA]++
+	w.modMu.Unlock()
+	defer func() {
+		w.modMu.Lock()
+		if w.pendingMods[rec.ModuleSHA]--; w.pendingMods[rec.ModuleSHA] <= 0 {
+			delete(w.pendingMods, rec.ModuleSHA)
 		}
+		w.modMu.Unlock()
+	}()
+	if err := w.writeModule(rec.ModuleSHA, wasm); err != nil {
+		return fmt.Errorf("persist module: %w", err)
+	}
+	crashpoint.Hit(crashpoint.DeployModuleWritten)
+	if err := os.MkdirAll(w.fnDir(rec.Name), 0o700); err != nil {
+		return fmt.Errorf("persist: %w", err)
 	}
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(dir, "function.json"), b); err != nil {
+	err = writeAtomic(w.recordPath(rec.Name), b, func() { crashpoint.Hit(crashpoint.DeployRecordWritten) })
+	if errors.Is(err, errNotSynced) {
+		// The rename is done: the deploy is committed, and undoing it now
+		// would remove the snapshot the record names.
+		w.log.Warn("registry directory sync failed; the deploy may not survive a power loss", "function", rec.Name, "err", err)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("persist registry: %w", err)
 	}
 	return nil
 }
 
-func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, snapshot.FileMode)
+// writeModule stores wasm as modules/SHA.wasm unless an intact copy is
+// there already (modules are shared by the functions deploying them).
+func (w *Worker) writeModule(sha string, wasm []byte) error {
+	path := w.modulePath(sha)
+	if b, err := os.ReadFile(path); err == nil && sha256Hex(b) == sha {
+		return nil
+	}
+	return writeAtomic(path, wasm, nil)
+}
+
+// collectModules removes the modules no function.json references and no
+// deploy in progress is about to.
+func (w *Worker) collectModules() {
+	w.modMu.Lock()
+	defer w.modMu.Unlock()
+	used := map[string]bool{}
+	for sha := range w.pendingMods {
+		used[sha] = true
+	}
+	fns, err := os.ReadDir(filepath.Join(w.dir, "functions"))
+	if err != nil {
+		return
+	}
+	for _, e := range fns {
+		b, err := readRecordFile(w.recordPath(e.Name()))
+		if err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				return // unsure what it references: keep everything
+			}
+			continue
+		}
+		rec, err := decodeRecord(b)
+		if err != nil {
+			return
+		}
+		used[rec.ModuleSHA] = true
+	}
+	mods, _ := os.ReadDir(filepath.Join(w.dir, modulesDir))
+	for _, m := range mods {
+		sha, ok := strings.CutSuffix(m.Name(), ".wasm")
+		if ok && validSHA(sha) && !used[sha] {
+			if err := os.Remove(filepath.Join(w.dir, modulesDir, m.Name())); err == nil {
+				w.log.Debug("removed unreferenced module", "module", sha)
+			}
+		}
+	}
+}
+
+// writeAtomic replaces path with b: a temporary file unique to this call
+// (concurrent writers never share one), synced, renamed over path, then
+// the directory synced, so that a crash leaves the old or the new content
+// and a completed call survives one. afterRename, if set, runs between the
+// rename and the directory sync (a crash point). Files are 0600: they
+// hold what tenants deployed.
+func writeAtomic(path string, b []byte, afterRename func()) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
+	tmp := f.Name()
+	fail := func(err error) error {
 		f.Close()
+		_ = os.Remove(tmp)
 		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+		return fail(err)
 	}
 	if err := f.Close(); err != nil {
+		_ = os.Remove(tmp)
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if afterRename != nil {
+		afterRename()
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("%w: %v", errNotSynced, err)
+	}
+	return nil
 }
 
-func (w *Worker) removeSnapshotsExcept(name, keep string) {
-	entries, _ := os.ReadDir(w.snapDir(name))
-	for _, e := range entries {
-		if e.Name() != keep {
-			_ = os.RemoveAll(filepath.Join(w.snapDir(name), e.Name()))
-		}
+// errNotSynced is writeAtomic's error when the new content is in place but
+// its directory could not be synced.
+var errNotSynced = errors.New("renamed into place, directory not synced")
+
+// syncDir makes the entries of dir (a rename, a removal) durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // snapshotDirs lists the names of function name's snapshot directories.
@@ -523,10 +887,10 @@ func (w *Worker) snapshotDirs(name string) []string {
 	return ids
 }
 
-// without returns ids with every copy of drop removed, and duplicates
-// collapsed.
+// without returns ids with every copy of drop and of "" removed, and
+// duplicates collapsed.
 func without(ids []string, drop string) []string {
-	seen := map[string]bool{drop: true}
+	seen := map[string]bool{drop: true, "": true}
 	out := ids[:0]
 	for _, id := range ids {
 		if !seen[id] {
@@ -563,8 +927,15 @@ func (w *Worker) List() []Info {
 	return out
 }
 
-// Delete removes a function, its instances and its snapshots.
+// Delete removes a function, its instances and its snapshots. Removing
+// function.json commits the deletion; a crash after it leaves files the
+// next start removes.
 func (w *Worker) Delete(ctx context.Context, name string) error {
+	unlock, err := w.lockName(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	w.mu.Lock()
 	f, ok := w.fns[name]
 	delete(w.fns, name)
@@ -575,8 +946,13 @@ func (w *Worker) Delete(ctx context.Context, name string) error {
 	f.shutdown(ctx)
 	f.background.Wait()
 	// Hook (storedelete.go): the stored copies go too, local or not.
-	w.dropStored(name, without(append(w.snapshotDirs(name), f.snapshotIDs()...), ""))
-	err := errors.Join(os.RemoveAll(w.fnDir(name)), os.RemoveAll(w.snapDir(name)))
+	w.dropStored(name, without(append(append(w.snapshotDirs(name), f.rec.Snapshot), f.snapshotIDs()...), ""))
+	if err := os.Remove(w.recordPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	_ = syncDir(w.fnDir(name))
+	err = errors.Join(os.RemoveAll(w.fnDir(name)), os.RemoveAll(w.snapDir(name)))
+	w.collectModules()
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
