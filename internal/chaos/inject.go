@@ -150,7 +150,6 @@ func truncateImages(dir string) (string, error) {
 // stop inside the headers, half declare a 6 MB body and send a little of
 // it, and all of them trickle a byte now and then, as a slowloris does.
 type slowClients struct {
-	mu     sync.Mutex
 	conns  []net.Conn
 	failed int
 	cut    atomic.Int64

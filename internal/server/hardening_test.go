@@ -305,6 +305,11 @@ func TestConnLimiter(t *testing.T) {
 	// Ten keep-alive connections, each idle after one request: each new
 	// one closes the oldest idle one, and all are served.
 	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
 	for i := range 10 {
 		c := rawConn(t, url, fmt.Sprintf(get, "a"), "")
 		if s := readStatus(t, c); s != 200 {

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -388,19 +387,7 @@ const maxRecordBytes = 64 << 10
 
 // readRecordFile reads a function.json of at most maxRecordBytes.
 func readRecordFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxRecordBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxRecordBytes {
-		return nil, fmt.Errorf("%s exceeds %d bytes: %w", path, maxRecordBytes, errdefs.ErrCorrupt)
-	}
-	return b, nil
+	return snapshot.ReadFileLimit(path, maxRecordBytes)
 }
 
 // decodeRecord parses and checks a function.json: a name that is a valid
