@@ -17,7 +17,7 @@ func TestProtocolRoundTrip(t *testing.T) {
 	}{
 		{"serve with params", header{op: opServe, flags: flagRecord, kind: KindFile, id: 7, session: 9}, serveReq{base: 1 << 40, length: 1 << 20, readahead: 15, params: []byte("x")}},
 		{"zero", header{}, serveReq{}},
-		{"max", header{op: 255, status: 255, flags: 0xffff, kind: 255, id: ^uint64(0), session: ^uint64(0)}, serveReq{base: ^uint64(0), length: ^uint64(0), readahead: ^uint32(0)}},
+		{"max", header{op: 255, status: 255, flags: 0xffff, kind: 255, id: ^uint64(0), session: ^uint64(0)}, serveReq{base: ^uint64(0) - maxRegion, length: maxRegion, readahead: ^uint32(0)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := tc.req.append(tc.h.append(nil))

@@ -96,16 +96,23 @@ func (s *Server) readDeploy(w http.ResponseWriter, r *http.Request) ([]byte, wor
 	var wasm []byte
 	switch mt {
 	case "application/wasm", "application/octet-stream":
+		// The module is read before a bad configuration is reported: the
+		// caller holds the token, and a client still sending its body when
+		// the connection closes sees a reset instead of the 400.
+		var cfgErr error
 		if h := r.Header.Get(HeaderConfig); h != "" {
 			if err := decodeConfig([]byte(h), &cfg); err != nil {
-				return nil, cfg, fmt.Errorf("%s header: %w", HeaderConfig, err)
+				cfgErr = fmt.Errorf("%s header: %w", HeaderConfig, err)
 			}
 		}
-		if err := configFromQuery(r.URL.Query(), &cfg); err != nil {
-			return nil, cfg, err
+		if cfgErr == nil {
+			cfgErr = configFromQuery(r.URL.Query(), &cfg)
 		}
 		if wasm, err = s.readModule(r.Body); err != nil {
 			return nil, cfg, err
+		}
+		if cfgErr != nil {
+			return nil, cfg, cfgErr
 		}
 	case "multipart/form-data":
 		mr, err := r.MultipartReader()

@@ -13,18 +13,20 @@ type metrics struct {
 	invocations *prometheus.CounterVec
 	starts      *prometheus.CounterVec
 	fallbacks   *prometheus.CounterVec
-	// discarded counts snapshots found unusable at load and removed.
-	discarded   *prometheus.CounterVec
-	latency     *prometheus.HistogramVec
-	stages      *prometheus.HistogramVec
-	faults      *prometheus.CounterVec
-	bytesRead   *prometheus.CounterVec
-	instances   *prometheus.GaugeVec
-	recordings  *prometheus.CounterVec
-	checkpoints *prometheus.CounterVec
-	reused      *prometheus.CounterVec
-	idle        *prometheus.CounterVec
-	idleSeconds *prometheus.HistogramVec
+	// discarded counts restored instances whose memory could not be
+	// trusted; snapshotsDiscarded snapshots found unusable at load.
+	discarded          *prometheus.CounterVec
+	snapshotsDiscarded *prometheus.CounterVec
+	latency            *prometheus.HistogramVec
+	stages             *prometheus.HistogramVec
+	faults             *prometheus.CounterVec
+	bytesRead          *prometheus.CounterVec
+	instances          *prometheus.GaugeVec
+	recordings         *prometheus.CounterVec
+	checkpoints        *prometheus.CounterVec
+	reused             *prometheus.CounterVec
+	idle               *prometheus.CounterVec
+	idleSeconds        *prometheus.HistogramVec
 	// budgetRefusals and budgetEvictions count the memory budget's
 	// refusals (503) and the idle instances it closed to make room.
 	budgetRefusals  *prometheus.CounterVec
@@ -52,7 +54,7 @@ func newMetrics() *metrics {
 	m.stages = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "thaw_start_stage_seconds", Help: "Instance start stages (instantiate, init, map, prefetch) by mode.", Buckets: buckets,
 	}, []string{"mode", "stage"})
-	m.discarded = prometheus.NewCounterVec(prometheus.CounterOpts{
+	m.snapshotsDiscarded = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "thaw_snapshots_discarded_total", Help: "Snapshots discarded at load because they cannot belong to the function (reason module_mismatch: taken of another module).",
 	}, []string{"function", "reason"})
 	m.faults = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -85,7 +87,7 @@ func newMetrics() *metrics {
 	m.budgetEvictions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "thaw_memory_budget_evictions_total", Help: "Idle instances closed before their keep-alive to make room in the worker's memory budget.",
 	}, []string{"function"})
-	m.reg.MustRegister(m.budgetRefusals, m.budgetEvictions, m.idle, m.idleSeconds, m.reused, m.checkpoints, m.invocations, m.starts, m.fallbacks, m.discarded, m.latency, m.stages, m.faults, m.bytesRead, m.instances, m.recordings,
+	m.reg.MustRegister(m.budgetRefusals, m.budgetEvictions, m.idle, m.idleSeconds, m.reused, m.checkpoints, m.invocations, m.starts, m.fallbacks, m.discarded, m.snapshotsDiscarded, m.latency, m.stages, m.faults, m.bytesRead, m.instances, m.recordings,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

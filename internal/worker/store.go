@@ -267,7 +267,7 @@ func (w *Worker) openSnapshot(ctx context.Context, f *function, id string) (*sna
 		err = fmt.Errorf("snapshot %s is snapshot %s of module %.12s, not of the function's module %.12s: %w",
 			id, snap.Meta.ID, snap.Meta.ModuleSHA, f.rec.ModuleSHA, errdefs.ErrCorrupt)
 		snap = nil
-		w.metrics.discarded.WithLabelValues(f.rec.Name, "module_mismatch").Inc()
+		w.metrics.snapshotsDiscarded.WithLabelValues(f.rec.Name, "module_mismatch").Inc()
 		w.log.Warn("discarding a snapshot of another module", "function", f.rec.Name, "err", err)
 		_ = os.RemoveAll(dir)
 	}
