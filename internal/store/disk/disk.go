@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/atomicfile"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/store"
 )
@@ -220,7 +221,7 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("disk: %s: %w", name, err)
 	}
-	defer os.Remove(tmp) // no-op after a successful rename
+	defer tmp.Abort() // no-op after Commit
 
 	p := b.path(name)
 	b.mu.Lock()
@@ -232,45 +233,35 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("disk: %w", err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := tmp.Commit(p); err != nil {
 		return fmt.Errorf("disk: %s: %w", name, err)
-	}
-	if b.opts.Sync {
-		if err := syncDir(filepath.Dir(p)); err != nil {
-			return fmt.Errorf("disk: %s: %w", name, err)
-		}
 	}
 	b.entries[name] = b.lru.PushFront(&entry{name: name, size: size, modTime: time.Now()})
 	b.used += size
 	return nil
 }
 
-func (b *Backend) writeTemp(data []byte) (string, error) {
-	f, err := os.CreateTemp(b.tmpDir(), "put-*")
+// writeTemp writes data to a temporary file, synced with Options.Sync;
+// Commit renames it into place (and syncs the directory with Options.Sync).
+func (b *Backend) writeTemp(data []byte) (*atomicfile.File, error) {
+	f, err := atomicfile.Create(b.tmpDir(), "put-*", 0o600)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	_, err = f.Write(data)
-	if err == nil && b.opts.Sync {
-		err = f.Sync()
+	f.NoSync = !b.opts.Sync
+	if _, err := f.Write(data); err != nil {
+		f.Abort()
+		return nil, err
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if !f.NoSync {
+		// Sync now, not at Commit: a full disk (ENOSPC) may show only
+		// on the sync, and Put retries that after evicting.
+		if err := f.Sync(); err != nil {
+			f.Abort()
+			return nil, err
+		}
 	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return f, nil
 }
 
 // evictLocked removes least recently used objects until need more bytes
