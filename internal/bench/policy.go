@@ -11,6 +11,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/report"
 	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/stats"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
@@ -210,8 +211,8 @@ func (r *PolicyResult) add(res *worker.Result, restored map[string]bool) {
 
 // summarise computes the percentiles and mean of the latencies.
 func (r *PolicyResult) summarise() {
-	r.P50ms, r.P99ms = Percentile(r.Latencies, 50), Percentile(r.Latencies, 99)
-	r.LastHalfP50ms = Percentile(r.Latencies[len(r.Latencies)/2:], 50)
+	r.P50ms, r.P99ms = stats.Percentile(r.Latencies, 50), stats.Percentile(r.Latencies, 99)
+	r.LastHalfP50ms = stats.Percentile(r.Latencies[len(r.Latencies)/2:], 50)
 	var sum float64
 	for _, l := range r.Latencies {
 		sum += l
@@ -269,7 +270,7 @@ func (r *PolicyReport) WritePlots(dir string, window int) ([]string, error) {
 			for i := range x.Latencies {
 				lo := max(0, i-window+1)
 				s.X = append(s.X, float64(i+1))
-				s.Y = append(s.Y, Percentile(x.Latencies[lo:i+1], 50))
+				s.Y = append(s.Y, stats.Percentile(x.Latencies[lo:i+1], 50))
 				c.X = append(c.X, float64(i+1))
 				c.Y = append(c.Y, float64(x.Snapshots[i]))
 			}

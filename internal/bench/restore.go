@@ -16,6 +16,7 @@ import (
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/stats"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
@@ -198,10 +199,10 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 			}
 		}
 	}
-	r.P50ms, r.P99ms = Percentile(lat, 50), Percentile(lat, 99)
-	r.StartP50, r.ExecP50 = Percentile(start, 50), Percentile(exec, 50)
-	r.MapP50, r.PrefetchP50, r.InstantiateP50 = Percentile(mapT, 50), Percentile(pre, 50), Percentile(inst, 50)
-	r.Faults, r.BytesRead, r.WSBytes = medianInt64(faults), medianInt64(bytes), medianInt64(ws)
+	r.P50ms, r.P99ms = stats.Percentile(lat, 50), stats.Percentile(lat, 99)
+	r.StartP50, r.ExecP50 = stats.Percentile(start, 50), stats.Percentile(exec, 50)
+	r.MapP50, r.PrefetchP50, r.InstantiateP50 = stats.Percentile(mapT, 50), stats.Percentile(pre, 50), stats.Percentile(inst, 50)
+	r.Faults, r.BytesRead, r.WSBytes = stats.Percentile(faults, 50), stats.Percentile(bytes, 50), stats.Percentile(ws, 50)
 	return r, nil
 }
 
@@ -242,7 +243,7 @@ func measurePhysical(ctx context.Context, w *worker.Worker, fn Function, dataDir
 		}
 		warms = append(warms, ms(time.Since(t1)))
 	}
-	p.ReadP50ms, p.WarmP50ms = Percentile(reads, 50), Percentile(warms, 50)
+	p.ReadP50ms, p.WarmP50ms = stats.Percentile(reads, 50), stats.Percentile(warms, 50)
 	p.TotalP50ms = p.ReadP50ms + p.WarmP50ms
 	return p, nil
 }

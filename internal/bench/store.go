@@ -16,6 +16,7 @@ import (
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/stats"
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/s3"
 	"github.com/thaw-run/thaw/internal/storesnap"
@@ -280,8 +281,8 @@ func summarise(fn string, mode restore.Mode, setting string, ts []trial) StoreRe
 		faults = append(faults, t.faults)
 	}
 	return StoreResult{Function: fn, Mode: string(mode), Setting: setting, Trials: len(ts),
-		P50ms: Percentile(lat, 50), P99ms: Percentile(lat, 99), OpenP50ms: Percentile(open, 50), PrefetchP50ms: Percentile(pre, 50),
-		BytesFetched: medianInt64(bytes), ChunksFetched: medianInt64(chunks), Faults: medianInt64(faults)}
+		P50ms: stats.Percentile(lat, 50), P99ms: stats.Percentile(lat, 99), OpenP50ms: stats.Percentile(open, 50), PrefetchP50ms: stats.Percentile(pre, 50),
+		BytesFetched: stats.Percentile(bytes, 50), ChunksFetched: stats.Percentile(chunks, 50), Faults: stats.Percentile(faults, 50)}
 }
 
 // localTrial restores from the snapshot directory with its files dropped

@@ -38,6 +38,7 @@ import (
 	"github.com/thaw-run/thaw/internal/load"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/server"
+	"github.com/thaw-run/thaw/internal/stats"
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/worker"
 )
@@ -601,7 +602,7 @@ func (r *run) summarise(rep *Report, records []record, start time.Time) {
 	}
 	for fn, xs := range lat {
 		fs := rep.Functions[fn]
-		fs.P50Ms, fs.P99Ms = load.Percentile(xs, 50), load.Percentile(xs, 99)
+		fs.P50Ms, fs.P99Ms = stats.Percentile(xs, 50), stats.Percentile(xs, 99)
 		rep.Functions[fn] = fs
 	}
 	for _, s := range rep.Samples {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -21,6 +20,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/server"
+	"github.com/thaw-run/thaw/internal/stats"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
@@ -286,9 +286,9 @@ func demoMeasure(ctx context.Context, c *server.Client, fn demoFunction, mode re
 				}
 			}
 		}
-		*total = median(ds)
+		*total = stats.Percentile(ds, 50)
 		if start != nil {
-			*start = median(ss)
+			*start = stats.Percentile(ss, 50)
 		}
 		return nil
 	}
@@ -302,15 +302,6 @@ func demoMeasure(ctx context.Context, c *server.Client, fn demoFunction, mode re
 		return row, err
 	}
 	return row, nil
-}
-
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }

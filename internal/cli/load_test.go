@@ -124,6 +124,20 @@ func TestLoad(t *testing.T) {
 			if sum.Overall.Starts != sum.Overall.OK || sum.PeakMemoryBytes <= 0 {
 				t.Errorf("start kinds %d of %d, peak memory %v", sum.Overall.Starts, sum.Overall.OK, sum.PeakMemoryBytes)
 			}
+			// The worker's own gauge, not the process RSS fallback.
+			mj, err := os.ReadFile(filepath.Join(out, report.FileMemory))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mem []load.MemorySample
+			if err := json.Unmarshal(mj, &mem); err != nil || len(mem) == 0 {
+				t.Fatalf("memory samples %v: %s", err, mj)
+			}
+			for _, m := range mem {
+				if m.Metric != "thaw_memory_reserved_bytes" {
+					t.Fatalf("memory sample %+v, want thaw_memory_reserved_bytes", m)
+				}
+			}
 			jl, err := os.ReadFile(filepath.Join(out, report.FileRecordsJSON))
 			if err != nil {
 				t.Fatal(err)

@@ -1,21 +1,23 @@
 package load
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // MemoryMetrics are the Prometheus metrics a memory sample reads, in order
-// of preference: thaw's own gauge of instance memory when the server
-// exports one, else the process's resident set size, which the Prometheus
-// Go client exports on Linux.
-var MemoryMetrics = []string{"thaw_memory_bytes", "process_resident_memory_bytes"}
+// of preference: the worker's thaw_memory_reserved_bytes (what its memory
+// budget has charged: live instances' memory caps plus idle pooled regions,
+// so an upper bound on instance memory rather than pages touched), else the
+// process's resident set size, which the Prometheus Go client exports on
+// Linux (for servers that are not a thaw worker).
+var MemoryMetrics = []string{"thaw_memory_reserved_bytes", "process_resident_memory_bytes"}
 
 // MemorySample is the server's memory use at one moment of a run.
 type MemorySample struct {
@@ -79,47 +81,41 @@ func ScrapeMemory(ctx context.Context, client *http.Client, url string) (MemoryS
 	return MemorySample{}, fmt.Errorf("scrape %s: none of %v exported", url, MemoryMetrics)
 }
 
-// ParseMetrics reads a Prometheus text exposition and returns, for each of
-// names it holds, the sum of its series' values (a gauge split by labels,
-// such as memory per function, sums to the total). Comments, other metrics
-// and unparsable lines are skipped: a scrape should survive whatever else
-// the server exports.
+// ParseMetrics reads a Prometheus text exposition (format 0.0.4, what
+// /metrics serves) and returns, for each of names it holds as a gauge,
+// counter or untyped metric, the sum of its series' values (a gauge split
+// by labels, such as a count per function, sums to the total). Other
+// metrics are ignored; an exposition that does not parse is an error.
 func ParseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("parse metrics: %w", err)
 	}
 	out := map[string]float64{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
+	for _, name := range names {
+		fam, ok := fams[name]
+		if !ok {
 			continue
 		}
-		name, rest := line, ""
-		if i := strings.IndexAny(line, "{ \t"); i >= 0 {
-			name, rest = line[:i], line[i:]
-		}
-		if !want[name] {
-			continue
-		}
-		if strings.HasPrefix(rest, "{") {
-			end := strings.LastIndexByte(rest, '}')
-			if end < 0 {
-				continue
+		var sum float64
+		var found bool
+		for _, m := range fam.GetMetric() {
+			switch {
+			case m.Gauge != nil:
+				sum += m.GetGauge().GetValue()
+			case m.Counter != nil:
+				sum += m.GetCounter().GetValue()
+			case m.Untyped != nil:
+				sum += m.GetUntyped().GetValue()
+			default:
+				continue // a histogram or summary has no one value
 			}
-			rest = rest[end+1:]
+			found = true
 		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			continue
+		if found {
+			out[name] = sum
 		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			continue
-		}
-		out[name] += v
 	}
-	return out, sc.Err()
+	return out, nil
 }

@@ -238,20 +238,27 @@ func TestRunInvalid(t *testing.T) {
 const metricsText = `# HELP process_resident_memory_bytes Resident memory size in bytes.
 # TYPE process_resident_memory_bytes gauge
 process_resident_memory_bytes 1.2345e+07
-# TYPE thaw_memory_bytes gauge
-thaw_memory_bytes{function="a",state="idle"} 1000
-thaw_memory_bytes{function="b,c",state="busy"} 2500 1700000000000
-thaw_memory_bytes_total 99
-garbage line here
+# HELP thaw_memory_reserved_bytes Memory charged to the budget.
+# TYPE thaw_memory_reserved_bytes gauge
+thaw_memory_reserved_bytes{function="a",state="idle"} 1000
+thaw_memory_reserved_bytes{function="b,c}",state="busy"} 2500 1700000000000
+thaw_memory_reserved_bytes_total 99
+# TYPE thaw_invocation_seconds histogram
+thaw_invocation_seconds_bucket{le="+Inf"} 3
+thaw_invocation_seconds_sum 0.5
+thaw_invocation_seconds_count 3
 `
 
 func TestParseMetrics(t *testing.T) {
-	got, err := ParseMetrics(strings.NewReader(metricsText), "thaw_memory_bytes", "process_resident_memory_bytes", "absent")
+	got, err := ParseMetrics(strings.NewReader(metricsText), "thaw_memory_reserved_bytes", "process_resident_memory_bytes", "thaw_invocation_seconds", "absent")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got["thaw_memory_bytes"] != 3500 || got["process_resident_memory_bytes"] != 12345000 || len(got) != 2 {
+	if got["thaw_memory_reserved_bytes"] != 3500 || got["process_resident_memory_bytes"] != 12345000 || len(got) != 2 {
 		t.Fatalf("got %v", got)
+	}
+	if _, err := ParseMetrics(strings.NewReader(metricsText+"garbage line here\n"), "thaw_memory_reserved_bytes"); err == nil {
+		t.Fatal("a malformed exposition parsed")
 	}
 }
 
@@ -264,7 +271,7 @@ func TestRunMemory(t *testing.T) {
 		metric  string
 		samples bool
 	}{
-		{"thaw gauge preferred", metricsText, 200, 3500, "thaw_memory_bytes", true},
+		{"thaw gauge preferred", metricsText, 200, 3500, "thaw_memory_reserved_bytes", true},
 		{"rss fallback", "process_resident_memory_bytes 42\n", 200, 42, "process_resident_memory_bytes", true},
 		{"no memory metric", "go_goroutines 7\n", 200, 0, "", false},
 		{"no endpoint", "", 404, 0, "", false},

@@ -2,10 +2,11 @@ package load
 
 import (
 	"maps"
-	"math"
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/thaw-run/thaw/internal/stats"
 )
 
 // Stats summarise the invocations of one function, or of all of them.
@@ -67,9 +68,9 @@ func Summarize(res *Result) Summary {
 		byFn[r.Function] = append(byFn[r.Function], r)
 		all = append(all, r)
 	}
-	s := Summary{Overall: stats("all", all), ElapsedS: res.Elapsed.Seconds()}
+	s := Summary{Overall: statsOf("all", all), ElapsedS: res.Elapsed.Seconds()}
 	for _, name := range slices.Sorted(maps.Keys(byFn)) {
-		s.Functions = append(s.Functions, stats(name, byFn[name]))
+		s.Functions = append(s.Functions, statsOf(name, byFn[name]))
 	}
 	if res.Elapsed > 0 {
 		s.ThroughputRPS = float64(s.Overall.OK) / res.Elapsed.Seconds()
@@ -80,7 +81,7 @@ func Summarize(res *Result) Summary {
 	return s
 }
 
-func stats(name string, recs []*Record) Stats {
+func statsOf(name string, recs []*Record) Stats {
 	st := Stats{Function: name, Requests: len(recs)}
 	var lat, lag []float64
 	var q, sta, ex float64
@@ -127,8 +128,8 @@ func stats(name string, recs []*Record) Stats {
 	}
 	slices.Sort(lat)
 	slices.Sort(lag)
-	st.P50Ms, st.P90Ms, st.P99Ms = sortedPercentile(lat, 50), sortedPercentile(lat, 90), sortedPercentile(lat, 99)
-	st.LagP99Ms = sortedPercentile(lag, 99)
+	st.P50Ms, st.P90Ms, st.P99Ms = stats.PercentileSorted(lat, 50), stats.PercentileSorted(lat, 90), stats.PercentileSorted(lat, 99)
+	st.LagP99Ms = stats.PercentileSorted(lag, 99)
 	if len(lat) > 0 {
 		sum := 0.0
 		for _, v := range lat {
@@ -137,23 +138,6 @@ func stats(name string, recs []*Record) Stats {
 		st.MeanMs, st.MaxMs = sum/float64(len(lat)), lat[len(lat)-1]
 	}
 	return st
-}
-
-// Percentile returns the p-th percentile (0..100) of xs by the
-// nearest-rank method (an observed value, never an interpolation); 0 for
-// no samples.
-func Percentile(xs []float64, p float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return sortedPercentile(s, p)
-}
-
-func sortedPercentile(s []float64, p float64) float64 {
-	if len(s) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p / 100 * float64(len(s))))
-	return s[min(max(rank, 1), len(s))-1]
 }
 
 // Window summarises the invocations scheduled within one time window, for
@@ -188,7 +172,7 @@ func Windows(res *Result, width time.Duration) []Window {
 	}
 	out := make([]Window, len(groups))
 	for i, g := range groups {
-		st := stats("", g)
+		st := statsOf("", g)
 		out[i] = Window{
 			StartS: float64(i) * width.Seconds(), Requests: st.Requests, OK: st.OK, Errors: st.Errors,
 			Dropped: st.Dropped, P50Ms: st.P50Ms, P99Ms: st.P99Ms, ColdStartRate: st.ColdStartRate,

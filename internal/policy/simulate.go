@@ -2,8 +2,9 @@ package policy
 
 import (
 	"fmt"
-	"slices"
 	"time"
+
+	"github.com/thaw-run/thaw/internal/stats"
 )
 
 // SimResult is the outcome of Simulate.
@@ -17,20 +18,15 @@ type SimResult struct {
 	MaxPool int
 }
 
-// Percentile returns the q-quantile (0 < q <= 1, nearest rank) of the
-// latencies of the requests served by instances from, from+1, ... (0 if
-// there are none).
-func (r SimResult) Percentile(q float64, from int) time.Duration {
+// Percentile returns the p-th percentile (0..100, nearest rank, as
+// stats.Percentile) of the latencies of the requests served by instances
+// from, from+1, ... (0 if there are none).
+func (r SimResult) Percentile(p float64, from int) time.Duration {
 	var all []time.Duration
 	for _, l := range r.Latencies[min(max(from, 0), len(r.Latencies)):] {
 		all = append(all, l...)
 	}
-	if len(all) == 0 {
-		return 0
-	}
-	slices.Sort(all)
-	i := int(q*float64(len(all))+0.999999) - 1
-	return all[min(max(i, 0), len(all)-1)]
+	return stats.Percentile(all, p)
 }
 
 // Simulate drives p as the worker does, for n instances each evicted after

@@ -41,7 +41,7 @@ func TestSimulateConvergesOnWarmup(t *testing.T) {
 				if late < early+20 {
 					t.Errorf("restored request numbers did not rise: mean start %.1f early, %.1f late", early, late)
 				}
-				pm, bm := r.Percentile(0.5, n-100), base.Percentile(0.5, n-100)
+				pm, bm := r.Percentile(50, n-100), base.Percentile(50, n-100)
 				if pm > bm*7/10 {
 					t.Errorf("median of the last 100: pronghorn %v, fixed:1 %v; want >= 30%% lower", pm, bm)
 				}
@@ -73,7 +73,7 @@ func TestSimulateFlatNoWorse(t *testing.T) {
 					t.Run(fmt.Sprintf("%s/evict=%d/first=%v/seed=%d", curve.name, evict, first, seed), func(t *testing.T) {
 						base := Simulate(mustParse(t, "fixed:1", seed), curve.f, evict, n, first)
 						r := Simulate(mustParse(t, fmt.Sprintf("pronghorn:window=%d", evict), seed), curve.f, evict, n, first)
-						pm, bm := r.Percentile(0.5, n-100), base.Percentile(0.5, n-100)
+						pm, bm := r.Percentile(50, n-100), base.Percentile(50, n-100)
 						if pm > bm*105/100+first {
 							t.Errorf("median of the last 100: pronghorn %v, fixed:1 %v; want at most 5%% + %v worse", pm, bm, first)
 						}
@@ -115,21 +115,21 @@ func TestPercentile(t *testing.T) {
 	ms := time.Millisecond
 	r := SimResult{Latencies: [][]time.Duration{{5 * ms}, {1 * ms, 4 * ms}, {3 * ms, 2 * ms}}}
 	for _, tc := range []struct {
-		q    float64
+		p    float64
 		from int
 		want time.Duration
 	}{
-		{0.5, 0, 3 * ms},
-		{1, 0, 5 * ms},
-		{0.01, 0, 1 * ms},
-		{0.5, 1, 2 * ms},
-		{0.99, 2, 3 * ms},
-		{0.5, 3, 0},
-		{0.5, -1, 3 * ms},
+		{50, 0, 3 * ms},
+		{100, 0, 5 * ms},
+		{1, 0, 1 * ms},
+		{50, 1, 2 * ms},
+		{99, 2, 3 * ms},
+		{50, 3, 0},
+		{50, -1, 3 * ms},
 	} {
-		t.Run(fmt.Sprint(tc.q, "/", tc.from), func(t *testing.T) {
-			if got := r.Percentile(tc.q, tc.from); got != tc.want {
-				t.Errorf("Percentile(%v, %d) = %v, want %v", tc.q, tc.from, got, tc.want)
+		t.Run(fmt.Sprint(tc.p, "/", tc.from), func(t *testing.T) {
+			if got := r.Percentile(tc.p, tc.from); got != tc.want {
+				t.Errorf("Percentile(%v, %d) = %v, want %v", tc.p, tc.from, got, tc.want)
 			}
 		})
 	}
@@ -170,7 +170,7 @@ func TestSimulationTable(t *testing.T) {
 				}
 				f := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/1e6) }
 				fmt.Fprintf(&b, "| %s | %d | `%s` | %s | %s | %s | %s |\n", curve.name, evict, spec,
-					f(all.Percentile(0.5, 0)), f(all.Percentile(0.99, 0)), f(last.Percentile(0.5, 0)), f(last.Percentile(0.99, 0)))
+					f(all.Percentile(50, 0)), f(all.Percentile(99, 0)), f(last.Percentile(50, 0)), f(last.Percentile(99, 0)))
 			}
 		}
 	}

@@ -30,6 +30,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/thaw-run/thaw/internal/atomicfile"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
@@ -125,7 +126,7 @@ func Write(dir string, meta Meta, mem []byte) (*Snapshot, error) {
 	if err := os.Rename(tmp, dir); err != nil {
 		return fail(fmt.Errorf("publish snapshot: %w", err))
 	}
-	syncDir(filepath.Dir(dir))
+	_ = atomicfile.SyncDir(filepath.Dir(dir)) // best effort: the snapshot is published
 	return &Snapshot{Dir: dir, Meta: meta, crcs: crcs}, nil
 }
 
@@ -409,11 +410,4 @@ func writeFileSync(path string, b []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/atomicfile"
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
 
@@ -150,68 +151,52 @@ func (s *Snapshot) WriteWorkingSet(trace []int) (*WorkingSet, error) {
 		return nil, fmt.Errorf("working set: %w", err)
 	}
 	defer img.Close()
-	tmp := s.Path(WSImageFile + ".tmp")
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, FileMode)
+	out, err := atomicfile.Create(s.Dir, atomicfile.TempPattern(WSImageFile), FileMode)
 	if err != nil {
 		return nil, fmt.Errorf("working set: %w", err)
 	}
-	defer os.Remove(tmp)
+	defer out.Abort()
 	h := crc32.New(castagnoli)
 	w := io.MultiWriter(out, h)
 	for _, r := range ws.Runs {
 		if r.Start < 0 || r.Count <= 0 || r.Start > s.Pages() || r.Count > s.Pages()-r.Start {
-			out.Close()
 			return nil, fmt.Errorf("working set: page %d outside the image: %w", r.Start+r.Count-1, errdefs.ErrInvalid)
 		}
 		buf := make([]byte, r.Count*PageSize)
 		if _, err := img.ReadAt(buf, int64(r.Start)*PageSize); err != nil && err != io.EOF {
-			out.Close()
 			return nil, fmt.Errorf("working set: read pages: %w", err)
 		}
 		// Never copy a damaged page into the working set: its own checksum
 		// would then vouch for it.
 		if err := s.VerifyPages(r.Start, buf); err != nil {
-			out.Close()
 			return nil, err
 		}
 		if _, err := w.Write(buf); err != nil {
-			out.Close()
 			return nil, fmt.Errorf("working set: write pages: %w", err)
 		}
 		ws.Pages += r.Count
 	}
 	ws.CRC = h.Sum32()
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return nil, err
-	}
-	if err := out.Close(); err != nil {
-		return nil, err
-	}
 	// ws.img is renamed first and ws.json last: a reader that sees the new
 	// ws.json always finds the matching ws.img; one that pairs an old ws.json
 	// with the new ws.img fails its checksum and falls back.
-	if err := os.Rename(tmp, s.Path(WSImageFile)); err != nil {
+	if err := out.Commit(s.Path(WSImageFile)); err != nil {
 		return nil, err
 	}
 	order := make([]byte, 4*len(trace))
 	for i, p := range trace {
 		binary.LittleEndian.PutUint32(order[4*i:], uint32(p))
 	}
-	if err := writeFileSync(s.Path(WSTraceFile), order); err != nil {
+	if err := atomicfile.WriteFile(s.Path(WSTraceFile), order, FileMode); err != nil {
 		return nil, err
 	}
 	mj, err := json.Marshal(ws)
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileSync(s.Path(WSMetaFile+".tmp"), mj); err != nil {
+	if err := atomicfile.WriteFile(s.Path(WSMetaFile), mj, FileMode); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(s.Path(WSMetaFile+".tmp"), s.Path(WSMetaFile)); err != nil {
-		return nil, err
-	}
-	syncDir(s.Dir)
 	return ws, nil
 }
 

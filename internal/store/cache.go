@@ -1,36 +1,27 @@
 package store
 
 import (
-	"container/list"
 	"sync"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/thaw-run/thaw/internal/lru"
 )
 
 // chunkCache is a bytes-bounded LRU of decrypted chunks, keyed by id, with
 // single-flight loading: concurrent readers of one missing chunk (a fault
 // and a prefetch, say) share one fetch and one decryption.
 type chunkCache struct {
-	capacity int64
+	disabled bool // capacity <= 0 (Config.CacheBytes < 0): nothing is kept
+	loads    singleflight.Group
 
-	mu       sync.Mutex
-	used     int64
-	lru      *list.List // values are *cached
-	entries  map[ChunkID]*list.Element
-	inflight map[ChunkID]*call
-}
-
-type cached struct {
-	id    ChunkID
-	plain []byte
-}
-
-type call struct {
-	done  chan struct{}
-	plain []byte
-	err   error
+	mu     sync.Mutex
+	chunks *lru.Cache[ChunkID, []byte]
 }
 
 func newChunkCache(capacity int64) *chunkCache {
-	return &chunkCache{capacity: capacity, lru: list.New(), entries: map[ChunkID]*list.Element{}, inflight: map[ChunkID]*call{}}
+	size := func(b []byte) int64 { return int64(len(b)) }
+	return &chunkCache{disabled: capacity <= 0, chunks: lru.New[ChunkID](max(capacity, 0), size, nil)}
 }
 
 // get returns the cached chunk, or loads it with load (once for all
@@ -38,52 +29,36 @@ func newChunkCache(capacity int64) *chunkCache {
 // already cached or being loaded by another caller.
 func (c *chunkCache) get(id ChunkID, load func() ([]byte, error)) (plain []byte, hit bool, err error) {
 	c.mu.Lock()
-	if el, ok := c.entries[id]; ok {
-		c.lru.MoveToFront(el)
-		c.mu.Unlock()
-		return el.Value.(*cached).plain, true, nil
-	}
-	if cl, ok := c.inflight[id]; ok {
-		c.mu.Unlock()
-		<-cl.done
-		return cl.plain, true, cl.err
-	}
-	cl := &call{done: make(chan struct{})}
-	c.inflight[id] = cl
+	plain, ok := c.chunks.Get(id)
 	c.mu.Unlock()
-
-	cl.plain, cl.err = load()
-
-	c.mu.Lock()
-	delete(c.inflight, id)
-	if cl.err == nil {
-		c.addLocked(id, cl.plain)
+	if ok {
+		return plain, true, nil
 	}
-	c.mu.Unlock()
-	close(cl.done)
-	return cl.plain, false, cl.err
+	loaded := false // only the caller whose function runs sets it
+	v, err, _ := c.loads.Do(string(id[:]), func() (any, error) {
+		// Cached by a load that ended between our miss and this call.
+		c.mu.Lock()
+		plain, ok := c.chunks.Get(id)
+		c.mu.Unlock()
+		if ok {
+			return plain, nil
+		}
+		loaded = true
+		plain, err := load()
+		if err == nil && !c.disabled {
+			c.mu.Lock()
+			c.chunks.Add(id, plain) // a chunk over the capacity is not kept
+			c.mu.Unlock()
+		}
+		return plain, err
+	})
+	plain, _ = v.([]byte)
+	return plain, !loaded, err
 }
 
 func (c *chunkCache) contains(id ChunkID) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.entries[id]
+	_, ok := c.chunks.Peek(id)
 	return ok
-}
-
-func (c *chunkCache) addLocked(id ChunkID, plain []byte) {
-	size := int64(len(plain))
-	if size > c.capacity {
-		return
-	}
-	if _, ok := c.entries[id]; ok {
-		return
-	}
-	for c.used+size > c.capacity {
-		e := c.lru.Remove(c.lru.Back()).(*cached)
-		delete(c.entries, e.id)
-		c.used -= int64(len(e.plain))
-	}
-	c.entries[id] = c.lru.PushFront(&cached{id: id, plain: plain})
-	c.used += size
 }

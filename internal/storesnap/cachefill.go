@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/thaw-run/thaw/internal/atomicfile"
 	"github.com/thaw-run/thaw/internal/store"
 )
 
@@ -109,22 +110,20 @@ func (w *cacheWriter) write(name string, data []byte) error {
 	if err := store.ValidName(name); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Join(w.root, "tmp"), "reader-*")
+	f, err := atomicfile.Create(filepath.Join(w.root, "tmp"), "reader-*", 0o600)
 	if err != nil {
 		return fmt.Errorf("cache fill: %w", err)
 	}
+	defer f.Abort() // no-op after Commit
+	f.NoSync = true // a cache: chunks are authenticated on read and refetched
 	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err == nil {
 		p := w.path(name)
 		if err = os.MkdirAll(filepath.Dir(p), 0o700); err == nil {
-			err = os.Rename(f.Name(), p)
+			err = f.Commit(p)
 		}
 	}
 	if err != nil {
-		os.Remove(f.Name())
 		return fmt.Errorf("cache fill: %w", err)
 	}
 	return nil

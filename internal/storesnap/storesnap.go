@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/thaw-run/thaw/internal/atomicfile"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/store"
@@ -275,12 +276,14 @@ func (s *Snapshot) Materialise(ctx context.Context, dir string, conc int) (path 
 	if err := os.MkdirAll(dir, snapshot.DirMode); err != nil {
 		return "", 0, fmt.Errorf("materialise %s: %w", s.ID, err)
 	}
-	f, err := os.CreateTemp(dir, s.ID+".*.tmp")
+	f, err := atomicfile.Create(dir, s.ID+".*.tmp", 0o600)
 	if err != nil {
 		return "", 0, fmt.Errorf("materialise %s: %w", s.ID, err)
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
+	defer f.Abort() // no-op after Commit
+	// Not synced: a cache of the store's chunks, checked page by page on
+	// restore and rewritten when lost.
+	f.NoSync = true
 	if err := f.Truncate(s.Meta.ImageSize); err != nil {
 		return "", 0, fmt.Errorf("materialise %s: %w", s.ID, err)
 	}
@@ -301,10 +304,7 @@ func (s *Snapshot) Materialise(ctx context.Context, dir string, conc int) (path 
 	if err != nil {
 		return "", written, fmt.Errorf("materialise %s: %w", s.ID, err)
 	}
-	if err := f.Close(); err != nil {
-		return "", written, fmt.Errorf("materialise %s: %w", s.ID, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	if err := f.Commit(path); err != nil {
 		return "", written, fmt.Errorf("materialise %s: %w", s.ID, err)
 	}
 	return path, written, nil

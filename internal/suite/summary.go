@@ -3,8 +3,8 @@ package suite
 import (
 	"slices"
 
-	"github.com/thaw-run/thaw/internal/load"
 	"github.com/thaw-run/thaw/internal/report"
+	"github.com/thaw-run/thaw/internal/stats"
 )
 
 // Stages are the stage names of the stacked bars, in the order they
@@ -122,7 +122,7 @@ func row(fn, mode string, ts []*Trial) report.Row {
 			ws = append(ws, float64(t.WSBytes))
 		}
 	}
-	r.P50Ms, r.P90Ms, r.P99Ms = load.Percentile(lat, 50), load.Percentile(lat, 90), load.Percentile(lat, 99)
+	r.P50Ms, r.P90Ms, r.P99Ms = stats.Percentile(lat, 50), stats.Percentile(lat, 90), stats.Percentile(lat, 99)
 	if len(lat) > 0 {
 		sum := 0.0
 		for _, v := range lat {
@@ -133,10 +133,10 @@ func row(fn, mode string, ts []*Trial) report.Row {
 	if len(stages) > 0 {
 		r.Stages = map[string]float64{}
 		for k, vs := range stages {
-			r.Stages[k] = load.Percentile(vs, 50)
+			r.Stages[k] = stats.Percentile(vs, 50)
 		}
 	}
-	r.Faults, r.WSBytes = load.Percentile(faults, 50), load.Percentile(ws, 50)
+	r.Faults, r.WSBytes = stats.Percentile(faults, 50), stats.Percentile(ws, 50)
 	if fallbacks > 0 {
 		r.Extra = map[string]float64{"fallbacks": float64(fallbacks)}
 	}

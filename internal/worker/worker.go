@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thaw-run/thaw/internal/atomicfile"
 	"github.com/thaw-run/thaw/internal/crashpoint"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
@@ -457,7 +458,7 @@ func (w *Worker) readModule(rec record) ([]byte, error) {
 		return old, nil
 	}
 	if rerr := os.Remove(legacy); rerr == nil {
-		_ = syncDir(w.fnDir(rec.Name))
+		_ = atomicfile.SyncDir(w.fnDir(rec.Name))
 	}
 	w.log.Info("migrated module to the content-addressed layout", "function", rec.Name, "module", rec.ModuleSHA)
 	return old, nil
@@ -483,12 +484,20 @@ func (w *Worker) cleanStart() {
 	for _, e := range snaps {
 		if e.IsDir() {
 			removeTemps(w.snapDir(e.Name()))
+			// Inside each snapshot: a working set write (atomicfile)
+			// the crash interrupted.
+			ids, _ := os.ReadDir(w.snapDir(e.Name()))
+			for _, id := range ids {
+				if id.IsDir() {
+					removeTemps(filepath.Join(w.snapDir(e.Name()), id.Name()))
+				}
+			}
 		}
 	}
 }
 
-// removeTemps removes the temporary files (writeAtomic) and directories
-// (snapshot.Write) in dir.
+// removeTemps removes the temporary files (atomicfile.TempPattern) and
+// directories (snapshot.Write) in dir.
 func removeTemps(dir string) {
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
@@ -749,7 +758,7 @@ func (w *Worker) commit(rec record, wasm []byte) error {
 		return err
 	}
 	err = writeAtomic(w.recordPath(rec.Name), b, func() { crashpoint.Hit(crashpoint.DeployRecordWritten) })
-	if errors.Is(err, errNotSynced) {
+	if errors.Is(err, atomicfile.ErrDirNotSynced) {
 		// The rename is done: the deploy is committed, and undoing it now
 		// would remove the snapshot the record names.
 		w.log.Warn("registry directory sync failed; the deploy may not survive a power loss", "function", rec.Name, "err", err)
@@ -809,59 +818,21 @@ func (w *Worker) collectModules() {
 	}
 }
 
-// writeAtomic replaces path with b: a temporary file unique to this call
-// (concurrent writers never share one), synced, renamed over path, then
-// the directory synced, so that a crash leaves the old or the new content
-// and a completed call survives one. afterRename, if set, runs between the
-// rename and the directory sync (a crash point). Files are 0600: they
-// hold what tenants deployed.
+// writeAtomic replaces path with b (atomicfile: unique temporary file,
+// fsync, rename, directory fsync). afterRename, if set, runs between the
+// rename and the directory sync (a crash point). Files are 0600: they hold
+// what tenants deployed.
 func writeAtomic(path string, b []byte, afterRename func()) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := atomicfile.Create(filepath.Dir(path), atomicfile.TempPattern(path), 0o600)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		_ = os.Remove(tmp)
-		return err
-	}
+	defer f.Abort()
+	f.AfterRename = afterRename
 	if _, err := f.Write(b); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		_ = os.Remove(tmp)
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if afterRename != nil {
-		afterRename()
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("%w: %v", errNotSynced, err)
-	}
-	return nil
-}
-
-// errNotSynced is writeAtomic's error when the new content is in place but
-// its directory could not be synced.
-var errNotSynced = errors.New("renamed into place, directory not synced")
-
-// syncDir makes the entries of dir (a rename, a removal) durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return f.Commit(path)
 }
 
 // snapshotDirs lists the names of function name's snapshot directories.
@@ -937,7 +908,7 @@ func (w *Worker) Delete(ctx context.Context, name string) error {
 	if err := os.Remove(w.recordPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
-	_ = syncDir(w.fnDir(name))
+	_ = atomicfile.SyncDir(w.fnDir(name))
 	err = errors.Join(os.RemoveAll(w.fnDir(name)), os.RemoveAll(w.snapDir(name)))
 	w.collectModules()
 	if err != nil {

@@ -11,7 +11,6 @@
 package disk
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -24,7 +23,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/atomicfile"
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/lru"
 	"github.com/thaw-run/thaw/internal/store"
 )
 
@@ -43,13 +44,10 @@ type Backend struct {
 	opts Options
 
 	mu      sync.Mutex
-	used    int64
-	lru     *list.List // front = most recently used; values are *entry
-	entries map[string]*list.Element
+	entries *lru.Cache[string, *entry] // evicting an entry removes its file
 }
 
 type entry struct {
-	name    string
 	size    int64
 	modTime time.Time
 }
@@ -61,7 +59,9 @@ var _ store.Backend = (*Backend)(nil)
 // capacity (it may have shrunk since the last run). Leftover temporary
 // files of an interrupted Put are removed.
 func Open(dir string, opts Options) (*Backend, error) {
-	b := &Backend{root: dir, opts: opts, lru: list.New(), entries: map[string]*list.Element{}}
+	b := &Backend{root: dir, opts: opts}
+	b.entries = lru.New(opts.Capacity, func(e *entry) int64 { return e.size },
+		func(name string, _ *entry) { _ = os.Remove(b.path(name)) })
 	for _, d := range []string{b.objDir(), b.tmpDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("disk: %w", err)
@@ -74,6 +74,7 @@ func Open(dir string, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("disk: %w", err)
 	}
 	type found struct {
+		name string
 		entry
 		atime time.Time
 	}
@@ -94,21 +95,22 @@ func Open(dir string, opts Options) (*Backend, error) {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			atime = time.Unix(st.Atim.Sec, st.Atim.Nsec)
 		}
-		all = append(all, found{entry{name, fi.Size(), fi.ModTime()}, atime})
+		all = append(all, found{name, entry{fi.Size(), fi.ModTime()}, atime})
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("disk: indexing %s: %w", dir, err)
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].atime.After(all[j].atime) })
-	for _, f := range all {
-		e := f.entry
-		b.entries[e.name] = b.lru.PushBack(&e)
-		b.used += e.size
-	}
+	// Oldest use first, each added as the most recent: what is over the
+	// capacity (it may have shrunk) is evicted oldest first.
+	sort.Slice(all, func(i, j int) bool { return all[i].atime.Before(all[j].atime) })
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.evictLocked(0)
+	for _, f := range all {
+		if !b.entries.Add(f.name, &f.entry) {
+			_ = os.Remove(b.path(f.name)) // larger than the whole capacity
+		}
+	}
 	return b, nil
 }
 
@@ -140,10 +142,7 @@ func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
 		return nil, err
 	}
 	b.mu.Lock()
-	el, ok := b.entries[name]
-	if ok {
-		b.lru.MoveToFront(el)
-	}
+	e, ok := b.entries.Get(name)
 	b.mu.Unlock()
 	if !ok {
 		return b.adopt(name)
@@ -151,7 +150,7 @@ func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
 	p := b.path(name)
 	data, err := store.ReadObjectFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		b.forget(name, el)
+		b.forget(name, e)
 		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
 	}
 	if err != nil {
@@ -176,22 +175,20 @@ func (b *Backend) adopt(name string) ([]byte, error) {
 	size := int64(len(data))
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, ok := b.entries[name]; ok || (b.opts.Capacity > 0 && size > b.opts.Capacity) {
-		return data, nil // indexed meanwhile, or too large to keep
+	if _, ok := b.entries.Peek(name); !ok {
+		// Not indexed meanwhile: index it, unless too large to keep.
+		b.entries.Add(name, &entry{size: size, modTime: time.Now()})
 	}
-	b.evictLocked(size)
-	b.entries[name] = b.lru.PushFront(&entry{name: name, size: size, modTime: time.Now()})
-	b.used += size
 	return data, nil
 }
 
-// forget drops name from the index if el is still its entry (the file went
+// forget drops name from the index if e is still its entry (the file went
 // missing under us, e.g. removed by an operator).
-func (b *Backend) forget(name string, el *list.Element) {
+func (b *Backend) forget(name string, e *entry) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if cur, ok := b.entries[name]; ok && cur == el {
-		b.removeLocked(el)
+	if cur, ok := b.entries.Peek(name); ok && cur == e {
+		b.entries.Remove(name)
 	}
 }
 
@@ -213,81 +210,51 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	tmp, err := b.writeTemp(data)
 	if errors.Is(err, syscall.ENOSPC) {
 		b.mu.Lock()
-		b.evictLocked(b.used/2 + size) // make real room, not one object's worth
+		b.entries.EvictFor(b.entries.Used()/2 + size) // make real room, not one object's worth
 		b.mu.Unlock()
 		tmp, err = b.writeTemp(data)
 	}
 	if err != nil {
 		return fmt.Errorf("disk: %s: %w", name, err)
 	}
-	defer os.Remove(tmp) // no-op after a successful rename
+	defer tmp.Abort() // no-op after Commit
 
 	p := b.path(name)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if el, ok := b.entries[name]; ok {
-		b.removeLocked(el)
-	}
-	b.evictLocked(size)
+	b.entries.Remove(name) // the rename replaces its file
+	b.entries.EvictFor(size)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("disk: %w", err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := tmp.Commit(p); err != nil {
 		return fmt.Errorf("disk: %s: %w", name, err)
 	}
-	if b.opts.Sync {
-		if err := syncDir(filepath.Dir(p)); err != nil {
-			return fmt.Errorf("disk: %s: %w", name, err)
-		}
-	}
-	b.entries[name] = b.lru.PushFront(&entry{name: name, size: size, modTime: time.Now()})
-	b.used += size
+	b.entries.Add(name, &entry{size: size, modTime: time.Now()})
 	return nil
 }
 
-func (b *Backend) writeTemp(data []byte) (string, error) {
-	f, err := os.CreateTemp(b.tmpDir(), "put-*")
+// writeTemp writes data to a temporary file, synced with Options.Sync;
+// Commit renames it into place (and syncs the directory with Options.Sync).
+func (b *Backend) writeTemp(data []byte) (*atomicfile.File, error) {
+	f, err := atomicfile.Create(b.tmpDir(), "put-*", 0o600)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	_, err = f.Write(data)
-	if err == nil && b.opts.Sync {
-		err = f.Sync()
+	f.NoSync = !b.opts.Sync
+	if _, err := f.Write(data); err != nil {
+		f.Abort()
+		return nil, err
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if !f.NoSync {
+		// Sync now, not at Commit: a full disk (ENOSPC) may show only
+		// on the sync, and Put retries that after evicting.
+		if err := f.Sync(); err != nil {
+			f.Abort()
+			return nil, err
+		}
 	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// evictLocked removes least recently used objects until need more bytes
-// fit within the capacity (or, past it, until the cache is empty).
-func (b *Backend) evictLocked(need int64) {
-	for b.lru.Len() > 0 && b.opts.Capacity > 0 && b.used+need > b.opts.Capacity {
-		el := b.lru.Back()
-		name := el.Value.(*entry).name
-		b.removeLocked(el)
-		_ = os.Remove(b.path(name))
-	}
-}
-
-func (b *Backend) removeLocked(el *list.Element) {
-	e := b.lru.Remove(el).(*entry)
-	delete(b.entries, e.name)
-	b.used -= e.size
+	return f, nil
 }
 
 // Delete implements store.Backend.
@@ -297,9 +264,7 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if el, ok := b.entries[name]; ok {
-		b.removeLocked(el)
-	}
+	b.entries.Remove(name)
 	if err := os.Remove(b.path(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("disk: %s: %w", name, err)
 	}
@@ -313,11 +278,10 @@ func (b *Backend) Stat(ctx context.Context, name string) (store.ObjectInfo, erro
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	el, ok := b.entries[name]
+	e, ok := b.entries.Peek(name)
 	if !ok {
 		return store.ObjectInfo{}, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
 	}
-	e := el.Value.(*entry)
 	return store.ObjectInfo{Name: name, Size: e.size, ModTime: e.modTime}, nil
 }
 
@@ -325,9 +289,8 @@ func (b *Backend) Stat(ctx context.Context, name string) (store.ObjectInfo, erro
 func (b *Backend) List(ctx context.Context, prefix string, fn func(store.ObjectInfo) error) error {
 	b.mu.Lock()
 	var infos []store.ObjectInfo
-	for name, el := range b.entries {
+	for name, e := range b.entries.All() {
 		if strings.HasPrefix(name, prefix) {
-			e := el.Value.(*entry)
 			infos = append(infos, store.ObjectInfo{Name: name, Size: e.size, ModTime: e.modTime})
 		}
 	}
@@ -339,7 +302,7 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(store.ObjectI
 func (b *Backend) Used() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.used
+	return b.entries.Used()
 }
 
 // Path returns the file holding name. It exists for fault-injection tests

@@ -4,7 +4,6 @@
 package mem
 
 import (
-	"container/list"
 	"context"
 	"fmt"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/lru"
 	"github.com/thaw-run/thaw/internal/store"
 )
 
@@ -21,14 +21,11 @@ type Backend struct {
 	capacity int64
 
 	mu      sync.Mutex
-	used    int64
-	lru     *list.List // front = most recently used; values are *entry
-	entries map[string]*list.Element
+	entries *lru.Cache[string, *entry]
 	now     func() time.Time
 }
 
 type entry struct {
-	name    string
 	data    []byte
 	modTime time.Time
 }
@@ -38,7 +35,7 @@ var _ store.Backend = (*Backend)(nil)
 // New returns an empty Backend holding at most capacity bytes of object
 // data; capacity <= 0 means unbounded (for tests that use it as a remote).
 func New(capacity int64) *Backend {
-	return &Backend{capacity: capacity, lru: list.New(), entries: map[string]*list.Element{}, now: time.Now}
+	return &Backend{capacity: capacity, entries: lru.New[string](capacity, func(e *entry) int64 { return int64(len(e.data)) }, nil), now: time.Now}
 }
 
 // Get implements store.Backend. A hit makes the object most recently used.
@@ -49,12 +46,11 @@ func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	el, ok := b.entries[name]
+	e, ok := b.entries.Get(name)
 	if !ok {
 		return nil, fmt.Errorf("mem: %s: %w", name, errdefs.ErrNotFound)
 	}
-	b.lru.MoveToFront(el)
-	return el.Value.(*entry).data, nil
+	return e.data, nil
 }
 
 // Put implements store.Backend, evicting least recently used objects until
@@ -74,21 +70,8 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	cp := append([]byte(nil), data...) // callers may reuse their buffer
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if el, ok := b.entries[name]; ok {
-		b.removeLocked(el)
-	}
-	for b.capacity > 0 && b.used+size > b.capacity {
-		b.removeLocked(b.lru.Back())
-	}
-	b.entries[name] = b.lru.PushFront(&entry{name: name, data: cp, modTime: b.now()})
-	b.used += size
+	b.entries.Add(name, &entry{data: cp, modTime: b.now()}) // fits: checked above
 	return nil
-}
-
-func (b *Backend) removeLocked(el *list.Element) {
-	e := b.lru.Remove(el).(*entry)
-	delete(b.entries, e.name)
-	b.used -= int64(len(e.data))
 }
 
 // Delete implements store.Backend.
@@ -98,9 +81,7 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if el, ok := b.entries[name]; ok {
-		b.removeLocked(el)
-	}
+	b.entries.Remove(name)
 	return nil
 }
 
@@ -111,11 +92,10 @@ func (b *Backend) Stat(ctx context.Context, name string) (store.ObjectInfo, erro
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	el, ok := b.entries[name]
+	e, ok := b.entries.Peek(name)
 	if !ok {
 		return store.ObjectInfo{}, fmt.Errorf("mem: %s: %w", name, errdefs.ErrNotFound)
 	}
-	e := el.Value.(*entry)
 	return store.ObjectInfo{Name: name, Size: int64(len(e.data)), ModTime: e.modTime}, nil
 }
 
@@ -124,9 +104,8 @@ func (b *Backend) Stat(ctx context.Context, name string) (store.ObjectInfo, erro
 func (b *Backend) List(ctx context.Context, prefix string, fn func(store.ObjectInfo) error) error {
 	b.mu.Lock()
 	var infos []store.ObjectInfo
-	for name, el := range b.entries {
+	for name, e := range b.entries.All() {
 		if strings.HasPrefix(name, prefix) {
-			e := el.Value.(*entry)
 			infos = append(infos, store.ObjectInfo{Name: name, Size: int64(len(e.data)), ModTime: e.modTime})
 		}
 	}
@@ -138,7 +117,7 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(store.ObjectI
 func (b *Backend) Used() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.used
+	return b.entries.Used()
 }
 
 // SetModTime overrides an object's modification time. It exists for tests
@@ -146,10 +125,10 @@ func (b *Backend) Used() int64 {
 func (b *Backend) SetModTime(name string, t time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	el, ok := b.entries[name]
+	e, ok := b.entries.Peek(name)
 	if !ok {
 		return fmt.Errorf("mem: %s: %w", name, errdefs.ErrNotFound)
 	}
-	el.Value.(*entry).modTime = t
+	e.modTime = t
 	return nil
 }

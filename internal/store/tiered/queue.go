@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/atomicfile"
 	"github.com/thaw-run/thaw/internal/store"
 )
 
@@ -97,30 +98,24 @@ func (q *queue) len() int {
 
 // add durably queues data under name, replacing an older queued copy.
 func (q *queue) add(name string, data []byte) error {
-	f, err := os.CreateTemp(q.dir, ".tmp-")
+	f, err := atomicfile.Create(q.dir, ".tmp-", 0o600)
 	if err != nil {
 		return fmt.Errorf("tiered: queue: %w", err)
 	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
+	defer f.Abort() // no-op after Commit
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("tiered: queue %s: %w", name, err)
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	// Sync before taking the lock, so enqueues do not wait on each
+	// other's fsync; Commit only renames and syncs the directory.
+	if err := f.Sync(); err != nil {
 		return fmt.Errorf("tiered: queue %s: %w", name, err)
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.seq++
 	it := &queued{seq: q.seq, name: name, size: int64(len(data)), modTime: time.Now()}
-	if err := os.Rename(f.Name(), q.path(it)); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("tiered: queue %s: %w", name, err)
-	}
-	if err := syncDir(q.dir); err != nil {
+	if err := f.Commit(q.path(it)); err != nil {
 		return fmt.Errorf("tiered: queue %s: %w", name, err)
 	}
 	if old := q.byName[name]; old != nil {
@@ -129,15 +124,6 @@ func (q *queue) add(name string, data []byte) error {
 	q.order = append(q.order, it)
 	q.byName[name] = it
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func (q *queue) removeLocked(it *queued) {
