@@ -87,9 +87,9 @@ func runBenchStore(cmd *cobra.Command, g *globalOptions, opts benchStoreOptions)
 	if opts.Trials < 1 {
 		return fmt.Errorf("--trials must be at least 1: %w", errdefs.ErrInvalid)
 	}
-	bf, ok := benchFunctions[opts.Function]
-	if !ok {
-		return fmt.Errorf("unknown function %q: %w", opts.Function, errdefs.ErrInvalid)
+	bf, err := lookupBenchFunction(opts.Function)
+	if err != nil {
+		return err
 	}
 	ws, err := newBenchWorkspace(g, opts.DataDir, "thaw-bench-store-")
 	if err != nil {
@@ -102,7 +102,7 @@ func runBenchStore(cmd *cobra.Command, g *globalOptions, opts benchStoreOptions)
 		return err
 	}
 	buildFn := func(name, pkg string) ([]byte, error) { return ws.build(ctx, name, pkg) }
-	wasm, err := buildFn(opts.Function, bf.dir)
+	wasm, err := buildFn(opts.Function, bf.Dir)
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func runBenchStore(cmd *cobra.Command, g *globalOptions, opts benchStoreOptions)
 		defer pprof.StopCPUProfile()
 	}
 	rep, err := bench.RunStore(ctx, bench.StoreOptions{
-		Function: bench.Function{Name: opts.Function, Wasm: wasm, Request: bf.req},
+		Function: bench.Function{Name: opts.Function, Wasm: wasm, Request: bench.CatalogRequest(bf.Request)},
 		Modes:    modes, Trials: opts.Trials, Dir: dir, S3: s3cfg, Secret: sb, Dedup: dedup, Progress: g.stderr,
 	})
 	if err != nil {
