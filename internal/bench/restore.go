@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"runtime"
 	"sort"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/catalog"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/stats"
@@ -27,6 +29,17 @@ type Function struct {
 	Request abi.Request
 	// MemoryMiB overrides the default memory cap.
 	MemoryMiB int
+}
+
+// CatalogRequest is the worker request of a catalog request: what every
+// benchmark sends a catalogued function.
+func CatalogRequest(r catalog.Request) abi.Request {
+	path, query := r.Path()
+	h := http.Header{}
+	for k, v := range r.Header {
+		h[k] = append([]string(nil), v...)
+	}
+	return abi.Request{Method: r.Method, Path: path, RawQuery: query, Header: h, Body: r.Body}
 }
 
 // RestoreOptions configure RunRestore.

@@ -124,9 +124,10 @@ func instanceConfig(fn Function) engine.InstanceConfig {
 	return engine.InstanceConfig{MemoryLimit: uint64(mib) << 20, Timeout: time.Minute, InitTimeout: 5 * time.Minute}
 }
 
-// snapshotFunction boots fn, writes its snapshot under dir, and records
-// its working set with one lazy restore and fn's request, as the worker
-// does.
+// snapshotFunction boots fn, takes its deploy snapshot as the worker's
+// deploy does (engine.Instance.CaptureDeploy: thaw_before_snapshot, then
+// the capture), writes it under dir, and records its working set with one
+// lazy restore and fn's request, as the worker does.
 func snapshotFunction(ctx context.Context, e *engine.Engine, p *pager.Pager, fn Function, dir string, record bool) (*prepared, error) {
 	mod, err := e.Compile(ctx, fn.Wasm)
 	if err != nil {
@@ -137,7 +138,11 @@ func snapshotFunction(ctx context.Context, e *engine.Engine, p *pager.Pager, fn 
 	if err != nil {
 		return nil, fmt.Errorf("%s: boot: %w", fn.Name, err)
 	}
-	st, mem := inst.Capture()
+	st, mem, err := inst.CaptureDeploy(ctx)
+	if err != nil {
+		inst.Close(ctx)
+		return nil, fmt.Errorf("%s: %w", fn.Name, err)
+	}
 	snap, err := snapshot.Write(filepath.Join(dir, fn.Name), snapshot.Meta{ID: fn.Name, Function: fn.Name, Created: time.Now().UTC(), State: *st}, mem)
 	inst.Close(ctx)
 	if err != nil {

@@ -44,6 +44,14 @@ type Request struct {
 	Target string
 	// Body is the request body; nil for none.
 	Body []byte
+	// Header holds extra request headers; nil for none.
+	Header map[string][]string
+}
+
+// Path returns the target's path and raw query.
+func (r Request) Path() (path, rawQuery string) {
+	path, rawQuery, _ = strings.Cut(r.Target, "?")
+	return path, rawQuery
 }
 
 // Function is one example function.
@@ -113,13 +121,26 @@ var functions = []Function{
 		"control without warm-up: hashes a 256 KiB buffer"},
 	{"hello", "examples/hello", Example, "thaw", get("/?name=thaw"), 64,
 		"the smallest function: greets ?name="},
-	{"initheavy", "examples/initheavy", Example, "thaw", get("/stats"), 256,
+	{"initheavy", "examples/initheavy", Example, "thaw", get("/?q=alpha"), 256,
 		"builds a ~100 MiB search index at init; /?q= searches, /gather touches scattered pages"},
 	{"jsontransform", "examples/jsontransform", Example, "thaw",
-		Request{Method: "POST", Target: "/", Body: []byte(`{"name":"thaw","tags":["a","b"],"n":1.50}`)}, 64,
+		Request{Method: "POST", Target: "/", Header: map[string][]string{"Content-Type": {"application/json"}},
+			Body: []byte(`{"items":[{"name":"b","price":2.5,"qty":4},{"name":"a","price":1,"qty":3}]}`)}, 64,
 		"transforms a POSTed JSON document deterministically"},
 	{"faulty", "examples/faulty", Example, "thaw", get("/ok"), 64,
 		"misbehaves on purpose per route (/panic, /trap, /loop, /oom, ...) for failure tests"},
+}
+
+// variants are catalogued functions under another name with another
+// request, for benchmarks that measure one function on two request shapes.
+// Their names are unique among functions and variants alike.
+var variants = []struct {
+	name, of string
+	req      Request
+}{
+	// initheavy serving embedding-lookup shaped requests: 8192 scattered
+	// rows, a working set of about 26 MiB, like REAP's functions.
+	{"initheavy-gather", "initheavy", get("/gather?n=8192&seed=1")},
 }
 
 // All returns every function, suite first.
@@ -136,14 +157,33 @@ func ByKind(k Kind) []Function {
 	return out
 }
 
-// Lookup returns the function named name, or an error wrapping
-// errdefs.ErrNotFound.
+// Lookup returns the function or variant named name, or an error wrapping
+// errdefs.ErrNotFound. A variant is its function under the variant's name
+// and request.
 func Lookup(name string) (Function, error) {
-	i := slices.IndexFunc(functions, func(f Function) bool { return f.Name == name })
-	if i < 0 {
-		return Function{}, fmt.Errorf("function %q is not in the catalog: %w", name, errdefs.ErrNotFound)
+	if i := slices.IndexFunc(functions, func(f Function) bool { return f.Name == name }); i >= 0 {
+		return functions[i], nil
 	}
-	return functions[i], nil
+	for _, v := range variants {
+		if v.name == name {
+			f, err := Lookup(v.of)
+			if err != nil {
+				return Function{}, err
+			}
+			f.Name, f.Request = v.name, v.req
+			return f, nil
+		}
+	}
+	return Function{}, fmt.Errorf("function %q is not in the catalog: %w", name, errdefs.ErrNotFound)
+}
+
+// Variants returns the names of the variants, in catalog order.
+func Variants() []string {
+	var out []string
+	for _, v := range variants {
+		out = append(out, v.name)
+	}
+	return out
 }
 
 // Path returns the function's package directory under the repository root.

@@ -66,6 +66,32 @@ func TestCatalog(t *testing.T) {
 	}
 }
 
+// Variants resolve to their function's directory under their own name and
+// request, and do not shadow a function.
+func TestVariants(t *testing.T) {
+	for _, name := range Variants() {
+		v, err := Lookup(name)
+		if err != nil {
+			t.Fatalf("Lookup(%s): %v", name, err)
+		}
+		if v.Name != name || v.Dir == "" || !strings.HasPrefix(v.Request.Target, "/") {
+			t.Errorf("variant %s = %+v", name, v)
+		}
+		for _, f := range All() {
+			if f.Name == name {
+				t.Errorf("variant %s shadows a function", name)
+			}
+		}
+	}
+	g, err := Lookup("initheavy-gather")
+	if err != nil || g.Dir != "examples/initheavy" || g.Request.Target != "/gather?n=8192&seed=1" {
+		t.Errorf("initheavy-gather = %+v, %v", g, err)
+	}
+	if p, q := g.Request.Path(); p != "/gather" || q != "n=8192&seed=1" {
+		t.Errorf("Path() = %q, %q", p, q)
+	}
+}
+
 func TestLookupMissing(t *testing.T) {
 	if _, err := Lookup("nope"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Lookup(nope) = %v, want ErrNotFound", err)

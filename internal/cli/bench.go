@@ -3,14 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/bench"
 	"github.com/thaw-run/thaw/internal/build"
 	"github.com/thaw-run/thaw/internal/catalog"
@@ -92,18 +90,18 @@ type benchRestoreOptions struct {
 	RegionPoolMiB int
 }
 
-// benchFunctions are the examples `thaw bench restore` knows, with the
-// request each trial sends.
-var benchFunctions = map[string]struct {
-	dir string
-	req abi.Request
-}{
-	"hello":         {"examples/hello", abi.Request{Method: http.MethodGet, Path: "/", RawQuery: "name=bench"}},
-	"jsontransform": {"examples/jsontransform", abi.Request{Method: http.MethodPost, Path: "/", Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"items":[{"name":"b","price":2.5,"qty":4},{"name":"a","price":1,"qty":3}]}`)}},
-	"initheavy":     {"examples/initheavy", abi.Request{Method: http.MethodGet, Path: "/", RawQuery: "q=alpha"}},
-	// The same function serving embedding-lookup shaped requests: 8192
-	// scattered rows, a working set of about 26 MiB, like REAP's functions.
-	"initheavy-gather": {"examples/initheavy", abi.Request{Method: http.MethodGet, Path: "/gather", RawQuery: "n=8192&seed=1"}},
+// benchRestoreFunctions are the catalog entries `thaw bench restore`
+// measures by default.
+var benchRestoreFunctions = []string{"hello", "jsontransform", "initheavy", "initheavy-gather"}
+
+// lookupBenchFunction is the catalog entry name, or an error wrapping
+// errdefs.ErrInvalid naming the defaults.
+func lookupBenchFunction(name string) (catalog.Function, error) {
+	f, err := catalog.Lookup(name)
+	if err != nil {
+		return f, fmt.Errorf("unknown function %q (known: %s, or any catalog function): %w", name, strings.Join(benchRestoreFunctions, ", "), errdefs.ErrInvalid)
+	}
+	return f, nil
 }
 
 func newBenchRestoreCommand(g *globalOptions) *cobra.Command {
@@ -123,7 +121,7 @@ or with --json one JSON object with a "results" array.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&opts.Functions, "functions", []string{"hello", "jsontransform", "initheavy", "initheavy-gather"}, "example functions to measure")
+	f.StringSliceVar(&opts.Functions, "functions", benchRestoreFunctions, "example functions to measure")
 	f.StringSliceVar(&opts.Modes, "modes", []string{"cold", "eager", "mmap", "lazy", "reap", "bulk", "warm"}, "modes to measure")
 	f.IntVar(&opts.Trials, "trials", 15, "trials per function and mode")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object instead of a table")
@@ -141,10 +139,13 @@ func runBenchRestore(cmd *cobra.Command, g *globalOptions, opts benchRestoreOpti
 	if opts.Trials < 1 {
 		return fmt.Errorf("--trials must be at least 1: %w", errdefs.ErrInvalid)
 	}
+	var entries []catalog.Function
 	for _, name := range opts.Functions {
-		if _, ok := benchFunctions[name]; !ok {
-			return fmt.Errorf("unknown function %q (known: hello, jsontransform, initheavy, initheavy-gather): %w", name, errdefs.ErrInvalid)
+		f, err := lookupBenchFunction(name)
+		if err != nil {
+			return err
 		}
+		entries = append(entries, f)
 	}
 	ws, err := newBenchWorkspace(g, opts.DataDir, "thaw-bench-")
 	if err != nil {
@@ -152,13 +153,14 @@ func runBenchRestore(cmd *cobra.Command, g *globalOptions, opts benchRestoreOpti
 	}
 	defer ws.cleanup()
 	var fns []bench.Function
-	for _, name := range opts.Functions {
-		bf := benchFunctions[name]
-		wasm, err := ws.build(ctx, name, bf.dir)
+	for _, c := range entries {
+		wasm, err := ws.build(ctx, c.Name, c.Dir)
 		if err != nil {
 			return err
 		}
-		fns = append(fns, bench.Function{Name: name, Wasm: wasm, Request: bf.req})
+		// No MemoryMiB: the restore benchmark has always run at the
+		// worker's default cap, and its results stay comparable.
+		fns = append(fns, bench.Function{Name: c.Name, Wasm: wasm, Request: bench.CatalogRequest(c.Request)})
 	}
 	rep, err := bench.RunRestore(ctx, bench.RestoreOptions{Functions: fns, Modes: modes, Trials: opts.Trials,
 		DataDir: filepath.Join(ws.dir, "data"), Progress: g.stderr, RegionPoolMiB: regionPool(opts.RegionPoolMiB)})
@@ -254,9 +256,7 @@ func runBenchPolicy(cmd *cobra.Command, g *globalOptions, opts benchPolicyOption
 		if err != nil {
 			return err
 		}
-		path, query, _ := strings.Cut(c.Request.Target, "?")
-		fns = append(fns, bench.Function{Name: c.Name, Wasm: wasm, MemoryMiB: c.MemoryMiB,
-			Request: abi.Request{Method: c.Request.Method, Path: path, RawQuery: query, Header: http.Header{}, Body: c.Request.Body}})
+		fns = append(fns, bench.Function{Name: c.Name, Wasm: wasm, MemoryMiB: c.MemoryMiB, Request: bench.CatalogRequest(c.Request)})
 	}
 	rep, err := bench.RunPolicy(ctx, bench.PolicyOptions{Functions: fns, Policies: opts.Policies, EvictEvery: opts.Evict,
 		Requests: opts.Requests, Mode: mode, DataDir: filepath.Join(ws.dir, "data"), Progress: g.stderr})

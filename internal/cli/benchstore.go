@@ -1,14 +1,9 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime/pprof"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -17,7 +12,6 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/store"
-	"github.com/thaw-run/thaw/internal/store/s3"
 )
 
 // benchStoreOptions are the flags of `thaw bench store`.
@@ -87,9 +81,9 @@ func runBenchStore(cmd *cobra.Command, g *globalOptions, opts benchStoreOptions)
 	if opts.Trials < 1 {
 		return fmt.Errorf("--trials must be at least 1: %w", errdefs.ErrInvalid)
 	}
-	bf, ok := benchFunctions[opts.Function]
-	if !ok {
-		return fmt.Errorf("unknown function %q: %w", opts.Function, errdefs.ErrInvalid)
+	bf, err := lookupBenchFunction(opts.Function)
+	if err != nil {
+		return err
 	}
 	ws, err := newBenchWorkspace(g, opts.DataDir, "thaw-bench-store-")
 	if err != nil {
@@ -97,12 +91,13 @@ func runBenchStore(cmd *cobra.Command, g *globalOptions, opts benchStoreOptions)
 	}
 	defer ws.cleanup()
 	root, dir := ws.root, ws.dir
-	s3cfg, err := benchS3Config(root, opts, g)
+	s3cfg, err := bench.FindS3(ctx, bench.S3Options{Root: root, Endpoint: opts.S3Endpoint, Bucket: opts.S3Bucket,
+		AccessKey: os.Getenv(envS3AccessKey), SecretKey: os.Getenv(envS3SecretKey), Progress: g.stderr})
 	if err != nil {
 		return err
 	}
 	buildFn := func(name, pkg string) ([]byte, error) { return ws.build(ctx, name, pkg) }
-	wasm, err := buildFn(opts.Function, bf.dir)
+	wasm, err := buildFn(opts.Function, bf.Dir)
 	if err != nil {
 		return err
 	}
@@ -138,7 +133,7 @@ func runBenchStore(cmd *cobra.Command, g *globalOptions, opts benchStoreOptions)
 		defer pprof.StopCPUProfile()
 	}
 	rep, err := bench.RunStore(ctx, bench.StoreOptions{
-		Function: bench.Function{Name: opts.Function, Wasm: wasm, Request: bf.req},
+		Function: bench.Function{Name: opts.Function, Wasm: wasm, Request: bench.CatalogRequest(bf.Request)},
 		Modes:    modes, Trials: opts.Trials, Dir: dir, S3: s3cfg, Secret: sb, Dedup: dedup, Progress: g.stderr,
 	})
 	if err != nil {
@@ -150,47 +145,4 @@ func runBenchStore(cmd *cobra.Command, g *globalOptions, opts benchStoreOptions)
 	fmt.Fprintf(g.stdout, "thaw bench store: %d trials per mode and setting, S3 at %s\n\n", opts.Trials, s3cfg.Endpoint)
 	rep.WriteTable(g.stdout)
 	return nil
-}
-
-// benchS3Config finds the S3 server: the flag, the test environment of
-// scripts/minio.sh, or a MinIO started with it now.
-func benchS3Config(root string, opts benchStoreOptions, g *globalOptions) (s3.Config, error) {
-	c := s3.Config{Endpoint: opts.S3Endpoint, Bucket: opts.S3Bucket, Region: "us-east-1",
-		AccessKey: os.Getenv(envS3AccessKey), SecretKey: os.Getenv(envS3SecretKey), Prefix: fmt.Sprintf("bench-%d", os.Getpid())}
-	if c.Endpoint != "" {
-		return c, nil
-	}
-	env := map[string]string{}
-	if ep := os.Getenv("THAW_TEST_S3_ENDPOINT"); ep != "" {
-		for _, k := range []string{"THAW_TEST_S3_ENDPOINT", "THAW_TEST_S3_ACCESS_KEY", "THAW_TEST_S3_SECRET_KEY", "THAW_TEST_S3_REGION"} {
-			env[k] = os.Getenv(k)
-		}
-	} else {
-		script := filepath.Join(root, "scripts", "minio.sh")
-		fmt.Fprintln(g.stderr, "no S3 endpoint given: starting MinIO with scripts/minio.sh")
-		start := exec.Command(script, "start")
-		start.Stdout, start.Stderr = g.stderr, g.stderr
-		if err := start.Run(); err != nil {
-			return c, fmt.Errorf("start MinIO: %v: %w", err, errdefs.ErrUnavailable)
-		}
-		out, err := exec.Command(script, "env").Output()
-		if err != nil {
-			return c, fmt.Errorf("MinIO env: %v: %w", err, errdefs.ErrUnavailable)
-		}
-		sc := bufio.NewScanner(bytes.NewReader(out))
-		for sc.Scan() {
-			k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "=")
-			if ok {
-				env[k] = strings.Trim(v, `"'`)
-			}
-		}
-	}
-	c.Endpoint, c.AccessKey, c.SecretKey = env["THAW_TEST_S3_ENDPOINT"], env["THAW_TEST_S3_ACCESS_KEY"], env["THAW_TEST_S3_SECRET_KEY"]
-	if r := env["THAW_TEST_S3_REGION"]; r != "" {
-		c.Region = r
-	}
-	if c.Endpoint == "" {
-		return c, fmt.Errorf("no S3 endpoint: %w", errdefs.ErrUnavailable)
-	}
-	return c, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/thaw-run/thaw/internal/bench"
 	"github.com/thaw-run/thaw/internal/report"
 	"github.com/thaw-run/thaw/internal/server"
 	"github.com/thaw-run/thaw/internal/suite"
@@ -87,11 +88,8 @@ func runBenchSuite(cmd *cobra.Command, g *globalOptions, opts benchSuiteOptions)
 		return err
 	}
 
-	dataDir := filepath.Join(scratch, "data")
-	shareCompilationCache(dataDir)
 	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rs, err := startServer(ctx, "", serveOptions{Addr: "127.0.0.1:0", DataDir: dataDir,
-		MaxBody: server.DefaultMaxBody, MaxModule: server.DefaultMaxModule}, log)
+	rs, err := bench.StartServer(ctx, filepath.Join(scratch, "data"), log)
 	if err != nil {
 		return err
 	}

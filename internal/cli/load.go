@@ -3,9 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,36 +11,17 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/load"
 	"github.com/thaw-run/thaw/internal/report"
 	"github.com/thaw-run/thaw/internal/trace"
 )
 
-// loadOptions are the flags of `thaw load`.
+// loadOptions are the flags of `thaw load`: the run's configuration,
+// which internal/load validates, and where to write it.
 type loadOptions struct {
-	Rate        float64       `json:"rate,omitempty"`
-	Duration    time.Duration `json:"duration"`
-	Arrivals    string        `json:"arrivals,omitempty"`
-	BurstOn     time.Duration `json:"burst_on,omitempty"`
-	BurstOff    time.Duration `json:"burst_off,omitempty"`
-	OffRate     float64       `json:"off_rate,omitempty"`
-	Functions   []string      `json:"functions"`
-	Path        string        `json:"path"`
-	Trace       string        `json:"trace,omitempty"`
-	TraceFns    int           `json:"trace_functions,omitempty"`
-	MinuteSecs  float64       `json:"minute_seconds,omitempty"`
-	MaxRate     float64       `json:"max_rate,omitempty"`
-	Spacing     string        `json:"spacing,omitempty"`
-	Selection   string        `json:"selection,omitempty"`
-	Mapping     string        `json:"mapping,omitempty"`
-	FirstMinute int           `json:"first_minute,omitempty"`
-	Seed        uint64        `json:"seed"`
-	MaxInFlight int           `json:"max_in_flight"`
-	Timeout     time.Duration `json:"timeout"`
-	Out         string        `json:"-"`
-	JSON        bool          `json:"-"`
-	Server      string        `json:"server"`
+	load.Config
+	Out  string `json:"-"`
+	JSON bool   `json:"-"`
 }
 
 func newLoadCommand(g *globalOptions) *cobra.Command {
@@ -98,113 +77,9 @@ table, or with --json the full load summary.`,
 	return cmd
 }
 
-// loadPlan is a validated `thaw load` configuration.
-type loadPlan struct {
-	schedule []load.Arrival
-	sample   *trace.Sample // nil without --trace
-	label    string
-}
-
-// planLoad validates opts and builds the schedule; it sends nothing.
-func planLoad(opts loadOptions) (loadPlan, error) {
-	invalid := func(format string, args ...any) (loadPlan, error) {
-		return loadPlan{}, fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalid)...)
-	}
-	if u, err := url.Parse(opts.Server); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return invalid("--server %q: want http(s)://host[:port]", opts.Server)
-	}
-	var fns []string
-	for _, f := range opts.Functions {
-		if f = strings.TrimSpace(f); f != "" {
-			fns = append(fns, f)
-		}
-	}
-	switch {
-	case len(fns) == 0:
-		return invalid("--functions: name at least one function to invoke")
-	case opts.Duration <= 0:
-		return invalid("--duration %v: want > 0", opts.Duration)
-	case opts.MaxInFlight < 1:
-		return invalid("--max-in-flight %d: want >= 1", opts.MaxInFlight)
-	case opts.Timeout <= 0:
-		return invalid("--timeout %v: want > 0", opts.Timeout)
-	}
-	if opts.Trace == "" {
-		var sched []load.Arrival
-		var err error
-		switch opts.Arrivals {
-		case "constant":
-			sched, err = load.Constant(opts.Rate, opts.Duration, fns)
-		case "poisson":
-			sched, err = load.Poisson(opts.Rate, opts.Duration, fns, opts.Seed)
-		case "bursts":
-			if opts.BurstOn <= 0 || opts.BurstOff < 0 || opts.OffRate < 0 {
-				return invalid("--burst-on must be > 0, --burst-off and --off-rate >= 0")
-			}
-			if err = checkRate(opts.Rate); err == nil {
-				sched, err = load.Bursts(load.Burst{On: opts.BurstOn, Off: opts.BurstOff, OnRate: opts.Rate, OffRate: opts.OffRate}, opts.Duration, fns, opts.Seed)
-			}
-		default:
-			return invalid("--arrivals %q: want constant, poisson or bursts", opts.Arrivals)
-		}
-		if err != nil {
-			return loadPlan{}, err
-		}
-		return loadPlan{schedule: sched, label: opts.Arrivals}, nil
-	}
-
-	spacing, err := trace.ParseSpacing(opts.Spacing)
-	if err != nil {
-		return loadPlan{}, err
-	}
-	so := trace.SampleOptions{Functions: opts.TraceFns, Seed: opts.Seed, FirstMinute: opts.FirstMinute,
-		MaxRate: opts.MaxRate, Targets: fns, Spacing: spacing}
-	switch opts.Selection {
-	case "stratified":
-		so.Selection = trace.Stratified
-	case "rank":
-		so.Selection = trace.ByRank
-	default:
-		return invalid("--selection %q: want stratified or rank", opts.Selection)
-	}
-	switch opts.Mapping {
-	case "round-robin":
-		so.Mapping = trace.RoundRobin
-	case "duration":
-		so.Mapping = trace.ByDuration
-	default:
-		return invalid("--mapping %q: want round-robin or duration", opts.Mapping)
-	}
-	if opts.MinuteSecs <= 0 || math.IsInf(opts.MinuteSecs, 0) || math.IsNaN(opts.MinuteSecs) {
-		return invalid("--minute-seconds %v: want > 0", opts.MinuteSecs)
-	}
-	so.Minute = time.Duration(opts.MinuteSecs * float64(time.Second))
-	if so.Minute < time.Millisecond {
-		return invalid("--minute-seconds %v: want at least 0.001", opts.MinuteSecs)
-	}
-	// Replay just the trace minutes --duration covers.
-	so.Minutes = int((opts.Duration + so.Minute - 1) / so.Minute)
-	tr, err := trace.Load(trace.DirFiles(opts.Trace))
-	if err != nil {
-		return loadPlan{}, fmt.Errorf("--trace %s: %w", opts.Trace, err)
-	}
-	s, err := tr.Sample(so)
-	if err != nil {
-		return loadPlan{}, err
-	}
-	return loadPlan{schedule: load.FromTrace(s), sample: s, label: "trace"}, nil
-}
-
-func checkRate(r float64) error {
-	if r <= 0 || math.IsInf(r, 0) || math.IsNaN(r) {
-		return fmt.Errorf("--rate %v: want > 0: %w", r, errdefs.ErrInvalid)
-	}
-	return nil
-}
-
 func runLoad(cmd *cobra.Command, g *globalOptions, opts loadOptions) error {
 	ctx := cmd.Context()
-	plan, err := planLoad(opts)
+	plan, err := opts.Plan()
 	if err != nil {
 		return err
 	}
@@ -214,7 +89,7 @@ func runLoad(cmd *cobra.Command, g *globalOptions, opts loadOptions) error {
 	}
 	base := strings.TrimSuffix(opts.Server, "/")
 	lo := load.Options{
-		BaseURL: base, Schedule: plan.schedule, Path: opts.Path, MaxInFlight: opts.MaxInFlight,
+		BaseURL: base, Schedule: plan.Schedule, Path: opts.Path, MaxInFlight: opts.MaxInFlight,
 		MaxDuration: opts.Duration, Timeout: opts.Timeout, MetricsURL: base + "/metrics",
 	}
 	if g.Token != "" {
@@ -222,30 +97,30 @@ func runLoad(cmd *cobra.Command, g *globalOptions, opts loadOptions) error {
 	}
 	var bar *report.Progress
 	if f, ok := g.stderr.(*os.File); ok && report.IsTerminal(f) {
-		bar = report.NewProgressTo(f, "load", len(plan.schedule))
+		bar = report.NewProgressTo(f, "load", len(plan.Schedule))
 	} else {
 		bar = report.NewProgressTo(nil, "", 0)
 	}
 	lo.Progress = bar.Set
-	fmt.Fprintf(g.stderr, "sending %d requests over %s to %s\n", len(plan.schedule), opts.Duration, base)
+	fmt.Fprintf(g.stderr, "sending %d requests over %s to %s\n", len(plan.Schedule), opts.Duration, base)
 	res, err := load.Run(ctx, lo)
 	bar.Done()
 	if err != nil {
 		return err
 	}
 
-	meta := report.CollectMeta("thaw load ("+plan.label+")", opts, opts.Seed)
+	meta := report.CollectMeta("thaw load ("+plan.Label+")", opts, opts.Seed)
 	var notes []string
-	if plan.sample != nil {
+	if plan.Sample != nil {
 		meta.Attribution = trace.Attribution
 		notes = append(notes, fmt.Sprintf("Replay of %d trace functions from %s (%d trace minutes from index %d, one minute = %s, counts scaled by %.3g), mapped onto %s.",
-			len(plan.sample.Assignments), opts.Trace, plan.sample.Minutes(), opts.FirstMinute, plan.sample.Options.Minute,
-			plan.sample.Scale, strings.Join(opts.Functions, ", ")))
+			len(plan.Sample.Assignments), opts.Trace, plan.Sample.Minutes(), opts.FirstMinute, plan.Sample.Options.Minute,
+			plan.Sample.Scale, strings.Join(opts.Functions, ", ")))
 	}
 	if ctx.Err() != nil {
 		notes = append(notes, "The run was interrupted; the records stop where it was.")
 	}
-	if _, err := report.WriteLoadRun(out, res, meta, report.LoadRunOptions{Mode: plan.label, Notes: notes}); err != nil {
+	if _, err := report.WriteLoadRun(out, res, meta, report.LoadRunOptions{Mode: plan.Label, Notes: notes}); err != nil {
 		return err
 	}
 	sum := load.Summarize(res)
@@ -254,7 +129,7 @@ func runLoad(cmd *cobra.Command, g *globalOptions, opts loadOptions) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(sum)
 	}
-	if err := report.WriteTable(g.stdout, report.LoadRows(sum, plan.label)); err != nil {
+	if err := report.WriteTable(g.stdout, report.LoadRows(sum, plan.Label)); err != nil {
 		return err
 	}
 	fmt.Fprintf(g.stdout, "\n%d requests in %.1fs: %d ok, %d errors, %d dropped; %.1f/s; cold-start rate %.1f%%; p50 %.2f ms, p99 %.2f ms",

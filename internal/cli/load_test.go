@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/bench"
 	"github.com/thaw-run/thaw/internal/build"
 	"github.com/thaw-run/thaw/internal/load"
 	"github.com/thaw-run/thaw/internal/report"
@@ -72,9 +73,7 @@ func TestLoad(t *testing.T) {
 	tmp := t.TempDir()
 	// Deploys compile each module twice; the cache `thaw demo` keeps makes
 	// a second run skip that.
-	shareCompilationCache(filepath.Join(tmp, "data"))
-	rs, err := startServer(ctx, "", serveOptions{Addr: "127.0.0.1:0", DataDir: filepath.Join(tmp, "data"),
-		MaxBody: server.DefaultMaxBody, MaxModule: server.DefaultMaxModule}, slog.New(slog.DiscardHandler))
+	rs, err := bench.StartServer(ctx, filepath.Join(tmp, "data"), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -129,17 +128,9 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// runningServer is a started worker and its HTTP listener.
-type runningServer struct {
-	URL    string
-	worker *worker.Worker
-	http   *http.Server
-	done   chan error
-	log    *slog.Logger
-}
-
-// startServer opens the worker and starts serving; Close stops both.
-func startServer(ctx context.Context, token string, opts serveOptions, log *slog.Logger) (*runningServer, error) {
+// startServer checks the listen address against the token, opens the
+// worker with opts' store and limits, and starts serving; Close stops both.
+func startServer(ctx context.Context, token string, opts serveOptions, log *slog.Logger) (*server.Running, error) {
 	if token == "" && !isLoopback(opts.Addr) && !opts.InsecureListen {
 		return nil, fmt.Errorf("refusing to listen on %s without a token: set --token or $THAW_TOKEN, listen on 127.0.0.1, or pass --insecure-listen: %w", opts.Addr, errdefs.ErrInvalid)
 	}
@@ -162,88 +153,27 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 		}
 		wopts.Store = &cfg
 	}
-	w, err := worker.Open(ctx, wopts)
-	if err != nil {
-		return nil, fmt.Errorf("open worker in %s: %w", opts.DataDir, err)
-	}
-	ln, err := net.Listen("tcp", opts.Addr)
-	if err != nil {
-		w.Close(ctx)
-		return nil, fmt.Errorf("listen on %s: %v: %w", opts.Addr, err, errdefs.ErrUnavailable)
-	}
-	h := server.New(w, server.Options{
-		Token:         token,
-		MaxBody:       opts.MaxBody,
-		MaxModule:     opts.MaxModule,
-		Metrics:       w.Registry(),
-		Logger:        log,
-		AllowedHosts:  opts.AllowedHosts,
-		MaxBodyMemory: int64(opts.MaxBodyMemoryMiB) << 20,
-		WriteTimeout:  opts.WriteTimeout,
-	})
-	maxConns := connBound(opts.MaxConns, log)
-	limiter := server.NewConnLimiter(maxConns, log.Warn)
-	rs := &runningServer{
-		URL:    "http://" + ln.Addr().String(),
-		worker: w,
-		http: &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: server.DefaultReadHeaderTimeout,
-			MaxHeaderBytes:    server.MaxHeaderBytes,
-			// ReadTimeout covers headers and body; handlers lift it once
-			// the body is read. The write deadline is set again when a
-			// response starts (server.Options.WriteTimeout).
-			ReadTimeout:  orDefault(opts.ReadTimeout, server.DefaultReadTimeout),
-			WriteTimeout: orDefault(opts.WriteTimeout, server.DefaultWriteTimeout),
-			IdleTimeout:  orDefault(opts.IdleTimeout, server.DefaultIdleTimeout),
-			ConnState:    limiter.ConnState,
-			// Accept errors (out of descriptors) and handler bugs.
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	rs, err := server.Start(ctx, server.RunOptions{
+		Addr:   opts.Addr,
+		Worker: wopts,
+		Server: server.Options{
+			Token:         token,
+			MaxBody:       opts.MaxBody,
+			MaxModule:     opts.MaxModule,
+			AllowedHosts:  opts.AllowedHosts,
+			MaxBodyMemory: int64(opts.MaxBodyMemoryMiB) << 20,
+			WriteTimeout:  opts.WriteTimeout,
 		},
-		done: make(chan error, 1),
-		log:  log,
-	}
-	go func() { rs.done <- rs.http.Serve(limiter.Listener(ln)) }()
-	log.Info("listening", "url", rs.URL, "data", opts.DataDir, "auth", token != "", "store", opts.Store.describe(),
-		"max_conns", maxConns, "allowed_hosts", strings.Join(opts.AllowedHosts, ","))
-	return rs, nil
-}
-
-// connBound is the connection bound to apply: maxConns (or the default),
-// lowered to half the process's descriptor limit so that connections can
-// never take the descriptors restores, snapshots and the store need.
-func connBound(maxConns int, log *slog.Logger) int {
-	if maxConns <= 0 {
-		maxConns = server.DefaultMaxConns
-	}
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(2*maxConns) {
-		lowered := max(int(rl.Cur/2), 1)
-		log.Warn("--max-conns lowered to half the open file limit", "max_conns", maxConns, "nofile", rl.Cur, "now", lowered)
-		return lowered
-	}
-	return maxConns
-}
-
-// orDefault is d, or def when d is not positive.
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
-}
-
-// Close stops accepting requests, lets running ones finish for up to
-// grace, and closes the worker.
-func (rs *runningServer) Close(grace time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	err := rs.http.Shutdown(ctx)
+		MaxConns:    opts.MaxConns,
+		ReadTimeout: opts.ReadTimeout,
+		IdleTimeout: opts.IdleTimeout,
+	})
 	if err != nil {
-		err = fmt.Errorf("shutdown: %w", err)
+		return nil, err
 	}
-	rs.worker.Close(context.Background())
-	return err
+	log.Info("listening", "url", rs.URL, "data", opts.DataDir, "auth", token != "", "store", opts.Store.describe(),
+		"max_conns", server.ConnBound(opts.MaxConns, slog.New(slog.DiscardHandler)), "allowed_hosts", strings.Join(opts.AllowedHosts, ","))
+	return rs, nil
 }
 
 func newLogger(level string, w io.Writer) (*slog.Logger, error) {
@@ -266,7 +196,7 @@ func runServe(ctx context.Context, g *globalOptions, opts serveOptions) error {
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
-	case err := <-rs.done:
+	case err := <-rs.Done():
 		if !errors.Is(err, http.ErrServerClosed) {
 			_ = rs.Close(time.Second)
 			return fmt.Errorf("serve: %w", err)

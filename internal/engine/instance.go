@@ -168,6 +168,19 @@ func (i *Instance) BeforeSnapshot(ctx context.Context) error {
 	return nil
 }
 
+// CaptureDeploy takes a booted instance's deploy snapshot: it runs the
+// guest's thaw_before_snapshot (BeforeSnapshot), then captures it
+// (Capture). It is the one sequence the worker's deploy and the benchmarks
+// that measure a deploy snapshot share, so that a benchmark restores what
+// production restores. An error leaves the instance unfit to snapshot.
+func (i *Instance) CaptureDeploy(ctx context.Context) (*State, []byte, error) {
+	if err := i.BeforeSnapshot(ctx); err != nil {
+		return nil, nil, err
+	}
+	st, mem := i.Capture()
+	return st, mem, nil
+}
+
 // Idle runs the guest's thaw_idle export, if it has one, on an instance
 // that has just served a request and is not serving another. It reports
 // whether the export exists. An error (a trap, the time limit) leaves the

@@ -135,17 +135,31 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
-// TestSimulationTable prints the table of docs/policy.md when
-// THAW_POLICY_TABLE is set:
-//
-//	THAW_POLICY_TABLE=1 go test -run TestSimulationTable -v ./internal/policy
-func TestSimulationTable(t *testing.T) {
-	if os.Getenv("THAW_POLICY_TABLE") == "" {
-		t.Skip("set THAW_POLICY_TABLE=1 to print the simulation table")
-	}
+// simRow is one row of the simulation table of docs/policy.md: one policy
+// on one curve at one eviction rate, the requests of several seeds pooled
+// (all of them, and each run's last 100).
+type simRow struct {
+	curve     string
+	first     time.Duration
+	evict     int
+	spec      string
+	all, last SimResult
+}
+
+// simKinds name the policies of each table block, in the table's order.
+const (
+	simInit = iota
+	simFixed
+	simPronghorn   // pronghorn with this session's defaults
+	simPronghornT1 // the first version's temp=1 and no bonus
+	simKinds
+)
+
+// simulationTable computes the table of docs/policy.md: 300 instances per
+// run, 5 seeds pooled, pronghorn's window set to the eviction rate.
+func simulationTable(t testing.TB) []simRow {
 	const n, seeds = 300, 5
-	var b strings.Builder
-	b.WriteString("| curve | evict every | policy | median (all) | p99 (all) | median (last 100) | p99 (last 100) |\n|---|---|---|---|---|---|---|\n")
+	var rows []simRow
 	for _, curve := range []struct {
 		name  string
 		f     func(int) time.Duration
@@ -155,26 +169,102 @@ func TestSimulationTable(t *testing.T) {
 		{"warm-up 100→10 ms, first restore +4 ms", warmupCurve, 4 * time.Millisecond},
 		{"flat 20 ms ±10%", noisyFlat, 0},
 		{"flat 20 ms ±10%, first restore +4 ms", noisyFlat, 4 * time.Millisecond},
-		{"slow-down 10→100 ms", Warmup(10*time.Millisecond, 100*time.Millisecond, 50), 0},
+		{"slow-down 10→100 ms", slowDownCurve, 0},
 	} {
 		for _, evict := range []int{1, 4, 20} {
 			for _, spec := range []string{"init", "fixed:1", fmt.Sprintf("pronghorn:window=%d", evict), fmt.Sprintf("pronghorn:window=%d,temp=1,bonus=0", evict)} {
 				// Pool the requests of several seeds so one lucky seed does
 				// not make the table.
-				var all SimResult
-				var last SimResult
+				row := simRow{curve: curve.name, first: curve.first, evict: evict, spec: spec}
 				for seed := range uint64(seeds) {
 					r := Simulate(mustParse(t, spec, seed+1), curve.f, evict, n, curve.first)
-					all.Latencies = append(all.Latencies, r.Latencies...)
-					last.Latencies = append(last.Latencies, r.Latencies[n-100:]...)
+					row.all.Latencies = append(row.all.Latencies, r.Latencies...)
+					row.last.Latencies = append(row.last.Latencies, r.Latencies[n-100:]...)
 				}
-				f := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/1e6) }
-				fmt.Fprintf(&b, "| %s | %d | `%s` | %s | %s | %s | %s |\n", curve.name, evict, spec,
-					f(all.Percentile(50, 0)), f(all.Percentile(99, 0)), f(last.Percentile(50, 0)), f(last.Percentile(99, 0)))
+				rows = append(rows, row)
 			}
 		}
 	}
-	t.Log("\n" + b.String())
+	return rows
+}
+
+// slowDownCurve rises from 10 ms to 100 ms over 50 requests: learning
+// cannot help and exploring costs.
+var slowDownCurve = Warmup(10*time.Millisecond, 100*time.Millisecond, 50)
+
+// TestSimulationTable checks the statements docs/policy.md makes about its
+// simulation table ("Reading it"), on the table itself. With
+// THAW_POLICY_TABLE set it also prints the table in the document's format:
+//
+//	THAW_POLICY_TABLE=1 go test -run TestSimulationTable -v ./internal/policy
+func TestSimulationTable(t *testing.T) {
+	rows := simulationTable(t)
+	if os.Getenv("THAW_POLICY_TABLE") != "" {
+		var b strings.Builder
+		b.WriteString("| curve | evict every | policy | median (all) | p99 (all) | median (last 100) | p99 (last 100) |\n|---|---|---|---|---|---|---|\n")
+		f := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/1e6) }
+		for _, r := range rows {
+			fmt.Fprintf(&b, "| %s | %d | `%s` | %s | %s | %s | %s |\n", r.curve, r.evict, r.spec,
+				f(r.all.Percentile(50, 0)), f(r.all.Percentile(99, 0)), f(r.last.Percentile(50, 0)), f(r.last.Percentile(99, 0)))
+		}
+		t.Log("\n" + b.String())
+	}
+	if len(rows)%simKinds != 0 {
+		t.Fatalf("%d rows, not blocks of %d policies", len(rows), simKinds)
+	}
+	const warm = 10 * time.Millisecond // the warm-up curve's end
+	for i := 0; i < len(rows); i += simKinds {
+		block := rows[i : i+simKinds]
+		r0 := block[0]
+		name := fmt.Sprintf("%s/evict=%d", r0.curve, r0.evict)
+		med := func(k int, last bool) time.Duration {
+			if last {
+				return block[k].last.Percentile(50, 0)
+			}
+			return block[k].all.Percentile(50, 0)
+		}
+		p99 := func(k int) time.Duration { return block[k].last.Percentile(99, 0) }
+		switch {
+		case strings.HasPrefix(r0.curve, "warm-up"):
+			// Pronghorn converges to the warm end at every eviction rate,
+			// paying at most the first-restore cost on its climb, and
+			// beats both baselines and the first version's parameters.
+			if m := med(simPronghorn, true); m > warm+r0.first {
+				t.Errorf("%s: pronghorn's median of the last 100 is %v, want <= %v", name, m, warm+r0.first)
+			}
+			if m := med(simPronghorn, false); m > warm+r0.first {
+				t.Errorf("%s: pronghorn's median over the run is %v, want <= %v", name, m, warm+r0.first)
+			}
+			for _, k := range []int{simInit, simFixed, simPronghornT1} {
+				if med(simPronghorn, false) > med(k, false) {
+					t.Errorf("%s: pronghorn's median %v above %s's %v", name, med(simPronghorn, false), block[k].spec, med(k, false))
+				}
+			}
+		case strings.HasPrefix(r0.curve, "flat"):
+			// On a flat curve pronghorn is at most 5% worse in median than
+			// fixed:1, plus its first restores' cost: all of it at eviction
+			// every request, the share of one request in evict after.
+			bound := med(simFixed, true)*105/100 + r0.first/time.Duration(r0.evict)
+			if m := med(simPronghorn, true); m > bound {
+				t.Errorf("%s: pronghorn's median of the last 100 is %v, fixed:1's %v; want <= %v", name, m, med(simFixed, true), bound)
+			}
+		case strings.HasPrefix(r0.curve, "slow-down"):
+			// Learning cannot help: once it has measured the curve, the
+			// default pronghorn loses nothing against fixed:1 in median or
+			// p99, while the first version's parameters still lose at
+			// evictions 4 and 20.
+			if med(simPronghorn, true) > med(simFixed, true) || p99(simPronghorn) > p99(simFixed) {
+				t.Errorf("%s: pronghorn's median/p99 of the last 100 %v/%v, fixed:1's %v/%v; want no worse",
+					name, med(simPronghorn, true), p99(simPronghorn), med(simFixed, true), p99(simFixed))
+			}
+			if r0.evict > 1 && med(simPronghornT1, true) <= med(simPronghorn, true) {
+				t.Errorf("%s: temp=1,bonus=0's median of the last 100 %v no worse than the defaults' %v: the table no longer shows why they changed",
+					name, med(simPronghornT1, true), med(simPronghorn, true))
+			}
+		default:
+			t.Fatalf("no statement checks curve %q", r0.curve)
+		}
+	}
 }
 
 func BenchmarkSimulate(b *testing.B) {

@@ -42,6 +42,28 @@ const (
 	ByDuration
 )
 
+// ParseSelection parses "stratified" or "rank".
+func ParseSelection(s string) (Selection, error) {
+	switch s {
+	case "stratified":
+		return Stratified, nil
+	case "rank":
+		return ByRank, nil
+	}
+	return 0, fmt.Errorf("selection %q: want stratified or rank: %w", s, errdefs.ErrInvalid)
+}
+
+// ParseMapping parses "round-robin" or "duration".
+func ParseMapping(s string) (Mapping, error) {
+	switch s {
+	case "round-robin":
+		return RoundRobin, nil
+	case "duration":
+		return ByDuration, nil
+	}
+	return 0, fmt.Errorf("mapping %q: want round-robin or duration: %w", s, errdefs.ErrInvalid)
+}
+
 // SampleOptions scales a trace down to one machine.
 type SampleOptions struct {
 	// Functions is K, how many trace functions to keep; 0 keeps them all.

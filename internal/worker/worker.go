@@ -612,10 +612,10 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 		return nil, fmt.Errorf("deploy %s: %w", name, err)
 	}
 	if cfg.RestoreMode != restore.Cold {
-		if err := inst.BeforeSnapshot(ctx); err != nil {
+		st, mem, err := inst.CaptureDeploy(ctx)
+		if err != nil {
 			return fail(err)
 		}
-		st, mem := inst.Capture()
 		if snap, err = w.writeSnapshot(f, st, mem, 0); err != nil {
 			return fail(err)
 		}
