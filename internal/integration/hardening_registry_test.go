@@ -329,7 +329,7 @@ func TestSnapshotOfAnotherModuleNeverRestored(t *testing.T) {
 	defer p.Stop()
 	checkServes(t, p, "a", 0)
 	checkServes(t, p, "b", 1)
-	code, _, body := raw(t, "GET", p.URL+"/metrics", "", nil, nil)
+	code, _, body := raw(t, "GET", p.URL+"/metrics", token, nil, nil)
 	want := `thaw_snapshots_discarded_total{function="a",reason="module_mismatch"} 1`
 	if code != http.StatusOK || !strings.Contains(string(body), want) {
 		t.Errorf("metrics lack %q", want)
