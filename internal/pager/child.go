@@ -374,20 +374,37 @@ func (s *server) stalled(now time.Time) (uint64, bool) {
 			continue
 		}
 		begun, finished := ss.loadShared(sharedBegun), ss.loadShared(sharedFinished)
-		if !ss.outstanding() {
-			ss.stallSince = time.Time{}
-			continue
-		}
-		if ss.stallSince.IsZero() || begun != ss.seenBegun || finished != ss.seenFinished {
-			ss.stallSince, ss.seenBegun, ss.seenFinished = now, begun, finished
-			continue
-		}
-		if now.Sub(ss.stallSince) >= stuckAfter {
-			ss.stallSince = time.Time{}
+		if ss.stall.stuck(now, begun, finished, ss.outstanding()) {
 			return id, true
 		}
 	}
 	return 0, false
+}
+
+// stallWatch follows one session's fault counters from the page the
+// pagers and the client share, for the standby's and the client's stuck
+// checks alike.
+type stallWatch struct {
+	since           time.Time // when the counters last moved with faults outstanding
+	begun, finished uint64
+}
+
+// stuck records one observation and reports whether the session has had
+// faults outstanding, with no fault begun or finished, for stuckAfter.
+func (w *stallWatch) stuck(now time.Time, begun, finished uint64, outstanding bool) bool {
+	if !outstanding {
+		w.since = time.Time{}
+		return false
+	}
+	if w.since.IsZero() || begun != w.begun || finished != w.finished {
+		w.since, w.begun, w.finished = now, begun, finished
+		return false
+	}
+	if now.Sub(w.since) >= stuckAfter {
+		w.since = time.Time{}
+		return true
+	}
+	return false
 }
 
 func (s *server) closeAll() {
@@ -414,10 +431,9 @@ type session struct {
 	broken bool     // the source failed past the fault budget: refuse the rest
 
 	// The standby's view of the primary's progress (stalled).
-	stallSince              time.Time
-	seenBegun, seenFinished uint64
-	started                 bool // serve is running (false while held by a standby)
-	exit                    chan struct{}
+	stall   stallWatch
+	started bool // serve is running (false while held by a standby)
+	exit    chan struct{}
 
 	faults, zeroFaults, dups, pages, bytesRead, serveNs, errs atomic.Uint64
 	// shared, when the client sent one, is a page it maps too: its first

@@ -183,16 +183,7 @@ func (p *Pager) stalled(now time.Time) (uint64, bool) {
 	for id, s := range p.sessions {
 		begun, finished := s.loadShared(sharedBegun), s.loadShared(sharedFinished)
 		pending, _ := s.u.Pending()
-		if begun == finished && !pending {
-			s.stallSince = time.Time{}
-			continue
-		}
-		if s.stallSince.IsZero() || begun != s.seenBegun || finished != s.seenFinished {
-			s.stallSince, s.seenBegun, s.seenFinished = now, begun, finished
-			continue
-		}
-		if now.Sub(s.stallSince) >= stuckAfter {
-			s.stallSince = time.Time{}
+		if s.stall.stuck(now, begun, finished, begun != finished || pending) {
 			return id, true
 		}
 	}
@@ -552,8 +543,7 @@ type Session struct {
 	shared   []byte
 
 	// watchStuck's view of the pager's progress (under Pager.smu).
-	stallSince              time.Time
-	seenBegun, seenFinished uint64
+	stall stallWatch
 }
 
 // mapShared creates and maps the session's shared counter page.
