@@ -35,14 +35,11 @@ func (r *run) inject(ctx context.Context, start time.Time) []Fault {
 			n, err := removeFiles(filepath.Join(r.dataDir, "store-cache"))
 			return fmt.Sprintf("%d cached files removed", n), err
 		}},
+		// The pagers keep the chunks they fetched: killing them while the
+		// store is down makes their successors go to the dead remote.
+		{0.14, "pager child killed, object store down", r.killPager},
 		{0.22, "object store restarted", func(context.Context) (string, error) { return "", r.minio("start") }},
-		{0.32, "pager child killed", func(context.Context) (string, error) {
-			kids := children(r.pid())
-			for _, k := range kids {
-				_ = syscall.Kill(k, syscall.SIGKILL)
-			}
-			return fmt.Sprintf("pids %v", kids), nil
-		}},
+		{0.32, "pager child killed", r.killPager},
 		{0.42, "cached chunk corrupted", func(context.Context) (string, error) {
 			return corruptLargest(filepath.Join(r.dataDir, "store-cache"))
 		}},
@@ -78,6 +75,16 @@ func (r *run) inject(ctx context.Context, start time.Time) []Fault {
 		out = append(out, Fault{Name: s.name, AtS: time.Since(start).Seconds(), Detail: detail})
 	}
 	return out
+}
+
+// killPager kills the worker's pager processes (the primary and its
+// standby) with SIGKILL.
+func (r *run) killPager(context.Context) (string, error) {
+	kids := children(r.pid())
+	for _, k := range kids {
+		_ = syscall.Kill(k, syscall.SIGKILL)
+	}
+	return fmt.Sprintf("pids %v", kids), nil
 }
 
 // removeFiles deletes the regular files under dir and counts them.
@@ -126,7 +133,8 @@ func corruptLargest(dir string) (string, error) {
 	return fmt.Sprintf("%s, %d bytes at %d", filepath.Base(best), len(junk), size/2), nil
 }
 
-// truncateImages cuts every memory image under dir to half its size.
+// truncateImages cuts every memory image under dir to an eighth of its
+// size, well into the pages a request reads.
 func truncateImages(dir string) (string, error) {
 	var done []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -137,10 +145,10 @@ func truncateImages(dir string) (string, error) {
 		if err != nil {
 			return nil
 		}
-		if err := os.Truncate(p, fi.Size()/2); err != nil {
+		if err := os.Truncate(p, fi.Size()/8); err != nil {
 			return err
 		}
-		done = append(done, fmt.Sprintf("%s %d -> %d bytes", filepath.Base(filepath.Dir(p)), fi.Size(), fi.Size()/2))
+		done = append(done, fmt.Sprintf("%s %d -> %d bytes", filepath.Base(filepath.Dir(p)), fi.Size(), fi.Size()/8))
 		return nil
 	})
 	return fmt.Sprint(done), err

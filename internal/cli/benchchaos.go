@@ -33,9 +33,10 @@ func newBenchChaosCommand(g *globalOptions) *cobra.Command {
 deploy hello (lazy; a second copy restored from the store), jsontransform (bulk,
 from the store), initheavy (reap) and faulty (looping until its 2 s timeout),
 and send an open-loop mix of invocations for --duration while, one after the
-other: the object store stops (and the disk cache is emptied) and restarts,
-the pager child is killed, a cached chunk is corrupted, a snapshot image is
-truncated, and --slow-conns slow connections are held open.
+other: the object store stops (and the disk cache is emptied), the pager child
+is killed while it is down, the store restarts, the pager child is killed
+again, a cached chunk is corrupted, a snapshot image is truncated, and
+--slow-conns slow connections are held open.
 
 Reports requests sent and their outcomes by category, requests never
 answered, worker restarts, peak RSS and descriptors, and the time to serve

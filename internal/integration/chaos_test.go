@@ -51,8 +51,8 @@ func TestBenchChaos(t *testing.T) {
 	if rep.WorkerRestarts != 0 {
 		t.Errorf("the worker exited %d times", rep.WorkerRestarts)
 	}
-	if len(rep.Faults) != 7 {
-		t.Errorf("%d faults injected, want 7: %+v", len(rep.Faults), rep.Faults)
+	if len(rep.Faults) != 8 {
+		t.Errorf("%d faults injected, want 8: %+v", len(rep.Faults), rep.Faults)
 	}
 	for _, f := range rep.Faults {
 		if f.RecoveryMs < 0 {
