@@ -64,7 +64,11 @@ trap 'scripts/minio.sh stop >/dev/null 2>&1 || true' EXIT
 go test -p 2 -timeout 25m ./...
 
 # The race detector over the packages whose goroutines share state: the
-# worker's pools and queues, the pager, the store and its tiers, the HTTP
-# server. Its closing lines follow the full run's, so the last word on the
-# result is the race run's summary; a failure in either stops the script.
-go test -race -p 2 -timeout 25m ./internal/worker/ ./internal/pager/ ./internal/store/... ./internal/server/
+# pager, the store and its tiers, the HTTP server, and the worker's tests
+# of its pools, queues, budget, settling, checkpoints and concurrent faults
+# (the whole worker package takes over 20 minutes under the detector on
+# this 2-core machine, which CI's 30-minute budget cannot afford). Its
+# closing lines follow the full run's; a failure in either stops the
+# script.
+go test -race -p 2 -timeout 20m ./internal/pager/ ./internal/store/... ./internal/server/
+go test -race -timeout 20m -run 'TestPublicSkipsFunctionLock|TestMemoryBudget$|TestAcquireWaitsForOneSettlingInstance|TestQueueBound|TestNoDeadlockUnderConcurrentFaults|TestCheckpointLiveInstance|TestIdleCallsBetweenRequests|TestSleepingHandlerReleasesSlot' ./internal/worker/

@@ -446,7 +446,8 @@ func (r *run) metrics(ctx context.Context) (map[string]float64, error) {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+r.token)
-	resp, err := http.DefaultClient.Do(req)
+	// Bounded: a frozen worker must not freeze the report.
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		return nil, err
 	}
