@@ -124,7 +124,15 @@ func dataExtents(fd int, size int64) ([][2]int64, error) {
 	return out, nil
 }
 
-func (s *fileSource) Size() int64 { return s.size }
+// Size is the image's size: with a checksum table, the pages the table
+// covers, so that pages a truncated file lost are read (and refused) rather
+// than zero-filled as memory grown past the image.
+func (s *fileSource) Size() int64 {
+	if s.crcs != nil {
+		return max(s.size, int64(len(s.crcs))*pageSize)
+	}
+	return s.size
+}
 
 func (s *fileSource) Zero(off int64) bool {
 	if s.data == nil {
@@ -157,6 +165,15 @@ func (s *fileSource) ReadAt(p []byte, off int64) (int, error) {
 			pg := (off + int64(i)) / pageSize
 			if pg >= int64(len(s.crcs)) || crc32.Checksum(p[i:i+pageSize], castagnoli) != s.crcs[pg] {
 				return n, fmt.Errorf("image page %d fails its checksum: %w", pg, errdefs.ErrCorrupt)
+			}
+		}
+		// Pages past the end of a truncated image must not be served
+		// unchecked: they read as zeros, which only a zero page's checksum
+		// accepts.
+		for i := n - n%pageSize; i < len(p); i += pageSize {
+			pg := (off + int64(i)) / pageSize
+			if pg < int64(len(s.crcs)) && s.crcs[pg] != zeroPageCRC {
+				return n, fmt.Errorf("image page %d lies past the end of the image file: %w", pg, errdefs.ErrCorrupt)
 			}
 		}
 	}

@@ -66,6 +66,34 @@ func TestLazyPunchedHoleIsBad(t *testing.T) {
 	waitAll(t, done, n)
 }
 
+// A data page past the end of a truncated image is refused by the lazy
+// pager like a page that fails its checksum; before, a short read left it
+// unchecked.
+func TestLazyTruncatedImageIsBad(t *testing.T) {
+	const cut = 37
+	snap := mmapSnapshot(t)
+	if err := os.Truncate(snap.Path(snapshot.ImageFile), cut*snapshot.PageSize); err != nil {
+		t.Fatal(err)
+	}
+	p, err := pager.Start(context.Background())
+	if err != nil {
+		t.Skipf("no pager: %v", err)
+	}
+	defer p.Close()
+	r := &Restorer{Pager: p}
+	m, err := r.Prepare(context.Background(), Lazy, snap, 32<<20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Region.Free()
+	if m.Region.Bytes()[cut*snapshot.PageSize+100] == 1 {
+		runtime.Gosched()
+	}
+	if bad, err := m.Verify(); err != nil || bad < 1 || m.Failures().Corrupt < 1 {
+		t.Fatalf("Verify = %d bad pages, %v, failures %+v; want the page past the cut refused", bad, err, m.Failures())
+	}
+}
+
 // A lazy restore from the store whose image chunks are gone (freed by
 // `thaw store gc`, or a remote that lost them) answers every fault within
 // the fault budget with a zero page, counted as unavailable, instead of
