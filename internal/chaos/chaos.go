@@ -114,11 +114,12 @@ type Report struct {
 	// WorkerRestarts counts exits of the `thaw serve` process during the
 	// run (each is restarted so the run goes on).
 	WorkerRestarts int `json:"worker_restarts"`
-	// Peak resource use of the worker process, and of its pager child.
-	PeakRSSBytes      int64 `json:"peak_rss_bytes"`
-	PeakFDs           int   `json:"peak_fds"`
-	PeakPagerRSSBytes int64 `json:"peak_pager_rss_bytes"`
-	// Fallbacks is thaw_restore_fallbacks_total at the end, by reason.
+	// Peak resource use of the worker process (its pager processes are
+	// apart).
+	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	PeakFDs      int   `json:"peak_fds"`
+	// Fallbacks holds thaw_restore_fallbacks_total at the end, summed over
+	// functions and modes, under "total".
 	Fallbacks map[string]float64 `json:"fallbacks"`
 	Faults    []Fault            `json:"faults"`
 	// Samples are the worker's RSS and descriptor counts over time.
