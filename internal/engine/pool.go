@@ -49,6 +49,15 @@ func (p *RegionPool) SetLimit(limit func() uint64) {
 // pool keeps are at most max.
 func (p *RegionPool) Trim(max uint64) {
 	p.mu.Lock()
+	drop := p.evictLocked(max)
+	p.mu.Unlock()
+	unmap(drop)
+}
+
+// evictLocked takes the least recently freed idle regions out of the pool
+// until it keeps at most max bytes, and returns them for unmap (outside
+// p.mu: unmapping a large region takes a while).
+func (p *RegionPool) evictLocked(max uint64) []*Region {
 	var drop []*Region
 	for p.held > max && len(p.idle) > 0 {
 		old := p.idle[0]
@@ -56,9 +65,13 @@ func (p *RegionPool) Trim(max uint64) {
 		p.held -= old.touched
 		drop = append(drop, old)
 	}
-	p.mu.Unlock()
-	for _, old := range drop {
-		_ = unix.Munmap(old.mem)
+	return drop
+}
+
+// unmap releases the mappings of regions taken out of the pool.
+func unmap(rs []*Region) {
+	for _, r := range rs {
+		_ = unix.Munmap(r.mem)
 	}
 }
 
@@ -121,17 +134,9 @@ func (p *RegionPool) put(r *Region) bool {
 	}
 	p.idle = append(p.idle, r)
 	p.held += touched
-	var drop []*Region
-	for p.held > budget {
-		old := p.idle[0]
-		p.idle = p.idle[1:]
-		p.held -= old.touched
-		drop = append(drop, old)
-	}
+	drop := p.evictLocked(budget)
 	p.mu.Unlock()
-	for _, old := range drop {
-		_ = unix.Munmap(old.mem)
-	}
+	unmap(drop)
 	return true
 }
 
