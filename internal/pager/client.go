@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/faultguard"
 	"github.com/thaw-run/thaw/internal/uffd"
 )
 
@@ -81,6 +82,12 @@ const (
 	restartWindow      = time.Minute
 )
 
+// guardGrace is how long every pager may be dead before the fault guard
+// answers their faults with zero pages: long enough for this process, if
+// it is running, to start a new primary that serves them correctly; short
+// against the 4 s in which every fault is answered.
+var guardGrace = time.Second
+
 // Pager is the client of a pager process. Its methods are safe for
 // concurrent use.
 //
@@ -122,6 +129,11 @@ type Pager struct {
 
 	nextSession atomic.Uint64
 	log         *slog.Logger
+
+	// guard answers the sessions' faults with zero pages, counted lost,
+	// while every pager process is dead: from a C thread, because then
+	// this process may be frozen by a thread blocked on such a fault.
+	guard *faultguard.Guard
 }
 
 // Start launches the pager: this executable (os.Executable), re-executed
@@ -136,18 +148,39 @@ func Start(ctx context.Context) (*Pager, error) {
 }
 
 func start(ctx context.Context, standby bool) (*Pager, error) {
+	guard, err := faultguard.New(faultguard.Words{Begun: sharedBegun, Finished: sharedFinished, Lost: sharedLost, Errors: sharedErrors}, guardGrace)
+	if err != nil {
+		return nil, fmt.Errorf("pager: %w", err)
+	}
 	proc, err := startProcess(ctx)
 	if err != nil {
+		guard.Close()
 		return nil, err
 	}
 	p := &Pager{cur: proc, sessions: map[uint64]*Session{}, maxRestarts: defaultMaxRestarts, useStandby: standby,
-		dead: make(chan struct{}), log: slog.Default().With("component", "pager")}
+		dead: make(chan struct{}), log: slog.Default().With("component", "pager"), guard: guard}
 	go p.watch(proc)
 	go p.watchStuck()
 	p.smu.Lock()
 	p.spawnStandby()
+	p.mu.Lock()
+	p.guardPagersLocked()
+	p.mu.Unlock()
 	p.smu.Unlock()
 	return p, nil
+}
+
+// guardPagersLocked tells the guard which processes serve the sessions
+// now: the primary and the standby; p.mu is held. A process that has died
+// unnoticed counts as dead.
+func (p *Pager) guardPagersLocked() {
+	pids := []int{p.cur.proc.Pid}
+	if p.standby != nil {
+		pids = append(pids, p.standby.proc.Pid)
+	}
+	if err := p.guard.SetPagers(pids...); err != nil {
+		p.log.Error("telling the fault guard about the pagers", "err", err)
+	}
 }
 
 // watchStuck kills a primary that is alive but not answering faults when
@@ -205,6 +238,7 @@ func (p *Pager) Close() error {
 		sb.close() // first, so it does not take over from cur
 	}
 	cur.close()
+	p.guard.Close()
 	return nil
 }
 
@@ -298,6 +332,7 @@ func (p *Pager) spawnStandby() {
 		return
 	}
 	p.standby = sb
+	p.guardPagersLocked()
 	p.mu.Unlock()
 	go p.watch(sb)
 }
@@ -343,6 +378,7 @@ func (p *Pager) died(proc *process, why error) {
 	case p.standby:
 		p.standby = nil
 		p.sbDeaths = append(p.sbDeaths, now)
+		p.guardPagersLocked()
 		p.mu.Unlock()
 		proc.close()
 		p.log.Warn("standby pager died; replacing it", "err", why)
@@ -385,6 +421,7 @@ func (p *Pager) died(proc *process, why error) {
 		// The standby has promoted itself (or will, as soon as it sees
 		// the primary's pidfd): make it the primary.
 		p.cur, p.standby = sb, nil
+		p.guardPagersLocked()
 		p.mu.Unlock()
 		proc.close()
 		p.log.Warn("pager died; standby took over", "err", why, "pid", sb.proc.Pid, "sessions", len(p.sessions))
@@ -417,6 +454,11 @@ func (p *Pager) died(proc *process, why error) {
 		// until woken; woken, they fault again, into the new pager.
 		_ = s.u.Wake(s.spec.Base, s.spec.Length)
 	}
+	// Until now the guard answered these sessions' faults with zero
+	// pages (every pager it knew was dead); the new pager serves them.
+	p.mu.Lock()
+	p.guardPagersLocked()
+	p.mu.Unlock()
 	p.log.Warn("pager died; restarted", "err", why, "pid", next.proc.Pid, "sessions", len(p.sessions), "failed", failed)
 	go p.watch(next)
 	p.spawnStandby()
@@ -469,6 +511,9 @@ func (p *Pager) ServeSource(u *uffd.FD, src SourceSpec, spec Spec) (*Session, er
 		return nil, fmt.Errorf("pager: serve: %w", err)
 	}
 	p.sessions[s.id] = s
+	if err := p.guard.Add(s.id, u.Fd(), spec.Base, spec.Length, s.shared); err != nil {
+		p.log.Error("the fault guard will not watch a session", "err", err)
+	}
 	p.mu.Lock()
 	sb := p.standby
 	p.mu.Unlock()
@@ -696,6 +741,7 @@ func (s *Session) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.p.guard.Remove(s.id)
 	s.p.smu.Lock()
 	delete(s.p.sessions, s.id)
 	s.p.mu.Lock()

@@ -363,6 +363,13 @@ func runScenario(name string) int {
 		}
 		fmt.Println("standby ok")
 		return 0
+	case "bothkilled":
+		if err := bothKilledScenario(); err != nil {
+			fmt.Fprintln(os.Stderr, "bothkilled:", err)
+			return 1
+		}
+		fmt.Println("bothkilled ok")
+		return 0
 	case "orphan":
 		p, err := Start(context.Background())
 		if err != nil {

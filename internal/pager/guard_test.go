@@ -1,0 +1,122 @@
+package pager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestBothPagersKilled: the primary and the standby are frozen while more
+// threads than GOMAXPROCS fault, a GC is started (it waits for the
+// faulting threads' Ps, freezing this process), and both pagers are
+// killed from outside at once. No pager is left to answer; the fault
+// guard's C thread does: the threads get zero pages, the GC completes, the
+// session counts them lost, and the client then starts a new primary that
+// serves new sessions correctly. Before the guard the process stayed
+// frozen (the chaos run found it). Run in a subprocess so a failure is a
+// deadline, not a hang.
+func TestBothPagersKilled(t *testing.T) {
+	needUffd(t)
+	out, err := runSubprocess(t, "bothkilled", "")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "bothkilled ok") {
+		t.Fatalf("scenario did not report success:\n%s", out)
+	}
+	t.Log(strings.TrimSpace(out))
+}
+
+func bothKilledScenario() (err error) {
+	st := &stubT{}
+	defer st.cleanup()
+	defer func() {
+		if v := recover(); v != nil {
+			f, ok := v.(stubFatal)
+			if !ok {
+				panic(v)
+			}
+			err = errors.New(string(f))
+		}
+	}()
+	dir, err := os.MkdirTemp("", "thaw-pager-bothkilled")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p, err := Start(context.Background())
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	p.mu.Lock()
+	sb := p.standby
+	p.mu.Unlock()
+	if sb == nil {
+		return errors.New("no standby started")
+	}
+	n := 2*runtime.GOMAXPROCS(0) + 1
+	pages := n + 1
+	img := writeImage(st, dir, 6, pages, pages, 0)
+	r := newRegion(st, pages)
+	s := serve(st, p, r, img, Spec{})
+	primary, standby := p.Pid(), sb.proc.Pid
+	for _, pid := range []int{primary, standby} {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			return err
+		}
+		for !allStopped(pid) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// Another process kills both while this one is frozen.
+	killer := exec.Command("sh", "-c", fmt.Sprintf("sleep 0.5; kill -KILL %d %d", primary, standby))
+	if err := killer.Start(); err != nil {
+		return err
+	}
+	done := make(chan byte, n)
+	for i := range n {
+		go func() { done <- r.mem[i*pageSize] }()
+	}
+	runtime.GC() // needs every P, including the blocked threads'
+	for range n {
+		<-done // a zero page: the guard answered
+	}
+	_ = killer.Wait()
+	if f := s.Failures(); f.Lost == 0 || s.Errors() == 0 {
+		return fmt.Errorf("Failures = %+v, Errors = %d: the faults answered without a pager were not counted", f, s.Errors())
+	}
+	if st := p.guard.Stats(); st.Orphanings == 0 || st.Zeroed == 0 {
+		return fmt.Errorf("guard stats %+v: the guard did not answer", st)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cur, err := p.current()
+		if err != nil {
+			return fmt.Errorf("the client gave up: %w", err)
+		}
+		if cur.proc.Pid != primary && cur.proc.Pid != standby && cur.deadErr() == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the client did not start a new primary")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The new primary serves new sessions: the guard has stood down.
+	r2 := newRegion(st, pages)
+	serve(st, p, r2, img, Spec{})
+	for pg := range pages {
+		if err := checkPage(r2, img, pg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
