@@ -5,6 +5,8 @@
 # the tests need, runs `go test` over the whole module, then the race
 # detector over the packages with concurrency:
 #   - curl (Debian package), which scripts/minio.sh uses for readiness checks;
+#   - a C compiler (Debian's gcc), for internal/faultguard, thaw's one cgo
+#     package (the Go toolchain calls it; nothing else is C);
 #   - a MinIO server built from its Go module into .cache/bin (about 2 minutes
 #     the first time, cached afterwards), started on loopback for the store's
 #     S3 tests and stopped on exit;
@@ -23,15 +25,21 @@ if ! command -v go >/dev/null; then
 	exit 1
 fi
 
-if ! command -v curl >/dev/null; then
+# need CMD PACKAGE WHY: install a Debian package when its command is missing.
+need() {
+	if command -v "$1" >/dev/null; then
+		return 0
+	fi
 	if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-		echo "test.sh: installing curl" >&2
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+		echo "test.sh: installing $2" >&2
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
 	else
-		echo "test.sh: curl is required by scripts/minio.sh; install it" >&2
+		echo "test.sh: $1 is required ($3); install $2" >&2
 		exit 1
 	fi
-fi
+}
+need curl curl "scripts/minio.sh checks readiness with it"
+need gcc gcc "cgo builds internal/faultguard"
 
 # The tree's basics first: they fail in seconds, the tests take minutes.
 unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))"
