@@ -75,10 +75,8 @@ go test -p 2 -timeout 25m ./...
 # pager, the store and its tiers, the HTTP server, and the worker's tests
 # of its pools, queues, budget, settling, checkpoints and concurrent faults
 # (the whole worker package takes over 20 minutes under the detector on
-# this 2-core machine, which CI's 30-minute budget cannot afford; the
-# idle-call count test is left out: it compares two counters read a moment
-# apart and failed once under the detector on a loaded machine). Its
+# this 2-core machine, which CI's 30-minute budget cannot afford). Its
 # closing lines follow the full run's; a failure in either stops the
 # script.
-go test -race -p 2 -timeout 20m ./internal/pager/ ./internal/store/... ./internal/server/
-go test -race -timeout 20m -run 'TestPublicSkipsFunctionLock|TestMemoryBudget$|TestAcquireWaitsForOneSettlingInstance|TestQueueBound|TestNoDeadlockUnderConcurrentFaults|TestCheckpointLiveInstance|TestSleepingHandlerReleasesSlot' ./internal/worker/
+go test -race -p 2 -timeout 20m ./internal/pager/ ./internal/faultguard/ ./internal/store/... ./internal/server/
+go test -race -timeout 20m -run 'TestPublicSkipsFunctionLock|TestMemoryBudget$|TestAcquireWaitsForOneSettlingInstance|TestIdleCallsBetweenRequests|TestQueueBound|TestNoDeadlockUnderConcurrentFaults|TestCheckpointLiveInstance|TestSleepingHandlerReleasesSlot' ./internal/worker/
