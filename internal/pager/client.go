@@ -88,6 +88,10 @@ const (
 // against the 4 s in which every fault is answered.
 var guardGrace = time.Second
 
+// standbyRetry is how long after a standby failed to start another is
+// tried.
+var standbyRetry = 5 * time.Second
+
 // Pager is the client of a pager process. Its methods are safe for
 // concurrent use.
 //
@@ -124,6 +128,7 @@ type Pager struct {
 	err         error // set when stopped for good
 	restarts    []time.Time
 	sbDeaths    []time.Time
+	sbRetry     bool // a retry of spawnStandby is scheduled
 	maxRestarts int
 	dead        chan struct{}
 
@@ -293,7 +298,11 @@ func recent(times []time.Time, now time.Time) []time.Time {
 }
 
 // spawnStandby starts a standby for the current primary and hands it every
-// live session, unless standbys are off or over budget; smu is held.
+// live session, unless standbys are off; smu is held. A standby that fails
+// to start (a session's source cannot be opened while the object store is
+// down, say) is retried after standbyRetry, and one over its budget of
+// deaths after restartWindow: without a standby, the death of the primary
+// while a fault is outstanding costs every instance it served.
 func (p *Pager) spawnStandby() {
 	p.mu.Lock()
 	if p.err != nil || !p.useStandby || p.standby != nil {
@@ -302,8 +311,9 @@ func (p *Pager) spawnStandby() {
 	}
 	p.sbDeaths = recent(p.sbDeaths, time.Now())
 	if len(p.sbDeaths) >= p.maxRestarts {
+		p.retryStandbyLocked(restartWindow)
 		p.mu.Unlock()
-		p.log.Error("standby pager keeps dying; running without one", "deaths", len(p.sbDeaths))
+		p.log.Error("standby pager keeps dying; running without one for a while", "deaths", len(p.sbDeaths), "retry_in", restartWindow)
 		return
 	}
 	primary := p.cur
@@ -321,8 +331,9 @@ func (p *Pager) spawnStandby() {
 	if err != nil {
 		p.mu.Lock()
 		p.sbDeaths = append(p.sbDeaths, time.Now())
+		p.retryStandbyLocked(standbyRetry)
 		p.mu.Unlock()
-		p.log.Error("starting a standby pager", "err", err)
+		p.log.Error("starting a standby pager", "err", err, "retry_in", standbyRetry)
 		return
 	}
 	p.mu.Lock()
@@ -335,6 +346,23 @@ func (p *Pager) spawnStandby() {
 	p.guardPagersLocked()
 	p.mu.Unlock()
 	go p.watch(sb)
+}
+
+// retryStandbyLocked schedules spawnStandby after d, unless one is already
+// scheduled; p.mu is held.
+func (p *Pager) retryStandbyLocked(d time.Duration) {
+	if p.sbRetry {
+		return
+	}
+	p.sbRetry = true
+	time.AfterFunc(d, func() {
+		p.smu.Lock()
+		defer p.smu.Unlock()
+		p.mu.Lock()
+		p.sbRetry = false
+		p.mu.Unlock()
+		p.spawnStandby()
+	})
 }
 
 // makeStandby tells sb to stand by for primary and hands it every session.
