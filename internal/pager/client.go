@@ -89,8 +89,11 @@ const (
 var guardGrace = time.Second
 
 // standbyRetry is how long after a standby failed to start another is
-// tried.
-var standbyRetry = 5 * time.Second
+// tried; it doubles with every failure in a row, up to maxStandbyRetry.
+var (
+	standbyRetry    = time.Second
+	maxStandbyRetry = 30 * time.Second
+)
 
 // Pager is the client of a pager process. Its methods are safe for
 // concurrent use.
@@ -129,6 +132,7 @@ type Pager struct {
 	restarts    []time.Time
 	sbDeaths    []time.Time
 	sbRetry     bool // a retry of spawnStandby is scheduled
+	sbFails     int  // standby starts failed in a row
 	maxRestarts int
 	dead        chan struct{}
 
@@ -300,9 +304,11 @@ func recent(times []time.Time, now time.Time) []time.Time {
 // spawnStandby starts a standby for the current primary and hands it every
 // live session, unless standbys are off; smu is held. A standby that fails
 // to start (a session's source cannot be opened while the object store is
-// down, say) is retried after standbyRetry, and one over its budget of
-// deaths after restartWindow: without a standby, the death of the primary
-// while a fault is outstanding costs every instance it served.
+// down, say) is retried after standbyRetry, doubling up to
+// maxStandbyRetry; failed starts are not deaths (the budget is for
+// standbys that crash once running). Over that budget, it is retried after
+// restartWindow. Without a standby, the death of the primary while a fault
+// is outstanding costs every instance it served.
 func (p *Pager) spawnStandby() {
 	p.mu.Lock()
 	if p.err != nil || !p.useStandby || p.standby != nil {
@@ -330,10 +336,11 @@ func (p *Pager) spawnStandby() {
 	}
 	if err != nil {
 		p.mu.Lock()
-		p.sbDeaths = append(p.sbDeaths, time.Now())
-		p.retryStandbyLocked(standbyRetry)
+		p.sbFails++
+		d := min(standbyRetry<<min(p.sbFails-1, 10), maxStandbyRetry)
+		p.retryStandbyLocked(d)
 		p.mu.Unlock()
-		p.log.Error("starting a standby pager", "err", err, "retry_in", standbyRetry)
+		p.log.Error("starting a standby pager", "err", err, "retry_in", d)
 		return
 	}
 	p.mu.Lock()
@@ -343,6 +350,7 @@ func (p *Pager) spawnStandby() {
 		return
 	}
 	p.standby = sb
+	p.sbFails = 0
 	p.guardPagersLocked()
 	p.mu.Unlock()
 	go p.watch(sb)
