@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -442,6 +443,62 @@ func TestPagerStuckAndKilled(t *testing.T) {
 	res = invokeBounded(t, p, "stuck", &lazy, want)
 	if fb := res.Header.Get(server.HeaderFallback); fb != "" || res.Start != "restore" {
 		t.Fatalf("after the pager was killed: start %q, fallback %q", res.Start, fb)
+	}
+	health.check(t)
+}
+
+// TestBothPagersKilledServe: both pager processes of a real `thaw serve`
+// are stopped while warm, lazily restored instances fault on pages they
+// have not touched yet (more requests than GOMAXPROCS), and then killed
+// together from outside. No pager is left to answer the faults in flight;
+// the worker's fault guard does (with zero pages, counted lost), so every
+// request is answered, by a cold boot, and /healthz keeps answering. The
+// worker then starts new pagers and restores work again. Before the guard
+// this froze the worker (found by the chaos run).
+func TestBothPagersKilledServe(t *testing.T) {
+	if !uffdAvailable() {
+		t.Skip("lazy restores need userfaultfd (root)")
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	shareCache(t, dir)
+	p := startServe(t, dir, token)
+	defer p.Stop()
+	deploy(t, p, "both", "examples/initheavy", worker.Config{RestoreMode: restore.Lazy, MaxInstances: 2 * faulting})
+	// Idle instances restored lazily, each having touched seed 1's pages;
+	// the answer for seed 2 comes from a cold instance.
+	seed1 := server.InvokeRequest{Path: "/gather?n=8192&seed=1", Mode: restore.Lazy}
+	want1 := invokeBounded(t, p, "both", &seed1, nil).Body
+	invokeMany(t, p, "both", faulting, seed1, want1)
+	want2 := invokeBounded(t, p, "both", &server.InvokeRequest{Path: "/gather?n=8192&seed=2", Mode: restore.Cold}, nil).Body
+	health := watchHealth(p)
+
+	primaryPager(t, p) // the standby is in place
+	pagers := pagerChildren(t, p)
+	for _, k := range pagers {
+		if err := syscall.Kill(k, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = syscall.Kill(k, syscall.SIGKILL) })
+	}
+	// A shell kills both, as this test may be waiting on a frozen worker.
+	killer := exec.Command("sh", "-c", fmt.Sprintf("sleep 2; kill -KILL %d %d", pagers[0], pagers[1]))
+	if err := killer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range invokeMany(t, p, "both", faulting, server.InvokeRequest{Path: "/gather?n=8192&seed=2"}, want2) {
+		t.Logf("with both pagers stopped, then killed, request %d: start %s, fallback %q", i, r.Start, r.Header.Get(server.HeaderFallback))
+	}
+	_ = killer.Wait()
+	if n := metric(t, p, "thaw_restore_discarded_total", `function="both"`, `cause="pager_lost"`); n == 0 {
+		t.Errorf("no instance discarded for faults lost with the pagers\n%s", p.Log())
+	}
+	for _, k := range pagers {
+		waitGone(t, p, k)
+	}
+	primaryPager(t, p) // new primary and standby
+	res := invokeBounded(t, p, "both", &seed1, want1)
+	if fb := res.Header.Get(server.HeaderFallback); fb != "" || res.Start != "restore" {
+		t.Fatalf("after new pagers started: start %q, fallback %q", res.Start, fb)
 	}
 	health.check(t)
 }
