@@ -43,8 +43,8 @@ const (
 )
 
 // Mode names a way to start an instance, as the wire spells it: a deploy's
-// restore_mode and the X-Thaw-Mode header. The worker's restore.Mode has
-// the same names (a test in server keeps them equal).
+// restore_mode and the X-Thaw-Mode header. The restore package's Mode has
+// the same names (worker's TestModesMatchRestore keeps them equal).
 type Mode string
 
 // The modes. ModeCold boots without a snapshot; ModeWarm is not a restore
