@@ -12,12 +12,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/build"
 	"github.com/thaw-run/thaw/internal/catalog"
 	"github.com/thaw-run/thaw/internal/restore"
-	"github.com/thaw-run/thaw/internal/server"
 	"github.com/thaw-run/thaw/internal/stats"
-	"github.com/thaw-run/thaw/internal/worker"
 )
 
 // DemoFunctions are the catalog entries `thaw demo` runs: a trivial
@@ -98,7 +97,7 @@ func RunDemo(ctx context.Context, opts DemoOptions) ([]DemoRow, error) {
 	}
 	defer rs.Close(5 * time.Second)
 	fmt.Fprintf(out, "server on %s (data in %s)\n", rs.URL, dataDir)
-	c := &server.Client{BaseURL: rs.URL}
+	c := &api.Client{BaseURL: rs.URL}
 
 	// Deploys compile each module twice (boot and restore module), the
 	// slowest step on a fresh machine; run them side by side.
@@ -108,7 +107,7 @@ func RunDemo(ctx context.Context, opts DemoOptions) ([]DemoRow, error) {
 	var mu sync.Mutex
 	for i, fn := range fns {
 		wg.Go(func() {
-			info, err := c.Deploy(ctx, fn.Name, modules[fn.Name], worker.Config{RestoreMode: opts.Mode, Timeout: worker.Duration(demoTimeout)})
+			info, err := c.Deploy(ctx, fn.Name, modules[fn.Name], api.Config{RestoreMode: api.Mode(opts.Mode), Timeout: api.Duration(demoTimeout)})
 			if err != nil {
 				errs[i] = err
 				return
@@ -142,10 +141,10 @@ func RunDemo(ctx context.Context, opts DemoOptions) ([]DemoRow, error) {
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // demoMeasure invokes fn cold, restored and warm, trials times each.
-func demoMeasure(ctx context.Context, c *server.Client, fn catalog.Function, mode restore.Mode, trials int) (DemoRow, error) {
+func demoMeasure(ctx context.Context, c *api.Client, fn catalog.Function, mode restore.Mode, trials int) (DemoRow, error) {
 	row := DemoRow{Name: fn.Name}
-	call := func(m restore.Mode) (*server.InvokeResponse, time.Duration, error) {
-		req := server.InvokeRequest{Method: fn.Request.Method, Path: fn.Request.Target, Header: fn.Request.Header, Body: fn.Request.Body, Mode: m}
+	call := func(m restore.Mode) (*api.InvokeResponse, time.Duration, error) {
+		req := api.InvokeRequest{Method: fn.Request.Method, Path: fn.Request.Target, Header: fn.Request.Header, Body: fn.Request.Body, Mode: api.Mode(m)}
 		t0 := time.Now()
 		res, err := c.Invoke(ctx, fn.Name, &req)
 		d := time.Since(t0)
@@ -161,7 +160,7 @@ func demoMeasure(ctx context.Context, c *server.Client, fn catalog.Function, mod
 	// it is not what later restores cost, so it is left out.
 	if res, _, err := call(mode); err != nil {
 		return row, err
-	} else if fb := res.Header.Get(server.HeaderFallback); fb != "" {
+	} else if fb := res.Header.Get(api.HeaderFallback); fb != "" {
 		row.Fallback = fb
 	}
 	measure := func(m restore.Mode, total, start *time.Duration) error {
@@ -178,7 +177,7 @@ func demoMeasure(ctx context.Context, c *server.Client, fn catalog.Function, mod
 				ss = append(ss, int64(st.Dur*float64(time.Millisecond)))
 			}
 			if m == mode {
-				if fb := res.Header.Get(server.HeaderFallback); fb != "" {
+				if fb := res.Header.Get(api.HeaderFallback); fb != "" {
 					row.Fallback = fb
 				}
 				if f, ok := res.Metric("faults"); ok {

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/report"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/stats"
@@ -126,10 +127,10 @@ func RunPolicy(ctx context.Context, opts PolicyOptions) (*PolicyReport, error) {
 // policyConfig is the function configuration that runs policy pol with
 // workers evicted every evict requests.
 func policyConfig(fn Function, pol string, evict int, mode restore.Mode) worker.Config {
-	cfg := worker.Config{MemoryMiB: fn.MemoryMiB, MaxInstances: 1, KeepAlive: worker.Duration(time.Hour), RestoreMode: mode, Policy: pol}
+	cfg := worker.Config{MemoryMiB: fn.MemoryMiB, MaxInstances: 1, KeepAlive: api.Duration(time.Hour), RestoreMode: api.Mode(mode), Policy: pol}
 	switch pol {
 	case "cold":
-		cfg.RestoreMode, cfg.Policy = restore.Cold, "init"
+		cfg.RestoreMode, cfg.Policy = api.ModeCold, "init"
 	}
 	if pol == "pronghorn" || strings.HasPrefix(pol, "pronghorn:") && !strings.Contains(pol, "window=") {
 		// Pronghorn's window is the number of requests a worker serves

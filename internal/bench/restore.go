@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/catalog"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
@@ -135,7 +136,7 @@ func RunRestore(ctx context.Context, opts RestoreOptions) (*RestoreReport, error
 		// One instance at a time: an idle instance that maps the image
 		// would pin its pages in the page cache and make the next "cold"
 		// trial warm.
-		cfg := worker.Config{MemoryMiB: fn.MemoryMiB, MaxInstances: 1, RestoreMode: restore.Bulk, KeepAlive: worker.Duration(time.Hour)}
+		cfg := worker.Config{MemoryMiB: fn.MemoryMiB, MaxInstances: 1, RestoreMode: api.ModeBulk, KeepAlive: api.Duration(time.Hour)}
 		if _, err := w.Deploy(ctx, fn.Name, fn.Wasm, cfg); err != nil {
 			return nil, fmt.Errorf("deploy %s: %w", fn.Name, err)
 		}

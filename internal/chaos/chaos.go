@@ -33,14 +33,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/build"
 	"github.com/thaw-run/thaw/internal/catalog"
 	"github.com/thaw-run/thaw/internal/load"
-	"github.com/thaw-run/thaw/internal/restore"
-	"github.com/thaw-run/thaw/internal/server"
 	"github.com/thaw-run/thaw/internal/stats"
 	"github.com/thaw-run/thaw/internal/store"
-	"github.com/thaw-run/thaw/internal/worker"
 )
 
 // Options configure Run.
@@ -137,8 +135,8 @@ type Sample struct {
 type target struct {
 	name   string
 	pkg    string
-	cfg    worker.Config
-	req    server.InvokeRequest
+	cfg    api.Config
+	req    api.InvokeRequest
 	weight int
 	// probe functions must answer 200 again after every fault; the
 	// looping guest's requests are expected to time out.
@@ -155,20 +153,20 @@ type target struct {
 const freshShare = 0.5
 
 func targets() ([]target, error) {
-	req := func(name string) (server.InvokeRequest, error) {
+	req := func(name string) (api.InvokeRequest, error) {
 		f, err := catalog.Lookup(name)
 		if err != nil {
-			return server.InvokeRequest{}, err
+			return api.InvokeRequest{}, err
 		}
-		return server.InvokeRequest{Method: f.Request.Method, Path: f.Request.Target, Body: f.Request.Body}, nil
+		return api.InvokeRequest{Method: f.Request.Method, Path: f.Request.Target, Body: f.Request.Body}, nil
 	}
-	short := worker.Duration(2 * time.Second)
+	short := api.Duration(2 * time.Second)
 	ts := []target{
-		{name: "hello", pkg: "examples/hello", cfg: worker.Config{RestoreMode: restore.Lazy, KeepAlive: short, MemoryMiB: 64}, weight: 4, probe: true},
-		{name: "hello-store", pkg: "examples/hello", cfg: worker.Config{RestoreMode: restore.Lazy, KeepAlive: short, MemoryMiB: 64}, weight: 3, probe: true, fromStore: true},
-		{name: "jsontransform", pkg: "examples/jsontransform", cfg: worker.Config{RestoreMode: restore.Bulk, KeepAlive: short, MemoryMiB: 64}, weight: 3, probe: true, fromStore: true},
-		{name: "initheavy", pkg: "examples/initheavy", cfg: worker.Config{RestoreMode: restore.Reap, KeepAlive: short, MemoryMiB: 256}, weight: 2, probe: true},
-		{name: "faulty", pkg: "examples/faulty", cfg: worker.Config{Timeout: worker.Duration(2 * time.Second), KeepAlive: short, MemoryMiB: 64}, weight: 1},
+		{name: "hello", pkg: "examples/hello", cfg: api.Config{RestoreMode: api.ModeLazy, KeepAlive: short, MemoryMiB: 64}, weight: 4, probe: true},
+		{name: "hello-store", pkg: "examples/hello", cfg: api.Config{RestoreMode: api.ModeLazy, KeepAlive: short, MemoryMiB: 64}, weight: 3, probe: true, fromStore: true},
+		{name: "jsontransform", pkg: "examples/jsontransform", cfg: api.Config{RestoreMode: api.ModeBulk, KeepAlive: short, MemoryMiB: 64}, weight: 3, probe: true, fromStore: true},
+		{name: "initheavy", pkg: "examples/initheavy", cfg: api.Config{RestoreMode: api.ModeReap, KeepAlive: short, MemoryMiB: 256}, weight: 2, probe: true},
+		{name: "faulty", pkg: "examples/faulty", cfg: api.Config{Timeout: api.Duration(2 * time.Second), KeepAlive: short, MemoryMiB: 64}, weight: 1},
 	}
 	for i := range ts {
 		cat := ts[i].pkg[strings.LastIndex(ts[i].pkg, "/")+1:]
@@ -178,7 +176,7 @@ func targets() ([]target, error) {
 		}
 		ts[i].req = r
 	}
-	ts[len(ts)-1].req = server.InvokeRequest{Path: "/loop"}
+	ts[len(ts)-1].req = api.InvokeRequest{Path: "/loop"}
 	return ts, nil
 }
 
@@ -254,8 +252,8 @@ func (r *run) minio(cmd string) error {
 	return nil
 }
 
-func (r *run) client() *server.Client {
-	return &server.Client{BaseURL: "http://" + r.addr, Token: r.token,
+func (r *run) client() *api.Client {
+	return &api.Client{BaseURL: "http://" + r.addr, Token: r.token,
 		HTTP: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 }
 
@@ -547,7 +545,7 @@ func (r *run) load(ctx context.Context) (*Report, error) {
 
 // send makes one invocation and classifies its outcome; fresh asks for a
 // new instance in the function's restore mode.
-func (r *run) send(c *server.Client, t target, fresh bool, start time.Time) record {
+func (r *run) send(c *api.Client, t target, fresh bool, start time.Time) record {
 	timeout := 30 * time.Second
 	if t.cfg.Timeout > 0 {
 		timeout = time.Duration(t.cfg.Timeout)
@@ -564,7 +562,7 @@ func (r *run) send(c *server.Client, t target, fresh bool, start time.Time) reco
 	if resp != nil {
 		rec.start = resp.Start
 	}
-	var apiErr *server.APIError
+	var apiErr *api.Error
 	switch {
 	case err == nil && resp.Status/100 == 2:
 		rec.outcome = OutcomeOK

@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/bench"
 	"github.com/thaw-run/thaw/internal/report"
-	"github.com/thaw-run/thaw/internal/server"
 	"github.com/thaw-run/thaw/internal/suite"
 )
 
@@ -102,7 +102,7 @@ func runBenchSuite(cmd *cobra.Command, g *globalOptions, opts benchSuiteOptions)
 	} else {
 		bar = report.NewProgressTo(nil, "", 0)
 	}
-	res, err := suite.Run(ctx, &server.Client{BaseURL: rs.URL}, plan, modules, suite.RunOptions{Progress: bar.Set, Log: g.stderr})
+	res, err := suite.Run(ctx, &api.Client{BaseURL: rs.URL}, plan, modules, suite.RunOptions{Progress: bar.Set, Log: g.stderr})
 	bar.Done()
 	if err != nil {
 		return err

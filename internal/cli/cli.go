@@ -15,8 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
-	"github.com/thaw-run/thaw/internal/server"
 )
 
 // Exit codes. Scripts can tell "the function does not exist" from "the
@@ -88,8 +88,8 @@ type globalOptions struct {
 }
 
 // client returns an API client for the --server and --token flags.
-func (g *globalOptions) client() *server.Client {
-	return &server.Client{BaseURL: g.Server, Token: g.Token}
+func (g *globalOptions) client() *api.Client {
+	return &api.Client{BaseURL: g.Server, Token: g.Token}
 }
 
 // NewRootCommand builds the thaw command tree writing to stdout and stderr.

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/server"
@@ -44,7 +45,7 @@ func TestExitCode(t *testing.T) {
 		{fmt.Errorf("a: %w", errdefs.ErrGuest), ExitGuest},
 		{fmt.Errorf("a: %w", errdefs.ErrUnavailable), ExitUnavailable},
 		{fmt.Errorf("a: %w", errdefs.ErrCorrupt), ExitCorrupt},
-		{&server.APIError{Status: 404, Category: "not_found"}, ExitNotFound},
+		{&api.Error{Status: 404, Category: "not_found"}, ExitNotFound},
 	} {
 		t.Run(fmt.Sprint(tc.err), func(t *testing.T) {
 			if got := ExitCode(tc.err); got != tc.want {

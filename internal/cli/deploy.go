@@ -6,17 +6,18 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
-// configFlag is one of worker.Fields as a `thaw deploy` flag: it parses
+// configFlag is one of api.Fields as a `thaw deploy` flag: it parses
 // into the deploy's configuration with the field's own Set, so flags,
 // query parameters and JSON accept the same values; unset flags leave the
 // server's defaults.
 type configFlag struct {
-	cfg   *worker.Config
-	field worker.Field
+	cfg   *api.Config
+	field api.Field
 	value string
 }
 
@@ -36,7 +37,7 @@ func (f *configFlag) Set(v string) error {
 }
 
 func newDeployCommand(g *globalOptions) *cobra.Command {
-	var cfg worker.Config
+	var cfg api.Config
 	cmd := &cobra.Command{
 		Use:   "deploy NAME FILE.wasm",
 		Short: "Deploy or replace a function",
@@ -46,7 +47,7 @@ once, takes its memory snapshot and keeps the booted instance warm.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Checked here, as the server checks it, so a bad value
 			// exits 2 before the module is read or sent.
-			if err := cfg.WithDefaults().Validate(); err != nil {
+			if err := worker.Config(cfg).WithDefaults().Validate(); err != nil {
 				return err
 			}
 			wasm, err := os.ReadFile(args[1])
@@ -66,7 +67,7 @@ once, takes its memory snapshot and keeps the booted instance warm.`,
 			return nil
 		},
 	}
-	for _, field := range worker.Fields {
+	for _, field := range api.Fields {
 		fl := cmd.Flags().VarPF(&configFlag{cfg: &cfg, field: field}, field.Flag, "", field.Usage)
 		if field.Bool {
 			fl.NoOptDefVal = "true"

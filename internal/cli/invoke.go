@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
-	"github.com/thaw-run/thaw/internal/server"
 )
 
 // invokeOptions are the flags of `thaw invoke`.
@@ -70,8 +70,8 @@ Exits 1 when the function answers with a 4xx or 5xx status.`,
 	return cmd
 }
 
-func (o invokeOptions) request(args []string) (*server.InvokeRequest, error) {
-	req := &server.InvokeRequest{Method: strings.ToUpper(o.Method), Header: http.Header{}, DropCache: o.DropCache}
+func (o invokeOptions) request(args []string) (*api.InvokeRequest, error) {
+	req := &api.InvokeRequest{Method: strings.ToUpper(o.Method), Header: http.Header{}, DropCache: o.DropCache}
 	if len(args) > 1 {
 		req.Path = args[1]
 	}
@@ -80,7 +80,7 @@ func (o invokeOptions) request(args []string) (*server.InvokeRequest, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--mode: %w", err)
 		}
-		req.Mode = m
+		req.Mode = api.Mode(m)
 	}
 	for _, h := range o.Headers {
 		k, v, ok := strings.Cut(h, ":")
@@ -109,9 +109,9 @@ func (o invokeOptions) request(args []string) (*server.InvokeRequest, error) {
 }
 
 // printTiming writes the status, start kind and Server-Timing stages.
-func printTiming(w io.Writer, res *server.InvokeResponse) {
+func printTiming(w io.Writer, res *api.InvokeResponse) {
 	fmt.Fprintf(w, "< %d %s\n< start: %s\n", res.Status, http.StatusText(res.Status), res.Start)
-	if fb := res.Header.Get(server.HeaderFallback); fb != "" {
+	if fb := res.Header.Get(api.HeaderFallback); fb != "" {
 		fmt.Fprintf(w, "< fallback: %s\n", fb)
 	}
 	for _, m := range res.Timing {

@@ -11,12 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/bench"
 	"github.com/thaw-run/thaw/internal/build"
 	"github.com/thaw-run/thaw/internal/load"
 	"github.com/thaw-run/thaw/internal/report"
-	"github.com/thaw-run/thaw/internal/server"
-	"github.com/thaw-run/thaw/internal/worker"
 )
 
 // TestLoadBadConfig checks that bad configurations fail with a usage error
@@ -78,7 +77,7 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rs.Close(5 * time.Second)
-	c := &server.Client{BaseURL: rs.URL}
+	c := &api.Client{BaseURL: rs.URL}
 	fns := []string{"helloworld", "pyaes"}
 	for _, fn := range fns {
 		wasm := filepath.Join(tmp, fn+".wasm")
@@ -89,7 +88,7 @@ func TestLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Deploy(ctx, fn, b, worker.Config{}); err != nil {
+		if _, err := c.Deploy(ctx, fn, b, api.Config{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/worker"
 )
@@ -17,7 +18,7 @@ import (
 func BenchmarkWarmInvoke(b *testing.B) {
 	b.Run("http", func(b *testing.B) {
 		p := shared(b)
-		deploy(b, p, "bench", "examples/hello", worker.Config{MaxInstances: 1})
+		deploy(b, p, "bench", "examples/hello", api.Config{MaxInstances: 1})
 		hc := &http.Client{}
 		req, err := http.NewRequest("GET", p.URL+"/fn/bench/?name=b", nil)
 		if err != nil {

@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thaw-run/thaw/internal/server"
-	"github.com/thaw-run/thaw/internal/worker"
+	"github.com/thaw-run/thaw/internal/api"
 )
 
 // TestSleepingGuestTimesOut: a guest sleeping 2^63 ns in the host (WASI
@@ -19,12 +18,12 @@ import (
 // and the function keeps serving: the sleep wedges no slot.
 func TestSleepingGuestTimesOut(t *testing.T) {
 	p := shared(t)
-	deploy(t, p, "sleepy", "examples/faulty", worker.Config{MemoryMiB: 64, Timeout: worker.Duration(2 * time.Second), MaxInstances: 1})
+	deploy(t, p, "sleepy", "examples/faulty", api.Config{MemoryMiB: 64, Timeout: api.Duration(2 * time.Second), MaxInstances: 1})
 	for i := range 2 {
 		t0 := time.Now()
 		status, hdr, body := raw(t, "GET", p.URL+"/fn/sleepy/sleep", token, nil, nil)
-		if status != 504 || hdr.Get(server.HeaderError) != "timeout" {
-			t.Fatalf("/sleep #%d: %d %s %s, want 504 timeout", i, status, hdr.Get(server.HeaderError), body)
+		if status != 504 || hdr.Get(api.HeaderError) != "timeout" {
+			t.Fatalf("/sleep #%d: %d %s %s, want 504 timeout", i, status, hdr.Get(api.HeaderError), body)
 		}
 		// Generous: the point is that it answers, not how fast.
 		if d := time.Since(t0); d > 60*time.Second {
@@ -34,7 +33,7 @@ func TestSleepingGuestTimesOut(t *testing.T) {
 			t.Errorf("error %q does not say timeout", msg)
 		}
 	}
-	if res := invoke(t, p, "sleepy", &server.InvokeRequest{Path: "/ok"}); string(res.Body) != "ok\n" {
+	if res := invoke(t, p, "sleepy", &api.InvokeRequest{Path: "/ok"}); string(res.Body) != "ok\n" {
 		t.Fatalf("after /sleep: %q", res.Body)
 	}
 }
@@ -53,16 +52,16 @@ func TestMemoryBudgetServe(t *testing.T) {
 	defer p.Stop()
 	wasm, _ := module(t, "examples/faulty")
 	c := client(p, token)
-	for _, cfg := range []worker.Config{{MemoryMiB: 256}, {MemoryMiB: 64, MinInstances: 3}} {
+	for _, cfg := range []api.Config{{MemoryMiB: 256}, {MemoryMiB: 64, MinInstances: 3}} {
 		_, err := c.Deploy(ctx, "big", wasm, cfg)
-		var ae *server.APIError
+		var ae *api.Error
 		if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Error(), "memory budget") {
 			t.Fatalf("deploy memory_mib=%d min_instances=%d: %v, want 400 naming the memory budget", cfg.MemoryMiB, cfg.MinInstances, err)
 		}
 	}
 	// q is deployed first; its idle instance is evicted when s needs room.
-	deploy(t, p, "q", "examples/faulty", worker.Config{MemoryMiB: 64, Timeout: worker.Duration(time.Second)})
-	deploy(t, p, "s", "examples/faulty", worker.Config{MemoryMiB: 64, Timeout: worker.Duration(20 * time.Second), MaxInstances: 2})
+	deploy(t, p, "q", "examples/faulty", api.Config{MemoryMiB: 64, Timeout: api.Duration(time.Second)})
+	deploy(t, p, "s", "examples/faulty", api.Config{MemoryMiB: 64, Timeout: api.Duration(20 * time.Second), MaxInstances: 2})
 
 	// Two sleepers hold the whole budget for 20 s.
 	var wg sync.WaitGroup
@@ -102,11 +101,11 @@ func TestMemoryBudgetServe(t *testing.T) {
 
 	// q finds no room: it waits (up to its 1 s timeout) and gets 503.
 	status, hdr, body := raw(t, "GET", p.URL+"/fn/q/ok", token, nil, nil)
-	if status != 503 || hdr.Get(server.HeaderError) != "unavailable" || !strings.Contains(errorMessage(t, body), "memory budget exhausted") {
-		t.Fatalf("q with the budget full: %d %s %s, want 503 saying the memory budget is exhausted", status, hdr.Get(server.HeaderError), body)
+	if status != 503 || hdr.Get(api.HeaderError) != "unavailable" || !strings.Contains(errorMessage(t, body), "memory budget exhausted") {
+		t.Fatalf("q with the budget full: %d %s %s, want 503 saying the memory budget is exhausted", status, hdr.Get(api.HeaderError), body)
 	}
 	wg.Wait() // the sleepers are killed at their timeout and their memory released
-	if res := invoke(t, p, "q", &server.InvokeRequest{Path: "/ok"}); string(res.Body) != "ok\n" {
+	if res := invoke(t, p, "q", &api.InvokeRequest{Path: "/ok"}); string(res.Body) != "ok\n" {
 		t.Fatalf("q after the release: %q", res.Body)
 	}
 	if !strings.Contains(p.Log(), "memory budget") {

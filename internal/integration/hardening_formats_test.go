@@ -16,11 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thaw-run/thaw/internal/restore"
-	"github.com/thaw-run/thaw/internal/server"
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/store"
-	"github.com/thaw-run/thaw/internal/worker"
 )
 
 // TestDamagedWorkingSetOverflow is issue 18 item 2 against the real
@@ -43,13 +41,13 @@ func TestDamagedWorkingSetOverflow(t *testing.T) {
 	defer p.Stop()
 	// A bounded client: a leaked slot makes the next call wait in the
 	// queue, which must show as a failure, not as a hung test.
-	c := &server.Client{BaseURL: p.URL, Token: token, HTTP: &http.Client{Timeout: 45 * time.Second}}
+	c := &api.Client{BaseURL: p.URL, Token: token, HTTP: &http.Client{Timeout: 45 * time.Second}}
 	ctx := context.Background()
-	for _, mode := range []restore.Mode{restore.Bulk, restore.Reap} {
+	for _, mode := range []api.Mode{api.ModeBulk, api.ModeReap} {
 		t.Run(string(mode), func(t *testing.T) {
 			name := "wsbad-" + string(mode)
-			deploy(t, p, name, "examples/hello", worker.Config{RestoreMode: mode, MaxInstances: 1, MaxQueue: 4})
-			req := &server.InvokeRequest{Path: "/?name=ws", Mode: mode}
+			deploy(t, p, name, "examples/hello", api.Config{RestoreMode: mode, MaxInstances: 1, MaxQueue: 4})
+			req := &api.InvokeRequest{Path: "/?name=ws", Mode: mode}
 			// The first restore records the working set.
 			first, err := c.Invoke(ctx, name, req)
 			if err != nil || first.Status != 200 {
@@ -66,7 +64,7 @@ func TestDamagedWorkingSetOverflow(t *testing.T) {
 					if res.Status != 200 || !bytes.Equal(res.Body, first.Body) {
 						t.Fatalf("run %s: invoke %d: status %d body %q, want 200 %q", run, i+1, res.Status, res.Body, first.Body)
 					}
-					if fb := res.Header.Get(server.HeaderFallback); fb == "" || res.Start != "cold" {
+					if fb := res.Header.Get(api.HeaderFallback); fb == "" || res.Start != "cold" {
 						t.Fatalf("run %s: invoke %d: start %q, fallback %q: the damaged working set was used", run, i+1, res.Start, fb)
 					}
 				}
@@ -117,7 +115,7 @@ func damageWorkingSet(t *testing.T, data, name, run string) {
 }
 
 // fallbacks reads thaw_restore_fallbacks_total for name and mode.
-func fallbacks(t *testing.T, p *proc, name string, mode restore.Mode) float64 {
+func fallbacks(t *testing.T, p *proc, name string, mode api.Mode) float64 {
 	t.Helper()
 	_, _, body := raw(t, "GET", p.URL+"/metrics", token, nil, nil)
 	re := regexp.MustCompile(`(?m)^thaw_restore_fallbacks_total\{function="` + regexp.QuoteMeta(name) + `",mode="` + string(mode) + `"\} (\S+)$`)

@@ -18,13 +18,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thaw-run/thaw/internal/restore"
-	"github.com/thaw-run/thaw/internal/server"
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/storesnap"
 	"github.com/thaw-run/thaw/internal/testminio"
-	"github.com/thaw-run/thaw/internal/worker"
 )
 
 // Issue 18, item 1: a page the pager cannot fetch, or a pager that stops
@@ -97,7 +95,7 @@ func (h *healthWatch) check(t *testing.T) {
 
 // invokeBounded invokes and fails the test unless the function answers 200
 // with want within answerBound.
-func invokeBounded(t *testing.T, p *proc, name string, req *server.InvokeRequest, want []byte) *server.InvokeResponse {
+func invokeBounded(t *testing.T, p *proc, name string, req *api.InvokeRequest, want []byte) *api.InvokeResponse {
 	t.Helper()
 	res, err := tryInvoke(p, name, req, want)
 	if err != nil {
@@ -107,7 +105,7 @@ func invokeBounded(t *testing.T, p *proc, name string, req *server.InvokeRequest
 }
 
 // tryInvoke is invokeBounded's check as an error, for other goroutines.
-func tryInvoke(p *proc, name string, req *server.InvokeRequest, want []byte) (*server.InvokeResponse, error) {
+func tryInvoke(p *proc, name string, req *api.InvokeRequest, want []byte) (*api.InvokeResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), answerBound)
 	defer cancel()
 	t0 := time.Now()
@@ -122,9 +120,9 @@ func tryInvoke(p *proc, name string, req *server.InvokeRequest, want []byte) (*s
 }
 
 // invokeMany runs n invocations of name at once and returns their responses.
-func invokeMany(t *testing.T, p *proc, name string, n int, req server.InvokeRequest, want []byte) []*server.InvokeResponse {
+func invokeMany(t *testing.T, p *proc, name string, n int, req api.InvokeRequest, want []byte) []*api.InvokeResponse {
 	t.Helper()
-	out := make([]*server.InvokeResponse, n)
+	out := make([]*api.InvokeResponse, n)
 	errs := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -307,10 +305,10 @@ func TestPagerStoreChunksGone(t *testing.T) {
 	shareCache(t, dir)
 	storeArgs := []string{"--store-dir", storeDir}
 	p := startServe(t, dir, token, storeArgs...)
-	info := deploy(t, p, "gone", "examples/hello", worker.Config{RestoreMode: restore.Lazy})
-	deploy(t, p, "other", "examples/hello", worker.Config{})
-	want := invoke(t, p, "gone", &server.InvokeRequest{Path: "/?name=gone"}).Body
-	wantOther := invoke(t, p, "other", &server.InvokeRequest{Path: "/?name=other"}).Body
+	info := deploy(t, p, "gone", "examples/hello", api.Config{RestoreMode: api.ModeLazy})
+	deploy(t, p, "other", "examples/hello", api.Config{})
+	want := invoke(t, p, "gone", &api.InvokeRequest{Path: "/?name=gone"}).Body
+	wantOther := invoke(t, p, "other", &api.InvokeRequest{Path: "/?name=other"}).Body
 	id := "gone." + info.Snapshot.ID
 	waitPublished(t, p, id, storeArgs...)
 	if err := p.Stop(); err != nil {
@@ -330,17 +328,17 @@ func TestPagerStoreChunksGone(t *testing.T) {
 		// Another function keeps serving meanwhile.
 		defer wg.Done()
 		for range 5 {
-			if _, err := tryInvoke(p, "other", &server.InvokeRequest{Path: "/?name=other", Mode: restore.Eager}, wantOther); err != nil {
+			if _, err := tryInvoke(p, "other", &api.InvokeRequest{Path: "/?name=other", Mode: api.ModeEager}, wantOther); err != nil {
 				t.Error(err)
 				return
 			}
 		}
 	}()
 	for round := range 2 {
-		res := invokeMany(t, p, "gone", faulting, server.InvokeRequest{Path: "/?name=gone", Mode: restore.Lazy}, want)
+		res := invokeMany(t, p, "gone", faulting, api.InvokeRequest{Path: "/?name=gone", Mode: api.ModeLazy}, want)
 		for _, r := range res {
-			if fb := r.Header.Get(server.HeaderFallback); !strings.Contains(fb, "could not be fetched") {
-				t.Errorf("round %d: %s = %q, want the unavailable pages named", round, server.HeaderFallback, fb)
+			if fb := r.Header.Get(api.HeaderFallback); !strings.Contains(fb, "could not be fetched") {
+				t.Errorf("round %d: %s = %q, want the unavailable pages named", round, api.HeaderFallback, fb)
 			}
 		}
 	}
@@ -352,7 +350,7 @@ func TestPagerStoreChunksGone(t *testing.T) {
 	if n := metric(t, p, "thaw_restore_fallbacks_total", `function="gone"`, `mode="lazy"`); n < 2*faulting {
 		t.Errorf("thaw_restore_fallbacks_total{mode=lazy} = %v, want %d", n, 2*faulting)
 	}
-	invokeBounded(t, p, "other", &server.InvokeRequest{Path: "/?name=other"}, wantOther)
+	invokeBounded(t, p, "other", &api.InvokeRequest{Path: "/?name=other"}, wantOther)
 }
 
 // deleteChunks removes the objects of file's non-zero chunks of snapshot
@@ -411,8 +409,8 @@ func TestPagerStuckAndKilled(t *testing.T) {
 	shareCache(t, dir)
 	p := startServe(t, dir, token)
 	defer p.Stop()
-	deploy(t, p, "stuck", "examples/hello", worker.Config{RestoreMode: restore.Lazy})
-	lazy := server.InvokeRequest{Path: "/?name=stuck", Mode: restore.Lazy}
+	deploy(t, p, "stuck", "examples/hello", api.Config{RestoreMode: api.ModeLazy})
+	lazy := api.InvokeRequest{Path: "/?name=stuck", Mode: api.ModeLazy}
 	want := invokeBounded(t, p, "stuck", &lazy, nil).Body
 	health := watchHealth(p)
 
@@ -422,14 +420,14 @@ func TestPagerStuckAndKilled(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = syscall.Kill(stopped, syscall.SIGKILL) })
 	for i, r := range invokeMany(t, p, "stuck", faulting, lazy, want) {
-		t.Logf("with the primary stopped, request %d: start %s, fallback %q", i, r.Start, r.Header.Get(server.HeaderFallback))
+		t.Logf("with the primary stopped, request %d: start %s, fallback %q", i, r.Start, r.Header.Get(api.HeaderFallback))
 	}
 	if n := metric(t, p, "thaw_restore_fallbacks_total", `function="stuck"`); n == 0 {
 		t.Error("no fallback counted while the pager was stopped")
 	}
 	waitGone(t, p, stopped)
 	res := invokeBounded(t, p, "stuck", &lazy, want)
-	if fb := res.Header.Get(server.HeaderFallback); fb != "" || res.Start != "restore" {
+	if fb := res.Header.Get(api.HeaderFallback); fb != "" || res.Start != "restore" {
 		t.Fatalf("after the stuck pager was replaced: start %q, fallback %q", res.Start, fb)
 	}
 
@@ -441,7 +439,7 @@ func TestPagerStuckAndKilled(t *testing.T) {
 	waitGone(t, p, killed)
 	primaryPager(t, p) // a new standby is in place
 	res = invokeBounded(t, p, "stuck", &lazy, want)
-	if fb := res.Header.Get(server.HeaderFallback); fb != "" || res.Start != "restore" {
+	if fb := res.Header.Get(api.HeaderFallback); fb != "" || res.Start != "restore" {
 		t.Fatalf("after the pager was killed: start %q, fallback %q", res.Start, fb)
 	}
 	health.check(t)
@@ -543,10 +541,10 @@ func TestPagerObjectStoreStopped(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	shareCache(t, dir)
 	p := startServe(t, dir, token, storeArgs...)
-	info := deploy(t, p, "remote", "examples/hello", worker.Config{RestoreMode: restore.Lazy})
-	deploy(t, p, "local", "examples/hello", worker.Config{})
-	want := invoke(t, p, "remote", &server.InvokeRequest{Path: "/?name=remote"}).Body
-	wantLocal := invoke(t, p, "local", &server.InvokeRequest{Path: "/?name=local"}).Body
+	info := deploy(t, p, "remote", "examples/hello", api.Config{RestoreMode: api.ModeLazy})
+	deploy(t, p, "local", "examples/hello", api.Config{})
+	want := invoke(t, p, "remote", &api.InvokeRequest{Path: "/?name=remote"}).Body
+	wantLocal := invoke(t, p, "local", &api.InvokeRequest{Path: "/?name=local"}).Body
 	waitPublished(t, p, "remote."+info.Snapshot.ID, storeArgs...)
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
@@ -554,9 +552,9 @@ func TestPagerObjectStoreStopped(t *testing.T) {
 	dropLocal(t, dir, "remote") // only the remote holds the snapshot now
 	p = startServe(t, dir, token, storeArgs...)
 	defer p.Stop()
-	remote := server.InvokeRequest{Path: "/?name=remote", Mode: restore.Lazy}
+	remote := api.InvokeRequest{Path: "/?name=remote", Mode: api.ModeLazy}
 	res := invokeBounded(t, p, "remote", &remote, want)
-	if fb := res.Header.Get(server.HeaderFallback); fb != "" {
+	if fb := res.Header.Get(api.HeaderFallback); fb != "" {
 		t.Fatalf("restore from the store fell back with MinIO up: %s", fb)
 	}
 	health := watchHealth(p)
@@ -571,7 +569,7 @@ func TestPagerObjectStoreStopped(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := tryInvoke(p, "local", &server.InvokeRequest{Path: "/?name=local", Mode: restore.Eager}, wantLocal); err != nil {
+			if _, err := tryInvoke(p, "local", &api.InvokeRequest{Path: "/?name=local", Mode: api.ModeEager}, wantLocal); err != nil {
 				t.Error(err)
 				return
 			}
@@ -587,7 +585,7 @@ func TestPagerObjectStoreStopped(t *testing.T) {
 	waitGone(t, p, primary)
 	for range 2 {
 		for i, r := range invokeMany(t, p, "remote", faulting, remote, want) {
-			t.Logf("MinIO down, request %d: start %s, fallback %q", i, r.Start, r.Header.Get(server.HeaderFallback))
+			t.Logf("MinIO down, request %d: start %s, fallback %q", i, r.Start, r.Header.Get(api.HeaderFallback))
 		}
 	}
 	close(stopLocal)
@@ -603,11 +601,11 @@ func TestPagerObjectStoreStopped(t *testing.T) {
 	minio.Run("start")
 	for deadline := time.Now().Add(90 * time.Second); ; {
 		res := invokeBounded(t, p, "remote", &remote, want)
-		if res.Header.Get(server.HeaderFallback) == "" {
+		if res.Header.Get(api.HeaderFallback) == "" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("restores still fall back with the store back: %s", res.Header.Get(server.HeaderFallback))
+			t.Fatalf("restores still fall back with the store back: %s", res.Header.Get(api.HeaderFallback))
 		}
 		time.Sleep(time.Second)
 	}
@@ -641,8 +639,8 @@ func TestPagerReplacedAfterGivingUp(t *testing.T) {
 	shareCache(t, dir)
 	p := startServe(t, dir, token)
 	defer p.Stop()
-	deploy(t, p, "phoenix", "examples/hello", worker.Config{RestoreMode: restore.Lazy})
-	lazy := server.InvokeRequest{Path: "/?name=phoenix", Mode: restore.Lazy}
+	deploy(t, p, "phoenix", "examples/hello", api.Config{RestoreMode: api.ModeLazy})
+	lazy := api.InvokeRequest{Path: "/?name=phoenix", Mode: api.ModeLazy}
 	want := invokeBounded(t, p, "phoenix", &lazy, nil).Body
 	for i := range 4 {
 		pid := primaryPager(t, p)
@@ -653,14 +651,14 @@ func TestPagerReplacedAfterGivingUp(t *testing.T) {
 		t.Logf("killed pager %d (%d)", i+1, pid)
 	}
 	res := invokeBounded(t, p, "phoenix", &lazy, want)
-	t.Logf("after the pager gave up: start %s, fallback %q", res.Start, res.Header.Get(server.HeaderFallback))
+	t.Logf("after the pager gave up: start %s, fallback %q", res.Start, res.Header.Get(api.HeaderFallback))
 	for deadline := time.Now().Add(90 * time.Second); ; {
 		res := invokeBounded(t, p, "phoenix", &lazy, want)
-		if res.Header.Get(server.HeaderFallback) == "" && res.Start == "restore" {
+		if res.Header.Get(api.HeaderFallback) == "" && res.Start == "restore" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("lazy restores still fall back: %s\n%s", res.Header.Get(server.HeaderFallback), p.Log())
+			t.Fatalf("lazy restores still fall back: %s\n%s", res.Header.Get(api.HeaderFallback), p.Log())
 		}
 		time.Sleep(time.Second)
 	}

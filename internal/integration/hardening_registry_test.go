@@ -18,10 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/crashpoint"
-	"github.com/thaw-run/thaw/internal/server"
 	"github.com/thaw-run/thaw/internal/store"
-	"github.com/thaw-run/thaw/internal/worker"
 )
 
 // The two versions the registry tests deploy under one name: their
@@ -64,13 +63,13 @@ func checkServes(t *testing.T, p *proc, name string, want int) {
 		t.Fatalf("%s is module %.12s (version %d), want version %d\n%s", name, info.ModuleSHA, v, want, p.Log())
 	}
 	for i := 0; i < 2; i++ {
-		res, err := client(p, token).Invoke(context.Background(), name, &server.InvokeRequest{Path: "/?name=crash"})
+		res, err := client(p, token).Invoke(context.Background(), name, &api.InvokeRequest{Path: "/?name=crash"})
 		if err != nil {
 			t.Fatalf("invoke %s: %v\n%s", name, err, p.Log())
 		}
 		ok := res.Status == http.StatusOK && string(res.Body) == registryVersions[v].want
 		if registryVersions[v].want == "" {
-			ok = res.Status == http.StatusMethodNotAllowed && res.Header.Get(server.HeaderError) == ""
+			ok = res.Status == http.StatusMethodNotAllowed && res.Header.Get(api.HeaderError) == ""
 		}
 		if !ok {
 			t.Fatalf("%s is version %d (%s) but invocation %d answered %d %q (start %s, fallback %q)\n%s", name, v,
@@ -188,7 +187,7 @@ func TestCrashPoints(t *testing.T) {
 			dir := filepath.Join(root, "data")
 			shareCache(t, dir)
 			storeArgs := []string{"--store-dir", filepath.Join(root, "store")}
-			cfg := worker.Config{}
+			cfg := api.Config{}
 			if strings.HasPrefix(point, "checkpoint.") {
 				cfg.Policy = "fixed:1"
 			}
@@ -206,7 +205,7 @@ func TestCrashPoints(t *testing.T) {
 			if strings.HasPrefix(point, "checkpoint.") {
 				// The checkpoint after request 1 is taken off the
 				// request's path: the answer comes, then the crash.
-				invoke(t, p, "fn", &server.InvokeRequest{Path: "/?name=crash"})
+				invoke(t, p, "fn", &api.InvokeRequest{Path: "/?name=crash"})
 				want = 0
 			} else {
 				_, v2 := moduleSHA(t, registryVersions[1].pkg)
@@ -236,7 +235,7 @@ func TestAcknowledgedDeploySurvivesKill(t *testing.T) {
 	shareCache(t, dir)
 	p := startArmed(t, dir, "")
 	for i := range registryVersions {
-		deploy(t, p, "acked", registryVersions[i].pkg, worker.Config{})
+		deploy(t, p, "acked", registryVersions[i].pkg, api.Config{})
 	}
 	_ = p.cmd.Process.Kill()
 	awaitKilled(t, p, "kill")
@@ -265,7 +264,7 @@ func TestConcurrentDeploysOfOneName(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, errs[i] = client(p, token).Deploy(context.Background(), "conc", wasms[i%2], worker.Config{})
+			_, errs[i] = client(p, token).Deploy(context.Background(), "conc", wasms[i%2], api.Config{})
 		}(i)
 	}
 	wg.Wait()
@@ -289,7 +288,7 @@ func TestConcurrentDeploysOfOneName(t *testing.T) {
 	p = startArmed(t, dir, "")
 	defer p.Stop()
 	checkServes(t, p, "conc", versionOf(t, info.ModuleSHA))
-	res, err := client(p, token).Invoke(context.Background(), "conc", &server.InvokeRequest{Path: "/?name=crash", Mode: "eager"})
+	res, err := client(p, token).Invoke(context.Background(), "conc", &api.InvokeRequest{Path: "/?name=crash", Mode: "eager"})
 	if err != nil || res.Start != "restore" || res.Header.Get("X-Thaw-Fallback") != "" {
 		t.Errorf("restore after restart: %+v, %v", res, err)
 	}
@@ -304,8 +303,8 @@ func TestSnapshotOfAnotherModuleNeverRestored(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	shareCache(t, dir)
 	p := startArmed(t, dir, "")
-	a := deploy(t, p, "a", registryVersions[0].pkg, worker.Config{})
-	b := deploy(t, p, "b", registryVersions[1].pkg, worker.Config{})
+	a := deploy(t, p, "a", registryVersions[0].pkg, api.Config{})
+	b := deploy(t, p, "b", registryVersions[1].pkg, api.Config{})
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +345,7 @@ func TestOldLayoutLoads(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	shareCache(t, dir)
 	p := startArmed(t, dir, "")
-	info := deploy(t, p, "old", registryVersions[0].pkg, worker.Config{})
+	info := deploy(t, p, "old", registryVersions[0].pkg, api.Config{})
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +357,7 @@ func TestOldLayoutLoads(t *testing.T) {
 	p = startArmed(t, dir, "")
 	defer p.Stop()
 	checkServes(t, p, "old", 0)
-	res := invoke(t, p, "old", &server.InvokeRequest{Path: "/?name=crash", Mode: "eager"})
+	res := invoke(t, p, "old", &api.InvokeRequest{Path: "/?name=crash", Mode: "eager"})
 	if res.Start != "restore" {
 		t.Errorf("old layout: start %s, fallback %q", res.Start, res.Header.Get("X-Thaw-Fallback"))
 	}
@@ -384,19 +383,19 @@ var nonNumericFields = map[string]bool{"public": true, "restore_mode": true, "po
 // every numeric configuration field answer 400 over HTTP (query parameter
 // and, where JSON can carry them, the config header) and make `thaw
 // deploy` exit 2; a deploy setting every field as a query parameter is
-// accepted. The fields come from worker.Fields, the one definition.
+// accepted. The fields come from api.Fields, the one definition.
 func TestConfigValuesRejected(t *testing.T) {
 	p := shared(t)
 	wasm, path := module(t, "examples/hello")
 	bad := []string{"NaN", "Inf", "-Inf", "-1", "1e30", "99999999999999999999"}
-	for _, f := range worker.Fields {
+	for _, f := range api.Fields {
 		if nonNumericFields[f.Name] {
 			continue
 		}
 		for _, v := range bad {
 			u := p.URL + "/v1/functions/badcfg?" + url.Values{f.Name: {v}}.Encode()
 			code, hdr, body := raw(t, "PUT", u, token, bytes.NewReader(wasm), map[string]string{"Content-Type": "application/wasm"})
-			if code != http.StatusBadRequest || hdr.Get(server.HeaderError) != "invalid" {
+			if code != http.StatusBadRequest || hdr.Get(api.HeaderError) != "invalid" {
 				t.Errorf("query %s=%s: %d %s", f.Name, v, code, body)
 			}
 			if code, _, stderr := cli(t, p, "deploy", "badcfg", path, "--"+f.Flag, v); code != 2 {
@@ -404,7 +403,7 @@ func TestConfigValuesRejected(t *testing.T) {
 			}
 		}
 		for _, v := range []string{"-1", "1e30", "-1e300"} {
-			hdr := map[string]string{"Content-Type": "application/wasm", server.HeaderConfig: `{"` + f.Name + `": ` + v + `}`}
+			hdr := map[string]string{"Content-Type": "application/wasm", api.HeaderConfig: `{"` + f.Name + `": ` + v + `}`}
 			code, _, body := raw(t, "PUT", p.URL+"/v1/functions/badcfg", token, bytes.NewReader(wasm), hdr)
 			if code != http.StatusBadRequest {
 				t.Errorf("JSON %s=%s: %d %s", f.Name, v, code, body)
@@ -418,7 +417,7 @@ func TestConfigValuesRejected(t *testing.T) {
 	q := url.Values{"memory_mib": {"64"}, "timeout": {"2s"}, "init_timeout": {"90"}, "min_instances": {"0"},
 		"max_instances": {"3"}, "max_queue": {"5"}, "keep_alive": {"10s"}, "public": {"true"}, "restore_mode": {"eager"},
 		"policy": {"fixed:2"}, "pool_size": {"4"}, "rerecord_miss_rate": {"0.5"}}
-	for _, f := range worker.Fields {
+	for _, f := range api.Fields {
 		if _, ok := q[f.Name]; !ok {
 			t.Fatalf("field %s missing from this test's query", f.Name)
 		}
@@ -427,12 +426,12 @@ func TestConfigValuesRejected(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("deploy with every field: %d %s", code, body)
 	}
-	var info worker.Info
+	var info api.FunctionInfo
 	if err := json.Unmarshal(body, &info); err != nil {
 		t.Fatal(err)
 	}
 	c := info.Config
-	if c.InitTimeout != worker.Duration(90*time.Second) || c.Policy != "fixed:2" || c.PoolSize != 4 || c.RerecordMissRate != 0.5 || c.MaxQueue != 5 {
+	if c.InitTimeout != api.Duration(90*time.Second) || c.Policy != "fixed:2" || c.PoolSize != 4 || c.RerecordMissRate != 0.5 || c.MaxQueue != 5 {
 		t.Errorf("deployed config %+v", c)
 	}
 }

@@ -21,9 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thaw-run/thaw/internal/restore"
-	"github.com/thaw-run/thaw/internal/server"
-	"github.com/thaw-run/thaw/internal/worker"
+	"github.com/thaw-run/thaw/internal/api"
 )
 
 // procUsage reads a process's resident memory (KiB) and open descriptors.
@@ -64,8 +62,8 @@ func TestSlowAndIdleConnectionsBounded(t *testing.T) {
 	shareCache(t, dir)
 	p := startServe(t, dir, token, "--max-conns", strconv.Itoa(maxConns), "--max-body-memory-mib", strconv.Itoa(budget))
 	defer p.Stop()
-	deploy(t, p, "sink", "examples/hello", worker.Config{Public: true, MaxQueue: 1000})
-	invoke(t, p, "sink", &server.InvokeRequest{Path: "/"})
+	deploy(t, p, "sink", "examples/hello", api.Config{Public: true, MaxQueue: 1000})
+	invoke(t, p, "sink", &api.InvokeRequest{Path: "/"})
 	pid := p.cmd.Process.Pid
 	rss0, fds0 := procUsage(t, pid)
 	t.Logf("before: RSS %d MiB, %d fds", rss0>>10, fds0)
@@ -167,7 +165,7 @@ func TestTricklingBodyIsCut(t *testing.T) {
 	shareCache(t, dir)
 	p := startServe(t, dir, token, "--read-timeout", "2s")
 	defer p.Stop()
-	deploy(t, p, "trickle", "examples/hello", worker.Config{})
+	deploy(t, p, "trickle", "examples/hello", api.Config{})
 	c, err := net.Dial("tcp", hostOf(p))
 	if err != nil {
 		t.Fatal(err)
@@ -213,8 +211,8 @@ func metricSum(t testing.TB, p *proc, metric, fn string) float64 {
 // restore or boot follows.
 func TestAbortedCallsKeepInstance(t *testing.T) {
 	p := shared(t)
-	deploy(t, p, "abort", "examples/faulty", worker.Config{MaxInstances: 1, Timeout: worker.Duration(20 * time.Second), RestoreMode: restore.Eager})
-	invoke(t, p, "abort", &server.InvokeRequest{Path: "/ok"})
+	deploy(t, p, "abort", "examples/faulty", api.Config{MaxInstances: 1, Timeout: api.Duration(20 * time.Second), RestoreMode: api.ModeEager})
+	invoke(t, p, "abort", &api.InvokeRequest{Path: "/ok"})
 	starts := metricSum(t, p, "thaw_instance_starts_total", "abort")
 	for i := range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -246,8 +244,8 @@ func TestAbortedCallsKeepInstance(t *testing.T) {
 		}
 	}
 	status, hdr, body := raw(t, "GET", p.URL+"/fn/abort/ok", token, nil, nil)
-	if status != 200 || hdr.Get(server.HeaderStart) != "warm" {
-		t.Errorf("after aborted calls: %d %s=%q %s", status, server.HeaderStart, hdr.Get(server.HeaderStart), body)
+	if status != 200 || hdr.Get(api.HeaderStart) != "warm" {
+		t.Errorf("after aborted calls: %d %s=%q %s", status, api.HeaderStart, hdr.Get(api.HeaderStart), body)
 	}
 	if now := metricSum(t, p, "thaw_instance_starts_total", "abort"); now != starts {
 		t.Errorf("instance starts went from %v to %v: aborted calls cost new instances", starts, now)
@@ -318,9 +316,9 @@ func TestCallersLearnNoPathsOrPrivateNames(t *testing.T) {
 	}
 	p := startServe(t, dir, token)
 	defer p.Stop()
-	info := deploy(t, p, "pubfn", "examples/hello", worker.Config{Public: true, RestoreMode: restore.Eager, KeepAlive: worker.Duration(time.Second)})
-	deploy(t, p, "secretfn", "examples/hello", worker.Config{})
-	invoke(t, p, "secretfn", &server.InvokeRequest{Path: "/"})
+	info := deploy(t, p, "pubfn", "examples/hello", api.Config{Public: true, RestoreMode: api.ModeEager, KeepAlive: api.Duration(time.Second)})
+	deploy(t, p, "secretfn", "examples/hello", api.Config{})
+	invoke(t, p, "secretfn", &api.InvokeRequest{Path: "/"})
 	if info.Snapshot == nil {
 		t.Fatal("no snapshot")
 	}
@@ -349,14 +347,14 @@ func TestCallersLearnNoPathsOrPrivateNames(t *testing.T) {
 		var sb strings.Builder
 		_ = hdr.Write(&sb)
 		all := sb.String() + string(body)
-		seen = append(seen, fmt.Sprintf("%s: %d %s %s", what, status, hdr.Get(server.HeaderFallback), body))
+		seen = append(seen, fmt.Sprintf("%s: %d %s %s", what, status, hdr.Get(api.HeaderFallback), body))
 		if strings.Contains(all, abs) || strings.Contains(all, dir) {
 			t.Errorf("%s: the response shows the data directory %s:\n%s", what, abs, all)
 		}
 	}
 	status, hdr, body := raw(t, "GET", p.URL+"/fn/pubfn/", "", nil, nil)
-	if status != 200 || hdr.Get(server.HeaderFallback) == "" {
-		t.Errorf("restore of the damaged snapshot: %d, fallback %q (want a fallback)", status, hdr.Get(server.HeaderFallback))
+	if status != 200 || hdr.Get(api.HeaderFallback) == "" {
+		t.Errorf("restore of the damaged snapshot: %d, fallback %q (want a fallback)", status, hdr.Get(api.HeaderFallback))
 	}
 	check("fallback", status, hdr, body)
 	status, hdr, body = raw(t, "GET", p.URL+"/fn/secretfn/", "", nil, nil)

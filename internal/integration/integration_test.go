@@ -15,15 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/server"
 	"github.com/thaw-run/thaw/internal/testwasm"
-	"github.com/thaw-run/thaw/internal/worker"
 )
 
 // deploy deploys pkg as name on p over the API.
-func deploy(t testing.TB, p *proc, name, pkg string, cfg worker.Config) *worker.Info {
+func deploy(t testing.TB, p *proc, name, pkg string, cfg api.Config) *api.FunctionInfo {
 	t.Helper()
 	wasm, _ := module(t, pkg)
 	info, err := client(p, token).Deploy(context.Background(), name, wasm, cfg)
@@ -34,7 +34,7 @@ func deploy(t testing.TB, p *proc, name, pkg string, cfg worker.Config) *worker.
 }
 
 // invoke calls name at path and fails the test unless it answers 200.
-func invoke(t testing.TB, p *proc, name string, req *server.InvokeRequest) *server.InvokeResponse {
+func invoke(t testing.TB, p *proc, name string, req *api.InvokeRequest) *api.InvokeResponse {
 	t.Helper()
 	res, err := client(p, token).Invoke(context.Background(), name, req)
 	if err != nil {
@@ -83,7 +83,7 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	// The same over HTTP.
-	info := deploy(t, p, "life2", "examples/hello", worker.Config{MemoryMiB: 64})
+	info := deploy(t, p, "life2", "examples/hello", api.Config{MemoryMiB: 64})
 	if info.Name != "life2" || info.Config.MemoryMiB != 64 || info.Snapshot == nil {
 		t.Errorf("deploy info %+v", info)
 	}
@@ -110,13 +110,13 @@ func TestLifecycle(t *testing.T) {
 
 func TestInvokeExamples(t *testing.T) {
 	p := shared(t)
-	deploy(t, p, "hello", "examples/hello", worker.Config{})
-	deploy(t, p, "jsontransform", "examples/jsontransform", worker.Config{})
-	res := invoke(t, p, "hello", &server.InvokeRequest{Path: "/a/b?name=thaw"})
+	deploy(t, p, "hello", "examples/hello", api.Config{})
+	deploy(t, p, "jsontransform", "examples/jsontransform", api.Config{})
+	res := invoke(t, p, "hello", &api.InvokeRequest{Path: "/a/b?name=thaw"})
 	if string(res.Body) != "hello, thaw (GET /a/b)\n" {
 		t.Errorf("hello = %q", res.Body)
 	}
-	res = invoke(t, p, "jsontransform", &server.InvokeRequest{Body: []byte(`{"k":["x",1,2.5]}`)})
+	res = invoke(t, p, "jsontransform", &api.InvokeRequest{Body: []byte(`{"k":["x",1,2.5]}`)})
 	var out struct {
 		Doc     map[string][]any `json:"doc"`
 		Numbers int              `json:"numbers"`
@@ -126,8 +126,8 @@ func TestInvokeExamples(t *testing.T) {
 		t.Errorf("jsontransform = %s (%v)", res.Body, err)
 	}
 	// A function's own 4xx is passed through, not turned into an error.
-	res, err := client(p, token).Invoke(context.Background(), "jsontransform", &server.InvokeRequest{Method: "GET"})
-	if err != nil || res.Status != http.StatusMethodNotAllowed || res.Header.Get(server.HeaderError) != "" {
+	res, err := client(p, token).Invoke(context.Background(), "jsontransform", &api.InvokeRequest{Method: "GET"})
+	if err != nil || res.Status != http.StatusMethodNotAllowed || res.Header.Get(api.HeaderError) != "" {
 		t.Errorf("GET jsontransform = %+v, %v", res, err)
 	}
 }
@@ -157,7 +157,7 @@ func wasip1Command(t *testing.T) []byte {
 
 func TestBadInput(t *testing.T) {
 	p := shared(t)
-	deploy(t, p, "hello", "examples/hello", worker.Config{})
+	deploy(t, p, "hello", "examples/hello", api.Config{})
 	put := func(name string, body []byte, hdr map[string]string) (int, []byte) {
 		h := map[string]string{"Content-Type": "application/wasm"}
 		for k, v := range hdr {
@@ -178,7 +178,7 @@ func TestBadInput(t *testing.T) {
 		{"truncated module", "bad2", []byte("\x00asm\x01\x00\x00\x00\x01\x05"), nil, 400, ""},
 		{"empty (module)", "bad3", []byte("\x00asm\x01\x00\x00\x00"), nil, 400, "module"},
 		{"wasip1 command", "bad4", wasip1Command(t), nil, 400, "export"},
-		{"bad config", "bad5", []byte("\x00asm\x01\x00\x00\x00"), map[string]string{server.HeaderConfig: `{"memory_mib": -1}`}, 400, "memory_mib"},
+		{"bad config", "bad5", []byte("\x00asm\x01\x00\x00\x00"), map[string]string{api.HeaderConfig: `{"memory_mib": -1}`}, 400, "memory_mib"},
 		{"bad name", "Bad_Name", []byte("\x00asm\x01\x00\x00\x00"), nil, 400, "name"},
 		{"module over the limit", "bad6", make([]byte, server.DefaultMaxModule+1), nil, 413, "limit"},
 	} {
@@ -206,10 +206,10 @@ func TestBadInput(t *testing.T) {
 		if status != 413 {
 			t.Errorf("status %d: %s", status, body)
 		}
-		invoke(t, p, "hello", &server.InvokeRequest{})
+		invoke(t, p, "hello", &api.InvokeRequest{})
 	})
 	t.Run("bad mode header", func(t *testing.T) {
-		status, _, body := raw(t, "GET", p.URL+"/fn/hello/", token, nil, map[string]string{server.HeaderMode: "teleport"})
+		status, _, body := raw(t, "GET", p.URL+"/fn/hello/", token, nil, map[string]string{api.HeaderMode: "teleport"})
 		if status != 400 {
 			t.Errorf("status %d: %s", status, body)
 		}
@@ -220,7 +220,7 @@ func TestBadInput(t *testing.T) {
 // answer clearly and leave the function serving.
 func TestGuestFaults(t *testing.T) {
 	p := shared(t)
-	deploy(t, p, "faulty", "examples/faulty", worker.Config{MemoryMiB: 64, Timeout: worker.Duration(2 * time.Second), MaxInstances: 2})
+	deploy(t, p, "faulty", "examples/faulty", api.Config{MemoryMiB: 64, Timeout: api.Duration(2 * time.Second), MaxInstances: 2})
 	for _, tc := range []struct {
 		path   string
 		status int
@@ -242,12 +242,12 @@ func TestGuestFaults(t *testing.T) {
 			if !strings.Contains(msg, tc.want) {
 				t.Errorf("error %q does not contain %q", msg, tc.want)
 			}
-			if hdr.Get(server.HeaderError) == "" {
-				t.Errorf("no %s header", server.HeaderError)
+			if hdr.Get(api.HeaderError) == "" {
+				t.Errorf("no %s header", api.HeaderError)
 			}
 			t.Logf("%s -> %d %s", tc.path, status, msg)
 			// The next request is served normally.
-			if res := invoke(t, p, "faulty", &server.InvokeRequest{Path: "/ok"}); string(res.Body) != "ok\n" {
+			if res := invoke(t, p, "faulty", &api.InvokeRequest{Path: "/ok"}); string(res.Body) != "ok\n" {
 				t.Errorf("after %s: %q", tc.path, res.Body)
 			}
 		})
@@ -258,8 +258,8 @@ func TestRestartPersistence(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	shareCache(t, dir)
 	p := startServe(t, dir, token)
-	deploy(t, p, "persist", "examples/hello", worker.Config{Public: true})
-	want := invoke(t, p, "persist", &server.InvokeRequest{Path: "/?name=before"})
+	deploy(t, p, "persist", "examples/hello", api.Config{Public: true})
+	want := invoke(t, p, "persist", &api.InvokeRequest{Path: "/?name=before"})
 	if err := p.Stop(); err != nil {
 		t.Fatalf("graceful stop: %v\n%s", err, p.Log())
 	}
@@ -270,7 +270,7 @@ func TestRestartPersistence(t *testing.T) {
 		t.Fatalf("after restart: %+v, %v", fns, err)
 	}
 	// The restarted worker serves from the persisted snapshot.
-	got := invoke(t, p, "persist", &server.InvokeRequest{Path: "/?name=before"})
+	got := invoke(t, p, "persist", &api.InvokeRequest{Path: "/?name=before"})
 	if !bytes.Equal(got.Body, want.Body) {
 		t.Errorf("after restart %q, before %q", got.Body, want.Body)
 	}
@@ -290,8 +290,8 @@ func instances(t testing.TB, p *proc, name string) int {
 
 func TestScaleToZero(t *testing.T) {
 	p := shared(t)
-	deploy(t, p, "zero", "examples/hello", worker.Config{KeepAlive: worker.Duration(time.Second)})
-	invoke(t, p, "zero", &server.InvokeRequest{})
+	deploy(t, p, "zero", "examples/hello", api.Config{KeepAlive: api.Duration(time.Second)})
+	invoke(t, p, "zero", &api.InvokeRequest{})
 	if n := instances(t, p, "zero"); n < 1 {
 		t.Fatalf("%d instances right after an invocation", n)
 	}
@@ -303,7 +303,7 @@ func TestScaleToZero(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// And it scales back up.
-	if res := invoke(t, p, "zero", &server.InvokeRequest{}); res.Start == "warm" {
+	if res := invoke(t, p, "zero", &api.InvokeRequest{}); res.Start == "warm" {
 		t.Errorf("first call after scale to zero was warm")
 	}
 }
@@ -311,12 +311,12 @@ func TestScaleToZero(t *testing.T) {
 func TestConcurrency(t *testing.T) {
 	p := shared(t)
 	t.Run("all succeed", func(t *testing.T) {
-		deploy(t, p, "conc", "examples/hello", worker.Config{MaxInstances: 2})
+		deploy(t, p, "conc", "examples/hello", api.Config{MaxInstances: 2})
 		var wg sync.WaitGroup
 		errs := make(chan error, 16)
 		for i := range 16 {
 			wg.Go(func() {
-				res, err := client(p, token).Invoke(context.Background(), "conc", &server.InvokeRequest{Path: fmt.Sprintf("/?name=%d", i)})
+				res, err := client(p, token).Invoke(context.Background(), "conc", &api.InvokeRequest{Path: fmt.Sprintf("/?name=%d", i)})
 				if err == nil && string(res.Body) != fmt.Sprintf("hello, %d (GET /)\n", i) {
 					err = fmt.Errorf("request %d answered %d %q", i, res.Status, res.Body)
 				}
@@ -335,7 +335,7 @@ func TestConcurrency(t *testing.T) {
 		}
 	})
 	t.Run("queue full", func(t *testing.T) {
-		deploy(t, p, "queue", "examples/faulty", worker.Config{MaxInstances: 1, MaxQueue: 1, Timeout: worker.Duration(3 * time.Second)})
+		deploy(t, p, "queue", "examples/faulty", api.Config{MaxInstances: 1, MaxQueue: 1, Timeout: api.Duration(3 * time.Second)})
 		slow := make(chan int, 1)
 		go func() {
 			status, _, _ := raw(t, "GET", p.URL+"/fn/queue/loop", token, nil, nil)
@@ -381,8 +381,8 @@ func TestConcurrency(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	p := shared(t)
-	deploy(t, p, "private", "examples/hello", worker.Config{})
-	deploy(t, p, "open", "examples/hello", worker.Config{Public: true})
+	deploy(t, p, "private", "examples/hello", api.Config{})
+	deploy(t, p, "open", "examples/hello", api.Config{Public: true})
 	for _, tc := range []struct {
 		name   string
 		method string
@@ -398,7 +398,7 @@ func TestAuth(t *testing.T) {
 		{"private without token", "GET", "/fn/private/", "", nil, 401},
 		{"private with token", "GET", "/fn/private/", token, nil, 200},
 		{"public without token", "GET", "/fn/open/", "", nil, 200},
-		{"experiment header without token", "GET", "/fn/open/", "", map[string]string{server.HeaderMode: "cold"}, 401},
+		{"experiment header without token", "GET", "/fn/open/", "", map[string]string{api.HeaderMode: "cold"}, 401},
 		{"metrics", "GET", "/metrics", "", nil, 200},
 		{"healthz", "GET", "/healthz", "", nil, 200},
 	} {
@@ -427,35 +427,35 @@ func TestRefusesPublicListenWithoutToken(t *testing.T) {
 
 func TestServerTimingAndMetrics(t *testing.T) {
 	p := shared(t)
-	deploy(t, p, "timed", "examples/hello", worker.Config{})
+	deploy(t, p, "timed", "examples/hello", api.Config{})
 	for _, mode := range []restore.Mode{restore.Cold, restore.Eager, restore.Warm} {
-		status, hdr, body := raw(t, "GET", p.URL+"/fn/timed/", token, nil, map[string]string{server.HeaderMode: string(mode)})
+		status, hdr, body := raw(t, "GET", p.URL+"/fn/timed/", token, nil, map[string]string{api.HeaderMode: string(mode)})
 		if status != 200 {
 			t.Fatalf("%s: %d %s", mode, status, body)
 		}
-		ms, err := server.ParseServerTiming(hdr.Get(server.HeaderServerTiming))
+		ms, err := api.ParseServerTiming(hdr.Get(api.HeaderServerTiming))
 		if err != nil {
 			t.Fatalf("%s: %v", mode, err)
 		}
-		byName := map[string]server.TimingMetric{}
+		byName := map[string]api.Metric{}
 		for _, m := range ms {
 			byName[m.Name] = m
 		}
 		for _, n := range []string{"queue", "start", "exec"} {
 			if m, ok := byName[n]; !ok || !m.HasDur || m.Dur < 0 {
-				t.Errorf("%s: metric %s missing or without dur in %q", mode, n, hdr.Get(server.HeaderServerTiming))
+				t.Errorf("%s: metric %s missing or without dur in %q", mode, n, hdr.Get(api.HeaderServerTiming))
 			}
 		}
 		wantStart := map[restore.Mode]string{restore.Cold: "cold", restore.Eager: "restore", restore.Warm: "warm"}[mode]
-		if hdr.Get(server.HeaderStart) != wantStart {
-			t.Errorf("%s: %s = %q, want %q", mode, server.HeaderStart, hdr.Get(server.HeaderStart), wantStart)
+		if hdr.Get(api.HeaderStart) != wantStart {
+			t.Errorf("%s: %s = %q, want %q", mode, api.HeaderStart, hdr.Get(api.HeaderStart), wantStart)
 		}
 		if mode == restore.Eager {
 			if byName["start"].Desc != "restore:eager" {
 				t.Errorf("eager start desc %q", byName["start"].Desc)
 			}
 			if _, ok := byName["map"]; !ok {
-				t.Errorf("restore without a map stage: %q", hdr.Get(server.HeaderServerTiming))
+				t.Errorf("restore without a map stage: %q", hdr.Get(api.HeaderServerTiming))
 			}
 		}
 	}
@@ -474,15 +474,15 @@ func uffdAvailable() bool {
 // TestRestoreModes: every mode answers exactly like a cold boot.
 func TestRestoreModes(t *testing.T) {
 	p := shared(t)
-	deploy(t, p, "modes-hello", "examples/hello", worker.Config{})
-	deploy(t, p, "modes-json", "examples/jsontransform", worker.Config{})
-	reqs := map[string]*server.InvokeRequest{
+	deploy(t, p, "modes-hello", "examples/hello", api.Config{})
+	deploy(t, p, "modes-json", "examples/jsontransform", api.Config{})
+	reqs := map[string]*api.InvokeRequest{
 		"modes-hello": {Path: "/x?name=modes"},
 		"modes-json":  {Body: []byte(`{"a":[1,2,{"b":"c"}],"d":"e"}`)},
 	}
 	for fn, req := range reqs {
 		cold := *req
-		cold.Mode = restore.Cold
+		cold.Mode = api.ModeCold
 		want := invoke(t, p, fn, &cold)
 		for _, mode := range restore.Modes {
 			t.Run(fn+"/"+string(mode), func(t *testing.T) {
@@ -492,10 +492,10 @@ func TestRestoreModes(t *testing.T) {
 				if mode.UsesWorkingSet() {
 					calls = 2
 				}
-				var res *server.InvokeResponse
+				var res *api.InvokeResponse
 				for range calls {
 					r := *req
-					r.Mode = mode
+					r.Mode = api.Mode(mode)
 					res = invoke(t, p, fn, &r)
 					if !bytes.Equal(res.Body, want.Body) {
 						t.Fatalf("body %q, cold %q", res.Body, want.Body)
@@ -504,12 +504,12 @@ func TestRestoreModes(t *testing.T) {
 				if mode == restore.Mmap || mode == restore.Bulk {
 					// From disk rather than the page cache: same answer.
 					r := *req
-					r.Mode, r.DropCache = mode, true
+					r.Mode, r.DropCache = api.Mode(mode), true
 					if got := invoke(t, p, fn, &r); !bytes.Equal(got.Body, want.Body) {
 						t.Fatalf("with a dropped cache: body %q, cold %q", got.Body, want.Body)
 					}
 				}
-				fb := res.Header.Get(server.HeaderFallback)
+				fb := res.Header.Get(api.HeaderFallback)
 				start, _ := res.Metric("start")
 				switch {
 				case mode == restore.Cold:

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/pager"
-	"github.com/thaw-run/thaw/internal/server"
 	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
@@ -171,8 +171,8 @@ func shareCache(t testing.TB, dataDir string) {
 	}
 }
 
-func client(p *proc, tok string) *server.Client {
-	return &server.Client{BaseURL: p.URL, Token: tok, HTTP: &http.Client{Timeout: 2 * time.Minute}}
+func client(p *proc, tok string) *api.Client {
+	return &api.Client{BaseURL: p.URL, Token: tok, HTTP: &http.Client{Timeout: 2 * time.Minute}}
 }
 
 // cli runs the thaw binary against p and returns its exit code and output.

@@ -1,16 +1,16 @@
 package integration
 
 import (
-	"github.com/thaw-run/thaw/internal/testminio"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/thaw-run/thaw/internal/server"
+	"github.com/thaw-run/thaw/internal/api"
+	"github.com/thaw-run/thaw/internal/testminio"
+
 	"github.com/thaw-run/thaw/internal/store"
-	"github.com/thaw-run/thaw/internal/worker"
 )
 
 // `thaw serve` with an S3 store starts and serves while the object store is
@@ -36,10 +36,10 @@ func TestServeWithObjectStoreDown(t *testing.T) {
 	shareCache(t, dir)
 	p := startServe(t, dir, token, storeArgs...)
 	defer p.Stop()
-	deploy(t, p, "hello", "examples/hello", worker.Config{})
-	first := invoke(t, p, "hello", &server.InvokeRequest{Path: "/?name=down"})
-	info := deploy(t, p, "hello", "examples/hello", worker.Config{})
-	if got := invoke(t, p, "hello", &server.InvokeRequest{Path: "/?name=down"}); string(got.Body) != string(first.Body) {
+	deploy(t, p, "hello", "examples/hello", api.Config{})
+	first := invoke(t, p, "hello", &api.InvokeRequest{Path: "/?name=down"})
+	info := deploy(t, p, "hello", "examples/hello", api.Config{})
+	if got := invoke(t, p, "hello", &api.InvokeRequest{Path: "/?name=down"}); string(got.Body) != string(first.Body) {
 		t.Fatalf("after redeploy %q, before %q", got.Body, first.Body)
 	}
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
 
@@ -74,7 +75,7 @@ type Record struct {
 	Bytes int64 `json:"bytes"`
 	// HasTiming says whether the response carried a Server-Timing header.
 	HasTiming bool `json:"has_timing"`
-	Timing
+	api.Timing
 }
 
 // OK reports whether the invocation got a 2xx response.
@@ -286,8 +287,8 @@ func (o *Options) send(ctx context.Context, client *http.Client, target string, 
 	if err != nil {
 		rec.Error = "reading body: " + err.Error()
 	}
-	if h := resp.Header.Get("Server-Timing"); h != "" {
-		t, err := ParseServerTiming(h)
+	if h := resp.Header.Get(api.HeaderServerTiming); h != "" {
+		t, err := api.ParseTiming(h)
 		if err != nil {
 			slog.Debug("load: bad Server-Timing", "function", rec.Function, "err", err)
 		} else {

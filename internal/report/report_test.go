@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/load"
 )
 
@@ -189,7 +190,7 @@ func loadResult() *load.Result {
 		}
 		r.LatencyMs = r.StartMs + r.ExecMs + 0.2
 		if i%37 == 0 {
-			r.Status, r.HasTiming, r.Timing = 503, false, load.Timing{}
+			r.Status, r.HasTiming, r.Timing = 503, false, api.Timing{}
 		}
 		if i%41 == 0 {
 			r = load.Record{Seq: i, Function: r.Function, ScheduledMs: r.ScheduledMs, SentMs: r.SentMs, Dropped: true}

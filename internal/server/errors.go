@@ -6,13 +6,9 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
-
-// HeaderError names the error category of a response the server produced
-// itself (not the guest), so clients can tell a platform error from a
-// function that chose to answer 404 or 500.
-const HeaderError = "X-Thaw-Error"
 
 // Status maps an error to its HTTP status code. It is the only place where
 // error categories become status codes.
@@ -60,19 +56,15 @@ func category(err error) string {
 	return errdefs.Category(err)
 }
 
-// errorBody is the JSON body of every error the server produces.
-type errorBody struct {
-	Error string `json:"error"`
-}
-
-// writeError answers with err's status, category header and JSON body.
+// writeError answers with err's status, category header (api.HeaderError)
+// and JSON body (api.ErrorBody).
 // The body never shows absolute file paths (redactPaths); the log gets the
 // whole message.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := Status(err)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set(HeaderError, category(err))
+	h.Set(api.HeaderError, category(err))
 	if status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="thaw"`)
 	}
@@ -83,7 +75,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		h.Set("Connection", "close")
 	}
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(errorBody{Error: redactPaths(err.Error())})
+	_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: redactPaths(err.Error())})
 	level := s.log.Debug
 	if status >= 500 {
 		level = s.log.Warn

@@ -1,22 +1,16 @@
 package server
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/worker"
 )
-
-// HeaderConfig carries a deploy's worker.Config as JSON when the module is
-// the whole request body.
-const HeaderConfig = "X-Thaw-Config"
 
 func errNoRoute(r *http.Request) error {
 	return fmt.Errorf("no endpoint %s %s: %w", r.Method, r.URL.Path, errdefs.ErrNotFound)
@@ -26,13 +20,8 @@ func errUnauthorized(what string) error {
 	return fmt.Errorf("%s requires \"Authorization: Bearer <token>\": %w", what, errdefs.ErrUnauthorized)
 }
 
-// listResponse is the body of GET /v1/functions.
-type listResponse struct {
-	Functions []worker.Info `json:"functions"`
-}
-
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, listResponse{Functions: s.b.List()})
+	writeJSON(w, http.StatusOK, functionList(s.b.List()))
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
@@ -41,7 +30,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, info)
+	writeJSON(w, http.StatusOK, functionInfo(*info))
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
@@ -64,20 +53,20 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	liftReadDeadline(w) // the deploy itself may take longer than the read timeout
-	info, err := s.b.Deploy(r.Context(), name, wasm, cfg)
+	info, err := s.b.Deploy(r.Context(), name, wasm, workerConfig(cfg))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.log.Debug("deploy request served", "function", name, "bytes", len(wasm), "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, info)
+	writeJSON(w, http.StatusOK, functionInfo(*info))
 }
 
 // readDeploy reads a deploy's module and configuration from either a
 // multipart form (parts "module" and "config") or a raw module body with the
 // configuration in the X-Thaw-Config header and query parameters.
-func (s *Server) readDeploy(w http.ResponseWriter, r *http.Request) ([]byte, worker.Config, error) {
-	var cfg worker.Config
+func (s *Server) readDeploy(w http.ResponseWriter, r *http.Request) ([]byte, api.Config, error) {
+	var cfg api.Config
 	// A form's other parts and boundaries are small; allow them a little
 	// room. readModule applies the exact limit to the module itself.
 	limit := s.maxModule + 1<<20
@@ -100,13 +89,13 @@ func (s *Server) readDeploy(w http.ResponseWriter, r *http.Request) ([]byte, wor
 		// caller holds the token, and a client still sending its body when
 		// the connection closes sees a reset instead of the 400.
 		var cfgErr error
-		if h := r.Header.Get(HeaderConfig); h != "" {
-			if err := decodeConfig([]byte(h), &cfg); err != nil {
-				cfgErr = fmt.Errorf("%s header: %w", HeaderConfig, err)
+		if h := r.Header.Get(api.HeaderConfig); h != "" {
+			if err := api.DecodeConfig([]byte(h), &cfg); err != nil {
+				cfgErr = fmt.Errorf("%s header: %w", api.HeaderConfig, err)
 			}
 		}
 		if cfgErr == nil {
-			cfgErr = configFromQuery(r.URL.Query(), &cfg)
+			cfgErr = cfg.SetQuery(r.URL.Query())
 		}
 		if wasm, err = s.readModule(r.Body); err != nil {
 			return nil, cfg, err
@@ -137,7 +126,7 @@ func (s *Server) readDeploy(w http.ResponseWriter, r *http.Request) ([]byte, wor
 				if err != nil {
 					return nil, cfg, fmt.Errorf("config part: %w", invalidUnlessTooLarge(err))
 				}
-				if err := decodeConfig(b, &cfg); err != nil {
+				if err := api.DecodeConfig(b, &cfg); err != nil {
 					return nil, cfg, fmt.Errorf("config part: %w", err)
 				}
 			default:
@@ -176,32 +165,4 @@ func invalidUnlessTooLarge(err error) error {
 		return fmt.Errorf("request exceeds %d bytes: %w", mbe.Limit, errdefs.ErrTooLarge)
 	}
 	return fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
-}
-
-// decodeConfig decodes JSON strictly into cfg: an unknown field is more
-// likely a typo than something to ignore.
-func decodeConfig(b []byte, cfg *worker.Config) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(cfg); err != nil {
-		return fmt.Errorf("config JSON: %v: %w", err, errdefs.ErrInvalid)
-	}
-	return nil
-}
-
-// configFromQuery applies query parameters (the JSON field names, every
-// one of worker.Fields) to cfg. Values are checked once, with the rest of
-// the configuration, by worker.Config.Validate at deploy.
-func configFromQuery(q url.Values, cfg *worker.Config) error {
-	for k, vs := range q {
-		v := vs[len(vs)-1]
-		f, ok := worker.FieldByName(k)
-		if !ok {
-			return fmt.Errorf("query parameter %s: unknown parameter: %w", k, errdefs.ErrInvalid)
-		}
-		if err := f.Set(cfg, v); err != nil {
-			return fmt.Errorf("query parameter %s=%q: %w", k, v, err)
-		}
-	}
-	return nil
 }

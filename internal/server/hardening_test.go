@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/worker"
 )
@@ -168,7 +169,7 @@ func TestErrorsHideFilePaths(t *testing.T) {
 	fb.invokeErr = nil
 	fb.timing = worker.Timing{StartKind: "cold", Fallback: "snapshot: open " + dir + "/snapshots/hello/1/ws.json: corrupt"}
 	resp, body = do(t, "GET", ts.URL+"/fn/hello/", nil, nil)
-	if fbh := resp.Header.Get(HeaderFallback); resp.StatusCode != 200 || fbh == "" || strings.Contains(fbh, dir) {
+	if fbh := resp.Header.Get(api.HeaderFallback); resp.StatusCode != 200 || fbh == "" || strings.Contains(fbh, dir) {
 		t.Errorf("fallback header %q (status %d, %s)", fbh, resp.StatusCode, body)
 	}
 }

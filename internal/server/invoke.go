@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/worker"
@@ -33,7 +34,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if opts != (worker.InvokeOptions{}) && !authed {
-		s.writeError(w, r, errUnauthorized("the "+HeaderMode+" and "+HeaderDropCache+" headers"))
+		s.writeError(w, r, errUnauthorized("the "+api.HeaderMode+" and "+api.HeaderDropCache+" headers"))
 		return
 	}
 	// Admit, then read: a request the function's queue cannot take is
@@ -72,12 +73,12 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		}
 		h[k] = append([]string(nil), vs...)
 	}
-	h.Set(HeaderServerTiming, ServerTiming(res.Timing))
-	h.Set(HeaderStart, res.Timing.StartKind)
+	h.Set(api.HeaderServerTiming, ServerTiming(res.Timing))
+	h.Set(api.HeaderStart, res.Timing.StartKind)
 	if res.Timing.Fallback != "" {
 		// The log has the whole reason (worker); the caller gets it
 		// without file paths.
-		h.Set(HeaderFallback, sanitizeHeader(redactPaths(res.Timing.Fallback)))
+		h.Set(api.HeaderFallback, sanitizeHeader(redactPaths(res.Timing.Fallback)))
 	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
@@ -88,19 +89,19 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 // invokeOptions reads the experiment headers.
 func invokeOptions(h http.Header) (worker.InvokeOptions, error) {
 	var opts worker.InvokeOptions
-	if v := h.Get(HeaderMode); v != "" {
+	if v := h.Get(api.HeaderMode); v != "" {
 		m, err := restore.ParseMode(v)
 		if err != nil {
-			return opts, fmt.Errorf("%s: %w", HeaderMode, err)
+			return opts, fmt.Errorf("%s: %w", api.HeaderMode, err)
 		}
 		opts.Mode = m
 	}
-	switch v := h.Get(HeaderDropCache); v {
+	switch v := h.Get(api.HeaderDropCache); v {
 	case "", "0", "false":
 	case "1", "true":
 		opts.DropCache = true
 	default:
-		return opts, fmt.Errorf("%s: %q is not 0 or 1: %w", HeaderDropCache, v, errdefs.ErrInvalid)
+		return opts, fmt.Errorf("%s: %q is not 0 or 1: %w", api.HeaderDropCache, v, errdefs.ErrInvalid)
 	}
 	return opts, nil
 }
@@ -114,8 +115,8 @@ func (s *Server) request(w http.ResponseWriter, r *http.Request, authed bool) (*
 		return nil, 0, err
 	}
 	hdr := r.Header.Clone()
-	hdr.Del(HeaderMode)
-	hdr.Del(HeaderDropCache)
+	hdr.Del(api.HeaderMode)
+	hdr.Del(api.HeaderDropCache)
 	if s.hasToken && authed {
 		// The platform's token is not the function's business.
 		hdr.Del("Authorization")
@@ -190,7 +191,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int64
 // function cannot pass off its answer as a platform error or fake timings.
 func reservedResponseHeader(k string) bool {
 	switch http.CanonicalHeaderKey(k) {
-	case HeaderError, HeaderServerTiming, HeaderStart, HeaderFallback, "Content-Length", "Transfer-Encoding", "Connection":
+	case api.HeaderError, api.HeaderServerTiming, api.HeaderStart, api.HeaderFallback, "Content-Length", "Transfer-Encoding", "Connection":
 		return true
 	}
 	return false

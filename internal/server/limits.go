@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
 
@@ -217,7 +218,7 @@ type limitListener struct {
 var overloaded = func() []byte {
 	body := `{"error":"too many open connections (--max-conns); retry later"}` + "\n"
 	return fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n%s: unavailable\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
-		HeaderError, len(body), body)
+		api.HeaderError, len(body), body)
 }()
 
 func (ll *limitListener) Accept() (net.Conn, error) {

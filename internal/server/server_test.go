@@ -11,12 +11,14 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/worker"
@@ -200,10 +202,10 @@ func TestInvokeErrors(t *testing.T) {
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tc.status, body)
 			}
-			if got := resp.Header.Get(HeaderError); got != tc.category {
-				t.Errorf("%s = %q, want %q", HeaderError, got, tc.category)
+			if got := resp.Header.Get(api.HeaderError); got != tc.category {
+				t.Errorf("%s = %q, want %q", api.HeaderError, got, tc.category)
 			}
-			var eb errorBody
+			var eb api.ErrorBody
 			if err := json.Unmarshal(body, &eb); err != nil || eb.Error != tc.err.Error() {
 				t.Errorf("body %s: want {\"error\": %q} (%v)", body, tc.err, err)
 			}
@@ -215,7 +217,7 @@ func TestInvokeRequestAndResponse(t *testing.T) {
 	fb := newFake()
 	fb.resp = &abi.Response{Status: 201, Header: http.Header{
 		"X-Custom":      {"a", "b"},
-		HeaderError:     {"spoofed"},
+		api.HeaderError: {"spoofed"},
 		"Server-Timing": {"fake;dur=1"},
 	}, Body: []byte("created")}
 	fb.timing = worker.Timing{Queue: 1500 * time.Microsecond, Start: 3 * time.Millisecond, Exec: 250 * time.Microsecond,
@@ -233,20 +235,20 @@ func TestInvokeRequestAndResponse(t *testing.T) {
 	if got := resp.Header.Values("X-Custom"); len(got) != 2 {
 		t.Errorf("X-Custom = %q", got)
 	}
-	if resp.Header.Get(HeaderError) != "" {
-		t.Errorf("guest could set %s", HeaderError)
+	if resp.Header.Get(api.HeaderError) != "" {
+		t.Errorf("guest could set %s", api.HeaderError)
 	}
-	if got := resp.Header.Get(HeaderStart); got != "restore" {
-		t.Errorf("%s = %q", HeaderStart, got)
+	if got := resp.Header.Get(api.HeaderStart); got != "restore" {
+		t.Errorf("%s = %q", api.HeaderStart, got)
 	}
-	if got := resp.Header.Get(HeaderFallback); got != "line1 line2" {
-		t.Errorf("%s = %q", HeaderFallback, got)
+	if got := resp.Header.Get(api.HeaderFallback); got != "line1 line2" {
+		t.Errorf("%s = %q", api.HeaderFallback, got)
 	}
-	ms, err := ParseServerTiming(resp.Header.Get(HeaderServerTiming))
+	ms, err := api.ParseServerTiming(resp.Header.Get(api.HeaderServerTiming))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]TimingMetric{
+	want := map[string]api.Metric{
 		"queue":       {Name: "queue", Dur: 1.5, HasDur: true},
 		"start":       {Name: "start", Dur: 3, HasDur: true, Desc: "restore:reap"},
 		"exec":        {Name: "exec", Dur: 0.25, HasDur: true},
@@ -264,6 +266,13 @@ func TestInvokeRequestAndResponse(t *testing.T) {
 		if m != want[m.Name] {
 			t.Errorf("metric %+v, want %+v", m, want[m.Name])
 		}
+	}
+	// The load generator's view of the same header.
+	tm, err := api.ParseTiming(resp.Header.Get(api.HeaderServerTiming))
+	wantTiming := api.Timing{QueueMs: 1.5, StartMs: 3, ExecMs: 0.25, StartKind: "restore", RestoreMode: "reap",
+		Stages: map[string]float64{"map": 1, "prefetch": 2, "instantiate": 0.5}, Faults: 17, WSBytes: 8192}
+	if err != nil || !reflect.DeepEqual(tm, wantTiming) {
+		t.Errorf("timing %+v, %v, want %+v", tm, err, wantTiming)
 	}
 }
 
@@ -314,11 +323,11 @@ func TestExperimentHeaders(t *testing.T) {
 		status int
 		want   worker.InvokeOptions
 	}{
-		{"mode", map[string]string{HeaderMode: "cold"}, 200, worker.InvokeOptions{Mode: restore.Cold}},
-		{"warm", map[string]string{HeaderMode: "warm"}, 200, worker.InvokeOptions{Mode: restore.Warm}},
-		{"drop", map[string]string{HeaderMode: "mmap", HeaderDropCache: "1"}, 200, worker.InvokeOptions{Mode: restore.Mmap, DropCache: true}},
-		{"bad mode", map[string]string{HeaderMode: "teleport"}, 400, worker.InvokeOptions{}},
-		{"bad drop", map[string]string{HeaderDropCache: "yes please"}, 400, worker.InvokeOptions{}},
+		{"mode", map[string]string{api.HeaderMode: "cold"}, 200, worker.InvokeOptions{Mode: restore.Cold}},
+		{"warm", map[string]string{api.HeaderMode: "warm"}, 200, worker.InvokeOptions{Mode: restore.Warm}},
+		{"drop", map[string]string{api.HeaderMode: "mmap", api.HeaderDropCache: "1"}, 200, worker.InvokeOptions{Mode: restore.Mmap, DropCache: true}},
+		{"bad mode", map[string]string{api.HeaderMode: "teleport"}, 400, worker.InvokeOptions{}},
+		{"bad drop", map[string]string{api.HeaderDropCache: "yes please"}, 400, worker.InvokeOptions{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fb := newFake()
@@ -330,7 +339,7 @@ func TestExperimentHeaders(t *testing.T) {
 			if tc.status == 200 && fb.lastOpts != tc.want {
 				t.Errorf("options %+v, want %+v", fb.lastOpts, tc.want)
 			}
-			if tc.status == 200 && (fb.lastReq.Header.Get(HeaderMode) != "" || fb.lastReq.Header.Get(HeaderDropCache) != "") {
+			if tc.status == 200 && (fb.lastReq.Header.Get(api.HeaderMode) != "" || fb.lastReq.Header.Get(api.HeaderDropCache) != "") {
 				t.Errorf("experiment headers reached the guest")
 			}
 		})
@@ -341,7 +350,7 @@ func TestAuth(t *testing.T) {
 	const tok = "s3cret"
 	bearer := map[string]string{"Authorization": "Bearer " + tok}
 	wrong := map[string]string{"Authorization": "Bearer nope"}
-	mode := map[string]string{HeaderMode: "cold"}
+	mode := map[string]string{api.HeaderMode: "cold"}
 	for _, tc := range []struct {
 		name   string
 		method string
@@ -406,11 +415,11 @@ func TestManagement(t *testing.T) {
 	}{
 		{"raw with query", "/v1/functions/f1?memory_mib=64&timeout=2s&public=true&restore_mode=reap&keep_alive=1",
 			func() (io.Reader, string) { return bytes.NewReader(wasm), "application/wasm" }, nil, 200,
-			worker.Config{MemoryMiB: 64, Timeout: worker.Duration(2 * time.Second), Public: true, RestoreMode: restore.Reap, KeepAlive: worker.Duration(time.Second)}},
+			worker.Config{MemoryMiB: 64, Timeout: api.Duration(2 * time.Second), Public: true, RestoreMode: api.ModeReap, KeepAlive: api.Duration(time.Second)}},
 		{"raw with header", "/v1/functions/f2",
 			func() (io.Reader, string) { return bytes.NewReader(wasm), "application/wasm" },
-			map[string]string{HeaderConfig: `{"max_instances": 2, "max_queue": 1, "timeout": "5s"}`}, 200,
-			worker.Config{MaxInstances: 2, MaxQueue: 1, Timeout: worker.Duration(5 * time.Second)}},
+			map[string]string{api.HeaderConfig: `{"max_instances": 2, "max_queue": 1, "timeout": "5s"}`}, 200,
+			worker.Config{MaxInstances: 2, MaxQueue: 1, Timeout: api.Duration(5 * time.Second)}},
 		{"multipart", "/v1/functions/f3",
 			func() (io.Reader, string) {
 				return multipartBody(map[string]string{"module": string(wasm), "config": `{"memory_mib": 32}`})
@@ -419,7 +428,7 @@ func TestManagement(t *testing.T) {
 			func() (io.Reader, string) { return multipartBody(map[string]string{"config": `{}`}) }, nil, 400, worker.Config{}},
 		{"unknown config field", "/v1/functions/f5",
 			func() (io.Reader, string) { return bytes.NewReader(wasm), "application/wasm" },
-			map[string]string{HeaderConfig: `{"memory": 32}`}, 400, worker.Config{}},
+			map[string]string{api.HeaderConfig: `{"memory": 32}`}, 400, worker.Config{}},
 		{"unknown query", "/v1/functions/f6?bogus=1",
 			func() (io.Reader, string) { return bytes.NewReader(wasm), "application/wasm" }, nil, 400, worker.Config{}},
 		{"bad name", "/v1/functions/Bad.Name",
@@ -450,7 +459,7 @@ func TestManagement(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, b)
 			}
 			if tc.status != 200 {
-				var eb errorBody
+				var eb api.ErrorBody
 				if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
 					t.Errorf("error body %q is not {\"error\": ...}", b)
 				}
@@ -459,8 +468,8 @@ func TestManagement(t *testing.T) {
 			if fb.lastCfg != tc.wantCfg {
 				t.Errorf("config %+v, want %+v", fb.lastCfg, tc.wantCfg)
 			}
-			var info worker.Info
-			if err := json.Unmarshal(b, &info); err != nil || info.ModuleSize != len(wasm) {
+			var info api.FunctionInfo
+			if err := json.Unmarshal(b, &info); err != nil || info.ModuleSize != len(wasm) || info.Config != api.Config(tc.wantCfg) {
 				t.Errorf("info %s (%v)", b, err)
 			}
 		})
@@ -471,8 +480,8 @@ func TestClient(t *testing.T) {
 	fb := newFake()
 	ts := newTestServer(t, fb, Options{Token: "t"})
 	ctx := context.Background()
-	c := &Client{BaseURL: ts.URL, Token: "t"}
-	if _, err := c.Deploy(ctx, "new", []byte("\x00asm\x01\x00\x00\x00"), worker.Config{MemoryMiB: 8}); err != nil {
+	c := &api.Client{BaseURL: ts.URL, Token: "t"}
+	if _, err := c.Deploy(ctx, "new", []byte("\x00asm\x01\x00\x00\x00"), api.Config{MemoryMiB: 8}); err != nil {
 		t.Fatal(err)
 	}
 	if fb.lastCfg.MemoryMiB != 8 {
@@ -488,10 +497,10 @@ func TestClient(t *testing.T) {
 	if err := c.Delete(ctx, "new"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Deploy(ctx, "bad", []byte("nope"), worker.Config{}); !errors.Is(err, errdefs.ErrInvalid) {
+	if _, err := c.Deploy(ctx, "bad", []byte("nope"), api.Config{}); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Errorf("deploy junk: %v, want ErrInvalid", err)
 	}
-	res, err := c.Invoke(ctx, "hello", &InvokeRequest{Path: "/p?q=1", Mode: restore.Eager})
+	res, err := c.Invoke(ctx, "hello", &api.InvokeRequest{Path: "/p?q=1", Mode: api.ModeEager})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,42 +511,18 @@ func TestClient(t *testing.T) {
 		t.Errorf("start metric = %+v", m)
 	}
 	fb.invokeErr = fmt.Errorf("trap: %w", errdefs.ErrGuest)
-	if _, err := c.Invoke(ctx, "hello", &InvokeRequest{}); !errors.Is(err, errdefs.ErrGuest) {
+	if _, err := c.Invoke(ctx, "hello", &api.InvokeRequest{}); !errors.Is(err, errdefs.ErrGuest) {
 		t.Errorf("invoke trap: %v, want ErrGuest", err)
 	}
 	// A function answering 404 itself is a response, not an error.
 	fb.invokeErr = nil
 	fb.resp = &abi.Response{Status: 404, Body: []byte("no such item")}
-	if res, err := c.Invoke(ctx, "hello", &InvokeRequest{}); err != nil || res.Status != 404 {
+	if res, err := c.Invoke(ctx, "hello", &api.InvokeRequest{}); err != nil || res.Status != 404 {
 		t.Errorf("guest 404: %+v, %v", res, err)
 	}
-	anon := &Client{BaseURL: ts.URL}
+	anon := &api.Client{BaseURL: ts.URL}
 	if _, err := anon.List(ctx); !errors.Is(err, errdefs.ErrUnauthorized) {
 		t.Errorf("anonymous list: %v, want ErrUnauthorized", err)
-	}
-}
-
-func TestParseServerTiming(t *testing.T) {
-	for _, tc := range []struct {
-		in      string
-		want    []TimingMetric
-		wantErr bool
-	}{
-		{"", nil, false},
-		{"a;dur=1.5", []TimingMetric{{Name: "a", Dur: 1.5, HasDur: true}}, false},
-		{`a;desc="x, y;z", b;dur=2;desc=tok`, []TimingMetric{{Name: "a", Desc: "x, y;z"}, {Name: "b", Dur: 2, HasDur: true, Desc: "tok"}}, false},
-		{"a;dur=abc", nil, true},
-		{";dur=1", nil, true},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := ParseServerTiming(tc.in)
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("err = %v", err)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Errorf("got %+v, want %+v", got, tc.want)
-			}
-		})
 	}
 }
 
@@ -551,7 +536,7 @@ func TestServerTimingKinds(t *testing.T) {
 		{worker.Timing{StartKind: "restore", Mode: restore.Bulk, Restore: &restore.Stats{}}, "restore:bulk"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
-			ms, err := ParseServerTiming(ServerTiming(tc.t))
+			ms, err := api.ParseServerTiming(ServerTiming(tc.t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,20 +9,18 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/thaw-run/thaw/internal/load"
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/restore"
-	"github.com/thaw-run/thaw/internal/server"
-	"github.com/thaw-run/thaw/internal/worker"
 )
 
 // Target is what a run measures: something that deploys and invokes
-// functions. *server.Client is the real one; tests use fakes.
+// functions. *api.Client is the real one; tests use fakes.
 type Target interface {
-	Deploy(ctx context.Context, name string, wasm []byte, cfg worker.Config) (*worker.Info, error)
-	Invoke(ctx context.Context, name string, ir *server.InvokeRequest) (*server.InvokeResponse, error)
+	Deploy(ctx context.Context, name string, wasm []byte, cfg api.Config) (*api.FunctionInfo, error)
+	Invoke(ctx context.Context, name string, ir *api.InvokeRequest) (*api.InvokeResponse, error)
 }
 
-var _ Target = (*server.Client)(nil)
+var _ Target = (*api.Client)(nil)
 
 // Trial is one measured invocation: a record of invocations.jsonl and a
 // row of invocations.csv.
@@ -41,7 +39,7 @@ type Trial struct {
 	Fallback string `json:"fallback,omitempty"`
 	// HasTiming says whether the answer carried Server-Timing.
 	HasTiming bool `json:"has_timing"`
-	load.Timing
+	api.Timing
 }
 
 // OK reports whether the trial got a 2xx answer.
@@ -79,8 +77,8 @@ type RunOptions struct {
 // deployConfig keeps instances for the whole run (a warm trial needs an
 // idle one) and bounds them to two, so that a run over many functions
 // holds at most two instances of each in memory.
-func deployConfig(f Function) worker.Config {
-	return worker.Config{MemoryMiB: f.MemoryMiB, MaxInstances: 2, KeepAlive: worker.Duration(time.Hour), RestoreMode: restore.Bulk}
+func deployConfig(f Function) api.Config {
+	return api.Config{MemoryMiB: f.MemoryMiB, MaxInstances: 2, KeepAlive: api.Duration(time.Hour), RestoreMode: api.ModeBulk}
 }
 
 // Run deploys every function of p on t (modules maps names to wasm) and
@@ -148,13 +146,13 @@ func Run(ctx context.Context, t Target, p Plan, modules map[string][]byte, opts 
 // invoke sends f's request in mode and records what happened.
 func invoke(ctx context.Context, t Target, f Function, mode restore.Mode, trial int) Trial {
 	tr := Trial{Function: f.Name, Mode: string(mode), Trial: trial}
-	ir := &server.InvokeRequest{Method: f.Method, Path: f.Path, Body: f.Body, Mode: mode, DropCache: mode != restore.Warm}
+	ir := &api.InvokeRequest{Method: f.Method, Path: f.Path, Body: f.Body, Mode: api.Mode(mode), DropCache: mode != restore.Warm}
 	t0 := time.Now()
 	resp, err := t.Invoke(ctx, f.Name, ir)
 	tr.LatencyMs = float64(time.Since(t0)) / float64(time.Millisecond)
 	if err != nil {
 		tr.Error = err.Error()
-		var ae *server.APIError
+		var ae *api.Error
 		if errors.As(err, &ae) {
 			tr.Status = ae.Status
 		}
@@ -166,9 +164,9 @@ func invoke(ctx context.Context, t Target, f Function, mode restore.Mode, trial 
 	if !tr.OK() && tr.Error == "" {
 		tr.Error = http.StatusText(resp.Status)
 	}
-	tr.Fallback = resp.Header.Get(server.HeaderFallback)
-	if h := resp.Header.Get(server.HeaderServerTiming); h != "" {
-		if tm, err := load.ParseServerTiming(h); err == nil {
+	tr.Fallback = resp.Header.Get(api.HeaderFallback)
+	if h := resp.Header.Get(api.HeaderServerTiming); h != "" {
+		if tm, err := api.ParseTiming(h); err == nil {
 			tr.Timing, tr.HasTiming = tm, true
 		} else if tr.Error == "" {
 			tr.Error = err.Error()

@@ -5,7 +5,7 @@
 // A run is: validate a Config (Config.Validate, before anything is built or
 // started), build the functions' modules (Build), deploy them and measure
 // them with Run against anything that deploys and invokes (a
-// *server.Client in practice), then write the run directory with WriteRun.
+// *api.Client in practice), then write the run directory with WriteRun.
 // `thaw bench suite` is that sequence with a private in-process server.
 //
 // # Why over HTTP

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
-	"github.com/thaw-run/thaw/internal/load"
 	"github.com/thaw-run/thaw/internal/report"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/server"
@@ -99,19 +99,19 @@ func TestCatalogDirsExist(t *testing.T) {
 type fakeTarget struct {
 	mu       sync.Mutex
 	deployed []string
-	calls    []server.InvokeRequest
+	calls    []api.InvokeRequest
 	fail     string // function whose cold boots answer 500
 	fallback string // function whose restores boot cold
 }
 
-func (f *fakeTarget) Deploy(_ context.Context, name string, wasm []byte, cfg worker.Config) (*worker.Info, error) {
+func (f *fakeTarget) Deploy(_ context.Context, name string, wasm []byte, cfg api.Config) (*api.FunctionInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deployed = append(f.deployed, name)
-	return &worker.Info{Name: name, Config: cfg, Snapshot: &worker.SnapshotInfo{MemoryBytes: 8 << 20}}, nil
+	return &api.FunctionInfo{Name: name, Config: cfg, Snapshot: &api.SnapshotInfo{MemoryBytes: 8 << 20}}, nil
 }
 
-func (f *fakeTarget) Invoke(_ context.Context, name string, ir *server.InvokeRequest) (*server.InvokeResponse, error) {
+func (f *fakeTarget) Invoke(_ context.Context, name string, ir *api.InvokeRequest) (*api.InvokeResponse, error) {
 	f.mu.Lock()
 	n := len(f.calls)
 	f.calls = append(f.calls, *ir)
@@ -119,24 +119,25 @@ func (f *fakeTarget) Invoke(_ context.Context, name string, ir *server.InvokeReq
 	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
 	tm := worker.Timing{Queue: ms(0.01), Exec: ms(1)}
 	h := http.Header{}
+	mode := restore.Mode(ir.Mode)
 	switch {
-	case ir.Mode == restore.Warm:
+	case mode == restore.Warm:
 		tm.StartKind = "warm"
-	case ir.Mode == restore.Cold || (name == f.fallback && ir.Mode != restore.Reap):
+	case mode == restore.Cold || (name == f.fallback && mode != restore.Reap):
 		tm.StartKind, tm.Mode, tm.Start, tm.Instantiate, tm.Init = "cold", restore.Cold, ms(30), ms(10), ms(20)
-		if ir.Mode != restore.Cold {
-			h.Set(server.HeaderFallback, "no pager")
+		if mode != restore.Cold {
+			h.Set(api.HeaderFallback, "no pager")
 		}
 	default:
-		tm.StartKind, tm.Mode, tm.Start = "restore", ir.Mode, ms(5)
-		tm.Restore = &restore.Stats{Mode: ir.Mode, Map: ms(1), Prefetch: ms(2), Faults: int64(10 + n%3), WSBytes: 1 << 20}
+		tm.StartKind, tm.Mode, tm.Start = "restore", mode, ms(5)
+		tm.Restore = &restore.Stats{Mode: mode, Map: ms(1), Prefetch: ms(2), Faults: int64(10 + n%3), WSBytes: 1 << 20}
 	}
-	h.Set(server.HeaderServerTiming, server.ServerTiming(tm))
+	h.Set(api.HeaderServerTiming, server.ServerTiming(tm))
 	status := http.StatusOK
-	if name == f.fail && ir.Mode == restore.Cold {
+	if name == f.fail && mode == restore.Cold {
 		status = http.StatusInternalServerError
 	}
-	return &server.InvokeResponse{Status: status, Header: h, Body: []byte("{}")}, nil
+	return &api.InvokeResponse{Status: status, Header: h, Body: []byte("{}")}, nil
 }
 
 func testPlan(trials int, modes ...restore.Mode) Plan {
@@ -168,12 +169,12 @@ func TestRun(t *testing.T) {
 	// Each function starts with a reap call (recording the working set)
 	// and a warm call, then 12 measured calls.
 	for i, fn := range []int{0, 14} {
-		if ft.calls[fn].Mode != restore.Reap || ft.calls[fn+1].Mode != restore.Warm {
+		if ft.calls[fn].Mode != api.ModeReap || ft.calls[fn+1].Mode != api.ModeWarm {
 			t.Errorf("function %d: preparation calls %s, %s", i, ft.calls[fn].Mode, ft.calls[fn+1].Mode)
 		}
 	}
 	for _, c := range ft.calls {
-		if c.DropCache != (c.Mode != restore.Warm) {
+		if c.DropCache != (c.Mode != api.ModeWarm) {
 			t.Errorf("mode %s: drop cache %v", c.Mode, c.DropCache)
 		}
 	}
@@ -250,7 +251,7 @@ func TestTrialStages(t *testing.T) {
 	}
 }
 
-func timing(kind string, start, exec float64, stages map[string]float64) (tm load.Timing) {
+func timing(kind string, start, exec float64, stages map[string]float64) (tm api.Timing) {
 	tm.StartKind, tm.StartMs, tm.ExecMs, tm.Stages = kind, start, exec, stages
 	return tm
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
 
@@ -41,8 +42,8 @@ func hog(t *testing.T, w *Worker, mib uint64) *reservation {
 func TestMemoryBudget(t *testing.T) {
 	ctx := context.Background()
 	w := openBudgetWorker(t, 256)
-	deploy(t, w, "f", "examples/faulty", Config{MemoryMiB: 64, MaxInstances: 1, Timeout: Duration(2 * time.Second)})
-	deploy(t, w, "g", "examples/faulty", Config{MemoryMiB: 64, MaxInstances: 1, Timeout: Duration(60 * time.Second)})
+	deploy(t, w, "f", "examples/faulty", Config{MemoryMiB: 64, MaxInstances: 1, Timeout: api.Duration(2 * time.Second)})
+	deploy(t, w, "g", "examples/faulty", Config{MemoryMiB: 64, MaxInstances: 1, Timeout: api.Duration(60 * time.Second)})
 	if got := w.budget.used() >> 20; got < 128 {
 		t.Fatalf("%d MiB charged after two deploys of 64 MiB, want at least 128", got)
 	}

@@ -1,150 +1,34 @@
 package worker
 
 import (
-	"encoding/json"
 	"fmt"
-	"math"
 	"regexp"
-	"strconv"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/policy"
 	"github.com/thaw-run/thaw/internal/restore"
 )
 
-// Duration is a time.Duration that reads and writes JSON as "30s".
-type Duration time.Duration
+// Config is a function's deployment configuration as the worker checks,
+// holds and persists it (in the registry record, as JSON): the wire form
+// api.Config, which owns the fields, their names and their defaults, with
+// the worker's checks (Validate). Convert with Config(c) and api.Config(c).
+type Config api.Config
 
-// MarshalJSON implements json.Marshaler.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+// WithDefaults returns c with every zero field set to its default
+// (api.Config.WithDefaults).
+func (c Config) WithDefaults() Config { return Config(api.Config(c).WithDefaults()) }
 
-// UnmarshalJSON implements json.Unmarshaler; it accepts "1m30s" or a number
-// of seconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		return d.parse(s)
-	}
-	var secs float64
-	if err := json.Unmarshal(b, &secs); err != nil {
-		return fmt.Errorf("duration must be a string like \"30s\" or seconds: %w", errdefs.ErrInvalid)
-	}
-	return d.fromSeconds(secs)
-}
-
-// parse reads "1m30s" or a number of seconds ("2.5"), the forms JSON,
-// query parameters and flags share.
-func (d *Duration) parse(s string) error {
-	if secs, err := strconv.ParseFloat(s, 64); err == nil {
-		return d.fromSeconds(secs)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("duration %q: %v: %w", s, err, errdefs.ErrInvalid)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// fromSeconds converts a number of seconds, refusing NaN, infinities and
-// values a time.Duration cannot hold (the conversion would wrap).
-func (d *Duration) fromSeconds(secs float64) error {
-	if math.IsNaN(secs) || math.Abs(secs) > float64(math.MaxInt64)/float64(time.Second) {
-		return fmt.Errorf("duration of %v seconds is out of range: %w", secs, errdefs.ErrInvalid)
-	}
-	*d = Duration(secs * float64(time.Second))
-	return nil
-}
-
-// Config is a function's deployment configuration. Zero fields take the
-// defaults below.
-type Config struct {
-	// MemoryMiB caps each instance's linear memory (default 256).
-	MemoryMiB int `json:"memory_mib,omitempty"`
-	// Timeout bounds each invocation (default 30s).
-	Timeout Duration `json:"timeout,omitempty"`
-	// InitTimeout bounds the initialisation when an instance boots cold
-	// (default 2m: init-heavy functions build their state there).
-	InitTimeout Duration `json:"init_timeout,omitempty"`
-	// MinInstances are kept warm even when idle (default 0: scale to zero).
-	MinInstances int `json:"min_instances,omitempty"`
-	// MaxInstances bounds the instances, busy or idle (default 4).
-	MaxInstances int `json:"max_instances,omitempty"`
-	// MaxQueue bounds the requests waiting for an instance; past it the
-	// worker answers 429 (default 64).
-	MaxQueue int `json:"max_queue,omitempty"`
-	// KeepAlive is how long an idle instance is kept (default 60s).
-	KeepAlive Duration `json:"keep_alive,omitempty"`
-	// Public functions can be invoked without the access token.
-	Public bool `json:"public,omitempty"`
-	// RestoreMode is how new instances start: cold, eager, mmap, lazy,
-	// reap or bulk (default: restore.Default, the fastest measured).
-	RestoreMode restore.Mode `json:"restore_mode,omitempty"`
-	// Policy decides when instances are snapshotted and which snapshot a
-	// new instance restores: "init" (after initialisation, the default),
-	// "fixed:N" (after request N), or "pronghorn[:window=W,pool=P,...]".
-	Policy string `json:"policy,omitempty"`
-	// PoolSize bounds the snapshots kept per function (default 12).
-	PoolSize int `json:"pool_size,omitempty"`
-	// RerecordMissRate re-records the working set, as the old one plus the
-	// pages faulted outside it, when those exceed this fraction of its size
-	// (default 0.25).
-	RerecordMissRate float64 `json:"rerecord_miss_rate,omitempty"`
-}
-
-// Defaults of Config.
-const (
-	DefaultMemoryMiB    = 256
-	DefaultTimeout      = 30 * time.Second
-	DefaultInitTimeout  = 2 * time.Minute
-	DefaultMaxInstances = 4
-	DefaultMaxQueue     = 64
-	DefaultKeepAlive    = 60 * time.Second
-	DefaultMissRate     = 0.25
-	DefaultPoolSize     = 12
-	maxMemoryMiB        = 4096
-)
-
-// WithDefaults returns c with every zero field set to its default.
-func (c Config) WithDefaults() Config {
-	if c.MemoryMiB == 0 {
-		c.MemoryMiB = DefaultMemoryMiB
-	}
-	if c.Timeout == 0 {
-		c.Timeout = Duration(DefaultTimeout)
-	}
-	if c.InitTimeout == 0 {
-		c.InitTimeout = Duration(DefaultInitTimeout)
-	}
-	if c.MaxInstances == 0 {
-		c.MaxInstances = max(DefaultMaxInstances, c.MinInstances)
-	}
-	if c.MaxQueue == 0 {
-		c.MaxQueue = DefaultMaxQueue
-	}
-	if c.KeepAlive == 0 {
-		c.KeepAlive = Duration(DefaultKeepAlive)
-	}
-	if c.RestoreMode == "" {
-		c.RestoreMode = restore.Default
-	}
-	if c.Policy == "" {
-		c.Policy = "init"
-	}
-	if c.PoolSize == 0 {
-		c.PoolSize = DefaultPoolSize
-	}
-	if c.RerecordMissRate == 0 {
-		c.RerecordMissRate = DefaultMissRate
-	}
-	return c
-}
+// mode is c's restore mode as the restore package names it.
+func (c Config) mode() restore.Mode { return restore.Mode(c.RestoreMode) }
 
 // Upper bounds of Config's fields. They keep a typo (an extra zero, a
 // unit mix-up) from becoming an instance that never times out or a pool
 // the worker cannot hold; the memory budget (if any) bounds what fits.
 const (
+	maxMemoryMiB    = 4096
 	maxTimeout      = time.Hour
 	maxKeepAlive    = 7 * 24 * time.Hour
 	maxInstancesCap = 1024
@@ -153,133 +37,71 @@ const (
 	maxMissRate     = 100.0
 )
 
-// Field is one configuration field: its JSON name (also its query
-// parameter), its `thaw deploy` flag, how a string value (query parameter,
-// flag) sets it, and how its value is checked. Fields is the one
-// definition the JSON decoding (through Config's struct tags and
-// Validate), the server's query parameters and the CLI's flags share.
-type Field struct {
-	// Name is the JSON field and query parameter.
-	Name string
-	// Flag is the `thaw deploy` flag, without dashes.
-	Flag string
-	// Usage describes the field for flags and docs.
-	Usage string
-	// Bool fields take no value as a flag (--public).
-	Bool bool
-	// Set parses v into c's field.
-	Set func(c *Config, v string) error
-	// Check reports whether c's field (after WithDefaults) is valid.
-	Check func(c Config) error
-}
+// check reports whether one field of a Config (after WithDefaults) is
+// valid; name is the field's JSON name.
+type check func(name string, c Config) error
 
-func intField(name, flag, usage string, get func(*Config) *int, lo, hi int) Field {
-	return Field{Name: name, Flag: flag, Usage: usage,
-		Set: func(c *Config, v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return fmt.Errorf("%s: want an integer: %w", name, errdefs.ErrInvalid)
-			}
-			*get(c) = n
-			return nil
-		},
-		Check: func(c Config) error {
-			if n := *get(&c); n < lo || n > hi {
-				return fmt.Errorf("%s %d outside %d..%d", name, n, lo, hi)
-			}
-			return nil
-		}}
-}
-
-func durationField(name, flag, usage string, get func(*Config) *Duration, lo, hi time.Duration) Field {
-	return Field{Name: name, Flag: flag, Usage: usage,
-		Set: func(c *Config, v string) error { return get(c).parse(v) },
-		Check: func(c Config) error {
-			if d := time.Duration(*get(&c)); d < lo || d > hi {
-				return fmt.Errorf("%s %s outside %s..%s", name, d, lo, hi)
-			}
-			return nil
-		}}
-}
-
-// Fields lists every configuration field.
-var Fields = []Field{
-	intField("memory_mib", "memory-mib", fmt.Sprintf("memory cap per instance in MiB (default %d)", DefaultMemoryMiB),
-		func(c *Config) *int { return &c.MemoryMiB }, 1, maxMemoryMiB),
-	durationField("timeout", "timeout", fmt.Sprintf("time limit per invocation (default %s)", DefaultTimeout),
-		func(c *Config) *Duration { return &c.Timeout }, time.Millisecond, maxTimeout),
-	durationField("init_timeout", "init-timeout", fmt.Sprintf("time limit for a cold boot's initialisation (default %s)", DefaultInitTimeout),
-		func(c *Config) *Duration { return &c.InitTimeout }, time.Millisecond, maxTimeout),
-	intField("min_instances", "min", "instances kept warm when idle (default 0: scale to zero)",
-		func(c *Config) *int { return &c.MinInstances }, 0, maxInstancesCap),
-	intField("max_instances", "max", fmt.Sprintf("most instances at once (default %d)", DefaultMaxInstances),
-		func(c *Config) *int { return &c.MaxInstances }, 1, maxInstancesCap),
-	intField("max_queue", "max-queue", fmt.Sprintf("most requests waiting for an instance before 429 (default %d)", DefaultMaxQueue),
-		func(c *Config) *int { return &c.MaxQueue }, 0, maxQueueCap),
-	durationField("keep_alive", "keep-alive", fmt.Sprintf("how long an idle instance is kept (default %s)", DefaultKeepAlive),
-		func(c *Config) *Duration { return &c.KeepAlive }, 0, maxKeepAlive),
-	{Name: "public", Flag: "public", Usage: "allow invocation without the access token", Bool: true,
-		Set: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("public: want true or false: %w", errdefs.ErrInvalid)
-			}
-			c.Public = b
-			return nil
-		},
-		Check: func(Config) error { return nil }},
-	{Name: "restore_mode", Flag: "mode", Usage: "restore mode: cold, eager, mmap, lazy, reap, bulk (default " + string(restore.Default) + ")",
-		Set: func(c *Config, v string) error { c.RestoreMode = restore.Mode(v); return nil },
-		Check: func(c Config) error {
-			if _, err := restore.ParseMode(string(c.RestoreMode)); err != nil || c.RestoreMode == restore.Warm {
-				return fmt.Errorf("restore_mode %q is not one of cold, eager, mmap, lazy, reap, bulk", c.RestoreMode)
-			}
-			return nil
-		}},
-	{Name: "policy", Flag: "policy", Usage: `snapshot policy: "init", "fixed:N" or "pronghorn[:window=W,...]" (default init)`,
-		Set: func(c *Config, v string) error { c.Policy = v; return nil },
-		Check: func(c Config) error {
-			if _, err := policy.Parse(c.Policy, 1); err != nil {
-				return fmt.Errorf("policy: %v", err)
-			}
-			return nil
-		}},
-	intField("pool_size", "pool-size", fmt.Sprintf("snapshots kept per function (default %d)", DefaultPoolSize),
-		func(c *Config) *int { return &c.PoolSize }, 1, maxPoolSize),
-	{Name: "rerecord_miss_rate", Flag: "rerecord-miss-rate",
-		Usage: fmt.Sprintf("re-record the working set when pages faulted outside it exceed this fraction of it (default %g)", DefaultMissRate),
-		Set: func(c *Config, v string) error {
-			x, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return fmt.Errorf("rerecord_miss_rate: want a number: %w", errdefs.ErrInvalid)
-			}
-			c.RerecordMissRate = x
-			return nil
-		},
-		Check: func(c Config) error {
-			// Written so that NaN fails too.
-			if x := c.RerecordMissRate; !(x > 0 && x <= maxMissRate) {
-				return fmt.Errorf("rerecord_miss_rate %v outside (0, %g]", x, maxMissRate)
-			}
-			return nil
-		}},
-}
-
-// FieldByName returns the field with JSON name name.
-func FieldByName(name string) (Field, bool) {
-	for _, f := range Fields {
-		if f.Name == name {
-			return f, true
+func intIn(get func(Config) int, lo, hi int) check {
+	return func(name string, c Config) error {
+		if n := get(c); n < lo || n > hi {
+			return fmt.Errorf("%s %d outside %d..%d", name, n, lo, hi)
 		}
+		return nil
 	}
-	return Field{}, false
+}
+
+func durationIn(get func(Config) api.Duration, lo, hi time.Duration) check {
+	return func(name string, c Config) error {
+		if d := time.Duration(get(c)); d < lo || d > hi {
+			return fmt.Errorf("%s %s outside %s..%s", name, d, lo, hi)
+		}
+		return nil
+	}
+}
+
+// checks holds the check of every field of api.Fields, by JSON name (a
+// test holds them to api.Fields).
+var checks = map[string]check{
+	"memory_mib":    intIn(func(c Config) int { return c.MemoryMiB }, 1, maxMemoryMiB),
+	"timeout":       durationIn(func(c Config) api.Duration { return c.Timeout }, time.Millisecond, maxTimeout),
+	"init_timeout":  durationIn(func(c Config) api.Duration { return c.InitTimeout }, time.Millisecond, maxTimeout),
+	"min_instances": intIn(func(c Config) int { return c.MinInstances }, 0, maxInstancesCap),
+	"max_instances": intIn(func(c Config) int { return c.MaxInstances }, 1, maxInstancesCap),
+	"max_queue":     intIn(func(c Config) int { return c.MaxQueue }, 0, maxQueueCap),
+	"keep_alive":    durationIn(func(c Config) api.Duration { return c.KeepAlive }, 0, maxKeepAlive),
+	"public":        func(string, Config) error { return nil },
+	"restore_mode": func(name string, c Config) error {
+		if m, err := restore.ParseMode(string(c.RestoreMode)); err != nil || m == restore.Warm {
+			return fmt.Errorf("%s %q is not one of cold, eager, mmap, lazy, reap, bulk", name, c.RestoreMode)
+		}
+		return nil
+	},
+	"policy": func(name string, c Config) error {
+		if _, err := policy.Parse(c.Policy, 1); err != nil {
+			return fmt.Errorf("%s: %v", name, err)
+		}
+		return nil
+	},
+	"pool_size": intIn(func(c Config) int { return c.PoolSize }, 1, maxPoolSize),
+	"rerecord_miss_rate": func(name string, c Config) error {
+		// Written so that NaN fails too.
+		if x := c.RerecordMissRate; !(x > 0 && x <= maxMissRate) {
+			return fmt.Errorf("%s %v outside (0, %g]", name, x, maxMissRate)
+		}
+		return nil
+	},
 }
 
 // Validate reports the first invalid field (of c after WithDefaults, as
-// deployed), wrapped in errdefs.ErrInvalid.
+// deployed), in api.Fields' order, wrapped in errdefs.ErrInvalid.
 func (c Config) Validate() error {
-	for _, f := range Fields {
-		if err := f.Check(c); err != nil {
+	for _, f := range api.Fields {
+		chk, ok := checks[f.Name]
+		if !ok {
+			// A bug (TestChecksCoverFields), not the caller's fault.
+			return fmt.Errorf("config: field %s has no check", f.Name)
+		}
+		if err := chk(f.Name, c); err != nil {
 			return fmt.Errorf("config: %v: %w", err, errdefs.ErrInvalid)
 		}
 	}

@@ -5,23 +5,35 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/restore"
 )
 
 // nonNumeric are the fields whose values are not numbers.
 var nonNumeric = map[string]bool{"public": true, "restore_mode": true, "policy": true}
 
+// set parses v into c's field name, as a query parameter or flag would.
+func set(t *testing.T, c *Config, name, v string) error {
+	t.Helper()
+	f, ok := api.FieldByName(name)
+	if !ok {
+		t.Fatalf("no field %s", name)
+	}
+	return f.Set((*api.Config)(c), v)
+}
+
 // Every numeric field refuses NaN, infinities, negative and huge values,
 // whether they fail to parse or to validate, and always as ErrInvalid.
 func TestConfigRejectsBadNumbers(t *testing.T) {
 	bad := []string{"NaN", "nan", "Inf", "+Inf", "-Inf", "-1", "-0.5", "1e30", "99999999999999999999", "1e300", "9223372036854775807"}
-	for _, f := range Fields {
+	for _, f := range api.Fields {
 		if nonNumeric[f.Name] {
 			continue
 		}
 		for _, v := range bad {
 			var c Config
-			err := f.Set(&c, v)
+			err := set(t, &c, f.Name, v)
 			if err == nil {
 				err = c.WithDefaults().Validate()
 			}
@@ -32,32 +44,47 @@ func TestConfigRejectsBadNumbers(t *testing.T) {
 	}
 }
 
-// Durations given in JSON as huge numbers of seconds are refused rather
-// than wrapped around into negative or tiny durations.
-func TestDurationJSONRange(t *testing.T) {
-	for _, in := range []string{`1e300`, `-1e300`, `9.3e9`, `"1e300"`, `"NaN"`, `"Inf"`} {
-		var d Duration
-		if err := json.Unmarshal([]byte(in), &d); err == nil {
-			t.Errorf("%s decoded to %v", in, d)
-		}
-	}
-	var d Duration
-	if err := json.Unmarshal([]byte(`"1.5"`), &d); err != nil || d != Duration(1500e6) {
-		t.Errorf(`"1.5" = %v, %v`, d, err)
-	}
-}
-
 // NaN, which compares false with everything, was let through by the
 // "< 0" check and later failed the record's encoding after the deploy's
 // snapshot was written.
 func TestConfigMissRateNaN(t *testing.T) {
 	c := Config{}.WithDefaults()
-	f, _ := FieldByName("rerecord_miss_rate")
-	if err := f.Set(&c, "NaN"); err != nil {
+	if err := set(t, &c, "rerecord_miss_rate", "NaN"); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Validate(); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Fatalf("NaN miss rate: %v", err)
+	}
+}
+
+// Every field of api.Fields has exactly one check, and the checks name no
+// other field.
+func TestChecksCoverFields(t *testing.T) {
+	for _, f := range api.Fields {
+		if checks[f.Name] == nil {
+			t.Errorf("field %s has no check", f.Name)
+		}
+	}
+	if len(checks) != len(api.Fields) {
+		t.Errorf("%d checks for %d fields", len(checks), len(api.Fields))
+	}
+}
+
+// The wire's default mode is the restore package's, and the wire names
+// the modes as the restore package does.
+func TestModesMatchRestore(t *testing.T) {
+	if restore.Mode(api.DefaultMode) != restore.Default {
+		t.Errorf("api.DefaultMode %s, restore.Default %s", api.DefaultMode, restore.Default)
+	}
+	wire := []api.Mode{api.ModeCold, api.ModeEager, api.ModeMmap, api.ModeLazy, api.ModeReap, api.ModeBulk, api.ModeWarm}
+	modes := append(restore.Modes, restore.Warm)
+	if len(wire) != len(modes) {
+		t.Fatalf("api has %d modes, restore %d", len(wire), len(modes))
+	}
+	for i, m := range modes {
+		if restore.Mode(wire[i]) != m {
+			t.Errorf("mode %d: api %s, restore %s", i, wire[i], m)
+		}
 	}
 }
 
@@ -68,13 +95,13 @@ func TestFieldsAcceptValidValues(t *testing.T) {
 		"max_instances": "3", "max_queue": "5", "keep_alive": "10s", "public": "true", "restore_mode": "eager",
 		"policy": "fixed:2", "pool_size": "4", "rerecord_miss_rate": "0.5"}
 	var c Config
-	for _, f := range Fields {
+	for _, f := range api.Fields {
 		v, ok := samples[f.Name]
 		if !ok {
 			t.Errorf("no sample for field %s", f.Name)
 			continue
 		}
-		if err := f.Set(&c, v); err != nil {
+		if err := set(t, &c, f.Name, v); err != nil {
 			t.Errorf("%s=%s: %v", f.Name, v, err)
 		}
 	}

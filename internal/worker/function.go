@@ -197,7 +197,7 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 		t1 = time.Now()
 		mode := opts.Mode
 		if !fresh {
-			mode = f.rec.Config.RestoreMode
+			mode = f.rec.Config.mode()
 		}
 		inst, err = f.start(ctx, mode, fresh, opts.DropCache, &t)
 		t.Start = time.Since(t1) - t.DropCache

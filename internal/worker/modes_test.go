@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
 )
@@ -14,7 +15,7 @@ import (
 // in clear among it) is its owner's alone: files 0600, directories 0700.
 func TestDataDirModes(t *testing.T) {
 	w := openWorker(t)
-	deploy(t, w, "modes", "examples/hello", Config{RestoreMode: restore.Bulk, Policy: "fixed:1"})
+	deploy(t, w, "modes", "examples/hello", Config{RestoreMode: api.ModeBulk, Policy: "fixed:1"})
 	for range 2 {
 		invoke(t, w, "modes", get("/?name=x"), InvokeOptions{Mode: restore.Bulk})
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
 )
@@ -24,7 +25,7 @@ func TestCheckpointLiveInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	deploy(t, w, "evicted", "examples/warmup/templates", Config{MaxInstances: 1, Policy: "fixed:3"})
-	deploy(t, w, "steady", "examples/warmup/templates", Config{MaxInstances: 1, Policy: "init", RestoreMode: restore.Cold})
+	deploy(t, w, "steady", "examples/warmup/templates", Config{MaxInstances: 1, Policy: "init", RestoreMode: api.ModeCold})
 	if err := w.Evict(ctx, "evicted"); err != nil {
 		t.Fatal(err)
 	}

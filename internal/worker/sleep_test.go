@@ -9,8 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
-	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
@@ -43,7 +43,7 @@ func slots(t *testing.T, w *Worker, name string) int {
 // the function's deadline, and the function's only slot serves the next.
 func TestSleepingHandlerReleasesSlot(t *testing.T) {
 	w := openWorker(t)
-	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 1, Timeout: Duration(time.Second)})
+	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 1, Timeout: api.Duration(time.Second)})
 	var err error
 	within(t, "/sleep", func() { _, err = w.Invoke(context.Background(), "faulty", get("/sleep"), InvokeOptions{}) })
 	if !errors.Is(err, errdefs.ErrTimeout) {
@@ -60,7 +60,7 @@ func TestSleepingHandlerReleasesSlot(t *testing.T) {
 // closed; the slot is free again.
 func TestSleepingIdleCallReleasesSlot(t *testing.T) {
 	w := openWorker(t)
-	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 1, Timeout: Duration(time.Second)})
+	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 1, Timeout: api.Duration(time.Second)})
 	invoke(t, w, "faulty", get("/sleep-idle"), InvokeOptions{})
 	f, _ := w.lookup("faulty")
 	within(t, "idle call", f.awaitSettled)
@@ -79,8 +79,8 @@ func TestSleepingRestoreHookFallsBackCold(t *testing.T) {
 	w := openWorker(t)
 	// fixed:1 snapshots the instance after its first request, the one that
 	// arms the sleep, and restores that snapshot afterwards.
-	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 1, Timeout: Duration(time.Second),
-		Policy: "fixed:1", RestoreMode: restore.Eager})
+	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 1, Timeout: api.Duration(time.Second),
+		Policy: "fixed:1", RestoreMode: api.ModeEager})
 	invoke(t, w, "faulty", get("/sleep-restore"), InvokeOptions{})
 	w.WaitCheckpoints("faulty")
 	if err := w.Evict(context.Background(), "faulty"); err != nil {
@@ -104,7 +104,7 @@ func TestSleepingInitFailsDeploy(t *testing.T) {
 	var err error
 	within(t, "deploy", func() {
 		_, err = w.Deploy(context.Background(), "sleepy", testwasm.Build(t, "internal/engine/testdata/sleepinit"),
-			Config{InitTimeout: Duration(time.Second)})
+			Config{InitTimeout: api.Duration(time.Second)})
 	})
 	if !errors.Is(err, errdefs.ErrTimeout) {
 		t.Fatalf("deploy: %v, want ErrTimeout", err)

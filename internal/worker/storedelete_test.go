@@ -2,11 +2,12 @@ package worker
 
 import (
 	"context"
-	"github.com/thaw-run/thaw/internal/testminio"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/thaw-run/thaw/internal/testminio"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 

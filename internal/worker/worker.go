@@ -285,30 +285,32 @@ type record struct {
 	Snapshot   string    `json:"snapshot,omitempty"`
 }
 
-// Info describes a deployed function.
+// Info describes a deployed function. The server describes it on the wire
+// as an api.FunctionInfo.
 type Info struct {
-	Name       string    `json:"name"`
-	Config     Config    `json:"config"`
-	ModuleSHA  string    `json:"module_sha256"`
-	ModuleSize int       `json:"module_size"`
-	Deployed   time.Time `json:"deployed"`
+	Name       string
+	Config     Config
+	ModuleSHA  string
+	ModuleSize int
+	Deployed   time.Time
 	// Snapshot describes the function's memory snapshot, if any.
-	Snapshot *SnapshotInfo `json:"snapshot,omitempty"`
-	// Instances counts live instances.
-	Idle int `json:"idle_instances"`
-	Busy int `json:"busy_instances"`
+	Snapshot *SnapshotInfo
+	// Idle and Busy count live instances.
+	Idle int
+	Busy int
 	// PoolSnapshots counts the policy's snapshots beyond the first.
-	PoolSnapshots int `json:"pool_snapshots"`
+	PoolSnapshots int
 	// Policy is the function's snapshot policy.
-	Policy string `json:"policy"`
+	Policy string
 }
 
 // SnapshotInfo summarises a snapshot.
 type SnapshotInfo struct {
-	ID          string `json:"id"`
-	MemoryBytes int64  `json:"memory_bytes"`
-	DataBytes   int64  `json:"data_bytes"`
-	WSBytes     int64  `json:"working_set_bytes,omitempty"`
+	ID          string
+	MemoryBytes int64
+	DataBytes   int64
+	// WSBytes is the recorded working set's size (0: none yet).
+	WSBytes int64
 }
 
 func (w *Worker) fnDir(name string) string   { return filepath.Join(w.dir, "functions", name) }
@@ -611,7 +613,7 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 		}
 		return nil, fmt.Errorf("deploy %s: %w", name, err)
 	}
-	if cfg.RestoreMode != restore.Cold {
+	if cfg.mode() != restore.Cold {
 		st, mem, err := inst.CaptureDeploy(ctx)
 		if err != nil {
 			return fail(err)

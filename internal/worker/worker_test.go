@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/restore"
@@ -107,8 +108,8 @@ func TestRestoredInstanceLongRun(t *testing.T) {
 		t.Skip("long run")
 	}
 	w := openWorker(t)
-	deploy(t, w, "booted", "examples/jsontransform", Config{MaxInstances: 1, RestoreMode: restore.Cold})
-	deploy(t, w, "restored", "examples/jsontransform", Config{MaxInstances: 1, RestoreMode: restore.Bulk})
+	deploy(t, w, "booted", "examples/jsontransform", Config{MaxInstances: 1, RestoreMode: api.ModeCold})
+	deploy(t, w, "restored", "examples/jsontransform", Config{MaxInstances: 1, RestoreMode: api.ModeBulk})
 	// Replace the deploy's boot instance by a restored one.
 	first := invoke(t, w, "restored", get("/"), InvokeOptions{Mode: restore.Lazy})
 	if first.Timing.StartKind != "restore" {
@@ -342,7 +343,7 @@ func TestDamagedPageBroughtInLater(t *testing.T) {
 func TestCheckpointSkipsBadMmapPages(t *testing.T) {
 	ctx := context.Background()
 	w := openWorker(t)
-	deploy(t, w, "heavy", "examples/initheavy", Config{MaxInstances: 1, Policy: "fixed:2", RestoreMode: restore.Mmap})
+	deploy(t, w, "heavy", "examples/initheavy", Config{MaxInstances: 1, Policy: "fixed:2", RestoreMode: api.ModeMmap})
 	want := invoke(t, w, "heavy", get("/?q=alpha"), InvokeOptions{})           // the boot instance
 	invoke(t, w, "heavy", get("/?q=alpha"), InvokeOptions{Mode: restore.Reap}) // records the working set; one request, no checkpoint
 	w.mu.Lock()
@@ -580,7 +581,7 @@ func TestDeployRejectsBadModules(t *testing.T) {
 
 func TestGuestFaults(t *testing.T) {
 	w := openWorker(t)
-	deploy(t, w, "faulty", "examples/faulty", Config{Timeout: Duration(2 * time.Second), MemoryMiB: 64})
+	deploy(t, w, "faulty", "examples/faulty", Config{Timeout: api.Duration(2 * time.Second), MemoryMiB: 64})
 	for _, c := range []struct {
 		path string
 		want error
@@ -608,7 +609,7 @@ func TestScaleToZeroAndPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deploy(t, w, "hello", "examples/hello", Config{KeepAlive: Duration(200 * time.Millisecond)})
+	deploy(t, w, "hello", "examples/hello", Config{KeepAlive: api.Duration(200 * time.Millisecond)})
 	invoke(t, w, "hello", get("/"), InvokeOptions{})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -636,7 +637,7 @@ func TestScaleToZeroAndPersistence(t *testing.T) {
 
 func TestQueueBound(t *testing.T) {
 	w := openWorker(t)
-	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 1, MaxQueue: 1, Timeout: Duration(time.Second)})
+	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 1, MaxQueue: 1, Timeout: api.Duration(time.Second)})
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for i := 0; i < 4; i++ {
@@ -714,7 +715,7 @@ func TestBeforeSnapshotHook(t *testing.T) {
 	ctx := context.Background()
 	w := openWorker(t)
 	deploy(t, w, "snap", "examples/faulty", Config{MaxInstances: 1})
-	deploy(t, w, "boot", "examples/faulty", Config{MaxInstances: 1, RestoreMode: restore.Cold})
+	deploy(t, w, "boot", "examples/faulty", Config{MaxInstances: 1, RestoreMode: api.ModeCold})
 	for _, name := range []string{"snap", "boot"} {
 		if err := w.Evict(ctx, name); err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"bytes"
@@ -11,8 +11,6 @@ import (
 	"strings"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
-	"github.com/thaw-run/thaw/internal/restore"
-	"github.com/thaw-run/thaw/internal/worker"
 )
 
 // Client calls a thaw server's API. Errors the server reports carry their
@@ -26,14 +24,14 @@ type Client struct {
 	HTTP *http.Client
 }
 
-// APIError is an error the server reported.
-type APIError struct {
+// Error is an error the server reported.
+type Error struct {
 	Status   int
 	Category string
 	Message  string
 }
 
-func (e *APIError) Error() string {
+func (e *Error) Error() string {
 	if e.Message == "" {
 		return fmt.Sprintf("server answered %d", e.Status)
 	}
@@ -42,7 +40,7 @@ func (e *APIError) Error() string {
 
 // Unwrap returns the errdefs sentinel of the error's category, so
 // errors.Is(err, errdefs.ErrNotFound) works across the wire.
-func (e *APIError) Unwrap() error {
+func (e *Error) Unwrap() error {
 	for _, s := range []error{errdefs.ErrNotFound, errdefs.ErrInvalid, errdefs.ErrTooLarge, errdefs.ErrOverloaded,
 		errdefs.ErrTimeout, errdefs.ErrGuest, errdefs.ErrCorrupt, errdefs.ErrUnavailable, errdefs.ErrUnauthorized} {
 		if errdefs.Category(s) == e.Category {
@@ -82,8 +80,8 @@ func (c *Client) do(req *http.Request) (*http.Response, []byte, error) {
 		return nil, nil, fmt.Errorf("%s %s: read response: %v: %w", req.Method, req.URL.Redacted(), err, errdefs.ErrUnavailable)
 	}
 	if cat := resp.Header.Get(HeaderError); cat != "" || (resp.StatusCode >= 400 && !strings.HasPrefix(req.URL.Path, "/fn/")) {
-		e := &APIError{Status: resp.StatusCode, Category: cat}
-		var eb errorBody
+		e := &Error{Status: resp.StatusCode, Category: cat}
+		var eb ErrorBody
 		if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
 			e.Message = eb.Error
 		} else {
@@ -137,7 +135,7 @@ func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 }
 
 // Deploy deploys or replaces a function.
-func (c *Client) Deploy(ctx context.Context, name string, wasm []byte, cfg worker.Config) (*worker.Info, error) {
+func (c *Client) Deploy(ctx context.Context, name string, wasm []byte, cfg Config) (*FunctionInfo, error) {
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -152,7 +150,7 @@ func (c *Client) Deploy(ctx context.Context, name string, wasm []byte, cfg worke
 	if err != nil {
 		return nil, err
 	}
-	var info worker.Info
+	var info FunctionInfo
 	if err := json.Unmarshal(body, &info); err != nil {
 		return nil, fmt.Errorf("deploy %s: decode: %v: %w", name, err, errdefs.ErrUnavailable)
 	}
@@ -160,8 +158,8 @@ func (c *Client) Deploy(ctx context.Context, name string, wasm []byte, cfg worke
 }
 
 // List describes every function.
-func (c *Client) List(ctx context.Context) ([]worker.Info, error) {
-	var lr listResponse
+func (c *Client) List(ctx context.Context) ([]FunctionInfo, error) {
+	var lr FunctionList
 	if err := c.getJSON(ctx, "/v1/functions", &lr); err != nil {
 		return nil, err
 	}
@@ -169,8 +167,8 @@ func (c *Client) List(ctx context.Context) ([]worker.Info, error) {
 }
 
 // Get describes one function.
-func (c *Client) Get(ctx context.Context, name string) (*worker.Info, error) {
-	var info worker.Info
+func (c *Client) Get(ctx context.Context, name string) (*FunctionInfo, error) {
+	var info FunctionInfo
 	if err := c.getJSON(ctx, "/v1/functions/"+url.PathEscape(name), &info); err != nil {
 		return nil, err
 	}
@@ -197,7 +195,7 @@ type InvokeRequest struct {
 	Header http.Header
 	Body   []byte
 	// Mode and DropCache set the experiment headers.
-	Mode      restore.Mode
+	Mode      Mode
 	DropCache bool
 }
 
@@ -209,17 +207,17 @@ type InvokeResponse struct {
 	// Start is how the serving instance started (cold, warm, restore).
 	Start string
 	// Timing is the parsed Server-Timing header.
-	Timing []TimingMetric
+	Timing []Metric
 }
 
 // Metric returns the named Server-Timing metric.
-func (r *InvokeResponse) Metric(name string) (TimingMetric, bool) {
+func (r *InvokeResponse) Metric(name string) (Metric, bool) {
 	for _, m := range r.Timing {
 		if m.Name == name {
 			return m, true
 		}
 	}
-	return TimingMetric{}, false
+	return Metric{}, false
 }
 
 // Invoke calls a function. A non-2xx status from the function itself is not
@@ -261,7 +259,9 @@ func (c *Client) Invoke(ctx context.Context, name string, ir *InvokeRequest) (*I
 	out := &InvokeResponse{Status: resp.StatusCode, Header: resp.Header, Body: body, Start: resp.Header.Get(HeaderStart)}
 	if v := resp.Header.Get(HeaderServerTiming); v != "" {
 		if out.Timing, err = ParseServerTiming(v); err != nil {
-			return out, fmt.Errorf("invoke %s: %w", name, err)
+			// A malformed header is the server's fault, not the
+			// caller's: no category (errdefs.ErrInvalid would say so).
+			return out, fmt.Errorf("invoke %s: %v", name, err)
 		}
 	}
 	return out, nil
