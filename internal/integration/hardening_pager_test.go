@@ -461,13 +461,13 @@ func TestBothPagersKilledServe(t *testing.T) {
 	shareCache(t, dir)
 	p := startServe(t, dir, token)
 	defer p.Stop()
-	deploy(t, p, "both", "examples/initheavy", worker.Config{RestoreMode: restore.Lazy, MaxInstances: 2 * faulting})
+	deploy(t, p, "both", "examples/initheavy", api.Config{RestoreMode: api.ModeLazy, MaxInstances: 2 * faulting})
 	// Idle instances restored lazily, each having touched seed 1's pages;
 	// the answer for seed 2 comes from a cold instance.
-	seed1 := server.InvokeRequest{Path: "/gather?n=8192&seed=1", Mode: restore.Lazy}
+	seed1 := api.InvokeRequest{Path: "/gather?n=8192&seed=1", Mode: api.ModeLazy}
 	want1 := invokeBounded(t, p, "both", &seed1, nil).Body
 	invokeMany(t, p, "both", faulting, seed1, want1)
-	want2 := invokeBounded(t, p, "both", &server.InvokeRequest{Path: "/gather?n=8192&seed=2", Mode: restore.Cold}, nil).Body
+	want2 := invokeBounded(t, p, "both", &api.InvokeRequest{Path: "/gather?n=8192&seed=2", Mode: api.ModeCold}, nil).Body
 	health := watchHealth(p)
 
 	primaryPager(t, p) // the standby is in place
@@ -483,8 +483,8 @@ func TestBothPagersKilledServe(t *testing.T) {
 	if err := killer.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for i, r := range invokeMany(t, p, "both", faulting, server.InvokeRequest{Path: "/gather?n=8192&seed=2"}, want2) {
-		t.Logf("with both pagers stopped, then killed, request %d: start %s, fallback %q", i, r.Start, r.Header.Get(server.HeaderFallback))
+	for i, r := range invokeMany(t, p, "both", faulting, api.InvokeRequest{Path: "/gather?n=8192&seed=2"}, want2) {
+		t.Logf("with both pagers stopped, then killed, request %d: start %s, fallback %q", i, r.Start, r.Header.Get(api.HeaderFallback))
 	}
 	_ = killer.Wait()
 	if n := metric(t, p, "thaw_restore_discarded_total", `function="both"`, `cause="pager_lost"`); n == 0 {
@@ -495,7 +495,7 @@ func TestBothPagersKilledServe(t *testing.T) {
 	}
 	primaryPager(t, p) // new primary and standby
 	res := invokeBounded(t, p, "both", &seed1, want1)
-	if fb := res.Header.Get(server.HeaderFallback); fb != "" || res.Start != "restore" {
+	if fb := res.Header.Get(api.HeaderFallback); fb != "" || res.Start != "restore" {
 		t.Fatalf("after new pagers started: start %q, fallback %q", res.Start, fb)
 	}
 	health.check(t)
