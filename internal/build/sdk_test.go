@@ -3,35 +3,15 @@ package build
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
-// offline sets a fresh user cache and module cache and forbids the network
-// to the go command, as on a machine that never fetched a module. The build
-// cache stays, for speed: it holds no modules.
-func offline(t *testing.T) string {
-	t.Helper()
-	gocache, err := exec.Command("go", "env", "GOCACHE").Output()
-	if err != nil {
-		t.Fatalf("go env GOCACHE: %v", err)
-	}
-	t.Setenv("GOCACHE", strings.TrimSpace(string(gocache)))
-	cache := t.TempDir()
-	t.Setenv("XDG_CACHE_HOME", cache)
-	t.Setenv("HOME", t.TempDir()) // os.UserCacheDir's fallback, off the real one
-	t.Setenv("GOMODCACHE", t.TempDir())
-	t.Setenv("GOPROXY", "off")
-	t.Setenv("GOFLAGS", "-mod=readonly")
-	t.Setenv("GOTOOLCHAIN", "local")
-	t.Setenv("GOWORK", "off")
-	return cache
-}
-
 func TestInstallSDK(t *testing.T) {
-	cache := offline(t)
+	cache := testwasm.Offline(t)
 	dir, err := InstallSDK()
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +44,7 @@ func TestModuleSuppliesSDK(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the Go toolchain")
 	}
-	offline(t)
+	testwasm.Offline(t)
 	sdk, err := SDKDir()
 	if err != nil {
 		t.Fatal(err)

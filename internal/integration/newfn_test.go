@@ -43,25 +43,19 @@ func readmeSteps(t *testing.T) []string {
 
 // newcomer runs a shell script the way a new user would, in dir: thaw on
 // PATH, the shared server as $THAW_SERVER, and a machine that never
-// fetched a Go module: an empty user cache and module cache, no module
-// proxy. Only the go command's build cache is kept, for speed (it holds no
-// modules). It returns stdout and stderr and fails the test on a non-zero
-// exit.
-func newcomer(t *testing.T, dir, cache, script string) (string, string) {
+// fetched a Go module (testwasm.Offline). It returns stdout and stderr and
+// fails the test on a non-zero exit.
+func newcomer(t *testing.T, dir, script string) (string, string) {
 	t.Helper()
-	gocache, err := exec.Command("go", "env", "GOCACHE").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := shared(t) // started, if first, with the real environment
+	testwasm.Offline(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"PATH="+filepath.Dir(thawBin)+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"THAW_SERVER="+shared(t).URL, "THAW_TOKEN="+token,
-		"XDG_CACHE_HOME="+cache, "GOCACHE="+strings.TrimSpace(string(gocache)),
-		"GOMODCACHE="+filepath.Join(cache, "gomod"), "GOPROXY=off", "GOFLAGS=", "GOWORK=off", "GOTOOLCHAIN=local")
+		"THAW_SERVER="+p.URL, "THAW_TOKEN="+token)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -79,7 +73,7 @@ func TestNewcomerPath(t *testing.T) {
 		t.Fatalf("%s is inside the repository", home)
 	}
 	steps := readmeSteps(t)
-	stdout, stderr := newcomer(t, home, t.TempDir(), strings.Join(steps, "\n"))
+	stdout, stderr := newcomer(t, home, strings.Join(steps, "\n"))
 	if !strings.Contains(stdout, "hello, thaw (GET /)\n") || !strings.Contains(stdout, "deployed myfn") {
 		t.Errorf("the README's steps printed\n%s\nwant the deploy and the greeting (stderr:\n%s)", stdout, stderr)
 	}
@@ -89,7 +83,7 @@ func TestNewcomerPath(t *testing.T) {
 // The http-json template, built from another directory by absolute path
 // with the SDK's cache cleared since thaw new, then deployed and invoked.
 func TestNewHTTPJSONBuildsFromAnywhere(t *testing.T) {
-	home, cache := t.TempDir(), t.TempDir()
+	home := t.TempDir()
 	script := `thaw new fns/api --template http-json
 rm -r "$XDG_CACHE_HOME/thaw"
 mkdir elsewhere && cd elsewhere
@@ -97,7 +91,7 @@ thaw build "$OLDPWD/fns/api"
 thaw deploy newapi api.wasm
 thaw invoke newapi /stats -d '{"numbers":[1,2,3]}'
 thaw invoke newapi /hello/you`
-	stdout, _ := newcomer(t, home, cache, script)
+	stdout, _ := newcomer(t, home, script)
 	for _, want := range []string{`{"count":3,"sum":6,"mean":2,"min":1,"max":3}`, `{"message":"hello, you"}`} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %s:\n%s", want, stdout)

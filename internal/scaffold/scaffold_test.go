@@ -13,25 +13,11 @@ import (
 	"github.com/thaw-run/thaw/examples"
 	"github.com/thaw-run/thaw/internal/build"
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
-// freshCache points the user cache at a temporary directory (keeping the
-// go command's build cache, which holds no modules) and returns it.
-func freshCache(t *testing.T) string {
-	t.Helper()
-	gocache, err := exec.Command("go", "env", "GOCACHE").Output()
-	if err != nil {
-		t.Skipf("no Go toolchain: %v", err)
-	}
-	cache := t.TempDir()
-	for k, v := range map[string]string{"GOCACHE": strings.TrimSpace(string(gocache)), "XDG_CACHE_HOME": cache, "HOME": t.TempDir()} {
-		t.Setenv(k, v)
-	}
-	return cache
-}
-
 func TestNew(t *testing.T) {
-	freshCache(t)
+	testwasm.Offline(t)
 	for _, tmpl := range Templates() {
 		t.Run(tmpl.Name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "my-fn")
@@ -63,10 +49,9 @@ func TestNew(t *testing.T) {
 			if main := read(t, dir, "main.go"); !strings.HasPrefix(main, "// Command my-fn ") || !strings.Contains(main, "thaw.Handle(Handler())") {
 				t.Errorf("main.go:\n%s", main)
 			}
-			// It tests natively with no network and no module cache.
+			// It vets (compiling its test) with no network and no module cache.
 			cmd := exec.Command("go", "vet", "./...")
 			cmd.Dir = dir
-			cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=readonly", "GOMODCACHE="+t.TempDir(), "GOWORK=off")
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("go vet in the new function: %v\n%s", err, out)
 			}
@@ -84,7 +69,7 @@ func read(t *testing.T, dir, name string) string {
 }
 
 func TestNewRefuses(t *testing.T) {
-	cache := freshCache(t)
+	cache := testwasm.Offline(t)
 	occupied := t.TempDir()
 	if err := os.WriteFile(filepath.Join(occupied, "x"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -123,7 +108,7 @@ func TestNewRefuses(t *testing.T) {
 
 // An empty directory is as good as none.
 func TestNewInEmptyDir(t *testing.T) {
-	freshCache(t)
+	testwasm.Offline(t)
 	dir := filepath.Join(t.TempDir(), "fn")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
