@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/thaw-run/thaw/internal/load"
 )
@@ -359,4 +361,47 @@ func TestWriteSuiteFullSize(t *testing.T) {
 	if bytes.Contains(svg, []byte("rotate(")) {
 		t.Error("stages.svg rotates text")
 	}
+}
+
+func TestActivity(t *testing.T) {
+	var b syncBuffer
+	a := NewActivityTo(&b, "deploy x: compile, boot, snapshot", 10*time.Millisecond)
+	time.Sleep(60 * time.Millisecond)
+	a.Stage("next stage")
+	a.Done()
+	s := b.String()
+	if n := strings.Count(s, "\r\033[Kdeploy x: compile, boot, snapshot 0s"); n < 2 {
+		t.Errorf("the line was drawn %d times in 60 ms at 10 ms intervals: %q", n, s)
+	}
+	if !strings.Contains(s, "\r\033[Knext stage 0s") || !strings.HasSuffix(s, "next stage 0s\r\033[K") {
+		t.Errorf("the stage change and the final erase are missing: %q", s)
+	}
+	if l := len(b.String()); l != len(s) {
+		t.Errorf("Activity wrote after Done")
+	}
+	silent := NewActivity(&b, "not a terminal")
+	silent.Stage("still silent")
+	silent.Done()
+	if b.String() != s {
+		t.Errorf("NewActivity on a buffer wrote %q", strings.TrimPrefix(b.String(), s))
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the Activity's goroutine and the
+// test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
