@@ -1,6 +1,12 @@
 // Package build compiles a Go function into a thaw module: a wasip1 reactor
 // (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared). It is what
 // `thaw build` and `thaw demo` run.
+//
+// It also supplies the Go SDK, which no public module proxy serves: the
+// binary carries the SDK's source (sdk/go's SourceFS), InstallSDK writes it
+// into the user's cache, and a function's go.mod replaces the SDK's module
+// path with that directory (`thaw new` writes such a go.mod). Module writes
+// the SDK there again if the cache was cleared.
 package build
 
 import (
@@ -44,6 +50,9 @@ func Module(ctx context.Context, dir, out string) error {
 	abs, err := filepath.Abs(out)
 	if err != nil {
 		return fmt.Errorf("build: output %s: %w", out, err)
+	}
+	if err := supplySDK(ctx, gotool, dir); err != nil {
+		return err
 	}
 	cmd := exec.CommandContext(ctx, gotool, "build", "-buildmode=c-shared", "-o", abs, ".")
 	cmd.Dir = dir

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/thaw-run/thaw/internal/build"
+	"github.com/thaw-run/thaw/internal/report"
 )
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -21,7 +22,10 @@ toolchain on PATH.`,
 			if out == "" {
 				out = build.DefaultOutput(args[0])
 			}
-			if err := build.Module(cmd.Context(), args[0], out); err != nil {
+			act := report.NewActivity(g.stderr, fmt.Sprintf("building %s: go build for wasip1", args[0]))
+			err := build.Module(cmd.Context(), args[0], out)
+			act.Done()
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "%s\n", out)

@@ -118,6 +118,7 @@ Start with "thaw demo".`,
 	pf.StringVar(&g.Token, "token", os.Getenv("THAW_TOKEN"), "access token: required by the server's management API when it has one ($THAW_TOKEN)")
 	root.AddCommand(
 		newServeCommand(g),
+		newNewCommand(g),
 		newBuildCommand(g),
 		newDeployCommand(g),
 		newInvokeCommand(g),

@@ -8,6 +8,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/report"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
@@ -54,7 +55,11 @@ once, takes its memory snapshot and keeps the booted instance warm.`,
 			if err != nil {
 				return fmt.Errorf("read module: %v: %w", err, errdefs.ErrNotFound)
 			}
+			// The server answers once it has compiled, booted and
+			// snapshotted the function: seconds, tens for a heavy init.
+			act := report.NewActivity(g.stderr, fmt.Sprintf("deploying %s (%s): upload, compile, boot, snapshot", args[0], mib(int64(len(wasm)))))
 			info, err := g.client().Deploy(cmd.Context(), args[0], wasm, cfg)
+			act.Done()
 			if err != nil {
 				return err
 			}

@@ -3,8 +3,10 @@ package report
 import (
 	"fmt"
 	"image/color"
+	"io"
 	"maps"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -22,19 +24,58 @@ type Figure struct {
 	Caption string
 }
 
-// Plot size: wide enough for a dozen functions' labels.
+// Plot size: wide enough for a dozen functions' labels. PlotStages grows
+// taller with its rows.
 const (
 	plotW = 8 * vg.Inch
 	plotH = 4.5 * vg.Inch
 )
 
-func save(p *plot.Plot, dir, name string) error {
+// legendGap separates the legend from the data and from the right edge.
+const legendGap = 0.15 * vg.Inch
+
+// save writes p as name.png and name.svg, w by h. The legend, if p has
+// one, goes in a column right of the data, top-aligned with it, so that it
+// never covers a bar or a line whatever the data.
+func save(p *plot.Plot, dir, name string, w, h vg.Length) error {
+	leg := p.Legend
+	p.Legend = plot.NewLegend() // empty: p.Draw draws no legend over the data
+	defer func() { p.Legend = leg }()
+	leg.Top, leg.Left = true, true
+	var title vg.Length
+	if p.Title.Text != "" {
+		title = p.Title.TextStyle.Rectangle(p.Title.Text).Size().Y + p.Title.Padding
+	}
 	for _, ext := range []string{".png", ".svg"} {
-		if err := p.Save(plotW, plotH, filepath.Join(dir, name+ext)); err != nil {
+		c, err := draw.NewFormattedCanvas(w, h, ext[1:])
+		if err != nil {
+			return fmt.Errorf("report: plot %s%s: %w", name, ext, err)
+		}
+		dc := draw.New(c)
+		lw := leg.Rectangle(dc).Size().X // zero without entries
+		if lw > 0 {
+			lw += 2 * legendGap
+		}
+		p.Draw(draw.Crop(dc, 0, -lw, 0, 0))
+		leg.Draw(draw.Crop(dc, w-lw+legendGap, -legendGap, 0, -title))
+		if err := writeTo(filepath.Join(dir, name+ext), c); err != nil {
 			return fmt.Errorf("report: plot %s%s: %w", name, ext, err)
 		}
 	}
 	return nil
+}
+
+// writeTo writes c's image to path.
+func writeTo(path string, c io.WriterTo) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := c.WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func newPlot(title, x, y string) *plot.Plot {
@@ -177,16 +218,16 @@ func groupedBars(p *plot.Plot, rows []Row, log bool, value, whisker func(Row) fl
 			// Start a decade below the smallest bar so it stays visible.
 			p.Y.Min = math.Pow(10, math.Floor(math.Log10(lo))-0.3)
 		}
-		p.Y.Max *= 3 // headroom for the legend
+		p.Y.Max *= 1.5 // the tallest whisker clear of the title
 	} else {
-		headroom(p)
+		margin(p)
 	}
 }
 
-// headroom leaves space above a linear plot's data for the legend.
-func headroom(p *plot.Plot) {
+// margin keeps a linear plot's tallest bar or line clear of the title.
+func margin(p *plot.Plot) {
 	if p.Y.Max > p.Y.Min {
-		p.Y.Max += 0.25 * (p.Y.Max - p.Y.Min)
+		p.Y.Max += 0.05 * (p.Y.Max - p.Y.Min)
 	}
 }
 
@@ -196,7 +237,7 @@ func PlotLatency(dir, name string, rows []Row) (Figure, error) {
 	f := Figure{Name: name, Title: "Latency per function and mode", Caption: "Bars: p50; whiskers: p99 (log scale)."}
 	p := newPlot(f.Title, "function", "latency (ms, log scale)")
 	groupedBars(p, rows, true, func(r Row) float64 { return r.P50Ms }, func(r Row) float64 { return r.P99Ms })
-	return f, save(p, dir, name)
+	return f, save(p, dir, name, plotW, plotH)
 }
 
 // PlotBars writes one bar per function and mode of value(row) on a linear
@@ -205,12 +246,15 @@ func PlotBars(dir, name, title, ylabel string, rows []Row, value func(Row) float
 	f := Figure{Name: name, Title: title}
 	p := newPlot(title, "function", ylabel)
 	groupedBars(p, rows, false, value, nil)
-	return f, save(p, dir, name)
+	return f, save(p, dir, name, plotW, plotH)
 }
 
 // PlotStages writes stacked bars of each row's stage durations, one bar
 // per function and mode, stages in stages order (nil: every stage present,
-// in the order they happen).
+// in the order they happen). The bars are horizontal, first row on top,
+// each labelled "function / mode" on one line: a suite has a hundred of
+// them, which no x axis can label legibly, so the plot grows taller with
+// its rows instead.
 func PlotStages(dir, name string, rows []Row, stages []string) (Figure, error) {
 	f := Figure{Name: name, Title: "Where the time goes", Caption: "Typical stage durations stacked, per function and mode."}
 	if stages == nil {
@@ -223,21 +267,25 @@ func PlotStages(dir, name string, rows []Row, stages []string) (Figure, error) {
 		}
 		slices.SortFunc(stages, compareStages)
 	}
-	p := newPlot(f.Title, "", "ms")
-	var labels []string
-	for _, r := range rows {
-		labels = append(labels, r.Function+"\n"+r.Mode)
+	p := newPlot(f.Title, "ms", "")
+	// NominalY puts its first label at the bottom: feed the rows reversed.
+	rev := slices.Clone(rows)
+	slices.Reverse(rev)
+	labels := make([]string, len(rev))
+	for i, r := range rev {
+		labels[i] = r.Function + " / " + r.Mode
 	}
 	var below *plotter.BarChart
 	for j, s := range stages {
-		vals := make(plotter.Values, len(rows))
-		for i, r := range rows {
+		vals := make(plotter.Values, len(rev))
+		for i, r := range rev {
 			vals[i] = r.Stages[s]
 		}
-		bc, err := plotter.NewBarChart(vals, vg.Points(max(8, 300/float64(max(len(rows), 1)))))
+		bc, err := plotter.NewBarChart(vals, stageBar)
 		if err != nil {
 			return f, fmt.Errorf("report: plot %s: %w", name, err)
 		}
+		bc.Horizontal = true
 		bc.Color = plotutil.Color(j)
 		bc.LineStyle.Width = 0
 		if below != nil {
@@ -247,10 +295,16 @@ func PlotStages(dir, name string, rows []Row, stages []string) (Figure, error) {
 		p.Add(bc)
 		p.Legend.Add(s, bc)
 	}
-	p.NominalX(labels...)
-	headroom(p)
-	return f, save(p, dir, name)
+	p.NominalY(labels...)
+	p.Y.Min, p.Y.Max = -0.5, float64(len(rows))-0.5
+	return f, save(p, dir, name, plotW, max(plotH, vg.Length(len(rows))*stageRow+1.2*vg.Inch))
 }
+
+// A stage bar's thickness and the height each row takes (points).
+const (
+	stageBar vg.Length = 10
+	stageRow vg.Length = 15
+)
 
 // Series is one line of a line plot.
 type Series struct {
@@ -294,13 +348,12 @@ func PlotLines(dir, name, title, xlabel, ylabel string, series []Series, logX, l
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 		if p.Y.Min > 0 {
-			// Headroom above for the legend.
-			p.Y.Min, p.Y.Max = p.Y.Min/1.5, p.Y.Max*4
+			p.Y.Min, p.Y.Max = p.Y.Min/1.5, p.Y.Max*1.5
 		}
 	} else {
-		headroom(p)
+		margin(p)
 	}
-	return f, save(p, dir, name)
+	return f, save(p, dir, name, plotW, plotH)
 }
 
 // CDF returns the empirical distribution of samples as a series: sorted

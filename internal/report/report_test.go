@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/load"
@@ -305,4 +307,102 @@ func TestProgress(t *testing.T) {
 	if silent.done != 3 {
 		t.Fatalf("done = %d", silent.done)
 	}
+}
+
+// fullSuiteRows is a suite's size: the 15 suite functions in the 7 modes,
+// with the suite's stages.
+func fullSuiteRows() []Row {
+	var rows []Row
+	fns := []string{"chameleon", "cnn_serving", "compression", "dynamic_html", "graph_bfs", "graph_mst", "graph_pagerank",
+		"helloworld", "image_rotate", "json_serdes", "lr_serving", "matmul", "pyaes", "rnn_serving", "video_frames"}
+	for i, fn := range fns {
+		for j, mode := range []string{"cold", "eager", "mmap", "lazy", "reap", "bulk", "warm"} {
+			base := float64(i%5+1) * []float64{300, 40, 20, 30, 12, 10, 2}[j]
+			rows = append(rows, Row{
+				Function: fn, Mode: mode, Trials: 10, P50Ms: base, P99Ms: base * 1.8,
+				Stages: map[string]float64{"map": base * 0.05, "instantiate": base * 0.2, "init": base * 0.1, "prefetch": base * 0.25, "exec": base * 0.3, "other": base * 0.1},
+				Faults: float64(50 * (7 - j)), WSBytes: float64((i%4 + 1) << 20),
+			})
+		}
+	}
+	return rows
+}
+
+// A suite's full size: 105 rows. Set THAW_REPORT_DIR to look at the plots.
+func TestWriteSuiteFullSize(t *testing.T) {
+	dir := runDir(t, "suite-full")
+	pg, err := WriteSuite(dir, Suite{Meta: CollectMeta("full suite", nil, 1), Rows: fullSuiteRows(),
+		Samples: map[string][]float64{"cold": {90, 100, 120, 200}, "eager": {20, 30, 31}, "mmap": {10, 11, 19}, "lazy": {9, 12, 30}, "reap": {1.5, 2, 2.2, 4}, "bulk": {3, 4}, "warm": {0.5, 0.7}},
+		Stages:  []string{"map", "instantiate", "init", "prefetch", "exec", "other"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFigures(t, dir, pg.Figures, "latency", "stages", "cdf", "faults", "working-set")
+	// The stage plot labels every bar on one unrotated line, so it grows
+	// with its rows: 15 points (20 pixels) each.
+	fh, err := os.Open(filepath.Join(dir, "stages.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	img, err := png.Decode(fh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := img.Bounds().Dy(); h < 105*20 {
+		t.Errorf("stages.png is %d pixels tall, want at least 20 per row (%d)", h, 105*20)
+	}
+	svg, _ := os.ReadFile(filepath.Join(dir, "stages.svg"))
+	for _, label := range []string{">chameleon / cold<", ">video_frames / warm<"} {
+		if !bytes.Contains(svg, []byte(label)) {
+			t.Errorf("stages.svg lacks the bar label %s", label)
+		}
+	}
+	if bytes.Contains(svg, []byte("rotate(")) {
+		t.Error("stages.svg rotates text")
+	}
+}
+
+func TestActivity(t *testing.T) {
+	var b syncBuffer
+	a := NewActivityTo(&b, "deploy x: compile, boot, snapshot", 10*time.Millisecond)
+	time.Sleep(60 * time.Millisecond)
+	a.Stage("next stage")
+	a.Done()
+	s := b.String()
+	if n := strings.Count(s, "\r\033[Kdeploy x: compile, boot, snapshot 0s"); n < 2 {
+		t.Errorf("the line was drawn %d times in 60 ms at 10 ms intervals: %q", n, s)
+	}
+	if !strings.Contains(s, "\r\033[Knext stage 0s") || !strings.HasSuffix(s, "next stage 0s\r\033[K") {
+		t.Errorf("the stage change and the final erase are missing: %q", s)
+	}
+	if l := len(b.String()); l != len(s) {
+		t.Errorf("Activity wrote after Done")
+	}
+	silent := NewActivity(&b, "not a terminal")
+	silent.Stage("still silent")
+	silent.Done()
+	if b.String() != s {
+		t.Errorf("NewActivity on a buffer wrote %q", strings.TrimPrefix(b.String(), s))
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the Activity's goroutine and the
+// test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

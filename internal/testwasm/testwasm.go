@@ -55,3 +55,26 @@ func Build(t testing.TB, pkg string) []byte {
 	built[pkg] = b
 	return b
 }
+
+// Offline makes the go command, for the rest of the test, run as on a
+// machine that never fetched a Go module, as a newcomer's does: a fresh
+// user cache directory (returned; $XDG_CACHE_HOME, and $HOME for
+// os.UserCacheDir's fallback), an empty module cache, no module proxy, no
+// workspace, the local toolchain only. The build cache stays, for speed:
+// it holds compiled packages, not modules. Not for parallel tests
+// (t.Setenv).
+func Offline(t *testing.T) string {
+	t.Helper()
+	gocache, err := exec.Command("go", "env", "GOCACHE").Output()
+	if err != nil {
+		t.Skipf("no Go toolchain: %v", err)
+	}
+	cache := t.TempDir()
+	for k, v := range map[string]string{
+		"GOCACHE": strings.TrimSpace(string(gocache)), "XDG_CACHE_HOME": cache, "HOME": t.TempDir(),
+		"GOMODCACHE": t.TempDir(), "GOPROXY": "off", "GOFLAGS": "-mod=readonly", "GOWORK": "off", "GOTOOLCHAIN": "local",
+	} {
+		t.Setenv(k, v)
+	}
+	return cache
+}

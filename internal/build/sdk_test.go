@@ -1,0 +1,80 @@
+package build
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/thaw-run/thaw/internal/testwasm"
+)
+
+func TestInstallSDK(t *testing.T) {
+	cache := testwasm.Offline(t)
+	dir, err := InstallSDK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(dir, filepath.Join(cache, "thaw", "sdk", "go")+string(filepath.Separator)) {
+		t.Errorf("SDK installed in %s, want under %s/thaw/sdk/go", dir, cache)
+	}
+	for _, f := range []string{"go.mod", "thaw.go", "serve.go", "wire/wire.go"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("installed SDK lacks %s: %v", f, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "go.mod")); !strings.HasPrefix(string(b), "module "+SDKModule+"\n") {
+		t.Errorf("installed go.mod = %q", b)
+	}
+	// Installing again keeps the directory and leaves no temporary one.
+	again, err := InstallSDK()
+	if err != nil || again != dir {
+		t.Fatalf("second install = %s, %v; want %s", again, err, dir)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(dir))
+	if len(entries) != 1 {
+		t.Errorf("%s holds %d entries, want the SDK only", filepath.Dir(dir), len(entries))
+	}
+}
+
+// A function whose go.mod points at this binary's SDK builds with no
+// network, and builds again after the user cleared the cache.
+func TestModuleSuppliesSDK(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the Go toolchain")
+	}
+	testwasm.Offline(t)
+	sdk, err := SDKDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := t.TempDir()
+	files := map[string]string{
+		"go.mod": "module fn\n\ngo 1.24\n\nrequire " + SDKModule + " v0.0.0\n\nreplace " + SDKModule + " => " + sdk + "\n",
+		"main.go": "package main\n\nimport (\n\t\"net/http\"\n\n\tthaw \"" + SDKModule + "\"\n)\n\n" +
+			"func init() { thaw.Handle(http.NotFoundHandler()) }\n\nfunc main() {}\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(fn, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(sdk); !os.IsNotExist(err) {
+		t.Fatalf("the fresh cache already holds %s (%v)", sdk, err)
+	}
+	out := filepath.Join(t.TempDir(), "fn.wasm")
+	if err := Module(context.Background(), fn, out); err != nil {
+		t.Fatalf("build with the SDK missing from the cache: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(sdk, "go.mod")); err != nil {
+		t.Errorf("the build did not install the SDK: %v", err)
+	}
+	// A go.mod pointing elsewhere is the go command's business.
+	if err := os.WriteFile(filepath.Join(fn, "go.mod"), []byte(strings.ReplaceAll(files["go.mod"], sdk, sdk+"-gone")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Module(context.Background(), fn, out); err == nil || !strings.Contains(err.Error(), "-gone") {
+		t.Errorf("build with a missing replacement = %v, want the go command's error naming it", err)
+	}
+}
