@@ -102,7 +102,7 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 memory snapshots instead of booting them, in one of several restore modes
 (cold, eager, mmap, lazy, reap, bulk) that it can measure against each other.
 
-Start with "thaw demo".`,
+Start with "thaw demo"; write your own function with "thaw new NAME".`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
