@@ -25,7 +25,9 @@ import (
 // come through the kernel and Memory.Verify checks them after each call;
 // under lazy paging the pager checks each page it serves.
 //
-// A Source is safe for concurrent restores.
+// A Source is safe for concurrent restores. Only this package implements
+// Source (its reading methods are unexported); the conformance suite
+// (conformance_test.go) runs every mode against each implementation.
 type Source interface {
 	// String names the snapshot in errors: its directory, or the store
 	// snapshot's id.
