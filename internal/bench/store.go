@@ -155,7 +155,7 @@ func snapshotFunction(ctx context.Context, e *engine.Engine, p *pager.Pager, fn 
 	if !record {
 		return pr, nil
 	}
-	m, err := (&restore.Restorer{Pager: p}).Prepare(ctx, restore.Lazy, snap, cfg.MemoryLimit, true)
+	m, err := (&restore.Restorer{Pager: p}).Prepare(ctx, restore.Lazy, restore.Files(snap), cfg.MemoryLimit, true)
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +298,7 @@ func localTrial(ctx context.Context, p *pager.Pager, pr *prepared, mode restore.
 	}
 	r := &restore.Restorer{Pager: p}
 	t0 := time.Now()
-	m, err := r.Prepare(ctx, mode, pr.snap, pr.cfg.MemoryLimit, false)
+	m, err := r.Prepare(ctx, mode, restore.Files(pr.snap), pr.cfg.MemoryLimit, false)
 	if err != nil {
 		return trial{}, err
 	}
@@ -354,10 +354,11 @@ func storeTrial(ctx context.Context, opts StoreOptions, pr *prepared, cfg stores
 	}
 	open := time.Since(t0)
 	before := h.Store.Counters()
-	r := &restore.StoreRestorer{Pager: p, Config: cfg, CacheDir: filepath.Join(scratch, "images")}
+	r := &restore.Restorer{Pager: p}
+	src := (&restore.Store{Config: cfg, CacheDir: filepath.Join(scratch, "images")}).Snapshot(sn)
 	record := mode == restore.Lazy || mode.UsesWorkingSet()
 	t1 := time.Now()
-	m, err := r.Prepare(ctx, mode, sn, pr.cfg.MemoryLimit, record)
+	m, err := r.Prepare(ctx, mode, src, pr.cfg.MemoryLimit, record)
 	if err != nil {
 		return trial{}, err
 	}

@@ -45,7 +45,7 @@ func TestSnapshotFunctionAsDeploy(t *testing.T) {
 		}
 		return n
 	}
-	m, err := (&restore.Restorer{}).Prepare(ctx, restore.Eager, pr.snap, pr.cfg.MemoryLimit, false)
+	m, err := (&restore.Restorer{}).Prepare(ctx, restore.Eager, restore.Files(pr.snap), pr.cfg.MemoryLimit, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,13 @@
 package pager
 
 import (
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"sort"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/snapshot"
 )
 
 // Source is where the pager reads a session's pages from. It lives in the
@@ -72,16 +69,16 @@ func closeAll(files []*os.File) {
 }
 
 // fileSource serves pages from an image file with pread. It lists the
-// file's data extents once (SEEK_DATA/SEEK_HOLE), so hole pages become zero
-// pages without a read.
+// file's data extents once (snapshot.DataExtents), so hole pages become
+// zero pages without a read.
 type fileSource struct {
 	f    *os.File
 	size int64
-	// data holds sorted, disjoint [start, end) data extents; nil means
-	// the file system cannot tell, so every page is read.
-	data [][2]int64
+	// data holds the file's data extents, in order; nil means the file
+	// system cannot tell, so every page is read.
+	data []snapshot.Extent
 	// crcs, if set, holds each page's CRC-32C; reads are verified.
-	crcs []uint32
+	crcs snapshot.CRCTable
 }
 
 var _ Source = (*fileSource)(nil)
@@ -93,35 +90,11 @@ func newFileSource(f *os.File) (*fileSource, error) {
 		return nil, fmt.Errorf("stat image: %w", err)
 	}
 	s := &fileSource{f: f, size: fi.Size()}
-	s.data, err = dataExtents(int(f.Fd()), s.size)
+	s.data, err = snapshot.DataExtents(f, s.size)
 	if err != nil {
 		s.data = nil // fall back to reading every page
 	}
 	return s, nil
-}
-
-// dataExtents lists the non-hole ranges of a sparse file.
-func dataExtents(fd int, size int64) ([][2]int64, error) {
-	out := [][2]int64{}
-	for off := int64(0); off < size; {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if err == unix.ENXIO {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
-		if err != nil {
-			return nil, err
-		}
-		hole = min(hole, size)
-		if hole > data {
-			out = append(out, [2]int64{data, hole})
-		}
-		off = hole
-	}
-	return out, nil
 }
 
 // Size is the image's size: with a checksum table, the pages the table
@@ -140,20 +113,16 @@ func (s *fileSource) Zero(off int64) bool {
 	}
 	end := off + pageSize
 	// First extent ending after off.
-	i := sort.Search(len(s.data), func(i int) bool { return s.data[i][1] > off })
-	hole := i == len(s.data) || s.data[i][0] >= end
+	i := sort.Search(len(s.data), func(i int) bool { return s.data[i].End() > off })
+	hole := i == len(s.data) || s.data[i].Off >= end
 	if hole && s.crcs != nil {
 		// A hole is trusted only where the snapshot recorded a zero page:
 		// a data page punched into a hole (damage, or a tampered file)
 		// is read instead, and fails its checksum.
-		pg := off / pageSize
-		return pg < int64(len(s.crcs)) && s.crcs[pg] == zeroPageCRC
+		return s.crcs.Zero(off / pageSize)
 	}
 	return hole
 }
-
-// zeroPageCRC is the CRC-32C of a page of zeros.
-var zeroPageCRC = crc32.Checksum(make([]byte, pageSize), castagnoli)
 
 func (s *fileSource) ReadAt(p []byte, off int64) (int, error) {
 	n, err := s.f.ReadAt(p, off)
@@ -163,7 +132,7 @@ func (s *fileSource) ReadAt(p []byte, off int64) (int, error) {
 	if err == nil && s.crcs != nil {
 		for i := 0; i+pageSize <= n; i += pageSize {
 			pg := (off + int64(i)) / pageSize
-			if pg >= int64(len(s.crcs)) || crc32.Checksum(p[i:i+pageSize], castagnoli) != s.crcs[pg] {
+			if !s.crcs.Check(pg, p[i:i+pageSize]) {
 				return n, fmt.Errorf("image page %d fails its checksum: %w", pg, errdefs.ErrCorrupt)
 			}
 		}
@@ -172,15 +141,13 @@ func (s *fileSource) ReadAt(p []byte, off int64) (int, error) {
 		// accepts.
 		for i := n - n%pageSize; i < len(p); i += pageSize {
 			pg := (off + int64(i)) / pageSize
-			if pg < int64(len(s.crcs)) && s.crcs[pg] != zeroPageCRC {
+			if pg < int64(len(s.crcs)) && !s.crcs.Zero(pg) {
 				return n, fmt.Errorf("image page %d lies past the end of the image file: %w", pg, errdefs.ErrCorrupt)
 			}
 		}
 	}
 	return n, err
 }
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // newCheckedFileSource is newFileSource with a page checksum table.
 func newCheckedFileSource(img, table *os.File) (*fileSource, error) {
@@ -201,7 +168,11 @@ func newCheckedFileSource(img, table *os.File) (*fileSource, error) {
 		}
 	}
 	table.Close()
-	if err != nil || len(b)%4 != 0 {
+	var crcs snapshot.CRCTable
+	if err == nil {
+		crcs, err = snapshot.ParseCRCTable(b)
+	}
+	if err != nil {
 		img.Close()
 		return nil, fmt.Errorf("read page checksum table: %v: %w", err, errdefs.ErrCorrupt)
 	}
@@ -209,10 +180,7 @@ func newCheckedFileSource(img, table *os.File) (*fileSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.crcs = make([]uint32, len(b)/4)
-	for i := range s.crcs {
-		s.crcs[i] = binary.LittleEndian.Uint32(b[4*i:])
-	}
+	s.crcs = crcs
 	return s, nil
 }
 

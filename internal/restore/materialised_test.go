@@ -23,14 +23,14 @@ func TestStoreMmapTamperedMaterialisedImage(t *testing.T) {
 	cfg := dirConfig(t)
 	_, sn := publish(t, f, cfg)
 	cacheDir := t.TempDir()
-	r := &StoreRestorer{Pager: f.pager, Config: cfg, CacheDir: cacheDir}
+	r, src := &Restorer{Pager: f.pager}, (&Store{Config: cfg, CacheDir: cacheDir}).Snapshot(sn)
 	ctx := context.Background()
 
 	// call restores in mode, invokes once and returns the answer and the
 	// bad-page count Verify reports after the call (as the worker does).
 	call := func(mode Mode) ([]byte, int64) {
 		t.Helper()
-		m, err := r.Prepare(ctx, mode, sn, instCfg.MemoryLimit, false)
+		m, err := r.Prepare(ctx, mode, src, instCfg.MemoryLimit, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +108,8 @@ func TestStoreMmapTamperedMaterialisedImage(t *testing.T) {
 var materialisedFix struct {
 	once  sync.Once
 	sn    *storesnap.Snapshot
-	r     *StoreRestorer
+	r     *Restorer
+	src   Source
 	clean []byte // the image as materialised
 	path  string
 }
@@ -150,9 +151,10 @@ func FuzzMaterialisedImage(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fx.r = &StoreRestorer{Pager: f.pager, Config: cfg, CacheDir: filepath.Join(dir, "images")}
+			st := &Store{Config: cfg, CacheDir: filepath.Join(dir, "images")}
+			fx.r, fx.src = &Restorer{Pager: f.pager}, st.Snapshot(sn)
 			var written int64
-			fx.path, written, err = sn.Materialise(ctx, fx.r.CacheDir, 4)
+			fx.path, written, err = sn.Materialise(ctx, st.CacheDir, 4)
 			if err != nil || written == 0 {
 				t.Fatalf("materialise: %d bytes, %v", written, err)
 			}
@@ -175,7 +177,7 @@ func FuzzMaterialisedImage(f *testing.F) {
 		if err := os.WriteFile(fx.path, img, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		m, err := fx.r.Prepare(context.Background(), Mmap, fx.sn, instCfg.MemoryLimit, false)
+		m, err := fx.r.Prepare(context.Background(), Mmap, fx.src, instCfg.MemoryLimit, false)
 		if err != nil {
 			t.Fatalf("mmap restore: %v", err)
 		}

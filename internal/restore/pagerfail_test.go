@@ -44,7 +44,7 @@ func TestLazyPunchedHoleIsBad(t *testing.T) {
 	done := make(chan error, n)
 	for range n {
 		go func() {
-			m, err := r.Prepare(context.Background(), Lazy, snap, 32<<20, false)
+			m, err := r.Prepare(context.Background(), Lazy, Files(snap), 32<<20, false)
 			if err != nil {
 				done <- err
 				return
@@ -81,7 +81,7 @@ func TestLazyTruncatedImageIsBad(t *testing.T) {
 	}
 	defer p.Close()
 	r := &Restorer{Pager: p}
-	m, err := r.Prepare(context.Background(), Lazy, snap, 32<<20, false)
+	m, err := r.Prepare(context.Background(), Lazy, Files(snap), 32<<20, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,13 +106,13 @@ func TestStoreLazyChunksGone(t *testing.T) {
 	cfg.CacheDir = ""
 	_, sn := publish(t, f, cfg)
 	deleteChunks(t, cfg, sn, snapshot.ImageFile)
-	r := &StoreRestorer{Pager: f.pager, Config: cfg}
+	r, src := &Restorer{Pager: f.pager}, (&Store{Config: cfg}).Snapshot(sn)
 	n := 2*runtime.GOMAXPROCS(0) + 1
 	done := make(chan error, n)
 	for range n {
 		go func() {
 			ctx := context.Background()
-			m, err := r.Prepare(ctx, Lazy, sn, instCfg.MemoryLimit, false)
+			m, err := r.Prepare(ctx, Lazy, src, instCfg.MemoryLimit, false)
 			if err != nil {
 				done <- err
 				return

@@ -47,7 +47,7 @@ func TestReusedRegionHoldsTheSnapshot(t *testing.T) {
 				}
 				g.Free()
 
-				m, err := r.Prepare(ctx, mode, f.snap, instCfg.MemoryLimit, false)
+				m, err := r.Prepare(ctx, mode, Files(f.snap), instCfg.MemoryLimit, false)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -96,7 +96,7 @@ func newFixture(t *testing.T) (*fixture, error) {
 	// Record the working set as the worker does: one lazy restore with
 	// recording, one request, then the trace.
 	r := &Restorer{Pager: p}
-	m, err := r.Prepare(ctx, Lazy, snap, instCfg.MemoryLimit, true)
+	m, err := r.Prepare(ctx, Lazy, Files(snap), instCfg.MemoryLimit, true)
 	if err != nil {
 		return nil, err
 	}
@@ -187,14 +187,14 @@ func publish(t *testing.T, f *fixture, cfg storesnap.Config) (*storesnap.Handle,
 }
 
 // restoreAndCall restores from the store in mode and returns the answer.
-func restoreAndCall(t *testing.T, f *fixture, r *StoreRestorer, mode Mode, sn *storesnap.Snapshot) ([]byte, Stats) {
+func restoreAndCall(t *testing.T, f *fixture, r *Restorer, mode Mode, src Source) ([]byte, Stats) {
 	t.Helper()
 	ctx := context.Background()
-	m, err := r.Prepare(ctx, mode, sn, instCfg.MemoryLimit, false)
+	m, err := r.Prepare(ctx, mode, src, instCfg.MemoryLimit, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := f.mod.Restore(ctx, instCfg, &sn.Meta.State, m.Region)
+	inst, err := f.mod.Restore(ctx, instCfg, &src.Meta().State, m.Region)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,13 +206,13 @@ func restoreAndCall(t *testing.T, f *fixture, r *StoreRestorer, mode Mode, sn *s
 	return resp.Body, m.Stats()
 }
 
-func testAllModes(t *testing.T, cfg storesnap.Config) {
-	f := helloFixture(t)
-	_, sn := publish(t, f, cfg)
-	r := &StoreRestorer{Pager: f.pager, Config: cfg, CacheDir: t.TempDir()}
+// testAllModes restores the hello fixture from src in every mode and calls
+// it: the instance answers as a booted one.
+func testAllModes(t *testing.T, f *fixture, src Source, ws *snapshot.WorkingSet) {
+	r := &Restorer{Pager: f.pager}
 	for _, mode := range []Mode{Eager, Mmap, Lazy, Reap, Bulk} {
 		t.Run(string(mode), func(t *testing.T) {
-			got, st := restoreAndCall(t, f, r, mode, sn)
+			got, st := restoreAndCall(t, f, r, mode, src)
 			if !bytes.Equal(got, f.want) {
 				t.Fatalf("restored instance answered %q, booted one %q", got, f.want)
 			}
@@ -222,27 +222,42 @@ func testAllModes(t *testing.T, cfg storesnap.Config) {
 					t.Fatalf("lazy restore served no faults: %+v", st)
 				}
 			case Reap, Bulk:
-				if st.WSPages != sn.WS.Pages {
-					t.Fatalf("installed %d working-set pages, want %d", st.WSPages, sn.WS.Pages)
+				if st.WSPages != ws.Pages {
+					t.Fatalf("installed %d working-set pages, want %d", st.WSPages, ws.Pages)
 				}
-			case Eager, Mmap:
+			case Eager:
 				if st.BytesRead == 0 {
-					t.Fatalf("read nothing from the store: %+v", st)
+					t.Fatalf("read nothing: %+v", st)
 				}
 			}
 		})
 	}
 }
 
-// Every mode restores a snapshot that exists only in the store (a local
-// directory backend) and the instance answers as a booted one.
-func TestStoreRestoreModes(t *testing.T) {
-	testAllModes(t, dirConfig(t))
+// Every mode restores the hello snapshot from its local files, and from a
+// store (a local directory backend) that alone holds it, and the instance
+// answers as a booted one.
+func TestModesAnswerLikeBoot(t *testing.T) {
+	f := helloFixture(t)
+	ws, err := f.snap.WorkingSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("files", func(t *testing.T) { testAllModes(t, f, Files(f.snap), ws) })
+	t.Run("store", func(t *testing.T) {
+		cfg := dirConfig(t)
+		_, sn := publish(t, f, cfg)
+		testAllModes(t, f, (&Store{Config: cfg, CacheDir: t.TempDir()}).Snapshot(sn), ws)
+	})
 }
 
-// The same against a real S3 server (MinIO on loopback).
+// The same from a store on a real S3 server (MinIO on loopback); an mmap
+// restore reads every chunk to materialise the image.
 func TestStoreRestoreModesS3(t *testing.T) {
-	testAllModes(t, s3Config(t))
+	f := helloFixture(t)
+	cfg := s3Config(t)
+	_, sn := publish(t, f, cfg)
+	testAllModes(t, f, (&Store{Config: cfg, CacheDir: t.TempDir()}).Snapshot(sn), sn.WS)
 }
 
 // A tampered chunk is detected: eager, mmap, reap and bulk restores fail
@@ -332,11 +347,11 @@ func TestStoreRestoreTamperedImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &StoreRestorer{Pager: f.pager, Config: cfg, CacheDir: t.TempDir()}
+	r, src := &Restorer{Pager: f.pager}, (&Store{Config: cfg, CacheDir: t.TempDir()}).Snapshot(sn2)
 	modes := []Mode{Eager, Mmap, Reap, Bulk}
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
-			m, err := r.Prepare(ctx, mode, sn2, instCfg.MemoryLimit, false)
+			m, err := r.Prepare(ctx, mode, src, instCfg.MemoryLimit, false)
 			if err == nil {
 				m.Region.Free()
 				t.Fatal("restore of a tampered snapshot succeeded")
@@ -361,14 +376,14 @@ func TestStoreLazyGOMAXPROCS1(t *testing.T) {
 	f := helloFixture(t)
 	cfg := dirConfig(t)
 	_, sn := publish(t, f, cfg)
-	r := &StoreRestorer{Pager: f.pager, Config: cfg}
+	r, src := &Restorer{Pager: f.pager}, (&Store{Config: cfg}).Snapshot(sn)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	const n = 4
 	errs := make(chan error, n)
 	for range n {
 		go func() {
 			ctx := context.Background()
-			m, err := r.Prepare(ctx, Lazy, sn, instCfg.MemoryLimit, false)
+			m, err := r.Prepare(ctx, Lazy, src, instCfg.MemoryLimit, false)
 			if err != nil {
 				errs <- err
 				return

@@ -67,7 +67,7 @@ func mustVerify(t *testing.T, m *Memory, wantBad int64) {
 func TestMmapVerify(t *testing.T) {
 	const good, readBad, writeBad, readBad2 = 100, 600, 1100, 1700
 	snap := mmapSnapshot(t, readBad, writeBad, readBad2)
-	m, err := (&Restorer{}).Prepare(context.Background(), Mmap, snap, 32<<20, false)
+	m, err := (&Restorer{}).Prepare(context.Background(), Mmap, Files(snap), 32<<20, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestMmapVerify(t *testing.T) {
 // is verified in full.
 func TestMmapVerifyWholeImage(t *testing.T) {
 	snap := mmapSnapshot(t, 3, 700, 4095)
-	m, err := (&Restorer{}).Prepare(context.Background(), Mmap, snap, 32<<20, false)
+	m, err := (&Restorer{}).Prepare(context.Background(), Mmap, Files(snap), 32<<20, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func BenchmarkMmapVerify(b *testing.B) {
 	snap := mmapSnapshot(b)
 	for b.Loop() {
 		b.StopTimer()
-		m, err := (&Restorer{}).Prepare(context.Background(), Mmap, snap, 32<<20, false)
+		m, err := (&Restorer{}).Prepare(context.Background(), Mmap, Files(snap), 32<<20, false)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -164,7 +164,7 @@ func BenchmarkMmapVerify(b *testing.B) {
 func TestMmapVerifyAheadReadsTheFile(t *testing.T) {
 	const bad = 600
 	snap := mmapSnapshot(t, bad)
-	m, err := (&Restorer{}).Prepare(context.Background(), Mmap, snap, 32<<20, false)
+	m, err := (&Restorer{}).Prepare(context.Background(), Mmap, Files(snap), 32<<20, false)
 	if err != nil {
 		t.Fatal(err)
 	}

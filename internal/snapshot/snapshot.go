@@ -17,7 +17,6 @@ package snapshot
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,7 +82,7 @@ type Meta struct {
 type Snapshot struct {
 	Dir  string
 	Meta Meta
-	crcs []uint32
+	crcs CRCTable
 }
 
 // Path returns the path of a file in the snapshot.
@@ -108,7 +107,7 @@ func Write(dir string, meta Meta, mem []byte) (*Snapshot, error) {
 	if err != nil {
 		return fail(err)
 	}
-	crcBytes := encodeCRCs(crcs)
+	crcBytes := crcs.Encode()
 	if err := writeFileSync(filepath.Join(tmp, CRCFile), crcBytes); err != nil {
 		return fail(err)
 	}
@@ -132,16 +131,15 @@ func Write(dir string, meta Meta, mem []byte) (*Snapshot, error) {
 
 // writeImage writes the non-zero pages of mem at their own offsets, leaving
 // holes for zero pages, and returns every page's checksum.
-func writeImage(path string, mem []byte) ([]uint32, int64, error) {
+func writeImage(path string, mem []byte) (CRCTable, int64, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, FileMode)
 	if err != nil {
 		return nil, 0, fmt.Errorf("create image: %w", err)
 	}
 	defer f.Close()
 	n := len(mem) / PageSize
-	crcs := make([]uint32, n)
+	crcs := make(CRCTable, n)
 	var data int64
-	zeroCRC := crc32.Checksum(make([]byte, PageSize), castagnoli)
 	runStart := -1
 	flush := func(end int) error {
 		if runStart < 0 {
@@ -154,7 +152,7 @@ func writeImage(path string, mem []byte) ([]uint32, int64, error) {
 	for p := 0; p < n; p++ {
 		page := mem[p*PageSize : (p+1)*PageSize]
 		if isZero(page) {
-			crcs[p] = zeroCRC
+			crcs[p] = ZeroPageCRC
 			if err := flush(p); err != nil {
 				return nil, 0, fmt.Errorf("write image: %w", err)
 			}
@@ -181,14 +179,6 @@ func writeImage(path string, mem []byte) ([]uint32, int64, error) {
 var zeroPage = make([]byte, PageSize)
 
 func isZero(b []byte) bool { return bytes.Equal(b, zeroPage[:len(b)]) }
-
-func encodeCRCs(crcs []uint32) []byte {
-	b := make([]byte, 4*len(crcs))
-	for i, c := range crcs {
-		binary.LittleEndian.PutUint32(b[4*i:], c)
-	}
-	return b
-}
 
 // Limits of the decoders, so that a damaged or hostile file can never make
 // them allocate or index by a size it claims before that size is checked.
@@ -241,15 +231,11 @@ func CRCTableSize(meta Meta) int64 { return 4 * (meta.ImageSize / PageSize) }
 // DecodeCRCs parses pages.crc for the image meta describes (DecodeMeta
 // validated): one little-endian CRC-32C per page, the table's own CRC-32C
 // equal to meta.CRCSum. Any failure is errdefs.ErrCorrupt.
-func DecodeCRCs(meta Meta, b []byte) ([]uint32, error) {
+func DecodeCRCs(meta Meta, b []byte) (CRCTable, error) {
 	if int64(len(b)) != CRCTableSize(meta) || crc32.Checksum(b, castagnoli) != meta.CRCSum {
 		return nil, fmt.Errorf("page checksum table damaged (%d bytes, want %d): %w", len(b), CRCTableSize(meta), errdefs.ErrCorrupt)
 	}
-	crcs := make([]uint32, len(b)/4)
-	for i := range crcs {
-		crcs[i] = binary.LittleEndian.Uint32(b[4*i:])
-	}
-	return crcs, nil
+	return ParseCRCTable(b)
 }
 
 // New returns the snapshot described by meta (DecodeMeta validated) and its
@@ -334,7 +320,7 @@ func (s *Snapshot) VerifyPages(first int, mem []byte) error {
 		if p < 0 || p >= len(s.crcs) {
 			return fmt.Errorf("page %d is past the image: %w", p, errdefs.ErrCorrupt)
 		}
-		if crc32.Checksum(mem[i*PageSize:(i+1)*PageSize], castagnoli) != s.crcs[p] {
+		if !s.crcs.Check(int64(p), mem[i*PageSize:(i+1)*PageSize]) {
 			return fmt.Errorf("snapshot %s: page %d fails its checksum: %w", s.Dir, p, errdefs.ErrCorrupt)
 		}
 	}
@@ -368,7 +354,7 @@ func (s *Snapshot) ReadPages(mem []byte, runs []Run) error {
 
 // VerifyPage checks one page's checksum.
 func (s *Snapshot) VerifyPage(page int, data []byte) bool {
-	return page >= 0 && page < len(s.crcs) && crc32.Checksum(data, castagnoli) == s.crcs[page]
+	return s.crcs.Check(int64(page), data)
 }
 
 // DropCache evicts the snapshot's files from the page cache

@@ -564,36 +564,46 @@ func (f *function) start(ctx context.Context, mode restore.Mode, explicit, dropC
 	return f.withPolicy(&instance{Instance: inst, mode: restore.Cold}), nil
 }
 
-// restore starts an instance from snap. A reap or bulk restore without a
-// working set records one: the first such restore runs lazily with the
-// pager tracing faults, and its first invocation writes the working set.
-func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, mode restore.Mode, dropCache bool, t *Timing) (*instance, error) {
-	if dropCache {
+// restore starts an instance from snap, reading its pages from src: its
+// local files (restore.Files) or the store's copy (restoreFromStore). Both
+// take this one path:
+//
+//   - A reap or bulk restore that fails its checks (errdefs.ErrCorrupt) is
+//     tried once more: a working set being extended (in the background) is
+//     replaced file by file, and a restore that paired the old ws.json with
+//     the new ws.img fails its checks. Real damage fails again and the
+//     caller falls back to a cold boot.
+//   - A reap or bulk restore of a snapshot without a working set runs
+//     lazily instead, and records one unless another restore already is.
+//     reap and bulk trace the pages faulted outside the working set, so
+//     that one that misses too often can be extended (afterFirstExec).
+//
+// Recording and tracing need the local snapshot: a working set is written
+// beside the image it was recorded from (snapshot.WriteWorkingSet reads
+// its pages from memory.img), and a store snapshot has no local image
+// (src.Local is nil), so a restore from the store records none. dropCache
+// drops local files from the page cache; the store's chunks are not.
+func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, src restore.Source, mode restore.Mode, dropCache bool, t *Timing) (*instance, error) {
+	local := src.Local()
+	if dropCache && local != nil {
 		t0 := time.Now()
-		err := snap.DropCache()
+		err := local.DropCache()
 		t.DropCache += time.Since(t0)
 		if err != nil {
 			return nil, err
 		}
 	}
 	prepMode, record := mode, false
+	trace := mode.UsesWorkingSet() && local != nil
 	limit := f.instanceConfig().MemoryLimit
-	// reap and bulk trace the pages faulted outside the working set, so
-	// that one that misses too often can be extended (afterFirstExec).
-	mem, err := f.w.restorer.Prepare(ctx, mode, snap, limit, mode.UsesWorkingSet())
+	mem, err := f.w.restorer.Prepare(ctx, mode, src, limit, trace)
 	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrCorrupt) {
-		// A working set being extended (in the background) is replaced
-		// file by file, and a restore that paired the old ws.json with
-		// the new ws.img fails its checks: try once more. Real damage
-		// fails again and falls back to a cold boot.
-		mem, err = f.w.restorer.Prepare(ctx, mode, snap, limit, true)
+		mem, err = f.w.restorer.Prepare(ctx, mode, src, limit, trace)
 	}
 	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrNotFound) {
-		// No working set yet: restore lazily, and record one unless
-		// another restore already is.
 		prepMode = restore.Lazy
-		record = f.recording.CompareAndSwap(false, true)
-		mem, err = f.w.restorer.Prepare(ctx, prepMode, snap, limit, record)
+		record = local != nil && f.recording.CompareAndSwap(false, true)
+		mem, err = f.w.restorer.Prepare(ctx, prepMode, src, limit, record)
 	}
 	if err != nil {
 		if record {
@@ -603,7 +613,7 @@ func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, mode re
 	}
 	t0 := time.Now()
 	rctx, stop := watchPager(ctx, mem)
-	inst, err := f.mod.Restore(rctx, f.instanceConfig(), &snap.Meta.State, mem.Region)
+	inst, err := f.mod.Restore(rctx, f.instanceConfig(), &src.Meta().State, mem.Region)
 	stop()
 	if err != nil {
 		if record {
@@ -612,7 +622,10 @@ func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, mode re
 		return nil, f.restoreFailed(mem, prepMode, err)
 	}
 	t.Instantiate = time.Since(t0)
-	t.StartKind, t.Mode = "restore", prepMode
+	t.StartKind, t.Mode, t.Source = "restore", prepMode, SourceLocal
+	if local == nil {
+		t.Source = SourceStore
+	}
 	return f.withPolicy(&instance{Instance: inst, mem: mem, mode: prepMode, recording: record, snap: snap}), nil
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/thaw-run/thaw/internal/crashpoint"
 	"github.com/thaw-run/thaw/internal/errdefs"
-	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/storesnap"
@@ -53,8 +52,10 @@ const reopenAfter = 10 * time.Second
 // (storesnap.Open sets the queue up), so a publish only fails on local
 // trouble (the snapshot was deleted meanwhile, the disk is full).
 type workerStore struct {
-	h        *storesnap.Handle
-	restorer *restore.StoreRestorer
+	h *storesnap.Handle
+	// chunks makes the restore source of a store snapshot; the worker's
+	// Restorer restores from it as from local files.
+	chunks *restore.Store
 	// publishes counts publishes by function and outcome (ok, failed).
 	publishes *prometheus.CounterVec
 	// deletes counts store snapshot deletions by outcome (ok, failed).
@@ -97,9 +98,9 @@ type openedSnap struct {
 
 // openStore opens the store of cfg for a worker with data directory
 // dataDir, and starts carrying out the store deletions queued before the
-// last stop. The pager, if any, serves lazy faults from the store. A remote
-// that is unreachable does not fail it (storesnap.Open).
-func (w *Worker) openStore(ctx context.Context, cfg storesnap.Config, dataDir string, p *pager.Pager, reg *prometheus.Registry) (*workerStore, error) {
+// last stop. The worker's pager, if any, serves lazy faults from the store.
+// A remote that is unreachable does not fail it (storesnap.Open).
+func (w *Worker) openStore(ctx context.Context, cfg storesnap.Config, dataDir string, reg *prometheus.Registry) (*workerStore, error) {
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = filepath.Join(dataDir, storeCacheDir)
 	}
@@ -113,7 +114,7 @@ func (w *Worker) openStore(ctx context.Context, cfg storesnap.Config, dataDir st
 	}
 	s := &workerStore{
 		h:          h,
-		restorer:   &restore.StoreRestorer{Pager: p, Config: cfg, CacheDir: filepath.Join(dataDir, storeImagesDir)},
+		chunks:     &restore.Store{Config: cfg, CacheDir: filepath.Join(dataDir, storeImagesDir)},
 		opened:     map[string]openedSnap{},
 		storeOnly:  map[*snapshot.Snapshot]bool{},
 		dropped:    map[string]bool{},
@@ -288,15 +289,11 @@ func (w *Worker) openSnapshot(ctx context.Context, f *function, id string) (*sna
 
 // restoreAny starts an instance from snap: from its local directory when
 // that is there and restores, else from the store. Without a store it is
-// f.restore.
+// f.restore from the local files.
 func (f *function) restoreAny(ctx context.Context, snap *snapshot.Snapshot, mode restore.Mode, dropCache bool, t *Timing) (*instance, error) {
 	s := f.w.store
 	if s == nil {
-		inst, err := f.restore(ctx, snap, mode, dropCache, t)
-		if err == nil {
-			t.Source = SourceLocal
-		}
-		return inst, err
+		return f.restore(ctx, snap, restore.Files(snap), mode, dropCache, t)
 	}
 	s.mu.Lock()
 	storeOnly := s.storeOnly[snap]
@@ -308,9 +305,8 @@ func (f *function) restoreAny(ctx context.Context, snap *snapshot.Snapshot, mode
 	case err != nil:
 		localErr = err
 	default:
-		inst, err := f.restore(ctx, snap, mode, dropCache, t)
+		inst, err := f.restore(ctx, snap, restore.Files(snap), mode, dropCache, t)
 		if err == nil {
-			t.Source = SourceLocal
 			return inst, nil
 		}
 		localErr = err
@@ -323,32 +319,15 @@ func (f *function) restoreAny(ctx context.Context, snap *snapshot.Snapshot, mode
 	return inst, nil
 }
 
-// restoreFromStore starts an instance from the stored copy of snap. Reap
-// and bulk restores of a snapshot stored without a working set run lazily;
-// they record none, since writing a working set needs the local image.
+// restoreFromStore starts an instance from the stored copy of snap, opened
+// from the store (again, at most every reopenAfter, when a reap or bulk
+// restore wants a working set it lacked), through f.restore like a local
+// restore.
 func (f *function) restoreFromStore(ctx context.Context, snap *snapshot.Snapshot, mode restore.Mode, t *Timing) (*instance, error) {
 	s := f.w.store
 	sn, err := s.open(ctx, f, snap.Meta.ID, mode.UsesWorkingSet())
 	if err != nil {
 		return nil, err
 	}
-	prep := mode
-	if mode.UsesWorkingSet() && sn.WS == nil {
-		prep = restore.Lazy
-	}
-	cfg := f.instanceConfig()
-	mem, err := s.restorer.Prepare(ctx, prep, sn, cfg.MemoryLimit, false)
-	if err != nil {
-		return nil, err
-	}
-	t0 := time.Now()
-	rctx, stop := watchPager(ctx, mem)
-	inst, err := f.mod.Restore(rctx, cfg, &sn.Meta.State, mem.Region)
-	stop()
-	if err != nil {
-		return nil, f.restoreFailed(mem, prep, err)
-	}
-	t.Instantiate = time.Since(t0)
-	t.StartKind, t.Mode, t.Source = "restore", prep, SourceStore
-	return f.withPolicy(&instance{Instance: inst, mem: mem, mode: prep, snap: snap}), nil
+	return f.restore(ctx, snap, s.chunks.Snapshot(sn), mode, false, t)
 }

@@ -149,6 +149,35 @@ func TestStoreRestoreAfterLocalLoss(t *testing.T) {
 	}
 }
 
+// Restores from the store take function.restore, the local path, with
+// the one difference a store snapshot imposes: a reap restore of a snapshot
+// published without a working set runs lazily, as locally, but records
+// none, since a working set is written beside a local image. The next one
+// is lazy again, and nothing is republished.
+func TestStoreRestoreWithoutWorkingSetRecordsNone(t *testing.T) {
+	w := openStoreWorker(t, t.TempDir(), dirStore(t))
+	deploy(t, w, "hello", "examples/hello", Config{})
+	w.WaitPublishes() // the deploy snapshot, without a working set
+	if err := os.RemoveAll(w.snapDir("hello")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		res := invoke(t, w, "hello", get("/?name=thaw"), InvokeOptions{Mode: restore.Reap})
+		tm := res.Timing
+		if tm.Fallback != "" || tm.Source != SourceStore || tm.Mode != restore.Lazy || tm.Restore == nil || tm.Restore.Recording || tm.Restore.Faults == 0 {
+			t.Fatalf("restore %d: source %q, mode %q, fallback %q, stats %+v; want a lazy restore from the store, not recording",
+				i, tm.Source, tm.Mode, tm.Fallback, tm.Restore)
+		}
+	}
+	w.WaitPublishes()
+	if n := testutil.ToFloat64(w.store.publishes.WithLabelValues("hello", "ok")); n != 1 {
+		t.Fatalf("%v publishes, want 1 (the deploy's): a store restore recorded a working set", n)
+	}
+	if n := testutil.ToFloat64(w.metrics.recordings.WithLabelValues("hello")); n != 0 {
+		t.Fatalf("%v working sets recorded from a store restore", n)
+	}
+}
+
 // A worker restarted after its snapshot directory was deleted, and a second
 // worker with its own data directory given the same registry entry, both
 // restore the first worker's snapshot from the store.
@@ -263,8 +292,10 @@ func TestStoreRestoreTampered(t *testing.T) {
 			}
 		})
 	}
-	if got := w.store.restorer.CorruptRestores(); got != 4 {
-		t.Fatalf("CorruptRestores = %d, want 4", got)
+	// Reap and bulk try once more after ErrCorrupt (function.restore),
+	// as they do from local files: 1 + 1 + 2 + 2.
+	if got := w.restorer.CorruptRestores(); got != 6 {
+		t.Fatalf("CorruptRestores = %d, want 6", got)
 	}
 	// Lazy: the pager fetches each faulted page's chunk, which fails
 	// authentication; it refuses the page (zero-filled, so nothing hangs),

@@ -66,7 +66,7 @@ func (w *Worker) dropStored(name string, ids []string) {
 		s.mu.Unlock()
 		// An mmap restore still running keeps its mapping of the unlinked
 		// file.
-		if err := os.Remove(filepath.Join(s.restorer.CacheDir, sid+".img")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(filepath.Join(s.chunks.CacheDir, sid+".img")); err != nil && !errors.Is(err, os.ErrNotExist) {
 			w.log.Warn("removing materialised store image failed", "snapshot", sid, "err", err)
 		}
 		if err := os.WriteFile(filepath.Join(s.deletesDir, sid), nil, 0o600); err != nil {

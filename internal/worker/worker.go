@@ -158,7 +158,7 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 	// Hook (store.go): open the snapshot store before loading the
 	// registry, whose snapshots may exist only there.
 	if opts.Store != nil {
-		s, err := w.openStore(ctx, *opts.Store, opts.DataDir, w.pager, w.metrics.reg)
+		s, err := w.openStore(ctx, *opts.Store, opts.DataDir, w.metrics.reg)
 		if err != nil {
 			w.cancel()
 			_ = eng.Close(ctx)
@@ -262,9 +262,6 @@ func (w *Worker) superviseP(p *pager.Pager) {
 			w.pager = next
 			w.pagerMu.Unlock()
 			w.restorer.SetPager(next)
-			if w.store != nil {
-				w.store.restorer.SetPager(next)
-			}
 			if old != nil {
 				_ = old.Close()
 			}

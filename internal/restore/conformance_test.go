@@ -1,0 +1,329 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/pager"
+	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/storesnap"
+)
+
+// The conformance suite: every restore mode, against every kind of Source,
+// must give memory equal to the snapshot's image, fill its stats, catch a
+// damaged page, and (eager, bulk) hand its region back to the pool when
+// freed. It runs over a synthetic image (no guest), so that it can read
+// every page and compare it; TestModesAnswerLikeBoot runs a real guest over
+// both sources.
+
+// testSource is a kind of Source the suite runs against.
+type testSource struct {
+	name string
+	// open puts snap where the source reads it from and returns its
+	// Source. A store source gets a store of its own (new directory, new
+	// key): nothing of an earlier test is cached for it, in this process
+	// or the pager's.
+	open func(t *testing.T, snap *snapshot.Snapshot) Source
+	// damage makes the page at byte off of file (memory.img or ws.img)
+	// fail the source's check: a byte of the page (files) or of the stored
+	// chunk holding it (store) is flipped.
+	damage func(t *testing.T, src Source, file string, off int64)
+}
+
+var testSources = []testSource{
+	{name: "files", open: func(_ *testing.T, snap *snapshot.Snapshot) Source { return Files(snap) }, damage: damageFile},
+	{name: "store", open: openStored, damage: damageChunk},
+}
+
+// Synthetic image geometry: 1 MiB with holes, two of which fill whole
+// 64 KiB store chunks (zero chunks); a working set of runs that mix data
+// and zero pages, with data pages outside it for the pager to serve.
+const (
+	confPages      = 256
+	confChunk      = 64 << 10
+	confOutsideWS  = 150 // a data page outside the working set
+	confWSFirstRun = 5
+)
+
+var confTrace = []int{5, 6, 7, 8, 9, 10, 11, 12, 20, 22, 40, 41, 42, 43, 44, 45, 46, 47, 100, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140}
+
+// confImage is the synthetic memory: page p holds a pattern of p, except
+// every fifth page and pages 64-95 (two whole chunks), which are zero.
+func confImage() []byte {
+	mem := make([]byte, confPages*snapshot.PageSize)
+	for p := range confPages {
+		if p%5 == 3 || (p >= 64 && p < 96) {
+			continue
+		}
+		for i := range snapshot.PageSize {
+			mem[p*snapshot.PageSize+i] = byte(p*7 + i*13 + 1)
+		}
+	}
+	return mem
+}
+
+// confSnapshot writes the synthetic image as a snapshot with a working set.
+func confSnapshot(t *testing.T) (*snapshot.Snapshot, *snapshot.WorkingSet) {
+	t.Helper()
+	meta := snapshot.Meta{ID: "s1", Function: "conf", ModuleSHA: "m" + t.Name(), State: engine.State{Pages: confPages * snapshot.PageSize / engine.WasmPageSize}}
+	snap, err := snapshot.Write(filepath.Join(t.TempDir(), "snap"), meta, confImage())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := snap.WriteWorkingSet(confTrace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := pageSet(ws.Runs); in(confOutsideWS) || !in(confWSFirstRun) {
+		t.Fatalf("working set %+v", ws.Runs)
+	}
+	return snap, ws
+}
+
+// openStored publishes snap to a store on a local directory (chunks of
+// 64 KiB, no disk cache: the remote is the only copy) and opens it from
+// the store alone through a fresh handle.
+func openStored(t *testing.T, snap *snapshot.Snapshot) Source {
+	t.Helper()
+	ctx := context.Background()
+	d := t.TempDir()
+	cfg := storesnap.Config{Tenant: "t1", Secret: newSecret(t), Dir: filepath.Join(d, "remote"), ChunkSize: confChunk}
+	h, err := storesnap.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := storesnap.ID(snap.Meta.Function, snap.Meta.ID)
+	_, err = storesnap.Publish(ctx, h.Store, id, snap)
+	h.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err = storesnap.Open(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	sn, err := storesnap.OpenSnapshot(ctx, h.Store, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (&Store{Config: cfg, CacheDir: filepath.Join(d, "images")}).Snapshot(sn)
+}
+
+func damageFile(t *testing.T, src Source, file string, off int64) {
+	t.Helper()
+	flipByte(t, src.Local().Path(file), off+1)
+}
+
+func damageChunk(t *testing.T, src Source, file string, off int64) {
+	t.Helper()
+	s := src.(stored)
+	for _, fe := range s.sn.Snap.Manifest().Files {
+		if fe.Name != file {
+			continue
+		}
+		c := fe.Chunks[off/int64(fe.ChunkSize)]
+		if c.Zero {
+			t.Fatalf("%s at %d is a zero chunk", file, off)
+		}
+		paths, _ := filepath.Glob(filepath.Join(s.st.Config.Dir, "objects", "*", "*"+c.ID.String()))
+		if len(paths) == 0 {
+			t.Fatalf("no stored object for chunk %s", c.ID)
+		}
+		for _, p := range paths {
+			flipByte(t, p, -1)
+		}
+		return
+	}
+	t.Fatalf("store snapshot has no %s", file)
+}
+
+// flipByte flips the byte at off of the file at path (-1: its last).
+func flipByte(t *testing.T, path string, off int64) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off < 0 {
+		off = int64(len(b)) - 1
+	}
+	b[off] ^= 0x40
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	p, err := pager.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	for _, ts := range testSources {
+		t.Run(ts.name, func(t *testing.T) {
+			for _, mode := range []Mode{Eager, Mmap, Lazy, Reap, Bulk} {
+				t.Run(string(mode), func(t *testing.T) {
+					t.Run("contents", func(t *testing.T) { testContents(t, p, ts, mode) })
+					t.Run("damaged", func(t *testing.T) { testDamaged(t, p, ts, mode) })
+					t.Run("pool", func(t *testing.T) { testPool(t, p, ts, mode) })
+				})
+			}
+			t.Run("cold", func(t *testing.T) {
+				snap, _ := confSnapshot(t)
+				_, err := (&Restorer{Pager: p}).Prepare(context.Background(), Cold, ts.open(t, snap), 32<<20, false)
+				if !errors.Is(err, errdefs.ErrInvalid) {
+					t.Fatalf("a cold restore: %v, want ErrInvalid", err)
+				}
+			})
+		})
+	}
+}
+
+// readAll touches every page of the image in m (faulting each to the pager,
+// or mapping it) and reports whether the memory equals image.
+func readAll(m *Memory, image []byte) bool {
+	return bytes.Equal(m.Region.Bytes()[:len(image)], image)
+}
+
+// testContents: the memory equals the image, and the stats say how it was
+// prepared.
+func testContents(t *testing.T, p *pager.Pager, ts testSource, mode Mode) {
+	snap, ws := confSnapshot(t)
+	src := ts.open(t, snap)
+	m, err := (&Restorer{Pager: p}).Prepare(context.Background(), mode, src, 32<<20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Region.Free()
+	if !readAll(m, confImage()) {
+		t.Fatal("restored memory differs from the image")
+	}
+	if bad, err := m.Verify(); bad != 0 || err != nil {
+		t.Fatalf("Verify = %d, %v on a sound snapshot", bad, err)
+	}
+	if f := m.Failures(); f != (pager.Failures{}) {
+		t.Fatalf("failures %+v on a sound snapshot", f)
+	}
+	st := m.Stats()
+	if st.Mode != mode || st.Map <= 0 || st.Reused || st.Recording {
+		t.Fatalf("stats %+v", st)
+	}
+	paged := mode == Lazy || mode.UsesWorkingSet()
+	if m.Paged() != paged || (st.Faults > 0) != paged {
+		t.Fatalf("paged %v, %d faults; want paged %v", m.Paged(), st.Faults, paged)
+	}
+	dataBytes := snap.Meta.DataPages * snapshot.PageSize
+	switch mode {
+	case Eager:
+		if st.BytesRead < dataBytes {
+			t.Fatalf("read %d bytes, the image holds %d", st.BytesRead, dataBytes)
+		}
+	case Mmap:
+		if st.Verified == 0 {
+			t.Fatalf("no mapped page verified: %+v", st)
+		}
+	case Reap, Bulk:
+		if st.WSPages != ws.Pages || st.WSBytes != ws.Bytes() || st.BytesRead < ws.Bytes() || st.Prefetch <= 0 {
+			t.Fatalf("working set of %d pages: stats %+v", ws.Pages, st)
+		}
+	}
+}
+
+// testDamaged: a page that fails its check never reaches the guest
+// unnoticed: the restore fails with ErrCorrupt (counted), or the memory
+// reports the page (Verify, Failures) once it has been touched. Damage to
+// memory.img is in a page outside the working set, so reap and bulk serve
+// it lazily; damage to ws.img must fail their prefetch.
+func testDamaged(t *testing.T, p *pager.Pager, ts testSource, mode Mode) {
+	files := map[string]int64{snapshot.ImageFile: confOutsideWS * snapshot.PageSize}
+	if mode.UsesWorkingSet() {
+		files[snapshot.WSImageFile] = 0
+	}
+	for file, off := range files {
+		t.Run(file, func(t *testing.T) {
+			snap, _ := confSnapshot(t)
+			src := ts.open(t, snap)
+			ts.damage(t, src, file, off)
+			r := &Restorer{Pager: p}
+			m, err := r.Prepare(context.Background(), mode, src, 32<<20, false)
+			if err != nil {
+				if !errors.Is(err, errdefs.ErrCorrupt) || r.CorruptRestores() != 1 {
+					t.Fatalf("restore of a damaged snapshot: %v (%d counted), want ErrCorrupt", err, r.CorruptRestores())
+				}
+				return
+			}
+			defer m.Region.Free()
+			if file == snapshot.WSImageFile {
+				t.Fatal("a damaged working set was installed")
+			}
+			readAll(m, confImage())
+			bad, err := m.Verify()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bad == 0 && m.Failures().Corrupt == 0 {
+				t.Fatalf("the damaged page went unnoticed: Verify = 0, failures %+v", m.Failures())
+			}
+			if mode != Mmap && m.Failures().Corrupt == 0 {
+				t.Fatalf("the pager served the damaged page without counting it: %+v", m.Failures())
+			}
+		})
+	}
+}
+
+// testPool: a freed eager or bulk region goes back to the pool, and the
+// next restore reuses it, after a finished instance left garbage in every
+// page, and still gives exactly the image (zeros past it). The other modes
+// take new regions: lazy and reap install with UFFDIO_COPY, which needs
+// the pages missing, and mmap replaces the mapping.
+func testPool(t *testing.T, p *pager.Pager, ts testSource, mode Mode) {
+	snap, _ := confSnapshot(t)
+	src := ts.open(t, snap)
+	pool := engine.NewRegionPool(1 << 30)
+	defer pool.Close()
+	r := &Restorer{Pager: p, Regions: pool}
+	image := confImage()
+	for round := range 2 {
+		m, err := r.Prepare(context.Background(), mode, src, 32<<20, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := m.Stats(); st.Reused != (round > 0 && pooled(mode)) {
+			t.Fatalf("round %d: reused %v", round, st.Reused)
+		}
+		if !readAll(m, image) {
+			t.Fatalf("round %d: memory differs from the image", round)
+		}
+		if bad, err := m.Verify(); bad != 0 || err != nil {
+			t.Fatalf("round %d: Verify = %d, %v", round, bad, err)
+		}
+		// Garbage in every page, and past the image, as a guest would
+		// leave.
+		grown := m.Region.Reallocate(uint64(len(image) + 16*snapshot.PageSize))
+		for i := range grown {
+			grown[i] = 0xA5
+		}
+		m.Region.Free()
+		if n, _ := pool.Idle(); (n == 1) != pooled(mode) {
+			t.Fatalf("round %d: %d regions in the pool after a %s restore's was freed", round, n, mode)
+		}
+	}
+	m, err := r.Prepare(context.Background(), mode, src, 32<<20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Region.Free()
+	mem := m.Region.Bytes()
+	if !bytes.Equal(mem[:len(image)], image) {
+		t.Fatal("a reused region differs from the image")
+	}
+	if pooled(mode) && bytes.ContainsFunc(mem[len(image):len(image)+16*snapshot.PageSize], func(r rune) bool { return r != 0 }) {
+		t.Fatal("memory past the image is not zero in a reused region")
+	}
+}

@@ -1,0 +1,277 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/pager"
+	"github.com/thaw-run/thaw/internal/snapshot"
+)
+
+// Files returns the Source of a local snapshot directory: its files are
+// read directly (memory.img sparse, its holes skipped) and every page
+// checked against pages.crc; the pager reads memory.img itself, with the
+// checksum table.
+func Files(snap *snapshot.Snapshot) Source { return files{snap} }
+
+type files struct{ snap *snapshot.Snapshot }
+
+var _ Source = files{}
+
+func (s files) String() string            { return s.snap.Dir }
+func (s files) Meta() *snapshot.Meta      { return &s.snap.Meta }
+func (s files) Local() *snapshot.Snapshot { return s.snap }
+
+func (s files) workingSet() (*snapshot.WorkingSet, error) { return s.snap.WorkingSet() }
+
+func (s files) openImage(context.Context) (imageReader, error) {
+	f, err := os.Open(s.snap.Path(snapshot.ImageFile))
+	if err != nil {
+		return nil, fmt.Errorf("open image: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	ext, err := snapshot.DataExtents(f, s.snap.Meta.ImageSize)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &fileImage{f: f, snap: s.snap, ext: ext}, nil
+}
+
+// fileImage reads memory.img in order, one extent at a time: a local disk
+// serves one sequential stream best.
+type fileImage struct {
+	f    *os.File
+	snap *snapshot.Snapshot
+	ext  []snapshot.Extent
+}
+
+func (i *fileImage) extents() []snapshot.Extent { return i.ext }
+func (i *fileImage) fetchers() int              { return 1 }
+func (i *fileImage) close()                     { _ = i.f.Close() }
+
+func (i *fileImage) readAt(_ context.Context, p []byte, off int64) (int, error) {
+	n, err := i.f.ReadAt(p, off)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return n, err
+}
+
+// check verifies every page, holes too: a data page punched into a hole
+// reads as zeros and fails its checksum.
+func (i *fileImage) check(mem []byte) error { return i.snap.VerifyPages(0, mem) }
+
+func (s files) mapFile(context.Context) (mapping, error) {
+	return mapping{path: s.snap.Path(snapshot.ImageFile), check: s.snap}, nil
+}
+
+// pagerSource opens memory.img and pages.crc for the pager, which verifies
+// every page it reads against the checksum table. They stay open until the
+// memory is released: a standby pager may need them.
+func (s files) pagerSource(m *Memory) (pager.SourceSpec, error) {
+	img, err := os.Open(s.snap.Path(snapshot.ImageFile))
+	if err != nil {
+		return pager.SourceSpec{}, fmt.Errorf("open image: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	m.image = img
+	crc, err := os.Open(s.snap.Path(snapshot.CRCFile))
+	if err != nil {
+		return pager.SourceSpec{}, fmt.Errorf("open page checksums: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	m.crc = crc
+	return pager.SourceSpec{Kind: pager.KindFile, Files: []*os.File{img, crc}}, nil
+}
+
+// eachWS is REAP's read: the whole working-set file in one read, into a
+// staging buffer, checked against its CRC, then handed over a run at a
+// time.
+func (s files) eachWS(_ context.Context, r *Restorer, ws *snapshot.WorkingSet, place func(dst int64, data []byte) error) (int64, error) {
+	bp, _ := r.staging.Get().(*[]byte)
+	if bp == nil || int64(cap(*bp)) < ws.Bytes() {
+		b := make([]byte, ws.Bytes())
+		bp = &b
+	}
+	defer r.staging.Put(bp)
+	buf, err := readFile(s.snap.Path(snapshot.WSImageFile), (*bp)[:ws.Bytes()])
+	if err != nil {
+		return int64(len(buf)), err
+	}
+	if err := s.snap.CheckWorkingSetData(ws, buf); err != nil {
+		return ws.Bytes(), err
+	}
+	off := 0
+	for _, run := range ws.Runs {
+		n := run.Count * snapshot.PageSize
+		if err := place(int64(run.Start)*snapshot.PageSize, buf[off:off+n]); err != nil {
+			return ws.Bytes(), err
+		}
+		off += n
+	}
+	return ws.Bytes(), nil
+}
+
+// fillWS reads the working-set file directly into its pages' places with
+// scatter reads (up to IOV_MAX runs per preadv), then checks it against the
+// snapshot's page checksums.
+func (s files) fillWS(_ context.Context, m *Memory, ws *snapshot.WorkingSet, mapped []bool) (int64, error) {
+	f, err := os.Open(s.snap.Path(snapshot.WSImageFile))
+	if err != nil {
+		return 0, fmt.Errorf("open working set: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() != ws.Bytes() {
+		return 0, fmt.Errorf("working set file has the wrong size (truncated?): %w", errdefs.ErrCorrupt)
+	}
+	// Ask for the whole file now: the kernel reads it in large requests
+	// while the readers copy, instead of each reader's reads waiting for
+	// their own read-ahead.
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_WILLNEED)
+	mem := m.Region.Bytes()
+	// Two readers, each over half of the runs: the disk serves both
+	// queues at once and the two cores share the cost of populating,
+	// filling and checking the pages. Populating a run first makes its
+	// pages present in one call instead of one fault each. Each reader
+	// checks its pages against the snapshot's per-page checksums.
+	parts := splitRuns(ws.Runs, 2)
+	errs := make([]error, len(parts))
+	read := make([]int64, len(parts))
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer catch(&errs[i])
+			for _, run := range p.runs {
+				if !allSet(mapped, run) {
+					m.Region.Populate(uint64(run.Start)*snapshot.PageSize, uint64(run.Count)*snapshot.PageSize)
+				}
+			}
+			// A descriptor per reader: read-ahead state is per open file,
+			// and two interleaved streams on one would defeat it. Opened
+			// through /proc/self/fd, it is the same file even if a new
+			// working set has been renamed over the name meanwhile.
+			rf := f
+			if i > 0 {
+				var err error
+				if rf, err = os.Open(fmt.Sprintf("/proc/self/fd/%d", f.Fd())); err != nil {
+					errs[i] = fmt.Errorf("open working set: %v: %w", err, errdefs.ErrCorrupt)
+					return
+				}
+				defer rf.Close()
+			}
+			read[i], errs[i] = preadRuns(int(rf.Fd()), mem, p.runs, p.fileOff)
+			if errs[i] != nil {
+				return
+			}
+			for _, run := range p.runs {
+				if err := s.snap.VerifyPages(run.Start, mem[run.Start*snapshot.PageSize:(run.Start+run.Count)*snapshot.PageSize]); err != nil {
+					errs[i] = fmt.Errorf("working set: %w", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var total int64
+	for i := range parts {
+		total += read[i]
+	}
+	return total, errors.Join(errs...)
+}
+
+// runPart is a slice of a working set's runs and where they start in
+// ws.img.
+type runPart struct {
+	runs    []snapshot.Run
+	fileOff int64
+}
+
+// splitRuns cuts runs into up to n parts of about equal bytes.
+func splitRuns(runs []snapshot.Run, n int) []runPart {
+	total := 0
+	for _, r := range runs {
+		total += r.Count
+	}
+	var parts []runPart
+	start, pages, off := 0, 0, int64(0)
+	for i, r := range runs {
+		pages += r.Count
+		if len(parts) < n-1 && pages*n >= total*(len(parts)+1) {
+			parts = append(parts, runPart{runs: runs[start : i+1], fileOff: off})
+			off = int64(pages) * snapshot.PageSize
+			start = i + 1
+		}
+	}
+	if start < len(runs) {
+		parts = append(parts, runPart{runs: runs[start:], fileOff: off})
+	}
+	return parts
+}
+
+// preadRuns reads consecutive bytes of fd from fileOff into the runs'
+// places in mem, with scatter reads of up to IOV_MAX runs each.
+func preadRuns(fd int, mem []byte, runs []snapshot.Run, fileOff int64) (int64, error) {
+	const iovMax = 1024
+	var read int64
+	for i := 0; i < len(runs); i += iovMax {
+		chunk := runs[i:min(i+iovMax, len(runs))]
+		iovs := make([][]byte, len(chunk))
+		var want int64
+		for j, run := range chunk {
+			iovs[j] = mem[run.Start*snapshot.PageSize : (run.Start+run.Count)*snapshot.PageSize]
+			want += int64(len(iovs[j]))
+		}
+		for want > 0 {
+			n, err := unix.Preadv(fd, iovs, fileOff)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return read, fmt.Errorf("read working set: %w", err)
+			}
+			if n == 0 {
+				return read, fmt.Errorf("working set file ended early: %w", errdefs.ErrCorrupt)
+			}
+			read += int64(n)
+			fileOff += int64(n)
+			want -= int64(n)
+			iovs = advance(iovs, n)
+		}
+	}
+	return read, nil
+}
+
+// advance drops the first n bytes from a list of buffers.
+func advance(iovs [][]byte, n int) [][]byte {
+	for n > 0 && len(iovs) > 0 {
+		if n >= len(iovs[0]) {
+			n -= len(iovs[0])
+			iovs = iovs[1:]
+			continue
+		}
+		iovs[0] = iovs[0][n:]
+		n = 0
+	}
+	return iovs
+}
+
+// readFile fills buf from the start of the file at path in one read.
+func readFile(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %v: %w", path, err, errdefs.ErrCorrupt)
+	}
+	defer f.Close()
+	n, err := io.ReadFull(f, buf)
+	if err != nil {
+		return buf[:n], fmt.Errorf("read %s: %v (truncated?): %w", path, err, errdefs.ErrCorrupt)
+	}
+	return buf, nil
+}

@@ -1,0 +1,196 @@
+package restore
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/pager"
+	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/uffd"
+)
+
+// Memory is a prepared region and what serves its missing pages.
+type Memory struct {
+	Region *engine.Region
+
+	mu      sync.Mutex
+	stats   Stats
+	session *pager.Session
+	uffd    *uffd.FD
+	uffdLen uint64 // bytes registered with uffd, from the region's start
+	image   *os.File
+	crc     *os.File
+	base    int64          // faults already counted before the pager took over
+	check   *mapCheck      // mmap: verifies pages the kernel mapped
+	failed  pager.Failures // the session's, kept by release
+	// onBad, if set, runs once when Verify first finds a bad page (a
+	// store mmap restore removes its materialised image).
+	onBad func()
+}
+
+// Paged reports whether a pager serves this memory's missing pages.
+func (m *Memory) Paged() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.session != nil
+}
+
+// Failures says why the pager refused or failed pages of this memory (all
+// zero without a pager): the page source was unavailable past the fault
+// budget, a page failed its checksum, or the pager died or stalled with
+// faults outstanding. Any non-zero count means the instance must be
+// discarded.
+func (m *Memory) Failures() pager.Failures {
+	m.mu.Lock()
+	sess, f := m.session, m.failed
+	m.mu.Unlock()
+	if sess == nil {
+		return f
+	}
+	return sess.Failures()
+}
+
+// Stats returns the preparation stats with the pager's fault counts so far.
+func (m *Memory) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.stats
+	if m.session != nil {
+		if ps, err := m.session.Stats(); err == nil {
+			st.Faults = m.base + int64(ps.Faults)
+			st.BytesRead += int64(ps.BytesRead)
+			st.BadPages = int64(ps.Errors)
+		}
+	}
+	return st
+}
+
+// Verify reports how many of the snapshot's pages this instance has been
+// given that failed their checksum, so far. A non-zero count means the
+// instance computed with wrong memory: discard it and its last answer.
+//
+// mmap: pages come straight from the kernel, so Verify checks those mapped
+// since the last Verify (docs/restore.md); call it after every call, while
+// the guest is not running. Modes with a pager: the pager checks each page
+// it serves and Verify reads its count from a page they share (a memory
+// load, no round trip), so it is cheap after every call.
+// eager checks every page before the call: always 0. An mmap of a store
+// snapshot maps a file materialised on local disk and is checked like a
+// local image.
+func (m *Memory) Verify() (int64, error) {
+	m.mu.Lock()
+	if m.check == nil {
+		sess, bad := m.session, m.stats.BadPages
+		m.mu.Unlock()
+		if sess == nil {
+			// No pager, or it has detached because the instance closed
+			// (a guest that crashed on a refused page): release kept the
+			// count.
+			return bad, nil
+		}
+		return int64(sess.Errors()), nil
+	}
+	defer m.mu.Unlock()
+	t0 := time.Now()
+	n, bad, err := m.check.check()
+	m.stats.Verify += time.Since(t0)
+	m.stats.Verified += n
+	m.stats.BadPages += int64(len(bad))
+	if m.stats.BadPages > 0 && m.onBad != nil {
+		m.onBad()
+		m.onBad = nil
+	}
+	if err != nil {
+		return m.stats.BadPages, fmt.Errorf("verify mapped pages: %w", err)
+	}
+	return m.stats.BadPages, nil
+}
+
+// Trace returns the pages faulted in first-fault order; only for a Memory
+// prepared with record set.
+func (m *Memory) Trace() ([]int, error) {
+	if m.session == nil {
+		return nil, fmt.Errorf("no pager session to trace")
+	}
+	offs, err := m.session.Trace()
+	if err != nil {
+		return nil, err
+	}
+	pages := make([]int, len(offs))
+	for i, o := range offs {
+		pages[i] = int(o / snapshot.PageSize)
+	}
+	return pages, nil
+}
+
+// release detaches the pager; it runs when the region is freed.
+func (m *Memory) release() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.session != nil {
+		// Keep the pager's counts: a guest that crashed on a page the
+		// pager refused closes its instance, and so this memory, before
+		// the worker asks why.
+		if ps, err := m.session.Stats(); err == nil {
+			m.stats.Faults = m.base + int64(ps.Faults)
+			m.stats.BytesRead += int64(ps.BytesRead)
+			m.stats.BadPages = max(m.stats.BadPages, int64(ps.Errors))
+		}
+		m.failed = m.session.Failures()
+		m.stats.BadPages = max(m.stats.BadPages, int64(m.session.Errors()))
+		_ = m.session.Close()
+		m.session = nil
+	}
+	if m.uffd != nil {
+		// Unregister explicitly: the pager process holds a copy of the
+		// descriptor, and a reused region must be free to register anew.
+		if m.uffdLen > 0 {
+			_ = m.uffd.Unregister(m.Region.Addr(), m.uffdLen)
+		}
+		_ = m.uffd.Close()
+		m.uffd = nil
+	}
+	if m.image != nil {
+		_ = m.image.Close()
+		m.image = nil
+	}
+	if m.crc != nil {
+		_ = m.crc.Close()
+		m.crc = nil
+	}
+	if m.check != nil {
+		m.check.stopAhead()
+		m.check = nil // its mapping is about to go
+	}
+}
+
+// register registers the region's first size bytes with the memory's
+// userfaultfd: from now on a missing page there faults to the pager.
+func (m *Memory) register(size uint64) error {
+	if err := m.uffd.Register(m.Region.Addr(), size); err != nil {
+		return fmt.Errorf("register region: %w", err)
+	}
+	m.uffdLen = size
+	return nil
+}
+
+// scrub prepares a reused region (engine.Region.Scrub) and records what it
+// did.
+func (m *Memory) scrub(imageSize int64, keep, zero func(int) bool) error {
+	st, err := m.Region.Scrub(uint64(imageSize), keep, zero)
+	m.stats.Scrub = st
+	if err != nil {
+		return fmt.Errorf("scrub reused region: %w", err)
+	}
+	return nil
+}
+
+// prefetched records a working set installed ahead of the call, whose
+// prefetch began at t0.
+func (m *Memory) prefetched(ws *snapshot.WorkingSet, t0 time.Time) {
+	m.stats.Prefetch = time.Since(t0)
+	m.stats.WSBytes, m.stats.WSPages = ws.Bytes(), ws.Pages
+}
