@@ -13,8 +13,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -96,39 +94,13 @@ type TierStatser interface {
 }
 
 // MaxObjectSize bounds the objects a backend reads from local files (the
-// disk backend, the upload queue, a read-only view of a store directory):
+// disk backend and its shared view, the upload queue; see
+// atomicfile.ReadFile):
 // a chunk is at most 64 MiB sealed, and the manifest of a snapshot of
 // wasm32's largest memory cut into the smallest chunks is under 256 MiB. A
 // larger file is damaged or planted and is refused unread, as the S3
 // backend refuses objects past its limit.
 const MaxObjectSize = 256 << 20
-
-// ReadObjectFile reads an object stored as the file at path, refusing
-// (errdefs.ErrCorrupt, nothing read) a file larger than MaxObjectSize or
-// not a regular file. A missing file's error wraps fs.ErrNotExist.
-func ReadObjectFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > MaxObjectSize {
-		return nil, fmt.Errorf("%s: %d bytes (%s), at most %d: %w", path, fi.Size(), fi.Mode().Type(), MaxObjectSize, errdefs.ErrCorrupt)
-	}
-	// The size read is bounded even if the file grows meanwhile.
-	b, err := io.ReadAll(io.LimitReader(f, MaxObjectSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > MaxObjectSize {
-		return nil, fmt.Errorf("%s: grew past %d bytes: %w", path, MaxObjectSize, errdefs.ErrCorrupt)
-	}
-	return b, nil
-}
 
 // ValidName reports whether name is acceptable as an object name: non-empty
 // slash-separated segments of letters, digits, '.', '-' and '_', none of them

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/atomicfile"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/disk"
@@ -243,7 +244,7 @@ func (d readOnlyDir) Get(ctx context.Context, name string) ([]byte, error) {
 	if err := store.ValidName(name); err != nil {
 		return nil, err
 	}
-	b, err := store.ReadObjectFile(d.path(name))
+	b, err := atomicfile.ReadFile(d.path(name), store.MaxObjectSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("dir: %s: %w", name, errdefs.ErrNotFound)
 	}

@@ -388,7 +388,7 @@ const maxRecordBytes = 64 << 10
 
 // readRecordFile reads a function.json of at most maxRecordBytes.
 func readRecordFile(path string) ([]byte, error) {
-	return snapshot.ReadFileLimit(path, maxRecordBytes)
+	return atomicfile.ReadFile(path, maxRecordBytes)
 }
 
 // decodeRecord parses and checks a function.json: a name that is a valid

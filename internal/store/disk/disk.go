@@ -148,7 +148,7 @@ func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
 		return b.adopt(name)
 	}
 	p := b.path(name)
-	data, err := store.ReadObjectFile(p)
+	data, err := atomicfile.ReadFile(p, store.MaxObjectSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		b.forget(name, e)
 		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
@@ -167,7 +167,7 @@ func (b *Backend) adopt(name string) ([]byte, error) {
 	if store.ValidName(name) != nil {
 		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
 	}
-	data, err := store.ReadObjectFile(b.path(name))
+	data, err := atomicfile.ReadFile(b.path(name), store.MaxObjectSize)
 	if err != nil {
 		// Missing (the usual miss) or unreadable: either way not here.
 		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
