@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
@@ -138,8 +139,8 @@ func FuzzMaterialisedImage(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg := storesnap.Config{Tenant: "t1", Secret: newSecret(t), Dir: filepath.Join(dir, "remote"), CacheDir: filepath.Join(dir, "cache")}
-			h, err := storesnap.Open(ctx, cfg)
+			cfg := stack.Config{Tenant: "t1", Secret: newSecret(t), Dir: filepath.Join(dir, "remote"), CacheDir: filepath.Join(dir, "cache")}
+			h, err := stack.Open(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

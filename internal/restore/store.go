@@ -17,6 +17,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/storesnap"
 	"github.com/thaw-run/thaw/internal/uffd"
 )
@@ -47,8 +48,8 @@ type StoreRestorer struct {
 	// Pager serves lazy pages (lazy, reap, bulk).
 	Pager *pager.Pager
 	// Config names the store the snapshots come from; the pager child
-	// opens it from this description (storesnap.OpenReader).
-	Config storesnap.Config
+	// opens it from this description (stack.OpenReader).
+	Config stack.Config
 	// CacheDir holds images materialised for mmap restores.
 	CacheDir string
 	// Concurrency bounds parallel chunk fetches (default 8).
@@ -220,7 +221,7 @@ func (r *StoreRestorer) lazy(ctx context.Context, m *Memory, snap *storesnap.Sna
 			return err
 		}
 	}
-	src, err := pager.StoreSource(pager.StoreParams{Store: r.Config, Snapshot: snap.ID, File: snapshot.ImageFile})
+	src, err := pager.StoreSource(pager.StoreParams{Store: r.Config.JSON(), Snapshot: snap.ID, File: snapshot.ImageFile})
 	if err != nil {
 		return err
 	}

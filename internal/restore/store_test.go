@@ -21,12 +21,13 @@ import (
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/s3"
+	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/storesnap"
 	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
 func TestMain(m *testing.M) {
-	pager.RunIfChild()
+	pager.RunIfChild(stack.OpenReaderJSON)
 	os.Exit(m.Run())
 }
 
@@ -132,29 +133,29 @@ func newSecret(t *testing.T) []byte {
 }
 
 // dirConfig is a store on a local directory, with a disk cache.
-func dirConfig(t *testing.T) storesnap.Config {
+func dirConfig(t *testing.T) stack.Config {
 	d := t.TempDir()
-	return storesnap.Config{Tenant: "t1", Secret: newSecret(t), Dir: filepath.Join(d, "remote"), CacheDir: filepath.Join(d, "cache")}
+	return stack.Config{Tenant: "t1", Secret: newSecret(t), Dir: filepath.Join(d, "remote"), CacheDir: filepath.Join(d, "cache")}
 }
 
 // s3Config is a store on the MinIO of scripts/minio.sh, if it is running.
-func s3Config(t *testing.T) storesnap.Config {
+func s3Config(t *testing.T) stack.Config {
 	ep := os.Getenv("THAW_TEST_S3_ENDPOINT")
 	if ep == "" {
 		t.Skip("THAW_TEST_S3_ENDPOINT not set: run scripts/minio.sh start; eval \"$(scripts/minio.sh env)\"")
 	}
 	d := t.TempDir()
-	return storesnap.Config{Tenant: "t1", Secret: newSecret(t), CacheDir: filepath.Join(d, "cache"), S3: &s3.Config{
+	return stack.Config{Tenant: "t1", Secret: newSecret(t), CacheDir: filepath.Join(d, "cache"), S3: &s3.Config{
 		Endpoint: ep, AccessKey: os.Getenv("THAW_TEST_S3_ACCESS_KEY"), SecretKey: os.Getenv("THAW_TEST_S3_SECRET_KEY"),
 		Region: os.Getenv("THAW_TEST_S3_REGION"), Bucket: "thaw-restore-test", Prefix: "run-" + strconv.FormatInt(time.Now().UnixNano(), 36)}}
 }
 
 // publish puts the fixture's snapshot into the store of cfg and opens it
 // from the store alone, through a fresh handle (no local file is used).
-func publish(t *testing.T, f *fixture, cfg storesnap.Config) (*storesnap.Handle, *storesnap.Snapshot) {
+func publish(t *testing.T, f *fixture, cfg stack.Config) (*stack.Handle, *storesnap.Snapshot) {
 	t.Helper()
 	ctx := context.Background()
-	h, err := storesnap.Open(ctx, cfg)
+	h, err := stack.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func publish(t *testing.T, f *fixture, cfg storesnap.Config) (*storesnap.Handle,
 	}
 	h.Close()
 	// A second handle: nothing cached in memory from the Put.
-	h, err = storesnap.Open(ctx, cfg)
+	h, err = stack.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +207,7 @@ func restoreAndCall(t *testing.T, f *fixture, r *StoreRestorer, mode Mode, sn *s
 	return resp.Body, m.Stats()
 }
 
-func testAllModes(t *testing.T, cfg storesnap.Config) {
+func testAllModes(t *testing.T, cfg stack.Config) {
 	f := helloFixture(t)
 	_, sn := publish(t, f, cfg)
 	r := &StoreRestorer{Pager: f.pager, Config: cfg, CacheDir: t.TempDir()}
@@ -270,7 +271,7 @@ func TestStoreRestoreTampered(t *testing.T) {
 		t.Fatalf("tampered %d chunks: %v", n, err)
 	}
 	ctx := context.Background()
-	h, err := storesnap.Open(ctx, cfg)
+	h, err := stack.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +324,7 @@ func TestStoreRestoreTamperedImage(t *testing.T) {
 	}
 	h.Close()
 	ctx := context.Background()
-	h2, err := storesnap.Open(ctx, cfg)
+	h2, err := stack.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

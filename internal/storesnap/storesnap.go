@@ -1,3 +1,9 @@
+// Package storesnap bridges snapshot directories (internal/snapshot) and the
+// chunk store (internal/store): Publish puts a snapshot's files into a
+// store as one store snapshot, OpenSnapshot reads a snapshot back from the
+// store alone, ForEachChunk walks a file's chunks in parallel and
+// Materialise writes a memory image back to a local file. Which store,
+// and how it is stacked, is internal/store/stack's business.
 package storesnap
 
 import (
