@@ -10,6 +10,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/stack"
+	"github.com/thaw-run/thaw/internal/store/storetest"
 )
 
 // A store source opens its store with the pager's StoreOpener, once per
@@ -17,15 +18,7 @@ import (
 // zero; a pager given no opener refuses store sources.
 func TestStoreSource(t *testing.T) {
 	ctx := context.Background()
-	sec, err := store.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := store.ParseSecret(sec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := stack.Config{Tenant: "t", Secret: key, Dir: t.TempDir(), ChunkSize: 4 * pageSize}
+	cfg := stack.Config{Tenant: "t", Secret: storetest.Secret(t), Dir: t.TempDir(), ChunkSize: 4 * pageSize}
 	h, err := stack.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

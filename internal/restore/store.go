@@ -134,7 +134,7 @@ func readInto(ctx context.Context, f interface {
 func (r *StoreRestorer) eager(ctx context.Context, m *Memory, snap *storesnap.Snapshot) error {
 	mem := m.Region.Bytes()[:snap.Meta.ImageSize]
 	var read atomic.Int64
-	err := storesnap.ForEachChunk(ctx, snap.Snap, snapshot.ImageFile, r.concurrency(), func(ctx context.Context, off, size int64) error {
+	err := snap.Snap.ForEachChunk(ctx, snapshot.ImageFile, r.concurrency(), func(ctx context.Context, off, size int64) error {
 		m.Region.Populate(uint64(off), uint64(size))
 		n, err := readInto(ctx, snap.Image, mem[off:off+size], off)
 		read.Add(int64(n))
@@ -268,7 +268,7 @@ func (r *StoreRestorer) fillWS(ctx context.Context, m *Memory, snap *storesnap.S
 	ws := snap.WS
 	starts := runStarts(ws)
 	var read atomic.Int64
-	err := storesnap.ForEachChunk(ctx, snap.Snap, snapshot.WSImageFile, r.concurrency(), func(ctx context.Context, off, size int64) error {
+	err := snap.Snap.ForEachChunk(ctx, snapshot.WSImageFile, r.concurrency(), func(ctx context.Context, off, size int64) error {
 		plain, err := snap.WSImage.Chunk(ctx, off)
 		if err != nil {
 			return err

@@ -69,6 +69,21 @@ type VerifyingGetter interface {
 	GetVerified(ctx context.Context, name string, check func([]byte) error) ([]byte, error)
 }
 
+// getChecked reads name from be and runs check on it: through
+// GetVerified if be can try another copy when one fails check, else one
+// Get.
+func getChecked(ctx context.Context, be Backend, name string, check func([]byte) error) error {
+	if vg, ok := be.(VerifyingGetter); ok {
+		_, err := vg.GetVerified(ctx, name, check)
+		return err
+	}
+	obj, err := be.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	return check(obj)
+}
+
 // Originer is an optional Backend capability of caching backends: Origin
 // returns the view of the authoritative copies only (for a tiered backend:
 // its upload queue and the remote store, without the caches). Verify and GC

@@ -12,22 +12,9 @@ import (
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/snapshot"
-	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/stack"
+	"github.com/thaw-run/thaw/internal/store/storetest"
 )
-
-func secret(t *testing.T) []byte {
-	t.Helper()
-	s, err := store.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := store.ParseSecret(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // writeSnapshot writes a 4-wasm-page snapshot with data in pages 0-2 and
 // 40-59, a hole elsewhere, and a working set of pages 1 and 40-49.
@@ -64,7 +51,7 @@ func TestPublishOpen(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d := t.TempDir()
-			cfg := stack.Config{Tenant: "t", Secret: secret(t), Dir: filepath.Join(d, "remote"), CacheDir: filepath.Join(d, "cache"), ChunkSize: tc.chunk}
+			cfg := stack.Config{Tenant: "t", Secret: storetest.Secret(t), Dir: filepath.Join(d, "remote"), CacheDir: filepath.Join(d, "cache"), ChunkSize: tc.chunk}
 			h, err := stack.Open(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -88,7 +75,7 @@ func TestPublishOpen(t *testing.T) {
 					t.Fatalf("opened meta %+v ws %+v", sn.Meta, sn.WS)
 				}
 				got := make([]byte, len(mem))
-				if err := ForEachChunk(ctx, sn.Snap, snapshot.ImageFile, 4, func(ctx context.Context, off, size int64) error {
+				if err := sn.Snap.ForEachChunk(ctx, snapshot.ImageFile, 4, func(ctx context.Context, off, size int64) error {
 					_, err := sn.Image.ReadAtContext(ctx, got[off:off+size], off)
 					return err
 				}); err != nil {
@@ -126,7 +113,7 @@ func TestPublishWithoutWorkingSet(t *testing.T) {
 	if err := snap.RemoveWorkingSet(); err != nil {
 		t.Fatal(err)
 	}
-	h, err := stack.Open(ctx, stack.Config{Tenant: "t", Secret: secret(t), Dir: t.TempDir()})
+	h, err := stack.Open(ctx, stack.Config{Tenant: "t", Secret: storetest.Secret(t), Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,20 +15,8 @@ import (
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/s3"
 	"github.com/thaw-run/thaw/internal/store/stack"
+	"github.com/thaw-run/thaw/internal/store/storetest"
 )
-
-func secret(t *testing.T) []byte {
-	t.Helper()
-	s, err := store.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := store.ParseSecret(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // put stores a 64 KiB image of random bytes as snapshot id and returns it.
 func put(t *testing.T, h *stack.Handle, id string) []byte {
@@ -69,7 +57,7 @@ func read(t *testing.T, h *stack.Handle, id string) []byte {
 // cached copy is replaced by the remote's good one.
 func TestReaderFillsDiskCache(t *testing.T) {
 	d := t.TempDir()
-	sec := secret(t)
+	sec := storetest.Secret(t)
 	remote := filepath.Join(d, "remote")
 	pub, err := stack.Open(context.Background(), stack.Config{Tenant: "t", Secret: sec, Dir: remote, CacheDir: filepath.Join(d, "publisher-cache"), ChunkSize: 4096})
 	if err != nil {
@@ -148,7 +136,7 @@ func TestReaderFillsDiskCache(t *testing.T) {
 // (The return of the endpoint is tested against MinIO in internal/worker.)
 func TestOpenWithUnreachableS3(t *testing.T) {
 	ctx := context.Background()
-	cfg := stack.Config{Tenant: "t1", Secret: secret(t), CacheDir: t.TempDir(), S3: &s3.Config{
+	cfg := stack.Config{Tenant: "t1", Secret: storetest.Secret(t), CacheDir: t.TempDir(), S3: &s3.Config{
 		Endpoint: "127.0.0.1:1", AccessKey: "k", SecretKey: "s", Bucket: "b"}}
 	h, err := stack.Open(ctx, cfg)
 	if err != nil {
@@ -173,7 +161,7 @@ func TestOpenWithUnreachableS3(t *testing.T) {
 // OpenReaderJSON opens what Config.JSON encodes, and refuses what does not
 // decode or validate.
 func TestOpenReaderJSON(t *testing.T) {
-	cfg := stack.Config{Tenant: "t", Secret: secret(t), Dir: t.TempDir()}
+	cfg := stack.Config{Tenant: "t", Secret: storetest.Secret(t), Dir: t.TempDir()}
 	w, err := stack.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +183,7 @@ func TestOpenReaderJSON(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	s := secret(t)
+	s := storetest.Secret(t)
 	cases := []struct {
 		name string
 		c    stack.Config

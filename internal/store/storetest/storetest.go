@@ -275,3 +275,18 @@ func mustPut(t *testing.T, b store.Backend, name string, data []byte) {
 		t.Fatalf("Put %s: %v", name, err)
 	}
 }
+
+// Secret returns a new random master secret (store.GenerateSecret, as
+// store.ParseSecret reads it back), for tests that open a store.
+func Secret(t testing.TB) []byte {
+	t.Helper()
+	s, err := store.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.ParseSecret(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
