@@ -70,7 +70,7 @@ type Config struct {
 // Backend is the tiered composition. Close it to stop the uploader.
 type Backend struct {
 	cfg    Config
-	q      *queue // nil when read-only
+	q      *queue         // nil when read-only
 	stats  []tierCounters // caches..., queue, remote
 	wake   chan struct{}
 	stop   chan struct{}
