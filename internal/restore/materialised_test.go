@@ -10,6 +10,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/store/stack"
+	"github.com/thaw-run/thaw/internal/store/storetest"
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
@@ -139,7 +140,7 @@ func FuzzMaterialisedImage(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg := stack.Config{Tenant: "t1", Secret: newSecret(t), Dir: filepath.Join(dir, "remote"), CacheDir: filepath.Join(dir, "cache")}
+			cfg := stack.Config{Tenant: "t1", Secret: storetest.Secret(t), Dir: filepath.Join(dir, "remote"), CacheDir: filepath.Join(dir, "cache")}
 			h, err := stack.Open(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)

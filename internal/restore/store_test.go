@@ -19,9 +19,9 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
-	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/s3"
 	"github.com/thaw-run/thaw/internal/store/stack"
+	"github.com/thaw-run/thaw/internal/store/storetest"
 	"github.com/thaw-run/thaw/internal/storesnap"
 	"github.com/thaw-run/thaw/internal/testwasm"
 )
@@ -119,23 +119,10 @@ func newFixture(t *testing.T) (*fixture, error) {
 	return f, nil
 }
 
-func newSecret(t *testing.T) []byte {
-	t.Helper()
-	s, err := store.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := store.ParseSecret(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // dirConfig is a store on a local directory, with a disk cache.
 func dirConfig(t *testing.T) stack.Config {
 	d := t.TempDir()
-	return stack.Config{Tenant: "t1", Secret: newSecret(t), Dir: filepath.Join(d, "remote"), CacheDir: filepath.Join(d, "cache")}
+	return stack.Config{Tenant: "t1", Secret: storetest.Secret(t), Dir: filepath.Join(d, "remote"), CacheDir: filepath.Join(d, "cache")}
 }
 
 // s3Config is a store on the MinIO of scripts/minio.sh, if it is running.
@@ -145,7 +132,7 @@ func s3Config(t *testing.T) stack.Config {
 		t.Skip("THAW_TEST_S3_ENDPOINT not set: run scripts/minio.sh start; eval \"$(scripts/minio.sh env)\"")
 	}
 	d := t.TempDir()
-	return stack.Config{Tenant: "t1", Secret: newSecret(t), CacheDir: filepath.Join(d, "cache"), S3: &s3.Config{
+	return stack.Config{Tenant: "t1", Secret: storetest.Secret(t), CacheDir: filepath.Join(d, "cache"), S3: &s3.Config{
 		Endpoint: ep, AccessKey: os.Getenv("THAW_TEST_S3_ACCESS_KEY"), SecretKey: os.Getenv("THAW_TEST_S3_SECRET_KEY"),
 		Region: os.Getenv("THAW_TEST_S3_REGION"), Bucket: "thaw-restore-test", Prefix: "run-" + strconv.FormatInt(time.Now().UnixNano(), 36)}}
 }

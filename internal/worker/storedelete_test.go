@@ -15,6 +15,7 @@ import (
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/s3"
 	"github.com/thaw-run/thaw/internal/store/stack"
+	"github.com/thaw-run/thaw/internal/store/storetest"
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
@@ -246,7 +247,7 @@ func privateMinIO(t *testing.T) (stack.Config, func(cmd string)) {
 	t.Helper()
 	minio := testminio.Private(t)
 	minio.Run("stop")
-	cfg := stack.Config{Tenant: "t1", Secret: storeSecret(t), S3: &s3.Config{
+	cfg := stack.Config{Tenant: "t1", Secret: storetest.Secret(t), S3: &s3.Config{
 		AccessKey: os.Getenv("THAW_TEST_S3_ACCESS_KEY"), SecretKey: os.Getenv("THAW_TEST_S3_SECRET_KEY"),
 		Region: os.Getenv("THAW_TEST_S3_REGION"), Bucket: "thaw-down-test"}}
 	cfg.S3.Endpoint = minio.Endpoint()
