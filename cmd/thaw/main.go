@@ -7,11 +7,12 @@ import (
 
 	"github.com/thaw-run/thaw/internal/cli"
 	"github.com/thaw-run/thaw/internal/pager"
+	"github.com/thaw-run/thaw/internal/store/stack"
 )
 
 func main() {
 	// The pager process is this binary re-executed; it must take over
 	// before anything else runs.
-	pager.RunIfChild()
+	pager.RunIfChild(stack.OpenReaderJSON)
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -2,14 +2,19 @@
 // temporary file in the same file system, synced, and renamed over the
 // target, whose directory is then synced. A reader, or a crash, sees the old
 // content or the new, never a mix, and a completed write survives a crash.
+// ReadFile reads such a file back whole, bounded: a file that is too large
+// for what it should hold is refused unread.
 package atomicfile
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
 )
 
 // ErrDirNotSynced is Commit's error when the new content is in place (the
@@ -126,6 +131,39 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 		return err
 	}
 	return f.Commit(path)
+}
+
+// ReadFile reads the file at path whole if it is a regular file of at most
+// limit bytes; a larger file, or one that is not regular (a directory, a
+// FIFO, a device), is errdefs.ErrCorrupt and is not read. The size is taken
+// from the open file and the read stops at limit+1 bytes, so a file that
+// grows meanwhile cannot make it allocate more. A missing file's error
+// wraps fs.ErrNotExist.
+//
+// Every file thaw reads back from its own directories has a known bound
+// (a snapshot's metadata, a store object, a function record), so a
+// damaged or planted file costs an error, never the memory it claims.
+func ReadFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > limit {
+		return nil, fmt.Errorf("%s: %d bytes (%s), at most %d: %w", path, fi.Size(), fi.Mode().Type(), limit, errdefs.ErrCorrupt)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: grew past %d bytes: %w", path, limit, errdefs.ErrCorrupt)
+	}
+	return b, nil
 }
 
 // TempPattern is the pattern WriteFile names path's temporary files by:

@@ -2,11 +2,14 @@ package atomicfile
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/thaw-run/thaw/internal/errdefs"
 )
 
 func TestWriteFile(t *testing.T) {
@@ -146,5 +149,51 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 	}
 	if strings.Join(got, ",") != strings.Join(names, ",") {
 		t.Fatalf("directory holds %v, want %v", got, names)
+	}
+}
+
+// ReadFile returns a file of up to limit bytes and refuses, with
+// ErrCorrupt, a larger one (even a sparse one it could not afford to read)
+// and a directory; a missing file is
+// fs.ErrNotExist.
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	if err := WriteFile(path, []byte("12345"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	huge := filepath.Join(dir, "huge")
+	if err := os.WriteFile(huge, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, 1<<40); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		path  string
+		limit int64
+		want  error // nil: the file's content
+	}{
+		{"at the limit", path, 5, nil},
+		{"under the limit", path, 100, nil},
+		{"over the limit", path, 4, errdefs.ErrCorrupt},
+		{"sparse and huge", huge, 1 << 20, errdefs.ErrCorrupt},
+		{"directory", dir, 1 << 20, errdefs.ErrCorrupt},
+		{"missing", filepath.Join(dir, "none"), 1 << 20, fs.ErrNotExist},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := ReadFile(tc.path, tc.limit)
+			if tc.want == nil {
+				if err != nil || string(b) != "12345" {
+					t.Fatalf("ReadFile = %q, %v; want the content", b, err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) || b != nil {
+				t.Fatalf("ReadFile = %d bytes, %v; want %v", len(b), err, tc.want)
+			}
+		})
 	}
 }

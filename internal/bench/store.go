@@ -19,6 +19,7 @@ import (
 	"github.com/thaw-run/thaw/internal/stats"
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/s3"
+	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
@@ -214,8 +215,8 @@ func RunStore(ctx context.Context, opts StoreOptions) (*StoreReport, error) {
 	rep := &StoreReport{Machine: ThisMachine(), Trials: opts.Trials, ChunkSize: store.DefaultChunkSize, WSChunkSize: storesnap.WSChunkSize, WSBytes: ws.Bytes(), Ratios: map[string]map[string]float64{}}
 
 	warmCache := filepath.Join(opts.Dir, "warm-cache")
-	cfg := storesnap.Config{Tenant: "bench", Secret: opts.Secret, S3: &opts.S3, CacheDir: warmCache}
-	h, err := storesnap.Open(ctx, cfg)
+	cfg := stack.Config{Tenant: "bench", Secret: opts.Secret, S3: &opts.S3, CacheDir: warmCache}
+	h, err := stack.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +327,7 @@ func finish(ctx context.Context, pr *prepared, m *restore.Memory, t0 time.Time, 
 // (none in its memory either), the snapshot opened (timed separately),
 // and the caches of the setting prepared: for warm-cache the disk cache's
 // files are dropped from the page cache; for remote every cache is empty.
-func storeTrial(ctx context.Context, opts StoreOptions, pr *prepared, cfg storesnap.Config, id string, mode restore.Mode, setting string) (trial, error) {
+func storeTrial(ctx context.Context, opts StoreOptions, pr *prepared, cfg stack.Config, id string, mode restore.Mode, setting string) (trial, error) {
 	scratch, err := os.MkdirTemp(opts.Dir, "trial-")
 	if err != nil {
 		return trial{}, err
@@ -337,7 +338,7 @@ func storeTrial(ctx context.Context, opts StoreOptions, pr *prepared, cfg stores
 	} else {
 		dropTree(cfg.CacheDir)
 	}
-	h, err := storesnap.Open(ctx, cfg)
+	h, err := stack.Open(ctx, cfg)
 	if err != nil {
 		return trial{}, err
 	}
@@ -428,9 +429,9 @@ func dropTree(dir string) {
 // runDedup snapshots every dedup function (after init, as deploy does) and
 // puts them into one fresh tenant, then reads the store's stats.
 func runDedup(ctx context.Context, e *engine.Engine, p *pager.Pager, opts StoreOptions) (*DedupResult, error) {
-	cfg := storesnap.Config{Tenant: fmt.Sprintf("dedup-%d", time.Now().UnixNano()), Secret: opts.Secret, S3: &opts.S3,
+	cfg := stack.Config{Tenant: fmt.Sprintf("dedup-%d", time.Now().UnixNano()), Secret: opts.Secret, S3: &opts.S3,
 		QueueDir: filepath.Join(opts.Dir, "dedup-queue")}
-	h, err := storesnap.Open(ctx, cfg)
+	h, err := stack.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

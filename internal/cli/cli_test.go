@@ -18,13 +18,14 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/server"
+	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
 // TestMain lets the test binary serve as the pager process: the worker
 // starts it by running its own executable.
 func TestMain(m *testing.M) {
-	pager.RunIfChild()
+	pager.RunIfChild(stack.OpenReaderJSON)
 	os.Exit(m.Run())
 }
 

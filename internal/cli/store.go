@@ -14,7 +14,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/s3"
-	"github.com/thaw-run/thaw/internal/storesnap"
+	"github.com/thaw-run/thaw/internal/store/stack"
 )
 
 // Environment variables holding S3 credentials for the store commands
@@ -50,8 +50,8 @@ func (sf *storeFlags) register(f *pflag.FlagSet) {
 }
 
 // config builds the store configuration the flags describe.
-func (sf *storeFlags) config() (storesnap.Config, error) {
-	c := storesnap.Config{Tenant: sf.Tenant, Dir: sf.Dir, CacheDir: sf.CacheDir}
+func (sf *storeFlags) config() (stack.Config, error) {
+	c := stack.Config{Tenant: sf.Tenant, Dir: sf.Dir, CacheDir: sf.CacheDir}
 	if sf.S3Endpoint != "" {
 		if sf.Dir != "" {
 			return c, fmt.Errorf("--store-dir and --s3-endpoint are exclusive: %w", errdefs.ErrInvalid)
@@ -83,13 +83,13 @@ $` + envS3SecretKey + `). The master secret comes from --key-file or $` + store.
 	}
 	sf.register(cmd.PersistentFlags())
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
-	open := func(cmd *cobra.Command) (*storesnap.Handle, error) {
+	open := func(cmd *cobra.Command) (*stack.Handle, error) {
 		c, err := sf.config()
 		if err != nil {
 			return nil, err
 		}
 		c.GCGrace = grace
-		return storesnap.Open(cmd.Context(), c)
+		return stack.Open(cmd.Context(), c)
 	}
 	printJSON := func(v any) error {
 		enc := json.NewEncoder(g.stdout)

@@ -10,6 +10,7 @@ import (
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/store"
+	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
@@ -31,7 +32,7 @@ func TestStoreCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := storesnap.Open(ctx, storesnap.Config{Tenant: "default", Secret: secret, Dir: dir})
+	h, err := stack.Open(ctx, stack.Config{Tenant: "default", Secret: secret, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/store"
+	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/storesnap"
 	"github.com/thaw-run/thaw/internal/testminio"
 )
@@ -316,7 +317,7 @@ func TestPagerStoreChunksGone(t *testing.T) {
 	}
 
 	dropLocal(t, dir, "gone")
-	deleted := deleteChunks(t, storesnap.Config{Tenant: "default", Dir: storeDir, Secret: secret}, id, snapshot.ImageFile)
+	deleted := deleteChunks(t, stack.Config{Tenant: "default", Dir: storeDir, Secret: secret}, id, snapshot.ImageFile)
 	t.Logf("deleted %d chunk objects of %s", deleted, snapshot.ImageFile)
 
 	p = startServe(t, dir, token, storeArgs...)
@@ -355,10 +356,10 @@ func TestPagerStoreChunksGone(t *testing.T) {
 
 // deleteChunks removes the objects of file's non-zero chunks of snapshot
 // id from the directory store of cfg, and returns how many it removed.
-func deleteChunks(t *testing.T, cfg storesnap.Config, id, file string) int {
+func deleteChunks(t *testing.T, cfg stack.Config, id, file string) int {
 	t.Helper()
 	ctx := context.Background()
-	h, err := storesnap.OpenReader(cfg)
+	h, err := stack.OpenReader(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

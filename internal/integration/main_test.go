@@ -18,6 +18,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/pager"
+	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
@@ -30,7 +31,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	pager.RunIfChild()
+	pager.RunIfChild(stack.OpenReaderJSON)
 	os.Exit(testMain(m))
 }
 

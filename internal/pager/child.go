@@ -29,13 +29,14 @@ const MaxReadahead = 255
 // (THAW_PAGER_CHILD=1, by Start) and never returns in that case; otherwise
 // it returns at once. Call it first thing in main and in TestMain of
 // packages that start a pager, before anything else starts goroutines that
-// matter.
-func RunIfChild() {
+// matter. stores opens the chunk stores of KindStore sources (the store
+// stack's stack.OpenReaderJSON); with nil, the pager serves none.
+func RunIfChild(stores StoreOpener) {
 	if os.Getenv(EnvChild) != "1" {
 		return
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "pager", "pid", os.Getpid())
-	if err := runChild(log); err != nil {
+	if err := runChild(log, stores); err != nil {
 		log.Error("pager stopped", "err", err)
 		os.Exit(1)
 	}
@@ -43,7 +44,7 @@ func RunIfChild() {
 }
 
 // runChild serves the socket on childFd until it closes.
-func runChild(log *slog.Logger) error {
+func runChild(log *slog.Logger, stores StoreOpener) error {
 	f := os.NewFile(childFd, "pager-socket")
 	c, err := net.FileConn(f)
 	f.Close()
@@ -54,7 +55,7 @@ func runChild(log *slog.Logger) error {
 	if !ok {
 		return fmt.Errorf("fd %d is a %T, not a unix socket", childFd, c)
 	}
-	s := &server{conn: conn, log: log, sessions: map[uint64]*session{}}
+	s := &server{conn: conn, log: log, stores: newStoreCache(stores), sessions: map[uint64]*session{}}
 	defer s.closeAll()
 	if err := s.send(header{op: opReady}, nil); err != nil {
 		return nil // the client is gone already
@@ -70,9 +71,10 @@ func runChild(log *slog.Logger) error {
 // serving them until the primary pager, whose pidfd it was given, exits;
 // then it serves them all and wakes every region (promote).
 type server struct {
-	conn *net.UnixConn
-	log  *slog.Logger
-	wmu  sync.Mutex // serialises sends (responses and opPromoted)
+	conn   *net.UnixConn
+	log    *slog.Logger
+	stores *storeCache // of KindStore sources
+	wmu    sync.Mutex  // serialises sends (responses and opPromoted)
 
 	mu       sync.Mutex // guards sessions and standby against promote
 	sessions map[uint64]*session
@@ -271,7 +273,7 @@ func (s *server) serve(h header, payload []byte, fds []int) error {
 			_ = unix.Munmap(shared)
 		}
 	}
-	src, err := openSource(h.kind, files, req.params)
+	src, err := openSource(h.kind, files, req.params, s.stores)
 	if err != nil {
 		u.Close()
 		unmapShared()

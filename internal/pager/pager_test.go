@@ -29,7 +29,7 @@ import (
 const envScenario = "THAW_PAGER_TEST_SCENARIO"
 
 func TestMain(m *testing.M) {
-	RunIfChild()
+	RunIfChild(nil)
 	if sc := os.Getenv(envScenario); sc != "" {
 		os.Exit(runScenario(sc))
 	}

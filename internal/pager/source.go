@@ -42,8 +42,9 @@ const (
 )
 
 // openSource builds the source of a serve request from its descriptors,
-// which it takes ownership of (closing them on error).
-func openSource(kind uint8, files []*os.File, params []byte) (Source, error) {
+// which it takes ownership of (closing them on error); a KindStore source
+// reads from a store of stores.
+func openSource(kind uint8, files []*os.File, params []byte, stores *storeCache) (Source, error) {
 	switch kind {
 	case KindFile:
 		switch len(files) {
@@ -55,7 +56,7 @@ func openSource(kind uint8, files []*os.File, params []byte) (Source, error) {
 		closeAll(files)
 		return nil, fmt.Errorf("file source wants 1 or 2 descriptors, got %d: %w", len(files), errdefs.ErrInvalid)
 	case KindStore:
-		return newStoreSource(files, params)
+		return newStoreSource(files, params, stores)
 	default:
 		closeAll(files)
 		return nil, fmt.Errorf("unknown page source kind %d: %w", kind, errdefs.ErrInvalid)

@@ -10,22 +10,34 @@ import (
 
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/store"
-	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
 // KindStore serves pages of one file of a snapshot in the chunk store
 // (internal/store). It takes no descriptors; its parameters are a JSON
-// StoreParams. The pager opens the store itself: it cannot ask the main
-// process for a chunk, because the thread that faulted holds its P there
-// (the deadlock the pager process exists to avoid).
+// StoreParams. The pager opens the store itself, with the StoreOpener
+// given to RunIfChild: it cannot ask the main process for a chunk, because
+// the thread that faulted holds its P there (the deadlock the pager
+// process exists to avoid).
 const KindStore = 2
+
+// StoreOpener opens, in the pager process, the chunk store that a KindStore
+// source reads from, for reading only. config is the source's
+// StoreParams.Store, a description of the store only the opener
+// understands (the worker's stack.Config, from internal/store/stack). The
+// pager opens each distinct config once and keeps the store for its life.
+//
+// The pager needs of a store only its chunks, authenticated (store.Store,
+// store.Snapshot, store.File); the opener is passed in so that this package
+// links none of the backends behind them (minio-go among them).
+type StoreOpener func(config json.RawMessage) (*store.Store, error)
 
 // StoreParams are the parameters of a KindStore source. They carry the
 // tenant's master secret: they travel only over the private socket pair
 // to the worker's own pager child, and are never logged.
 type StoreParams struct {
-	Store    storesnap.Config `json:"store"`
-	Snapshot string           `json:"snapshot"`
+	// Store describes the store, for the pager's StoreOpener.
+	Store    json.RawMessage `json:"store"`
+	Snapshot string          `json:"snapshot"`
 	// File is the file of the snapshot to serve (memory.img).
 	File string `json:"file"`
 }
@@ -44,46 +56,52 @@ func StoreSource(p StoreParams) (SourceSpec, error) {
 // faults are bounded by the session (faultBudget, attemptTimeout).
 const storeOpenTimeout = 5 * time.Second
 
-// stores are the stores the pager has opened, by configuration, and their
-// opened snapshots (manifests are read once per pager, not per session).
-var stores struct {
-	sync.Mutex
-	open  map[string]*storesnap.Handle
-	snaps map[string]*store.Snapshot
+// storeCache holds the stores the pager has opened, by configuration, and
+// their opened snapshots (manifests are read once per pager, not per
+// session).
+type storeCache struct {
+	open StoreOpener // nil: no store sources
+
+	mu     sync.Mutex
+	stores map[string]*store.Store
+	snaps  map[string]*store.Snapshot
 }
 
 const maxOpenSnapshots = 256
 
-func openStoreSnapshot(p *StoreParams) (*store.Snapshot, error) {
-	key := p.Store.Key()
-	stores.Lock()
-	defer stores.Unlock()
-	if stores.open == nil {
-		stores.open = map[string]*storesnap.Handle{}
-		stores.snaps = map[string]*store.Snapshot{}
+func newStoreCache(open StoreOpener) *storeCache {
+	return &storeCache{open: open, stores: map[string]*store.Store{}, snaps: map[string]*store.Snapshot{}}
+}
+
+func (c *storeCache) snapshot(p *StoreParams) (*store.Snapshot, error) {
+	if c.open == nil {
+		return nil, fmt.Errorf("this pager opens no stores (RunIfChild without a StoreOpener): %w", errdefs.ErrInvalid)
 	}
+	key := string(p.Store)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	skey := key + "\x00" + p.Snapshot
-	if sn, ok := stores.snaps[skey]; ok {
+	if sn, ok := c.snaps[skey]; ok {
 		return sn, nil
 	}
-	h, ok := stores.open[key]
+	st, ok := c.stores[key]
 	if !ok {
 		var err error
-		if h, err = storesnap.OpenReader(p.Store); err != nil {
+		if st, err = c.open(p.Store); err != nil {
 			return nil, err
 		}
-		stores.open[key] = h
+		c.stores[key] = st
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
 	defer cancel()
-	sn, err := h.Store.Open(ctx, p.Snapshot)
+	sn, err := st.Open(ctx, p.Snapshot)
 	if err != nil {
 		return nil, err
 	}
-	if len(stores.snaps) >= maxOpenSnapshots {
-		clear(stores.snaps)
+	if len(c.snaps) >= maxOpenSnapshots {
+		clear(c.snaps)
 	}
-	stores.snaps[skey] = sn
+	c.snaps[skey] = sn
 	return sn, nil
 }
 
@@ -101,7 +119,7 @@ type storeSource struct {
 
 var _ Source = (*storeSource)(nil)
 
-func newStoreSource(files []*os.File, params []byte) (*storeSource, error) {
+func newStoreSource(files []*os.File, params []byte, stores *storeCache) (*storeSource, error) {
 	closeAll(files)
 	if len(files) != 0 {
 		return nil, fmt.Errorf("store source takes no descriptors, got %d: %w", len(files), errdefs.ErrInvalid)
@@ -110,7 +128,7 @@ func newStoreSource(files []*os.File, params []byte) (*storeSource, error) {
 	if err := json.Unmarshal(params, &p); err != nil {
 		return nil, fmt.Errorf("store source parameters: %v: %w", err, errdefs.ErrInvalid)
 	}
-	sn, err := openStoreSnapshot(&p)
+	sn, err := stores.snapshot(&p)
 	if err != nil {
 		return nil, fmt.Errorf("store source: %w", err)
 	}

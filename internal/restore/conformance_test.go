@@ -12,6 +12,8 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store/stack"
+	"github.com/thaw-run/thaw/internal/store/storetest"
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
@@ -93,8 +95,8 @@ func openStored(t *testing.T, snap *snapshot.Snapshot) Source {
 	t.Helper()
 	ctx := context.Background()
 	d := t.TempDir()
-	cfg := storesnap.Config{Tenant: "t1", Secret: newSecret(t), Dir: filepath.Join(d, "remote"), ChunkSize: confChunk}
-	h, err := storesnap.Open(ctx, cfg)
+	cfg := stack.Config{Tenant: "t1", Secret: storetest.Secret(t), Dir: filepath.Join(d, "remote"), ChunkSize: confChunk}
+	h, err := stack.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +106,7 @@ func openStored(t *testing.T, snap *snapshot.Snapshot) Source {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h, err = storesnap.Open(ctx, cfg); err != nil {
+	if h, err = stack.Open(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store/stack"
+	"github.com/thaw-run/thaw/internal/store/storetest"
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
@@ -139,8 +141,8 @@ func FuzzMaterialisedImage(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg := storesnap.Config{Tenant: "t1", Secret: newSecret(t), Dir: filepath.Join(dir, "remote"), CacheDir: filepath.Join(dir, "cache")}
-			h, err := storesnap.Open(ctx, cfg)
+			cfg := stack.Config{Tenant: "t1", Secret: storetest.Secret(t), Dir: filepath.Join(dir, "remote"), CacheDir: filepath.Join(dir, "cache")}
+			h, err := stack.Open(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

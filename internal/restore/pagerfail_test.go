@@ -13,6 +13,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
@@ -147,7 +148,7 @@ func TestStoreLazyChunksGone(t *testing.T) {
 }
 
 // deleteChunks removes the store objects of file's non-zero chunks.
-func deleteChunks(t *testing.T, cfg storesnap.Config, sn *storesnap.Snapshot, file string) {
+func deleteChunks(t *testing.T, cfg stack.Config, sn *storesnap.Snapshot, file string) {
 	t.Helper()
 	n := 0
 	for _, fe := range sn.Snap.Manifest().Files {

@@ -12,6 +12,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
@@ -43,8 +44,8 @@ import (
 // that instance.
 type Store struct {
 	// Config names the store the snapshots come from; the pager child
-	// opens it from this description (storesnap.OpenReader).
-	Config storesnap.Config
+	// opens it from this description (stack.OpenReader).
+	Config stack.Config
 	// CacheDir holds images materialised for mmap restores.
 	CacheDir string
 	// Concurrency bounds parallel chunk fetches (default 8).
@@ -148,7 +149,7 @@ func (s stored) mapFile(ctx context.Context) (mapping, error) {
 // pagerSource has the pager open the store and serve faults from the
 // chunks of memory.img.
 func (s stored) pagerSource(*Memory) (pager.SourceSpec, error) {
-	return pager.StoreSource(pager.StoreParams{Store: s.st.Config, Snapshot: s.sn.ID, File: snapshot.ImageFile})
+	return pager.StoreSource(pager.StoreParams{Store: s.st.Config.JSON(), Snapshot: s.sn.ID, File: snapshot.ImageFile})
 }
 
 // eachWS fetches every non-zero chunk of ws.img, Concurrency at a time, and
@@ -159,7 +160,7 @@ func (s stored) pagerSource(*Memory) (pager.SourceSpec, error) {
 func (s stored) eachWS(ctx context.Context, _ *Restorer, ws *snapshot.WorkingSet, place func(dst int64, data []byte) error) (int64, error) {
 	starts := runStarts(ws)
 	var read atomic.Int64
-	err := storesnap.ForEachChunk(ctx, s.sn.Snap, snapshot.WSImageFile, s.st.concurrency(), func(ctx context.Context, off, size int64) error {
+	err := s.sn.Snap.ForEachChunk(ctx, snapshot.WSImageFile, s.st.concurrency(), func(ctx context.Context, off, size int64) error {
 		plain, err := s.sn.WSImage.Chunk(ctx, off)
 		if err != nil {
 			return err

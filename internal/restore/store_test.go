@@ -19,14 +19,15 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
-	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/s3"
+	"github.com/thaw-run/thaw/internal/store/stack"
+	"github.com/thaw-run/thaw/internal/store/storetest"
 	"github.com/thaw-run/thaw/internal/storesnap"
 	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
 func TestMain(m *testing.M) {
-	pager.RunIfChild()
+	pager.RunIfChild(stack.OpenReaderJSON)
 	os.Exit(m.Run())
 }
 
@@ -118,43 +119,30 @@ func newFixture(t *testing.T) (*fixture, error) {
 	return f, nil
 }
 
-func newSecret(t *testing.T) []byte {
-	t.Helper()
-	s, err := store.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := store.ParseSecret(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // dirConfig is a store on a local directory, with a disk cache.
-func dirConfig(t *testing.T) storesnap.Config {
+func dirConfig(t *testing.T) stack.Config {
 	d := t.TempDir()
-	return storesnap.Config{Tenant: "t1", Secret: newSecret(t), Dir: filepath.Join(d, "remote"), CacheDir: filepath.Join(d, "cache")}
+	return stack.Config{Tenant: "t1", Secret: storetest.Secret(t), Dir: filepath.Join(d, "remote"), CacheDir: filepath.Join(d, "cache")}
 }
 
 // s3Config is a store on the MinIO of scripts/minio.sh, if it is running.
-func s3Config(t *testing.T) storesnap.Config {
+func s3Config(t *testing.T) stack.Config {
 	ep := os.Getenv("THAW_TEST_S3_ENDPOINT")
 	if ep == "" {
 		t.Skip("THAW_TEST_S3_ENDPOINT not set: run scripts/minio.sh start; eval \"$(scripts/minio.sh env)\"")
 	}
 	d := t.TempDir()
-	return storesnap.Config{Tenant: "t1", Secret: newSecret(t), CacheDir: filepath.Join(d, "cache"), S3: &s3.Config{
+	return stack.Config{Tenant: "t1", Secret: storetest.Secret(t), CacheDir: filepath.Join(d, "cache"), S3: &s3.Config{
 		Endpoint: ep, AccessKey: os.Getenv("THAW_TEST_S3_ACCESS_KEY"), SecretKey: os.Getenv("THAW_TEST_S3_SECRET_KEY"),
 		Region: os.Getenv("THAW_TEST_S3_REGION"), Bucket: "thaw-restore-test", Prefix: "run-" + strconv.FormatInt(time.Now().UnixNano(), 36)}}
 }
 
 // publish puts the fixture's snapshot into the store of cfg and opens it
 // from the store alone, through a fresh handle (no local file is used).
-func publish(t *testing.T, f *fixture, cfg storesnap.Config) (*storesnap.Handle, *storesnap.Snapshot) {
+func publish(t *testing.T, f *fixture, cfg stack.Config) (*stack.Handle, *storesnap.Snapshot) {
 	t.Helper()
 	ctx := context.Background()
-	h, err := storesnap.Open(ctx, cfg)
+	h, err := stack.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +159,7 @@ func publish(t *testing.T, f *fixture, cfg storesnap.Config) (*storesnap.Handle,
 	}
 	h.Close()
 	// A second handle: nothing cached in memory from the Put.
-	h, err = storesnap.Open(ctx, cfg)
+	h, err = stack.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +273,7 @@ func TestStoreRestoreTampered(t *testing.T) {
 		t.Fatalf("tampered %d chunks: %v", n, err)
 	}
 	ctx := context.Background()
-	h, err := storesnap.Open(ctx, cfg)
+	h, err := stack.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +326,7 @@ func TestStoreRestoreTamperedImage(t *testing.T) {
 	}
 	h.Close()
 	ctx := context.Background()
-	h2, err := storesnap.Open(ctx, cfg)
+	h2, err := stack.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

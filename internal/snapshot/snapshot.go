@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -257,7 +256,7 @@ func New(dir string, meta Meta, crcTable []byte) (*Snapshot, error) {
 // before its size has been checked against its limit or the size the
 // metadata implies.
 func Open(dir string) (*Snapshot, error) {
-	mj, err := ReadFileLimit(filepath.Join(dir, MetaFile), MaxMetaBytes)
+	mj, err := atomicfile.ReadFile(filepath.Join(dir, MetaFile), MaxMetaBytes)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("snapshot %s: %w", dir, errdefs.ErrNotFound)
@@ -275,38 +274,11 @@ func Open(dir string) (*Snapshot, error) {
 	if fi.Size() != meta.ImageSize {
 		return nil, fmt.Errorf("snapshot %s: image is %d bytes, want %d (truncated?): %w", dir, fi.Size(), meta.ImageSize, errdefs.ErrCorrupt)
 	}
-	cb, err := ReadFileLimit(filepath.Join(dir, CRCFile), CRCTableSize(meta))
+	cb, err := atomicfile.ReadFile(filepath.Join(dir, CRCFile), CRCTableSize(meta))
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: page checksum table: %v: %w", dir, err, errdefs.ErrCorrupt)
 	}
 	return New(dir, meta, cb)
-}
-
-// ReadFileLimit reads the file at path whole if it holds at most limit
-// bytes; a larger file is errdefs.ErrCorrupt and is not read. The size is
-// taken from the open file and the read stops at limit+1 bytes, so a file
-// that grows meanwhile cannot make it allocate more.
-func ReadFileLimit(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > limit {
-		return nil, fmt.Errorf("%s: %d bytes (%s), at most %d: %w", filepath.Base(path), fi.Size(), fi.Mode().Type(), limit, errdefs.ErrCorrupt)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: grew past %d bytes: %w", filepath.Base(path), limit, errdefs.ErrCorrupt)
-	}
-	return b, nil
 }
 
 // Pages is the number of 4 KiB pages in the image.

@@ -42,7 +42,7 @@ func (w *WorkingSet) Bytes() int64 { return int64(w.Pages) * PageSize }
 // WorkingSet returns the snapshot's working set, or errdefs.ErrNotFound if
 // none has been recorded.
 func (s *Snapshot) WorkingSet() (*WorkingSet, error) {
-	b, err := ReadFileLimit(s.Path(WSMetaFile), MaxWSMetaBytes)
+	b, err := atomicfile.ReadFile(s.Path(WSMetaFile), MaxWSMetaBytes)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("working set: %w", errdefs.ErrNotFound)

@@ -13,8 +13,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -71,6 +69,21 @@ type VerifyingGetter interface {
 	GetVerified(ctx context.Context, name string, check func([]byte) error) ([]byte, error)
 }
 
+// getChecked reads name from be and runs check on it: through
+// GetVerified if be can try another copy when one fails check, else one
+// Get.
+func getChecked(ctx context.Context, be Backend, name string, check func([]byte) error) error {
+	if vg, ok := be.(VerifyingGetter); ok {
+		_, err := vg.GetVerified(ctx, name, check)
+		return err
+	}
+	obj, err := be.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	return check(obj)
+}
+
 // Originer is an optional Backend capability of caching backends: Origin
 // returns the view of the authoritative copies only (for a tiered backend:
 // its upload queue and the remote store, without the caches). Verify and GC
@@ -96,39 +109,13 @@ type TierStatser interface {
 }
 
 // MaxObjectSize bounds the objects a backend reads from local files (the
-// disk backend, the upload queue, a read-only view of a store directory):
+// disk backend and its shared view, the upload queue; see
+// atomicfile.ReadFile):
 // a chunk is at most 64 MiB sealed, and the manifest of a snapshot of
 // wasm32's largest memory cut into the smallest chunks is under 256 MiB. A
 // larger file is damaged or planted and is refused unread, as the S3
 // backend refuses objects past its limit.
 const MaxObjectSize = 256 << 20
-
-// ReadObjectFile reads an object stored as the file at path, refusing
-// (errdefs.ErrCorrupt, nothing read) a file larger than MaxObjectSize or
-// not a regular file. A missing file's error wraps fs.ErrNotExist.
-func ReadObjectFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > MaxObjectSize {
-		return nil, fmt.Errorf("%s: %d bytes (%s), at most %d: %w", path, fi.Size(), fi.Mode().Type(), MaxObjectSize, errdefs.ErrCorrupt)
-	}
-	// The size read is bounded even if the file grows meanwhile.
-	b, err := io.ReadAll(io.LimitReader(f, MaxObjectSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > MaxObjectSize {
-		return nil, fmt.Errorf("%s: grew past %d bytes: %w", path, MaxObjectSize, errdefs.ErrCorrupt)
-	}
-	return b, nil
-}
 
 // ValidName reports whether name is acceptable as an object name: non-empty
 // slash-separated segments of letters, digits, '.', '-' and '_', none of them

@@ -19,15 +19,23 @@ func (s *Store) origin() Backend {
 	return s.be
 }
 
+// snapshotIDs lists the ids of the tenant's snapshots (its manifests) in
+// be.
+func (s *Store) snapshotIDs(ctx context.Context, be Backend) ([]string, error) {
+	prefix := "manifests/" + s.keys.tenant + "/"
+	var ids []string
+	err := be.List(ctx, prefix, func(fi ObjectInfo) error {
+		ids = append(ids, strings.TrimPrefix(fi.Name, prefix))
+		return nil
+	})
+	return ids, err
+}
+
 // manifests loads every manifest of the tenant from be. Any manifest that
 // cannot be read fails the call: GC must not guess what it references.
 func (s *Store) manifests(ctx context.Context, be Backend) ([]*Manifest, error) {
-	prefix := "manifests/" + s.keys.tenant + "/"
-	var ids []string
-	if err := be.List(ctx, prefix, func(fi ObjectInfo) error {
-		ids = append(ids, strings.TrimPrefix(fi.Name, prefix))
-		return nil
-	}); err != nil {
+	ids, err := s.snapshotIDs(ctx, be)
+	if err != nil {
 		return nil, fmt.Errorf("store: listing manifests: %w", err)
 	}
 	ms := make([]*Manifest, 0, len(ids))
@@ -201,12 +209,8 @@ type VerifyResult struct {
 func (s *Store) Verify(ctx context.Context) (VerifyResult, error) {
 	var res VerifyResult
 	be := s.origin()
-	prefix := "manifests/" + s.keys.tenant + "/"
-	var ids []string
-	if err := be.List(ctx, prefix, func(fi ObjectInfo) error {
-		ids = append(ids, strings.TrimPrefix(fi.Name, prefix))
-		return nil
-	}); err != nil {
+	ids, err := s.snapshotIDs(ctx, be)
+	if err != nil {
 		return res, fmt.Errorf("store: verify: %w", err)
 	}
 	refs := map[ChunkID]*ChunkRef{}

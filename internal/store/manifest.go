@@ -277,18 +277,13 @@ func (d *decoder) fail() {
 	d.p = nil
 }
 
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.p)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.p = d.p[n:]
-	return v
-}
+func (d *decoder) uvarint() uint64 { return decodeVarint(d, binary.Uvarint) }
+func (d *decoder) varint() int64   { return decodeVarint(d, binary.Varint) }
 
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.p)
+// decodeVarint consumes one varint decoded by read (binary.Uvarint or
+// binary.Varint), or fails d.
+func decodeVarint[T uint64 | int64](d *decoder, read func([]byte) (T, int)) T {
+	v, n := read(d.p)
 	if n <= 0 {
 		d.fail()
 		return 0

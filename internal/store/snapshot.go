@@ -185,16 +185,7 @@ func (s *Store) fetch(ctx context.Context, be Backend, ref *ChunkRef) ([]byte, e
 		plain = p
 		return err
 	}
-	var err error
-	if vg, ok := be.(VerifyingGetter); ok {
-		_, err = vg.GetVerified(ctx, name, check)
-	} else {
-		var obj []byte
-		if obj, err = be.Get(ctx, name); err == nil {
-			err = check(obj)
-		}
-	}
-	if err != nil {
+	if err := getChecked(ctx, be, name, check); err != nil {
 		if errors.Is(err, errdefs.ErrCorrupt) {
 			s.counters.corrupt.Add(1)
 		}
@@ -240,15 +231,55 @@ func (sn *Snapshot) Prefetch(ctx context.Context, file string, ranges []Range) e
 		idx = append(idx, i)
 	}
 	sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
+	return parallel(ctx, sn.s.cfg.Concurrency, idx, func(ctx context.Context, i int64) error {
+		if _, err := sn.s.chunk(ctx, &e.Chunks[i]); err != nil {
+			return fmt.Errorf("store: prefetch %s/%s chunk %d: %w", sn.m.Snapshot, file, i, err)
+		}
+		return nil
+	})
+}
 
+// ForEachChunk calls fn for the byte range [off, off+size) of every
+// non-zero chunk of file, from up to conc goroutines at once, so that
+// chunk fetches (and fn's reads of them through the store) overlap. The
+// first error stops the walk and is returned; a panic in fn is turned into
+// an errdefs.ErrCorrupt error of the walk (fn places data by bounds read
+// from files).
+func (sn *Snapshot) ForEachChunk(ctx context.Context, file string, conc int, fn func(ctx context.Context, off, size int64) error) error {
+	e, err := sn.entry(file)
+	if err != nil {
+		return err
+	}
+	var idx []int64
+	for i := range e.Chunks {
+		if !e.Chunks[i].Zero {
+			idx = append(idx, int64(i))
+		}
+	}
+	cs := int64(e.ChunkSize)
+	return parallel(ctx, max(conc, 1), idx, func(ctx context.Context, i int64) (err error) {
+		off := i * cs
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("store snapshot %s: %s at %d: %v: %w", sn.m.Snapshot, file, off, p, errdefs.ErrCorrupt)
+			}
+		}()
+		return fn(ctx, off, int64(e.Chunks[i].Size))
+	})
+}
+
+// parallel calls fn for each of idx, in order, from up to conc goroutines
+// at once. The first error cancels the context of the calls still running,
+// stops starting new ones and is returned; else ctx's error, if it ended.
+func parallel(ctx context.Context, conc int, idx []int64, fn func(ctx context.Context, i int64) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		wg       sync.WaitGroup
-		once     sync.Once
-		firstErr error
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
 	)
-	sem := make(chan struct{}, sn.s.cfg.Concurrency)
+	sem := make(chan struct{}, conc)
 	for _, i := range idx {
 		select {
 		case sem <- struct{}{}:
@@ -260,17 +291,14 @@ func (sn *Snapshot) Prefetch(ctx context.Context, file string, ranges []Range) e
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if _, err := sn.s.chunk(ctx, &e.Chunks[i]); err != nil {
-				once.Do(func() {
-					firstErr = fmt.Errorf("store: prefetch %s/%s chunk %d: %w", sn.m.Snapshot, file, i, err)
-					cancel()
-				})
+			if err := fn(ctx, i); err != nil {
+				once.Do(func() { first = err; cancel() })
 			}
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if first != nil {
+		return first
 	}
 	return ctx.Err()
 }

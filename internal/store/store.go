@@ -348,16 +348,7 @@ func (s *Store) loadManifest(ctx context.Context, be Backend, snapshot string) (
 		m, err = s.keys.decodeManifest(snapshot, obj)
 		return err
 	}
-	var err error
-	if vg, ok := be.(VerifyingGetter); ok {
-		_, err = vg.GetVerified(ctx, name, check)
-	} else {
-		var obj []byte
-		if obj, err = be.Get(ctx, name); err == nil {
-			err = check(obj)
-		}
-	}
-	if err != nil {
+	if err := getChecked(ctx, be, name, check); err != nil {
 		return nil, fmt.Errorf("store: snapshot %s: %w", snapshot, err)
 	}
 	return m, nil

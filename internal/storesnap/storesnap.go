@@ -1,3 +1,8 @@
+// Package storesnap bridges snapshot directories (internal/snapshot) and the
+// chunk store (internal/store): Publish puts a snapshot's files into a
+// store as one store snapshot, OpenSnapshot reads a snapshot back from the
+// store alone, and Materialise writes a memory image back to a local file. Which store,
+// and how it is stacked, is internal/store/stack's business.
 package storesnap
 
 import (
@@ -197,68 +202,6 @@ func readWhole(ctx context.Context, sn *store.Snapshot, name string, limit int64
 	return b, nil
 }
 
-// ForEachChunk calls fn for the byte range [off, off+size) of every
-// non-zero chunk of file, from up to conc goroutines at once, so that
-// chunk fetches (and fn's reads of them through the store) overlap. The
-// first error stops the walk and is returned.
-func ForEachChunk(ctx context.Context, sn *store.Snapshot, file string, conc int, fn func(ctx context.Context, off, size int64) error) error {
-	var e *store.FileEntry
-	m := sn.Manifest()
-	for i := range m.Files {
-		if m.Files[i].Name == file {
-			e = &m.Files[i]
-		}
-	}
-	if e == nil {
-		return fmt.Errorf("store snapshot %s has no file %s: %w", sn.ID(), file, errdefs.ErrNotFound)
-	}
-	conc = max(conc, 1)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
-	sem := make(chan struct{}, conc)
-	cs := int64(e.ChunkSize)
-	for i := range e.Chunks {
-		c := &e.Chunks[i]
-		if c.Zero {
-			continue
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func(off, size int64) {
-			defer func() { <-sem; wg.Done() }()
-			err := func() (err error) {
-				// A panic here would end the process: make it this
-				// walk's error (fn places data by bounds from files).
-				defer func() {
-					if p := recover(); p != nil {
-						err = fmt.Errorf("store snapshot %s: %s at %d: %v: %w", sn.ID(), file, off, p, errdefs.ErrCorrupt)
-					}
-				}()
-				return fn(ctx, off, size)
-			}()
-			if err != nil {
-				once.Do(func() { first = err; cancel() })
-			}
-		}(int64(i)*cs, int64(c.Size))
-	}
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	return ctx.Err()
-}
-
 // Materialise writes the snapshot's memory image into dir as a sparse file
 // (only non-zero chunks are written) and returns its path; mmap restores
 // map it, since the store has no file to map. A file already there of the
@@ -288,7 +231,7 @@ func (s *Snapshot) Materialise(ctx context.Context, dir string, conc int) (path 
 		return "", 0, fmt.Errorf("materialise %s: %w", s.ID, err)
 	}
 	var mu sync.Mutex
-	err = ForEachChunk(ctx, s.Snap, snapshot.ImageFile, conc, func(ctx context.Context, off, size int64) error {
+	err = s.Snap.ForEachChunk(ctx, snapshot.ImageFile, conc, func(ctx context.Context, off, size int64) error {
 		buf := make([]byte, size)
 		if _, err := s.Image.ReadAtContext(ctx, buf, off); err != nil && !errors.Is(err, io.EOF) {
 			return err

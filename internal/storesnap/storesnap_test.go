@@ -12,22 +12,9 @@ import (
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/snapshot"
-	"github.com/thaw-run/thaw/internal/store"
-	"github.com/thaw-run/thaw/internal/store/disk"
+	"github.com/thaw-run/thaw/internal/store/stack"
+	"github.com/thaw-run/thaw/internal/store/storetest"
 )
-
-func secret(t *testing.T) []byte {
-	t.Helper()
-	s, err := store.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := store.ParseSecret(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // writeSnapshot writes a 4-wasm-page snapshot with data in pages 0-2 and
 // 40-59, a hole elsewhere, and a working set of pages 1 and 40-49.
@@ -64,8 +51,8 @@ func TestPublishOpen(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d := t.TempDir()
-			cfg := Config{Tenant: "t", Secret: secret(t), Dir: filepath.Join(d, "remote"), CacheDir: filepath.Join(d, "cache"), ChunkSize: tc.chunk}
-			h, err := Open(ctx, cfg)
+			cfg := stack.Config{Tenant: "t", Secret: storetest.Secret(t), Dir: filepath.Join(d, "remote"), CacheDir: filepath.Join(d, "cache"), ChunkSize: tc.chunk}
+			h, err := stack.Open(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,11 +61,12 @@ func TestPublishOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The pager's read-only view of the same store.
-			ro, err := OpenReader(cfg)
+			ro, err := stack.OpenReader(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, hh := range []*Handle{h, ro} {
+			defer ro.Close()
+			for _, hh := range []*stack.Handle{h, ro} {
 				sn, err := OpenSnapshot(ctx, hh.Store, ID("fn", "s"))
 				if err != nil {
 					t.Fatal(err)
@@ -87,7 +75,7 @@ func TestPublishOpen(t *testing.T) {
 					t.Fatalf("opened meta %+v ws %+v", sn.Meta, sn.WS)
 				}
 				got := make([]byte, len(mem))
-				if err := ForEachChunk(ctx, sn.Snap, snapshot.ImageFile, 4, func(ctx context.Context, off, size int64) error {
+				if err := sn.Snap.ForEachChunk(ctx, snapshot.ImageFile, 4, func(ctx context.Context, off, size int64) error {
 					_, err := sn.Image.ReadAtContext(ctx, got[off:off+size], off)
 					return err
 				}); err != nil {
@@ -125,7 +113,7 @@ func TestPublishWithoutWorkingSet(t *testing.T) {
 	if err := snap.RemoveWorkingSet(); err != nil {
 		t.Fatal(err)
 	}
-	h, err := Open(ctx, Config{Tenant: "t", Secret: secret(t), Dir: t.TempDir()})
+	h, err := stack.Open(ctx, stack.Config{Tenant: "t", Secret: storetest.Secret(t), Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,65 +127,5 @@ func TestPublishWithoutWorkingSet(t *testing.T) {
 	}
 	if _, err := OpenSnapshot(ctx, h.Store, "b"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("missing snapshot: %v", err)
-	}
-}
-
-// The read-only view reads what a disk backend wrote (the same layout),
-// and skips a damaged cache copy for the remote's good one.
-func TestReaderLayoutAndDamagedCache(t *testing.T) {
-	ctx := context.Background()
-	d := t.TempDir()
-	b, err := disk.Open(d, disk.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := "chunks/t/0123abcd"
-	if err := b.Put(ctx, name, []byte("payload")); err != nil {
-		t.Fatal(err)
-	}
-	got, err := readOnlyDir{d}.Get(ctx, name)
-	if err != nil || string(got) != "payload" {
-		t.Fatalf("read-only view got %q, %v", got, err)
-	}
-	if _, err := (readOnlyDir{d}).Get(ctx, "chunks/t/missing"); !errors.Is(err, errdefs.ErrNotFound) {
-		t.Fatalf("missing object: %v", err)
-	}
-	bad := t.TempDir()
-	bb, _ := disk.Open(bad, disk.Options{})
-	if err := bb.Put(ctx, name, []byte("damaged")); err != nil {
-		t.Fatal(err)
-	}
-	check := func(p []byte) error {
-		if string(p) != "payload" {
-			return errdefs.ErrCorrupt
-		}
-		return nil
-	}
-	got, err = chain{readOnlyDir{bad}, readOnlyDir{d}}.GetVerified(ctx, name, check)
-	if err != nil || string(got) != "payload" {
-		t.Fatalf("chain got %q, %v; want the remote's good copy", got, err)
-	}
-	if _, err := (chain{readOnlyDir{bad}}).GetVerified(ctx, name, check); !errors.Is(err, errdefs.ErrCorrupt) {
-		t.Fatalf("only a damaged copy: %v, want ErrCorrupt", err)
-	}
-}
-
-func TestConfigValidate(t *testing.T) {
-	s := secret(t)
-	cases := []struct {
-		name string
-		c    Config
-		ok   bool
-	}{
-		{"dir", Config{Tenant: "t", Secret: s, Dir: "/x"}, true},
-		{"no remote", Config{Tenant: "t", Secret: s}, false},
-		{"short secret", Config{Tenant: "t", Secret: []byte("short"), Dir: "/x"}, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if err := tc.c.Validate(); (err == nil) != tc.ok {
-				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
-			}
-		})
 	}
 }

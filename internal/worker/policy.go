@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/atomicfile"
 	"github.com/thaw-run/thaw/internal/crashpoint"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
@@ -367,7 +368,7 @@ func decodePolicyRecord(b []byte) (policyRecord, error) {
 
 // loadPolicy restores the policy state and pool saved by savePolicy.
 func (f *function) loadPolicy() {
-	b, err := snapshot.ReadFileLimit(filepath.Join(f.w.fnDir(f.rec.Name), policyFile), maxPolicyBytes)
+	b, err := atomicfile.ReadFile(filepath.Join(f.w.fnDir(f.rec.Name), policyFile), maxPolicyBytes)
 	if err != nil {
 		if !os.IsNotExist(err) {
 			f.w.log.Warn("policy state unreadable; starting afresh", "function", f.rec.Name, "err", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
@@ -49,10 +50,10 @@ const reopenAfter = 10 * time.Second
 // Publishing never runs on the request path: it copies files the worker
 // already wrote, and the tiered backend under the store queues writes on
 // local disk while the remote is down and uploads them when it returns
-// (storesnap.Open sets the queue up), so a publish only fails on local
+// (stack.Open sets the queue up), so a publish only fails on local
 // trouble (the snapshot was deleted meanwhile, the disk is full).
 type workerStore struct {
-	h *storesnap.Handle
+	h *stack.Handle
 	// chunks makes the restore source of a store snapshot; the worker's
 	// Restorer restores from it as from local files.
 	chunks *restore.Store
@@ -99,8 +100,8 @@ type openedSnap struct {
 // openStore opens the store of cfg for a worker with data directory
 // dataDir, and starts carrying out the store deletions queued before the
 // last stop. The worker's pager, if any, serves lazy faults from the store.
-// A remote that is unreachable does not fail it (storesnap.Open).
-func (w *Worker) openStore(ctx context.Context, cfg storesnap.Config, dataDir string, reg *prometheus.Registry) (*workerStore, error) {
+// A remote that is unreachable does not fail it (stack.Open).
+func (w *Worker) openStore(ctx context.Context, cfg stack.Config, dataDir string, reg *prometheus.Registry) (*workerStore, error) {
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = filepath.Join(dataDir, storeCacheDir)
 	}
@@ -108,7 +109,7 @@ func (w *Worker) openStore(ctx context.Context, cfg storesnap.Config, dataDir st
 	if err := os.MkdirAll(deletesDir, 0o700); err != nil {
 		return nil, fmt.Errorf("worker: open store: %w", err)
 	}
-	h, err := storesnap.Open(ctx, cfg)
+	h, err := stack.Open(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("worker: open store: %w", err)
 	}

@@ -13,45 +13,33 @@ import (
 
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
-	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/s3"
+	"github.com/thaw-run/thaw/internal/store/stack"
+	"github.com/thaw-run/thaw/internal/store/storetest"
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
 var storeModes = []restore.Mode{restore.Eager, restore.Mmap, restore.Lazy, restore.Reap, restore.Bulk}
 
-func storeSecret(t *testing.T) []byte {
-	t.Helper()
-	s, err := store.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := store.ParseSecret(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // dirStore is a store whose remote is a local directory. CacheDir is left
 // empty so that every worker gets its own cache under its data dir.
-func dirStore(t *testing.T) storesnap.Config {
-	return storesnap.Config{Tenant: "t1", Secret: storeSecret(t), Dir: filepath.Join(t.TempDir(), "remote")}
+func dirStore(t *testing.T) stack.Config {
+	return stack.Config{Tenant: "t1", Secret: storetest.Secret(t), Dir: filepath.Join(t.TempDir(), "remote")}
 }
 
 // testStore is MinIO when THAW_TEST_S3_ENDPOINT is set (scripts/minio.sh),
 // else a local-directory remote.
-func testStore(t *testing.T) storesnap.Config {
+func testStore(t *testing.T) stack.Config {
 	ep := os.Getenv("THAW_TEST_S3_ENDPOINT")
 	if ep == "" {
 		return dirStore(t)
 	}
-	return storesnap.Config{Tenant: "t1", Secret: storeSecret(t), S3: &s3.Config{
+	return stack.Config{Tenant: "t1", Secret: storetest.Secret(t), S3: &s3.Config{
 		Endpoint: ep, AccessKey: os.Getenv("THAW_TEST_S3_ACCESS_KEY"), SecretKey: os.Getenv("THAW_TEST_S3_SECRET_KEY"),
 		Region: os.Getenv("THAW_TEST_S3_REGION"), Bucket: "thaw-worker-test", Prefix: "run-" + strconv.FormatInt(time.Now().UnixNano(), 36)}}
 }
 
-func openStoreWorker(t *testing.T, dataDir string, cfg storesnap.Config) *Worker {
+func openStoreWorker(t *testing.T, dataDir string, cfg stack.Config) *Worker {
 	t.Helper()
 	w, err := Open(context.Background(), Options{DataDir: dataDir, Store: &cfg})
 	if err != nil {
@@ -237,7 +225,7 @@ func TestStoreRestoreTampered(t *testing.T) {
 
 	// Flip a byte of every image and working-set chunk in the remote.
 	ctx := context.Background()
-	h, err := storesnap.Open(ctx, storesnap.Config{Tenant: cfg.Tenant, Secret: cfg.Secret, Dir: cfg.Dir, QueueDir: t.TempDir()})
+	h, err := stack.Open(ctx, stack.Config{Tenant: cfg.Tenant, Secret: cfg.Secret, Dir: cfg.Dir, QueueDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/s3"
+	"github.com/thaw-run/thaw/internal/store/stack"
+	"github.com/thaw-run/thaw/internal/store/storetest"
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
@@ -63,7 +65,7 @@ func manifestChunks(t *testing.T, w *Worker, tenant, sid string) map[string]bool
 
 // gcLater runs GC on the worker's store as it would run once the upload
 // lease (GCGrace, 1 h) of every chunk written so far has passed.
-func gcLater(t *testing.T, w *Worker, cfg storesnap.Config) store.GCResult {
+func gcLater(t *testing.T, w *Worker, cfg stack.Config) store.GCResult {
 	t.Helper()
 	keys, err := store.NewKeys(cfg.Tenant, cfg.Secret)
 	if err != nil {
@@ -241,11 +243,11 @@ func TestStorePrunedCheckpointDeleted(t *testing.T) {
 // privateMinIO returns a MinIO of the test's own, stopped, and a function
 // that runs scripts/minio.sh commands on it. Skips without
 // THAW_TEST_MINIO_SCRIPT.
-func privateMinIO(t *testing.T) (storesnap.Config, func(cmd string)) {
+func privateMinIO(t *testing.T) (stack.Config, func(cmd string)) {
 	t.Helper()
 	minio := testminio.Private(t)
 	minio.Run("stop")
-	cfg := storesnap.Config{Tenant: "t1", Secret: storeSecret(t), S3: &s3.Config{
+	cfg := stack.Config{Tenant: "t1", Secret: storetest.Secret(t), S3: &s3.Config{
 		AccessKey: os.Getenv("THAW_TEST_S3_ACCESS_KEY"), SecretKey: os.Getenv("THAW_TEST_S3_SECRET_KEY"),
 		Region: os.Getenv("THAW_TEST_S3_REGION"), Bucket: "thaw-down-test"}}
 	cfg.S3.Endpoint = minio.Endpoint()
@@ -313,7 +315,7 @@ func TestStoreStartWhileRemoteDown(t *testing.T) {
 	// A fresh handle with its own cache sees only the bucket.
 	fresh := cfg
 	fresh.CacheDir = t.TempDir()
-	h, err := storesnap.Open(ctx, fresh)
+	h, err := stack.Open(ctx, fresh)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ import (
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
-	"github.com/thaw-run/thaw/internal/storesnap"
+	"github.com/thaw-run/thaw/internal/store/stack"
 )
 
 // defaultBudgetFallback is the memory budget when the machine's memory
@@ -62,7 +62,7 @@ type Options struct {
 	// there in the background, and a snapshot whose local directory is
 	// missing or unusable is restored from there (store.go). Nil: local
 	// snapshots only. An empty CacheDir defaults to DataDir/store-cache.
-	Store *storesnap.Config
+	Store *stack.Config
 }
 
 // Worker runs functions. Its methods are safe for concurrent use.
@@ -387,7 +387,7 @@ const maxRecordBytes = 64 << 10
 
 // readRecordFile reads a function.json of at most maxRecordBytes.
 func readRecordFile(path string) ([]byte, error) {
-	return snapshot.ReadFileLimit(path, maxRecordBytes)
+	return atomicfile.ReadFile(path, maxRecordBytes)
 }
 
 // decodeRecord parses and checks a function.json: a name that is a valid

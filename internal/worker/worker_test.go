@@ -24,11 +24,12 @@ import (
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
 func TestMain(m *testing.M) {
-	pager.RunIfChild()
+	pager.RunIfChild(stack.OpenReaderJSON)
 	if os.Getenv("THAW_TEST_DEADLOCK_CHILD") != "" {
 		os.Exit(deadlockChild())
 	}

@@ -2,7 +2,9 @@
 // with least-recently-used eviction: the worker-local disk tier of a tiered
 // store. It survives restarts: Open rebuilds its index from the directory,
 // ordering entries by their last use, which Get records in the file's
-// access time.
+// access time. Shared is the same directory as another process sees it
+// (the pager child, reading and adding to the worker's disk cache); the
+// directory layout is this package's alone.
 //
 // Writes are atomic (temporary file, then rename), so a crash never leaves a
 // half-written object under its name. Without Options.Sync a crash may
@@ -79,18 +81,7 @@ func Open(dir string, opts Options) (*Backend, error) {
 		atime time.Time
 	}
 	var all []found
-	err := filepath.WalkDir(b.objDir(), func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		name := unescape(d.Name())
-		if store.ValidName(name) != nil {
-			return nil // not ours; leave it alone
-		}
+	err := walk(dir, func(name string, fi fs.FileInfo) error {
 		atime := fi.ModTime()
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			atime = time.Unix(st.Atim.Sec, st.Atim.Nsec)
@@ -114,22 +105,51 @@ func Open(dir string, opts Options) (*Backend, error) {
 	return b, nil
 }
 
-func (b *Backend) objDir() string { return filepath.Join(b.root, "objects") }
-func (b *Backend) tmpDir() string { return filepath.Join(b.root, "tmp") }
+func (b *Backend) objDir() string          { return objDir(b.root) }
+func (b *Backend) tmpDir() string          { return tmpDir(b.root) }
+func (b *Backend) path(name string) string { return objectPath(b.root, name) }
 
-// path maps a valid object name to its file. Names are flattened ('/'
-// becomes '~', which ValidName never allows) and spread over 256
-// directories by their last two characters, hex digits for chunk names.
-func (b *Backend) path(name string) string {
+// The directory layout, shared by Backend and Shared: objects/ holds the
+// objects, tmp/ the temporary files of writes in progress.
+func objDir(root string) string { return filepath.Join(root, "objects") }
+func tmpDir(root string) string { return filepath.Join(root, "tmp") }
+
+// objectPath maps a valid object name to its file under root. Names are
+// flattened ('/' becomes '~', which ValidName never allows) and spread over
+// 256 directories by their last two characters, hex digits for chunk names.
+func objectPath(root, name string) string {
 	esc := strings.ReplaceAll(name, "/", "~")
 	fan := "00"
 	if len(esc) >= 2 {
 		fan = esc[len(esc)-2:]
 	}
-	return filepath.Join(b.objDir(), fan, esc)
+	return filepath.Join(objDir(root), fan, esc)
 }
 
 func unescape(file string) string { return strings.ReplaceAll(file, "~", "/") }
+
+// walk calls fn for every object file under root, skipping files whose
+// names are not object names (not ours) and files removed while it walks
+// (another process sharing the directory may delete one).
+func walk(root string, fn func(name string, fi fs.FileInfo) error) error {
+	return filepath.WalkDir(objDir(root), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		name := unescape(d.Name())
+		if store.ValidName(name) != nil {
+			return nil // not ours; leave it alone
+		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fn(name, fi)
+	})
+}
 
 // Get implements store.Backend and records the use in the LRU order, both
 // in memory and in the file's access time (so it survives a restart).
@@ -148,7 +168,7 @@ func (b *Backend) Get(ctx context.Context, name string) ([]byte, error) {
 		return b.adopt(name)
 	}
 	p := b.path(name)
-	data, err := store.ReadObjectFile(p)
+	data, err := atomicfile.ReadFile(p, store.MaxObjectSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		b.forget(name, e)
 		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
@@ -167,7 +187,7 @@ func (b *Backend) adopt(name string) ([]byte, error) {
 	if store.ValidName(name) != nil {
 		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
 	}
-	data, err := store.ReadObjectFile(b.path(name))
+	data, err := atomicfile.ReadFile(b.path(name), store.MaxObjectSize)
 	if err != nil {
 		// Missing (the usual miss) or unreadable: either way not here.
 		return nil, fmt.Errorf("disk: %s: %w", name, errdefs.ErrNotFound)
@@ -224,10 +244,7 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	defer b.mu.Unlock()
 	b.entries.Remove(name) // the rename replaces its file
 	b.entries.EvictFor(size)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return fmt.Errorf("disk: %w", err)
-	}
-	if err := tmp.Commit(p); err != nil {
+	if err := commit(tmp, p); err != nil {
 		return fmt.Errorf("disk: %s: %w", name, err)
 	}
 	b.entries.Add(name, &entry{size: size, modTime: time.Now()})
@@ -235,13 +252,19 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 }
 
 // writeTemp writes data to a temporary file, synced with Options.Sync;
-// Commit renames it into place (and syncs the directory with Options.Sync).
+// commit renames it into place (and syncs the directory with Options.Sync).
 func (b *Backend) writeTemp(data []byte) (*atomicfile.File, error) {
-	f, err := atomicfile.Create(b.tmpDir(), "put-*", 0o600)
+	return writeTemp(b.root, data, b.opts.Sync)
+}
+
+// writeTemp writes data to a temporary file in root's tmp/, synced if sync
+// is set.
+func writeTemp(root string, data []byte, sync bool) (*atomicfile.File, error) {
+	f, err := atomicfile.Create(tmpDir(root), "put-*", 0o600)
 	if err != nil {
 		return nil, err
 	}
-	f.NoSync = !b.opts.Sync
+	f.NoSync = !sync
 	if _, err := f.Write(data); err != nil {
 		f.Abort()
 		return nil, err
@@ -255,6 +278,14 @@ func (b *Backend) writeTemp(data []byte) (*atomicfile.File, error) {
 		}
 	}
 	return f, nil
+}
+
+// commit renames a temporary file written by writeTemp to path.
+func commit(f *atomicfile.File, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return f.Commit(path)
 }
 
 // Delete implements store.Backend.

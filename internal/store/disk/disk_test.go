@@ -126,8 +126,9 @@ func TestFileRemovedUnderneath(t *testing.T) {
 	}
 }
 
-// An object another process renamed into the directory after Open (the
-// pager child filling the worker's cache) is adopted on its first Get:
+// An object another process put into the directory after Open through a
+// Shared view (the pager child filling the worker's cache) is adopted on
+// its first Get:
 // counted against the capacity and evicted like the backend's own.
 func TestAdoptsObjectsWrittenByAnotherProcess(t *testing.T) {
 	ctx := context.Background()
@@ -139,11 +140,7 @@ func TestAdoptsObjectsWrittenByAnotherProcess(t *testing.T) {
 	if err := b.Put(ctx, "chunks/t/own", []byte("123456")); err != nil {
 		t.Fatal(err)
 	}
-	p := b.Path("chunks/t/other")
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte("abcdef"), 0o600); err != nil {
+	if err := disk.NewShared(dir, disk.SharedOptions{}).Put(ctx, "chunks/t/other", []byte("abcdef")); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.Get(ctx, "chunks/t/other")

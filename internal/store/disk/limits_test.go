@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/thaw-run/thaw/internal/atomicfile"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/disk"
@@ -55,7 +56,7 @@ func TestOversizedObjectRefusedUnread(t *testing.T) {
 			t.Fatalf("%s: Get allocated %d bytes for an object it must refuse unread", name, d)
 		}
 	}
-	if _, err := store.ReadObjectFile(filepath.Join(dir, "objects/ab/chunks~t~ab")); !errors.Is(err, errdefs.ErrCorrupt) {
-		t.Fatalf("ReadObjectFile: %v, want ErrCorrupt", err)
+	if _, err := atomicfile.ReadFile(filepath.Join(dir, "objects/ab/chunks~t~ab"), store.MaxObjectSize); !errors.Is(err, errdefs.ErrCorrupt) {
+		t.Fatalf("ReadFile: %v, want ErrCorrupt", err)
 	}
 }

@@ -175,7 +175,7 @@ func (q *queue) lookup(name string) *queued {
 // read returns the data of a queued object, or fs.ErrNotExist if it was
 // uploaded (and removed) meanwhile.
 func (q *queue) read(it *queued) ([]byte, error) {
-	b, err := store.ReadObjectFile(q.path(it))
+	b, err := atomicfile.ReadFile(q.path(it), store.MaxObjectSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fs.ErrNotExist
 	}

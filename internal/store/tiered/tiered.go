@@ -11,6 +11,11 @@
 // uploaded in their original order by a background uploader when it
 // returns; while anything is queued, new writes queue behind it, so a
 // manifest never reaches the remote before its chunks.
+//
+// A read-only Backend (Config.ReadOnly) has no queue and refuses writes;
+// its reads fill its caches all the same. It is how a process that shares
+// another's caches reads the store: the pager child, over the worker's disk
+// cache (disk.Shared).
 package tiered
 
 import (
@@ -43,9 +48,15 @@ type Config struct {
 	Caches []Tier
 	// Remote is the authoritative, shared store.
 	Remote store.Backend
-	// QueueDir holds writes waiting for the remote. Required; it must be
-	// on local disk and must not be shared between processes.
+	// QueueDir holds writes waiting for the remote. Required unless
+	// ReadOnly; it must be on local disk and must not be shared between
+	// processes.
 	QueueDir string
+	// ReadOnly makes a Backend that only reads: Put and Delete fail with
+	// errdefs.ErrInvalid, there is no upload queue (QueueDir must be
+	// empty) and no uploader. Reads try the caches, then the remote, and
+	// fill the caches above the tier that answered, as usual.
+	ReadOnly bool
 	// RetryInterval is how often the uploader retries while the remote is
 	// down (default 5s).
 	RetryInterval time.Duration
@@ -59,7 +70,7 @@ type Config struct {
 // Backend is the tiered composition. Close it to stop the uploader.
 type Backend struct {
 	cfg    Config
-	q      *queue
+	q      *queue         // nil when read-only
 	stats  []tierCounters // caches..., queue, remote
 	wake   chan struct{}
 	stop   chan struct{}
@@ -83,11 +94,17 @@ var (
 	_ store.TierStatser     = (*Backend)(nil)
 )
 
+// errReadOnly is the error of a write to a read-only Backend.
+var errReadOnly = fmt.Errorf("tiered: read-only: %w", errdefs.ErrInvalid)
+
 // New opens the upload queue (recovering writes queued before a restart)
-// and starts the background uploader.
+// and starts the background uploader; a read-only Backend has neither.
 func New(cfg Config) (*Backend, error) {
-	if cfg.Remote == nil || cfg.QueueDir == "" {
-		return nil, fmt.Errorf("tiered: remote and queue dir are required: %w", errdefs.ErrInvalid)
+	if cfg.Remote == nil {
+		return nil, fmt.Errorf("tiered: remote is required: %w", errdefs.ErrInvalid)
+	}
+	if cfg.ReadOnly != (cfg.QueueDir == "") {
+		return nil, fmt.Errorf("tiered: a queue dir is required, and only, unless read-only: %w", errdefs.ErrInvalid)
 	}
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = 5 * time.Second
@@ -98,11 +115,14 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.MaxPendingFill <= 0 {
 		cfg.MaxPendingFill = DefaultMaxPendingFill
 	}
-	q, err := openQueue(cfg.QueueDir)
-	if err != nil {
-		return nil, err
+	b := &Backend{cfg: cfg, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	if !cfg.ReadOnly {
+		q, err := openQueue(cfg.QueueDir)
+		if err != nil {
+			return nil, err
+		}
+		b.q = q
 	}
-	b := &Backend{cfg: cfg, q: q, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	b.stats = make([]tierCounters, len(cfg.Caches)+2)
 	for i, t := range cfg.Caches {
 		b.stats[i].name = t.Name
@@ -110,6 +130,10 @@ func New(cfg Config) (*Backend, error) {
 	b.stats[len(cfg.Caches)].name = "queue"
 	b.stats[len(cfg.Caches)+1].name = "remote"
 	b.filler = newFiller(b, cfg.MaxPendingFill)
+	if cfg.ReadOnly {
+		close(b.done) // no uploader
+		return b, nil
+	}
 	go b.uploader()
 	b.kick()
 	return b, nil
@@ -168,9 +192,12 @@ func (b *Backend) uploader() {
 }
 
 // Flush uploads every queued write now, in order. It returns nil when the
-// queue is empty, or the remote's error (errdefs.ErrUnavailable while it
-// is down), leaving the rest queued.
+// queue is empty (always, when read-only), or the remote's error
+// (errdefs.ErrUnavailable while it is down), leaving the rest queued.
 func (b *Backend) Flush(ctx context.Context) error {
+	if b.q == nil {
+		return nil
+	}
 	b.drainM.Lock()
 	defer b.drainM.Unlock()
 	n := 0
@@ -200,7 +227,12 @@ func (b *Backend) Flush(ctx context.Context) error {
 }
 
 // Pending returns the number of queued writes.
-func (b *Backend) Pending() int { return b.q.len() }
+func (b *Backend) Pending() int {
+	if b.q == nil {
+		return 0
+	}
+	return b.q.len()
+}
 
 // Put implements store.Backend: write-through to the remote, or to the
 // durable queue when the remote is down or the queue is not empty. Either
@@ -209,6 +241,9 @@ func (b *Backend) Pending() int { return b.q.len() }
 func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	if err := store.ValidName(name); err != nil {
 		return fmt.Errorf("tiered: %w", err)
+	}
+	if b.cfg.ReadOnly {
+		return fmt.Errorf("%w: put %s", errReadOnly, name)
 	}
 	// A background fill of an older copy read earlier must not land
 	// after this write's (a replaced manifest would come back).
@@ -315,7 +350,13 @@ func (b *Backend) get(ctx context.Context, name string, check func([]byte) error
 			return data, nil
 		}
 	}
-	if it := b.q.lookup(name); it != nil {
+	var it *queued // nil when read-only
+	if b.q != nil {
+		if it = b.q.lookup(name); it == nil {
+			b.queueStats().misses.Add(1)
+		}
+	}
+	if it != nil {
 		data, err := b.q.read(it)
 		if err == nil {
 			ok, err := accept(b.queueStats(), data)
@@ -331,8 +372,6 @@ func (b *Backend) get(ctx context.Context, name string, check func([]byte) error
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("tiered: reading queued %s: %w", name, err)
 		}
-	} else {
-		b.queueStats().misses.Add(1)
 	}
 	st := b.remoteStats()
 	data, err := b.cfg.Remote.Get(ctx, name)
@@ -359,6 +398,9 @@ func (b *Backend) get(ctx context.Context, name string, check func([]byte) error
 // Stat implements store.Backend from the authoritative copies (queue, then
 // remote): caches may hold objects the remote has deleted.
 func (b *Backend) Stat(ctx context.Context, name string) (store.ObjectInfo, error) {
+	if b.q == nil {
+		return b.cfg.Remote.Stat(ctx, name)
+	}
 	if it := b.q.lookup(name); it != nil {
 		return store.ObjectInfo{Name: name, Size: it.size, ModTime: it.modTime}, nil
 	}
@@ -368,6 +410,9 @@ func (b *Backend) Stat(ctx context.Context, name string) (store.ObjectInfo, erro
 // Delete implements store.Backend: the object is removed from every tier.
 // It fails while the remote is down, so GC never half-runs.
 func (b *Backend) Delete(ctx context.Context, name string) error {
+	if b.cfg.ReadOnly {
+		return fmt.Errorf("%w: delete %s", errReadOnly, name)
+	}
 	b.filler.cancel(name)
 	for _, t := range b.cfg.Caches {
 		_ = t.Backend.Delete(ctx, name)
@@ -378,6 +423,9 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 
 // List implements store.Backend: the union of the queue and the remote.
 func (b *Backend) List(ctx context.Context, prefix string, fn func(store.ObjectInfo) error) error {
+	if b.q == nil {
+		return b.cfg.Remote.List(ctx, prefix, fn)
+	}
 	queued := b.q.list(prefix)
 	seen := make(map[string]bool, len(queued))
 	for _, fi := range queued {

@@ -112,6 +112,12 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Backend { return newRig(t, 4<<20, 4<<20).b })
 }
 
+// The view of the authoritative copies (Verify and GC read through it) is
+// a backend too.
+func TestOriginConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Backend { return newRig(t, 4<<20, 4<<20).b.Origin() })
+}
+
 func stats(b *tiered.Backend) map[string]store.TierStat {
 	m := map[string]store.TierStat{}
 	for _, s := range b.TierStats() {

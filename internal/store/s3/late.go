@@ -1,4 +1,4 @@
-package storesnap
+package s3
 
 import (
 	"context"
@@ -9,18 +9,21 @@ import (
 
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/store"
-	"github.com/thaw-run/thaw/internal/store/s3"
 )
 
-// openBucket returns the S3 remote of a writing store. The bucket is
-// checked (and created) now; if the endpoint is unreachable the store opens
+// Open returns the bucket of cfg as the remote of a writing store: New,
+// then EnsureBucket. If the endpoint is unreachable the bucket opens
 // anyway, so that a worker starts and serves while the object store is
 // down: reads are served by the local tiers, writes queue on local disk,
 // and the check is retried on later use (the tiered uploader retries its
 // queue every few seconds). Any other error (wrong credentials, an invalid
 // bucket name) still fails, because waiting would not fix it.
-func openBucket(ctx context.Context, b *s3.Backend, bucket string) (store.Backend, error) {
-	err := b.EnsureBucket(ctx)
+func Open(ctx context.Context, cfg Config) (store.Backend, error) {
+	b, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	err = b.EnsureBucket(ctx)
 	if err == nil {
 		return b, nil
 	}
@@ -28,22 +31,21 @@ func openBucket(ctx context.Context, b *s3.Backend, bucket string) (store.Backen
 		return nil, err
 	}
 	slog.Warn("store: object store unreachable at start; serving from local tiers and queueing uploads until it returns",
-		"bucket", bucket, "err", err)
-	return &lateBucket{b: b, bucket: bucket}, nil
+		"bucket", cfg.Bucket, "err", err)
+	return &lateBucket{b: b}, nil
 }
 
-// lateBucket is an S3 remote whose bucket could not be checked when the
-// store was opened. Until the bucket has been checked, every operation
-// checks it first and, while that fails with errdefs.ErrUnavailable, fails
-// the same way, which the tiered backend answers from its caches and queue.
-// A check costs what the operation itself would against a down endpoint
-// (the S3 client's dial timeout), and concurrent operations check in
-// parallel rather than queue behind one another; a lost race to create the
-// bucket is not an error (EnsureBucket).
+// lateBucket is a Backend whose bucket could not be checked when it was
+// opened. Until the bucket has been checked, every operation checks it
+// first and, while that fails with errdefs.ErrUnavailable, fails the same
+// way, which the tiered backend answers from its caches and queue. A check
+// costs what the operation itself would against a down endpoint (the
+// client's dial timeout), and concurrent operations check in parallel
+// rather than queue behind one another; a lost race to create the bucket
+// is not an error (EnsureBucket).
 type lateBucket struct {
-	b      *s3.Backend
-	bucket string
-	ready  atomic.Bool
+	b     *Backend
+	ready atomic.Bool
 }
 
 var _ store.Backend = (*lateBucket)(nil)
@@ -53,10 +55,10 @@ func (l *lateBucket) ensure(ctx context.Context) error {
 		return nil
 	}
 	if err := l.b.EnsureBucket(ctx); err != nil {
-		return fmt.Errorf("storesnap: bucket not ready: %w", err)
+		return fmt.Errorf("s3: bucket not ready: %w", err)
 	}
 	if !l.ready.Swap(true) {
-		slog.Info("store: object store reachable; bucket ready", "bucket", l.bucket)
+		slog.Info("store: object store reachable; bucket ready", "bucket", l.b.cfg.Bucket)
 	}
 	return nil
 }
