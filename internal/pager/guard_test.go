@@ -1,10 +1,8 @@
 package pager
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -34,34 +32,12 @@ func TestBothPagersKilled(t *testing.T) {
 	t.Log(strings.TrimSpace(out))
 }
 
-func bothKilledScenario() (err error) {
-	st := &stubT{}
-	defer st.cleanup()
-	defer func() {
-		if v := recover(); v != nil {
-			f, ok := v.(stubFatal)
-			if !ok {
-				panic(v)
-			}
-			err = errors.New(string(f))
-		}
-	}()
-	dir, err := os.MkdirTemp("", "thaw-pager-bothkilled")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	p, err := Start(context.Background())
-	if err != nil {
-		return err
-	}
-	defer p.Close()
+func bothKilledScenario() error { return withStandby(bothKilledBody) }
+
+func bothKilledBody(st *stubT, dir string, p *Pager) error {
 	p.mu.Lock()
 	sb := p.standby
 	p.mu.Unlock()
-	if sb == nil {
-		return errors.New("no standby started")
-	}
 	n := 2*runtime.GOMAXPROCS(0) + 1
 	pages := n + 1
 	img := writeImage(st, dir, 6, pages, pages, 0)

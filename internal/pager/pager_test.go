@@ -701,7 +701,10 @@ func TestStandbyTakesOver(t *testing.T) {
 	t.Log(strings.TrimSpace(out))
 }
 
-func standbyScenario() (err error) {
+// withStandby runs a scenario's body with a started Pager that has a
+// standby, a temporary directory, and a stub testing.TB whose Fatal
+// becomes the returned error.
+func withStandby(body func(st *stubT, dir string, p *Pager) error) (err error) {
 	st := &stubT{}
 	defer st.cleanup()
 	defer func() {
@@ -713,7 +716,7 @@ func standbyScenario() (err error) {
 			err = errors.New(string(f))
 		}
 	}()
-	dir, err := os.MkdirTemp("", "thaw-pager-standby")
+	dir, err := os.MkdirTemp("", "thaw-pager-scenario")
 	if err != nil {
 		return err
 	}
@@ -723,9 +726,18 @@ func standbyScenario() (err error) {
 		return err
 	}
 	defer p.Close()
-	if p.standby == nil {
+	p.mu.Lock()
+	sb := p.standby
+	p.mu.Unlock()
+	if sb == nil {
 		return errors.New("no standby started")
 	}
+	return body(st, dir, p)
+}
+
+func standbyScenario() error { return withStandby(standbyBody) }
+
+func standbyBody(st *stubT, dir string, p *Pager) error {
 	const pages = 16
 	img := writeImage(st, dir, 5, pages, pages, 0, 3)
 	r := newRegion(st, pages)
