@@ -22,7 +22,6 @@ type instance struct {
 	mem      *restore.Memory // nil for booted instances
 	mode     restore.Mode
 	served   int
-	lastUsed time.Time
 	// recording is set on the instance whose first invocation records the
 	// snapshot's working set.
 	recording bool
@@ -40,26 +39,19 @@ type function struct {
 	rec record
 	mod *engine.Module
 
+	// pool holds the function's instances, idle and in use.
+	pool *pool[*instance]
+
 	mu   sync.Mutex
 	snap *snapshot.Snapshot // taken after initialisation (request 0)
 	// extra are the policy's later snapshots, oldest first.
 	extra []*snapshot.Snapshot
 	// pol is the snapshot policy; polMu serialises calls into it.
-	pol     policy.Policy
-	polMu   sync.Mutex
-	idle    []*instance // most recently used last
-	total   int         // idle + busy + starting
-	waiting int
-	// memWaiting counts requests holding a slot while they wait for the
-	// worker's memory budget (reserveMemory); they share max_queue.
-	memWaiting int
-	wake       chan struct{} // closed and replaced when an instance frees up
-	closed     bool
+	pol    policy.Policy
+	polMu  sync.Mutex
+	closed bool
 
 	recording atomic.Bool
-	// settling counts instances between a request and their return to the
-	// pool: in their idle call or checkpoint copy (f.mu).
-	settling int
 	// background counts work done off the requests' path: idle calls,
 	// checkpoints and working-set writes.
 	background sync.WaitGroup
@@ -74,7 +66,9 @@ func (w *Worker) newFunction(rec record, mod *engine.Module) (*function, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &function{w: w, rec: rec, mod: mod, pol: pol, wake: make(chan struct{})}, nil
+	idle := w.metrics.instances.WithLabelValues(rec.Name, "idle")
+	return &function{w: w, rec: rec, mod: mod, pol: pol,
+		pool: newPool[*instance](rec.Name, rec.Config.MaxInstances, rec.Config.MaxQueue, idle)}, nil
 }
 
 func (f *function) instanceConfig() engine.InstanceConfig {
@@ -83,10 +77,11 @@ func (f *function) instanceConfig() engine.InstanceConfig {
 }
 
 func (f *function) info() Info {
+	idle, total := f.pool.counts()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := Info{Name: f.rec.Name, Config: f.rec.Config, ModuleSHA: f.rec.ModuleSHA, ModuleSize: f.rec.ModuleSize,
-		Deployed: f.rec.Deployed, Idle: len(f.idle), Busy: f.total - len(f.idle), PoolSnapshots: len(f.extra), Policy: f.rec.Config.Policy}
+		Deployed: f.rec.Deployed, Idle: idle, Busy: total - idle, PoolSnapshots: len(f.extra), Policy: f.rec.Config.Policy}
 	if f.snap != nil {
 		si := &SnapshotInfo{ID: f.snap.Meta.ID, MemoryBytes: f.snap.Meta.ImageSize, DataBytes: f.snap.Meta.DataPages * snapshot.PageSize}
 		if ws, err := f.snap.WorkingSet(); err == nil {
@@ -176,7 +171,7 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	fresh := opts.Mode != "" && opts.Mode != restore.Warm
 	// A request still waiting for an instance leaves the queue when its
 	// caller goes (acquire watches ctx).
-	inst, err := f.acquire(ctx, fresh)
+	inst, warm, err := f.pool.acquire(ctx, fresh)
 	t.Queue = time.Since(t0)
 	if err != nil {
 		return nil, err
@@ -186,7 +181,7 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	// caller disconnects: cancelling it would kill the guest mid-call and
 	// cost a restore for every aborted request.
 	ctx = context.WithoutCancel(ctx)
-	if inst == nil {
+	if !warm {
 		t1 := time.Now()
 		res, err := f.w.reserveMemory(ctx, f)
 		t.Queue += time.Since(t1)
@@ -378,70 +373,12 @@ func (f *function) retryCold(ctx context.Context, bad *instance, req *abi.Reques
 	return inst, resp, err
 }
 
-// acquire returns an idle instance, or nil with a slot reserved for a new
-// one, waiting in the bounded queue when the function is at max_instances.
-func (f *function) acquire(ctx context.Context, fresh bool) (*instance, error) {
-	for {
-		f.mu.Lock()
-		if f.closed {
-			f.mu.Unlock()
-			return nil, fmt.Errorf("function %q was replaced or deleted: %w", f.rec.Name, errdefs.ErrUnavailable)
-		}
-		if n := len(f.idle); n > 0 && !fresh {
-			inst := f.idle[n-1]
-			f.idle = f.idle[:n-1]
-			f.mu.Unlock()
-			f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Dec()
-			return inst, nil
-		}
-		// An instance settling after its last request (idle call,
-		// checkpoint copy) is about to be free: wait for it rather than
-		// start another, unless as many requests already wait as there
-		// are settling instances, or the queue is full.
-		if f.total < f.rec.Config.MaxInstances && (fresh || f.waiting >= f.settling || f.waiting >= f.rec.Config.MaxQueue) {
-			f.total++
-			f.mu.Unlock()
-			return nil, nil
-		}
-		if fresh && len(f.idle) > 0 {
-			// Make room for the fresh instance by retiring an idle one.
-			victim := f.idle[0]
-			f.idle = f.idle[1:]
-			f.mu.Unlock()
-			f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Dec()
-			victim.Close(ctx)
-			return nil, nil
-		}
-		if f.waiting+f.memWaiting >= f.rec.Config.MaxQueue {
-			n := f.waiting + f.memWaiting
-			f.mu.Unlock()
-			return nil, fmt.Errorf("function %q: %d requests already queued: %w", f.rec.Name, n, errdefs.ErrOverloaded)
-		}
-		f.waiting++
-		wake := f.wake
-		f.mu.Unlock()
-		select {
-		case <-wake:
-			f.mu.Lock()
-			f.waiting--
-			f.mu.Unlock()
-		case <-ctx.Done():
-			f.mu.Lock()
-			f.waiting--
-			f.mu.Unlock()
-			return nil, ctx.Err()
-		}
-	}
-}
-
 // settle gives an instance that has just served a request its idle call
 // and, when checkpoint is set, its checkpoint, then returns it to the pool;
 // all off the response path. A request that finds no idle instance may
 // wait for a settling one rather than start another (acquire).
 func (f *function) settle(inst *instance, checkpoint bool, req int) {
-	f.mu.Lock()
-	f.settling++
-	f.mu.Unlock()
+	f.pool.beginSettle()
 	f.background.Add(1)
 	go func() {
 		defer f.background.Done()
@@ -453,28 +390,12 @@ func (f *function) settle(inst *instance, checkpoint bool, req int) {
 	}()
 }
 
-// awaitSettled waits until no instance is settling, so that every instance
-// not serving a request is in the pool.
-func (f *function) awaitSettled() {
-	f.mu.Lock()
-	for f.settling > 0 {
-		wake := f.wake
-		f.mu.Unlock()
-		<-wake
-		f.mu.Lock()
-	}
-	f.mu.Unlock()
-}
-
 // idleCall runs the guest's idle export (thaw_idle, docs/abi.md) unless a
 // request is already waiting for an instance. A guest that fails there, or
 // that touched a snapshot page failing its checksum, is closed: it has
 // served its request, and the next one gets a sound instance.
 func (f *function) idleCall(inst *instance) {
-	f.mu.Lock()
-	busy := f.waiting > 0
-	f.mu.Unlock()
-	if busy {
+	if f.pool.queued() {
 		f.w.metrics.idle.WithLabelValues(f.rec.Name, "skipped").Inc()
 		return
 	}
@@ -504,35 +425,21 @@ func (f *function) release(inst *instance) { f.releaseSettled(inst, false) }
 
 // releaseSettled is release for an instance that settle held.
 func (f *function) releaseSettled(inst *instance, settled bool) {
-	f.mu.Lock()
-	if settled {
-		f.settling--
+	if inst == nil {
+		f.pool.free(settled)
+		return
 	}
-	keep := inst != nil && !inst.Dead() && !f.closed
-	if keep {
-		inst.lastUsed = time.Now()
-		f.idle = append(f.idle, inst)
-	} else {
-		f.total--
-	}
-	close(f.wake)
-	f.wake = make(chan struct{})
-	f.mu.Unlock()
-	if keep {
-		f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Inc()
+	if f.pool.put(inst, settled) {
 		f.w.budget.notify() // an idle instance can be evicted for memory
-	} else if inst != nil {
-		inst.Close(context.Background())
 	}
 }
 
 // adopt puts an already-running instance (the deploy's boot instance) in the
 // pool.
 func (f *function) adopt(inst *engine.Instance) {
-	f.mu.Lock()
-	f.total++
-	f.mu.Unlock()
-	f.release(f.withPolicy(&instance{Instance: inst, mode: restore.Cold}))
+	if f.pool.adopt(f.withPolicy(&instance{Instance: inst, mode: restore.Cold})) {
+		f.w.budget.notify()
+	}
 }
 
 // start makes a new instance in mode from the snapshot the policy chooses
@@ -708,23 +615,11 @@ func (f *function) extendWorkingSet(inst *instance, snap *snapshot.Snapshot, st 
 // reap closes instances idle past the keep-alive, keeping min_instances
 // unless all is set.
 func (f *function) reap(ctx context.Context, now time.Time, all bool) {
-	keepAlive := time.Duration(f.rec.Config.KeepAlive)
 	floor := f.rec.Config.MinInstances
 	if all {
 		floor = 0
 	}
-	var victims []*instance
-	f.mu.Lock()
-	for len(f.idle) > 0 && f.total > floor && now.Sub(f.idle[0].lastUsed) > keepAlive {
-		victims = append(victims, f.idle[0])
-		f.idle = f.idle[1:]
-		f.total--
-	}
-	f.mu.Unlock()
-	for _, v := range victims {
-		f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Dec()
-		v.Close(ctx)
-	}
+	f.pool.reap(ctx, now, time.Duration(f.rec.Config.KeepAlive), floor)
 }
 
 // shutdown closes idle instances and marks the function closed; busy
@@ -732,15 +627,7 @@ func (f *function) reap(ctx context.Context, now time.Time, all bool) {
 func (f *function) shutdown(ctx context.Context) {
 	f.mu.Lock()
 	f.closed = true
-	idle := f.idle
-	f.idle = nil
-	f.total -= len(idle)
-	close(f.wake)
-	f.wake = make(chan struct{})
 	f.mu.Unlock()
-	for _, inst := range idle {
-		f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Dec()
-		inst.Close(ctx)
-	}
+	f.pool.shutdown(ctx)
 	_ = f.mod.Close(ctx)
 }

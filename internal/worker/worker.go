@@ -935,7 +935,7 @@ func (w *Worker) Evict(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	f.awaitSettled()
+	f.pool.awaitSettled()
 	f.reap(ctx, time.Now().Add(time.Duration(f.rec.Config.KeepAlive)+time.Hour), true)
 	return nil
 }

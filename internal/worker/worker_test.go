@@ -369,10 +369,7 @@ func TestCheckpointSkipsBadMmapPages(t *testing.T) {
 	if info, _ := w.Get("heavy"); info.PoolSnapshots != 0 {
 		t.Fatalf("a checkpoint of memory with damaged page %d joined the pool", page)
 	}
-	f.mu.Lock()
-	idle := len(f.idle)
-	f.mu.Unlock()
-	if idle != 0 {
+	if idle, _ := f.pool.counts(); idle != 0 {
 		t.Fatalf("%d idle instances, want the damaged one discarded", idle)
 	}
 }
@@ -381,13 +378,13 @@ func TestCheckpointSkipsBadMmapPages(t *testing.T) {
 // once every instance has settled after its request.
 func lastIdle(t *testing.T, f *function) *instance {
 	t.Helper()
-	f.awaitSettled()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.idle) == 0 {
+	f.pool.awaitSettled()
+	f.pool.mu.Lock()
+	defer f.pool.mu.Unlock()
+	if len(f.pool.idle) == 0 {
 		t.Fatal("no idle instance")
 	}
-	return f.idle[len(f.idle)-1]
+	return f.pool.idle[len(f.pool.idle)-1].inst
 }
 
 // sink keeps the test's read of instance memory from being compiled away.
