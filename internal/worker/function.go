@@ -19,9 +19,9 @@ import (
 // instance is a pooled engine instance with what the pool needs to know.
 type instance struct {
 	*engine.Instance
-	mem      *restore.Memory // nil for booted instances
-	mode     restore.Mode
-	served   int
+	mem    *restore.Memory // nil for booted instances
+	mode   restore.Mode
+	served int
 	// recording is set on the instance whose first invocation records the
 	// snapshot's working set.
 	recording bool
@@ -451,8 +451,8 @@ func (f *function) start(ctx context.Context, mode restore.Mode, explicit, dropC
 		if snap == nil {
 			t.Fallback = "no snapshot"
 		} else {
-			// Hook (store.go): local snapshot, else the store's copy.
-			inst, err := f.restoreAny(ctx, snap, mode, dropCache, t)
+			// The local snapshot, else the store's copy.
+			inst, err := f.w.snapStore.restoreAny(ctx, f, snap, mode, dropCache, t)
 			if err == nil {
 				return inst, nil
 			}
@@ -571,7 +571,7 @@ func (f *function) afterFirstExec(inst *instance, t *Timing) {
 			return
 		}
 		m.recordings.WithLabelValues(f.rec.Name).Inc()
-		f.w.publishLater(f.rec.Name, snap) // hook (store.go): republish with the working set
+		f.w.snapStore.publish(f.rec.Name, snap) // again, with the working set
 	case inst.mode.UsesWorkingSet() && st.WSPages > 0:
 		if float64(st.Faults) > f.rec.Config.RerecordMissRate*float64(st.WSPages) && !inst.Dead() {
 			f.extendWorkingSet(inst, snap, st)
@@ -608,7 +608,7 @@ func (f *function) extendWorkingSet(inst *instance, snap *snapshot.Snapshot, st 
 		}
 		f.w.log.Info("working set missed too often; extended", "function", f.rec.Name, "faults", st.Faults, "ws_pages", st.WSPages)
 		f.w.metrics.recordings.WithLabelValues(f.rec.Name).Inc()
-		f.w.publishLater(f.rec.Name, snap) // hook (store.go): republish with the working set
+		f.w.snapStore.publish(f.rec.Name, snap) // again, with the working set
 	}()
 }
 

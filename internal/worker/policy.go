@@ -161,7 +161,7 @@ func (f *function) checkpoint(inst *instance, req int) {
 	f.background.Add(1)
 	go func() {
 		defer f.background.Done()
-		snap, err := f.w.writeSnapshot(f, st, buf, req)
+		snap, err := f.w.writeSnapshot(&f.rec, st, buf, req)
 		f.ckptBufs.put(buf)
 		if err == nil {
 			crashpoint.Hit(crashpoint.CheckpointSnapshotWritten)
@@ -187,7 +187,7 @@ func (f *function) checkpoint(inst *instance, req int) {
 		delete(f.pending, req)
 		f.mu.Unlock()
 		if closed {
-			f.w.dropStored(f.rec.Name, []string{snap.Meta.ID}) // hook (storedelete.go)
+			f.w.snapStore.drop(f.rec.Name, []string{snap.Meta.ID})
 			_ = os.RemoveAll(snap.Dir)
 			return
 		}
@@ -296,7 +296,7 @@ func (f *function) prune() {
 	for _, s := range drop {
 		ids = append(ids, s.Meta.ID)
 	}
-	f.w.dropStored(f.rec.Name, ids) // hook (storedelete.go)
+	f.w.snapStore.drop(f.rec.Name, ids)
 	for _, s := range drop {
 		// Instances restored from a dropped snapshot keep running: their
 		// memory is already theirs (eager, bulk) or mapped (mmap, lazy:
@@ -390,7 +390,7 @@ func (f *function) loadPolicy() {
 		}
 	}
 	for _, id := range rec.Extra {
-		// Hook (store.go): falls back to the store's copy.
+		// Falls back to the store's copy.
 		snap, err := f.w.openSnapshot(f.w.ctx, f, id)
 		if err != nil {
 			f.w.log.Warn("dropping unusable pool snapshot", "function", f.rec.Name, "snapshot", id, "err", err)
