@@ -14,12 +14,12 @@ import (
 func TestPublicSkipsFunctionLock(t *testing.T) {
 	w := &Worker{fns: map[string]*function{}}
 	priv := &function{w: w, rec: record{Name: "priv", Config: Config{MaxInstances: 1, MaxQueue: 1}},
-		pool: newPool[*instance]("priv", 1, 1, nil)}
+		pool: newPool[*instance]("priv", 1, 1, nil), ckpt: &checkpointer{}}
 	pub := &function{w: w, rec: record{Name: "pub", Config: Config{Public: true, MaxInstances: 1, MaxQueue: 1}},
-		pool: newPool[*instance]("pub", 1, 1, nil)}
+		pool: newPool[*instance]("pub", 1, 1, nil), ckpt: &checkpointer{}}
 	w.fns["priv"], w.fns["pub"] = priv, pub
 	for _, f := range []*function{priv, pub} {
-		f.mu.Lock()
+		f.ckpt.mu.Lock()
 		f.pool.mu.Lock()
 	}
 	done := make(chan [3]bool, 1)
@@ -33,7 +33,7 @@ func TestPublicSkipsFunctionLock(t *testing.T) {
 		t.Fatal("Public waited for the function's lock")
 	}
 	for _, f := range []*function{priv, pub} {
-		f.mu.Unlock()
+		f.ckpt.mu.Unlock()
 		f.pool.mu.Unlock()
 	}
 

@@ -200,18 +200,3 @@ func (s *workerStore) sync(ctx context.Context) error {
 	}
 	return nil
 }
-
-// snapshotIDs returns the ids of f's snapshots: the deploy snapshot and
-// the policy's pool.
-func (f *function) snapshotIDs() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var ids []string
-	if f.snap != nil {
-		ids = append(ids, f.snap.Meta.ID)
-	}
-	for _, s := range f.extra {
-		ids = append(ids, s.Meta.ID)
-	}
-	return ids
-}

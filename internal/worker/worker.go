@@ -207,7 +207,7 @@ func (w *Worker) Close(ctx context.Context) {
 	for _, f := range fns {
 		f.shutdown(ctx)
 		f.background.Wait()
-		f.savePolicy()
+		f.ckpt.savePolicy()
 	}
 	w.snapStore.close() // let running publishes finish
 	w.cancel()
@@ -373,10 +373,12 @@ func (w *Worker) loadOne(ctx context.Context, name string) error {
 		} else if err := mod.PrepareRestore(ctx, snap.Meta.State.Pages); err != nil {
 			w.log.Warn("restore module failed to compile; instances boot cold", "function", name, "err", err)
 		} else {
-			f.snap = snap
+			f.ckpt.snap = snap
 		}
 	}
-	f.loadPolicy()
+	f.ckpt.loadPolicy(func(id string) (*snapshot.Snapshot, error) {
+		return w.openSnapshot(w.ctx, f, id) // falls back to the store's copy
+	})
 	w.mu.Lock()
 	w.fns[name] = f
 	w.mu.Unlock()
@@ -528,7 +530,7 @@ func (w *Worker) collectSnapshots() {
 			}
 		} else {
 			keep[f.rec.Snapshot] = true
-			for _, id := range f.snapshotIDs() {
+			for _, id := range f.ckpt.snapshotIDs() {
 				keep[id] = true
 			}
 		}
@@ -631,7 +633,7 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 		if err := mod.PrepareRestore(ctx, snap.Meta.State.Pages); err != nil {
 			return nil, fmt.Errorf("deploy %s: %w", name, err)
 		}
-		f.snap = snap
+		f.ckpt.snap = snap
 		f.rec.Snapshot = filepath.Base(snap.Dir)
 	}
 	// What the record replaces, listed before f can checkpoint (its
@@ -653,7 +655,7 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	if old != nil {
 		old.shutdown(ctx)
 		old.background.Wait()
-		stale = append(append(stale, old.rec.Snapshot), old.snapshotIDs()...)
+		stale = append(append(stale, old.rec.Snapshot), old.ckpt.snapshotIDs()...)
 	}
 	stale = without(stale, f.rec.Snapshot)
 	if len(stale) > 0 {
@@ -912,7 +914,7 @@ func (w *Worker) Delete(ctx context.Context, name string) error {
 	f.shutdown(ctx)
 	f.background.Wait()
 	// The stored copies go too, local or not.
-	w.snapStore.drop(name, without(append(append(w.snapshotDirs(name), f.rec.Snapshot), f.snapshotIDs()...), ""))
+	w.snapStore.drop(name, without(append(append(w.snapshotDirs(name), f.rec.Snapshot), f.ckpt.snapshotIDs()...), ""))
 	if err := os.Remove(w.recordPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}

@@ -224,7 +224,7 @@ func TestDamagedSnapshotFallsBack(t *testing.T) {
 			want := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Cold})
 			invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Reap}) // records the working set
 			w.mu.Lock()
-			snap := w.fns["hello"].snap
+			snap := w.fns["hello"].ckpt.snap
 			w.mu.Unlock()
 			if err := c.damage(snap); err != nil {
 				t.Fatal(err)
@@ -252,8 +252,8 @@ func TestDamagedSnapshotFallsBack(t *testing.T) {
 func damagedHeavy(t *testing.T) (*Worker, *function, int, *Result) {
 	t.Helper()
 	w, f, want := withWorkingSet(t, "heavy", "examples/initheavy", "/?q=alpha")
-	page := farDataPage(t, f.snap)
-	if err := flipByte(f.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
+	page := farDataPage(t, f.ckpt.snap)
+	if err := flipByte(f.ckpt.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
 		t.Fatal(err)
 	}
 	return w, f, page, want
@@ -349,8 +349,8 @@ func TestCheckpointSkipsBadMmapPages(t *testing.T) {
 	w.mu.Lock()
 	f := w.fns["heavy"]
 	w.mu.Unlock()
-	page := farDataPage(t, f.snap)
-	if err := flipByte(f.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
+	page := farDataPage(t, f.ckpt.snap)
+	if err := flipByte(f.ckpt.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Evict(ctx, "heavy"); err != nil {
@@ -663,7 +663,7 @@ func TestQueueBound(t *testing.T) {
 // on none, and no restore has to run lazily to record a new one.
 func TestWorkingSetExtendedOnMisses(t *testing.T) {
 	w, f, want := helloWithWorkingSet(t)
-	full, err := f.snap.WorkingSet()
+	full, err := f.ckpt.snap.WorkingSet()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -673,7 +673,7 @@ func TestWorkingSetExtendedOnMisses(t *testing.T) {
 	for p := first.Start; p < first.Start+first.Count; p++ {
 		kept = append(kept, p)
 	}
-	if _, err := f.snap.WriteWorkingSet(kept); err != nil {
+	if _, err := f.ckpt.snap.WriteWorkingSet(kept); err != nil {
 		t.Fatal(err)
 	}
 	recordings := func() float64 { return testutil.ToFloat64(w.metrics.recordings.WithLabelValues("hello")) }
@@ -688,7 +688,7 @@ func TestWorkingSetExtendedOnMisses(t *testing.T) {
 		t.Fatalf("answered %q, want %q", got.Response.Body, want.Response.Body)
 	}
 	w.WaitCheckpoints("hello") // the extension is written in the background
-	ws, err := f.snap.WorkingSet()
+	ws, err := f.ckpt.snap.WorkingSet()
 	if err != nil {
 		t.Fatalf("working set deleted instead of extended: %v", err)
 	}
