@@ -14,7 +14,8 @@ import (
 	"github.com/thaw-run/thaw/internal/snapshot"
 )
 
-// instance is a pooled engine instance with what the pool needs to know.
+// instance is an engine instance of a function with what the worker
+// tracks about it: how it started, what it has served, its checkpoint.
 type instance struct {
 	*engine.Instance
 	mem    *restore.Memory // nil for booted instances

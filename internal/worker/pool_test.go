@@ -53,7 +53,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // An instance put back is handed to the next request, most recently used
 // first; a dead one is closed and frees its slot.
-func TestPoolReusesIdleInstances(t *testing.T) {
+func TestInstancePoolReusesIdleInstances(t *testing.T) {
 	p, g := newTestPool(2, 1)
 	ctx := context.Background()
 	var insts []*fakeInstance
@@ -87,7 +87,7 @@ func TestPoolReusesIdleInstances(t *testing.T) {
 // A full pool queues at most maxQueue requests and refuses the next with
 // ErrOverloaded; a queued request takes the instance put back, and one
 // whose context ends leaves the queue.
-func TestPoolQueueBound(t *testing.T) {
+func TestInstancePoolQueueBound(t *testing.T) {
 	p, g := newTestPool(1, 1)
 	ctx := context.Background()
 	if _, ok, err := p.acquire(ctx, false); ok || err != nil {
@@ -184,7 +184,7 @@ func TestAcquireWaitsForOneSettlingInstance(t *testing.T) {
 
 // A fresh request starts a new instance even when an idle one exists, and
 // at max_instances retires the oldest idle one to make room.
-func TestPoolFreshRetiresIdle(t *testing.T) {
+func TestInstancePoolFreshRetiresIdle(t *testing.T) {
 	p, g := newTestPool(2, 1)
 	ctx := context.Background()
 	old, recent := &fakeInstance{id: 1}, &fakeInstance{id: 2}
@@ -203,7 +203,7 @@ func TestPoolFreshRetiresIdle(t *testing.T) {
 // Reaping closes instances idle past the keep-alive, oldest first, down to
 // the floor; eviction closes the oldest above it; shutdown closes the rest
 // and makes acquire fail, and an instance put back afterwards is closed.
-func TestPoolReapEvictShutdown(t *testing.T) {
+func TestInstancePoolReapEvictShutdown(t *testing.T) {
 	p, g := newTestPool(4, 1)
 	ctx := context.Background()
 	insts := []*fakeInstance{{id: 0}, {id: 1}, {id: 2}}
@@ -243,7 +243,7 @@ func TestPoolReapEvictShutdown(t *testing.T) {
 
 // Requests waiting for memory share the queue bound with those waiting
 // for an instance, and hold no memory.
-func TestPoolMemoryQueue(t *testing.T) {
+func TestInstancePoolMemoryQueue(t *testing.T) {
 	p, _ := newTestPool(2, 2)
 	ctx := context.Background()
 	for range 2 {
