@@ -87,4 +87,4 @@ go test -p 2 -timeout 25m ./...
 # closing lines follow the full run's; a failure in either stops the
 # script.
 go test -race -p 2 -timeout 20m ./internal/pager/ ./internal/faultguard/ ./internal/store/... ./internal/server/
-go test -race -timeout 20m -run 'TestPublicSkipsFunctionLock|TestMemoryBudget$|TestAcquireWaitsForOneSettlingInstance|TestIdleCallsBetweenRequests|TestQueueBound|TestNoDeadlockUnderConcurrentFaults|TestCheckpointLiveInstance|TestSleepingHandlerReleasesSlot' ./internal/worker/
+go test -race -timeout 20m -run 'TestPublicSkipsFunctionLock|TestMemoryBudget$|TestInstancePool|TestAcquireWaitsForOneSettlingInstance|TestIdleCallsBetweenRequests|TestQueueBound|TestNoDeadlockUnderConcurrentFaults|TestCheckpointLiveInstance|TestSleepingHandlerReleasesSlot' ./internal/worker/

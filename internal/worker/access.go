@@ -26,10 +26,8 @@ func (w *Worker) Admit(name string) error {
 	if err != nil {
 		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.idle) == 0 && f.total >= f.rec.Config.MaxInstances && f.waiting >= f.rec.Config.MaxQueue {
-		return fmt.Errorf("function %q: %d requests already queued: %w", f.rec.Name, f.waiting, errdefs.ErrOverloaded)
+	if ok, waiting := f.pool.admits(); !ok {
+		return fmt.Errorf("function %q: %d requests already queued: %w", f.rec.Name, waiting, errdefs.ErrOverloaded)
 	}
 	return nil
 }

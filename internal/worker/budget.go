@@ -138,9 +138,7 @@ func (w *Worker) reserveMemory(ctx context.Context, f *function) (*reservation, 
 	waiting := false
 	defer func() {
 		if waiting {
-			f.mu.Lock()
-			f.memWaiting--
-			f.mu.Unlock()
+			f.pool.leaveMemoryQueue()
 		}
 	}()
 	for {
@@ -162,14 +160,10 @@ func (w *Worker) reserveMemory(ctx context.Context, f *function) (*reservation, 
 				f.rec.Name, w.budget.used()>>20, w.budget.total>>20, n>>20, errdefs.ErrUnavailable))
 		}
 		if !waiting {
-			f.mu.Lock()
-			if q := f.waiting + f.memWaiting; q >= f.rec.Config.MaxQueue {
-				f.mu.Unlock()
+			if q, ok := f.pool.joinMemoryQueue(); !ok {
 				return nil, w.refuse(f, fmt.Errorf("function %q: worker memory budget exhausted (%d of %d MiB reserved) and %d requests already queued: %w",
 					f.rec.Name, w.budget.used()>>20, w.budget.total>>20, q, errdefs.ErrUnavailable))
 			}
-			f.memWaiting++
-			f.mu.Unlock()
 			waiting = true
 			deadline = time.After(time.Duration(f.rec.Config.Timeout))
 			// Other waiters re-check: this request's slot no longer
@@ -204,9 +198,7 @@ func (w *Worker) othersBusy(self *function, pending int) bool {
 	}
 	w.mu.Unlock()
 	for _, g := range fns {
-		g.mu.Lock()
-		holders := g.total - len(g.idle) - g.memWaiting
-		g.mu.Unlock()
+		holders := g.pool.holders()
 		if g == self {
 			holders -= pending
 		}
@@ -237,27 +229,17 @@ func (w *Worker) evictIdle(self *function) bool {
 	var victim *function
 	var oldest time.Time
 	for _, f := range fns {
-		f.mu.Lock()
-		if len(f.idle) > 0 && f.total > floor(f) && (victim == nil || f.idle[0].lastUsed.Before(oldest)) {
-			victim, oldest = f, f.idle[0].lastUsed
+		if used, ok := f.pool.oldestIdle(floor(f)); ok && (victim == nil || used.Before(oldest)) {
+			victim, oldest = f, used
 		}
-		f.mu.Unlock()
 	}
 	if victim == nil {
 		return false
 	}
-	victim.mu.Lock()
-	if len(victim.idle) == 0 || victim.total <= floor(victim) {
-		victim.mu.Unlock()
-		return true // taken meanwhile: the caller tries again
+	// If another request took it meanwhile, the caller tries again.
+	if victim.pool.evictOldest(floor(victim)) {
+		w.metrics.budgetEvictions.WithLabelValues(victim.rec.Name).Inc()
 	}
-	inst := victim.idle[0]
-	victim.idle = victim.idle[1:]
-	victim.total--
-	victim.mu.Unlock()
-	w.metrics.instances.WithLabelValues(victim.rec.Name, "idle").Dec()
-	w.metrics.budgetEvictions.WithLabelValues(victim.rec.Name).Inc()
-	inst.Close(context.Background())
 	return true
 }
 

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -11,18 +10,17 @@ import (
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
-	"github.com/thaw-run/thaw/internal/policy"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
 )
 
-// instance is a pooled engine instance with what the pool needs to know.
+// instance is an engine instance of a function with what the worker
+// tracks about it: how it started, what it has served, its checkpoint.
 type instance struct {
 	*engine.Instance
-	mem      *restore.Memory // nil for booted instances
-	mode     restore.Mode
-	served   int
-	lastUsed time.Time
+	mem    *restore.Memory // nil for booted instances
+	mode   restore.Mode
+	served int
 	// recording is set on the instance whose first invocation records the
 	// snapshot's working set.
 	recording bool
@@ -33,40 +31,27 @@ type instance struct {
 	startReq, checkpointAt int
 }
 
-// function is one deployed function: its module, snapshot and pool. A
+// function is one deployed function: its module, its instances (pool),
+// and its snapshots and policy (ckpt); instances start in start.go. A
 // redeploy replaces the whole function; the old one drains and closes.
 type function struct {
 	w   *Worker
 	rec record
 	mod *engine.Module
 
-	mu   sync.Mutex
-	snap *snapshot.Snapshot // taken after initialisation (request 0)
-	// extra are the policy's later snapshots, oldest first.
-	extra []*snapshot.Snapshot
-	// pol is the snapshot policy; polMu serialises calls into it.
-	pol     policy.Policy
-	polMu   sync.Mutex
-	idle    []*instance // most recently used last
-	total   int         // idle + busy + starting
-	waiting int
-	// memWaiting counts requests holding a slot while they wait for the
-	// worker's memory budget (reserveMemory); they share max_queue.
-	memWaiting int
-	wake       chan struct{} // closed and replaced when an instance frees up
-	closed     bool
+	// pool holds the function's instances, idle and in use.
+	pool *pool[*instance]
+	// ckpt keeps the function's snapshots and policy and takes its
+	// checkpoints.
+	ckpt *checkpointer
 
+	// recording is set while one of the function's working sets is being
+	// recorded: restore claims it for the instance that records, and the
+	// checkpointer releases it once the set is written.
 	recording atomic.Bool
-	// settling counts instances between a request and their return to the
-	// pool: in their idle call or checkpoint copy (f.mu).
-	settling int
 	// background counts work done off the requests' path: idle calls,
 	// checkpoints and working-set writes.
 	background sync.WaitGroup
-	// ckptBufs keeps buffers checkpoints copied memory into (policy.go).
-	ckptBufs buffers
-	// pending are the request numbers of checkpoints being taken (f.mu).
-	pending map[int]bool
 }
 
 func (w *Worker) newFunction(rec record, mod *engine.Module) (*function, error) {
@@ -74,7 +59,10 @@ func (w *Worker) newFunction(rec record, mod *engine.Module) (*function, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &function{w: w, rec: rec, mod: mod, pol: pol, wake: make(chan struct{})}, nil
+	idle := w.metrics.instances.WithLabelValues(rec.Name, "idle")
+	f := &function{w: w, rec: rec, mod: mod, pool: newPool[*instance](rec.Name, rec.Config.MaxInstances, rec.Config.MaxQueue, idle)}
+	f.ckpt = &checkpointer{w: w, rec: &f.rec, mod: mod, recording: &f.recording, background: &f.background, pol: pol}
+	return f, nil
 }
 
 func (f *function) instanceConfig() engine.InstanceConfig {
@@ -83,17 +71,10 @@ func (f *function) instanceConfig() engine.InstanceConfig {
 }
 
 func (f *function) info() Info {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	idle, total := f.pool.counts()
 	in := Info{Name: f.rec.Name, Config: f.rec.Config, ModuleSHA: f.rec.ModuleSHA, ModuleSize: f.rec.ModuleSize,
-		Deployed: f.rec.Deployed, Idle: len(f.idle), Busy: f.total - len(f.idle), PoolSnapshots: len(f.extra), Policy: f.rec.Config.Policy}
-	if f.snap != nil {
-		si := &SnapshotInfo{ID: f.snap.Meta.ID, MemoryBytes: f.snap.Meta.ImageSize, DataBytes: f.snap.Meta.DataPages * snapshot.PageSize}
-		if ws, err := f.snap.WorkingSet(); err == nil {
-			si.WSBytes = ws.Bytes()
-		}
-		in.Snapshot = si
-	}
+		Deployed: f.rec.Deployed, Idle: idle, Busy: total - idle, Policy: f.rec.Config.Policy}
+	in.Snapshot, in.PoolSnapshots = f.ckpt.info()
 	return in
 }
 
@@ -176,7 +157,7 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	fresh := opts.Mode != "" && opts.Mode != restore.Warm
 	// A request still waiting for an instance leaves the queue when its
 	// caller goes (acquire watches ctx).
-	inst, err := f.acquire(ctx, fresh)
+	inst, warm, err := f.pool.acquire(ctx, fresh)
 	t.Queue = time.Since(t0)
 	if err != nil {
 		return nil, err
@@ -186,7 +167,7 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	// caller disconnects: cancelling it would kill the guest mid-call and
 	// cost a restore for every aborted request.
 	ctx = context.WithoutCancel(ctx)
-	if inst == nil {
+	if !warm {
 		t1 := time.Now()
 		res, err := f.w.reserveMemory(ctx, f)
 		t.Queue += time.Since(t1)
@@ -238,7 +219,7 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	// The policy sees what the caller saw: a new instance's first request
 	// carries its start (cold boot or restore), so a cold boot scores as
 	// costly as it is.
-	due := err == nil && f.afterExec(inst, t.Start+t.Exec) && f.claimCheckpoint(t.Request)
+	due := err == nil && f.ckpt.afterExec(inst, t.Start+t.Exec) && f.ckpt.claimCheckpoint(t.Request)
 	if err == nil && !inst.Dead() {
 		f.settle(inst, due, t.Request)
 	} else {
@@ -250,220 +231,21 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	return &Result{Response: resp, Timing: t}, nil
 }
 
-// checkMemory runs after every call of a restored instance and says why
-// its memory cannot be trusted ("" if it can). The first call collects the
-// restore's stats, whose bad-page count covers what the pager refused; an
-// mmap instance's newly mapped pages are verified after every call, since
-// the kernel maps them unchecked and a later call can map more.
-//
-// The cause is a metric label: verify, checksum, source_unavailable or
-// pager_lost.
-func (f *function) checkMemory(inst *instance, t *Timing) (why, cause string) {
-	// mmap checks the pages mapped during the call; the pager modes read
-	// the count of pages the pager refused, from a page it shares with us.
-	// Either way after every call, not only the first: a page first
-	// touched by call 1000 is as likely to be damaged as one of call 1.
-	t0 := time.Now()
-	bad, err := inst.mem.Verify()
-	t.Verify = time.Since(t0)
-	if inst.served == 1 {
-		f.afterFirstExec(inst, t)
-		bad = max(bad, t.Restore.BadPages)
-	}
-	switch {
-	case err != nil:
-		return fmt.Sprintf("snapshot pages could not be verified after call %d (%v); retried on a cold boot", inst.served, err), "verify"
-	case bad > 0:
-		pf := inst.mem.Failures()
-		switch {
-		case pf.Lost > 0:
-			return fmt.Sprintf("the pager died or stopped answering faults during call %d; retried on a cold boot", inst.served), "pager_lost"
-		case pf.Unavailable > 0:
-			return fmt.Sprintf("%d snapshot pages could not be fetched (page source unavailable) during call %d; retried on a cold boot", pf.Unavailable, inst.served), "source_unavailable"
-		}
-		return fmt.Sprintf("%d snapshot pages failed their checksum during call %d; retried on a cold boot", bad, inst.served), "checksum"
-	}
-	return "", ""
-}
-
-// pagerWatch is how often a call on paged memory checks whether the pager
-// has refused a page.
-const pagerWatch = 20 * time.Millisecond
-
-// invokeWatched is inst.Invoke that stops the call as soon as the pager
-// refuses one of its pages (watchPager).
-func invokeWatched(ctx context.Context, inst *instance, req *abi.Request) (*abi.Response, error) {
-	if inst.mem == nil {
-		return inst.Invoke(ctx, req)
-	}
-	ctx, stop := watchPager(ctx, inst.mem)
-	defer stop()
-	return inst.Invoke(ctx, req)
-}
-
-// watchPager returns a context that is cancelled as soon as the pager
-// refuses a page of mem (served as zeros: source unavailable, checksum,
-// pager lost). A guest running on from wrong memory could otherwise loop
-// until its timeout; the caller discards the instance and serves the
-// request cold. Call stop when the guest code has returned.
-func watchPager(ctx context.Context, mem *restore.Memory) (context.Context, func()) {
-	if !mem.Paged() {
-		return ctx, func() {}
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(pagerWatch)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if pf := mem.Failures(); pf.Unavailable+pf.Corrupt+pf.Lost > 0 {
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	return cctx, func() { close(done); cancel() }
-}
-
-// restoreFailed names the pager's failures, if any, in the error of a
-// restore whose hooks failed on mem, and counts the instance as discarded.
-func (f *function) restoreFailed(mem *restore.Memory, mode restore.Mode, err error) error {
-	pf := mem.Failures()
-	switch {
-	case pf.Lost > 0:
-		f.w.metrics.discarded.WithLabelValues(f.rec.Name, string(mode), "pager_lost").Inc()
-		return fmt.Errorf("the pager died or stopped answering faults during the restore: %w", err)
-	case pf.Unavailable > 0:
-		f.w.metrics.discarded.WithLabelValues(f.rec.Name, string(mode), "source_unavailable").Inc()
-		return fmt.Errorf("%d snapshot pages could not be fetched (page source unavailable) during the restore: %w", pf.Unavailable, err)
-	case pf.Corrupt > 0:
-		f.w.metrics.discarded.WithLabelValues(f.rec.Name, string(mode), "checksum").Inc()
-		return fmt.Errorf("%d snapshot pages failed their checksum during the restore: %w", pf.Corrupt, err)
-	}
-	return err
-}
-
-// retryCold replaces a restored instance whose memory turned out corrupt by
-// a cold-booted one (in the same pool slot) and serves req on it.
-func (f *function) retryCold(ctx context.Context, bad *instance, req *abi.Request, t *Timing, why string) (*instance, *abi.Response, error) {
-	f.w.metrics.fallbacks.WithLabelValues(f.rec.Name, string(bad.mode)).Inc()
-	bad.Close(ctx)
-	t.Fallback = why
-	f.w.log.Warn("snapshot memory not trusted; retrying cold", "function", f.rec.Name, "mode", bad.mode, "call", bad.served, "reason", why)
-	t1 := time.Now()
-	res, err := f.w.reserveMemory(ctx, f) // bad's reservation went with its region
-	if err != nil {
-		f.release(nil)
-		return nil, nil, err
-	}
-	inst, err := f.start(ctx, restore.Cold, true, false, t)
-	t.Start += time.Since(t1)
-	if err != nil {
-		res.release()
-		f.release(nil)
-		return nil, nil, err
-	}
-	res.attach(inst.Instance)
-	f.w.metrics.starts.WithLabelValues(f.rec.Name, string(inst.mode)).Inc()
-	t2 := time.Now()
-	resp, err := inst.Invoke(ctx, req)
-	t.Exec = time.Since(t2)
-	inst.served++
-	t.Request, t.SnapshotRequest = inst.startReq, -1
-	return inst, resp, err
-}
-
-// acquire returns an idle instance, or nil with a slot reserved for a new
-// one, waiting in the bounded queue when the function is at max_instances.
-func (f *function) acquire(ctx context.Context, fresh bool) (*instance, error) {
-	for {
-		f.mu.Lock()
-		if f.closed {
-			f.mu.Unlock()
-			return nil, fmt.Errorf("function %q was replaced or deleted: %w", f.rec.Name, errdefs.ErrUnavailable)
-		}
-		if n := len(f.idle); n > 0 && !fresh {
-			inst := f.idle[n-1]
-			f.idle = f.idle[:n-1]
-			f.mu.Unlock()
-			f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Dec()
-			return inst, nil
-		}
-		// An instance settling after its last request (idle call,
-		// checkpoint copy) is about to be free: wait for it rather than
-		// start another, unless as many requests already wait as there
-		// are settling instances, or the queue is full.
-		if f.total < f.rec.Config.MaxInstances && (fresh || f.waiting >= f.settling || f.waiting >= f.rec.Config.MaxQueue) {
-			f.total++
-			f.mu.Unlock()
-			return nil, nil
-		}
-		if fresh && len(f.idle) > 0 {
-			// Make room for the fresh instance by retiring an idle one.
-			victim := f.idle[0]
-			f.idle = f.idle[1:]
-			f.mu.Unlock()
-			f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Dec()
-			victim.Close(ctx)
-			return nil, nil
-		}
-		if f.waiting+f.memWaiting >= f.rec.Config.MaxQueue {
-			n := f.waiting + f.memWaiting
-			f.mu.Unlock()
-			return nil, fmt.Errorf("function %q: %d requests already queued: %w", f.rec.Name, n, errdefs.ErrOverloaded)
-		}
-		f.waiting++
-		wake := f.wake
-		f.mu.Unlock()
-		select {
-		case <-wake:
-			f.mu.Lock()
-			f.waiting--
-			f.mu.Unlock()
-		case <-ctx.Done():
-			f.mu.Lock()
-			f.waiting--
-			f.mu.Unlock()
-			return nil, ctx.Err()
-		}
-	}
-}
-
 // settle gives an instance that has just served a request its idle call
 // and, when checkpoint is set, its checkpoint, then returns it to the pool;
 // all off the response path. A request that finds no idle instance may
-// wait for a settling one rather than start another (acquire).
+// wait for a settling one rather than start another (pool.acquire).
 func (f *function) settle(inst *instance, checkpoint bool, req int) {
-	f.mu.Lock()
-	f.settling++
-	f.mu.Unlock()
+	f.pool.beginSettle()
 	f.background.Add(1)
 	go func() {
 		defer f.background.Done()
 		f.idleCall(inst)
 		if checkpoint {
-			f.checkpoint(inst, req)
+			f.ckpt.checkpoint(inst, req)
 		}
 		f.releaseSettled(inst, true)
 	}()
-}
-
-// awaitSettled waits until no instance is settling, so that every instance
-// not serving a request is in the pool.
-func (f *function) awaitSettled() {
-	f.mu.Lock()
-	for f.settling > 0 {
-		wake := f.wake
-		f.mu.Unlock()
-		<-wake
-		f.mu.Lock()
-	}
-	f.mu.Unlock()
 }
 
 // idleCall runs the guest's idle export (thaw_idle, docs/abi.md) unless a
@@ -471,10 +253,7 @@ func (f *function) awaitSettled() {
 // that touched a snapshot page failing its checksum, is closed: it has
 // served its request, and the next one gets a sound instance.
 func (f *function) idleCall(inst *instance) {
-	f.mu.Lock()
-	busy := f.waiting > 0
-	f.mu.Unlock()
-	if busy {
+	if f.pool.queued() {
 		f.w.metrics.idle.WithLabelValues(f.rec.Name, "skipped").Inc()
 		return
 	}
@@ -504,243 +283,41 @@ func (f *function) release(inst *instance) { f.releaseSettled(inst, false) }
 
 // releaseSettled is release for an instance that settle held.
 func (f *function) releaseSettled(inst *instance, settled bool) {
-	f.mu.Lock()
-	if settled {
-		f.settling--
+	if inst == nil {
+		f.pool.free(settled)
+		return
 	}
-	keep := inst != nil && !inst.Dead() && !f.closed
-	if keep {
-		inst.lastUsed = time.Now()
-		f.idle = append(f.idle, inst)
-	} else {
-		f.total--
-	}
-	close(f.wake)
-	f.wake = make(chan struct{})
-	f.mu.Unlock()
-	if keep {
-		f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Inc()
+	if f.pool.put(inst, settled) {
 		f.w.budget.notify() // an idle instance can be evicted for memory
-	} else if inst != nil {
-		inst.Close(context.Background())
 	}
 }
+
+// withPolicy sets an instance's request numbering and checkpoint
+// (checkpointer.withPolicy).
+func (f *function) withPolicy(inst *instance) *instance { return f.ckpt.withPolicy(inst) }
 
 // adopt puts an already-running instance (the deploy's boot instance) in the
 // pool.
 func (f *function) adopt(inst *engine.Instance) {
-	f.mu.Lock()
-	f.total++
-	f.mu.Unlock()
-	f.release(f.withPolicy(&instance{Instance: inst, mode: restore.Cold}))
-}
-
-// start makes a new instance in mode from the snapshot the policy chooses
-// (the initialisation snapshot when the mode is explicit), falling back to a cold boot when the
-// snapshot is missing or the restore fails.
-func (f *function) start(ctx context.Context, mode restore.Mode, explicit, dropCache bool, t *Timing) (*instance, error) {
-	snap, policyCold := f.choose(explicit)
-	if mode != restore.Cold && mode != restore.Warm && !policyCold {
-		if snap == nil {
-			t.Fallback = "no snapshot"
-		} else {
-			// Hook (store.go): local snapshot, else the store's copy.
-			inst, err := f.restoreAny(ctx, snap, mode, dropCache, t)
-			if err == nil {
-				return inst, nil
-			}
-			t.Fallback = err.Error()
-			f.w.metrics.fallbacks.WithLabelValues(f.rec.Name, string(mode)).Inc()
-			f.w.log.Warn("restore failed; booting cold", "function", f.rec.Name, "mode", mode, "err", err)
-		}
+	if f.pool.adopt(f.withPolicy(&instance{Instance: inst, mode: restore.Cold})) {
+		f.w.budget.notify()
 	}
-	inst, bs, err := f.mod.Boot(ctx, f.instanceConfig())
-	if err != nil {
-		return nil, err
-	}
-	t.StartKind, t.Mode, t.Instantiate, t.Init = "cold", restore.Cold, bs.Instantiate, bs.Init
-	f.w.metrics.stages.WithLabelValues("cold", "instantiate").Observe(bs.Instantiate.Seconds())
-	f.w.metrics.stages.WithLabelValues("cold", "init").Observe(bs.Init.Seconds())
-	return f.withPolicy(&instance{Instance: inst, mode: restore.Cold}), nil
-}
-
-// restore starts an instance from snap, reading its pages from src: its
-// local files (restore.Files) or the store's copy (restoreFromStore). Both
-// take this one path:
-//
-//   - A reap or bulk restore that fails its checks (errdefs.ErrCorrupt) is
-//     tried once more: a working set being extended (in the background) is
-//     replaced file by file, and a restore that paired the old ws.json with
-//     the new ws.img fails its checks. Real damage fails again and the
-//     caller falls back to a cold boot.
-//   - A reap or bulk restore of a snapshot without a working set runs
-//     lazily instead, and records one unless another restore already is.
-//     reap and bulk trace the pages faulted outside the working set, so
-//     that one that misses too often can be extended (afterFirstExec).
-//
-// Recording and tracing need the local snapshot: a working set is written
-// beside the image it was recorded from (snapshot.WriteWorkingSet reads
-// its pages from memory.img), and a store snapshot has no local image
-// (src.Local is nil), so a restore from the store records none. dropCache
-// drops local files from the page cache; the store's chunks are not.
-func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, src restore.Source, mode restore.Mode, dropCache bool, t *Timing) (*instance, error) {
-	local := src.Local()
-	if dropCache && local != nil {
-		t0 := time.Now()
-		err := local.DropCache()
-		t.DropCache += time.Since(t0)
-		if err != nil {
-			return nil, err
-		}
-	}
-	prepMode, record := mode, false
-	trace := mode.UsesWorkingSet() && local != nil
-	limit := f.instanceConfig().MemoryLimit
-	mem, err := f.w.restorer.Prepare(ctx, mode, src, limit, trace)
-	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrCorrupt) {
-		mem, err = f.w.restorer.Prepare(ctx, mode, src, limit, trace)
-	}
-	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrNotFound) {
-		prepMode = restore.Lazy
-		record = local != nil && f.recording.CompareAndSwap(false, true)
-		mem, err = f.w.restorer.Prepare(ctx, prepMode, src, limit, record)
-	}
-	if err != nil {
-		if record {
-			f.recording.Store(false)
-		}
-		return nil, err
-	}
-	t0 := time.Now()
-	rctx, stop := watchPager(ctx, mem)
-	inst, err := f.mod.Restore(rctx, f.instanceConfig(), &src.Meta().State, mem.Region)
-	stop()
-	if err != nil {
-		if record {
-			f.recording.Store(false)
-		}
-		return nil, f.restoreFailed(mem, prepMode, err)
-	}
-	t.Instantiate = time.Since(t0)
-	t.StartKind, t.Mode, t.Source = "restore", prepMode, SourceLocal
-	if local == nil {
-		t.Source = SourceStore
-	}
-	return f.withPolicy(&instance{Instance: inst, mem: mem, mode: prepMode, recording: record, snap: snap}), nil
-}
-
-// afterFirstExec collects a restored instance's stats, writes a recorded
-// working set, and extends one that missed too often.
-func (f *function) afterFirstExec(inst *instance, t *Timing) {
-	st := inst.mem.Stats()
-	t.Restore = &st
-	m := f.w.metrics
-	m.stages.WithLabelValues(string(inst.mode), "map").Observe(st.Map.Seconds())
-	m.stages.WithLabelValues(string(inst.mode), "instantiate").Observe(t.Instantiate.Seconds())
-	if st.Prefetch > 0 {
-		m.stages.WithLabelValues(string(inst.mode), "prefetch").Observe(st.Prefetch.Seconds())
-	}
-	m.faults.WithLabelValues(f.rec.Name, string(inst.mode)).Add(float64(st.Faults))
-	m.bytesRead.WithLabelValues(f.rec.Name, string(inst.mode)).Add(float64(st.BytesRead))
-	if st.Reused {
-		m.reused.WithLabelValues(f.rec.Name, string(inst.mode)).Inc()
-	}
-	snap := inst.snap
-	if snap == nil {
-		return
-	}
-	switch {
-	case inst.recording:
-		defer f.recording.Store(false)
-		if inst.Dead() {
-			return
-		}
-		trace, err := inst.mem.Trace()
-		if err == nil {
-			_, err = snap.WriteWorkingSet(trace)
-		}
-		if err != nil {
-			f.w.log.Warn("recording working set failed", "function", f.rec.Name, "err", err)
-			return
-		}
-		m.recordings.WithLabelValues(f.rec.Name).Inc()
-		f.w.publishLater(f.rec.Name, snap) // hook (store.go): republish with the working set
-	case inst.mode.UsesWorkingSet() && st.WSPages > 0:
-		if float64(st.Faults) > f.rec.Config.RerecordMissRate*float64(st.WSPages) && !inst.Dead() {
-			f.extendWorkingSet(inst, snap, st)
-		}
-	}
-}
-
-// extendWorkingSet re-records a working set that missed too often: the new
-// one is the old plus the pages this first call faulted on outside it,
-// written in the background (WaitCheckpoints waits for it), off the
-// response path. Deleting it instead would make the snapshot's next
-// restore a slow lazy recording one, and for a checkpoint (whose working
-// set is its parent's) that was most of its restores. If the extension
-// fails, the working set is deleted, and the next restore records one.
-func (f *function) extendWorkingSet(inst *instance, snap *snapshot.Snapshot, st restore.Stats) {
-	if !f.recording.CompareAndSwap(false, true) {
-		return // another restore is writing one
-	}
-	missed, err := inst.mem.Trace() // while the pager session lives
-	f.background.Add(1)
-	go func() {
-		defer f.background.Done()
-		defer f.recording.Store(false)
-		if err == nil {
-			var ws *snapshot.WorkingSet
-			if ws, err = snap.WorkingSet(); err == nil {
-				_, err = snap.ExtendWorkingSet(ws, missed)
-			}
-		}
-		if err != nil {
-			f.w.log.Warn("extending the working set failed; re-recording", "function", f.rec.Name, "err", err)
-			_ = snap.RemoveWorkingSet()
-			return
-		}
-		f.w.log.Info("working set missed too often; extended", "function", f.rec.Name, "faults", st.Faults, "ws_pages", st.WSPages)
-		f.w.metrics.recordings.WithLabelValues(f.rec.Name).Inc()
-		f.w.publishLater(f.rec.Name, snap) // hook (store.go): republish with the working set
-	}()
 }
 
 // reap closes instances idle past the keep-alive, keeping min_instances
 // unless all is set.
 func (f *function) reap(ctx context.Context, now time.Time, all bool) {
-	keepAlive := time.Duration(f.rec.Config.KeepAlive)
 	floor := f.rec.Config.MinInstances
 	if all {
 		floor = 0
 	}
-	var victims []*instance
-	f.mu.Lock()
-	for len(f.idle) > 0 && f.total > floor && now.Sub(f.idle[0].lastUsed) > keepAlive {
-		victims = append(victims, f.idle[0])
-		f.idle = f.idle[1:]
-		f.total--
-	}
-	f.mu.Unlock()
-	for _, v := range victims {
-		f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Dec()
-		v.Close(ctx)
-	}
+	f.pool.reap(ctx, now, time.Duration(f.rec.Config.KeepAlive), floor)
 }
 
 // shutdown closes idle instances and marks the function closed; busy
 // instances close when released.
 func (f *function) shutdown(ctx context.Context) {
-	f.mu.Lock()
-	f.closed = true
-	idle := f.idle
-	f.idle = nil
-	f.total -= len(idle)
-	close(f.wake)
-	f.wake = make(chan struct{})
-	f.mu.Unlock()
-	for _, inst := range idle {
-		f.w.metrics.instances.WithLabelValues(f.rec.Name, "idle").Dec()
-		inst.Close(ctx)
-	}
+	f.ckpt.close()
+	f.pool.shutdown(ctx)
 	_ = f.mod.Close(ctx)
 }

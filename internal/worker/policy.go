@@ -1,18 +1,13 @@
 package worker
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/thaw-run/thaw/internal/atomicfile"
-	"github.com/thaw-run/thaw/internal/crashpoint"
-	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/policy"
 	"github.com/thaw-run/thaw/internal/snapshot"
@@ -33,14 +28,14 @@ type policyRecord struct {
 }
 
 // candidates lists the pool: the initialisation snapshot first.
-func (f *function) candidates() ([]policy.Candidate, []*snapshot.Snapshot) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (c *checkpointer) candidates() ([]policy.Candidate, []*snapshot.Snapshot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var snaps []*snapshot.Snapshot
-	if f.snap != nil {
-		snaps = append(snaps, f.snap)
+	if c.snap != nil {
+		snaps = append(snaps, c.snap)
 	}
-	snaps = append(snaps, f.extra...)
+	snaps = append(snaps, c.extra...)
 	cands := make([]policy.Candidate, len(snaps))
 	for i, s := range snaps {
 		cands[i] = policy.Candidate{ID: s.Meta.ID, Request: s.Meta.Request}
@@ -52,16 +47,16 @@ func (f *function) candidates() ([]policy.Candidate, []*snapshot.Snapshot) {
 // experiment's X-Thaw-Mode) always use the initialisation snapshot so modes
 // compare on the same image; otherwise the policy chooses, and may choose
 // a cold boot.
-func (f *function) choose(explicit bool) (snap *snapshot.Snapshot, cold bool) {
-	cands, snaps := f.candidates()
-	if explicit || f.pol == nil || len(snaps) == 0 {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return f.snap, false
+func (c *checkpointer) choose(explicit bool) (snap *snapshot.Snapshot, cold bool) {
+	cands, snaps := c.candidates()
+	if explicit || c.pol == nil || len(snaps) == 0 {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.snap, false
 	}
-	f.polMu.Lock()
-	i := f.pol.Choose(cands)
-	f.polMu.Unlock()
+	c.polMu.Lock()
+	i := c.pol.Choose(cands)
+	c.polMu.Unlock()
 	if i == policy.Cold || i < 0 || i >= len(snaps) {
 		return nil, true
 	}
@@ -69,29 +64,29 @@ func (f *function) choose(explicit bool) (snap *snapshot.Snapshot, cold bool) {
 }
 
 // withPolicy sets an instance's request numbering and checkpoint.
-func (f *function) withPolicy(inst *instance) *instance {
+func (c *checkpointer) withPolicy(inst *instance) *instance {
 	inst.startReq = 1
 	if inst.snap != nil {
 		inst.startReq = inst.snap.Meta.Request + 1
 	}
-	if f.pol != nil {
-		f.polMu.Lock()
-		inst.checkpointAt = f.pol.CheckpointAt(inst.startReq)
-		f.polMu.Unlock()
+	if c.pol != nil {
+		c.polMu.Lock()
+		inst.checkpointAt = c.pol.CheckpointAt(inst.startReq)
+		c.polMu.Unlock()
 	}
 	return inst
 }
 
 // afterExec feeds the policy and reports whether the policy's checkpoint
 // request has just been served, so the instance must be snapshotted.
-func (f *function) afterExec(inst *instance, latency time.Duration) (checkpointDue bool) {
-	if f.pol == nil || inst.Dead() {
+func (c *checkpointer) afterExec(inst *instance, latency time.Duration) (checkpointDue bool) {
+	if c.pol == nil || inst.Dead() {
 		return false
 	}
 	req := inst.startReq + inst.served - 1
-	f.polMu.Lock()
-	f.pol.Observe(req, latency)
-	f.polMu.Unlock()
+	c.polMu.Lock()
+	c.pol.Observe(req, latency)
+	c.polMu.Unlock()
 	return inst.checkpointAt > 0 && req == inst.checkpointAt
 }
 
@@ -103,178 +98,41 @@ func (f *function) afterExec(inst *instance, latency time.Duration) (checkpointD
 // fsync compete with the requests being served. (Under eviction after
 // every request, instances restored from the same snapshot while the next
 // one is still being written would otherwise each write a duplicate.)
-func (f *function) claimCheckpoint(req int) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.pending[req] || (f.snap != nil && f.snap.Meta.Request == req) {
+func (c *checkpointer) claimCheckpoint(req int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending[req] || (c.snap != nil && c.snap.Meta.Request == req) {
 		return false
 	}
-	for _, s := range f.extra {
+	for _, s := range c.extra {
 		if s.Meta.Request == req {
 			return false
 		}
 	}
-	if f.pending == nil {
-		f.pending = map[int]bool{}
+	if c.pending == nil {
+		c.pending = map[int]bool{}
 	}
-	f.pending[req] = true
+	c.pending[req] = true
 	return true
-}
-
-// checkpoint snapshots a live instance between requests. The instance is
-// idle and owned by the caller (not yet back in the pool), so copying its
-// memory is a consistent cut; the copy is written in the background while
-// the instance serves on.
-func (f *function) checkpoint(inst *instance, req int) {
-	handed := false // to the writer, which then clears pending
-	defer func() {
-		if !handed {
-			f.mu.Lock()
-			delete(f.pending, req)
-			f.mu.Unlock()
-		}
-	}()
-	if inst.Dead() { // closed by its idle call
-		return
-	}
-	parent := inst.snap
-	var missed []int
-	if inst.mem != nil {
-		missed, _ = inst.mem.Trace() // the pages it faulted on outside its working set
-	}
-	st, mem := inst.Capture()
-	buf := f.ckptBufs.get(len(mem))
-	if err := captureMemory(inst, buf, mem); err != nil {
-		f.w.log.Debug("checkpoint copies all memory", "function", f.rec.Name, "request", req, "err", err)
-		copy(buf, mem)
-	}
-	if inst.mem != nil {
-		// A page the instance was given that failed its checksum must not
-		// be sealed into a new snapshot with fresh, matching checksums.
-		if bad, err := inst.mem.Verify(); bad > 0 || err != nil {
-			f.w.log.Warn("checkpoint skipped: the instance's snapshot pages failed verification", "function", f.rec.Name, "request", req, "bad_pages", bad, "err", err)
-			f.ckptBufs.put(buf)
-			inst.Close(context.Background()) // release drops it from the pool
-			return
-		}
-	}
-	handed = true
-	f.background.Add(1)
-	go func() {
-		defer f.background.Done()
-		snap, err := f.w.writeSnapshot(f, st, buf, req)
-		f.ckptBufs.put(buf)
-		if err == nil {
-			crashpoint.Hit(crashpoint.CheckpointSnapshotWritten)
-		}
-		if err == nil {
-			err = f.mod.PrepareRestore(f.w.ctx, snap.Meta.State.Pages)
-		}
-		if err == nil && parent != nil {
-			inheritWorkingSet(parent, snap, missed)
-		}
-		if err != nil {
-			f.mu.Lock()
-			delete(f.pending, req)
-			f.mu.Unlock()
-			f.w.log.Warn("checkpoint failed", "function", f.rec.Name, "request", req, "err", err)
-			return
-		}
-		f.mu.Lock()
-		closed := f.closed
-		if !closed {
-			f.extra = append(f.extra, snap)
-		}
-		delete(f.pending, req)
-		f.mu.Unlock()
-		if closed {
-			f.w.dropStored(f.rec.Name, []string{snap.Meta.ID}) // hook (storedelete.go)
-			_ = os.RemoveAll(snap.Dir)
-			return
-		}
-		f.w.metrics.checkpoints.WithLabelValues(f.rec.Name).Inc()
-		f.prune()
-		f.savePolicy()
-		crashpoint.Hit(crashpoint.CheckpointPolicySaved)
-	}()
-}
-
-// captureMemory copies an instance's memory into buf without touching the
-// pages the instance never touched: those are read from the snapshot it
-// was restored from (checked against its checksums), or are zeros in a
-// booted instance or past the snapshot's image. Copying them from memory
-// instead would map every page of the region, through the pager under
-// userfaultfd, and a region that returns to the pool with all its pages
-// mapped makes the next restore into it drop them all again: that cost
-// tens of milliseconds per restore of a 40 MiB function whose calls touch
-// 3 MiB (docs/policy.md). On error (the local image is damaged, or gone
-// since a restore from the store) buf is partly written and the caller
-// copies all of mem, whose pages come from the instance's own, checked,
-// source.
-func captureMemory(inst *instance, buf, mem []byte) error {
-	present, err := inst.Region().Present(uint64(len(mem)))
-	if err != nil {
-		return err
-	}
-	imagePages := 0
-	if inst.snap != nil {
-		imagePages = inst.snap.Pages()
-	}
-	var fromImage []snapshot.Run
-	for p := 0; p < len(present); {
-		end := p + 1
-		for end < len(present) && present[end] == present[p] {
-			end++
-		}
-		lo, hi := p*engine.PageSize, min(end*engine.PageSize, len(mem))
-		switch {
-		case present[p]:
-			copy(buf[lo:hi], mem[lo:hi])
-		case p < imagePages:
-			fromImage = append(fromImage, snapshot.Run{Start: p, Count: min(end, imagePages) - p})
-			clear(buf[min(imagePages*engine.PageSize, hi):hi])
-		default:
-			clear(buf[lo:hi])
-		}
-		p = end
-	}
-	if len(fromImage) > 0 {
-		return inst.snap.ReadPages(buf, fromImage)
-	}
-	return nil
-}
-
-// inheritWorkingSet gives a checkpoint the working set of the snapshot its
-// instance was restored from plus the pages the instance faulted on outside
-// it (missed): the same function a few requests later touches nearly the
-// same pages, so restores of the new snapshot can prefetch at once instead
-// of first recording lazily. Pages the guess misses fault lazily and, past
-// the miss rate, extend it. The set only grows along a lineage; with
-// reused regions prefetching a page costs a copy, while a miss costs a
-// round trip to the pager (docs/policy.md).
-func inheritWorkingSet(parent, snap *snapshot.Snapshot, missed []int) {
-	if ws, err := parent.WorkingSet(); err == nil {
-		_, _ = snap.ExtendWorkingSet(ws, missed)
-	}
 }
 
 // prune keeps the pool within pool_size (or the policy's own, smaller,
 // pool); the initialisation snapshot is always kept.
-func (f *function) prune() {
-	capacity := f.rec.Config.PoolSize
-	if ps, ok := f.pol.(policy.PoolSizer); ok {
+func (c *checkpointer) prune() {
+	capacity := c.rec.Config.PoolSize
+	if ps, ok := c.pol.(policy.PoolSizer); ok {
 		capacity = min(capacity, ps.PoolSize())
 	}
-	cands, snaps := f.candidates()
+	cands, snaps := c.candidates()
 	if len(snaps) <= capacity {
 		return
 	}
-	f.polMu.Lock()
-	keepIdx := f.pol.Prune(cands, capacity)
-	f.polMu.Unlock()
+	c.polMu.Lock()
+	keepIdx := c.pol.Prune(cands, capacity)
+	c.polMu.Unlock()
 	keep := map[string]bool{}
-	if f.snap != nil {
-		keep[f.snap.Meta.ID] = true
+	if c.snap != nil {
+		keep[c.snap.Meta.ID] = true
 	}
 	for _, i := range keepIdx {
 		if i >= 0 && i < len(snaps) && len(keep) < capacity {
@@ -282,22 +140,22 @@ func (f *function) prune() {
 		}
 	}
 	var drop []*snapshot.Snapshot
-	f.mu.Lock()
-	kept := f.extra[:0]
-	for _, s := range f.extra {
+	c.mu.Lock()
+	kept := c.extra[:0]
+	for _, s := range c.extra {
 		if keep[s.Meta.ID] {
 			kept = append(kept, s)
 		} else {
 			drop = append(drop, s)
 		}
 	}
-	f.extra = kept
-	f.mu.Unlock()
+	c.extra = kept
+	c.mu.Unlock()
 	var ids []string
 	for _, s := range drop {
 		ids = append(ids, s.Meta.ID)
 	}
-	f.w.dropStored(f.rec.Name, ids) // hook (storedelete.go)
+	c.w.snapStore.drop(c.rec.Name, ids)
 	for _, s := range drop {
 		// Instances restored from a dropped snapshot keep running: their
 		// memory is already theirs (eager, bulk) or mapped (mmap, lazy:
@@ -307,28 +165,28 @@ func (f *function) prune() {
 }
 
 // savePolicy persists the policy state and the pool.
-func (f *function) savePolicy() {
-	if f.pol == nil {
+func (c *checkpointer) savePolicy() {
+	if c.pol == nil {
 		return
 	}
-	f.polMu.Lock()
-	state, err := f.pol.MarshalState()
-	f.polMu.Unlock()
+	c.polMu.Lock()
+	state, err := c.pol.MarshalState()
+	c.polMu.Unlock()
 	if err != nil {
 		return
 	}
-	rec := policyRecord{State: state, Deployed: f.rec.Deployed}
-	f.mu.Lock()
-	for _, s := range f.extra {
+	rec := policyRecord{State: state, Deployed: c.rec.Deployed}
+	c.mu.Lock()
+	for _, s := range c.extra {
 		rec.Extra = append(rec.Extra, filepath.Base(s.Dir))
 	}
-	f.mu.Unlock()
+	c.mu.Unlock()
 	b, err := json.Marshal(rec)
 	if err == nil {
-		err = writeAtomic(filepath.Join(f.w.fnDir(f.rec.Name), policyFile), b, nil)
+		err = writeAtomic(filepath.Join(c.w.fnDir(c.rec.Name), policyFile), b, nil)
 	}
 	if err != nil {
-		f.w.log.Warn("saving policy state failed", "function", f.rec.Name, "err", err)
+		c.w.log.Warn("saving policy state failed", "function", c.rec.Name, "err", err)
 	}
 }
 
@@ -366,41 +224,41 @@ func decodePolicyRecord(b []byte) (policyRecord, error) {
 	return rec, nil
 }
 
-// loadPolicy restores the policy state and pool saved by savePolicy.
-func (f *function) loadPolicy() {
-	b, err := atomicfile.ReadFile(filepath.Join(f.w.fnDir(f.rec.Name), policyFile), maxPolicyBytes)
+// loadPolicy restores the policy state and pool saved by savePolicy;
+// open opens a pool snapshot by id.
+func (c *checkpointer) loadPolicy(open func(id string) (*snapshot.Snapshot, error)) {
+	b, err := atomicfile.ReadFile(filepath.Join(c.w.fnDir(c.rec.Name), policyFile), maxPolicyBytes)
 	if err != nil {
 		if !os.IsNotExist(err) {
-			f.w.log.Warn("policy state unreadable; starting afresh", "function", f.rec.Name, "err", err)
+			c.w.log.Warn("policy state unreadable; starting afresh", "function", c.rec.Name, "err", err)
 		}
 		return
 	}
 	rec, err := decodePolicyRecord(b)
 	if err != nil {
-		f.w.log.Warn("policy state unreadable; starting afresh", "function", f.rec.Name, "err", err)
+		c.w.log.Warn("policy state unreadable; starting afresh", "function", c.rec.Name, "err", err)
 		return
 	}
-	if !rec.Deployed.IsZero() && !rec.Deployed.Equal(f.rec.Deployed) {
-		f.w.log.Info("policy state of a previous deploy removed", "function", f.rec.Name)
-		_ = os.Remove(filepath.Join(f.w.fnDir(f.rec.Name), policyFile))
+	if !rec.Deployed.IsZero() && !rec.Deployed.Equal(c.rec.Deployed) {
+		c.w.log.Info("policy state of a previous deploy removed", "function", c.rec.Name)
+		_ = os.Remove(filepath.Join(c.w.fnDir(c.rec.Name), policyFile))
 		return
 	}
 	if len(rec.State) > 0 {
-		if err := f.pol.UnmarshalState(rec.State); err != nil {
-			f.w.log.Warn("policy state unreadable; starting afresh", "function", f.rec.Name, "err", err)
+		if err := c.pol.UnmarshalState(rec.State); err != nil {
+			c.w.log.Warn("policy state unreadable; starting afresh", "function", c.rec.Name, "err", err)
 		}
 	}
 	for _, id := range rec.Extra {
-		// Hook (store.go): falls back to the store's copy.
-		snap, err := f.w.openSnapshot(f.w.ctx, f, id)
+		snap, err := open(id)
 		if err != nil {
-			f.w.log.Warn("dropping unusable pool snapshot", "function", f.rec.Name, "snapshot", id, "err", err)
+			c.w.log.Warn("dropping unusable pool snapshot", "function", c.rec.Name, "snapshot", id, "err", err)
 			continue
 		}
-		if err := f.mod.PrepareRestore(f.w.ctx, snap.Meta.State.Pages); err != nil {
+		if err := c.mod.PrepareRestore(c.w.ctx, snap.Meta.State.Pages); err != nil {
 			continue
 		}
-		f.extra = append(f.extra, snap)
+		c.extra = append(c.extra, snap)
 	}
 }
 
@@ -411,41 +269,4 @@ func newPolicy(cfg Config) (policy.Policy, error) {
 		return nil, fmt.Errorf("policy %q: %w", cfg.Policy, err)
 	}
 	return p, nil
-}
-
-// buffers keeps a few byte slices for reuse. A checkpoint copies all of an
-// instance's memory; into a new buffer that costs a fresh page-table entry
-// per page on a VM (docs/restore.md, "Region pool"), tens of milliseconds
-// of CPU per checkpoint beside the requests being served.
-type buffers struct {
-	mu   sync.Mutex
-	free [][]byte
-}
-
-// maxBuffers bounds the buffers kept: a function writes one checkpoint at
-// a time in the common case.
-const maxBuffers = 2
-
-// get returns a buffer of n bytes, reused if one is large enough.
-func (b *buffers) get(n int) []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for i, buf := range b.free {
-		if cap(buf) >= n {
-			b.free = append(b.free[:i], b.free[i+1:]...)
-			return buf[:n]
-		}
-	}
-	return make([]byte, n)
-}
-
-// put keeps buf for reuse, the largest maxBuffers at most.
-func (b *buffers) put(buf []byte) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.free = append(b.free, buf[:cap(buf)])
-	if len(b.free) > maxBuffers {
-		slices.SortFunc(b.free, func(x, y []byte) int { return cap(y) - cap(x) })
-		b.free = b.free[:maxBuffers]
-	}
 }

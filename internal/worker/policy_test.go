@@ -117,7 +117,7 @@ func TestCheckpointInheritsWorkingSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, snaps := f.candidates()
+	_, snaps := f.ckpt.candidates()
 	if len(snaps) != 2 {
 		t.Fatalf("pool has %d snapshots, want the init one and the checkpoint", len(snaps))
 	}

@@ -27,7 +27,7 @@ func TestPolicyFileCannotReachOtherFunctions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bSnap := b.snap.Dir
+	bSnap := b.ckpt.snap.Dir
 	w.Close(ctx)
 
 	rel, err := filepath.Rel(w.snapDir("a"), bSnap)
@@ -47,9 +47,9 @@ func TestPolicyFileCannotReachOtherFunctions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.mu.Lock()
-	extra := a.extra
-	a.mu.Unlock()
+	a.ckpt.mu.Lock()
+	extra := a.ckpt.extra
+	a.ckpt.mu.Unlock()
 	for _, s := range extra {
 		t.Errorf("a's pool holds %s, outside a's snapshot directory", s.Dir)
 	}

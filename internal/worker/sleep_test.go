@@ -34,9 +34,8 @@ func slots(t *testing.T, w *Worker, name string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.total
+	_, total := f.pool.counts()
+	return total
 }
 
 // A request whose guest sleeps in the host is answered with a timeout at
@@ -63,7 +62,7 @@ func TestSleepingIdleCallReleasesSlot(t *testing.T) {
 	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 1, Timeout: api.Duration(time.Second)})
 	invoke(t, w, "faulty", get("/sleep-idle"), InvokeOptions{})
 	f, _ := w.lookup("faulty")
-	within(t, "idle call", f.awaitSettled)
+	within(t, "idle call", f.pool.awaitSettled)
 	if n := testutil.ToFloat64(w.metrics.idle.WithLabelValues("faulty", "failed")); n != 1 {
 		t.Fatalf("%v failed idle calls, want 1", n)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -53,6 +54,12 @@ const reopenAfter = 10 * time.Second
 // (stack.Open sets the queue up), so a publish only fails on local
 // trouble (the snapshot was deleted meanwhile, the disk is full).
 type workerStore struct {
+	// ctx and log are the worker's.
+	ctx context.Context
+	log *slog.Logger
+	// snapDir is the worker's snapshot directory of a function.
+	snapDir func(name string) string
+
 	h *stack.Handle
 	// chunks makes the restore source of a store snapshot; the worker's
 	// Restorer restores from it as from local files.
@@ -114,6 +121,9 @@ func (w *Worker) openStore(ctx context.Context, cfg stack.Config, dataDir string
 		return nil, fmt.Errorf("worker: open store: %w", err)
 	}
 	s := &workerStore{
+		ctx:        w.ctx,
+		log:        w.log,
+		snapDir:    w.snapDir,
 		h:          h,
 		chunks:     &restore.Store{Config: cfg, CacheDir: filepath.Join(dataDir, storeImagesDir)},
 		opened:     map[string]openedSnap{},
@@ -145,7 +155,7 @@ func (w *Worker) openStore(ctx context.Context, cfg stack.Config, dataDir string
 	for _, sid := range pending {
 		s.dropped[sid] = true
 	}
-	go s.deleter(w.ctx, w)
+	go s.deleter(w.ctx)
 	s.delWake <- struct{}{}
 	return s, nil
 }
@@ -163,13 +173,9 @@ func (s *workerStore) close() {
 	_ = s.h.Close()
 }
 
-// publishLater publishes snap, a snapshot of function name, to the store in
-// the background. It is a no-op without a store.
-func (w *Worker) publishLater(name string, snap *snapshot.Snapshot) {
-	s := w.store
-	if s == nil {
-		return
-	}
+// publish publishes snap, a snapshot of function name, to the store in
+// the background.
+func (s *workerStore) publish(name string, snap *snapshot.Snapshot) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -192,7 +198,7 @@ func (w *Worker) publishLater(name string, snap *snapshot.Snapshot) {
 		}
 		t0 := time.Now()
 		crashpoint.Hit(crashpoint.StorePublishStart)
-		res, err := storesnap.Publish(w.ctx, s.h.Store, id, snap)
+		res, err := storesnap.Publish(s.ctx, s.h.Store, id, snap)
 		if err != nil {
 			s.mu.Lock()
 			_, dropped := s.dropped[id]
@@ -201,16 +207,16 @@ func (w *Worker) publishLater(name string, snap *snapshot.Snapshot) {
 				// Removed while it was being read: not a failure, and the
 				// deletion, queued behind this publish, removes whatever
 				// it wrote.
-				w.log.Debug("snapshot dropped while being published", "function", name, "snapshot", id, "err", err)
+				s.log.Debug("snapshot dropped while being published", "function", name, "snapshot", id, "err", err)
 				return
 			}
 			s.publishes.WithLabelValues(name, "failed").Inc()
-			w.log.Warn("publishing snapshot to the store failed", "function", name, "snapshot", id, "err", err)
+			s.log.Warn("publishing snapshot to the store failed", "function", name, "snapshot", id, "err", err)
 			return
 		}
 		crashpoint.Hit(crashpoint.StorePublished)
 		s.publishes.WithLabelValues(name, "ok").Inc()
-		w.log.Debug("published snapshot", "function", name, "snapshot", id, "chunks", res.Chunks,
+		s.log.Debug("published snapshot", "function", name, "snapshot", id, "chunks", res.Chunks,
 			"new_chunks", res.NewChunks, "uploaded_bytes", res.UploadedBytes, "took", time.Since(t0))
 	}()
 }
@@ -218,11 +224,9 @@ func (w *Worker) publishLater(name string, snap *snapshot.Snapshot) {
 // WaitPublishes waits until every snapshot scheduled for publishing so far
 // has been published (or has failed to be); a no-op without a store.
 // Tests and benchmarks use it before they depend on the store's contents.
-func (w *Worker) WaitPublishes() {
-	if w.store != nil {
-		w.store.pubs.Wait()
-	}
-}
+func (w *Worker) WaitPublishes() { w.snapStore.waitPublishes() }
+
+func (s *workerStore) waitPublishes() { s.pubs.Wait() }
 
 // open returns store snapshot id of function f, opened once and cached. A
 // cached snapshot without a working set is opened again (at most every
@@ -273,29 +277,31 @@ func (w *Worker) openSnapshot(ctx context.Context, f *function, id string) (*sna
 		w.log.Warn("discarding a snapshot of another module", "function", f.rec.Name, "err", err)
 		_ = os.RemoveAll(dir)
 	}
-	if err == nil || w.store == nil {
-		return snap, err
+	if err == nil {
+		return snap, nil
 	}
-	sn, serr := w.store.open(ctx, f, id, false)
-	if serr != nil {
-		return nil, fmt.Errorf("local copy: %v; %w", err, serr)
+	return w.snapStore.openStored(ctx, f, id, dir, err)
+}
+
+// openStored opens snapshot id of f from the store, its local directory
+// dir being unusable (localErr), as a snapshot.Snapshot with the stored
+// metadata and the missing local path: restores of it go to the store.
+func (s *workerStore) openStored(ctx context.Context, f *function, id, dir string, localErr error) (*snapshot.Snapshot, error) {
+	sn, err := s.open(ctx, f, id, false)
+	if err != nil {
+		return nil, fmt.Errorf("local copy: %v; %w", localErr, err)
 	}
-	w.log.Info("local snapshot unusable; restores will read it from the store", "function", f.rec.Name, "snapshot", id, "err", err)
-	snap = &snapshot.Snapshot{Dir: dir, Meta: sn.Meta}
-	w.store.mu.Lock()
-	w.store.storeOnly[snap] = true
-	w.store.mu.Unlock()
+	s.log.Info("local snapshot unusable; restores will read it from the store", "function", f.rec.Name, "snapshot", id, "err", localErr)
+	snap := &snapshot.Snapshot{Dir: dir, Meta: sn.Meta}
+	s.mu.Lock()
+	s.storeOnly[snap] = true
+	s.mu.Unlock()
 	return snap, nil
 }
 
-// restoreAny starts an instance from snap: from its local directory when
-// that is there and restores, else from the store. Without a store it is
-// f.restore from the local files.
-func (f *function) restoreAny(ctx context.Context, snap *snapshot.Snapshot, mode restore.Mode, dropCache bool, t *Timing) (*instance, error) {
-	s := f.w.store
-	if s == nil {
-		return f.restore(ctx, snap, restore.Files(snap), mode, dropCache, t)
-	}
+// restoreAny starts an instance of f from snap: from its local directory
+// when that is there and restores, else from the store.
+func (s *workerStore) restoreAny(ctx context.Context, f *function, snap *snapshot.Snapshot, mode restore.Mode, dropCache bool, t *Timing) (*instance, error) {
 	s.mu.Lock()
 	storeOnly := s.storeOnly[snap]
 	s.mu.Unlock()
@@ -311,7 +317,7 @@ func (f *function) restoreAny(ctx context.Context, snap *snapshot.Snapshot, mode
 			return inst, nil
 		}
 		localErr = err
-		f.w.log.Warn("local restore failed; trying the store", "function", f.rec.Name, "snapshot", snap.Meta.ID, "err", err)
+		s.log.Warn("local restore failed; trying the store", "function", f.rec.Name, "snapshot", snap.Meta.ID, "err", err)
 	}
 	inst, err := f.restoreFromStore(ctx, snap, mode, t)
 	if err != nil {

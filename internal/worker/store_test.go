@@ -303,7 +303,7 @@ func TestStoreRestoreTampered(t *testing.T) {
 // counted, and does not disturb the worker.
 func TestStorePublishFailureCounted(t *testing.T) {
 	w := openStoreWorker(t, t.TempDir(), dirStore(t))
-	w.publishLater("ghost", &snapshot.Snapshot{Dir: filepath.Join(t.TempDir(), "missing"), Meta: snapshot.Meta{ID: "x"}})
+	w.snapStore.publish("ghost", &snapshot.Snapshot{Dir: filepath.Join(t.TempDir(), "missing"), Meta: snapshot.Meta{ID: "x"}})
 	w.WaitPublishes()
 	if n := testutil.ToFloat64(w.store.publishes.WithLabelValues("ghost", "failed")); n != 1 {
 		t.Fatalf("%v failed publishes counted, want 1", n)

@@ -40,14 +40,12 @@ const deleteRetry = 5 * time.Second
 // upload queue, so a queued write of the manifest cannot reach the remote
 // after the deletion.
 
-// dropStored forgets the stored copies of snapshots ids of function name
-// and queues the deletion of their manifests. Callers call it before they
+// drop forgets the stored copies of snapshots ids of function name and
+// queues the deletion of their manifests. Callers call it before they
 // remove the local directories, so that a publish failing on the vanishing
-// files is recognised as dropped rather than failed. A no-op without a
-// store.
-func (w *Worker) dropStored(name string, ids []string) {
-	s := w.store
-	if s == nil || len(ids) == 0 {
+// files is recognised as dropped rather than failed.
+func (s *workerStore) drop(name string, ids []string) {
+	if len(ids) == 0 {
 		return
 	}
 	for _, id := range ids {
@@ -59,7 +57,7 @@ func (w *Worker) dropStored(name string, ids []string) {
 		s.dropped[sid] = true
 		delete(s.opened, sid)
 		for snap := range s.storeOnly {
-			if snap.Dir == filepath.Join(w.snapDir(name), id) {
+			if snap.Dir == filepath.Join(s.snapDir(name), id) {
 				delete(s.storeOnly, snap)
 			}
 		}
@@ -67,12 +65,12 @@ func (w *Worker) dropStored(name string, ids []string) {
 		// An mmap restore still running keeps its mapping of the unlinked
 		// file.
 		if err := os.Remove(filepath.Join(s.chunks.CacheDir, sid+".img")); err != nil && !errors.Is(err, os.ErrNotExist) {
-			w.log.Warn("removing materialised store image failed", "snapshot", sid, "err", err)
+			s.log.Warn("removing materialised store image failed", "snapshot", sid, "err", err)
 		}
 		if err := os.WriteFile(filepath.Join(s.deletesDir, sid), nil, 0o600); err != nil {
 			// Not fatal, but the manifest stays in the store and keeps
 			// its chunks from GC; say so.
-			w.log.Warn("queueing store snapshot deletion failed; the stored copy is kept", "snapshot", sid, "err", err)
+			s.log.Warn("queueing store snapshot deletion failed; the stored copy is kept", "snapshot", sid, "err", err)
 			s.deletes.WithLabelValues("failed").Inc()
 		}
 	}
@@ -84,7 +82,7 @@ func (w *Worker) dropStored(name string, ids []string) {
 
 // deleter carries out queued deletions when woken and every deleteRetry
 // while any are pending.
-func (s *workerStore) deleter(ctx context.Context, w *Worker) {
+func (s *workerStore) deleter(ctx context.Context) {
 	defer close(s.delDone)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -104,8 +102,8 @@ func (s *workerStore) deleter(ctx context.Context, w *Worker) {
 		case <-s.delWake:
 		case <-t.C:
 		}
-		if n, err := s.runDeletes(ctx, w); err != nil {
-			w.log.Debug("store deletions pending", "pending", n, "err", err)
+		if n, err := s.runDeletes(ctx); err != nil {
+			s.log.Debug("store deletions pending", "pending", n, "err", err)
 		}
 	}
 }
@@ -128,7 +126,7 @@ func (s *workerStore) pendingDeletes() ([]string, error) {
 
 // runDeletes deletes every queued store snapshot it can. It returns how
 // many remain and, if any do, why.
-func (s *workerStore) runDeletes(ctx context.Context, w *Worker) (int, error) {
+func (s *workerStore) runDeletes(ctx context.Context) (int, error) {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
 	ids, err := s.pendingDeletes()
@@ -146,7 +144,7 @@ func (s *workerStore) runDeletes(ctx context.Context, w *Worker) (int, error) {
 		switch {
 		case err == nil, errors.Is(err, errdefs.ErrNotFound), errors.Is(err, errdefs.ErrInvalid):
 			if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-				w.log.Warn("dropping an invalid queued store deletion", "snapshot", sid, "err", err)
+				s.log.Warn("dropping an invalid queued store deletion", "snapshot", sid, "err", err)
 			}
 			_ = os.Remove(filepath.Join(s.deletesDir, sid))
 			s.mu.Lock()
@@ -158,7 +156,7 @@ func (s *workerStore) runDeletes(ctx context.Context, w *Worker) (int, error) {
 			s.mu.Unlock()
 			s.deletes.WithLabelValues("ok").Inc()
 			left--
-			w.log.Debug("deleted store snapshot", "snapshot", sid)
+			s.log.Debug("deleted store snapshot", "snapshot", sid)
 		default:
 			// Unreachable or refused: keep it queued and retry later.
 			return left, fmt.Errorf("deleting store snapshot %s: %w", sid, err)
@@ -187,35 +185,18 @@ func (s *workerStore) publishDone(sid string) {
 // returns an error, and leaves the rest queued, when the remote cannot take
 // them yet (it is down); a no-op without a store. Tests and operators use
 // it before `thaw store gc`.
-func (w *Worker) SyncStore(ctx context.Context) error {
-	s := w.store
-	if s == nil {
-		return nil
-	}
+func (w *Worker) SyncStore(ctx context.Context) error { return w.snapStore.sync(ctx) }
+
+func (s *workerStore) sync(ctx context.Context) error {
 	s.pubs.Wait()
 	if s.h.Tiered != nil {
 		if err := s.h.Tiered.Flush(ctx); err != nil {
 			return fmt.Errorf("worker: store uploads pending: %w", err)
 		}
 	}
-	n, err := s.runDeletes(ctx, w)
+	n, err := s.runDeletes(ctx)
 	if err != nil {
 		return fmt.Errorf("worker: %d store deletions pending: %w", n, err)
 	}
 	return nil
-}
-
-// snapshotIDs returns the ids of f's snapshots: the deploy snapshot and
-// the policy's pool.
-func (f *function) snapshotIDs() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var ids []string
-	if f.snap != nil {
-		ids = append(ids, f.snap.Meta.ID)
-	}
-	for _, s := range f.extra {
-		ids = append(ids, s.Meta.ID)
-	}
-	return ids
 }

@@ -76,7 +76,11 @@ type Worker struct {
 	regions  *engine.RegionPool // nil: restores take new regions
 	budget   *memBudget
 	metrics  *metrics
-	// store is the snapshot store; nil without Options.Store.
+	// snapStore is the snapshot store the worker publishes to and
+	// restores from: store, or noStore without Options.Store.
+	snapStore snapshotStore
+	// store is the store of Options.Store, nil without one; only the
+	// store's own code (store.go, storedelete.go) reads it.
 	store *workerStore
 
 	mu  sync.Mutex
@@ -124,7 +128,7 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 		return nil, err
 	}
 	w := &Worker{dir: opts.DataDir, log: opts.Logger, eng: eng, metrics: newMetrics(),
-		fns: map[string]*function{}, deploying: map[string]chan struct{}{}, pendingMods: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+		fns: map[string]*function{}, deploying: map[string]chan struct{}{}, pendingMods: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{}), snapStore: noStore{}}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.restorer = &restore.Restorer{}
 	if opts.RegionPoolMiB == 0 {
@@ -168,6 +172,7 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 			return nil, err
 		}
 		w.store = s
+		w.snapStore = s
 	}
 	if err := w.load(ctx); err != nil {
 		w.Close(ctx)
@@ -202,11 +207,9 @@ func (w *Worker) Close(ctx context.Context) {
 	for _, f := range fns {
 		f.shutdown(ctx)
 		f.background.Wait()
-		f.savePolicy()
+		f.ckpt.savePolicy()
 	}
-	if w.store != nil {
-		w.store.close() // hook (store.go): let running publishes finish
-	}
+	w.snapStore.close() // let running publishes finish
 	w.cancel()
 	_ = w.eng.Close(ctx)
 	if w.regions != nil {
@@ -363,17 +366,19 @@ func (w *Worker) loadOne(ctx context.Context, name string) error {
 		return err
 	}
 	if rec.Snapshot != "" {
-		// Hook (store.go): falls back to the store's copy.
+		// Falls back to the store's copy.
 		snap, err := w.openSnapshot(ctx, f, rec.Snapshot)
 		if err != nil {
 			w.log.Warn("snapshot unusable; instances boot cold until redeploy", "function", name, "err", err)
 		} else if err := mod.PrepareRestore(ctx, snap.Meta.State.Pages); err != nil {
 			w.log.Warn("restore module failed to compile; instances boot cold", "function", name, "err", err)
 		} else {
-			f.snap = snap
+			f.ckpt.snap = snap
 		}
 	}
-	f.loadPolicy()
+	f.ckpt.loadPolicy(func(id string) (*snapshot.Snapshot, error) {
+		return w.openSnapshot(w.ctx, f, id) // falls back to the store's copy
+	})
 	w.mu.Lock()
 	w.fns[name] = f
 	w.mu.Unlock()
@@ -525,7 +530,7 @@ func (w *Worker) collectSnapshots() {
 			}
 		} else {
 			keep[f.rec.Snapshot] = true
-			for _, id := range f.snapshotIDs() {
+			for _, id := range f.ckpt.snapshotIDs() {
 				keep[id] = true
 			}
 		}
@@ -539,7 +544,7 @@ func (w *Worker) collectSnapshots() {
 			continue
 		}
 		w.log.Info("removing snapshots no record references (interrupted deploy or checkpoint)", "function", name, "snapshots", drop)
-		w.dropStored(name, drop) // hook (storedelete.go)
+		w.snapStore.drop(name, drop)
 		for _, id := range drop {
 			_ = os.RemoveAll(filepath.Join(w.snapDir(name), id))
 		}
@@ -559,7 +564,7 @@ func (w *Worker) collectSnapshots() {
 // directory is synced. A crash before the rename leaves the old function
 // (what the new deploy wrote is collected at the next start); after it,
 // the new one. Deploys and deletions of one name are serialised.
-func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Config) (*Info, error) {
+func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Config) (_ *Info, err error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
@@ -579,57 +584,63 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	if err != nil {
 		return nil, err
 	}
+	// Until the commit, a failure undoes what the deploy made: the boot
+	// instance (or its memory reservation), the module, the snapshot.
+	var (
+		res  *reservation
+		inst *engine.Instance
+		snap *snapshot.Snapshot
+	)
+	defer func() {
+		if err == nil {
+			return
+		}
+		if inst != nil {
+			inst.Close(ctx) // its region takes the reservation with it
+		} else if res != nil {
+			res.release()
+		}
+		_ = mod.Close(ctx)
+		if snap != nil {
+			w.snapStore.drop(name, []string{snap.Meta.ID})
+			_ = os.RemoveAll(snap.Dir)
+		}
+	}()
 	rec := record{Name: name, Config: cfg, ModuleSHA: sha256Hex(wasm), ModuleSize: len(wasm), Deployed: time.Now().UTC()}
 	f, err := w.newFunction(rec, mod)
 	if err != nil {
-		_ = mod.Close(ctx)
 		return nil, err
 	}
 
 	// Boot one instance now: it proves the module initialises, provides the
 	// snapshot, and then serves as the first warm instance.
-	res, err := w.reserveMemory(ctx, f)
-	if err != nil {
-		_ = mod.Close(ctx)
+	if res, err = w.reserveMemory(ctx, f); err != nil {
 		return nil, fmt.Errorf("deploy %s: %w", name, err)
 	}
-	inst, _, err := mod.Boot(ctx, f.instanceConfig())
-	if err != nil {
-		res.release()
-		_ = mod.Close(ctx)
+	if inst, _, err = mod.Boot(ctx, f.instanceConfig()); err != nil {
 		return nil, fmt.Errorf("deploy %s: boot: %w", name, err)
 	}
 	res.attach(inst)
-	var snap *snapshot.Snapshot
-	fail := func(err error) (*Info, error) {
-		inst.Close(ctx)
-		_ = mod.Close(ctx)
-		if snap != nil {
-			w.dropStored(name, []string{snap.Meta.ID}) // hook (storedelete.go)
-			_ = os.RemoveAll(snap.Dir)
-		}
-		return nil, fmt.Errorf("deploy %s: %w", name, err)
-	}
 	if cfg.mode() != restore.Cold {
 		st, mem, err := inst.CaptureDeploy(ctx)
 		if err != nil {
-			return fail(err)
+			return nil, fmt.Errorf("deploy %s: %w", name, err)
 		}
-		if snap, err = w.writeSnapshot(f, st, mem, 0); err != nil {
-			return fail(err)
+		if snap, err = w.writeSnapshot(&f.rec, st, mem, 0); err != nil {
+			return nil, fmt.Errorf("deploy %s: %w", name, err)
 		}
 		crashpoint.Hit(crashpoint.DeploySnapshotWritten)
 		if err := mod.PrepareRestore(ctx, snap.Meta.State.Pages); err != nil {
-			return fail(err)
+			return nil, fmt.Errorf("deploy %s: %w", name, err)
 		}
-		f.snap = snap
+		f.ckpt.snap = snap
 		f.rec.Snapshot = filepath.Base(snap.Dir)
 	}
 	// What the record replaces, listed before f can checkpoint (its
 	// checkpoints are new directories this list does not hold).
 	stale := w.snapshotDirs(name)
 	if err := w.commit(f.rec, wasm); err != nil {
-		return fail(err)
+		return nil, fmt.Errorf("deploy %s: %w", name, err)
 	}
 	crashpoint.Hit(crashpoint.DeployCommitted)
 	// The old function's policy state and pool are not the new one's
@@ -644,11 +655,11 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	if old != nil {
 		old.shutdown(ctx)
 		old.background.Wait()
-		stale = append(append(stale, old.rec.Snapshot), old.snapshotIDs()...)
+		stale = append(append(stale, old.rec.Snapshot), old.ckpt.snapshotIDs()...)
 	}
 	stale = without(stale, f.rec.Snapshot)
 	if len(stale) > 0 {
-		w.dropStored(name, stale) // hook (storedelete.go)
+		w.snapStore.drop(name, stale)
 		for _, id := range stale {
 			_ = os.RemoveAll(filepath.Join(w.snapDir(name), id))
 		}
@@ -688,19 +699,19 @@ func (w *Worker) lockName(ctx context.Context, name string) (func(), error) {
 	}
 }
 
-// writeSnapshot stores a captured instance as a new snapshot of f, taken
-// after request number request.
-func (w *Worker) writeSnapshot(f *function, st *engine.State, mem []byte, request int) (*snapshot.Snapshot, error) {
+// writeSnapshot stores a captured instance as a new snapshot of the
+// function of rec, taken after request number request, and publishes it.
+func (w *Worker) writeSnapshot(rec *record, st *engine.State, mem []byte, request int) (*snapshot.Snapshot, error) {
 	id := newID()
-	meta := snapshot.Meta{ID: id, Function: f.rec.Name, ModuleSHA: f.rec.ModuleSHA, Created: time.Now().UTC(), State: *st, Request: request}
-	if err := os.MkdirAll(w.snapDir(f.rec.Name), snapshot.DirMode); err != nil {
+	meta := snapshot.Meta{ID: id, Function: rec.Name, ModuleSHA: rec.ModuleSHA, Created: time.Now().UTC(), State: *st, Request: request}
+	if err := os.MkdirAll(w.snapDir(rec.Name), snapshot.DirMode); err != nil {
 		return nil, err
 	}
-	snap, err := snapshot.Write(filepath.Join(w.snapDir(f.rec.Name), id), meta, mem)
+	snap, err := snapshot.Write(filepath.Join(w.snapDir(rec.Name), id), meta, mem)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	w.publishLater(f.rec.Name, snap) // hook (store.go): no-op without a store
+	w.snapStore.publish(rec.Name, snap)
 	return snap, nil
 }
 
@@ -902,8 +913,8 @@ func (w *Worker) Delete(ctx context.Context, name string) error {
 	}
 	f.shutdown(ctx)
 	f.background.Wait()
-	// Hook (storedelete.go): the stored copies go too, local or not.
-	w.dropStored(name, without(append(append(w.snapshotDirs(name), f.rec.Snapshot), f.snapshotIDs()...), ""))
+	// The stored copies go too, local or not.
+	w.snapStore.drop(name, without(append(append(w.snapshotDirs(name), f.rec.Snapshot), f.ckpt.snapshotIDs()...), ""))
 	if err := os.Remove(w.recordPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
@@ -935,7 +946,7 @@ func (w *Worker) Evict(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	f.awaitSettled()
+	f.pool.awaitSettled()
 	f.reap(ctx, time.Now().Add(time.Duration(f.rec.Config.KeepAlive)+time.Hour), true)
 	return nil
 }

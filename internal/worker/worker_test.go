@@ -225,7 +225,7 @@ func TestDamagedSnapshotFallsBack(t *testing.T) {
 			want := invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Cold})
 			invoke(t, w, "hello", get("/?name=x"), InvokeOptions{Mode: restore.Reap}) // records the working set
 			w.mu.Lock()
-			snap := w.fns["hello"].snap
+			snap := w.fns["hello"].ckpt.snap
 			w.mu.Unlock()
 			if err := c.damage(snap); err != nil {
 				t.Fatal(err)
@@ -253,8 +253,8 @@ func TestDamagedSnapshotFallsBack(t *testing.T) {
 func damagedHeavy(t *testing.T) (*Worker, *function, int, *Result) {
 	t.Helper()
 	w, f, want := withWorkingSet(t, "heavy", "examples/initheavy", "/?q=alpha")
-	page := farDataPage(t, f.snap)
-	if err := flipByte(f.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
+	page := farDataPage(t, f.ckpt.snap)
+	if err := flipByte(f.ckpt.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
 		t.Fatal(err)
 	}
 	return w, f, page, want
@@ -350,8 +350,8 @@ func TestCheckpointSkipsBadMmapPages(t *testing.T) {
 	w.mu.Lock()
 	f := w.fns["heavy"]
 	w.mu.Unlock()
-	page := farDataPage(t, f.snap)
-	if err := flipByte(f.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
+	page := farDataPage(t, f.ckpt.snap)
+	if err := flipByte(f.ckpt.snap.Path(snapshot.ImageFile), int64(page)*snapshot.PageSize+11); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Evict(ctx, "heavy"); err != nil {
@@ -370,10 +370,7 @@ func TestCheckpointSkipsBadMmapPages(t *testing.T) {
 	if info, _ := w.Get("heavy"); info.PoolSnapshots != 0 {
 		t.Fatalf("a checkpoint of memory with damaged page %d joined the pool", page)
 	}
-	f.mu.Lock()
-	idle := len(f.idle)
-	f.mu.Unlock()
-	if idle != 0 {
+	if idle, _ := f.pool.counts(); idle != 0 {
 		t.Fatalf("%d idle instances, want the damaged one discarded", idle)
 	}
 }
@@ -382,13 +379,13 @@ func TestCheckpointSkipsBadMmapPages(t *testing.T) {
 // once every instance has settled after its request.
 func lastIdle(t *testing.T, f *function) *instance {
 	t.Helper()
-	f.awaitSettled()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.idle) == 0 {
+	f.pool.awaitSettled()
+	f.pool.mu.Lock()
+	defer f.pool.mu.Unlock()
+	if len(f.pool.idle) == 0 {
 		t.Fatal("no idle instance")
 	}
-	return f.idle[len(f.idle)-1]
+	return f.pool.idle[len(f.pool.idle)-1].inst
 }
 
 // sink keeps the test's read of instance memory from being compiled away.
@@ -667,7 +664,7 @@ func TestQueueBound(t *testing.T) {
 // on none, and no restore has to run lazily to record a new one.
 func TestWorkingSetExtendedOnMisses(t *testing.T) {
 	w, f, want := helloWithWorkingSet(t)
-	full, err := f.snap.WorkingSet()
+	full, err := f.ckpt.snap.WorkingSet()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -677,7 +674,7 @@ func TestWorkingSetExtendedOnMisses(t *testing.T) {
 	for p := first.Start; p < first.Start+first.Count; p++ {
 		kept = append(kept, p)
 	}
-	if _, err := f.snap.WriteWorkingSet(kept); err != nil {
+	if _, err := f.ckpt.snap.WriteWorkingSet(kept); err != nil {
 		t.Fatal(err)
 	}
 	recordings := func() float64 { return testutil.ToFloat64(w.metrics.recordings.WithLabelValues("hello")) }
@@ -692,7 +689,7 @@ func TestWorkingSetExtendedOnMisses(t *testing.T) {
 		t.Fatalf("answered %q, want %q", got.Response.Body, want.Response.Body)
 	}
 	w.WaitCheckpoints("hello") // the extension is written in the background
-	ws, err := f.snap.WorkingSet()
+	ws, err := f.ckpt.snap.WorkingSet()
 	if err != nil {
 		t.Fatalf("working set deleted instead of extended: %v", err)
 	}

@@ -1,0 +1,242 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/snapshot"
+)
+
+// Starting instances: start restores a new instance or boots it cold,
+// restore restores one from a snapshot's local files or, through
+// restoreFromStore (store.go), from the store's copy, checkMemory checks a
+// restored instance's memory after each call, and retryCold serves the
+// call again on a cold boot when that memory cannot be trusted. Every fallback to a cold boot says why in
+// Timing.Fallback and counts in thaw_fallbacks_total.
+
+// start makes a new instance in mode from the snapshot the policy chooses
+// (the initialisation snapshot when the mode is explicit), falling back to
+// a cold boot when the snapshot is missing or the restore fails.
+func (f *function) start(ctx context.Context, mode restore.Mode, explicit, dropCache bool, t *Timing) (*instance, error) {
+	snap, policyCold := f.ckpt.choose(explicit)
+	if mode != restore.Cold && mode != restore.Warm && !policyCold {
+		if snap == nil {
+			t.Fallback = "no snapshot"
+		} else {
+			// The local snapshot, else the store's copy.
+			inst, err := f.w.snapStore.restoreAny(ctx, f, snap, mode, dropCache, t)
+			if err == nil {
+				return inst, nil
+			}
+			t.Fallback = err.Error()
+			f.w.metrics.fallbacks.WithLabelValues(f.rec.Name, string(mode)).Inc()
+			f.w.log.Warn("restore failed; booting cold", "function", f.rec.Name, "mode", mode, "err", err)
+		}
+	}
+	inst, bs, err := f.mod.Boot(ctx, f.instanceConfig())
+	if err != nil {
+		return nil, err
+	}
+	t.StartKind, t.Mode, t.Instantiate, t.Init = "cold", restore.Cold, bs.Instantiate, bs.Init
+	f.w.metrics.stages.WithLabelValues("cold", "instantiate").Observe(bs.Instantiate.Seconds())
+	f.w.metrics.stages.WithLabelValues("cold", "init").Observe(bs.Init.Seconds())
+	return f.withPolicy(&instance{Instance: inst, mode: restore.Cold}), nil
+}
+
+// restore starts an instance from snap, reading its pages from src: its
+// local files (restore.Files) or the store's copy (restoreFromStore). Both
+// take this one path:
+//
+//   - A reap or bulk restore that fails its checks (errdefs.ErrCorrupt) is
+//     tried once more: a working set being extended (in the background) is
+//     replaced file by file, and a restore that paired the old ws.json with
+//     the new ws.img fails its checks. Real damage fails again and the
+//     caller falls back to a cold boot.
+//   - A reap or bulk restore of a snapshot without a working set runs
+//     lazily instead, and records one unless another restore already is.
+//     reap and bulk trace the pages faulted outside the working set, so
+//     that one that misses too often can be extended (afterFirstExec).
+//
+// Recording and tracing need the local snapshot: a working set is written
+// beside the image it was recorded from (snapshot.WriteWorkingSet reads
+// its pages from memory.img), and a store snapshot has no local image
+// (src.Local is nil), so a restore from the store records none. dropCache
+// drops local files from the page cache; the store's chunks are not.
+func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, src restore.Source, mode restore.Mode, dropCache bool, t *Timing) (*instance, error) {
+	local := src.Local()
+	if dropCache && local != nil {
+		t0 := time.Now()
+		err := local.DropCache()
+		t.DropCache += time.Since(t0)
+		if err != nil {
+			return nil, err
+		}
+	}
+	prepMode, record := mode, false
+	trace := mode.UsesWorkingSet() && local != nil
+	limit := f.instanceConfig().MemoryLimit
+	mem, err := f.w.restorer.Prepare(ctx, mode, src, limit, trace)
+	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrCorrupt) {
+		mem, err = f.w.restorer.Prepare(ctx, mode, src, limit, trace)
+	}
+	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrNotFound) {
+		prepMode = restore.Lazy
+		record = local != nil && f.recording.CompareAndSwap(false, true)
+		mem, err = f.w.restorer.Prepare(ctx, prepMode, src, limit, record)
+	}
+	if err != nil {
+		if record {
+			f.recording.Store(false)
+		}
+		return nil, err
+	}
+	t0 := time.Now()
+	rctx, stop := watchPager(ctx, mem)
+	inst, err := f.mod.Restore(rctx, f.instanceConfig(), &src.Meta().State, mem.Region)
+	stop()
+	if err != nil {
+		if record {
+			f.recording.Store(false)
+		}
+		return nil, f.restoreFailed(mem, prepMode, err)
+	}
+	t.Instantiate = time.Since(t0)
+	t.StartKind, t.Mode, t.Source = "restore", prepMode, SourceLocal
+	if local == nil {
+		t.Source = SourceStore
+	}
+	return f.withPolicy(&instance{Instance: inst, mem: mem, mode: prepMode, recording: record, snap: snap}), nil
+}
+
+// restoreFailed names the pager's failures, if any, in the error of a
+// restore whose hooks failed on mem, and counts the instance as discarded.
+func (f *function) restoreFailed(mem *restore.Memory, mode restore.Mode, err error) error {
+	pf := mem.Failures()
+	switch {
+	case pf.Lost > 0:
+		f.w.metrics.discarded.WithLabelValues(f.rec.Name, string(mode), "pager_lost").Inc()
+		return fmt.Errorf("the pager died or stopped answering faults during the restore: %w", err)
+	case pf.Unavailable > 0:
+		f.w.metrics.discarded.WithLabelValues(f.rec.Name, string(mode), "source_unavailable").Inc()
+		return fmt.Errorf("%d snapshot pages could not be fetched (page source unavailable) during the restore: %w", pf.Unavailable, err)
+	case pf.Corrupt > 0:
+		f.w.metrics.discarded.WithLabelValues(f.rec.Name, string(mode), "checksum").Inc()
+		return fmt.Errorf("%d snapshot pages failed their checksum during the restore: %w", pf.Corrupt, err)
+	}
+	return err
+}
+
+// checkMemory runs after every call of a restored instance and says why
+// its memory cannot be trusted ("" if it can). The first call collects the
+// restore's stats, whose bad-page count covers what the pager refused; an
+// mmap instance's newly mapped pages are verified after every call, since
+// the kernel maps them unchecked and a later call can map more.
+//
+// The cause is a metric label: verify, checksum, source_unavailable or
+// pager_lost.
+func (f *function) checkMemory(inst *instance, t *Timing) (why, cause string) {
+	// mmap checks the pages mapped during the call; the pager modes read
+	// the count of pages the pager refused, from a page it shares with us.
+	// Either way after every call, not only the first: a page first
+	// touched by call 1000 is as likely to be damaged as one of call 1.
+	t0 := time.Now()
+	bad, err := inst.mem.Verify()
+	t.Verify = time.Since(t0)
+	if inst.served == 1 {
+		f.ckpt.afterFirstExec(inst, t)
+		bad = max(bad, t.Restore.BadPages)
+	}
+	switch {
+	case err != nil:
+		return fmt.Sprintf("snapshot pages could not be verified after call %d (%v); retried on a cold boot", inst.served, err), "verify"
+	case bad > 0:
+		pf := inst.mem.Failures()
+		switch {
+		case pf.Lost > 0:
+			return fmt.Sprintf("the pager died or stopped answering faults during call %d; retried on a cold boot", inst.served), "pager_lost"
+		case pf.Unavailable > 0:
+			return fmt.Sprintf("%d snapshot pages could not be fetched (page source unavailable) during call %d; retried on a cold boot", pf.Unavailable, inst.served), "source_unavailable"
+		}
+		return fmt.Sprintf("%d snapshot pages failed their checksum during call %d; retried on a cold boot", bad, inst.served), "checksum"
+	}
+	return "", ""
+}
+
+// retryCold replaces a restored instance whose memory turned out corrupt by
+// a cold-booted one (in the same pool slot) and serves req on it.
+func (f *function) retryCold(ctx context.Context, bad *instance, req *abi.Request, t *Timing, why string) (*instance, *abi.Response, error) {
+	f.w.metrics.fallbacks.WithLabelValues(f.rec.Name, string(bad.mode)).Inc()
+	bad.Close(ctx)
+	t.Fallback = why
+	f.w.log.Warn("snapshot memory not trusted; retrying cold", "function", f.rec.Name, "mode", bad.mode, "call", bad.served, "reason", why)
+	t1 := time.Now()
+	res, err := f.w.reserveMemory(ctx, f) // bad's reservation went with its region
+	if err != nil {
+		f.release(nil)
+		return nil, nil, err
+	}
+	inst, err := f.start(ctx, restore.Cold, true, false, t)
+	t.Start += time.Since(t1)
+	if err != nil {
+		res.release()
+		f.release(nil)
+		return nil, nil, err
+	}
+	res.attach(inst.Instance)
+	f.w.metrics.starts.WithLabelValues(f.rec.Name, string(inst.mode)).Inc()
+	t2 := time.Now()
+	resp, err := inst.Invoke(ctx, req)
+	t.Exec = time.Since(t2)
+	inst.served++
+	t.Request, t.SnapshotRequest = inst.startReq, -1
+	return inst, resp, err
+}
+
+// pagerWatch is how often a call on paged memory checks whether the pager
+// has refused a page.
+const pagerWatch = 20 * time.Millisecond
+
+// invokeWatched is inst.Invoke that stops the call as soon as the pager
+// refuses one of its pages (watchPager).
+func invokeWatched(ctx context.Context, inst *instance, req *abi.Request) (*abi.Response, error) {
+	if inst.mem == nil {
+		return inst.Invoke(ctx, req)
+	}
+	ctx, stop := watchPager(ctx, inst.mem)
+	defer stop()
+	return inst.Invoke(ctx, req)
+}
+
+// watchPager returns a context that is cancelled as soon as the pager
+// refuses a page of mem (served as zeros: source unavailable, checksum,
+// pager lost). A guest running on from wrong memory could otherwise loop
+// until its timeout; the caller discards the instance and serves the
+// request cold. Call stop when the guest code has returned.
+func watchPager(ctx context.Context, mem *restore.Memory) (context.Context, func()) {
+	if !mem.Paged() {
+		return ctx, func() {}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(pagerWatch)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if pf := mem.Failures(); pf.Unavailable+pf.Corrupt+pf.Lost > 0 {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return cctx, func() { close(done); cancel() }
+}
