@@ -133,10 +133,8 @@ func (s *workerStore) runDeletes(ctx context.Context) (int, error) {
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
-	if s.h.Tiered != nil {
-		if err := s.h.Tiered.Flush(ctx); err != nil {
-			return len(ids), fmt.Errorf("draining the upload queue first: %w", err)
-		}
+	if err := s.h.Tiered.Flush(ctx); err != nil {
+		return len(ids), fmt.Errorf("draining the upload queue first: %w", err)
 	}
 	left := len(ids)
 	for _, sid := range ids {
@@ -189,10 +187,8 @@ func (w *Worker) SyncStore(ctx context.Context) error { return w.snapStore.sync(
 
 func (s *workerStore) sync(ctx context.Context) error {
 	s.pubs.Wait()
-	if s.h.Tiered != nil {
-		if err := s.h.Tiered.Flush(ctx); err != nil {
-			return fmt.Errorf("worker: store uploads pending: %w", err)
-		}
+	if err := s.h.Tiered.Flush(ctx); err != nil {
+		return fmt.Errorf("worker: store uploads pending: %w", err)
 	}
 	n, err := s.runDeletes(ctx)
 	if err != nil {
