@@ -148,9 +148,9 @@ func TestFaults(t *testing.T) {
 func TestLoadErrors(t *testing.T) {
 	for src, want := range map[string]string{
 		"export default {\n  fetch(req) {\n    return (;\n  }\n}": "handler.js: Line 3:",
-		"throw new Error('at init');":                           "handler.js:1:",
-		"const x = 1;":                                          "no `export default",
-		"export default {};":                                    "no fetch method",
+		"throw new Error('at init');":                             "handler.js:1:",
+		"const x = 1;":                                            "no `export default",
+		"export default {};":                                      "no fetch method",
 	} {
 		_, err := Load("handler.js", src)
 		if err == nil || !strings.Contains(err.Error(), want) {
