@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/thaw-run/thaw/examples"
@@ -180,7 +179,7 @@ require %s v0.0.0
 // carries, written to its cache by `+"`thaw new`"+` (and by `+"`thaw build`"+` again
 // if the cache is cleared).
 replace %[3]s => %s
-`, name, goVersion, build.SDKModule, quote(sdk))
+`, name, goVersion, build.SDKModule, build.GoModPath(sdk))
 	files[".gitignore"] = []byte("# thaw build's output\n*.wasm\n")
 	return files, nil
 }
@@ -199,13 +198,4 @@ func sdkGoVersion() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("the Go SDK's go.mod has no go directive: %w", errdefs.ErrCorrupt)
-}
-
-// quote returns a clean path as a go.mod token: bare unless it holds a
-// blank or a quote, which would end a bare token.
-func quote(path string) string {
-	if strings.ContainsAny(path, " \t\"'`\\") {
-		return strconv.Quote(path)
-	}
-	return path
 }
