@@ -90,9 +90,9 @@ func moduleJS(ctx context.Context, gotool, script, out string) error {
 	}
 	defer os.RemoveAll(dir)
 	for name, body := range map[string][]byte{
-		"go.mod":   gomod,
-		"go.sum":   gosum,
-		"main.go":  fmt.Appendf(nil, jsMain, filepath.Base(script)),
+		"go.mod":  gomod,
+		"go.sum":  gosum,
+		"main.go": fmt.Appendf(nil, jsMain, filepath.Base(script)),
 		JSHandler: src,
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
