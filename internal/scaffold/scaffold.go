@@ -179,6 +179,9 @@ func render(name string, t Template, sdk string) (map[string][]byte, error) {
 		if err != nil || d.IsDir() {
 			return err
 		}
+		if t.Lang == "js" && path != build.JSHandler {
+			return nil // main.go builds the example in this repository
+		}
 		b, err := fs.ReadFile(src, path)
 		if path == "main.go" {
 			b = bytes.Replace(b, []byte("// Command "+t.dir+" "), []byte("// Command "+name+" "), 1)
