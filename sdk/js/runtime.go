@@ -107,6 +107,9 @@ func load(name, src string, log io.Writer) (*Handler, error) {
 	}
 	h.request, _ = goja.AssertFunction(h.vm.Get("__thaw_request"))
 	h.response, _ = goja.AssertFunction(h.vm.Get("__thaw_response"))
+	if err := h.warm(); err != nil {
+		return nil, err
+	}
 	src = exportDefault.ReplaceAllString(src, "${1}globalThis."+exportName+" = ")
 	prog, err := goja.Compile(name, src, false)
 	if err != nil {
@@ -223,6 +226,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	req := h.toJS(r, body)
+	ret, err := h.fetch(h.handler, req, h.vm.NewObject(), h.vm.NewObject())
+	if err != nil {
+		panic("Uncaught " + describe(err))
+	}
+	h.write(w, h.settle(ret))
+}
+
+// toJS returns r, whose body is body, as a JavaScript Request.
+func (h *Handler) toJS(r *http.Request, body []byte) goja.Value {
 	vm := h.vm
 	host := r.Host
 	if host == "" {
@@ -247,27 +260,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		panic("thawjs: build the Request: " + describe(err))
 	}
-	ret, err := h.fetch(h.handler, req, vm.NewObject(), vm.NewObject())
+	return req
+}
+
+// settle returns what fetch returned, resolved if it is a promise. The
+// job queue ran when fetch returned: a promise still pending waits for
+// something that cannot happen (no timers, no I/O).
+func (h *Handler) settle(ret goja.Value) goja.Value {
+	p, ok := ret.Export().(*goja.Promise)
+	if !ok {
+		return ret
+	}
+	switch p.State() {
+	case goja.PromiseStateFulfilled:
+		return p.Result()
+	case goja.PromiseStateRejected:
+		panic("Uncaught (in promise) " + describeValue(p.Result()))
+	default:
+		panic("thawjs: the promise fetch returned never settled (there are no timers or network I/O)")
+	}
+}
+
+// write sends the JavaScript Response resp.
+func (h *Handler) write(w http.ResponseWriter, resp goja.Value) {
+	out, err := h.response(goja.Undefined(), resp)
 	if err != nil {
 		panic("Uncaught " + describe(err))
 	}
-	if p, ok := ret.Export().(*goja.Promise); ok {
-		// The job queue ran when fetch returned: a promise still pending
-		// waits for something that cannot happen (no timers, no I/O).
-		switch p.State() {
-		case goja.PromiseStateFulfilled:
-			ret = p.Result()
-		case goja.PromiseStateRejected:
-			panic("Uncaught (in promise) " + describeValue(p.Result()))
-		default:
-			panic("thawjs: the promise fetch returned never settled (there are no timers or network I/O)")
-		}
-	}
-	out, err := h.response(goja.Undefined(), ret)
-	if err != nil {
-		panic("Uncaught " + describe(err))
-	}
-	o := out.ToObject(vm)
+	o := out.ToObject(h.vm)
 	hdr := w.Header()
 	for _, pair := range o.Get("headers").Export().([]any) {
 		kv := pair.([]any)
@@ -281,6 +301,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(b.Bytes())
 	}
 }
+
+// warm serves a request with the prelude's __thaw_warm instead of the
+// script, at load: goja builds much of its machinery (built-in prototypes,
+// the promise job queue, property shapes) on first use, and doing that
+// before the snapshot spares every restored instance's first request
+// (measured: 5.7 ms of a restored hello's first request in wasm, against
+// 0.9 ms for the Go hello). The script's own code is not run.
+func (h *Handler) warm() error {
+	f, ok := goja.AssertFunction(h.vm.Get("__thaw_warm"))
+	if !ok {
+		return fmt.Errorf("thawjs: the prelude has no __thaw_warm")
+	}
+	r, err := http.NewRequest("POST", "http://localhost/warm?a=1&b=%C3%A9", strings.NewReader("{}"))
+	if err != nil {
+		return err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	ret, err := f(goja.Undefined(), h.toJS(r, []byte("{}")))
+	if err != nil {
+		return fmt.Errorf("thawjs: warm: %s", describe(err))
+	}
+	h.write(discard{header: http.Header{}}, h.settle(ret))
+	return nil
+}
+
+// discard is an http.ResponseWriter that keeps nothing.
+type discard struct{ header http.Header }
+
+func (d discard) Header() http.Header         { return d.header }
+func (d discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d discard) WriteHeader(int)             {}
 
 // describe returns a goja error as one message with the script's stack:
 // "Error: boom\n\tat fetch (handler.js:3:11(4))".
