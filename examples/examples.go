@@ -12,7 +12,7 @@ package examples
 import "embed"
 
 // Templates holds the directories hello and httpjson, and the JavaScript
-// functions js/hello, js/httpjson and js/template (one handler.js each).
+// functions js/hello, js/js_json and js/js_html (one handler.js each; js_json and js_html are also in the benchmark suite).
 //
-//go:embed hello httpjson js/hello js/httpjson js/template
+//go:embed hello httpjson js/hello js/js_json js/js_html
 var Templates embed.FS

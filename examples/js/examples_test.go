@@ -48,7 +48,7 @@ func TestHello(t *testing.T) {
 
 // The answers are the Go http-json example's, byte for byte.
 func TestHTTPJSON(t *testing.T) {
-	h := load(t, "httpjson")
+	h := load(t, "js_json")
 	for _, tc := range []struct {
 		method, target, body string
 		status               int
@@ -70,7 +70,7 @@ func TestHTTPJSON(t *testing.T) {
 }
 
 func TestTemplate(t *testing.T) {
-	h := load(t, "template")
+	h := load(t, "js_html")
 	rec := do(h, "GET", "/?title=a%3Cb&items=x,y", "")
 	for _, want := range []string{"<title>a&lt;b</title>", "<li>x</li><li>y</li>", "<p>2 items,"} {
 		if !strings.Contains(rec.Body.String(), want) {

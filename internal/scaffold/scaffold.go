@@ -50,8 +50,8 @@ var templates = []Template{
 	{Name: "hello", Lang: "go", Summary: "greets ?name= in plain text", Try: `'/?name=thaw'`, dir: "hello"},
 	{Name: "http-json", Lang: "go", Summary: "a JSON API: routes, request decoding, JSON errors", Try: `/stats -d '{"numbers":[1,2,3]}'`, dir: "httpjson"},
 	{Name: "hello", Lang: "js", Summary: "greets ?name= in plain text", Try: `'/?name=thaw'`, dir: "js/hello"},
-	{Name: "http-json", Lang: "js", Summary: "a JSON API: routes, request decoding, JSON errors", Try: `/stats -d '{"numbers":[1,2,3]}'`, dir: "js/httpjson"},
-	{Name: "template", Lang: "js", Summary: "renders an HTML template (compiled once, cached)", Try: `'/?title=thaw&items=a,b'`, dir: "js/template"},
+	{Name: "http-json", Lang: "js", Summary: "a JSON API: routes, request decoding, JSON errors", Try: `/stats -d '{"numbers":[1,2,3]}'`, dir: "js/js_json"},
+	{Name: "template", Lang: "js", Summary: "renders an HTML template (compiled once, cached)", Try: `'/?title=thaw&items=a,b'`, dir: "js/js_html"},
 }
 
 // Templates returns the templates `thaw new` offers for lang ("go" or

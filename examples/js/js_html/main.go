@@ -1,4 +1,4 @@
-// Command httpjson is handler.js as a thaw function, built as `thaw build`
+// Command js_html is handler.js as a thaw function, built as `thaw build`
 // builds a JavaScript function: the script embedded, loaded (its top level
 // run) at initialisation by the runtime in sdk/js. `thaw new --lang js`
 // copies handler.js only.
