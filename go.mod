@@ -43,6 +43,7 @@ require (
 	github.com/philhofer/fwd v1.2.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/rs/xid v1.6.0 // indirect
+	github.com/thaw-run/thaw/sdk/js v0.0.0
 	github.com/tinylib/msgp v1.6.4 // indirect
 	github.com/zeebo/xxh3 v1.1.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
@@ -55,3 +56,5 @@ require (
 )
 
 replace github.com/thaw-run/thaw/sdk/go => ./sdk/go
+
+replace github.com/thaw-run/thaw/sdk/js => ./sdk/js

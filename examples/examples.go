@@ -4,13 +4,15 @@
 //
 // Each example is package main in its own directory: main.go registers the
 // handler with the SDK, handler.go holds it (plain net/http) and
-// handler_test.go tests it natively. The other examples (suite, warmup,
+// handler_test.go tests it natively. A JavaScript example is a directory
+// under js holding handler.js, tested natively by js/examples_test.go. The other examples (suite, warmup,
 // initheavy, ...) are the platform's benchmarks and are not embedded.
 package examples
 
 import "embed"
 
-// Templates holds the directories hello and httpjson.
+// Templates holds the directories hello and httpjson, and the JavaScript
+// functions js/hello, js/js_json and js/js_html (one handler.js each; js_json and js_html are also in the benchmark suite).
 //
-//go:embed hello httpjson
+//go:embed hello httpjson js/hello js/js_json js/js_html
 var Templates embed.FS

@@ -48,9 +48,10 @@ if [[ -n "$unformatted" ]]; then
 	echo "$unformatted" >&2
 	exit 1
 fi
-# The Go SDK (sdk/go) is a module of its own, which ./... from the root
-# does not reach: each check runs in both.
-modules=(. sdk/go)
+# The Go SDK (sdk/go) and the JavaScript runtime (sdk/js) are modules of
+# their own, which ./... from the root does not reach: each check runs in
+# all three.
+modules=(. sdk/go sdk/js)
 for m in "${modules[@]}"; do
 	(cd "$m" && go vet ./...)
 	if ! (cd "$m" && go mod tidy -diff); then
@@ -78,6 +79,7 @@ trap 'scripts/minio.sh stop >/dev/null 2>&1 || true' EXIT
 # once only thrash. The whole run must stay well under 30 minutes.
 go test -p 2 -timeout 25m ./...
 (cd sdk/go && go test ./...)
+(cd sdk/js && go test ./...)
 
 # The race detector over the packages whose goroutines share state: the
 # pager, the store and its tiers, the HTTP server, and the worker's tests

@@ -1,6 +1,8 @@
-// Package build compiles a Go function into a thaw module: a wasip1 reactor
+// Package build compiles a function into a thaw module: a wasip1 reactor
 // (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared). It is what
-// `thaw build` and `thaw demo` run.
+// `thaw build` and `thaw demo` run. A JavaScript function (handler.js) is
+// built as a Go program that embeds the script and links the JavaScript
+// runtime, sdk/js, which the binary carries and installs like the SDK.
 //
 // It also supplies the Go SDK, which no public module proxy serves: the
 // binary carries the SDK's source (sdk/go's SourceFS), InstallSDK writes it
@@ -17,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
@@ -32,27 +35,40 @@ func GoTool() (string, error) {
 	return p, nil
 }
 
-// Module compiles the Go package in dir (a directory holding package main
-// that calls thaw.Handle) to the wasm module out. The compiler's output goes
-// into the error on failure.
-func Module(ctx context.Context, dir, out string) error {
+// Module compiles the function at path to the wasm module out: the Go
+// package in the directory path (package main calling thaw.Handle from
+// init), or a JavaScript function, which is a .js file or a directory
+// holding handler.js and no go.mod (see JSScript). The compiler's output
+// goes into the error on failure.
+func Module(ctx context.Context, path, out string) error {
 	gotool, err := GoTool()
 	if err != nil {
 		return err
 	}
-	st, err := os.Stat(dir)
+	st, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("build %s: %v: %w", dir, err, errdefs.ErrNotFound)
+		return fmt.Errorf("build %s: %v: %w", path, err, errdefs.ErrNotFound)
+	}
+	if script := JSScript(path); script != "" {
+		return moduleJS(ctx, gotool, script, out)
 	}
 	if !st.IsDir() {
-		return fmt.Errorf("build %s: not a directory: %w", dir, errdefs.ErrInvalid)
+		return fmt.Errorf("build %s: not a directory or a .js file: %w", path, errdefs.ErrInvalid)
 	}
+	if err := supplySDK(ctx, gotool, path); err != nil {
+		return err
+	}
+	if err := goBuild(ctx, gotool, path, out); err != nil {
+		return fmt.Errorf("build %s: %w", path, err)
+	}
+	return nil
+}
+
+// goBuild runs go build for wasip1 in dir, writing the module out.
+func goBuild(ctx context.Context, gotool, dir, out string) error {
 	abs, err := filepath.Abs(out)
 	if err != nil {
-		return fmt.Errorf("build: output %s: %w", out, err)
-	}
-	if err := supplySDK(ctx, gotool, dir); err != nil {
-		return err
+		return fmt.Errorf("output %s: %w", out, err)
 	}
 	cmd := exec.CommandContext(ctx, gotool, "build", "-buildmode=c-shared", "-o", abs, ".")
 	cmd.Dir = dir
@@ -64,16 +80,29 @@ func Module(ctx context.Context, dir, out string) error {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			// The compiler rejected the code: the caller's input is at fault.
-			return fmt.Errorf("build %s:\n%s\n%w", dir, msg, errdefs.ErrInvalid)
+			return fmt.Errorf("\n%s\n%w", msg, errdefs.ErrInvalid)
 		}
-		return fmt.Errorf("build %s: %v\n%s", dir, err, msg)
+		return fmt.Errorf("%v\n%s", err, msg)
 	}
 	return nil
 }
 
-// DefaultOutput is the module path `thaw build DIR` writes without -o: the
-// directory's base name with .wasm, in the current directory.
+// GoModPath returns a clean path as a go.mod token: bare unless it holds
+// a blank or a quote, which would end a bare token.
+func GoModPath(path string) string {
+	if strings.ContainsAny(path, " \t\"'`\\") {
+		return strconv.Quote(path)
+	}
+	return path
+}
+
+// DefaultOutput is the module path `thaw build PATH` writes without -o:
+// the directory's base name with .wasm, in the current directory (for a
+// .js file, its directory's).
 func DefaultOutput(dir string) string {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		dir = filepath.Dir(dir)
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		abs = dir

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 
 	thaw "github.com/thaw-run/thaw/sdk/go"
+	thawjs "github.com/thaw-run/thaw/sdk/js"
 )
 
 // SDKModule is the Go SDK's module path. No public module proxy serves it:
@@ -26,27 +27,50 @@ const SDKModule = "github.com/thaw-run/thaw/sdk/go"
 // ~/.cache on Linux), where VERSION is a digest of the SDK's files. A
 // thaw binary carrying another SDK uses another directory, so a function
 // keeps building against the SDK it was created with.
-func SDKDir() (string, error) {
+func SDKDir() (string, error) { return goSDK.dir() }
+
+// InstallSDK writes the SDK this binary carries into SDKDir, unless it is
+// there already, and returns the directory. The files are written to a
+// temporary sibling first and renamed into place, so a concurrent or
+// interrupted install never leaves a partial SDK behind.
+func InstallSDK() (string, error) { return goSDK.install() }
+
+// goSDK and jsRuntime are the Go modules this binary carries.
+var (
+	goSDK     = carried{lang: "go", what: "the Go SDK", fsys: thaw.SourceFS}
+	jsRuntime = carried{lang: "js", what: "the JavaScript runtime", fsys: thawjs.SourceFS}
+)
+
+// carried is a Go module whose source this binary embeds and installs in
+// the user's cache: no public module proxy serves it.
+type carried struct {
+	lang, what string
+	fsys       fs.FS
+}
+
+// dir is thaw/sdk/LANG/VERSION under the user's cache directory, VERSION
+// a digest of the module's files.
+func (c carried) dir() (string, error) {
 	cache, err := os.UserCacheDir()
 	if err != nil {
-		return "", fmt.Errorf("the Go SDK's cache directory: %w", err)
+		return "", fmt.Errorf("%s's cache directory: %w", c.what, err)
 	}
-	sum, err := sdkDigest()
+	sum, err := c.digest()
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(cache, "thaw", "sdk", "go", sum), nil
+	return filepath.Join(cache, "thaw", "sdk", c.lang, sum), nil
 }
 
-// sdkDigest is the first 12 hex digits of the SHA-256 over the SDK's file
+// digest is the first 12 hex digits of the SHA-256 over the module's file
 // names and contents, in fs.WalkDir's (lexical) order.
-func sdkDigest() (string, error) {
+func (c carried) digest() (string, error) {
 	h := sha256.New()
-	err := fs.WalkDir(thaw.SourceFS, ".", func(path string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(c.fsys, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := fs.ReadFile(thaw.SourceFS, path)
+		b, err := fs.ReadFile(c.fsys, path)
 		if err != nil {
 			return err
 		}
@@ -55,17 +79,15 @@ func sdkDigest() (string, error) {
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("the Go SDK's embedded source: %w", err)
+		return "", fmt.Errorf("%s's embedded source: %w", c.what, err)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
-// InstallSDK writes the SDK this binary carries into SDKDir, unless it is
-// there already, and returns the directory. The files are written to a
-// temporary sibling first and renamed into place, so a concurrent or
-// interrupted install never leaves a partial SDK behind.
-func InstallSDK() (string, error) {
-	dir, err := SDKDir()
+// install writes the module into dir unless it is there already, through
+// a temporary sibling renamed into place.
+func (c carried) install() (string, error) {
+	dir, err := c.dir()
 	if err != nil {
 		return "", err
 	}
@@ -73,21 +95,21 @@ func InstallSDK() (string, error) {
 		return dir, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return "", fmt.Errorf("install the Go SDK: %w", err)
+		return "", fmt.Errorf("install %s: %w", c.what, err)
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".install-")
 	if err != nil {
-		return "", fmt.Errorf("install the Go SDK: %w", err)
+		return "", fmt.Errorf("install %s: %w", c.what, err)
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
-	if err := os.CopyFS(tmp, thaw.SourceFS); err != nil {
-		return "", fmt.Errorf("install the Go SDK: %w", err)
+	if err := os.CopyFS(tmp, c.fsys); err != nil {
+		return "", fmt.Errorf("install %s: %w", c.what, err)
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		if _, statErr := os.Stat(filepath.Join(dir, "go.mod")); statErr == nil {
 			return dir, nil // another process installed it first
 		}
-		return "", fmt.Errorf("install the Go SDK: %w", err)
+		return "", fmt.Errorf("install %s: %w", c.what, err)
 	}
 	return dir, nil
 }

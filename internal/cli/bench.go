@@ -204,7 +204,7 @@ over fixed:1. --json prints one JSON object with a "results" array.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&opts.Functions, "functions", []string{"js", "lazymodel", "templates", "flat"}, "functions from the catalog")
+	f.StringSliceVar(&opts.Functions, "functions", []string{"js", "lazymodel", "templates", "flat", "jstemplates"}, "functions from the catalog")
 	f.StringSliceVar(&opts.Policies, "policies", []string{"cold", "fixed:1", "pronghorn"}, "policies to compare (cold = no snapshots)")
 	f.IntSliceVar(&opts.Evict, "evict", []int{1, 4, 20}, "evict the worker every E requests")
 	f.IntVar(&opts.Requests, "requests", 500, "requests per function, policy and eviction rate")

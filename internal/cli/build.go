@@ -12,11 +12,16 @@ import (
 func newBuildCommand(g *globalOptions) *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
-		Use:   "build DIR",
-		Short: "Compile a Go function to a thaw module (wasip1 reactor)",
+		Use:   "build DIR|FILE.js",
+		Short: "Compile a function to a thaw module (wasip1 reactor)",
 		Long: `Compile the Go package in DIR (package main calling thaw.Handle from init)
 with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared. Needs the Go
-toolchain on PATH.`,
+toolchain on PATH.
+
+A JavaScript function, FILE.js or a directory holding handler.js and no
+go.mod, is built the same way: a Go program that embeds the script and runs
+it in a JavaScript engine (goja), which comes from the Go module cache or
+the module proxy.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {

@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/thaw-run/thaw/internal/api"
+	"github.com/thaw-run/thaw/internal/build"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/report"
 	"github.com/thaw-run/thaw/internal/worker"
@@ -40,10 +44,11 @@ func (f *configFlag) Set(v string) error {
 func newDeployCommand(g *globalOptions) *cobra.Command {
 	var cfg api.Config
 	cmd := &cobra.Command{
-		Use:   "deploy NAME FILE.wasm",
+		Use:   "deploy NAME FILE.wasm|handler.js",
 		Short: "Deploy or replace a function",
 		Long: `Upload a module built with "thaw build" as function NAME. The server boots it
-once, takes its memory snapshot and keeps the booted instance warm.`,
+once, takes its memory snapshot and keeps the booted instance warm. A
+JavaScript file (handler.js) is built first, as thaw build would.`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Checked here, as the server checks it, so a bad value
@@ -51,9 +56,9 @@ once, takes its memory snapshot and keeps the booted instance warm.`,
 			if err := worker.Config(cfg).WithDefaults().Validate(); err != nil {
 				return err
 			}
-			wasm, err := os.ReadFile(args[1])
+			wasm, err := readModule(cmd.Context(), g, args[1])
 			if err != nil {
-				return fmt.Errorf("read module: %v: %w", err, errdefs.ErrNotFound)
+				return err
 			}
 			// The server answers once it has compiled, booted and
 			// snapshotted the function: seconds, tens for a heavy init.
@@ -79,6 +84,31 @@ once, takes its memory snapshot and keeps the booted instance warm.`,
 		}
 	}
 	return cmd
+}
+
+// readModule reads the module at path, or builds it first when path is a
+// JavaScript file.
+func readModule(ctx context.Context, g *globalOptions, path string) ([]byte, error) {
+	if strings.HasSuffix(path, ".js") {
+		tmp, err := os.MkdirTemp("", "thaw-deploy-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		out := filepath.Join(tmp, "fn.wasm")
+		act := report.NewActivity(g.stderr, fmt.Sprintf("building %s: go build for wasip1", path))
+		err = build.Module(ctx, path, out)
+		act.Done()
+		if err != nil {
+			return nil, err
+		}
+		path = out
+	}
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read module: %v: %w", err, errdefs.ErrNotFound)
+	}
+	return wasm, nil
 }
 
 // mib formats a byte count in MiB.

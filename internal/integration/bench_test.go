@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/api"
@@ -52,7 +53,7 @@ func BenchmarkWarmInvoke(b *testing.B) {
 			b.Fatal(err)
 		}
 		req := &abi.Request{Method: "GET", Path: "/", RawQuery: "name=b", Header: http.Header{}}
-		opts := worker.InvokeOptions{Mode: restore.Warm}
+		opts := worker.InvokeOptions{Mode: restore.Bulk}
 		b.ReportAllocs()
 		b.ResetTimer()
 		for b.Loop() {
@@ -65,4 +66,56 @@ func BenchmarkWarmInvoke(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRestoreJSHello measures, in one run, a request to a fresh
+// instance restored from the deploy snapshot (the default restore mode) of
+// the Go hello and of the JavaScript hello (examples/js/hello), alternating
+// them. It reports the mean wall time of each and their ratio, js/go; the
+// JavaScript function's snapshot holds the script compiled and its top
+// level run, so a restore does no JavaScript set-up.
+func BenchmarkRestoreJSHello(b *testing.B) {
+	ctx := context.Background()
+	w, err := worker.Open(ctx, worker.Options{DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close(ctx)
+	fns := []struct{ name, pkg, want string }{
+		{"go", "examples/hello", "hello, b (GET /)\n"},
+		{"js", "examples/js/hello", "hello, b (GET /)\n"},
+	}
+	for _, f := range fns {
+		wasm, _ := module(b, f.pkg)
+		if _, err := w.Deploy(ctx, f.name, wasm, worker.Config{MaxInstances: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req := &abi.Request{Method: "GET", Path: "/", RawQuery: "name=b", Header: http.Header{}}
+	opts := worker.InvokeOptions{Mode: restore.Bulk}
+	var total, start, exec [2]time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		for i, f := range fns {
+			t0 := time.Now()
+			res, err := w.Invoke(ctx, f.name, req, opts)
+			total[i] += time.Since(t0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			start[i] += res.Timing.Start
+			exec[i] += res.Timing.Exec
+			if res.Timing.StartKind != "restore" || string(res.Response.Body) != f.want {
+				b.Fatalf("%s: start %q, body %q", f.name, res.Timing.StartKind, res.Response.Body)
+			}
+		}
+	}
+	goMS := float64(total[0].Microseconds()) / 1e3 / float64(b.N)
+	jsMS := float64(total[1].Microseconds()) / 1e3 / float64(b.N)
+	b.ReportMetric(goMS, "go-ms")
+	b.ReportMetric(jsMS, "js-ms")
+	b.ReportMetric(jsMS/goMS, "js/go")
+	for i, f := range fns {
+		b.Logf("%s: start %v, exec %v per request", f.name, start[i]/time.Duration(b.N), exec[i]/time.Duration(b.N))
+	}
 }

@@ -47,8 +47,23 @@ func readmeSteps(t *testing.T) []string {
 // fails the test on a non-zero exit.
 func newcomer(t *testing.T, dir, script string) (string, string) {
 	t.Helper()
+	return runNew(t, dir, script, false)
+}
+
+// runNew is newcomer, keeping the Go module cache if modCache is set: a
+// JavaScript function's runtime needs goja, which a machine that never
+// fetched a module has to download from the module proxy.
+func runNew(t *testing.T, dir, script string, modCache bool) (string, string) {
+	t.Helper()
 	p := shared(t) // started, if first, with the real environment
+	mods, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
 	testwasm.Offline(t)
+	if modCache {
+		t.Setenv("GOMODCACHE", strings.TrimSpace(string(mods)))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
@@ -98,9 +113,64 @@ thaw invoke newapi /hello/you`
 		}
 	}
 	t.Cleanup(func() { cli(t, shared(t), "rm", "newapi") })
-	// thaw new refuses JavaScript with the usage exit code.
-	code, _, stderr := cli(t, shared(t), "new", filepath.Join(home, "js"), "--lang", "js")
-	if code != 2 || !strings.Contains(stderr, "JavaScript functions are not available yet") {
-		t.Errorf("thaw new --lang js: exit %d, stderr %q", code, stderr)
+	// thaw new refuses an unknown language with the usage exit code.
+	code, _, stderr := cli(t, shared(t), "new", filepath.Join(home, "py"), "--lang", "python")
+	if code != 2 || !strings.Contains(stderr, `language "python"`) {
+		t.Errorf("thaw new --lang python: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// A JavaScript function from thaw new, edited nothing, built and deployed
+// with no module proxy (goja from the module cache); the http-json
+// template deployed straight from its handler.js; and a script that
+// throws: a guest fault naming the script's line. The snapshot holds the
+// initialised program: the top level's counter is 1 in every answer,
+// restored or not.
+func TestNewJSFunction(t *testing.T) {
+	home := t.TempDir()
+	script := `thaw new hi --lang js
+test ! -e hi/go.mod
+thaw build hi
+thaw deploy jshi hi.wasm
+thaw invoke jshi '/x?name=thaw'
+thaw new api --lang js --template http-json
+thaw deploy jsapi api/handler.js
+thaw invoke jsapi /stats -d '{"numbers":[1,2,3]}'
+cat > boom.js <<'EOF'
+let loads = 0;
+loads++;
+export default {
+  async fetch(request) {
+    const url = new URL(request.url);
+    console.log("fetch", url.pathname);
+    if (url.pathname === "/throw") {
+      throw new Error("boom from " + url.pathname);
+    }
+    return Response.json({loads, bytes: Array.from(new TextEncoder().encode(url.searchParams.get("s") || ""))});
+  },
+};
+EOF
+thaw deploy jsboom boom.js
+thaw invoke jsboom '/?s=%C3%A9'`
+	stdout, stderr := runNew(t, home, script, true)
+	t.Cleanup(func() {
+		for _, name := range []string{"jshi", "jsapi", "jsboom"} {
+			cli(t, shared(t), "rm", name)
+		}
+	})
+	for _, want := range []string{"deployed jshi", "hello, thaw (GET /x)\n", `{"count":3,"sum":6,"mean":2,"min":1,"max":3}`, `{"loads":1,"bytes":[195,169]}`} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s\nstderr:\n%s", want, stdout, stderr)
+		}
+	}
+	code, _, stderr := cli(t, shared(t), "invoke", "jsboom", "/throw")
+	if code == 0 || !strings.Contains(stderr, "Error: boom from /throw") || !strings.Contains(stderr, "boom.js:8:") {
+		t.Errorf("invoke /throw: exit %d, stderr %q; want a guest fault naming boom.js:8", code, stderr)
+	}
+	// The instance that threw is discarded; the next comes from the
+	// snapshot, with the top level run once.
+	code, stdout, stderr = cli(t, shared(t), "invoke", "jsboom", "/")
+	if code != 0 || !strings.Contains(stdout, `{"loads":1,"bytes":[]}`) {
+		t.Errorf("invoke / after the fault: exit %d, %q %q", code, stdout, stderr)
 	}
 }

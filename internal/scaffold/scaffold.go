@@ -1,5 +1,8 @@
 // Package scaffold writes a new function's directory: what `thaw new` does.
 //
+// A JavaScript function is one file, handler.js, copied from one of the
+// JavaScript examples (examples/js); `thaw build` does the rest.
+//
 // A Go function starts as a copy of one of the repository's examples (the
 // templates, embedded by package examples), plus a go.mod that takes the
 // SDK from the copy the thaw binary carries (build.InstallSDK) instead of
@@ -17,7 +20,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/thaw-run/thaw/examples"
@@ -31,6 +33,8 @@ import (
 type Template struct {
 	// Name is what --template takes.
 	Name string
+	// Lang is the template's language: "go" or "js".
+	Lang string
 	// Summary says in a few words what the function does.
 	Summary string
 	// Try is an example of `thaw invoke NAME`'s further arguments that
@@ -40,22 +44,35 @@ type Template struct {
 	dir string
 }
 
-// templates are the Go templates, the default first.
+// templates are the templates, each language's default first among its
+// own.
 var templates = []Template{
-	{Name: "hello", Summary: "greets ?name= in plain text", Try: `'/?name=thaw'`, dir: "hello"},
-	{Name: "http-json", Summary: "a JSON API: routes, request decoding, JSON errors", Try: `/stats -d '{"numbers":[1,2,3]}'`, dir: "httpjson"},
+	{Name: "hello", Lang: "go", Summary: "greets ?name= in plain text", Try: `'/?name=thaw'`, dir: "hello"},
+	{Name: "http-json", Lang: "go", Summary: "a JSON API: routes, request decoding, JSON errors", Try: `/stats -d '{"numbers":[1,2,3]}'`, dir: "httpjson"},
+	{Name: "hello", Lang: "js", Summary: "greets ?name= in plain text", Try: `'/?name=thaw'`, dir: "js/hello"},
+	{Name: "http-json", Lang: "js", Summary: "a JSON API: routes, request decoding, JSON errors", Try: `/stats -d '{"numbers":[1,2,3]}'`, dir: "js/js_json"},
+	{Name: "template", Lang: "js", Summary: "renders an HTML template (compiled once, cached)", Try: `'/?title=thaw&items=a,b'`, dir: "js/js_html"},
 }
 
-// Templates returns the templates `thaw new` offers, the default first.
-func Templates() []Template { return append([]Template(nil), templates...) }
+// Templates returns the templates `thaw new` offers for lang ("go" or
+// "js"), the default first.
+func Templates(lang string) []Template {
+	var out []Template
+	for _, t := range templates {
+		if t.Lang == lang {
+			out = append(out, t)
+		}
+	}
+	return out
+}
 
 // Options are `thaw new`'s choices. The zero value is a Go function from
 // the hello template.
 type Options struct {
-	// Lang is the function's language: "go" (or empty). "js" is refused
-	// until JavaScript functions exist.
+	// Lang is the function's language: "go" (or empty) or "js" (or
+	// "javascript").
 	Lang string
-	// Template names one of Templates (empty: the first).
+	// Template names one of the language's Templates (empty: the first).
 	Template string
 }
 
@@ -68,7 +85,8 @@ type Result struct {
 	Template Template
 	// Files are the files written, relative to Dir, sorted.
 	Files []string
-	// SDKDir is the SDK copy that go.mod points at.
+	// SDKDir is the SDK copy that go.mod points at; empty for JavaScript,
+	// which `thaw build` gives the runtime.
 	SDKDir string
 }
 
@@ -94,9 +112,11 @@ func New(dir string, opts Options) (res *Result, err error) {
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("new %s: %v: %w", dir, err, errdefs.ErrInvalid)
 	}
-	sdk, err := build.InstallSDK()
-	if err != nil {
-		return nil, err
+	var sdk string
+	if tmpl.Lang == "go" {
+		if sdk, err = build.InstallSDK(); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("new %s: %w", dir, err)
@@ -123,18 +143,21 @@ func New(dir string, opts Options) (res *Result, err error) {
 
 // pick validates opts and returns the template they name.
 func pick(opts Options) (Template, error) {
-	switch opts.Lang {
+	lang := opts.Lang
+	switch lang {
 	case "", "go":
+		lang = "go"
 	case "js", "javascript":
-		return Template{}, fmt.Errorf("JavaScript functions are not available yet: thaw builds Go functions only (--lang go): %w", errdefs.ErrInvalid)
+		lang = "js"
 	default:
-		return Template{}, fmt.Errorf("language %q: thaw builds Go functions (--lang go): %w", opts.Lang, errdefs.ErrInvalid)
+		return Template{}, fmt.Errorf("language %q: thaw builds Go and JavaScript functions (--lang go or js): %w", opts.Lang, errdefs.ErrInvalid)
 	}
+	ts := Templates(lang)
 	if opts.Template == "" {
-		return templates[0], nil
+		return ts[0], nil
 	}
 	var names []string
-	for _, t := range templates {
+	for _, t := range ts {
 		if t.Name == opts.Template {
 			return t, nil
 		}
@@ -144,8 +167,8 @@ func pick(opts Options) (Template, error) {
 }
 
 // render returns the function's files: the template's, with main.go's
-// "Command DIR" doc comment naming the function instead, a go.mod and a
-// .gitignore for the built module.
+// "Command DIR" doc comment naming the function instead, a go.mod (for
+// Go) and a .gitignore for the built module.
 func render(name string, t Template, sdk string) (map[string][]byte, error) {
 	src, err := fs.Sub(examples.Templates, t.dir)
 	if err != nil {
@@ -156,6 +179,9 @@ func render(name string, t Template, sdk string) (map[string][]byte, error) {
 		if err != nil || d.IsDir() {
 			return err
 		}
+		if t.Lang == "js" && path != build.JSHandler {
+			return nil // main.go builds the example in this repository
+		}
 		b, err := fs.ReadFile(src, path)
 		if path == "main.go" {
 			b = bytes.Replace(b, []byte("// Command "+t.dir+" "), []byte("// Command "+name+" "), 1)
@@ -165,6 +191,10 @@ func render(name string, t Template, sdk string) (map[string][]byte, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("template %s: %w", t.Name, err)
+	}
+	files[".gitignore"] = []byte("# thaw build's output\n*.wasm\n")
+	if t.Lang == "js" {
+		return files, nil
 	}
 	goVersion, err := sdkGoVersion()
 	if err != nil {
@@ -180,8 +210,7 @@ require %s v0.0.0
 // carries, written to its cache by `+"`thaw new`"+` (and by `+"`thaw build`"+` again
 // if the cache is cleared).
 replace %[3]s => %s
-`, name, goVersion, build.SDKModule, quote(sdk))
-	files[".gitignore"] = []byte("# thaw build's output\n*.wasm\n")
+`, name, goVersion, build.SDKModule, build.GoModPath(sdk))
 	return files, nil
 }
 
@@ -199,13 +228,4 @@ func sdkGoVersion() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("the Go SDK's go.mod has no go directive: %w", errdefs.ErrCorrupt)
-}
-
-// quote returns a clean path as a go.mod token: bare unless it holds a
-// blank or a quote, which would end a bare token.
-func quote(path string) string {
-	if strings.ContainsAny(path, " \t\"'`\\") {
-		return strconv.Quote(path)
-	}
-	return path
 }

@@ -18,7 +18,7 @@ import (
 
 func TestNew(t *testing.T) {
 	testwasm.Offline(t)
-	for _, tmpl := range Templates() {
+	for _, tmpl := range Templates("go") {
 		t.Run(tmpl.Name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "my-fn")
 			res, err := New(dir, Options{Template: tmpl.Name})
@@ -79,7 +79,7 @@ func TestNewRefuses(t *testing.T) {
 		opts      Options
 		want      string
 	}{
-		{"javascript", "fn", Options{Lang: "js"}, "JavaScript functions are not available yet"},
+		{"unknown js template", "fn", Options{Lang: "js", Template: "nope"}, "want one of hello, http-json, template"},
 		{"unknown language", "fn", Options{Lang: "cobol"}, `language "cobol"`},
 		{"unknown template", "fn", Options{Template: "nope"}, "want one of hello, http-json"},
 		{"bad name", "My Fn", Options{}, `function name "My Fn"`},
@@ -103,6 +103,37 @@ func TestNewRefuses(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(cache); len(entries) != 0 {
 		t.Errorf("refused requests wrote to the cache: %v", entries)
+	}
+}
+
+// A JavaScript function is its template's handler.js and a .gitignore;
+// it needs no SDK, so the cache stays empty.
+func TestNewJS(t *testing.T) {
+	cache := testwasm.Offline(t)
+	for _, tmpl := range Templates("js") {
+		t.Run(tmpl.Name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "my-js")
+			res, err := New(dir, Options{Lang: "javascript", Template: tmpl.Name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{".gitignore", "handler.js"}
+			if res.Name != "my-js" || res.Template != tmpl || res.SDKDir != "" || !slices.Equal(res.Files, want) {
+				t.Errorf("result %+v, want name my-js, files %v, no SDK", res, want)
+			}
+			if b, _ := fs.ReadFile(examples.Templates, tmpl.dir+"/handler.js"); len(b) == 0 || read(t, dir, "handler.js") != string(b) {
+				t.Errorf("handler.js differs from examples/%s/handler.js", tmpl.dir)
+			}
+			if build.JSScript(dir) != filepath.Join(dir, "handler.js") {
+				t.Errorf("thaw build would not take %s for a JavaScript function", dir)
+			}
+		})
+	}
+	if got := Templates("js")[0].Name; got != "hello" {
+		t.Errorf("the default JavaScript template is %s, want hello", got)
+	}
+	if entries, _ := os.ReadDir(cache); len(entries) != 0 {
+		t.Errorf("thaw new --lang js wrote to the cache: %v", entries)
 	}
 }
 
