@@ -43,24 +43,35 @@ func (r *Restorer) eager(ctx context.Context, m *Memory, src Source) error {
 		}
 	}
 	var read atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(img.fetchers(), 1))
-	for _, e := range extents {
-		g.Go(func() (err error) {
-			defer catch(&err)
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			m.Region.Populate(uint64(e.Off), uint64(e.Len))
-			n, err := img.readAt(gctx, mem[e.Off:e.End()], e.Off)
-			read.Add(int64(n))
-			if err != nil {
-				return fmt.Errorf("read image: %w", err)
-			}
-			return nil
-		})
+	readExtent := func(ctx context.Context, e snapshot.Extent) (err error) {
+		defer catch(&err)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		m.Region.Populate(uint64(e.Off), uint64(e.Len))
+		n, err := img.readAt(ctx, mem[e.Off:e.End()], e.Off)
+		read.Add(int64(n))
+		if err != nil {
+			return fmt.Errorf("read image: %w", err)
+		}
+		return nil
 	}
-	err = g.Wait()
+	if img.fetchers() <= 1 {
+		// One sequential stream (local files): read in this goroutine,
+		// without a goroutine and a hand-off per extent.
+		for _, e := range extents {
+			if err = readExtent(ctx, e); err != nil {
+				break
+			}
+		}
+	} else {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(img.fetchers())
+		for _, e := range extents {
+			g.Go(func() error { return readExtent(gctx, e) })
+		}
+		err = g.Wait()
+	}
 	m.stats.BytesRead = read.Load()
 	if err != nil {
 		return err
