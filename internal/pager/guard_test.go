@@ -87,12 +87,8 @@ func bothKilledBody(st *stubT, dir string, p *Pager) error {
 		time.Sleep(time.Millisecond)
 	}
 	// The new primary serves new sessions: the guard has stood down.
-	r2 := newRegion(st, pages)
-	serve(st, p, r2, img, Spec{})
-	for pg := range pages {
-		if err := checkPage(r2, img, pg); err != nil {
-			return err
-		}
+	if err := serveFresh(st, p, img, pages); err != nil {
+		return err
 	}
 	return nil
 }

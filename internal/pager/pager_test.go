@@ -701,6 +701,19 @@ func TestStandbyTakesOver(t *testing.T) {
 	t.Log(strings.TrimSpace(out))
 }
 
+// serveFresh serves img on a new region of pages pages and checks every
+// page arrives.
+func serveFresh(st *stubT, p *Pager, img *image, pages int) error {
+	r := newRegion(st, pages)
+	serve(st, p, r, img, Spec{})
+	for pg := range pages {
+		if err := checkPage(r, img, pg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // withStandby runs a scenario's body with a started Pager that has a
 // standby, a temporary directory, and a stub testing.TB whose Fatal
 // becomes the returned error.
@@ -790,12 +803,8 @@ func standbyBody(st *stubT, dir string, p *Pager) error {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	r2 := newRegion(st, pages)
-	serve(st, p, r2, img, Spec{})
-	for pg := range pages {
-		if err := checkPage(r2, img, pg); err != nil {
-			return err
-		}
+	if err := serveFresh(st, p, img, pages); err != nil {
+		return err
 	}
 	fmt.Printf("primary %d killed while frozen; standby %d took over\n", primary, p.Pid())
 	return nil
