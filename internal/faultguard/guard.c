@@ -246,8 +246,12 @@ int guard_add(guard *g, uint64_t id, int uffd, uint64_t base, uint64_t len, uint
 		g->cap = cap;
 	}
 	g->s[g->n++] = (session){.id = id, .uffd = uffd, .base = base, .len = len, .shared = (uint64_t *)shared};
+	// Only an answering thread polls the sessions' descriptors: while a
+	// pager lives, a restore's add and remove cost no wake-up.
+	int wake = g->orphan;
 	pthread_mutex_unlock(&g->mu);
-	kick(g);
+	if (wake)
+		kick(g);
 	return 0;
 }
 
@@ -259,8 +263,10 @@ void guard_remove(guard *g, uint64_t id) {
 			break;
 		}
 	}
+	int wake = g->orphan; // as in guard_add
 	pthread_mutex_unlock(&g->mu);
-	kick(g);
+	if (wake)
+		kick(g);
 }
 
 void guard_set_pagers(guard *g, int pidfd0, int pidfd1) {
