@@ -76,7 +76,8 @@ func durationOf(ns uint64) time.Duration { return time.Duration(ns) }
 // Restart policy: a pager that dies is replaced, unless it died
 // maxRestarts times within restartWindow (a crash loop): then the Pager
 // stops for good. Standby deaths have their own budget of the same size;
-// past it the Pager runs without a standby.
+// past it the Pager runs without a standby until restartWindow has passed
+// (spawnStandby).
 const (
 	defaultMaxRestarts = 3
 	restartWindow      = time.Minute
@@ -112,7 +113,9 @@ var (
 //
 // Without a live standby (both died, or the standby budget is spent), the
 // Pager starts a new primary itself and re-serves and wakes every session:
-// best-effort, as it needs this process to run.
+// best-effort, as it needs this process to run. If this process is frozen
+// by then, the fault guard (package faultguard) answers the faults after
+// guardGrace, with zero pages counted lost.
 //
 // Requests in flight when a pager dies fail with errdefs.ErrUnavailable;
 // after a takeover Stats restart from zero and Trace reports the recording
