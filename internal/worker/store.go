@@ -319,19 +319,18 @@ func (s *workerStore) restoreAny(ctx context.Context, f *function, snap *snapsho
 		localErr = err
 		s.log.Warn("local restore failed; trying the store", "function", f.rec.Name, "snapshot", snap.Meta.ID, "err", err)
 	}
-	inst, err := f.restoreFromStore(ctx, snap, mode, t)
+	inst, err := s.restoreFromStore(ctx, f, snap, mode, t)
 	if err != nil {
 		return nil, fmt.Errorf("restore from the store (local copy: %v): %w", localErr, err)
 	}
 	return inst, nil
 }
 
-// restoreFromStore starts an instance from the stored copy of snap, opened
-// from the store (again, at most every reopenAfter, when a reap or bulk
-// restore wants a working set it lacked), through f.restore like a local
-// restore.
-func (f *function) restoreFromStore(ctx context.Context, snap *snapshot.Snapshot, mode restore.Mode, t *Timing) (*instance, error) {
-	s := f.w.store
+// restoreFromStore starts an instance of f from the stored copy of snap,
+// opened from the store (again, at most every reopenAfter, when a reap or
+// bulk restore wants a working set it lacked), through f.restore like a
+// local restore.
+func (s *workerStore) restoreFromStore(ctx context.Context, f *function, snap *snapshot.Snapshot, mode restore.Mode, t *Timing) (*instance, error) {
 	sn, err := s.open(ctx, f, snap.Meta.ID, mode.UsesWorkingSet())
 	if err != nil {
 		return nil, err

@@ -62,10 +62,10 @@ func deployPublished(t *testing.T, w *Worker) []byte {
 		t.Fatalf("recording restore: source %q, fallback %q; want a local restore", rec.Timing.Source, rec.Timing.Fallback)
 	}
 	w.WaitPublishes()
-	if n := testutil.ToFloat64(w.store.publishes.WithLabelValues("hello", "ok")); n != 2 {
+	if n := testutil.ToFloat64(storeOf(t, w).publishes.WithLabelValues("hello", "ok")); n != 2 {
 		t.Fatalf("%v successful publishes, want 2 (at deploy, after recording the working set)", n)
 	}
-	if n := testutil.ToFloat64(w.store.publishes.WithLabelValues("hello", "failed")); n != 0 {
+	if n := testutil.ToFloat64(storeOf(t, w).publishes.WithLabelValues("hello", "failed")); n != 0 {
 		t.Fatalf("%v failed publishes", n)
 	}
 	return cold.Response.Body
@@ -158,7 +158,7 @@ func TestStoreRestoreWithoutWorkingSetRecordsNone(t *testing.T) {
 		}
 	}
 	w.WaitPublishes()
-	if n := testutil.ToFloat64(w.store.publishes.WithLabelValues("hello", "ok")); n != 1 {
+	if n := testutil.ToFloat64(storeOf(t, w).publishes.WithLabelValues("hello", "ok")); n != 1 {
 		t.Fatalf("%v publishes, want 1 (the deploy's): a store restore recorded a working set", n)
 	}
 	if n := testutil.ToFloat64(w.metrics.recordings.WithLabelValues("hello")); n != 0 {
@@ -305,7 +305,7 @@ func TestStorePublishFailureCounted(t *testing.T) {
 	w := openStoreWorker(t, t.TempDir(), dirStore(t))
 	w.snapStore.publish("ghost", &snapshot.Snapshot{Dir: filepath.Join(t.TempDir(), "missing"), Meta: snapshot.Meta{ID: "x"}})
 	w.WaitPublishes()
-	if n := testutil.ToFloat64(w.store.publishes.WithLabelValues("ghost", "failed")); n != 1 {
+	if n := testutil.ToFloat64(storeOf(t, w).publishes.WithLabelValues("ghost", "failed")); n != 1 {
 		t.Fatalf("%v failed publishes counted, want 1", n)
 	}
 }
@@ -332,14 +332,14 @@ func TestStorePublishesCheckpoints(t *testing.T) {
 	if info.PoolSnapshots != 1 {
 		t.Fatalf("%d pool snapshots, want the checkpoint after request 1", info.PoolSnapshots)
 	}
-	ids, err := w.store.h.Store.Snapshots(context.Background())
+	ids, err := storeOf(t, w).h.Store.Snapshots(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ids) != 2 || ids[0] == ids[1] {
 		t.Fatalf("store holds %q, want the deploy snapshot and the checkpoint", ids)
 	}
-	if n := testutil.ToFloat64(w.store.publishes.WithLabelValues("hello", "ok")); n != 2 {
+	if n := testutil.ToFloat64(storeOf(t, w).publishes.WithLabelValues("hello", "ok")); n != 2 {
 		t.Fatalf("%v successful publishes, want 2", n)
 	}
 
@@ -361,4 +361,14 @@ func TestStorePublishesCheckpoints(t *testing.T) {
 	if res.Timing.StartKind != "restore" || res.Timing.Source != SourceStore {
 		t.Fatalf("start %q from %q (fallback %q), want a restore from the store", res.Timing.StartKind, res.Timing.Source, res.Timing.Fallback)
 	}
+}
+
+// storeOf is w's snapshot store, which the test configured.
+func storeOf(t testing.TB, w *Worker) *workerStore {
+	t.Helper()
+	s, ok := w.snapStore.(*workerStore)
+	if !ok {
+		t.Fatalf("the worker has no snapshot store (%T)", w.snapStore)
+	}
+	return s
 }

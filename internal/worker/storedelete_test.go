@@ -22,7 +22,7 @@ import (
 // storedIDs lists the store snapshots the worker's tenant holds.
 func storedIDs(t *testing.T, w *Worker) []string {
 	t.Helper()
-	ids, err := w.store.h.Store.Snapshots(context.Background())
+	ids, err := storeOf(t, w).h.Store.Snapshots(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func storedIDs(t *testing.T, w *Worker) []string {
 func storedChunks(t *testing.T, w *Worker, tenant string) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	err := w.store.h.Tiered.List(context.Background(), "chunks/"+tenant+"/", func(fi store.ObjectInfo) error {
+	err := storeOf(t, w).h.Tiered.List(context.Background(), "chunks/"+tenant+"/", func(fi store.ObjectInfo) error {
 		out[fi.Name] = true
 		return nil
 	})
@@ -48,7 +48,7 @@ func storedChunks(t *testing.T, w *Worker, tenant string) map[string]bool {
 // snapshot sid references.
 func manifestChunks(t *testing.T, w *Worker, tenant, sid string) map[string]bool {
 	t.Helper()
-	sn, err := w.store.h.Store.Open(context.Background(), sid)
+	sn, err := storeOf(t, w).h.Store.Open(context.Background(), sid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func gcLater(t *testing.T, w *Worker, cfg stack.Config) store.GCResult {
 		t.Fatal(err)
 	}
 	later := func() time.Time { return time.Now().Add(2 * time.Hour) }
-	st, err := store.New(store.Config{Backend: w.store.h.Tiered, Keys: keys, Now: later})
+	st, err := store.New(store.Config{Backend: storeOf(t, w).h.Tiered, Keys: keys, Now: later})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestStoreRedeployDeletesOldSnapshot(t *testing.T) {
 	if ids := storedIDs(t, w); len(ids) != 1 || ids[0] != newSID {
 		t.Fatalf("store holds %q after the redeploy, want only %s", ids, newSID)
 	}
-	if n := testutil.ToFloat64(w.store.deletes.WithLabelValues("ok")); n != 1 {
+	if n := testutil.ToFloat64(storeOf(t, w).deletes.WithLabelValues("ok")); n != 1 {
 		t.Fatalf("%v deletions counted, want 1", n)
 	}
 
@@ -146,7 +146,7 @@ func TestStoreRedeployDeletesOldSnapshot(t *testing.T) {
 		t.Fatalf("old snapshot: %d chunks shared with the new one, %d its own; want both > 0", shared, oldOnly)
 	}
 
-	young, err := w.store.h.Store.GC(ctx)
+	young, err := storeOf(t, w).h.Store.GC(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,12 +166,12 @@ func TestStoreRedeployDeletesOldSnapshot(t *testing.T) {
 	if len(left) != len(newChunks) {
 		t.Fatalf("%d chunks left, want the new snapshot's %d", len(left), len(newChunks))
 	}
-	if _, err := w.store.h.Store.Verify(ctx); err != nil {
+	if _, err := storeOf(t, w).h.Store.Verify(ctx); err != nil {
 		t.Fatalf("verify after gc: %v", err)
 	}
-	w.store.mu.Lock()
-	_, cached := w.store.opened[oldSID]
-	w.store.mu.Unlock()
+	storeOf(t, w).mu.Lock()
+	_, cached := storeOf(t, w).opened[oldSID]
+	storeOf(t, w).mu.Unlock()
 	if cached {
 		t.Fatal("the deleted store snapshot is still cached as opened")
 	}
@@ -235,7 +235,7 @@ func TestStorePrunedCheckpointDeleted(t *testing.T) {
 	if ids := storedIDs(t, w); len(ids) != 1 || ids[0] != want {
 		t.Fatalf("store holds %q, want only the deploy snapshot %s", ids, want)
 	}
-	if n := testutil.ToFloat64(w.store.deletes.WithLabelValues("ok")); n != 1 {
+	if n := testutil.ToFloat64(storeOf(t, w).deletes.WithLabelValues("ok")); n != 1 {
 		t.Fatalf("%v deletions, want 1 (the pruned checkpoint)", n)
 	}
 }
@@ -276,10 +276,10 @@ func TestStoreStartWhileRemoteDown(t *testing.T) {
 		t.Fatalf("restore while down: source %q, fallback %q, body %q", res.Timing.Source, res.Timing.Fallback, res.Response.Body)
 	}
 	w.WaitPublishes()
-	if n := testutil.ToFloat64(w.store.publishes.WithLabelValues("hello", "ok")); n != 1 {
+	if n := testutil.ToFloat64(storeOf(t, w).publishes.WithLabelValues("hello", "ok")); n != 1 {
 		t.Fatalf("%v publishes reported ok while down, want 1 (queued)", n)
 	}
-	if w.store.h.Tiered.Pending() == 0 {
+	if storeOf(t, w).h.Tiered.Pending() == 0 {
 		t.Fatal("nothing queued for upload while the store is down")
 	}
 	info, _ := w.Get("hello")
@@ -309,7 +309,7 @@ func TestStoreStartWhileRemoteDown(t *testing.T) {
 	if err := w.SyncStore(ctx); err != nil {
 		t.Fatalf("SyncStore after the store returned: %v", err)
 	}
-	if n := w.store.h.Tiered.Pending(); n != 0 {
+	if n := storeOf(t, w).h.Tiered.Pending(); n != 0 {
 		t.Fatalf("%d writes still queued", n)
 	}
 	// A fresh handle with its own cache sees only the bucket.

@@ -77,11 +77,8 @@ type Worker struct {
 	budget   *memBudget
 	metrics  *metrics
 	// snapStore is the snapshot store the worker publishes to and
-	// restores from: store, or noStore without Options.Store.
+	// restores from: a *workerStore, or noStore without Options.Store.
 	snapStore snapshotStore
-	// store is the store of Options.Store, nil without one; only the
-	// store's own code (store.go, storedelete.go) reads it.
-	store *workerStore
 
 	mu  sync.Mutex
 	fns map[string]*function
@@ -171,7 +168,6 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 			}
 			return nil, err
 		}
-		w.store = s
 		w.snapStore = s
 	}
 	if err := w.load(ctx); err != nil {
