@@ -292,14 +292,10 @@ func (f *function) releaseSettled(inst *instance, settled bool) {
 	}
 }
 
-// withPolicy sets an instance's request numbering and checkpoint
-// (checkpointer.withPolicy).
-func (f *function) withPolicy(inst *instance) *instance { return f.ckpt.withPolicy(inst) }
-
 // adopt puts an already-running instance (the deploy's boot instance) in the
 // pool.
 func (f *function) adopt(inst *engine.Instance) {
-	if f.pool.adopt(f.withPolicy(&instance{Instance: inst, mode: restore.Cold})) {
+	if f.pool.adopt(f.ckpt.withPolicy(&instance{Instance: inst, mode: restore.Cold})) {
 		f.w.budget.notify()
 	}
 }

@@ -45,7 +45,7 @@ func (f *function) start(ctx context.Context, mode restore.Mode, explicit, dropC
 	t.StartKind, t.Mode, t.Instantiate, t.Init = "cold", restore.Cold, bs.Instantiate, bs.Init
 	f.w.metrics.stages.WithLabelValues("cold", "instantiate").Observe(bs.Instantiate.Seconds())
 	f.w.metrics.stages.WithLabelValues("cold", "init").Observe(bs.Init.Seconds())
-	return f.withPolicy(&instance{Instance: inst, mode: restore.Cold}), nil
+	return f.ckpt.withPolicy(&instance{Instance: inst, mode: restore.Cold}), nil
 }
 
 // restore starts an instance from snap, reading its pages from src: its
@@ -110,7 +110,7 @@ func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, src res
 	if local == nil {
 		t.Source = SourceStore
 	}
-	return f.withPolicy(&instance{Instance: inst, mem: mem, mode: prepMode, recording: record, snap: snap}), nil
+	return f.ckpt.withPolicy(&instance{Instance: inst, mem: mem, mode: prepMode, recording: record, snap: snap}), nil
 }
 
 // restoreFailed names the pager's failures, if any, in the error of a
