@@ -93,6 +93,11 @@ type Config struct {
 	// pages faulted outside it, when those exceed this fraction of its size
 	// (default 0.25).
 	RerecordMissRate float64 `json:"rerecord_miss_rate,omitempty"`
+	// Engine runs the function's guest code: "wazero" or "wasmtime".
+	// Empty: the worker's engine (`thaw serve --engine`). A snapshot holds
+	// WebAssembly-level state, so a function can change engines and keep
+	// its snapshots.
+	Engine string `json:"engine,omitempty"`
 }
 
 // Defaults of Config, as docs/api.md documents them.
@@ -221,6 +226,8 @@ var Fields = []Field{
 			c.RerecordMissRate = x
 			return nil
 		}},
+	{Name: "engine", Flag: "engine", Usage: "WebAssembly engine: wasmtime or wazero (default: the worker's, thaw serve --engine)",
+		Set: func(c *Config, v string) error { c.Engine = v; return nil }},
 }
 
 // FieldByName returns the field with JSON name name.

@@ -91,7 +91,7 @@ func RunDemo(ctx context.Context, opts DemoOptions) ([]DemoRow, error) {
 	}
 
 	dataDir := filepath.Join(opts.Dir, "data")
-	rs, err := StartServer(ctx, dataDir, opts.Log)
+	rs, err := StartServer(ctx, dataDir, "", opts.Log)
 	if err != nil {
 		return nil, err
 	}

@@ -55,6 +55,8 @@ type RestoreOptions struct {
 	// RegionPoolMiB is the worker's region pool (worker.Options; 0: the
 	// default, negative: none, every restore takes a new region).
 	RegionPoolMiB int
+	// Engine runs the guests ("": engine.Default()).
+	Engine string
 }
 
 // RestoreResult is one function and mode over all trials.
@@ -126,7 +128,7 @@ func RunRestore(ctx context.Context, opts RestoreOptions) (*RestoreReport, error
 	if opts.Trials < 1 {
 		return nil, fmt.Errorf("trials must be at least 1")
 	}
-	w, err := worker.Open(ctx, worker.Options{DataDir: opts.DataDir, RegionPoolMiB: opts.RegionPoolMiB})
+	w, err := worker.Open(ctx, worker.Options{DataDir: opts.DataDir, RegionPoolMiB: opts.RegionPoolMiB, Engine: opts.Engine})
 	if err != nil {
 		return nil, err
 	}

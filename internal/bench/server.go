@@ -13,14 +13,15 @@ import (
 // StartServer starts the private thaw server of a benchmark or the demo:
 // a worker in dataDir served on a free loopback port with the server's
 // default limits and no token, its compilation cache shared across runs
-// (ShareCompilationCache). Close stops it.
-func StartServer(ctx context.Context, dataDir string, log *slog.Logger) (*server.Running, error) {
+// (ShareCompilationCache), its guests on the engine engineName ("": the
+// default). Close stops it.
+func StartServer(ctx context.Context, dataDir, engineName string, log *slog.Logger) (*server.Running, error) {
 	ShareCompilationCache(dataDir)
 	return server.Start(ctx, server.RunOptions{
 		Addr: "127.0.0.1:0",
 		// No region pool: what these servers have always measured (a
 		// zero --region-pool-mib of `thaw serve`).
-		Worker: worker.Options{DataDir: dataDir, Logger: log, RegionPoolMiB: -1},
+		Worker: worker.Options{DataDir: dataDir, Logger: log, RegionPoolMiB: -1, Engine: engineName},
 		Server: server.Options{MaxBody: server.DefaultMaxBody, MaxModule: server.DefaultMaxModule},
 	})
 }

@@ -53,6 +53,8 @@ type StoreOptions struct {
 	Dedup []Function
 	// Progress, if set, receives one line per measurement.
 	Progress io.Writer
+	// Engine runs the guests ("": engine.Default()).
+	Engine string
 }
 
 // StoreResult is one mode and setting over all trials.
@@ -112,7 +114,7 @@ type StoreReport struct {
 // set recorded, ready to restore.
 type prepared struct {
 	fn   Function
-	mod  *engine.Module
+	mod  engine.Module
 	snap *snapshot.Snapshot
 	cfg  engine.InstanceConfig
 }
@@ -129,7 +131,7 @@ func instanceConfig(fn Function) engine.InstanceConfig {
 // deploy does (engine.Instance.CaptureDeploy: thaw_before_snapshot, then
 // the capture), writes it under dir, and records its working set with one
 // lazy restore and fn's request, as the worker does.
-func snapshotFunction(ctx context.Context, e *engine.Engine, p *pager.Pager, fn Function, dir string, record bool) (*prepared, error) {
+func snapshotFunction(ctx context.Context, e engine.Engine, p *pager.Pager, fn Function, dir string, record bool) (*prepared, error) {
 	mod, err := e.Compile(ctx, fn.Wasm)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn.Name, err)
@@ -139,7 +141,7 @@ func snapshotFunction(ctx context.Context, e *engine.Engine, p *pager.Pager, fn 
 	if err != nil {
 		return nil, fmt.Errorf("%s: boot: %w", fn.Name, err)
 	}
-	st, mem, err := inst.CaptureDeploy(ctx)
+	st, mem, err := engine.CaptureDeploy(ctx, inst)
 	if err != nil {
 		inst.Close(ctx)
 		return nil, fmt.Errorf("%s: %w", fn.Name, err)
@@ -194,7 +196,7 @@ func RunStore(ctx context.Context, opts StoreOptions) (*StoreReport, error) {
 	if opts.Trials < 1 {
 		return nil, fmt.Errorf("trials must be at least 1")
 	}
-	e, err := engine.New(ctx, engine.Config{CacheDir: filepath.Join(opts.Dir, "compile")})
+	e, err := engine.Open(ctx, opts.Engine, engine.Config{CacheDir: filepath.Join(opts.Dir, "compile")})
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +430,7 @@ func dropTree(dir string) {
 
 // runDedup snapshots every dedup function (after init, as deploy does) and
 // puts them into one fresh tenant, then reads the store's stats.
-func runDedup(ctx context.Context, e *engine.Engine, p *pager.Pager, opts StoreOptions) (*DedupResult, error) {
+func runDedup(ctx context.Context, e engine.Engine, p *pager.Pager, opts StoreOptions) (*DedupResult, error) {
 	cfg := stack.Config{Tenant: fmt.Sprintf("dedup-%d", time.Now().UnixNano()), Secret: opts.Secret, S3: &opts.S3,
 		QueueDir: filepath.Join(opts.Dir, "dedup-queue")}
 	h, err := stack.Open(ctx, cfg)

@@ -21,7 +21,7 @@ import (
 func TestSnapshotFunctionAsDeploy(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	e, err := engine.New(ctx, engine.Config{CacheDir: filepath.Join(dir, "compile")})
+	e, err := engine.Open(ctx, "", engine.Config{CacheDir: filepath.Join(dir, "compile")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestSnapshotFunctionAsDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	count := func(inst *engine.Instance) int {
+	count := func(inst engine.Instance) int {
 		t.Helper()
 		defer inst.Close(ctx)
 		res, err := inst.Invoke(ctx, cloneReq(gcs))

@@ -19,6 +19,7 @@ import (
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/build"
 	"github.com/thaw-run/thaw/internal/engine"
+	_ "github.com/thaw-run/thaw/internal/engine/wazero"
 )
 
 // The modules are built once per test run into a temporary directory that
@@ -121,7 +122,7 @@ func TestWasmBuild(t *testing.T) {
 }
 
 // invoke sends req to inst and returns the response and its latency.
-func invoke(ctx context.Context, inst *engine.Instance, req Request) (*abi.Response, time.Duration, error) {
+func invoke(ctx context.Context, inst engine.Instance, req Request) (*abi.Response, time.Duration, error) {
 	u, err := url.Parse(req.Target)
 	if err != nil {
 		return nil, 0, err
@@ -140,7 +141,7 @@ func invoke(ctx context.Context, inst *engine.Instance, req Request) (*abi.Respo
 func TestWasmInvoke(t *testing.T) {
 	paths, errs := modules(t)
 	ctx := context.Background()
-	e, err := engine.New(ctx, engine.Config{})
+	e, err := engine.Open(ctx, "", engine.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func TestWasmWarmupCurves(t *testing.T) {
 	}
 	paths, errs := modules(t)
 	ctx := context.Background()
-	e, err := engine.New(ctx, engine.Config{})
+	e, err := engine.Open(ctx, "", engine.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,6 +88,7 @@ type benchRestoreOptions struct {
 	JSON          bool
 	DataDir       string
 	RegionPoolMiB int
+	Engine        string
 }
 
 // benchRestoreFunctions are the catalog entries `thaw bench restore`
@@ -127,6 +128,7 @@ or with --json one JSON object with a "results" array.`,
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object instead of a table")
 	f.StringVar(&opts.DataDir, "data", "", "scratch data directory on the disk to measure (default: a temporary directory)")
 	f.IntVar(&opts.RegionPoolMiB, "region-pool-mib", worker.DefaultRegionPoolMiB, "memory of finished instances the worker keeps for eager and bulk restores to reuse (0 or less: none)")
+	engineFlag(f, &opts.Engine)
 	return cmd
 }
 
@@ -163,7 +165,7 @@ func runBenchRestore(cmd *cobra.Command, g *globalOptions, opts benchRestoreOpti
 		fns = append(fns, bench.Function{Name: c.Name, Wasm: wasm, Request: bench.CatalogRequest(c.Request)})
 	}
 	rep, err := bench.RunRestore(ctx, bench.RestoreOptions{Functions: fns, Modes: modes, Trials: opts.Trials,
-		DataDir: filepath.Join(ws.dir, "data"), Progress: g.stderr, RegionPoolMiB: regionPool(opts.RegionPoolMiB)})
+		DataDir: filepath.Join(ws.dir, "data"), Progress: g.stderr, RegionPoolMiB: regionPool(opts.RegionPoolMiB), Engine: opts.Engine})
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ type benchStoreOptions struct {
 	S3Bucket   string
 	Dedup      []string
 	CPUProfile string
+	Engine     string
 }
 
 // defaultDedupFunctions are ten small catalog functions built with the same
@@ -63,6 +64,7 @@ scripts/minio.sh. With --json prints one object with a "results" array.`,
 	f.StringVar(&opts.S3Endpoint, "s3-endpoint", "", "S3 endpoint host:port")
 	f.StringVar(&opts.S3Bucket, "s3-bucket", "thaw-bench", "S3 bucket")
 	f.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the measurements (not the builds) to this file")
+	engineFlag(f, &opts.Engine)
 	f.StringSliceVar(&opts.Dedup, "dedup-functions", defaultDedupFunctions, "catalog functions whose snapshots share one tenant for the dedup figure (empty: skip)")
 	return cmd
 }
@@ -134,7 +136,7 @@ func runBenchStore(cmd *cobra.Command, g *globalOptions, opts benchStoreOptions)
 	}
 	rep, err := bench.RunStore(ctx, bench.StoreOptions{
 		Function: bench.Function{Name: opts.Function, Wasm: wasm, Request: bench.CatalogRequest(bf.Request)},
-		Modes:    modes, Trials: opts.Trials, Dir: dir, S3: s3cfg, Secret: sb, Dedup: dedup, Progress: g.stderr,
+		Modes:    modes, Trials: opts.Trials, Dir: dir, S3: s3cfg, Secret: sb, Dedup: dedup, Progress: g.stderr, Engine: opts.Engine,
 	})
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ type benchSuiteOptions struct {
 	JSON      bool
 	DataDir   string
 	Seed      uint64
+	Engine    string
 }
 
 func newBenchSuiteCommand(g *globalOptions) *cobra.Command {
@@ -55,6 +56,7 @@ report.html and meta.json. With --json, prints summary.json to stdout.`,
 	f.BoolVar(&opts.JSON, "json", false, "print summary.json to stdout instead of a table")
 	f.StringVar(&opts.DataDir, "data", "", "scratch directory for modules and the server's data, on the disk to measure (default: a temporary directory)")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the order of modes within each round of trials")
+	engineFlag(f, &opts.Engine)
 	return cmd
 }
 
@@ -89,13 +91,13 @@ func runBenchSuite(cmd *cobra.Command, g *globalOptions, opts benchSuiteOptions)
 	}
 
 	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rs, err := bench.StartServer(ctx, filepath.Join(scratch, "data"), log)
+	rs, err := bench.StartServer(ctx, filepath.Join(scratch, "data"), opts.Engine, log)
 	if err != nil {
 		return err
 	}
 	defer rs.Close(5 * time.Second)
 
-	meta := report.CollectMeta("thaw bench suite", suiteMetaConfig{Config: cfg, Server: rs.URL, Versions: moduleVersions()}, opts.Seed)
+	meta := report.CollectMeta("thaw bench suite", suiteMetaConfig{Config: cfg, Server: rs.URL, Versions: moduleVersions(), Engine: engineOrDefault(opts.Engine)}, opts.Seed)
 	var bar *report.Progress
 	if f, ok := g.stderr.(*os.File); ok && report.IsTerminal(f) {
 		bar = report.NewProgressTo(f, "bench suite", len(plan.Functions)*len(plan.Modes)*plan.Trials)
@@ -129,6 +131,8 @@ type suiteMetaConfig struct {
 	suite.Config
 	Server   string            `json:"server"`
 	Versions map[string]string `json:"versions"`
+	// Engine is the engine the guests ran on.
+	Engine string `json:"engine"`
 }
 
 // moduleVersions returns the versions of the modules that shape the

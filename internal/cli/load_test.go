@@ -72,7 +72,7 @@ func TestLoad(t *testing.T) {
 	tmp := t.TempDir()
 	// Deploys compile each module twice; the cache `thaw demo` keeps makes
 	// a second run skip that.
-	rs, err := bench.StartServer(ctx, filepath.Join(tmp, "data"), slog.New(slog.DiscardHandler))
+	rs, err := bench.StartServer(ctx, filepath.Join(tmp, "data"), "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/faultguard"
 	"github.com/thaw-run/thaw/internal/server"
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/worker"
@@ -31,6 +34,9 @@ type serveOptions struct {
 	NoPager        bool
 	RegionPoolMiB  int
 	LogLevel       string
+	// Engine is the WebAssembly engine of functions whose config names
+	// none ("": the fastest in this build).
+	Engine string
 	// MaxConns bounds open client connections; MaxBodyMemoryMiB the
 	// invocation bodies held in memory at once (0: the server's defaults).
 	MaxConns         int
@@ -86,6 +92,7 @@ most --max-body-memory-mib in memory: past it, requests with a body answer
 	f.Int64Var(&opts.MaxModule, "max-module", server.DefaultMaxModule, "largest deployable module in bytes")
 	f.BoolVar(&opts.InsecureListen, "insecure-listen", false, "allow a non-loopback address without a token")
 	f.BoolVar(&opts.NoPager, "no-pager", false, "run without the userfaultfd pager (lazy, reap and bulk restores fall back to cold)")
+	engineFlag(f, &opts.Engine)
 	f.IntVar(&opts.RegionPoolMiB, "region-pool-mib", worker.DefaultRegionPoolMiB, "memory of finished instances kept for eager and bulk restores of the same function to reuse (0 or less: none)")
 	f.IntVar(&opts.MemoryBudgetMiB, "memory-budget-mib", 0, "memory all instances may reserve together, each its function's memory_mib; past it requests queue or get 503 and deploys that cannot fit get 400 (0: 3/4 of the machine's memory or cgroup limit)")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -128,6 +135,20 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// engineFlag defines --engine, the WebAssembly engine of guests whose
+// function config names none.
+func engineFlag(f *pflag.FlagSet, p *string) {
+	f.StringVar(p, "engine", "", fmt.Sprintf("WebAssembly engine of functions whose config names none: %s (default %q, the fastest in this build)", strings.Join(engine.Known, " or "), engine.Default()))
+}
+
+// engineOrDefault is name, or the engine "" stands for.
+func engineOrDefault(name string) string {
+	if name == "" {
+		return engine.Default()
+	}
+	return name
+}
+
 // startServer checks the listen address against the token, opens the
 // worker with opts' store and limits, and starts serving; Close stops both.
 func startServer(ctx context.Context, token string, opts serveOptions, log *slog.Logger) (*server.Running, error) {
@@ -135,7 +156,10 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 		return nil, fmt.Errorf("refusing to listen on %s without a token: set --token or $THAW_TOKEN, listen on 127.0.0.1, or pass --insecure-listen: %w", opts.Addr, errdefs.ErrInvalid)
 	}
 	wopts := worker.Options{DataDir: opts.DataDir, Logger: log, NoPager: opts.NoPager, RegionPoolMiB: regionPool(opts.RegionPoolMiB),
-		MemoryBudgetMiB: opts.MemoryBudgetMiB}
+		MemoryBudgetMiB: opts.MemoryBudgetMiB, Engine: opts.Engine}
+	if !faultguard.Available {
+		log.Warn("built without cgo: only the wazero engine, and no fault guard (two pagers dying together can freeze the worker)", "engines", engine.Names())
+	}
 	if opts.MemoryBudgetMiB < 0 {
 		return nil, fmt.Errorf("--memory-budget-mib %d is negative: %w", opts.MemoryBudgetMiB, errdefs.ErrInvalid)
 	}

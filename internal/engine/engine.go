@@ -1,132 +1,102 @@
-// Package engine runs thaw functions as WebAssembly instances on wazero in
-// compiler mode.
+// Package engine is the seam between thaw and the WebAssembly engines that
+// run its functions, and the memory that thaw owns for them.
 //
-// A function's module is compiled once per machine (wazero's on-disk
-// compilation cache). Each instance's linear memory lives in a Region that
-// thaw allocates itself, so an instance can be booted (instantiate and run
-// the reactor's _initialize) or restored from captured State into a Region
-// that a restore mode has already filled, mapped or registered for lazy
-// paging. An instance serves one request at a time.
+// An Engine compiles a function's module; a Module boots instances (runs the
+// reactor's _initialize in fresh memory) or restores them from captured State
+// over a Region that a restore mode has already filled, mapped or registered
+// for lazy paging; an Instance serves one request at a time. Two engines
+// implement the seam: internal/engine/wazero (pure Go) and
+// internal/engine/wasmtime (cgo). Each registers itself with Register; Open
+// starts one by name. Both pass the shared conformance suite in
+// internal/engine/enginetest.
+//
+// What both engines share lives here: the Region and its pool (a linear
+// memory is thaw's, not the engine's), the captured State (wasm-level, so a
+// snapshot taken on one engine restores on the other), the module
+// preparation (Prepare), the guest's continuing clock, the deadline-aware
+// sleep, the stderr tail and the classification of guest faults.
 package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"errors"
 	"fmt"
-	"io"
-	"os"
+	"slices"
+	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/errdefs"
-	"github.com/thaw-run/thaw/internal/rewrite"
 )
 
 // Config configures an Engine.
 type Config struct {
 	// CacheDir holds compiled machine code across processes; empty keeps it
-	// in memory only.
+	// in memory only. Each engine keeps its own files under it.
 	CacheDir string
 }
 
-// Engine owns the wazero runtime shared by every function on a worker.
-type Engine struct {
-	rt    wazero.Runtime
-	cache wazero.CompilationCache
-	seq   atomic.Uint64
+// Engine compiles function modules. One engine serves every function of a
+// worker; it is safe for concurrent use.
+type Engine interface {
+	// Name is the name the engine is registered under.
+	Name() string
+	// Compile validates a function module and compiles it. A module that is
+	// not valid wasm, or lacks the thaw ABI exports, fails with
+	// errdefs.ErrInvalid.
+	Compile(ctx context.Context, wasm []byte) (Module, error)
+	// Close releases the engine and every instance still open.
+	Close(ctx context.Context) error
 }
 
-// New starts an engine.
-func New(ctx context.Context, cfg Config) (*Engine, error) {
-	rc := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true)
-	var cache wazero.CompilationCache
-	if cfg.CacheDir != "" {
-		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
-			return nil, fmt.Errorf("compilation cache: %w", err)
-		}
-		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
-		if err != nil {
-			return nil, fmt.Errorf("compilation cache %s: %w", cfg.CacheDir, err)
-		}
-		cache = c
-		rc = rc.WithCompilationCache(c)
-	}
-	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		_ = rt.Close(ctx)
-		return nil, fmt.Errorf("instantiate WASI: %w", err)
-	}
-	return &Engine{rt: rt, cache: cache}, nil
+// Module is a compiled function. It is safe for concurrent use.
+type Module interface {
+	// Boot instantiates the module in a fresh region and runs its
+	// initialisation within cfg.InitTimeout.
+	Boot(ctx context.Context, cfg InstanceConfig) (Instance, BootStats, error)
+	// Restore instantiates the module over region, whose first st.Pages
+	// wasm pages a restore mode has already made hold the snapshot's memory,
+	// sets every mutable global from st, continues the guest's clock from
+	// st.Nanotime and runs the guest's thaw_on_restore export, if any.
+	// Restore takes ownership of region: it is freed with the instance, or
+	// on error.
+	Restore(ctx context.Context, cfg InstanceConfig, st *State, region *Region) (Instance, error)
+	// PrepareRestore does ahead of time what the first Restore would
+	// (compiling the restore module), and checks that a snapshot of pages
+	// wasm pages fits the module's declared memory.
+	PrepareRestore(ctx context.Context, pages uint32) error
+	// Close releases the compiled code.
+	Close(ctx context.Context) error
 }
 
-// Close releases the runtime and every instance still open.
-func (e *Engine) Close(ctx context.Context) error {
-	err := e.rt.Close(ctx)
-	if e.cache != nil {
-		err = errors.Join(err, e.cache.Close(ctx))
-	}
-	return err
-}
-
-// Module is a compiled function: its boot module (globals exported so they
-// can be captured) and its restore module.
-type Module struct {
-	e        *Engine
-	bootWasm []byte
-	boot     wazero.CompiledModule
-	info     *rewrite.Info
-
-	mu      sync.Mutex
-	restore wazero.CompiledModule // compiled on first use
-	closed  bool
-}
-
-// Compile validates a function module and compiles it. A module that is not
-// valid wasm, or lacks the thaw ABI exports, fails with errdefs.ErrInvalid.
-func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Module, error) {
-	boot, info, err := rewrite.Instrument(wasm)
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range []string{"_initialize", abi.ExportAlloc, abi.ExportHandle} {
-		if !hasExport(info.Exports, name) {
-			return nil, fmt.Errorf("module does not export %q (not a thaw reactor; build it with `thaw build`): %w", name, errdefs.ErrInvalid)
-		}
-	}
-	cm, err := e.rt.CompileModule(ctx, boot)
-	if err != nil {
-		return nil, fmt.Errorf("compile module: %v: %w", err, errdefs.ErrInvalid)
-	}
-	return &Module{e: e, bootWasm: boot, boot: cm, info: info}, nil
-}
-
-func hasExport(exports []string, name string) bool {
-	for _, x := range exports {
-		if x == name {
-			return true
-		}
-	}
-	return false
-}
-
-// Close releases the compiled code.
-func (m *Module) Close(ctx context.Context) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	err := m.boot.Close(ctx)
-	if m.restore != nil {
-		err = errors.Join(err, m.restore.Close(ctx))
-	}
-	m.restore, m.closed = nil, true
-	return err
+// Instance is one running sandbox of a function. It is not safe for
+// concurrent use: an instance serves one request at a time.
+type Instance interface {
+	// Region returns the instance's memory region.
+	Region() *Region
+	// Dead reports whether the instance faulted or was killed and must be
+	// discarded.
+	Dead() bool
+	// Invoke serves one request within the instance's timeout. Any error
+	// other than errdefs.ErrInvalid leaves the instance dead: a guest that
+	// trapped, panicked, overran its deadline or its memory cap is never
+	// reused.
+	Invoke(ctx context.Context, req *abi.Request) (*abi.Response, error)
+	// BeforeSnapshot runs the guest's thaw_before_snapshot export, if it
+	// has one, on an idle instance about to be captured. An error leaves
+	// the instance unfit to snapshot.
+	BeforeSnapshot(ctx context.Context) error
+	// Idle runs the guest's thaw_idle export, if it has one, on an instance
+	// that has just served a request and is not serving another. It
+	// reports whether the export exists. An error leaves the instance
+	// unfit to serve.
+	Idle(ctx context.Context) (bool, error)
+	// Capture returns the instance's state and its linear memory. The
+	// memory is the live region, not a copy: capture it between requests
+	// and persist it before the instance runs again.
+	Capture() (*State, []byte)
+	// Close stops the instance and releases its memory.
+	Close(ctx context.Context)
 }
 
 // InstanceConfig are the limits of one instance.
@@ -145,214 +115,101 @@ type BootStats struct {
 	Init        time.Duration
 }
 
-// Boot instantiates the module in a fresh region and runs its initialisation.
-func (m *Module) Boot(ctx context.Context, cfg InstanceConfig) (*Instance, BootStats, error) {
-	var st BootStats
-	region, err := NewRegion(cfg.MemoryLimit)
-	if err != nil {
-		return nil, st, err
-	}
-	t0 := time.Now()
-	inst, err := m.instantiate(ctx, m.boot, region, cfg, &clock{start: time.Now()})
-	if err != nil {
-		region.Free()
-		return nil, st, err
-	}
-	st.Instantiate = time.Since(t0)
-	t1 := time.Now()
-	if err := inst.callWithin(ctx, "_initialize", cfg.InitTimeout); err != nil {
-		inst.Close(ctx)
-		return nil, st, fmt.Errorf("initialise: %w", err)
-	}
-	st.Init = time.Since(t1)
-	return inst, st, nil
+// State is everything of an instance that lives outside its linear memory
+// and must be captured to resume it exactly. It is defined at the level of
+// WebAssembly, not of an engine.
+type State struct {
+	// Pages is the linear memory's length in wasm pages.
+	Pages uint32
+	// Globals holds the raw bits of every defined global, in module order.
+	Globals []uint64
+	// Nanotime is the guest's monotonic clock at capture.
+	Nanotime int64
 }
 
-// Restore instantiates the module's restore module over region, whose first
-// st.Pages wasm pages a restore mode has already made hold the snapshot's
-// memory (filled, mapped, or registered for lazy paging), then sets every
-// global from st and runs the guest's restore hooks. Restore takes ownership
-// of region: it is freed with the instance, or on error.
-func (m *Module) Restore(ctx context.Context, cfg InstanceConfig, st *State, region *Region) (*Instance, error) {
-	rm, err := m.restoreModule(ctx, st.Pages)
-	if err != nil {
-		region.Free()
-		return nil, err
+// WasmPageSize is the size of a WebAssembly memory page.
+const WasmPageSize = 65536
+
+// CaptureDeploy takes a booted instance's deploy snapshot: it runs the
+// guest's thaw_before_snapshot (BeforeSnapshot), then captures it
+// (Capture). It is the one sequence the worker's deploy and the benchmarks
+// that measure a deploy snapshot share, so that a benchmark restores what
+// production restores. An error leaves the instance unfit to snapshot.
+func CaptureDeploy(ctx context.Context, inst Instance) (*State, []byte, error) {
+	if err := inst.BeforeSnapshot(ctx); err != nil {
+		return nil, nil, err
 	}
-	if len(st.Globals) != len(m.info.Globals) {
-		region.Free()
-		return nil, fmt.Errorf("snapshot has %d globals, module %d: %w", len(st.Globals), len(m.info.Globals), errdefs.ErrCorrupt)
+	st, mem := inst.Capture()
+	return st, mem, nil
+}
+
+// Opener starts an engine.
+type Opener func(ctx context.Context, cfg Config) (Engine, error)
+
+var (
+	registryMu sync.Mutex
+	registry   = map[string]registration{}
+)
+
+type registration struct {
+	open Opener
+	rank int
+}
+
+// Register makes an engine available to Open under name. rank orders the
+// engines for Default: the lower, the more preferred. Engine packages call
+// it from their init; registering a name twice panics, as a programming
+// error.
+func Register(name string, rank int, open Opener) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic("engine: " + name + " registered twice")
 	}
-	inst, err := m.instantiate(ctx, rm, region, cfg, &clock{base: st.Nanotime, start: time.Now()})
-	if err != nil {
-		region.Free()
-		return nil, err
+	registry[name] = registration{open: open, rank: rank}
+}
+
+// Names lists the registered engines, most preferred first.
+func Names() []string {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
 	}
-	// The restore module declares the boot module's minimum; growing to
-	// the snapshot's size only re-slices the region, whose first st.Pages
-	// pages the restore mode has already made hold the snapshot.
-	mem := inst.mod.Memory()
-	if cur := mem.Size() / WasmPageSize; cur < st.Pages {
-		if _, ok := mem.Grow(st.Pages - cur); !ok {
-			inst.Close(ctx)
-			return nil, fmt.Errorf("grow memory to the snapshot's %d pages: %w", st.Pages, errdefs.ErrInvalid)
+	sort.Slice(names, func(i, j int) bool {
+		ri, rj := registry[names[i]], registry[names[j]]
+		return ri.rank < rj.rank || ri.rank == rj.rank && names[i] < names[j]
+	})
+	return names
+}
+
+// Default is the most preferred registered engine ("" if none is).
+func Default() string {
+	if n := Names(); len(n) > 0 {
+		return n[0]
+	}
+	return ""
+}
+
+// Known are the engines thaw has, whether or not this build includes them.
+var Known = []string{"wasmtime", "wazero"}
+
+// Open starts the engine registered as name; "" means Default. An unknown
+// name, or one this build does not include (wasmtime needs cgo), fails with
+// errdefs.ErrInvalid.
+func Open(ctx context.Context, name string, cfg Config) (Engine, error) {
+	if name == "" {
+		name = Default()
+	}
+	registryMu.Lock()
+	r, ok := registry[name]
+	registryMu.Unlock()
+	if !ok {
+		if slices.Contains(Known, name) {
+			return nil, fmt.Errorf("engine %q is not in this build (it needs cgo; built with CGO_ENABLED=0?); this build has %v: %w", name, Names(), errdefs.ErrInvalid)
 		}
+		return nil, fmt.Errorf("unknown engine %q (this build has %v): %w", name, Names(), errdefs.ErrInvalid)
 	}
-	for i, g := range m.info.Globals {
-		if !g.Mutable {
-			continue
-		}
-		mg, ok := inst.mod.ExportedGlobal(g.Export).(api.MutableGlobal)
-		if !ok {
-			inst.Close(ctx)
-			return nil, fmt.Errorf("global %d is not exported as mutable", g.Index)
-		}
-		mg.Set(st.Globals[i])
-	}
-	if inst.mod.ExportedFunction(abi.ExportOnRestore) != nil {
-		if err := inst.call(ctx, abi.ExportOnRestore); err != nil {
-			inst.Close(ctx)
-			return nil, fmt.Errorf("restore hooks: %w", err)
-		}
-	}
-	return inst, nil
-}
-
-// PrepareRestore compiles the restore module ahead of time, so the first
-// restore does not pay for compilation, and checks that a snapshot of pages
-// wasm pages fits the module's declared memory.
-func (m *Module) PrepareRestore(ctx context.Context, pages uint32) error {
-	_, err := m.restoreModule(ctx, pages)
-	return err
-}
-
-// restoreModule returns the restore module, compiling it once. One module
-// serves snapshots of every size: it declares the boot module's minimum
-// memory and Restore grows it to the snapshot's size. (A module per size
-// would recompile the whole program, seconds of CPU for a Go guest, for
-// every live-instance checkpoint whose heap had grown.)
-func (m *Module) restoreModule(ctx context.Context, pages uint32) (wazero.CompiledModule, error) {
-	switch {
-	case pages < m.info.MemoryMinPages:
-		return nil, fmt.Errorf("snapshot has %d pages, fewer than the module's minimum %d: %w", pages, m.info.MemoryMinPages, errdefs.ErrInvalid)
-	case m.info.MemoryMaxPages != nil && pages > *m.info.MemoryMaxPages:
-		return nil, fmt.Errorf("snapshot has %d pages, module allows at most %d: %w", pages, *m.info.MemoryMaxPages, errdefs.ErrInvalid)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.restore != nil {
-		return m.restore, nil
-	}
-	if m.closed {
-		return nil, fmt.Errorf("module closed: %w", errdefs.ErrNotFound)
-	}
-	wasm, err := rewrite.ForRestore(m.bootWasm, m.info.MemoryMinPages)
-	if err != nil {
-		return nil, fmt.Errorf("derive restore module: %w", err)
-	}
-	cm, err := m.e.rt.CompileModule(ctx, wasm)
-	if err != nil {
-		return nil, fmt.Errorf("compile restore module: %w", err)
-	}
-	m.restore = cm
-	return cm, nil
-}
-
-func (m *Module) instantiate(ctx context.Context, cm wazero.CompiledModule, region *Region, cfg InstanceConfig, clk *clock) (*Instance, error) {
-	stderr := &tailBuffer{max: 4096}
-	sl := &sleeper{}
-	mc := wazero.NewModuleConfig().
-		WithName(fmt.Sprintf("i%d", m.e.seq.Add(1))).
-		WithStartFunctions().
-		WithStdout(io.Discard).
-		WithStderr(stderr).
-		WithRandSource(rand.Reader).
-		WithSysWalltime().
-		WithNanosleep(sl.sleep).
-		WithNanotime(clk.nanotime, 1)
-	alloc := experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory { return region })
-	mod, err := m.e.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, alloc), cm, mc)
-	if err != nil {
-		return nil, fmt.Errorf("instantiate: %w", err)
-	}
-	return &Instance{m: m, mod: mod, region: region, clock: clk, cfg: cfg, stderr: stderr, sleep: sl,
-		alloc: mod.ExportedFunction(abi.ExportAlloc), handle: mod.ExportedFunction(abi.ExportHandle)}, nil
-}
-
-// sleeper is an instance's nanosleep, which WASI's poll_oneoff calls for
-// clock subscriptions (Go's time.Sleep and its scheduler's idle wait
-// reach it). wazero's sys.Nanosleep takes no context and its default
-// sleeps in time.Sleep, out of reach of the call's deadline: a guest asking
-// for 2^63 ns would hold its goroutine and its instance slot for ever. So
-// the sleep also ends when the current call's context is done; the guest
-// then resumes and wazero, which closes the module on that context, stops
-// it at its next function entry or loop back-edge.
-type sleeper struct {
-	mu   sync.Mutex
-	done <-chan struct{} // the running call's ctx.Done(); nil between calls
-}
-
-// during makes sleeps end when ctx is done, until the returned func runs.
-func (s *sleeper) during(ctx context.Context) func() {
-	s.mu.Lock()
-	s.done = ctx.Done()
-	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		s.done = nil
-		s.mu.Unlock()
-	}
-}
-
-func (s *sleeper) sleep(ns int64) {
-	s.mu.Lock()
-	done := s.done
-	s.mu.Unlock()
-	// Guest code only runs inside a call, which always has a done channel;
-	// without one there is no deadline to honour, so never block.
-	if ns <= 0 || done == nil {
-		return
-	}
-	t := time.NewTimer(time.Duration(ns))
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-done:
-	}
-}
-
-// clock is an instance's monotonic clock. A restored instance continues from
-// the nanotime captured in its snapshot, so the guest's monotonic time never
-// runs backwards across a restore, whatever host or process restores it.
-type clock struct {
-	base  int64
-	start time.Time
-}
-
-func (c *clock) nanotime() int64 { return c.base + int64(time.Since(c.start)) }
-
-// tailBuffer keeps the last max bytes written: the guest's stderr, which
-// holds the Go runtime's panic and fatal-error text.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) take() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := string(t.b)
-	t.b = t.b[:0]
-	return s
+	return r.open(ctx, cfg)
 }

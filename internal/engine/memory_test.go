@@ -50,3 +50,17 @@ func TestPopulateResident(t *testing.T) {
 		}
 	}
 }
+
+func TestRegionCap(t *testing.T) {
+	r, err := NewRegion(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Free()
+	if b := r.Reallocate(2 << 20); b != nil || !r.grewPastLimit() {
+		t.Fatal("a grow past the cap was allowed")
+	}
+	if b := r.Reallocate(1 << 20); len(b) != 1<<20 {
+		t.Fatal("a grow within the cap failed")
+	}
+}

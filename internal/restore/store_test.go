@@ -16,6 +16,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/engine"
+	_ "github.com/thaw-run/thaw/internal/engine/wazero"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
@@ -40,34 +41,44 @@ func get(path, query string) *abi.Request {
 // fixture is a compiled examples/hello, a snapshot of it with a recorded
 // working set, the answer a booted instance gives, and a pager.
 type fixture struct {
-	mod   *engine.Module
+	mod   engine.Module
 	pager *pager.Pager
 	snap  *snapshot.Snapshot
 	want  []byte
 }
 
 var (
-	fixOnce sync.Once
-	fix     *fixture
-	fixErr  error
+	fixMu sync.Mutex
+	fixes = map[string]*fixture{}
 )
 
-func helloFixture(t *testing.T) *fixture {
+// helloFixture is the fixture on the default engine.
+func helloFixture(t *testing.T) *fixture { return engineFixture(t, engine.Default()) }
+
+// engineFixture is the fixture on the engine name, made once per test
+// binary.
+func engineFixture(t *testing.T, name string) *fixture {
 	t.Helper()
-	fixOnce.Do(func() { fix, fixErr = newFixture(t) })
-	if fixErr != nil {
-		t.Fatal(fixErr)
+	fixMu.Lock()
+	defer fixMu.Unlock()
+	if f := fixes[name]; f != nil {
+		return f
 	}
-	return fix
+	f, err := newFixture(t, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixes[name] = f
+	return f
 }
 
-func newFixture(t *testing.T) (*fixture, error) {
+func newFixture(t *testing.T, name string) (*fixture, error) {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "thaw-restore-store-")
 	if err != nil {
 		return nil, err
 	}
-	e, err := engine.New(ctx, engine.Config{CacheDir: filepath.Join(dir, "cache")})
+	e, err := engine.Open(ctx, name, engine.Config{CacheDir: filepath.Join(dir, "cache")})
 	if err != nil {
 		return nil, err
 	}
@@ -224,19 +235,23 @@ func testAllModes(t *testing.T, f *fixture, src Source, ws *snapshot.WorkingSet)
 
 // Every mode restores the hello snapshot from its local files, and from a
 // store (a local directory backend) that alone holds it, and the instance
-// answers as a booted one.
+// answers as a booted one, on every engine.
 func TestModesAnswerLikeBoot(t *testing.T) {
-	f := helloFixture(t)
-	ws, err := f.snap.WorkingSet()
-	if err != nil {
-		t.Fatal(err)
+	for _, name := range engine.Names() {
+		t.Run(name, func(t *testing.T) {
+			f := engineFixture(t, name)
+			ws, err := f.snap.WorkingSet()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Run("files", func(t *testing.T) { testAllModes(t, f, Files(f.snap), ws) })
+			t.Run("store", func(t *testing.T) {
+				cfg := dirConfig(t)
+				_, sn := publish(t, f, cfg)
+				testAllModes(t, f, (&Store{Config: cfg, CacheDir: t.TempDir()}).Snapshot(sn), ws)
+			})
+		})
 	}
-	t.Run("files", func(t *testing.T) { testAllModes(t, f, Files(f.snap), ws) })
-	t.Run("store", func(t *testing.T) {
-		cfg := dirConfig(t)
-		_, sn := publish(t, f, cfg)
-		testAllModes(t, f, (&Store{Config: cfg, CacheDir: t.TempDir()}).Snapshot(sn), ws)
-	})
 }
 
 // The same from a store on a real S3 server (MinIO on loopback); an mmap
@@ -357,11 +372,16 @@ func TestStoreRestoreTamperedImage(t *testing.T) {
 	}
 }
 
-// Concurrent lazy restores from the store at GOMAXPROCS=1 complete: every
-// fault is served by the pager child, which fetches chunks itself, so no
-// faulting thread waits on the main process.
+// Concurrent lazy restores from the store at GOMAXPROCS=1 complete, on
+// every engine: every fault is served by the pager child, which fetches
+// chunks itself, so no faulting thread waits on the main process.
 func TestStoreLazyGOMAXPROCS1(t *testing.T) {
-	f := helloFixture(t)
+	for _, name := range engine.Names() {
+		t.Run(name, func(t *testing.T) { testStoreLazyGOMAXPROCS1(t, engineFixture(t, name)) })
+	}
+}
+
+func testStoreLazyGOMAXPROCS1(t *testing.T, f *fixture) {
 	cfg := dirConfig(t)
 	_, sn := publish(t, f, cfg)
 	r, src := &Restorer{Pager: f.pager}, (&Store{Config: cfg}).Snapshot(sn)

@@ -116,7 +116,7 @@ func (r *reservation) release() {
 // attach ties the reservation to the instance's memory: it is released
 // when the region is, however the instance ends (closed, killed at its
 // deadline, evicted).
-func (r *reservation) attach(inst *engine.Instance) { inst.Region().OnFree(r.release) }
+func (r *reservation) attach(inst engine.Instance) { inst.Region().OnFree(r.release) }
 
 // memoryCap is what an instance of f reserves.
 func (f *function) memoryCap() uint64 { return uint64(f.rec.Config.MemoryMiB) << 20 }

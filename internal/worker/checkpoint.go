@@ -26,7 +26,7 @@ import (
 type checkpointer struct {
 	w   *Worker
 	rec *record // the function's
-	mod *engine.Module
+	mod engine.Module
 	// recording is the function's: set while one of its working sets is
 	// being recorded (a restore claims it) or written.
 	recording *atomic.Bool

@@ -3,9 +3,12 @@ package worker
 import (
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/thaw-run/thaw/internal/api"
+	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/policy"
 	"github.com/thaw-run/thaw/internal/restore"
@@ -79,6 +82,12 @@ var checks = map[string]check{
 	"policy": func(name string, c Config) error {
 		if _, err := policy.Parse(c.Policy, 1); err != nil {
 			return fmt.Errorf("%s: %v", name, err)
+		}
+		return nil
+	},
+	"engine": func(name string, c Config) error {
+		if c.Engine != "" && !slices.Contains(engine.Known, c.Engine) {
+			return fmt.Errorf("%s %q is not one of %s", name, c.Engine, strings.Join(engine.Known, ", "))
 		}
 		return nil
 	},

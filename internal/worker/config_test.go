@@ -93,7 +93,7 @@ func TestModesMatchRestore(t *testing.T) {
 func TestFieldsAcceptValidValues(t *testing.T) {
 	samples := map[string]string{"memory_mib": "64", "timeout": "2s", "init_timeout": "90", "min_instances": "1",
 		"max_instances": "3", "max_queue": "5", "keep_alive": "10s", "public": "true", "restore_mode": "eager",
-		"policy": "fixed:2", "pool_size": "4", "rerecord_miss_rate": "0.5"}
+		"policy": "fixed:2", "pool_size": "4", "rerecord_miss_rate": "0.5", "engine": "wazero"}
 	var c Config
 	for _, f := range api.Fields {
 		v, ok := samples[f.Name]
@@ -115,5 +115,16 @@ func TestFieldsAcceptValidValues(t *testing.T) {
 	var back Config
 	if err := json.Unmarshal(b, &back); err != nil || back != c {
 		t.Errorf("JSON round trip %s: %+v, %v", b, back, err)
+	}
+}
+
+// A function names a known engine or none; one this build lacks fails at
+// deploy (engine.Open), an unknown one already here.
+func TestConfigEngine(t *testing.T) {
+	for v, ok := range map[string]bool{"": true, "wazero": true, "wasmtime": true, "v8": false, "WAZERO": false} {
+		err := Config{Engine: v}.WithDefaults().Validate()
+		if ok != (err == nil) || !ok && !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("engine %q: %v", v, err)
+		}
 	}
 }

@@ -17,7 +17,7 @@ import (
 // instance is an engine instance of a function with what the worker
 // tracks about it: how it started, what it has served, its checkpoint.
 type instance struct {
-	*engine.Instance
+	engine.Instance
 	mem    *restore.Memory // nil for booted instances
 	mode   restore.Mode
 	served int
@@ -37,7 +37,7 @@ type instance struct {
 type function struct {
 	w   *Worker
 	rec record
-	mod *engine.Module
+	mod engine.Module
 
 	// pool holds the function's instances, idle and in use.
 	pool *pool[*instance]
@@ -54,7 +54,7 @@ type function struct {
 	background sync.WaitGroup
 }
 
-func (w *Worker) newFunction(rec record, mod *engine.Module) (*function, error) {
+func (w *Worker) newFunction(rec record, mod engine.Module) (*function, error) {
 	pol, err := newPolicy(rec.Config.WithDefaults())
 	if err != nil {
 		return nil, err
@@ -294,7 +294,7 @@ func (f *function) releaseSettled(inst *instance, settled bool) {
 
 // adopt puts an already-running instance (the deploy's boot instance) in the
 // pool.
-func (f *function) adopt(inst *engine.Instance) {
+func (f *function) adopt(inst engine.Instance) {
 	if f.pool.adopt(f.ckpt.withPolicy(&instance{Instance: inst, mode: restore.Cold})) {
 		f.w.budget.notify()
 	}

@@ -58,6 +58,9 @@ type Options struct {
 	// reserves its function's memory_mib while it lives, and idle pooled
 	// regions count too (budget.go). Zero takes DefaultMemoryBudget.
 	MemoryBudgetMiB int
+	// Engine is the WebAssembly engine of functions whose config names
+	// none: "wasmtime", "wazero", or "" for engine.Default().
+	Engine string
 	// Store, if set, is the snapshot store: every snapshot is published
 	// there in the background, and a snapshot whose local directory is
 	// missing or unusable is restored from there (store.go). Nil: local
@@ -69,7 +72,7 @@ type Options struct {
 type Worker struct {
 	dir      string
 	log      *slog.Logger
-	eng      *engine.Engine
+	engines  *engines
 	pagerMu  sync.Mutex // guards pager, replaced by superviseP
 	pager    *pager.Pager
 	restorer *restore.Restorer
@@ -120,11 +123,11 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 			return nil, fmt.Errorf("worker: data directory: %w", err)
 		}
 	}
-	eng, err := engine.New(ctx, engine.Config{CacheDir: filepath.Join(opts.DataDir, "cache")})
+	engs, err := openEngines(ctx, opts.Engine, engine.Config{CacheDir: filepath.Join(opts.DataDir, "cache")})
 	if err != nil {
 		return nil, err
 	}
-	w := &Worker{dir: opts.DataDir, log: opts.Logger, eng: eng, metrics: newMetrics(),
+	w := &Worker{dir: opts.DataDir, log: opts.Logger, engines: engs, metrics: newMetrics(),
 		fns: map[string]*function{}, deploying: map[string]chan struct{}{}, pendingMods: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{}), snapStore: noStore{}}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.restorer = &restore.Restorer{}
@@ -162,7 +165,7 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 		s, err := w.openStore(ctx, *opts.Store, opts.DataDir, w.metrics.reg)
 		if err != nil {
 			w.cancel()
-			_ = eng.Close(ctx)
+			engs.close(ctx)
 			if w.pager != nil {
 				_ = w.pager.Close()
 			}
@@ -207,7 +210,7 @@ func (w *Worker) Close(ctx context.Context) {
 	}
 	w.snapStore.close() // let running publishes finish
 	w.cancel()
-	_ = w.eng.Close(ctx)
+	w.engines.close(ctx)
 	if w.regions != nil {
 		w.regions.Close()
 	}
@@ -353,7 +356,7 @@ func (w *Worker) loadOne(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	mod, err := w.eng.Compile(ctx, wasm)
+	mod, err := w.engines.compile(ctx, rec.Config.Engine, wasm)
 	if err != nil {
 		return err
 	}
@@ -576,7 +579,7 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	if err := w.checkFits(name, cfg); err != nil {
 		return nil, err
 	}
-	mod, err := w.eng.Compile(ctx, wasm)
+	mod, err := w.engines.compile(ctx, cfg.Engine, wasm)
 	if err != nil {
 		return nil, err
 	}
@@ -584,7 +587,7 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	// instance (or its memory reservation), the module, the snapshot.
 	var (
 		res  *reservation
-		inst *engine.Instance
+		inst engine.Instance
 		snap *snapshot.Snapshot
 	)
 	defer func() {
@@ -618,7 +621,7 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	}
 	res.attach(inst)
 	if cfg.mode() != restore.Cold {
-		st, mem, err := inst.CaptureDeploy(ctx)
+		st, mem, err := engine.CaptureDeploy(ctx, inst)
 		if err != nil {
 			return nil, fmt.Errorf("deploy %s: %w", name, err)
 		}

@@ -1,0 +1,398 @@
+// Package enginetest is the conformance suite every engine.Engine passes.
+//
+// Run boots, captures and restores real guests (examples/hello,
+// examples/faulty, and the probes under internal/engine/testdata) and
+// checks what the worker relies on: a restore answers as the boot did over
+// many requests and across a grown heap; deadlines stop loops and sleeps in
+// the host, in handlers, idle calls, restore hooks and initialisation;
+// traps, panics and memory bombs are guest faults that leave the module
+// usable; the monotonic clock never runs backwards across a restore; a
+// clone never repeats its snapshot's randomness; a snapshot taken on one
+// engine restores on every other. The restore modes over files and the
+// store, and concurrent faulting instances, are run per engine by
+// internal/restore's tests.
+package enginetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/testwasm"
+)
+
+// Open starts the engine under test; Run closes it.
+type Open func(t *testing.T) engine.Engine
+
+// Cfg is the instance configuration of the suite's guests.
+var Cfg = engine.InstanceConfig{MemoryLimit: 256 << 20, Timeout: 10 * time.Second}
+
+// sleepCfg gives guests a short deadline; a guest sleeping in the host
+// must be stopped by it.
+var sleepCfg = engine.InstanceConfig{MemoryLimit: 128 << 20, Timeout: time.Second, InitTimeout: time.Second}
+
+// Get is a GET request for path?query.
+func Get(path, query string) *abi.Request {
+	return &abi.Request{Method: http.MethodGet, Path: path, RawQuery: query, Header: http.Header{}}
+}
+
+// Run runs the suite against the engines open returns.
+func Run(t *testing.T, open Open) {
+	s := &suite{open: open}
+	t.Run("BootInvoke", s.bootInvoke)
+	t.Run("CaptureRestore", s.captureRestore)
+	t.Run("CompileRejects", s.compileRejects)
+	t.Run("RestoreGrownSnapshot", s.restoreGrown)
+	t.Run("Idle", s.idle)
+	t.Run("Faults", s.faults)
+	t.Run("SleepInHandler", s.sleepInHandler)
+	t.Run("SleepInIdle", s.sleepInIdle)
+	t.Run("SleepInRestoreHook", s.sleepInRestoreHook)
+	t.Run("SleepInInitialise", s.sleepInInitialise)
+	t.Run("ClockAndRandomness", s.clockAndRandomness)
+	t.Run("CrossEngine", s.crossEngine)
+}
+
+type suite struct{ open Open }
+
+func (s *suite) engine(t *testing.T) engine.Engine {
+	t.Helper()
+	e := s.open(t)
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	return e
+}
+
+// compile compiles the guest at pkg (a path in the repository).
+func (s *suite) compile(t *testing.T, pkg string) engine.Module {
+	t.Helper()
+	m, err := s.engine(t).Compile(context.Background(), testwasm.Build(t, pkg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// boot boots an instance of m that the test closes.
+func boot(t *testing.T, m engine.Module, cfg engine.InstanceConfig) engine.Instance {
+	t.Helper()
+	inst, _, err := m.Boot(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Close(context.Background()) })
+	return inst
+}
+
+// restoreCopy restores m from a copy of st and mem in a new region, as the
+// eager restore mode does; the test closes the instance.
+func restoreCopy(t *testing.T, m engine.Module, cfg engine.InstanceConfig, st *engine.State, mem []byte) engine.Instance {
+	t.Helper()
+	region, err := engine.NewRegion(cfg.MemoryLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(region.Bytes(), mem)
+	inst, err := m.Restore(context.Background(), cfg, st, region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Close(context.Background()) })
+	return inst
+}
+
+// body invokes path?query and returns the 200 answer's body.
+func body(t *testing.T, inst engine.Instance, path, query string) string {
+	t.Helper()
+	resp, err := inst.Invoke(context.Background(), Get(path, query))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if resp.Status != http.StatusOK {
+		t.Fatalf("%s: status %d %q", path, resp.Status, resp.Body)
+	}
+	return string(resp.Body)
+}
+
+func (s *suite) bootInvoke(t *testing.T) {
+	inst := boot(t, s.compile(t, "examples/hello"), Cfg)
+	for range 3 {
+		if got := body(t, inst, "/x", "name=thaw"); got != "hello, thaw (GET /x)\n" {
+			t.Fatalf("got %q", got)
+		}
+	}
+}
+
+// Restoring from a copy of memory and globals continues the instance: the
+// same answers, no _initialize, state kept between requests.
+func (s *suite) captureRestore(t *testing.T) {
+	m := s.compile(t, "internal/engine/testdata/probe")
+	inst := boot(t, m, Cfg)
+	body(t, inst, "/count", "")
+	body(t, inst, "/count", "")
+	st, mem := inst.Capture()
+	mem = bytes.Clone(mem)
+	inst.Close(context.Background())
+	for c := range 2 { // two clones of one snapshot: each continues from it
+		r := restoreCopy(t, m, Cfg, st, mem)
+		for i := range 100 {
+			if got, want := body(t, r, "/count", ""), strconv.Itoa(3+i); got != want {
+				t.Fatalf("clone %d, request %d: count %s, want %s", c, i, got, want)
+			}
+		}
+	}
+}
+
+func (s *suite) compileRejects(t *testing.T) {
+	e := s.engine(t)
+	for name, b := range map[string][]byte{
+		"garbage":      []byte("nope"),
+		"empty module": {0, 'a', 's', 'm', 1, 0, 0, 0},
+	} {
+		_, err := e.Compile(context.Background(), b)
+		if !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+// One restore module serves snapshots of every size: an instance whose heap
+// grew between two captures restores from both, each at its own size, and
+// both answer as the original did.
+func (s *suite) restoreGrown(t *testing.T) {
+	m := s.compile(t, "examples/hello")
+	inst := boot(t, m, Cfg)
+	capture := func() (*engine.State, []byte) {
+		st, mem := inst.Capture()
+		return st, bytes.Clone(mem)
+	}
+	st1, mem1 := capture()
+	big := Get("/big", "name=big")
+	big.Method, big.Body = http.MethodPost, make([]byte, 16<<20) // the SDK's request buffer grows the heap
+	if _, err := inst.Invoke(context.Background(), big); err != nil {
+		t.Fatal(err)
+	}
+	st2, mem2 := capture()
+	if st2.Pages <= st1.Pages {
+		t.Fatalf("pages after init %d, after a 16 MiB request %d; want more", st1.Pages, st2.Pages)
+	}
+	for _, c := range []struct {
+		st  *engine.State
+		mem []byte
+	}{{st1, mem1}, {st2, mem2}} {
+		r := restoreCopy(t, m, Cfg, c.st, c.mem)
+		if got, _ := r.Capture(); got.Pages != c.st.Pages {
+			t.Errorf("restored memory is %d pages, snapshot %d", got.Pages, c.st.Pages)
+		}
+		if got := body(t, r, "/", "name=r"); got != "hello, r (GET /)\n" {
+			t.Errorf("restored instance (%d pages) answered %q", c.st.Pages, got)
+		}
+	}
+}
+
+func (s *suite) idle(t *testing.T) {
+	inst := boot(t, s.compile(t, "examples/faulty"), Cfg)
+	ctx := context.Background()
+	for range 2 {
+		if ok, err := inst.Idle(ctx); !ok || err != nil {
+			t.Fatalf("Idle = %v, %v; want the export to run", ok, err)
+		}
+	}
+	if got := body(t, inst, "/idles", ""); got != "2\n" {
+		t.Fatalf("the guest saw %q idle calls, want 2", got)
+	}
+	body(t, inst, "/idle-panic", "")
+	if _, err := inst.Idle(ctx); err == nil || !strings.Contains(err.Error(), "idle hook") {
+		t.Fatalf("a panicking idle hook returned %v", err)
+	}
+	if !inst.Dead() {
+		t.Fatal("the instance serves on after its idle hook panicked")
+	}
+}
+
+// Every way a guest fails is reported in its category, kills the instance,
+// and leaves the module able to boot a new one that answers.
+func (s *suite) faults(t *testing.T) {
+	m := s.compile(t, "examples/faulty")
+	cfg := engine.InstanceConfig{MemoryLimit: 64 << 20, Timeout: 2 * time.Second}
+	for _, c := range []struct {
+		path string
+		want error
+		text string // in the error's message
+	}{
+		{"/loop", errdefs.ErrTimeout, "timeout"},
+		{"/panic", errdefs.ErrGuest, "deliberate panic"},
+		{"/nil", errdefs.ErrGuest, "nil pointer"},
+		{"/trap", errdefs.ErrGuest, ""},
+		{"/oom", errdefs.ErrGuest, "memory cap"},
+	} {
+		inst := boot(t, m, cfg)
+		_, err := inst.Invoke(context.Background(), Get(c.path, ""))
+		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.text) {
+			t.Errorf("%s: %v, want %v containing %q", c.path, err, c.want, c.text)
+		}
+		if !inst.Dead() {
+			t.Errorf("%s: the instance serves on", c.path)
+		}
+	}
+	if got := body(t, boot(t, m, cfg), "/ok", ""); got != "ok\n" {
+		t.Fatalf("a new instance answered %q", got)
+	}
+}
+
+// stopped runs call and fails the test unless it returns a timeout error
+// well before a sleep of 2^63 ns would have ended: 20 s is the slack for a
+// slow machine, not a performance bound.
+func stopped(t *testing.T, what string, call func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errdefs.ErrTimeout) {
+			t.Fatalf("%s: %v, want ErrTimeout", what, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s: still sleeping 20 s after a 1 s deadline", what)
+	}
+}
+
+// checkServes boots a new instance of m and checks it answers: a guest
+// killed in its sleep leaves the module usable.
+func checkServes(t *testing.T, m engine.Module) {
+	t.Helper()
+	if got := body(t, boot(t, m, sleepCfg), "/ok", ""); got != "ok\n" {
+		t.Fatalf("a new instance answered %q", got)
+	}
+}
+
+// A handler sleeping in WASI poll_oneoff (Go's time.Sleep) is stopped at
+// the invocation's deadline and the instance is dead.
+func (s *suite) sleepInHandler(t *testing.T) {
+	m := s.compile(t, "examples/faulty")
+	inst := boot(t, m, sleepCfg)
+	stopped(t, "handler", func() error { _, err := inst.Invoke(context.Background(), Get("/sleep", "")); return err })
+	if !inst.Dead() {
+		t.Fatal("the instance serves on after its deadline")
+	}
+	checkServes(t, m)
+}
+
+// The same in the idle call between requests.
+func (s *suite) sleepInIdle(t *testing.T) {
+	m := s.compile(t, "examples/faulty")
+	inst := boot(t, m, sleepCfg)
+	body(t, inst, "/sleep-idle", "")
+	stopped(t, "idle", func() error { _, err := inst.Idle(context.Background()); return err })
+	if !inst.Dead() {
+		t.Fatal("the instance serves on after its idle call overran")
+	}
+	checkServes(t, m)
+}
+
+// The same in the restore hook (thaw_on_restore): Restore fails with a
+// timeout and releases the region.
+func (s *suite) sleepInRestoreHook(t *testing.T) {
+	ctx := context.Background()
+	m := s.compile(t, "examples/faulty")
+	inst := boot(t, m, sleepCfg)
+	body(t, inst, "/sleep-restore", "")
+	st, mem := inst.Capture()
+	region, err := engine.NewRegion(sleepCfg.MemoryLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(region.Bytes(), mem)
+	var freed bool
+	region.OnFree(func() { freed = true })
+	stopped(t, "restore hook", func() error {
+		r, err := m.Restore(ctx, sleepCfg, st, region)
+		if err == nil {
+			r.Close(ctx)
+		}
+		return err
+	})
+	if !freed {
+		t.Fatal("the failed restore kept its region")
+	}
+	checkServes(t, m)
+}
+
+// The same in _initialize, under the init timeout.
+func (s *suite) sleepInInitialise(t *testing.T) {
+	m := s.compile(t, "internal/engine/testdata/sleepinit")
+	stopped(t, "_initialize", func() error {
+		inst, _, err := m.Boot(context.Background(), sleepCfg)
+		if err == nil {
+			inst.Close(context.Background())
+		}
+		return err
+	})
+}
+
+// The guest's monotonic clock continues from the snapshot (never backwards,
+// even when the snapshot's clock ran far longer than the restoring
+// process's), and every clone draws randomness of its own.
+func (s *suite) clockAndRandomness(t *testing.T) {
+	m := s.compile(t, "internal/engine/testdata/probe")
+	inst := boot(t, m, Cfg)
+	seen := map[string]bool{body(t, inst, "/rand", ""): true}
+	before, err := strconv.ParseInt(body(t, inst, "/mono", ""), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, mem := inst.Capture()
+	mem = bytes.Clone(mem)
+	// A snapshot whose clock read an hour: the restored guest must not see
+	// time run backwards to this process's idea of "now".
+	st.Nanotime += int64(time.Hour)
+	for range 3 {
+		r := restoreCopy(t, m, Cfg, st, mem)
+		after, err := strconv.ParseInt(body(t, r, "/mono", ""), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after < before+int64(time.Hour) {
+			t.Fatalf("monotonic time since init: %d before the snapshot, %d after a restore of a clock an hour on", before, after)
+		}
+		x := body(t, r, "/rand", "")
+		if seen[x] {
+			t.Fatalf("a clone repeated randomness %s", x)
+		}
+		seen[x] = true
+	}
+}
+
+// A snapshot is wasm-level state: one taken on this engine restores on
+// every registered engine, and answers the same.
+func (s *suite) crossEngine(t *testing.T) {
+	m := s.compile(t, "internal/engine/testdata/probe")
+	inst := boot(t, m, Cfg)
+	body(t, inst, "/count", "")
+	st, mem := inst.Capture()
+	mem = bytes.Clone(mem)
+	wasm := testwasm.Build(t, "internal/engine/testdata/probe")
+	for _, name := range engine.Names() {
+		t.Run(name, func(t *testing.T) {
+			e, err := engine.Open(context.Background(), name, engine.Config{CacheDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = e.Close(context.Background()) })
+			om, err := e.Compile(context.Background(), wasm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := body(t, restoreCopy(t, om, Cfg, st, mem), "/count", ""); got != "2" {
+				t.Fatalf("restored on %s: count %s, want 2", name, got)
+			}
+		})
+	}
+}

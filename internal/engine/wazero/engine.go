@@ -1,0 +1,248 @@
+// Package wazero is thaw's pure-Go engine: wazero in compiler mode, with
+// close-on-context-done for deadlines.
+//
+// A function's module is compiled once per machine (wazero's on-disk
+// compilation cache). Each instance's linear memory is an engine.Region that
+// thaw allocates itself (wazero's experimental memory allocator hands it to
+// the module), so an instance can be booted or restored over a region that a
+// restore mode has already filled, mapped or registered for lazy paging.
+//
+// Deadlines cost a call out of machine code at every loop back-edge and
+// function entry (close-on-context-done); see docs/engine.md for what that
+// costs against the wasmtime engine.
+package wazero
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	wz "github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/errdefs"
+)
+
+// Name is the name the engine registers under.
+const Name = "wazero"
+
+// rank orders wazero after the wasmtime engine, which measured faster with
+// the same safety (docs/engine.md), when both are in the build.
+const rank = 20
+
+func init() {
+	engine.Register(Name, rank, func(ctx context.Context, cfg engine.Config) (engine.Engine, error) {
+		return New(ctx, cfg)
+	})
+}
+
+// Engine owns the wazero runtime shared by every function on a worker.
+type Engine struct {
+	rt    wz.Runtime
+	cache wz.CompilationCache
+	seq   atomic.Uint64
+}
+
+// New starts an engine. Compiled code is cached under cfg.CacheDir/wazero.
+func New(ctx context.Context, cfg engine.Config) (*Engine, error) {
+	rc := wz.NewRuntimeConfigCompiler().WithCloseOnContextDone(true)
+	var cache wz.CompilationCache
+	if cfg.CacheDir != "" {
+		dir := filepath.Join(cfg.CacheDir, Name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("compilation cache: %w", err)
+		}
+		c, err := wz.NewCompilationCacheWithDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("compilation cache %s: %w", dir, err)
+		}
+		cache = c
+		rc = rc.WithCompilationCache(c)
+	}
+	rt := wz.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		_ = rt.Close(ctx)
+		return nil, fmt.Errorf("instantiate WASI: %w", err)
+	}
+	return &Engine{rt: rt, cache: cache}, nil
+}
+
+// Name returns "wazero".
+func (e *Engine) Name() string { return Name }
+
+// Close releases the runtime and every instance still open.
+func (e *Engine) Close(ctx context.Context) error {
+	err := e.rt.Close(ctx)
+	if e.cache != nil {
+		err = errors.Join(err, e.cache.Close(ctx))
+	}
+	return err
+}
+
+// Module is a compiled function: its boot module and its restore module.
+type Module struct {
+	e    *Engine
+	p    *engine.Prepared
+	boot wz.CompiledModule
+
+	mu      sync.Mutex
+	restore wz.CompiledModule // compiled on first use
+	closed  bool
+}
+
+// Compile validates a function module and compiles it.
+func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error) {
+	p, err := engine.Prepare(wasm)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := e.rt.CompileModule(ctx, p.Boot)
+	if err != nil {
+		return nil, fmt.Errorf("compile module: %v: %w", err, errdefs.ErrInvalid)
+	}
+	return &Module{e: e, p: p, boot: cm}, nil
+}
+
+// Close releases the compiled code.
+func (m *Module) Close(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	err := m.boot.Close(ctx)
+	if m.restore != nil {
+		err = errors.Join(err, m.restore.Close(ctx))
+	}
+	m.restore, m.closed = nil, true
+	return err
+}
+
+// Boot instantiates the module in a fresh region and runs its initialisation.
+func (m *Module) Boot(ctx context.Context, cfg engine.InstanceConfig) (engine.Instance, engine.BootStats, error) {
+	var st engine.BootStats
+	region, err := engine.NewRegion(cfg.MemoryLimit)
+	if err != nil {
+		return nil, st, err
+	}
+	t0 := time.Now()
+	inst, err := m.instantiate(ctx, m.boot, region, cfg, engine.NewClock(0))
+	if err != nil {
+		region.Free()
+		return nil, st, err
+	}
+	st.Instantiate = time.Since(t0)
+	t1 := time.Now()
+	if err := inst.callWithin(ctx, "_initialize", cfg.InitTimeout); err != nil {
+		inst.Close(ctx)
+		return nil, st, fmt.Errorf("initialise: %w", err)
+	}
+	st.Init = time.Since(t1)
+	return inst, st, nil
+}
+
+// Restore instantiates the restore module over region (see engine.Module).
+func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region) (engine.Instance, error) {
+	rm, err := m.restoreModule(ctx, st.Pages)
+	if err == nil {
+		err = m.p.CheckState(st)
+	}
+	if err != nil {
+		region.Free()
+		return nil, err
+	}
+	inst, err := m.instantiate(ctx, rm, region, cfg, engine.NewClock(st.Nanotime))
+	if err != nil {
+		region.Free()
+		return nil, err
+	}
+	// The restore module declares the boot module's minimum; growing to
+	// the snapshot's size only re-slices the region, whose first st.Pages
+	// pages the restore mode has already made hold the snapshot.
+	mem := inst.mod.Memory()
+	if cur := mem.Size() / engine.WasmPageSize; cur < st.Pages {
+		if _, ok := mem.Grow(st.Pages - cur); !ok {
+			inst.Close(ctx)
+			return nil, fmt.Errorf("grow memory to the snapshot's %d pages: %w", st.Pages, errdefs.ErrInvalid)
+		}
+	}
+	for i, g := range m.p.Info.Globals {
+		if !g.Mutable {
+			continue
+		}
+		mg, ok := inst.mod.ExportedGlobal(g.Export).(api.MutableGlobal)
+		if !ok {
+			inst.Close(ctx)
+			return nil, fmt.Errorf("global %d is not exported as mutable", g.Index)
+		}
+		mg.Set(st.Globals[i])
+	}
+	if m.p.Exports(abi.ExportOnRestore) {
+		if err := inst.callWithin(ctx, abi.ExportOnRestore, 0); err != nil {
+			inst.Close(ctx)
+			return nil, fmt.Errorf("restore hooks: %w", err)
+		}
+	}
+	return inst, nil
+}
+
+// PrepareRestore compiles the restore module ahead of time, so the first
+// restore does not pay for compilation.
+func (m *Module) PrepareRestore(ctx context.Context, pages uint32) error {
+	_, err := m.restoreModule(ctx, pages)
+	return err
+}
+
+// restoreModule returns the restore module, compiling it once.
+func (m *Module) restoreModule(ctx context.Context, pages uint32) (wz.CompiledModule, error) {
+	if err := m.p.CheckPages(pages); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.restore != nil {
+		return m.restore, nil
+	}
+	if m.closed {
+		return nil, fmt.Errorf("module closed: %w", errdefs.ErrNotFound)
+	}
+	wasm, err := m.p.RestoreWasm(pages)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := m.e.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("compile restore module: %w", err)
+	}
+	m.restore = cm
+	return cm, nil
+}
+
+func (m *Module) instantiate(ctx context.Context, cm wz.CompiledModule, region *engine.Region, cfg engine.InstanceConfig, clk *engine.Clock) (*Instance, error) {
+	stderr := &engine.TailBuffer{Max: 4096}
+	sl := &engine.Sleeper{}
+	mc := wz.NewModuleConfig().
+		WithName(fmt.Sprintf("i%d", m.e.seq.Add(1))).
+		WithStartFunctions().
+		WithStdout(io.Discard).
+		WithStderr(stderr).
+		WithRandSource(rand.Reader).
+		WithSysWalltime().
+		WithNanosleep(sl.Sleep).
+		WithNanotime(clk.Nanotime, 1)
+	alloc := experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory { return region })
+	mod, err := m.e.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, alloc), cm, mc)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	return &Instance{m: m, mod: mod, region: region, clock: clk, cfg: cfg, stderr: stderr, sleep: sl,
+		alloc: mod.ExportedFunction(abi.ExportAlloc), handle: mod.ExportedFunction(abi.ExportHandle)}, nil
+}
