@@ -71,8 +71,14 @@ var listenRE = regexp.MustCompile(`msg=listening url=(http://\S+)`)
 // reports its address. Extra flags are appended.
 func startServe(t testing.TB, dataDir, tok string, extra ...string) *proc {
 	t.Helper()
+	return startServeBin(t, thawBin, dataDir, tok, extra...)
+}
+
+// startServeBin is startServe with the thaw binary bin.
+func startServeBin(t testing.TB, bin, dataDir, tok string, extra ...string) *proc {
+	t.Helper()
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dataDir, "--token", tok}, extra...)
-	p := &proc{Data: dataDir, cmd: exec.Command(thawBin, args...), done: make(chan error, 1)}
+	p := &proc{Data: dataDir, cmd: exec.Command(bin, args...), done: make(chan error, 1)}
 	p.cmd.Env = append(os.Environ(), "THAW_TOKEN=")
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
