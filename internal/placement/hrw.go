@@ -1,7 +1,5 @@
 package placement
 
-import "slices"
-
 // Score is the rendezvous (highest random weight) score of a worker for a
 // function: every process computes the same number from the two names
 // alone, so all workers agree on a function's homes without talking, and a
@@ -44,20 +42,22 @@ func Homes(v View, function string, k int) []string {
 	return ids
 }
 
-// homes returns the top k of cs by score (cs is not modified).
-func homes(cs []candidate, k int) []candidate {
-	hs := append([]candidate(nil), cs...)
-	slices.SortFunc(hs, func(a, b candidate) int {
-		if a.higher(b) {
-			return -1
+// homes returns the top k of cs by score, best first (cs is not
+// modified): an insertion into a k-long list, as k is small.
+func homes(cs []*candidate, k int) []*candidate {
+	hs := make([]*candidate, 0, max(min(k, len(cs)), 0))
+	for _, c := range cs {
+		if len(hs) == cap(hs) && (len(hs) == 0 || !c.higher(hs[len(hs)-1])) {
+			continue
 		}
-		if b.higher(a) {
-			return 1
+		if len(hs) < cap(hs) {
+			hs = append(hs, c)
+		} else {
+			hs[len(hs)-1] = c
 		}
-		return 0
-	})
-	if k < len(hs) {
-		hs = hs[:k]
+		for i := len(hs) - 1; i > 0 && hs[i].higher(hs[i-1]); i-- {
+			hs[i], hs[i-1] = hs[i-1], hs[i]
+		}
 	}
 	return hs
 }

@@ -105,11 +105,11 @@ func PlaceLocality(v View, r Request, o Options) Decision {
 			return Decision{Worker: c.id, Reason: LocalWarm}
 		}
 	}
-	if c, ok := best(cs, func(c candidate) bool { return c.fn.IdleWarm > 0 }, candidate.lessLoaded); ok {
+	if c, ok := best(cs, func(c *candidate) bool { return c.fn.IdleWarm > 0 }, (*candidate).lessLoaded); ok {
 		return Decision{Worker: c.id, Reason: PeerWarm}
 	}
-	cachedFree := func(c candidate) bool { return c.cached() && c.free > 0 }
-	if c, ok := best(cs, cachedFree, func(a, b candidate) bool {
+	cachedFree := func(c *candidate) bool { return c.cached() && c.free > 0 }
+	if c, ok := best(cs, cachedFree, func(a, b *candidate) bool {
 		if ar, br := a.id == r.Receiver, b.id == r.Receiver; ar != br {
 			return ar
 		}
@@ -121,10 +121,10 @@ func PlaceLocality(v View, r Request, o Options) Decision {
 		return Decision{Worker: c.id, Reason: PeerCached}
 	}
 	hs := homes(cs, o.Homes)
-	if c, ok := best(hs, hasFree, candidate.lessLoaded); ok {
+	if c, ok := best(hs, hasFree, (*candidate).lessLoaded); ok {
 		return Decision{Worker: c.id, Reason: Home}
 	}
-	if c, ok := best(cs, hasFree, candidate.lessLoaded); ok {
+	if c, ok := best(cs, hasFree, (*candidate).lessLoaded); ok {
 		return Decision{Worker: c.id, Reason: Any}
 	}
 	return hold(hs, r, o)
@@ -150,7 +150,7 @@ func PlaceHash(v View, r Request, o Options) Decision {
 func PlaceRandom(v View, r Request, o Options, rng *rand.Rand) Decision {
 	o = o.withDefaults()
 	cs := candidates(v, r.Function)
-	var free []candidate
+	var free []*candidate
 	for _, c := range cs {
 		if c.free > 0 {
 			free = append(free, c)
@@ -166,13 +166,13 @@ func PlaceRandom(v View, r Request, o Options, rng *rand.Rand) Decision {
 // hold is the last rule of every policy: Hold with what is left of the
 // bound, asking the least-loaded of hs (the function's homes) to pre-warm,
 // or Reject when the bound is spent or the caller's hold queue is full.
-func hold(hs []candidate, r Request, o Options) Decision {
+func hold(hs []*candidate, r Request, o Options) Decision {
 	waited := max(r.Waited, 0)
 	if waited >= o.HoldBound || r.Held >= o.MaxHeld {
 		return Decision{Reason: Reject}
 	}
 	d := Decision{Reason: Hold, HoldFor: o.HoldBound - waited}
-	if c, ok := best(hs, func(candidate) bool { return true }, candidate.lessLoaded); ok {
+	if c, ok := best(hs, func(*candidate) bool { return true }, (*candidate).lessLoaded); ok {
 		d.Worker = c.id
 	}
 	return d
