@@ -9,12 +9,15 @@
 #
 # State lives in $THAW_MINIO_DIR (default <repo>/.cache/minio): data/, port, pid, log, env.
 # Tests that need a private server (e.g. to stop it) set THAW_MINIO_DIR to a temporary directory.
-# Credentials are fixed test values; the server listens on 127.0.0.1 only.
+# Credentials are fixed test values; the server listens on 127.0.0.1 only, or on the one
+# address $THAW_MINIO_HOST names (e.g. 10.77.0.1, the bridge of scripts/netns.sh, so that
+# hosts in network namespaces reach it).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="$repo/.cache/bin/minio"
 state="${THAW_MINIO_DIR:-$repo/.cache/minio}"
+host="${THAW_MINIO_HOST:-127.0.0.1}"
 user="thawtest"
 pass="thawtest-secret-key"
 
@@ -34,11 +37,11 @@ running() {
 }
 
 ready() {
-	curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/minio/health/ready" 2>/dev/null
+	curl -fsS -o /dev/null --max-time 2 "http://$host:$1/minio/health/ready" 2>/dev/null
 }
 
 port_free() {
-	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+	! (exec 3<>"/dev/tcp/$host/$1") 2>/dev/null
 }
 
 pick_port() {
@@ -75,19 +78,19 @@ start() {
 	fi
 	MINIO_ROOT_USER="$user" MINIO_ROOT_PASSWORD="$pass" MINIO_BROWSER=off \
 		MINIO_UPDATE=off MINIO_CI_CD=1 \
-		nohup "$bin" server --quiet --address "127.0.0.1:$port" "$state/data" \
+		nohup "$bin" server --quiet --address "$host:$port" "$state/data" \
 		>>"$state/log" 2>&1 </dev/null &
 	echo $! >"$state/pid"
 	for _ in $(seq 1 300); do
 		if ready "$port"; then
 			cat >"$state/env" <<ENV
-export THAW_TEST_S3_ENDPOINT=127.0.0.1:$port
+export THAW_TEST_S3_ENDPOINT=$host:$port
 export THAW_TEST_S3_ACCESS_KEY=$user
 export THAW_TEST_S3_SECRET_KEY=$pass
 export THAW_TEST_S3_REGION=us-east-1
 export THAW_TEST_MINIO_SCRIPT=$repo/scripts/minio.sh
 ENV
-			log "ready on 127.0.0.1:$port (pid $(cat "$state/pid")); env in $state/env"
+			log "ready on $host:$port (pid $(cat "$state/pid")); env in $state/env"
 			cat "$state/env"
 			return 0
 		fi

@@ -10,7 +10,10 @@
 #   - a MinIO server built from its Go module into .cache/bin (about 2 minutes
 #     the first time, cached afterwards), started on loopback for the store's
 #     S3 tests and stopped on exit;
-#   - staticcheck, built from its Go module into .cache/bin (once).
+#   - staticcheck, built from its Go module into .cache/bin (once);
+#   - iproute2 (Debian package), when run as root: the cluster tests run
+#     `thaw serve` hosts in network namespaces (scripts/netns.sh,
+#     internal/testnet; skipped without root).
 # Everything else (the example functions, the thaw binary for the integration
 # tests) is built by the tests themselves with the Go toolchain.
 #
@@ -40,6 +43,9 @@ need() {
 }
 need curl curl "scripts/minio.sh checks readiness with it"
 need gcc gcc "cgo builds internal/faultguard"
+if [[ "$(id -u)" == 0 ]]; then
+	need ip iproute2 "the cluster tests put hosts in network namespaces with ip netns"
+fi
 
 # The tree's basics first: they fail in seconds, the tests take minutes.
 unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))"

@@ -16,6 +16,7 @@ type Server struct {
 	t        testing.TB
 	script   string
 	dir      string
+	host     string
 	endpoint string
 }
 
@@ -24,11 +25,19 @@ type Server struct {
 // skips the test when THAW_TEST_MINIO_SCRIPT is not set.
 func Private(t testing.TB) *Server {
 	t.Helper()
+	return PrivateOn(t, "")
+}
+
+// PrivateOn is Private listening on host (an address of this machine, e.g.
+// the bridge address of internal/testnet, which hosts in network namespaces
+// reach) instead of 127.0.0.1; "" means 127.0.0.1.
+func PrivateOn(t testing.TB, host string) *Server {
+	t.Helper()
 	script := os.Getenv("THAW_TEST_MINIO_SCRIPT")
 	if script == "" {
 		t.Skip("THAW_TEST_MINIO_SCRIPT not set: run `eval \"$(scripts/minio.sh start)\"`")
 	}
-	s := &Server{t: t, script: script, dir: t.TempDir()}
+	s := &Server{t: t, script: script, dir: t.TempDir(), host: host}
 	s.Run("start")
 	t.Cleanup(func() { s.Run("stop") })
 	return s
@@ -39,6 +48,9 @@ func (s *Server) Run(cmd string) {
 	s.t.Helper()
 	c := exec.Command(s.script, cmd)
 	c.Env = append(os.Environ(), "THAW_MINIO_DIR="+s.dir)
+	if s.host != "" {
+		c.Env = append(c.Env, "THAW_MINIO_HOST="+s.host)
+	}
 	out, err := c.Output()
 	if err != nil {
 		s.t.Fatalf("minio.sh %s: %v\n%s", cmd, err, out)
