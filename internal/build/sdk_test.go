@@ -1,4 +1,6 @@
-package build
+// An external test package: testwasm, which it uses, builds JavaScript
+// functions with this package.
+package build_test
 
 import (
 	"context"
@@ -7,12 +9,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/thaw-run/thaw/internal/build"
 	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
 func TestInstallSDK(t *testing.T) {
 	cache := testwasm.Offline(t)
-	dir, err := InstallSDK()
+	dir, err := build.InstallSDK()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,11 +27,11 @@ func TestInstallSDK(t *testing.T) {
 			t.Errorf("installed SDK lacks %s: %v", f, err)
 		}
 	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "go.mod")); !strings.HasPrefix(string(b), "module "+SDKModule+"\n") {
+	if b, _ := os.ReadFile(filepath.Join(dir, "go.mod")); !strings.HasPrefix(string(b), "module "+build.SDKModule+"\n") {
 		t.Errorf("installed go.mod = %q", b)
 	}
 	// Installing again keeps the directory and leaves no temporary one.
-	again, err := InstallSDK()
+	again, err := build.InstallSDK()
 	if err != nil || again != dir {
 		t.Fatalf("second install = %s, %v; want %s", again, err, dir)
 	}
@@ -45,14 +48,14 @@ func TestModuleSuppliesSDK(t *testing.T) {
 		t.Skip("runs the Go toolchain")
 	}
 	testwasm.Offline(t)
-	sdk, err := SDKDir()
+	sdk, err := build.SDKDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	fn := t.TempDir()
 	files := map[string]string{
-		"go.mod": "module fn\n\ngo 1.24\n\nrequire " + SDKModule + " v0.0.0\n\nreplace " + SDKModule + " => " + sdk + "\n",
-		"main.go": "package main\n\nimport (\n\t\"net/http\"\n\n\tthaw \"" + SDKModule + "\"\n)\n\n" +
+		"go.mod": "module fn\n\ngo 1.24\n\nrequire " + build.SDKModule + " v0.0.0\n\nreplace " + build.SDKModule + " => " + sdk + "\n",
+		"main.go": "package main\n\nimport (\n\t\"net/http\"\n\n\tthaw \"" + build.SDKModule + "\"\n)\n\n" +
 			"func init() { thaw.Handle(http.NotFoundHandler()) }\n\nfunc main() {}\n",
 	}
 	for name, body := range files {
@@ -64,7 +67,7 @@ func TestModuleSuppliesSDK(t *testing.T) {
 		t.Fatalf("the fresh cache already holds %s (%v)", sdk, err)
 	}
 	out := filepath.Join(t.TempDir(), "fn.wasm")
-	if err := Module(context.Background(), fn, out); err != nil {
+	if err := build.Module(context.Background(), fn, out); err != nil {
 		t.Fatalf("build with the SDK missing from the cache: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(sdk, "go.mod")); err != nil {
@@ -74,7 +77,7 @@ func TestModuleSuppliesSDK(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(fn, "go.mod"), []byte(strings.ReplaceAll(files["go.mod"], sdk, sdk+"-gone")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := Module(context.Background(), fn, out); err == nil || !strings.Contains(err.Error(), "-gone") {
+	if err := build.Module(context.Background(), fn, out); err == nil || !strings.Contains(err.Error(), "-gone") {
 		t.Errorf("build with a missing replacement = %v, want the go command's error naming it", err)
 	}
 }
