@@ -4,12 +4,15 @@ package build_test
 
 import (
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/thaw-run/thaw/internal/build"
+	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
@@ -79,5 +82,40 @@ func TestModuleSuppliesSDK(t *testing.T) {
 	}
 	if err := build.Module(context.Background(), fn, out); err == nil || !strings.Contains(err.Error(), "-gone") {
 		t.Errorf("build with a missing replacement = %v, want the go command's error naming it", err)
+	}
+}
+
+// A JavaScript function's runtime needs goja from the module cache or a
+// proxy. With neither, the build fails as unavailable and says what to do;
+// from a warm module cache it builds with the proxy off, whatever go.work
+// or -mod the user's environment sets for their own modules.
+func TestModuleJSModules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the Go toolchain")
+	}
+	mods, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testwasm.Offline(t) // no proxy, an empty module cache
+	fn := t.TempDir()
+	if err := os.WriteFile(filepath.Join(fn, build.JSHandler), []byte(`export default { async fetch() { return new Response("hi") } };`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "fn.wasm")
+	err = build.Module(context.Background(), fn, out)
+	if !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("build with no module cache and no proxy = %v, want ErrUnavailable", err)
+	}
+	for _, want := range []string{"github.com/dop251/goja", "GOPROXY=off", "$GOMODCACHE", "module proxy", "run thaw build once"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q:\n%v", want, err)
+		}
+	}
+	t.Setenv("GOMODCACHE", strings.TrimSpace(string(mods)))
+	t.Setenv("GOFLAGS", "-mod=vendor")
+	t.Setenv("GOWORK", filepath.Join(t.TempDir(), "missing.work"))
+	if err := build.Module(context.Background(), fn, out); err != nil {
+		t.Fatalf("build from a warm module cache: %v", err)
 	}
 }
