@@ -7,6 +7,9 @@
 #   - curl (Debian package), which scripts/minio.sh uses for readiness checks;
 #   - a C compiler (Debian's gcc), for internal/faultguard, thaw's one cgo
 #     package (the Go toolchain calls it; nothing else is C);
+#   - Node.js (Debian's nodejs, 18 or later), which runs the JavaScript
+#     templates' own tests (handler.test.mjs) as `thaw new --lang js`
+#     writes them (internal/scaffold); thaw itself never runs Node;
 #   - a MinIO server built from its Go module into .cache/bin (about 2 minutes
 #     the first time, cached afterwards), started on loopback for the store's
 #     S3 tests and stopped on exit;
@@ -46,6 +49,7 @@ need gcc gcc "cgo builds internal/faultguard"
 if [[ "$(id -u)" == 0 ]]; then
 	need ip iproute2 "the cluster tests put hosts in network namespaces with ip netns"
 fi
+need node nodejs "internal/scaffold runs the JavaScript templates' tests with node --test"
 
 # The tree's basics first: they fail in seconds, the tests take minutes.
 unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))"

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -75,6 +76,11 @@ func (c *Client) do(req *http.Request) (*http.Response, []byte, error) {
 		return nil, nil, fmt.Errorf("%s %s: %v: %w", req.Method, req.URL.Redacted(), err, errdefs.ErrUnavailable)
 	}
 	defer resp.Body.Close()
+	return c.read(req, resp)
+}
+
+// read reads resp's body and returns it, or the server's error.
+func (c *Client) read(req *http.Request, resp *http.Response) (*http.Response, []byte, error) {
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: read response: %v: %w", req.Method, req.URL.Redacted(), err, errdefs.ErrUnavailable)
@@ -136,6 +142,16 @@ func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 
 // Deploy deploys or replaces a function.
 func (c *Client) Deploy(ctx context.Context, name string, wasm []byte, cfg Config) (*FunctionInfo, error) {
+	return c.DeployProgress(ctx, name, wasm, cfg, nil)
+}
+
+// DeployProgress is Deploy reporting the deploy's stages as the server
+// reaches them: with fn set it asks for the progress stream
+// (ContentTypeProgress) and calls fn with each event, the final done or
+// error event included. A server that answers with one JSON body instead
+// (one older than the stream, or an error found before the deploy began)
+// is answered as by Deploy, with no events.
+func (c *Client) DeployProgress(ctx context.Context, name string, wasm []byte, cfg Config, fn func(DeployEvent)) (*FunctionInfo, error) {
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -146,7 +162,18 @@ func (c *Client) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	}
 	req.Header.Set("Content-Type", "application/wasm")
 	req.Header.Set(HeaderConfig, string(b))
-	_, body, err := c.do(req)
+	if fn != nil {
+		req.Header.Set("Accept", ContentTypeProgress+", application/json")
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %v: %w", req.Method, req.URL.Redacted(), err, errdefs.ErrUnavailable)
+	}
+	defer resp.Body.Close()
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); fn != nil && mt == ContentTypeProgress && resp.StatusCode == http.StatusOK {
+		return ReadDeployEvents(resp.Body, fn)
+	}
+	_, body, err := c.read(req, resp)
 	if err != nil {
 		return nil, err
 	}

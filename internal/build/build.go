@@ -58,34 +58,43 @@ func Module(ctx context.Context, path, out string) error {
 	if err := supplySDK(ctx, gotool, path); err != nil {
 		return err
 	}
-	if err := goBuild(ctx, gotool, path, out); err != nil {
+	if err := goBuild(ctx, gotool, path, out, nil, nil); err != nil {
 		return fmt.Errorf("build %s: %w", path, err)
 	}
 	return nil
 }
 
-// goBuild runs go build for wasip1 in dir, writing the module out.
-func goBuild(ctx context.Context, gotool, dir, out string) error {
+// goBuild runs go build for wasip1 in dir, writing the module out, with
+// extra flags and environment. A failure of the go command itself (the
+// compiler rejected the code) is a *goFailure holding its output.
+func goBuild(ctx context.Context, gotool, dir, out string, flags, env []string) error {
 	abs, err := filepath.Abs(out)
 	if err != nil {
 		return fmt.Errorf("output %s: %w", out, err)
 	}
-	cmd := exec.CommandContext(ctx, gotool, "build", "-buildmode=c-shared", "-o", abs, ".")
+	args := append(append([]string{"build", "-buildmode=c-shared"}, flags...), "-o", abs, ".")
+	cmd := exec.CommandContext(ctx, gotool, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	cmd.Env = append(append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0"), env...)
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(output.String())
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			// The compiler rejected the code: the caller's input is at fault.
-			return fmt.Errorf("\n%s\n%w", msg, errdefs.ErrInvalid)
+			return &goFailure{output: msg}
 		}
 		return fmt.Errorf("%v\n%s", err, msg)
 	}
 	return nil
 }
+
+// goFailure is a go build that ran and failed: for a Go function, the
+// caller's code is at fault (errdefs.ErrInvalid).
+type goFailure struct{ output string }
+
+func (e *goFailure) Error() string { return "\n" + e.output }
+func (e *goFailure) Unwrap() error { return errdefs.ErrInvalid }
 
 // GoModPath returns a clean path as a go.mod token: bare unless it holds
 // a blank or a quote, which would end a bare token.

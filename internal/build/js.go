@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -62,7 +63,8 @@ func main() {}
 // script and links the runtime and the SDK (both installed in the cache
 // from the copies this binary carries), and builds it as a Go function.
 // The runtime's dependencies (goja) come from the Go module cache or the
-// module proxy, as any Go module's do.
+// module proxy, as any Go module's do; when neither answers, the error is
+// errdefs.ErrUnavailable and says what to do (jsModulesHint).
 func moduleJS(ctx context.Context, gotool, script, out string) error {
 	src, err := os.ReadFile(script)
 	if err != nil {
@@ -99,10 +101,31 @@ func moduleJS(ctx context.Context, gotool, script, out string) error {
 			return fmt.Errorf("build %s: %w", script, err)
 		}
 	}
-	if err := goBuild(ctx, gotool, dir, out); err != nil {
+	// The program is this package's, not the user's: go.work and a
+	// -mod=vendor in GOFLAGS, which are about the user's own modules,
+	// must not apply to it.
+	err = goBuild(ctx, gotool, dir, out, []string{"-mod=readonly"}, []string{"GOWORK=off"})
+	var gf *goFailure
+	if errors.As(err, &gf) {
+		// The script is embedded as a string, so a failing go build is
+		// never the script's fault: most likely the runtime's modules
+		// could not be had.
+		return fmt.Errorf("build %s: %s\n%s: %w", script, strings.TrimSpace(gf.output), jsModulesHint(rt), errdefs.ErrUnavailable)
+	}
+	if err != nil {
 		return fmt.Errorf("build %s: %w", script, err)
 	}
 	return nil
+}
+
+// jsModulesHint says where the JavaScript runtime's dependencies (goja and
+// what it needs) come from and what to do when neither source answers.
+func jsModulesHint(rt string) string {
+	return `the JavaScript runtime needs goja and its dependencies, Go modules (listed in ` + filepath.Join(rt, "go.mod") + `),
+from the Go module cache ($GOMODCACHE) or a module proxy ($GOPROXY), and this build could have them from neither. Either
+  - let the go command reach a module proxy (GOPROXY's default, https://proxy.golang.org, or your own), or
+  - on a machine that can, run thaw build once on any handler.js (that fills its module cache), then copy that
+    module cache ($(go env GOMODCACHE)) to this machine's`
 }
 
 // jsGoMod returns the go.mod of the program moduleJS writes: the

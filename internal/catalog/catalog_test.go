@@ -23,8 +23,11 @@ func TestCatalog(t *testing.T) {
 				t.Errorf("duplicate name or directory")
 			}
 			names[f.Name], dirs[f.Dir] = true, true
-			if _, err := os.Stat(filepath.Join(f.Path(root), "main.go")); err != nil {
-				t.Errorf("no main.go: %v", err)
+			// A Go function's main.go, or a JavaScript function's handler.js.
+			_, goErr := os.Stat(filepath.Join(f.Path(root), "main.go"))
+			_, jsErr := os.Stat(filepath.Join(f.Path(root), "handler.js"))
+			if goErr != nil && jsErr != nil {
+				t.Errorf("neither main.go nor handler.js: %v", goErr)
 			}
 			if f.Request.Method != "GET" && f.Request.Method != "POST" || !strings.HasPrefix(f.Request.Target, "/") {
 				t.Errorf("bad default request %+v", f.Request)
@@ -44,7 +47,7 @@ func TestCatalog(t *testing.T) {
 	// Every suite and warm-up function in the tree is catalogued; other
 	// examples are only reported, so that adding one does not break this
 	// test before its author adds it here.
-	for _, pattern := range []string{"examples/suite/*/main.go", "examples/warmup/*/main.go", "examples/*/main.go", "examples/js/*/main.go"} {
+	for _, pattern := range []string{"examples/suite/*/main.go", "examples/warmup/*/main.go", "examples/warmup/*/handler.js", "examples/*/main.go", "examples/js/*/handler.js"} {
 		matches, _ := filepath.Glob(filepath.Join(root, pattern))
 		for _, m := range matches {
 			rel, _ := filepath.Rel(root, filepath.Dir(m))

@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -42,13 +44,20 @@ func (f *configFlag) Set(v string) error {
 }
 
 func newDeployCommand(g *globalOptions) *cobra.Command {
-	var cfg api.Config
+	var (
+		cfg     api.Config
+		verbose bool
+	)
 	cmd := &cobra.Command{
 		Use:   "deploy NAME FILE.wasm|handler.js",
 		Short: "Deploy or replace a function",
 		Long: `Upload a module built with "thaw build" as function NAME. The server boots it
 once, takes its memory snapshot and keeps the booted instance warm. A
-JavaScript file (handler.js) is built first, as thaw build would.`,
+JavaScript file (handler.js) is built first, as thaw build would.
+
+On a terminal, stderr shows each stage of the deploy (upload, compile, boot,
+snapshot, commit) and how long it took, as it happens; elsewhere --verbose
+prints the same lines. stdout's one line is the same either way.`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Checked here, as the server checks it, so a bad value
@@ -62,9 +71,10 @@ JavaScript file (handler.js) is built first, as thaw build would.`,
 			}
 			// The server answers once it has compiled, booted and
 			// snapshotted the function: seconds, tens for a heavy init.
-			act := report.NewActivity(g.stderr, fmt.Sprintf("deploying %s (%s): upload, compile, boot, snapshot", args[0], mib(int64(len(wasm)))))
-			info, err := g.client().Deploy(cmd.Context(), args[0], wasm, cfg)
-			act.Done()
+			// Its progress stream names each stage as it begins.
+			st := newDeployStages(g.stderr, args[0], len(wasm), verbose)
+			info, err := g.client().DeployProgress(cmd.Context(), args[0], wasm, cfg, st.event)
+			st.done()
 			if err != nil {
 				return err
 			}
@@ -77,6 +87,7 @@ JavaScript file (handler.js) is built first, as thaw build would.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print each stage of the deploy and its duration to stderr (always shown on a terminal)")
 	for _, field := range api.Fields {
 		fl := cmd.Flags().VarPF(&configFlag{cfg: &cfg, field: field}, field.Flag, "", field.Usage)
 		if field.Bool {
@@ -113,3 +124,49 @@ func readModule(ctx context.Context, g *globalOptions, path string) ([]byte, err
 
 // mib formats a byte count in MiB.
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// deployStages shows a deploy's progress stream on stderr: on a terminal a
+// status line for the stage under way (report.Activity) and a line for
+// each stage once it ends, with its duration; elsewhere the same lines
+// only when verbose.
+type deployStages struct {
+	w     io.Writer // nil: print nothing
+	tty   bool
+	name  string
+	stage string
+	begun time.Time
+	act   *report.Activity
+}
+
+func newDeployStages(stderr io.Writer, name string, size int, verbose bool) *deployStages {
+	f, ok := stderr.(*os.File)
+	d := &deployStages{tty: ok && report.IsTerminal(f), name: name, stage: fmt.Sprintf("upload (%s)", mib(int64(size))), begun: time.Now()}
+	if d.tty || verbose {
+		d.w = stderr
+	}
+	d.act = report.NewActivity(stderr, d.status())
+	return d
+}
+
+func (d *deployStages) status() string { return fmt.Sprintf("deploy %s: %s", d.name, d.stage) }
+
+// event ends the stage under way and begins ev's; done and error end the
+// last stage only.
+func (d *deployStages) event(ev api.DeployEvent) {
+	d.act.Done()
+	if d.w != nil {
+		fmt.Fprintf(d.w, "%-40s %6.1fs\n", d.status(), time.Since(d.begun).Seconds())
+	}
+	d.stage, d.begun = string(ev.Stage), time.Now()
+	if ev.Stage == api.StageReceived {
+		d.stage = "wait"
+	}
+	if ev.Stage == api.StageDone || ev.Stage == api.StageError {
+		d.act = report.NewActivityTo(nil, "", 0)
+		return
+	}
+	d.act = report.NewActivity(d.w, d.status())
+}
+
+// done ends the display (after an error that ended the stream early too).
+func (d *deployStages) done() { d.act.Done() }

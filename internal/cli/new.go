@@ -32,7 +32,9 @@ the network. NAME's base name is the module's path.
 
 A JavaScript function (--lang js): handler.js, which exports
 { async fetch(request) } returning a Response, as in Cloudflare Workers or
-Deno. thaw build compiles it into a module with a JavaScript engine.
+Deno; handler.test.mjs tests it natively with Node's test runner
+(node --test, Node 18 or later; package.json makes handler.js an ES module
+for Node). thaw build compiles it into a module with a JavaScript engine.
 
 Templates (the first of each language is the default):` + list.String(),
 		Args: exactArgs(1),
@@ -48,6 +50,8 @@ Templates (the first of each language is the default):` + list.String(),
 			fmt.Fprintf(g.stdout, "\nnext:\n  cd %s\n", filepath.Clean(res.Dir))
 			if res.Template.Lang == "go" {
 				fmt.Fprintf(g.stdout, "  go test ./...\n")
+			} else {
+				fmt.Fprintf(g.stdout, "  node --test    # with Node.js 18 or later\n")
 			}
 			fmt.Fprintf(g.stdout, "  thaw build .\n")
 			fmt.Fprintf(g.stdout, "  thaw deploy %s %[1]s.wasm\n  thaw invoke %[1]s %s\n", res.Name, res.Template.Try)

@@ -1,7 +1,9 @@
 // Package scaffold writes a new function's directory: what `thaw new` does.
 //
-// A JavaScript function is one file, handler.js, copied from one of the
-// JavaScript examples (examples/js); `thaw build` does the rest.
+// A JavaScript function is handler.js and its test, handler.test.mjs
+// (Node's test runner: `node --test`), copied from one of the JavaScript
+// examples (examples/js), plus a package.json that makes handler.js an ES
+// module for Node; `thaw build` does the rest.
 //
 // A Go function starts as a copy of one of the repository's examples (the
 // templates, embedded by package examples), plus a go.mod that takes the
@@ -179,9 +181,6 @@ func render(name string, t Template, sdk string) (map[string][]byte, error) {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		if t.Lang == "js" && path != build.JSHandler {
-			return nil // main.go builds the example in this repository
-		}
 		b, err := fs.ReadFile(src, path)
 		if path == "main.go" {
 			b = bytes.Replace(b, []byte("// Command "+t.dir+" "), []byte("// Command "+name+" "), 1)
@@ -194,6 +193,7 @@ func render(name string, t Template, sdk string) (map[string][]byte, error) {
 	}
 	files[".gitignore"] = []byte("# thaw build's output\n*.wasm\n")
 	if t.Lang == "js" {
+		files["package.json"] = fmt.Appendf(nil, jsPackage, name)
 		return files, nil
 	}
 	goVersion, err := sdkGoVersion()
@@ -213,6 +213,20 @@ replace %[3]s => %s
 `, name, goVersion, build.SDKModule, build.GoModPath(sdk))
 	return files, nil
 }
+
+// jsPackage is a JavaScript function's package.json: it makes handler.js
+// an ES module for Node (thaw's runtime takes it as one anyway), so that
+// handler.test.mjs can import it and `npm test` or `node --test` run it.
+// Node is needed for the test only; thaw build does not read this file.
+const jsPackage = `{
+  "name": %q,
+  "private": true,
+  "type": "module",
+  "scripts": {
+    "test": "node --test"
+  }
+}
+`
 
 // sdkGoVersion is the go directive of the SDK's go.mod: the function
 // needs the same toolchain, no newer.

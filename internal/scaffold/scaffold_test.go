@@ -1,6 +1,7 @@
 package scaffold
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -106,8 +107,9 @@ func TestNewRefuses(t *testing.T) {
 	}
 }
 
-// A JavaScript function is its template's handler.js and a .gitignore;
-// it needs no SDK, so the cache stays empty.
+// A JavaScript function is its template's handler.js and test, a
+// package.json for Node and a .gitignore; it needs no SDK, so the cache
+// stays empty.
 func TestNewJS(t *testing.T) {
 	cache := testwasm.Offline(t)
 	for _, tmpl := range Templates("js") {
@@ -117,12 +119,18 @@ func TestNewJS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := []string{".gitignore", "handler.js"}
+			want := []string{".gitignore", "handler.js", "handler.test.mjs", "package.json"}
 			if res.Name != "my-js" || res.Template != tmpl || res.SDKDir != "" || !slices.Equal(res.Files, want) {
 				t.Errorf("result %+v, want name my-js, files %v, no SDK", res, want)
 			}
-			if b, _ := fs.ReadFile(examples.Templates, tmpl.dir+"/handler.js"); len(b) == 0 || read(t, dir, "handler.js") != string(b) {
-				t.Errorf("handler.js differs from examples/%s/handler.js", tmpl.dir)
+			for _, f := range []string{"handler.js", "handler.test.mjs"} {
+				if b, _ := fs.ReadFile(examples.Templates, tmpl.dir+"/"+f); len(b) == 0 || read(t, dir, f) != string(b) {
+					t.Errorf("%s differs from examples/%s/%s", f, tmpl.dir, f)
+				}
+			}
+			var pkg struct{ Name, Type string }
+			if err := json.Unmarshal([]byte(read(t, dir, "package.json")), &pkg); err != nil || pkg.Name != "my-js" || pkg.Type != "module" {
+				t.Errorf("package.json: %+v, %v", pkg, err)
 			}
 			if build.JSScript(dir) != filepath.Join(dir, "handler.js") {
 				t.Errorf("thaw build would not take %s for a JavaScript function", dir)
@@ -134,6 +142,45 @@ func TestNewJS(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(cache); len(entries) != 0 {
 		t.Errorf("thaw new --lang js wrote to the cache: %v", entries)
+	}
+}
+
+// Every JavaScript template's test passes under Node's test runner in the
+// directory thaw new writes, as a user would run it (`node --test`), and
+// fails once the handler is broken: the test does test the handler.
+func TestNewJSNodeTest(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not on PATH: the JavaScript templates' own tests (handler.test.mjs) need Node 18 or later; scripts/test.sh installs it")
+	}
+	for _, tmpl := range Templates("js") {
+		t.Run(tmpl.Name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "fn")
+			if _, err := New(dir, Options{Lang: "js", Template: tmpl.Name}); err != nil {
+				t.Fatal(err)
+			}
+			nodeTest := func() ([]byte, error) {
+				cmd := exec.Command(node, "--test")
+				cmd.Dir = dir
+				return cmd.CombinedOutput()
+			}
+			if out, err := nodeTest(); err != nil {
+				t.Fatalf("node --test: %v\n%s", err, out)
+			}
+			src := read(t, dir, "handler.js")
+			broken := strings.Replace(src, "async fetch(request) {", `async fetch(request) { throw new Error("broken");`, 1)
+			if broken == src {
+				t.Fatal("handler.js has no `async fetch(request) {` to break")
+			}
+			if err := os.WriteFile(filepath.Join(dir, "handler.js"), []byte(broken), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := nodeTest()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(string(out), "broken") {
+				t.Errorf("node --test of a broken handler: %v, want a failure naming the error\n%s", err, out)
+			}
+		})
 	}
 }
 

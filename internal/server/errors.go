@@ -76,6 +76,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: redactPaths(err.Error())})
+	s.logFailure(r, status, err)
+}
+
+// logFailure logs a failed request: a warning for the server's own
+// failures (5xx), debug for the caller's.
+func (s *Server) logFailure(r *http.Request, status int, err error) {
 	level := s.log.Debug
 	if status >= 500 {
 		level = s.log.Warn

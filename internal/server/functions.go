@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"time"
 
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
@@ -41,7 +42,11 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// deploy deploys a function. With api.ContentTypeProgress in Accept it
+// answers with the deploy's progress stream (progressStream) once the
+// module is read; errors before that are ordinary error responses.
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	name := r.PathValue("name")
 	if err := worker.ValidName(name); err != nil {
 		s.writeError(w, r, err)
@@ -53,13 +58,26 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	liftReadDeadline(w) // the deploy itself may take longer than the read timeout
-	info, err := s.b.Deploy(r.Context(), name, wasm, workerConfig(cfg))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	ctx := r.Context()
+	var stream *progressStream
+	if api.AcceptsProgress(r.Header.Get("Accept")) {
+		stream = s.newProgressStream(w, start)
+		ctx = worker.WithDeployProgress(ctx, stream.hook())
 	}
-	s.log.Debug("deploy request served", "function", name, "bytes", len(wasm), "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, functionInfo(*info))
+	info, err := s.b.Deploy(ctx, name, wasm, workerConfig(cfg))
+	switch {
+	case err != nil && stream != nil:
+		stream.fail(r, err)
+	case err != nil:
+		s.writeError(w, r, err)
+	case stream != nil:
+		stream.done(*info)
+	default:
+		writeJSON(w, http.StatusOK, functionInfo(*info))
+	}
+	if err == nil {
+		s.log.Debug("deploy request served", "function", name, "bytes", len(wasm), "remote", r.RemoteAddr)
+	}
 }
 
 // readDeploy reads a deploy's module and configuration from either a

@@ -1,8 +1,10 @@
-// Package testwasm builds the repository's Go functions into wasm modules
-// for tests, once per test process.
+// Package testwasm builds the repository's functions (Go, and JavaScript
+// through internal/build) into wasm modules for tests, once per test
+// process.
 package testwasm
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/thaw-run/thaw/internal/build"
 )
 
 var (
@@ -26,7 +30,9 @@ func Root() string {
 
 // Build compiles the function at pkg (a path relative to the repository
 // root, e.g. "examples/hello") with GOOS=wasip1 -buildmode=c-shared and
-// returns the module. It fails the test if the Go toolchain fails.
+// returns the module: a Go package, or a directory holding a JavaScript
+// function's handler.js (build.Module's JS path). It fails the test if the
+// Go toolchain fails.
 func Build(t testing.TB, pkg string) []byte {
 	t.Helper()
 	mu.Lock()
@@ -42,11 +48,19 @@ func Build(t testing.TB, pkg string) []byte {
 		dir = d
 	}
 	out := filepath.Join(dir, strings.ReplaceAll(pkg, "/", "_")+".wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./"+pkg)
-	cmd.Dir = Root()
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", pkg, err, msg)
+	if build.JSScript(filepath.Join(Root(), pkg)) != "" {
+		// A JavaScript function: built as thaw build builds it, the one
+		// Go program that runs a handler.js.
+		if err := build.Module(context.Background(), filepath.Join(Root(), pkg), out); err != nil {
+			t.Fatalf("build %s: %v", pkg, err)
+		}
+	} else {
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./"+pkg)
+		cmd.Dir = Root()
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, msg)
+		}
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/atomicfile"
 	"github.com/thaw-run/thaw/internal/crashpoint"
 	"github.com/thaw-run/thaw/internal/engine"
@@ -579,6 +580,8 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	if err := w.checkFits(name, cfg); err != nil {
 		return nil, err
 	}
+	progress := deployProgress(ctx)
+	progress(api.StageCompile)
 	mod, err := w.engines.compile(ctx, cfg.Engine, wasm)
 	if err != nil {
 		return nil, err
@@ -613,6 +616,7 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 
 	// Boot one instance now: it proves the module initialises, provides the
 	// snapshot, and then serves as the first warm instance.
+	progress(api.StageBoot)
 	if res, err = w.reserveMemory(ctx, f); err != nil {
 		return nil, fmt.Errorf("deploy %s: %w", name, err)
 	}
@@ -621,6 +625,7 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	}
 	res.attach(inst)
 	if cfg.mode() != restore.Cold {
+		progress(api.StageSnapshot)
 		st, mem, err := engine.CaptureDeploy(ctx, inst)
 		if err != nil {
 			return nil, fmt.Errorf("deploy %s: %w", name, err)
@@ -638,6 +643,7 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	// What the record replaces, listed before f can checkpoint (its
 	// checkpoints are new directories this list does not hold).
 	stale := w.snapshotDirs(name)
+	progress(api.StageCommit)
 	if err := w.commit(f.rec, wasm); err != nil {
 		return nil, fmt.Errorf("deploy %s: %w", name, err)
 	}

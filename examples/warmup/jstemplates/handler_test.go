@@ -1,6 +1,10 @@
-package main
+// Package jstemplates is a thaw warm-up workload in JavaScript: handler.js
+// (page templates compiled on first use), built as thaw build builds a
+// JavaScript function. This test runs it natively, in sdk/js.
+package jstemplates
 
 import (
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
@@ -9,6 +13,12 @@ import (
 
 	thawjs "github.com/thaw-run/thaw/sdk/js"
 )
+
+// script is the function, which thaw build (and testwasm) builds from
+// this directory's handler.js.
+//
+//go:embed handler.js
+var script string
 
 type result struct {
 	K, Template, Bytes int
