@@ -29,6 +29,10 @@ type Memory struct {
 	// onBad, if set, runs once when Verify first finds a bad page (a
 	// store mmap restore removes its materialised image).
 	onBad func()
+	// prescrub, if set, runs last when the memory is released: it
+	// scrubs the region for the next restore of the same snapshot
+	// (engine.Region.Prescrub), off that restore's start.
+	prescrub func()
 }
 
 // Paged reports whether a pager serves this memory's missing pages.
@@ -126,10 +130,22 @@ func (m *Memory) Trace() ([]int, error) {
 	return pages, nil
 }
 
-// release detaches the pager; it runs when the region is freed.
+// release detaches the pager and closes the files; it runs when the
+// region is freed. Then, with nothing left that writes to the region (the
+// range is unregistered from userfaultfd, so the pager cannot install a
+// page), it prescrubs the region for its next owner.
 func (m *Memory) release() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	prescrub := m.prescrub
+	m.prescrub = nil
+	m.releaseLocked()
+	m.mu.Unlock()
+	if prescrub != nil {
+		prescrub()
+	}
+}
+
+func (m *Memory) releaseLocked() {
 	if m.session != nil {
 		// Keep the pager's counts: a guest that crashed on a page the
 		// pager refused closes its instance, and so this memory, before
