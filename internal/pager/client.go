@@ -740,8 +740,24 @@ func (s *Session) Errors() uint64 {
 	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&s.shared[0])))
 }
 
+// Counts are the fault counts a session's pagers keep in the shared page.
+type Counts struct {
+	// Faults counts faults served from the source (duplicates and
+	// refused pages excluded), every pager of the session included.
+	Faults uint64
+	// BytesRead counts the bytes read from the source for them.
+	BytesRead uint64
+}
+
+// Counts returns the session's fault counts with two memory loads (no
+// round trip), all pager restarts included. After Close it reports zeros.
+func (s *Session) Counts() Counts {
+	return Counts{Faults: s.loadShared(sharedFaults), BytesRead: s.loadShared(sharedBytesRead)}
+}
+
 // Stats returns the session's counters so far (since the last pager
-// restart, if there was one).
+// restart, if there was one). It is a round trip to the pager process;
+// Counts and Errors read the main counts from the shared page.
 func (s *Session) Stats() (Stats, error) {
 	b, err := s.p.request(header{op: opStats, session: s.id}, nil, nil)
 	if err != nil {

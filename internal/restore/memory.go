@@ -23,7 +23,6 @@ type Memory struct {
 	uffdLen uint64 // bytes registered with uffd, from the region's start
 	image   *os.File
 	crc     *os.File
-	base    int64          // faults already counted before the pager took over
 	check   *mapCheck      // mmap: verifies pages the kernel mapped
 	failed  pager.Failures // the session's, kept by release
 	// onBad, if set, runs once when Verify first finds a bad page (a
@@ -63,11 +62,12 @@ func (m *Memory) Stats() Stats {
 	defer m.mu.Unlock()
 	st := m.stats
 	if m.session != nil {
-		if ps, err := m.session.Stats(); err == nil {
-			st.Faults = m.base + int64(ps.Faults)
-			st.BytesRead += int64(ps.BytesRead)
-			st.BadPages = int64(ps.Errors)
-		}
+		// From the page the pager shares: no round trip on the first
+		// call's response path.
+		c := m.session.Counts()
+		st.Faults = int64(c.Faults)
+		st.BytesRead += int64(c.BytesRead)
+		st.BadPages = int64(m.session.Errors())
 	}
 	return st
 }
@@ -150,11 +150,9 @@ func (m *Memory) releaseLocked() {
 		// Keep the pager's counts: a guest that crashed on a page the
 		// pager refused closes its instance, and so this memory, before
 		// the worker asks why.
-		if ps, err := m.session.Stats(); err == nil {
-			m.stats.Faults = m.base + int64(ps.Faults)
-			m.stats.BytesRead += int64(ps.BytesRead)
-			m.stats.BadPages = max(m.stats.BadPages, int64(ps.Errors))
-		}
+		c := m.session.Counts()
+		m.stats.Faults = int64(c.Faults)
+		m.stats.BytesRead += int64(c.BytesRead)
 		m.failed = m.session.Failures()
 		m.stats.BadPages = max(m.stats.BadPages, int64(m.session.Errors()))
 		_ = m.session.Close()
