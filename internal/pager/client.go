@@ -545,7 +545,26 @@ func (p *Pager) ServeSource(u *uffd.FD, src SourceSpec, spec Spec) (*Session, er
 		s.unmapShared()
 		return nil, fmt.Errorf("pager: serve: %w", err)
 	}
-	if err := s.serveOn(proc); err != nil {
+	p.mu.Lock()
+	sb := p.standby
+	p.mu.Unlock()
+	// The primary and the standby get the session at once: each hand-off
+	// is a wake-up of another process, which on a loaded machine costs
+	// more than the rest of a small restore. Both have it before Serve
+	// returns, so the standby can take over any fault of the instance.
+	sbErr := make(chan error, 1)
+	if sb != nil {
+		go func() { sbErr <- s.serveOn(sb) }()
+	}
+	err = s.serveOn(proc)
+	var errSB error
+	if sb != nil {
+		errSB = <-sbErr
+	}
+	if err != nil {
+		if sb != nil && errSB == nil {
+			_, _ = sb.request(header{op: opClose, session: s.id}, nil, nil)
+		}
 		s.unmapShared()
 		return nil, fmt.Errorf("pager: serve: %w", err)
 	}
@@ -553,11 +572,8 @@ func (p *Pager) ServeSource(u *uffd.FD, src SourceSpec, spec Spec) (*Session, er
 	if err := p.guard.Add(s.id, u.Fd(), spec.Base, spec.Length, s.shared); err != nil {
 		p.log.Error("the fault guard will not watch a session", "err", err)
 	}
-	p.mu.Lock()
-	sb := p.standby
-	p.mu.Unlock()
 	if sb != nil {
-		if err := s.serveOn(sb); err != nil && sb.deadErr() == nil {
+		if err := errSB; err != nil && sb.deadErr() == nil {
 			// A standby missing a session would take over without it:
 			// replace the standby.
 			p.log.Error("handing a session to the standby pager", "err", err)
