@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -143,9 +144,9 @@ func (s files) fillWS(_ context.Context, m *Memory, ws *snapshot.WorkingSet, map
 	errs := make([]error, len(parts))
 	read := make([]int64, len(parts))
 	var wg sync.WaitGroup
-	for i, p := range parts {
+	for i, p := range slices.Backward(parts) {
 		wg.Add(1)
-		go func() {
+		fill := func() {
 			defer wg.Done()
 			defer catch(&errs[i])
 			for _, run := range p.runs {
@@ -176,7 +177,14 @@ func (s files) fillWS(_ context.Context, m *Memory, ws *snapshot.WorkingSet, map
 					return
 				}
 			}
-		}()
+		}
+		// The first part is read in this goroutine, after the others
+		// have been started: one hand-off fewer.
+		if i == 0 {
+			fill()
+		} else {
+			go fill()
+		}
 	}
 	wg.Wait()
 	var total int64

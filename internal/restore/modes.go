@@ -155,23 +155,29 @@ func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot
 		return fmt.Errorf("userfaultfd: %v: %w", err, errdefs.ErrUnavailable)
 	}
 	m.uffd = u
-	attached := make(chan error, 1)
+	// The hand-off to the pager (wake-ups of two other processes) is the
+	// longer of the two on a small working set: it runs in this goroutine,
+	// from now, and the fill in another.
+	filled := make(chan error, 1)
 	go func() {
-		attached <- r.attach(pg, m, spec, pager.Spec{Base: m.Region.Addr(), Length: size, Record: record, Readahead: r.Readahead})
-	}()
-	switch {
-	case ws == nil:
-		err = m.register(size)
-	case bulk:
-		if err = r.bulk(ctx, m, src, ws); err == nil {
+		var err error
+		defer func() { filled <- err }()
+		defer catch(&err)
+		switch {
+		case ws == nil:
 			err = m.register(size)
+		case bulk:
+			if err = r.bulk(ctx, m, src, ws); err == nil {
+				err = m.register(size)
+			}
+		default:
+			if err = m.register(size); err == nil {
+				err = r.reap(ctx, m, src, ws)
+			}
 		}
-	default:
-		if err = m.register(size); err == nil {
-			err = r.reap(ctx, m, src, ws)
-		}
-	}
-	return errors.Join(<-attached, err)
+	}()
+	err = r.attach(pg, m, spec, pager.Spec{Base: m.Region.Addr(), Length: size, Record: record, Readahead: r.Readahead})
+	return errors.Join(err, <-filled)
 }
 
 // attach hands the memory's userfaultfd to the pager, which serves the
