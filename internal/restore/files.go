@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -144,9 +143,9 @@ func (s files) fillWS(_ context.Context, m *Memory, ws *snapshot.WorkingSet, map
 	errs := make([]error, len(parts))
 	read := make([]int64, len(parts))
 	var wg sync.WaitGroup
-	for i, p := range slices.Backward(parts) {
+	for i, p := range parts {
 		wg.Add(1)
-		fill := func() {
+		go func() {
 			defer wg.Done()
 			defer catch(&errs[i])
 			for _, run := range p.runs {
@@ -177,14 +176,7 @@ func (s files) fillWS(_ context.Context, m *Memory, ws *snapshot.WorkingSet, map
 					return
 				}
 			}
-		}
-		// The first part is read in this goroutine, after the others
-		// have been started: one hand-off fewer.
-		if i == 0 {
-			fill()
-		} else {
-			go fill()
-		}
+		}()
 	}
 	wg.Wait()
 	var total int64

@@ -155,29 +155,23 @@ func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot
 		return fmt.Errorf("userfaultfd: %v: %w", err, errdefs.ErrUnavailable)
 	}
 	m.uffd = u
-	// The hand-off to the pager (wake-ups of two other processes) is the
-	// longer of the two on a small working set: it runs in this goroutine,
-	// from now, and the fill in another.
-	filled := make(chan error, 1)
+	attached := make(chan error, 1)
 	go func() {
-		var err error
-		defer func() { filled <- err }()
-		defer catch(&err)
-		switch {
-		case ws == nil:
-			err = m.register(size)
-		case bulk:
-			if err = r.bulk(ctx, m, src, ws); err == nil {
-				err = m.register(size)
-			}
-		default:
-			if err = m.register(size); err == nil {
-				err = r.reap(ctx, m, src, ws)
-			}
-		}
+		attached <- r.attach(pg, m, spec, pager.Spec{Base: m.Region.Addr(), Length: size, Record: record, Readahead: r.Readahead})
 	}()
-	err = r.attach(pg, m, spec, pager.Spec{Base: m.Region.Addr(), Length: size, Record: record, Readahead: r.Readahead})
-	return errors.Join(err, <-filled)
+	switch {
+	case ws == nil:
+		err = m.register(size)
+	case bulk:
+		if err = r.bulk(ctx, m, src, ws); err == nil {
+			err = m.register(size)
+		}
+	default:
+		if err = m.register(size); err == nil {
+			err = r.reap(ctx, m, src, ws)
+		}
+	}
+	return errors.Join(<-attached, err)
 }
 
 // attach hands the memory's userfaultfd to the pager, which serves the
