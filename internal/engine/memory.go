@@ -39,6 +39,10 @@ type Region struct {
 	key     string
 	noReuse bool
 	reused  bool
+	// prescrubbed is what this owner's Prescrub did, for the next owner;
+	// inherited is what the previous owner's did, for Scrub. A region
+	// lent without a Prescrub by its last owner inherits nothing.
+	prescrubbed, inherited *prescrub
 }
 
 // NewRegion reserves limit bytes (rounded up to a page) of address space.

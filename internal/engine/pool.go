@@ -100,8 +100,8 @@ func (p *RegionPool) Get(key string, limit uint64) (*Region, error) {
 		// late second Free by its previous owner cannot release the
 		// mapping from under the new one.
 		r.mu.Lock()
-		nr := &Region{mem: r.mem, touched: r.touched, pool: p, key: key, reused: true}
-		r.mem = nil
+		nr := &Region{mem: r.mem, touched: r.touched, pool: p, key: key, reused: true, inherited: r.prescrubbed}
+		r.mem, r.prescrubbed = nil, nil
 		r.mu.Unlock()
 		return nr, nil
 	}
@@ -183,24 +183,107 @@ type ScrubStats struct {
 //
 // keep and zero are asked only about mapped pages, and may be nil (no
 // page). If the kernel's page map cannot be
-// read, Scrub drops every touched page, which is always correct.
+// read, Scrub drops every touched page, which is always correct. A region
+// its previous owner prescrubbed (Prescrub) is checked against what that
+// left mapped instead, without the page map.
 func (r *Region) Scrub(imageSize uint64, keep, zero func(page int) bool) (ScrubStats, error) {
 	var st ScrubStats
 	if !r.Reused() {
 		return st, nil
 	}
+	r.mu.Lock()
+	pre := r.inherited
+	r.inherited = nil
+	r.mu.Unlock()
+	if pre != nil && pre.matches(imageSize, keep, zero, &st) {
+		return st, nil
+	}
+	_, st, err := r.scrub(imageSize, keep, zero)
+	return st, err
+}
+
+// Prescrub scrubs the region now, as Scrub would for a next owner whose
+// restore passes the same imageSize, keep and zero, and records which
+// pages it left mapped. The region's owner calls it when it is done with
+// the region, before the region goes back to its pool (an OnFree hook),
+// once nothing writes to it any more. The next owner's Scrub then finds
+// the work done: if every page left mapped is one its keep keeps, or one
+// cleared here that it would clear too, it reads no page map and drops no
+// page (calls that cost a trip to the hypervisor each on a virtual
+// machine, docs/restore.md "Fixed cost of a restore"); otherwise it
+// scrubs in full. Prescrub moves the scrub from the next request's start
+// to the end of this instance. An error leaves the region to be scrubbed
+// in full.
+//
+// It does nothing to a region that will not be reused (no pool, or
+// NoReuse).
+func (r *Region) Prescrub(imageSize uint64, keep, zero func(page int) bool) {
+	r.mu.Lock()
+	r.prescrubbed = nil
+	reusable := r.pool != nil && !r.noReuse && r.mem != nil
+	r.mu.Unlock()
+	if !reusable {
+		return
+	}
+	left, _, err := r.scrub(imageSize, keep, zero)
+	if err != nil || left == nil {
+		return
+	}
+	r.mu.Lock()
+	r.prescrubbed = left
+	r.mu.Unlock()
+}
+
+// prescrub records what a Prescrub left mapped: pages kept as they were
+// (holding the previous owner's data) and pages cleared in place (zero).
+type prescrub struct {
+	kept, cleared []int
+}
+
+// matches reports whether the region a prescrub left is already as Scrub
+// would leave it for imageSize, keep and zero: every kept page is one
+// keep keeps (the caller overwrites it), every cleared page one keep
+// keeps or Scrub would clear. It counts the kept pages in st.
+func (p *prescrub) matches(imageSize uint64, keep, zero func(int) bool, st *ScrubStats) bool {
+	imagePages := int(roundPage(imageSize) / PageSize)
+	var kept int64
+	for _, pg := range p.kept {
+		if keep == nil || !keep(pg) {
+			return false
+		}
+		kept++
+	}
+	for _, pg := range p.cleared {
+		switch {
+		case keep != nil && keep(pg):
+			kept++
+		case pg >= imagePages || (zero != nil && zero(pg)):
+		default:
+			return false
+		}
+	}
+	st.Kept = kept
+	return true
+}
+
+// scrub is Scrub on any region, reused or not. It returns the pages it
+// left mapped (nil if it could not read the page map and dropped every
+// touched page instead).
+func (r *Region) scrub(imageSize uint64, keep, zero func(page int) bool) (*prescrub, ScrubStats, error) {
+	var st ScrubStats
+	left := &prescrub{}
 	touched := r.Touched()
 	if touched == 0 {
-		return st, nil
+		return left, st, nil
 	}
 	mem := r.mem[:touched]
 	present, err := presentPages(mem)
 	if err != nil {
 		if err := unix.Madvise(mem, unix.MADV_DONTNEED); err != nil {
-			return st, fmt.Errorf("drop reused region: %w", err)
+			return nil, st, fmt.Errorf("drop reused region: %w", err)
 		}
 		st.Dropped = int64(len(mem) / PageSize)
-		return st, nil
+		return nil, st, nil
 	}
 	imagePages := int(roundPage(imageSize) / PageSize)
 	// Drop runs of consecutive pages with one madvise each.
@@ -224,10 +307,12 @@ func (r *Region) Scrub(imageSize uint64, keep, zero func(page int) bool) (ScrubS
 		switch {
 		case keep != nil && keep(p):
 			st.Kept++
+			left.kept = append(left.kept, p)
 			continue
 		case p >= imagePages || (zero != nil && zero(p)):
 			clear(mem[p*PageSize : (p+1)*PageSize])
 			st.Cleared++
+			left.cleared = append(left.cleared, p)
 			continue
 		}
 		if runLen > 0 && runStart+runLen == p {
@@ -235,11 +320,14 @@ func (r *Region) Scrub(imageSize uint64, keep, zero func(page int) bool) (ScrubS
 			continue
 		}
 		if err := flush(); err != nil {
-			return st, err
+			return nil, st, err
 		}
 		runStart, runLen = p, 1
 	}
-	return st, flush()
+	if err := flush(); err != nil {
+		return nil, st, err
+	}
+	return left, st, nil
 }
 
 func roundPage(n uint64) uint64 {

@@ -157,6 +157,78 @@ func TestScrub(t *testing.T) {
 	r.Free()
 }
 
+// A region its owner prescrubbed before freeing it comes back scrubbed:
+// the next Scrub with the same keep finds every page left mapped kept or
+// cleared and drops nothing more; a Scrub whose keep no longer keeps a
+// page the prescrub kept scrubs in full and drops it.
+func TestPrescrub(t *testing.T) {
+	p := NewRegionPool(1 << 30)
+	defer p.Close()
+	r, err := p.Get("f", 64*PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := r.Bytes()
+	fill := func(r *Region) {
+		b := r.Reallocate(20 * PageSize)
+		for i := range b {
+			b[i] = 0xAA
+		}
+	}
+	fill(r)
+	keep := func(p int) bool { return p == 2 || p == 3 || p == 9 }
+	r.Prescrub(10*PageSize, keep, nil)
+	r.Free()
+	zeros := make([]byte, PageSize)
+	for p := range 20 {
+		if pg := mem[p*PageSize : (p+1)*PageSize]; !keep(p) && !bytes.Equal(pg, zeros) {
+			t.Fatalf("page %d still holds the previous instance's bytes after Prescrub", p)
+		}
+	}
+
+	r, _ = p.Get("f", 64*PageSize)
+	st, err := r.Scrub(10*PageSize, keep, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (ScrubStats{Kept: 3}); st != want {
+		t.Fatalf("Scrub after Prescrub = %+v, want %+v", st, want)
+	}
+	// This owner writes everywhere again and prescrubs for the same keep;
+	// the next one keeps page 2 only.
+	fill(r)
+	r.Prescrub(10*PageSize, keep, nil)
+	r.Free()
+	r, _ = p.Get("f", 64*PageSize)
+	defer r.Free()
+	st, err = r.Scrub(10*PageSize, func(p int) bool { return p == 2 }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (ScrubStats{Kept: 1, Dropped: 2, Cleared: 10}); st != want {
+		t.Fatalf("Scrub with another keep = %+v, want %+v", st, want)
+	}
+	for _, p := range []int{3, 9} {
+		if !bytes.Equal(mem[p*PageSize:(p+1)*PageSize], zeros) {
+			t.Fatalf("page %d, kept by the prescrub but not by this Scrub, still holds the previous bytes", p)
+		}
+	}
+	// An owner that writes and frees without a Prescrub passes on no
+	// prescrub, even one it inherited: the next Scrub reads the page map.
+	r2, _ := p.Get("g", 64*PageSize)
+	fill(r2)
+	r2.Prescrub(10*PageSize, keep, nil)
+	r2.Free()
+	r2, _ = p.Get("g", 64*PageSize)
+	fill(r2)
+	r2.Free()
+	r2, _ = p.Get("g", 64*PageSize)
+	defer r2.Free()
+	if st, err := r2.Scrub(10*PageSize, keep, nil); err != nil || st.Dropped != 7 {
+		t.Fatalf("Scrub after an owner that did not prescrub = %+v, %v; want 7 pages dropped", st, err)
+	}
+}
+
 // A region that was never lent by a pool is left alone.
 func TestScrubNewRegion(t *testing.T) {
 	r, err := NewRegion(4 * PageSize)

@@ -593,6 +593,7 @@ func (s *session) fault(addr uint64) {
 		s.mu.Unlock()
 	}
 	s.faults.Add(1)
+	s.addShared(sharedFaults)
 	if s.broken {
 		// The source already failed this session past its budget: the
 		// instance will be discarded, so answer at once.
@@ -621,6 +622,9 @@ func (s *session) fault(addr uint64) {
 	buf := s.buf[:n*pageSize]
 	got, err := s.read(buf, int64(off))
 	s.bytesRead.Add(uint64(max(got, 0)))
+	if w := s.sharedWord(sharedBytesRead); w != nil {
+		atomic.AddUint64(w, uint64(max(got, 0)))
+	}
 	if err != nil {
 		// A page that fails its checksum, or that the source cannot
 		// deliver within the budget (store remote down, chunk gone), is

@@ -545,7 +545,26 @@ func (p *Pager) ServeSource(u *uffd.FD, src SourceSpec, spec Spec) (*Session, er
 		s.unmapShared()
 		return nil, fmt.Errorf("pager: serve: %w", err)
 	}
-	if err := s.serveOn(proc); err != nil {
+	p.mu.Lock()
+	sb := p.standby
+	p.mu.Unlock()
+	// The primary and the standby get the session at once: each hand-off
+	// is a wake-up of another process, which on a loaded machine costs
+	// more than the rest of a small restore. Both have it before Serve
+	// returns, so the standby can take over any fault of the instance.
+	sbErr := make(chan error, 1)
+	if sb != nil {
+		go func() { sbErr <- s.serveOn(sb) }()
+	}
+	err = s.serveOn(proc)
+	var errSB error
+	if sb != nil {
+		errSB = <-sbErr
+	}
+	if err != nil {
+		if sb != nil && errSB == nil {
+			_, _ = sb.request(header{op: opClose, session: s.id}, nil, nil)
+		}
 		s.unmapShared()
 		return nil, fmt.Errorf("pager: serve: %w", err)
 	}
@@ -553,11 +572,8 @@ func (p *Pager) ServeSource(u *uffd.FD, src SourceSpec, spec Spec) (*Session, er
 	if err := p.guard.Add(s.id, u.Fd(), spec.Base, spec.Length, s.shared); err != nil {
 		p.log.Error("the fault guard will not watch a session", "err", err)
 	}
-	p.mu.Lock()
-	sb := p.standby
-	p.mu.Unlock()
 	if sb != nil {
-		if err := s.serveOn(sb); err != nil && sb.deadErr() == nil {
+		if err := errSB; err != nil && sb.deadErr() == nil {
 			// A standby missing a session would take over without it:
 			// replace the standby.
 			p.log.Error("handing a session to the standby pager", "err", err)
@@ -740,8 +756,24 @@ func (s *Session) Errors() uint64 {
 	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&s.shared[0])))
 }
 
+// Counts are the fault counts a session's pagers keep in the shared page.
+type Counts struct {
+	// Faults counts faults served from the source (duplicates and
+	// refused pages excluded), every pager of the session included.
+	Faults uint64
+	// BytesRead counts the bytes read from the source for them.
+	BytesRead uint64
+}
+
+// Counts returns the session's fault counts with two memory loads (no
+// round trip), all pager restarts included. After Close it reports zeros.
+func (s *Session) Counts() Counts {
+	return Counts{Faults: s.loadShared(sharedFaults), BytesRead: s.loadShared(sharedBytesRead)}
+}
+
 // Stats returns the session's counters so far (since the last pager
-// restart, if there was one).
+// restart, if there was one). It is a round trip to the pager process;
+// Counts and Errors read the main counts from the shared page.
 func (s *Session) Stats() (Stats, error) {
 	b, err := s.p.request(header{op: opStats, session: s.id}, nil, nil)
 	if err != nil {

@@ -223,6 +223,10 @@ func TestServeRegion(t *testing.T) {
 			if uint64(len(trace)) != st.Faults {
 				t.Errorf("trace has %d pages, Faults = %d", len(trace), st.Faults)
 			}
+			// The shared page's counts are the pager's own.
+			if c := s.Counts(); c.Faults != st.Faults || c.BytesRead != st.BytesRead || st.Faults == 0 {
+				t.Errorf("Counts = %+v, pager's Stats say %d faults, %d bytes", c, st.Faults, st.BytesRead)
+			}
 			if tc.readahead == 0 {
 				if st.Faults != regionPages {
 					t.Errorf("Faults = %d, want %d (one per page)", st.Faults, regionPages)

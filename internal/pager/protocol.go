@@ -95,6 +95,13 @@ const (
 	sharedUnavailable
 	sharedCorrupt
 	sharedLost
+	// sharedFaults and sharedBytesRead count the faults a pager served
+	// from the source (duplicates excluded) and the bytes it read for
+	// them (Session.Counts): the worker reads them after the first call
+	// of every restore, where a stats round trip would cost a wake-up of
+	// the pager process on the response path.
+	sharedFaults
+	sharedBytesRead
 )
 
 // header is the fixed prefix of every packet.

@@ -23,12 +23,15 @@ type Memory struct {
 	uffdLen uint64 // bytes registered with uffd, from the region's start
 	image   *os.File
 	crc     *os.File
-	base    int64          // faults already counted before the pager took over
 	check   *mapCheck      // mmap: verifies pages the kernel mapped
 	failed  pager.Failures // the session's, kept by release
 	// onBad, if set, runs once when Verify first finds a bad page (a
 	// store mmap restore removes its materialised image).
 	onBad func()
+	// prescrub, if set, runs last when the memory is released: it
+	// scrubs the region for the next restore of the same snapshot
+	// (engine.Region.Prescrub), off that restore's start.
+	prescrub func()
 }
 
 // Paged reports whether a pager serves this memory's missing pages.
@@ -59,11 +62,12 @@ func (m *Memory) Stats() Stats {
 	defer m.mu.Unlock()
 	st := m.stats
 	if m.session != nil {
-		if ps, err := m.session.Stats(); err == nil {
-			st.Faults = m.base + int64(ps.Faults)
-			st.BytesRead += int64(ps.BytesRead)
-			st.BadPages = int64(ps.Errors)
-		}
+		// From the page the pager shares: no round trip on the first
+		// call's response path.
+		c := m.session.Counts()
+		st.Faults = int64(c.Faults)
+		st.BytesRead += int64(c.BytesRead)
+		st.BadPages = int64(m.session.Errors())
 	}
 	return st
 }
@@ -126,19 +130,29 @@ func (m *Memory) Trace() ([]int, error) {
 	return pages, nil
 }
 
-// release detaches the pager; it runs when the region is freed.
+// release detaches the pager and closes the files; it runs when the
+// region is freed. Then, with nothing left that writes to the region (the
+// range is unregistered from userfaultfd, so the pager cannot install a
+// page), it prescrubs the region for its next owner.
 func (m *Memory) release() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	prescrub := m.prescrub
+	m.prescrub = nil
+	m.releaseLocked()
+	m.mu.Unlock()
+	if prescrub != nil {
+		prescrub()
+	}
+}
+
+func (m *Memory) releaseLocked() {
 	if m.session != nil {
 		// Keep the pager's counts: a guest that crashed on a page the
 		// pager refused closes its instance, and so this memory, before
 		// the worker asks why.
-		if ps, err := m.session.Stats(); err == nil {
-			m.stats.Faults = m.base + int64(ps.Faults)
-			m.stats.BytesRead += int64(ps.BytesRead)
-			m.stats.BadPages = max(m.stats.BadPages, int64(ps.Errors))
-		}
+		c := m.session.Counts()
+		m.stats.Faults = int64(c.Faults)
+		m.stats.BytesRead += int64(c.BytesRead)
 		m.failed = m.session.Failures()
 		m.stats.BadPages = max(m.stats.BadPages, int64(m.session.Errors()))
 		_ = m.session.Close()

@@ -29,16 +29,18 @@ func (r *Restorer) eager(ctx context.Context, m *Memory, src Source) error {
 	defer img.close()
 	mem := m.Region.Bytes()[:size]
 	extents := img.extents()
-	if m.Region.Reused() {
-		// Every data page is read in whole below; any other page the
-		// region still has mapped is a hole of the image: clear it.
-		data := make([]bool, len(mem)/snapshot.PageSize+1)
-		for _, e := range extents {
-			for p := e.Off / snapshot.PageSize; p < (e.End()+snapshot.PageSize-1)/snapshot.PageSize; p++ {
-				data[p] = true
-			}
+	// Every data page is read in whole below; any other page a reused
+	// region still has mapped is a hole of the image: clear it.
+	data := make([]bool, len(mem)/snapshot.PageSize+1)
+	for _, e := range extents {
+		for p := e.Off / snapshot.PageSize; p < (e.End()+snapshot.PageSize-1)/snapshot.PageSize; p++ {
+			data[p] = true
 		}
-		if err := m.scrub(size, func(p int) bool { return p < len(data) && data[p] }, func(int) bool { return true }); err != nil {
+	}
+	keep := func(p int) bool { return p < len(data) && data[p] }
+	allZero := func(int) bool { return true }
+	if m.Region.Reused() {
+		if err := m.scrub(size, keep, allZero); err != nil {
 			return err
 		}
 	}
@@ -76,7 +78,11 @@ func (r *Restorer) eager(ctx context.Context, m *Memory, src Source) error {
 	if err != nil {
 		return err
 	}
-	return img.check(mem)
+	if err := img.check(mem); err != nil {
+		return err
+	}
+	m.prescrub = func() { m.Region.Prescrub(uint64(size), keep, allZero) }
+	return nil
 }
 
 // mmap maps the source's image file privately over the region: pages come
@@ -208,12 +214,12 @@ func (r *Restorer) reap(ctx context.Context, m *Memory, src Source, ws *snapshot
 // missing, for the pager to serve.
 func (r *Restorer) bulk(ctx context.Context, m *Memory, src Source, ws *snapshot.WorkingSet) error {
 	t0 := time.Now()
+	size := src.Meta().ImageSize
+	in := pageSet(ws.Runs)
 	// mapped[p]: working-set page p is still mapped in a reused region and
 	// is overwritten in place; other pages are populated first.
 	var mapped []bool
 	if m.Region.Reused() {
-		size := src.Meta().ImageSize
-		in := pageSet(ws.Runs)
 		mapped = make([]bool, size/snapshot.PageSize) // working-set pages lie in the image
 		keep := func(p int) bool {
 			if in(p) {
@@ -232,6 +238,8 @@ func (r *Restorer) bulk(ctx context.Context, m *Memory, src Source, ws *snapshot
 		return err
 	}
 	m.prefetched(ws, t0)
+	// The next bulk restore of this working set keeps the same pages.
+	m.prescrub = func() { m.Region.Prescrub(uint64(size), in, nil) }
 	return nil
 }
 
