@@ -27,6 +27,7 @@ func newBenchCommand(g *globalOptions) *cobra.Command {
 	cmd.AddCommand(newBenchSuiteCommand(g))
 	cmd.AddCommand(newBenchStoreCommand(g))
 	cmd.AddCommand(newBenchChaosCommand(g))
+	cmd.AddCommand(newBenchEngineCommand(g))
 	return cmd
 }
 

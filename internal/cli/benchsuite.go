@@ -146,7 +146,7 @@ func moduleVersions() map[string]string {
 	out[bi.Main.Path] = bi.Main.Version
 	for _, d := range bi.Deps {
 		switch d.Path {
-		case "github.com/tetratelabs/wazero", "github.com/tetratelabs/wabin", "golang.org/x/sys":
+		case "github.com/tetratelabs/wazero", "github.com/bytecodealliance/wasmtime-go/v39", "github.com/tetratelabs/wabin", "golang.org/x/sys":
 			out[d.Path] = d.Version
 		}
 	}
