@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/engine"
@@ -19,9 +18,13 @@ import (
 
 var cfg = engine.InstanceConfig{MemoryLimit: 256 << 20, Timeout: 10 * time.Second}
 
+// cacheDir is the compilation cache the tests share (TestMain), so that
+// each module compiles once per test process.
+var cacheDir string
+
 func newEngine(t testing.TB) *Engine {
 	t.Helper()
-	e, err := New(context.Background(), engine.Config{CacheDir: t.TempDir()})
+	e, err := New(context.Background(), engine.Config{CacheDir: cacheDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +78,6 @@ func TestMemoryIsTheRegion(t *testing.T) {
 	if got := body(t, inst, "/x", "name=thaw"); got != "hello, thaw (GET /x)\n" {
 		t.Fatalf("hello answered %q", got)
 	}
-	_ = unsafe.Pointer(nil)
 }
 
 // A restored instance answers as the booted one, over many requests.

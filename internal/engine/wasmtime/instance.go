@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
@@ -125,7 +126,28 @@ func (i *Instance) fault(ctx context.Context, fn string, err error) error {
 		}
 		return fmt.Errorf("%s: guest ran past its timeout and was killed: %w", fn, errdefs.ErrTimeout)
 	}
-	return guestFault(fn, err, i.g.stderr, i.g.region, i.g.denied)
+	return guestFault(fn, brief(err), i.g.stderr, i.g.region, i.g.denied)
+}
+
+// brief shortens a wasmtime error to its cause: wasmtime's text of a trap
+// carries the wasm backtrace and a native one, many lines that the guest's
+// stderr, reported beside it, explains better.
+func brief(err error) error {
+	var werr *wasmtime.Error
+	if errors.As(err, &werr) {
+		if code, ok := werr.ExitStatus(); ok {
+			return fmt.Errorf("guest exited with status %d", code)
+		}
+	}
+	msg := err.Error()
+	if _, cause, ok := strings.Cut(msg, "Caused by:"); ok {
+		msg = cause
+	}
+	msg = strings.TrimSpace(msg)
+	if first, _, ok := strings.Cut(msg, "\n"); ok {
+		msg = first
+	}
+	return errors.New(msg)
 }
 
 // BeforeSnapshot runs the guest's thaw_before_snapshot export, if any.
