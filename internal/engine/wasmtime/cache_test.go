@@ -4,8 +4,8 @@ package wasmtime
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
