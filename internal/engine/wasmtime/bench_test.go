@@ -8,6 +8,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/engine/wazero"
 	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
@@ -24,7 +25,7 @@ func BenchmarkWarmHello(b *testing.B) {
 		benchInvoke(b, func() (*abi.Response, error) { return inst.Invoke(ctx, req) })
 	})
 	b.Run("wazero", func(b *testing.B) {
-		e, err := engine.New(ctx, engine.Config{CacheDir: cacheDir})
+		e, err := wazero.New(ctx, engine.Config{CacheDir: cacheDir})
 		if err != nil {
 			b.Fatal(err)
 		}

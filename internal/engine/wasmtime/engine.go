@@ -33,6 +33,16 @@ const Version = "wasmtime-go/v39.0.1"
 // Each tick is one cgo call on one goroutine.
 const EpochTick = 2 * time.Millisecond
 
+// rank orders wasmtime before wazero (rank 20) when both are in the build:
+// it measured several times faster with the same safety (docs/engine.md).
+const rank = 10
+
+func init() {
+	engine.Register(Name, rank, func(ctx context.Context, cfg engine.Config) (engine.Engine, error) {
+		return New(ctx, cfg)
+	})
+}
+
 // configKey names the settings that change compiled code; it is part of
 // every compilation cache key.
 const configKey = "epoch,dynamic-memory,no-cow,cranelift-speed"
@@ -49,7 +59,8 @@ type Engine struct {
 	closeOnce sync.Once
 }
 
-// New starts an engine and its epoch ticker.
+// New starts an engine and its epoch ticker. Compiled code is cached under
+// cfg.CacheDir/wasmtime.
 func New(ctx context.Context, cfg engine.Config) (*Engine, error) {
 	c := wasmtime.NewConfig()
 	c.SetEpochInterruption(true)
@@ -104,8 +115,8 @@ func (e *Engine) Close(context.Context) error {
 // the cache when it holds it). A module that is not valid wasm, lacks the
 // thaw ABI exports or imports anything but the WASI functions the engine
 // provides fails with errdefs.ErrInvalid.
-func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Module, error) {
-	p, err := prepare(wasm)
+func (e *Engine) Compile(_ context.Context, wasm []byte) (engine.Module, error) {
+	p, err := engine.Prepare(wasm)
 	if err != nil {
 		return nil, err
 	}

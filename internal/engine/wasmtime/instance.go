@@ -50,7 +50,7 @@ func (i *Instance) Invoke(ctx context.Context, req *abi.Request) (*abi.Response,
 		i.dead = true
 		return nil, fmt.Errorf("module lacks the thaw ABI exports: %w", errdefs.ErrInvalid)
 	}
-	ctx, cancel := deadline(ctx, i.cfg, 0)
+	ctx, cancel := engine.Deadline(ctx, i.cfg, 0)
 	defer cancel()
 	in := req.AppendTo(nil)
 	res, err := i.call(ctx, i.alloc, abi.ExportAlloc, int32(len(in)))
@@ -90,7 +90,7 @@ func (i *Instance) callWithin(ctx context.Context, name string, timeout time.Dur
 	if fn == nil {
 		return fmt.Errorf("module does not export %q: %w", name, errdefs.ErrInvalid)
 	}
-	ctx, cancel := deadline(ctx, i.cfg, timeout)
+	ctx, cancel := engine.Deadline(ctx, i.cfg, timeout)
 	defer cancel()
 	_, err := i.call(ctx, fn, name)
 	return err
@@ -126,7 +126,7 @@ func (i *Instance) fault(ctx context.Context, fn string, err error) error {
 		}
 		return fmt.Errorf("%s: guest ran past its timeout and was killed: %w", fn, errdefs.ErrTimeout)
 	}
-	return guestFault(fn, brief(err), i.g.stderr, i.g.region, i.g.denied)
+	return engine.GuestFault(fn, brief(err), i.g.stderr, i.g.region)
 }
 
 // brief shortens a wasmtime error to its cause: wasmtime's text of a trap

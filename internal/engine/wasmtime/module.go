@@ -21,7 +21,7 @@ import (
 // use, its restore module. It is safe for concurrent use.
 type Module struct {
 	e    *Engine
-	prep *prepared
+	prep *engine.Prepared
 	boot *wasmtime.Module
 
 	mu      sync.Mutex
@@ -46,14 +46,14 @@ func (m *Module) Close(context.Context) error {
 
 // Boot instantiates the module in a fresh region and runs its
 // initialisation within cfg.InitTimeout (default cfg.Timeout).
-func (m *Module) Boot(ctx context.Context, cfg engine.InstanceConfig) (*Instance, engine.BootStats, error) {
+func (m *Module) Boot(ctx context.Context, cfg engine.InstanceConfig) (engine.Instance, engine.BootStats, error) {
 	var st engine.BootStats
 	region, err := engine.NewRegion(cfg.MemoryLimit)
 	if err != nil {
 		return nil, st, err
 	}
 	t0 := time.Now()
-	inst, err := m.instantiate(m.boot, region, cfg, newClock(0))
+	inst, err := m.instantiate(m.boot, region, cfg, engine.NewClock(0))
 	if err != nil {
 		return nil, st, err
 	}
@@ -73,7 +73,7 @@ func (m *Module) Boot(ctx context.Context, cfg engine.InstanceConfig) (*Instance
 // every mutable global from st, continues the clock from st.Nanotime and
 // runs thaw_on_restore if the guest exports it. Restore takes ownership
 // of region: it is freed with the instance, or on error.
-func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region) (*Instance, error) {
+func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region) (engine.Instance, error) {
 	rm, err := m.restoreModule(st.Pages)
 	if err == nil {
 		err = m.prep.CheckState(st)
@@ -82,7 +82,7 @@ func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *eng
 		region.Free()
 		return nil, err
 	}
-	inst, err := m.instantiate(rm, region, cfg, newClock(st.Nanotime))
+	inst, err := m.instantiate(rm, region, cfg, engine.NewClock(st.Nanotime))
 	if err != nil {
 		return nil, err
 	}
@@ -148,26 +148,19 @@ func (m *Module) restoreModule(pages uint32) (*wasmtime.Module, error) {
 // store.
 type guest struct {
 	region *engine.Region
-	clock  *clock
-	sleep  *sleeper
-	stderr *tailBuffer
-	denied bool // the region refused a grow
+	clock  *engine.Clock
+	sleep  *engine.Sleeper
+	stderr *engine.TailBuffer
 }
 
-// grow records a new memory length in the region; a grow past the cap is
-// refused.
-func (g *guest) grow(size uint64) bool {
-	if g.region.Reallocate(size) == nil {
-		g.denied = true
-		return false
-	}
-	return true
-}
+// grow records a new memory length in the region; the region refuses (and
+// remembers refusing) a grow past the cap.
+func (g *guest) grow(size uint64) bool { return g.region.Reallocate(size) != nil }
 
 // instantiate creates an instance of wm whose memory is region. On error
 // region is freed.
-func (m *Module) instantiate(wm *wasmtime.Module, region *engine.Region, cfg engine.InstanceConfig, clk *clock) (*Instance, error) {
-	g := &guest{region: region, clock: clk, sleep: &sleeper{}, stderr: &tailBuffer{Max: 4096}}
+func (m *Module) instantiate(wm *wasmtime.Module, region *engine.Region, cfg engine.InstanceConfig, clk *engine.Clock) (*Instance, error) {
+	g := &guest{region: region, clock: clk, sleep: &engine.Sleeper{}, stderr: &engine.TailBuffer{Max: 4096}}
 	store := wasmtime.NewStoreWithData(m.e.engine, g)
 	store.SetWasi(wasmtime.NewWasiConfig())
 	// No wasm runs during instantiation (reactors have no start

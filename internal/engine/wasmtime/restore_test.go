@@ -55,7 +55,7 @@ type request struct {
 	body        []byte
 }
 
-func (r *request) invoke(t testing.TB, inst *Instance) string {
+func (r *request) invoke(t testing.TB, inst engine.Instance) string {
 	t.Helper()
 	req := get(r.path, r.query)
 	if r.body != nil {
@@ -92,14 +92,16 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mod, err := e.Compile(ctx, testwasm.Build(t, "examples/hello"))
+	em, err := e.Compile(ctx, testwasm.Build(t, "examples/hello"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, _, err := mod.Boot(ctx, cfg)
+	mod := em.(*Module)
+	bi, _, err := mod.Boot(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	inst := bi.(*Instance)
 	st, mem := inst.Capture()
 	snap, err := snapshot.Write(filepath.Join(dir, "snap"), snapshot.Meta{ID: "s1", Function: "hello", State: *st}, mem)
 	if err != nil {
@@ -123,7 +125,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	requests[0].invoke(t, ri)
+	requests[0].invoke(t, ri.(*Instance))
 	trace, err := m.Trace()
 	ri.Close(ctx)
 	if err != nil {
@@ -147,11 +149,12 @@ func TestRestoreModes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			inst, err := f.mod.Restore(ctx, cfg, &f.snap.Meta.State, m.Region)
+			ri, err := f.mod.Restore(ctx, cfg, &f.snap.Meta.State, m.Region)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer inst.Close(ctx)
+			defer ri.Close(ctx)
+			inst := ri.(*Instance)
 			pages := inst.Region().Size()
 			for i, req := range requests {
 				if got := req.invoke(t, inst); got != f.want[i] {
@@ -179,7 +182,7 @@ func TestFaultingInstancesKeepSchedulerRunning(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	const n = 4
 	r := &restore.Restorer{Pager: f.pager}
-	insts := make([]*Instance, n)
+	insts := make([]engine.Instance, n)
 	for i := range insts {
 		m, err := r.Prepare(ctx, restore.Lazy, restore.Files(f.snap), cfg.MemoryLimit, false)
 		if err != nil {
