@@ -12,47 +12,58 @@ import (
 	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
-// BenchmarkWarmHello compares a warm call of examples/hello (encode,
-// thaw_alloc, thaw_handle, decode) on this engine and on wazero, with the
-// same deadline on both (each engine's own mechanism). Run the two in one
-// process for a ratio: go test -run '^$' -bench WarmHello ./internal/engine/wasmtime/
-func BenchmarkWarmHello(b *testing.B) {
+// BenchmarkWarm compares a warm call (encode, thaw_alloc, thaw_handle,
+// decode) on this engine and on wazero, each with its own deadline
+// mechanism armed: hello is mostly the ABI and the host calls around the
+// handler, pyaes mostly guest code. For a ratio, run both engines in one
+// process, several times:
+//
+//	go test -run '^$' -bench Warm -count 5 ./internal/engine/wasmtime/
+func BenchmarkWarm(b *testing.B) {
 	ctx := context.Background()
-	wasm := testwasm.Build(b, "examples/hello")
-	req := get("/x", "name=thaw")
-	b.Run("wasmtime", func(b *testing.B) {
-		inst := boot(b, compile(b, newEngine(b), "examples/hello"), cfg)
-		benchInvoke(b, func() (*abi.Response, error) { return inst.Invoke(ctx, req) })
-	})
-	b.Run("wazero", func(b *testing.B) {
-		e, err := wazero.New(ctx, engine.Config{CacheDir: cacheDir})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer e.Close(ctx)
-		m, err := e.Compile(ctx, wasm)
-		if err != nil {
-			b.Fatal(err)
-		}
-		inst, _, err := m.Boot(ctx, cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer inst.Close(ctx)
-		benchInvoke(b, func() (*abi.Response, error) { return inst.Invoke(ctx, req) })
-	})
-}
-
-func benchInvoke(b *testing.B, invoke func() (*abi.Response, error)) {
-	for range 10 { // warm up
-		if _, err := invoke(); err != nil {
-			b.Fatal(err)
-		}
+	engines := []struct {
+		name string
+		open func() (engine.Engine, error)
+	}{
+		{Name, func() (engine.Engine, error) { return New(ctx, engine.Config{CacheDir: cacheDir}) }},
+		{wazero.Name, func() (engine.Engine, error) { return wazero.New(ctx, engine.Config{CacheDir: cacheDir}) }},
 	}
-	b.ResetTimer()
-	for b.Loop() {
-		if resp, err := invoke(); err != nil || resp.Status != 200 {
-			b.Fatalf("%+v, %v", resp, err)
+	for _, g := range []struct {
+		name, pkg string
+		req       *abi.Request
+	}{
+		{"hello", "examples/hello", get("/x", "name=thaw")},
+		{"pyaes", "examples/suite/pyaes", get("/", "length=2000&iterations=1")},
+	} {
+		wasm := testwasm.Build(b, g.pkg)
+		for _, en := range engines {
+			b.Run(g.name+"/"+en.name, func(b *testing.B) {
+				e, err := en.open()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer e.Close(ctx)
+				m, err := e.Compile(ctx, wasm)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer m.Close(ctx)
+				inst, _, err := m.Boot(ctx, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer inst.Close(ctx)
+				for range 10 { // warm up
+					if _, err := inst.Invoke(ctx, g.req); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for b.Loop() {
+					if resp, err := inst.Invoke(ctx, g.req); err != nil || resp.Status != 200 {
+						b.Fatalf("%+v, %v", resp, err)
+					}
+				}
+			})
 		}
 	}
 }
