@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"sync"
-	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
@@ -47,24 +46,9 @@ func (m *Module) Close(context.Context) error {
 // Boot instantiates the module in a fresh region and runs its
 // initialisation within cfg.InitTimeout (default cfg.Timeout).
 func (m *Module) Boot(ctx context.Context, cfg engine.InstanceConfig) (engine.Instance, engine.BootStats, error) {
-	var st engine.BootStats
-	region, err := engine.NewRegion(cfg.MemoryLimit)
-	if err != nil {
-		return nil, st, err
-	}
-	t0 := time.Now()
-	inst, err := m.instantiate(m.boot, region, cfg, engine.NewClock(0))
-	if err != nil {
-		return nil, st, err
-	}
-	st.Instantiate = time.Since(t0)
-	t1 := time.Now()
-	if err := inst.callWithin(ctx, "_initialize", cfg.InitTimeout); err != nil {
-		inst.Close(ctx)
-		return nil, st, fmt.Errorf("initialise: %w", err)
-	}
-	st.Init = time.Since(t1)
-	return inst, st, nil
+	return engine.Boot(ctx, cfg, func(region *engine.Region) (*Instance, error) {
+		return m.instantiate(m.boot, region, cfg, engine.NewClock(0))
+	}, func(i *Instance) engine.Caller { return i.callWithin })
 }
 
 // Restore instantiates the restore module over region, whose first
@@ -101,11 +85,9 @@ func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *eng
 			return nil, fmt.Errorf("set global %d: %w", g.Index, err)
 		}
 	}
-	if m.prep.Exports(abi.ExportOnRestore) {
-		if err := inst.callWithin(ctx, abi.ExportOnRestore, 0); err != nil {
-			inst.Close(ctx)
-			return nil, fmt.Errorf("restore hooks: %w", err)
-		}
+	if _, err := m.prep.Hook(ctx, inst.callWithin, abi.ExportOnRestore, "restore hooks"); err != nil {
+		inst.Close(ctx)
+		return nil, err
 	}
 	return inst, nil
 }

@@ -156,7 +156,7 @@ import (
 //     (wasmtime issue #10740); a boot copies them, a restore has none.
 //
 // Configure reads the C pointer out of cfg: wasmtime-go keeps it as the
-// only field of Config and offers no accessor. TestConfigure checks that
+// only field of Config and offers no accessor. TestWithMemory checks that
 // the creator is in effect.
 func Configure(cfg *wasmtime.Config) {
 	cfg.SetMemoryInitCOWSet(false)
