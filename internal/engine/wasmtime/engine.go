@@ -28,8 +28,9 @@ const Name = "wasmtime"
 const Version = "wasmtime-go/v39.0.1"
 
 // EpochTick is how often the engine's epoch advances. A call's deadline
-// is a number of ticks, so a guest is stopped at most one tick (plus the
-// time to its next loop header or function entry) after its deadline.
+// is a number of ticks, so a guest is stopped at most two ticks (plus the
+// time to its next loop header or function entry) after its deadline,
+// never before.
 // Each tick is one cgo call on one goroutine.
 const EpochTick = 2 * time.Millisecond
 

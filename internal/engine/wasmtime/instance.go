@@ -97,14 +97,16 @@ func (i *Instance) callWithin(ctx context.Context, name string, timeout time.Dur
 }
 
 // call runs fn until ctx's deadline: the store's epoch deadline is that
-// many ticks away (rounded up), and host sleeps end when ctx is done.
+// many ticks away, rounded up, plus one for the tick already under way, so
+// a guest is never stopped before its deadline; host sleeps end when ctx
+// is done.
 func (i *Instance) call(ctx context.Context, fn *wasmtime.Func, name string, args ...any) (any, error) {
 	if ctx.Err() != nil {
 		return nil, i.fault(ctx, name, ctx.Err())
 	}
 	ticks := uint64(math.MaxUint32)
 	if d, ok := ctx.Deadline(); ok {
-		ticks = uint64(max(time.Until(d), 0)/EpochTick) + 1
+		ticks = uint64((max(time.Until(d), 0)+EpochTick-1)/EpochTick) + 1
 	}
 	i.store.SetEpochDeadline(ticks)
 	defer i.g.sleep.During(ctx)()
