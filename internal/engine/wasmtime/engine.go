@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
@@ -55,8 +56,11 @@ type Engine struct {
 	linker   *wasmtime.Linker
 	cacheDir string
 
+	// The epoch ticker runs until the engine is closed and no instance is
+	// open: an instance still running after Close must still be stopped
+	// at its deadline.
 	stop      chan struct{}
-	ticker    sync.WaitGroup
+	live      atomic.Int64 // open instances
 	closeOnce sync.Once
 }
 
@@ -79,22 +83,23 @@ func New(ctx context.Context, cfg engine.Config) (*Engine, error) {
 		return nil, err
 	}
 	e.linker = l
-	e.ticker.Add(1)
 	go e.tick()
 	return e, nil
 }
 
-// tick advances the epoch every EpochTick until the engine closes.
+// tick advances the epoch every EpochTick until the engine is closed and
+// its last instance too.
 func (e *Engine) tick() {
-	defer e.ticker.Done()
 	t := time.NewTicker(EpochTick)
 	defer t.Stop()
-	for {
+	for range t.C {
+		e.engine.IncrementEpoch()
 		select {
-		case <-t.C:
-			e.engine.IncrementEpoch()
 		case <-e.stop:
-			return
+			if e.live.Load() == 0 {
+				return
+			}
+		default:
 		}
 	}
 }
@@ -102,13 +107,11 @@ func (e *Engine) tick() {
 // Name implements engine.Engine.
 func (e *Engine) Name() string { return Name }
 
-// Close stops the epoch ticker. Modules and instances still open keep
-// the underlying wasmtime engine alive until they close.
+// Close releases the engine. Modules and instances still open keep the
+// underlying wasmtime engine, and the epoch ticker that enforces their
+// deadlines, until they close.
 func (e *Engine) Close(context.Context) error {
-	e.closeOnce.Do(func() {
-		close(e.stop)
-		e.ticker.Wait()
-	})
+	e.closeOnce.Do(func() { close(e.stop) })
 	return nil
 }
 

@@ -93,3 +93,26 @@ func TestExit(t *testing.T) {
 		t.Fatal("the instance serves on")
 	}
 }
+
+// An instance still open when its engine closes is still stopped at its
+// deadline.
+func TestDeadlineAfterEngineClose(t *testing.T) {
+	e, err := New(context.Background(), engine.Config{CacheDir: cacheDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := boot(t, compile(t, e, "examples/faulty"), engine.InstanceConfig{MemoryLimit: 64 << 20, Timeout: time.Second})
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := inst.Invoke(context.Background(), get("/loop", "")); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errdefs.ErrTimeout) {
+			t.Fatalf("%v, want ErrTimeout", err)
+		}
+	case <-time.After(30 * time.Second): // slack for a slow machine, not a bound
+		t.Fatal("a loop ran on 30 s past a 1 s deadline after the engine closed")
+	}
+}

@@ -185,4 +185,5 @@ func (i *Instance) Close(context.Context) {
 	i.closed = true
 	i.store.Close()
 	i.g.region.Free()
+	i.m.e.live.Add(-1)
 }

@@ -159,6 +159,7 @@ func (m *Module) instantiate(wm *wasmtime.Module, region *engine.Region, cfg eng
 		region.Free()
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
+	m.e.live.Add(1)
 	inst := &Instance{m: m, store: store, wi: wi, g: g, cfg: cfg,
 		alloc: wi.GetFunc(store, abi.ExportAlloc), handle: wi.GetFunc(store, abi.ExportHandle)}
 	if ex := wi.GetExport(store, "memory"); ex != nil {
