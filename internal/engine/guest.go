@@ -201,3 +201,48 @@ func Deadline(ctx context.Context, cfg InstanceConfig, timeout time.Duration) (c
 	}
 	return context.WithCancel(ctx)
 }
+
+// Caller runs a guest export that takes and returns nothing within timeout
+// (0: the instance's invocation timeout): an engine's way into its guest
+// for initialisation and hooks.
+type Caller func(ctx context.Context, name string, timeout time.Duration) error
+
+// Hook runs the guest's hook export name (thaw_before_snapshot,
+// thaw_on_restore, thaw_idle) through call if the module exports it, and
+// reports whether it does. An error says which hook failed (what).
+func (p *Prepared) Hook(ctx context.Context, call Caller, name, what string) (bool, error) {
+	if !p.Exports(name) {
+		return false, nil
+	}
+	if err := call(ctx, name, 0); err != nil {
+		return true, fmt.Errorf("%s: %w", what, err)
+	}
+	return true, nil
+}
+
+// Boot is the boot sequence every engine's Module.Boot follows: a fresh
+// region of cfg.MemoryLimit, instantiate over it (the region is freed if
+// that fails), then initialise (the reactor's _initialize within
+// cfg.InitTimeout), each stage timed. A failed initialisation closes the
+// instance.
+func Boot[I Instance](ctx context.Context, cfg InstanceConfig, instantiate func(*Region) (I, error), call func(I) Caller) (Instance, BootStats, error) {
+	var st BootStats
+	region, err := NewRegion(cfg.MemoryLimit)
+	if err != nil {
+		return nil, st, err
+	}
+	t0 := time.Now()
+	inst, err := instantiate(region)
+	if err != nil {
+		region.Free()
+		return nil, st, err
+	}
+	st.Instantiate = time.Since(t0)
+	t1 := time.Now()
+	if err := call(inst)(ctx, "_initialize", cfg.InitTimeout); err != nil {
+		inst.Close(ctx)
+		return nil, st, fmt.Errorf("initialise: %w", err)
+	}
+	st.Init = time.Since(t1)
+	return inst, st, nil
+}

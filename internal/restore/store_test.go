@@ -16,6 +16,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/engine"
+	_ "github.com/thaw-run/thaw/internal/engine/wasmtime" // with cgo
 	_ "github.com/thaw-run/thaw/internal/engine/wazero"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"

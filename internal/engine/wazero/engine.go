@@ -22,7 +22,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	wz "github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -128,25 +127,9 @@ func (m *Module) Close(ctx context.Context) error {
 
 // Boot instantiates the module in a fresh region and runs its initialisation.
 func (m *Module) Boot(ctx context.Context, cfg engine.InstanceConfig) (engine.Instance, engine.BootStats, error) {
-	var st engine.BootStats
-	region, err := engine.NewRegion(cfg.MemoryLimit)
-	if err != nil {
-		return nil, st, err
-	}
-	t0 := time.Now()
-	inst, err := m.instantiate(ctx, m.boot, region, cfg, engine.NewClock(0))
-	if err != nil {
-		region.Free()
-		return nil, st, err
-	}
-	st.Instantiate = time.Since(t0)
-	t1 := time.Now()
-	if err := inst.callWithin(ctx, "_initialize", cfg.InitTimeout); err != nil {
-		inst.Close(ctx)
-		return nil, st, fmt.Errorf("initialise: %w", err)
-	}
-	st.Init = time.Since(t1)
-	return inst, st, nil
+	return engine.Boot(ctx, cfg, func(region *engine.Region) (*Instance, error) {
+		return m.instantiate(ctx, m.boot, region, cfg, engine.NewClock(0))
+	}, func(i *Instance) engine.Caller { return i.callWithin })
 }
 
 // Restore instantiates the restore module over region (see engine.Module).
@@ -185,11 +168,9 @@ func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *eng
 		}
 		mg.Set(st.Globals[i])
 	}
-	if m.p.Exports(abi.ExportOnRestore) {
-		if err := inst.callWithin(ctx, abi.ExportOnRestore, 0); err != nil {
-			inst.Close(ctx)
-			return nil, fmt.Errorf("restore hooks: %w", err)
-		}
+	if _, err := m.p.Hook(ctx, inst.callWithin, abi.ExportOnRestore, "restore hooks"); err != nil {
+		inst.Close(ctx)
+		return nil, err
 	}
 	return inst, nil
 }

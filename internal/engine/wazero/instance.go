@@ -108,24 +108,13 @@ func (i *Instance) fault(fn string, err error) error {
 
 // BeforeSnapshot runs the guest's thaw_before_snapshot export, if any.
 func (i *Instance) BeforeSnapshot(ctx context.Context) error {
-	if !i.m.p.Exports(abi.ExportBeforeSnapshot) {
-		return nil
-	}
-	if err := i.callWithin(ctx, abi.ExportBeforeSnapshot, 0); err != nil {
-		return fmt.Errorf("before-snapshot hook: %w", err)
-	}
-	return nil
+	_, err := i.m.p.Hook(ctx, i.callWithin, abi.ExportBeforeSnapshot, "before-snapshot hook")
+	return err
 }
 
 // Idle runs the guest's thaw_idle export, if any.
 func (i *Instance) Idle(ctx context.Context) (bool, error) {
-	if !i.m.p.Exports(abi.ExportIdle) {
-		return false, nil
-	}
-	if err := i.callWithin(ctx, abi.ExportIdle, 0); err != nil {
-		return true, fmt.Errorf("idle hook: %w", err)
-	}
-	return true, nil
+	return i.m.p.Hook(ctx, i.callWithin, abi.ExportIdle, "idle hook")
 }
 
 // Capture returns the instance's state and its live linear memory.

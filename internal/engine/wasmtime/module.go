@@ -1,0 +1,212 @@
+//go:build cgo
+
+package wasmtime
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+
+	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/engine/wasmtime/capi"
+	"github.com/thaw-run/thaw/internal/errdefs"
+)
+
+// Module is a compiled function: its boot module and, compiled on first
+// use, its restore module. It is safe for concurrent use.
+type Module struct {
+	e    *Engine
+	prep *engine.Prepared
+	boot *wasmtime.Module
+
+	mu      sync.Mutex
+	restore *wasmtime.Module
+	closed  bool
+}
+
+// Close releases the compiled code.
+func (m *Module) Close(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.boot.Close()
+	if m.restore != nil {
+		m.restore.Close()
+	}
+	m.restore, m.closed = nil, true
+	return nil
+}
+
+// Boot instantiates the module in a fresh region and runs its
+// initialisation within cfg.InitTimeout (default cfg.Timeout).
+func (m *Module) Boot(ctx context.Context, cfg engine.InstanceConfig) (engine.Instance, engine.BootStats, error) {
+	return engine.Boot(ctx, cfg, func(region *engine.Region) (*Instance, error) {
+		return m.instantiate(m.boot, region, cfg, engine.NewClock(0))
+	}, func(i *Instance) engine.Caller { return i.callWithin })
+}
+
+// Restore instantiates the restore module over region, whose first
+// st.Pages wasm pages a restore mode has already made hold the snapshot's
+// memory, grows the memory to st.Pages (a re-slice of the region), sets
+// every mutable global from st, continues the clock from st.Nanotime and
+// runs thaw_on_restore if the guest exports it. Restore takes ownership
+// of region: it is freed with the instance, or on error.
+func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region) (engine.Instance, error) {
+	rm, err := m.restoreModule(st.Pages)
+	if err == nil {
+		err = m.prep.CheckState(st)
+	}
+	if err != nil {
+		region.Free()
+		return nil, err
+	}
+	inst, err := m.instantiate(rm, region, cfg, engine.NewClock(st.Nanotime))
+	if err != nil {
+		return nil, err
+	}
+	if cur := inst.mem.Size(inst.store); cur < uint64(st.Pages) {
+		if _, err := inst.mem.Grow(inst.store, uint64(st.Pages)-cur); err != nil {
+			inst.Close(ctx)
+			return nil, fmt.Errorf("grow memory to the snapshot's %d pages: %v: %w", st.Pages, err, errdefs.ErrInvalid)
+		}
+	}
+	for i, g := range m.prep.Info.Globals {
+		if !g.Mutable {
+			continue
+		}
+		if err := inst.globals[i].Set(inst.store, fromBits(g.Type, st.Globals[i])); err != nil {
+			inst.Close(ctx)
+			return nil, fmt.Errorf("set global %d: %w", g.Index, err)
+		}
+	}
+	if _, err := m.prep.Hook(ctx, inst.callWithin, abi.ExportOnRestore, "restore hooks"); err != nil {
+		inst.Close(ctx)
+		return nil, err
+	}
+	return inst, nil
+}
+
+// PrepareRestore compiles the restore module ahead of time and checks that
+// a snapshot of pages wasm pages fits the module's declared memory.
+func (m *Module) PrepareRestore(_ context.Context, pages uint32) error {
+	_, err := m.restoreModule(pages)
+	return err
+}
+
+// restoreModule returns the restore module, compiling it once: one module
+// declaring the boot module's minimum memory serves snapshots of every
+// size.
+func (m *Module) restoreModule(pages uint32) (*wasmtime.Module, error) {
+	if err := m.prep.CheckPages(pages); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.restore != nil {
+		return m.restore, nil
+	}
+	if m.closed {
+		return nil, fmt.Errorf("module closed: %w", errdefs.ErrNotFound)
+	}
+	wasm, err := m.prep.RestoreWasm(pages)
+	if err != nil {
+		return nil, err
+	}
+	rm, err := m.e.compile(wasm)
+	if err != nil {
+		return nil, fmt.Errorf("compile restore module: %w", err)
+	}
+	m.restore = rm
+	return rm, nil
+}
+
+// guest is an instance's state that its host functions reach through the
+// store.
+type guest struct {
+	region *engine.Region
+	clock  *engine.Clock
+	sleep  *engine.Sleeper
+	stderr *engine.TailBuffer
+}
+
+// grow records a new memory length in the region; the region refuses (and
+// remembers refusing) a grow past the cap.
+func (g *guest) grow(size uint64) bool { return g.region.Reallocate(size) != nil }
+
+// instantiate creates an instance of wm whose memory is region. On error
+// region is freed.
+func (m *Module) instantiate(wm *wasmtime.Module, region *engine.Region, cfg engine.InstanceConfig, clk *engine.Clock) (*Instance, error) {
+	g := &guest{region: region, clock: clk, sleep: &engine.Sleeper{}, stderr: &engine.TailBuffer{Max: 4096}}
+	store := wasmtime.NewStoreWithData(m.e.engine, g)
+	store.SetWasi(wasmtime.NewWasiConfig())
+	// No wasm runs during instantiation (reactors have no start
+	// function), but a deadline of 0 would stop any.
+	store.SetEpochDeadline(math.MaxUint32)
+	var wi *wasmtime.Instance
+	err := capi.WithMemory(region.Bytes()[:0], g.grow, nil, func() error {
+		var err error
+		wi, err = m.e.linker.Instantiate(store, wm)
+		return err
+	})
+	if err != nil {
+		store.Close()
+		region.Free()
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	m.e.live.Add(1)
+	inst := &Instance{m: m, store: store, wi: wi, g: g, cfg: cfg,
+		alloc: wi.GetFunc(store, abi.ExportAlloc), handle: wi.GetFunc(store, abi.ExportHandle)}
+	if ex := wi.GetExport(store, "memory"); ex != nil {
+		inst.mem = ex.Memory()
+	}
+	for _, gl := range m.prep.Info.Globals {
+		var x *wasmtime.Global
+		if ex := wi.GetExport(store, gl.Export); ex != nil {
+			x = ex.Global()
+		}
+		if x == nil {
+			inst.Close(context.Background())
+			return nil, fmt.Errorf("global %d is not exported as %q: %w", gl.Index, gl.Export, errdefs.ErrInvalid)
+		}
+		inst.globals = append(inst.globals, x)
+	}
+	if inst.mem == nil {
+		inst.Close(context.Background())
+		return nil, fmt.Errorf("module does not export its memory: %w", errdefs.ErrInvalid)
+	}
+	return inst, nil
+}
+
+// toBits and fromBits convert a global's value to and from the raw bits a
+// State holds (wazero's encoding, so a snapshot restores on either engine).
+func toBits(v wasmtime.Val) uint64 {
+	switch v.Kind() {
+	case wasmtime.KindI32:
+		return uint64(uint32(v.I32()))
+	case wasmtime.KindI64:
+		return uint64(v.I64())
+	case wasmtime.KindF32:
+		return uint64(math.Float32bits(v.F32()))
+	case wasmtime.KindF64:
+		return math.Float64bits(v.F64())
+	}
+	return 0
+}
+
+func fromBits(typ byte, bits uint64) wasmtime.Val {
+	switch typ {
+	case 0x7e:
+		return wasmtime.ValI64(int64(bits))
+	case 0x7d:
+		return wasmtime.ValF32(math.Float32frombits(uint32(bits)))
+	case 0x7c:
+		return wasmtime.ValF64(math.Float64frombits(bits))
+	}
+	return wasmtime.ValI32(int32(uint32(bits)))
+}
