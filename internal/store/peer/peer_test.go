@@ -87,6 +87,11 @@ func newNode(t *testing.T, s *server.Server, id string, remote store.Backend, cf
 	return n
 }
 
+// patient is the ask timeout of tests that expect peers to answer: far
+// above the default, so that a loaded test machine does not turn a hit into
+// a fall-through.
+const patient = 10 * time.Second
+
 func peers(ids ...string) func(string) []string { return func(string) []string { return ids } }
 
 func tierStat(b *tiered.Backend, tier string) store.TierStat {
@@ -148,7 +153,7 @@ func TestServedFromPeer(t *testing.T) {
 	s := testnats.Start(t)
 	remote := &origin{Backend: mem.New(0)}
 	b := newNode(t, s, "b", remote, peer.Config{})
-	a := newNode(t, s, "a", remote, peer.Config{Peers: peers("a", "b")})
+	a := newNode(t, s, "a", remote, peer.Config{Peers: peers("a", "b"), Timeout: patient})
 	data, keys := snapshot(t, b)
 	read(t, a, keys, data)
 	const chunks = 4 // 2 MiB in 512 KiB chunks
@@ -239,7 +244,7 @@ func TestTamperedPeer(t *testing.T) {
 	ctx := context.Background()
 	remote := &origin{Backend: mem.New(0)}
 	b := newNode(t, s, "b", remote, peer.Config{})
-	a := newNode(t, s, "a", remote, peer.Config{Peers: peers("b")})
+	a := newNode(t, s, "a", remote, peer.Config{Peers: peers("b"), Timeout: patient})
 	data, keys := snapshot(t, b)
 	var names []string
 	b.disk.List(ctx, "chunks/", func(fi store.ObjectInfo) error { names = append(names, fi.Name); return nil })
@@ -320,7 +325,7 @@ func TestReadOnlyConformance(t *testing.T) {
 			remote.Put(ctx, name, data)
 			b.disk.Put(ctx, name, data)
 		}
-		c, err := peer.NewClient(peer.Config{Conn: testnats.Connect(t, s), Peers: peers("b")})
+		c, err := peer.NewClient(peer.Config{Conn: testnats.Connect(t, s), Peers: peers("b"), Timeout: patient})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -338,4 +343,43 @@ func TestReadOnlyConformance(t *testing.T) {
 		})
 		return ro
 	})
+}
+
+// BenchmarkChunkGet compares reading a 512 KiB chunk from the local disk
+// cache with asking a peer for it over NATS (in process here: the cost of
+// the protocol and the copies, without a network).
+func BenchmarkChunkGet(b *testing.B) {
+	s := testnats.Start(b)
+	ctx := context.Background()
+	d, err := disk.Open(b.TempDir(), disk.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk := make([]byte, store.DefaultChunkSize+40)
+	rand.Read(chunk)
+	if err := d.Put(ctx, "chunks/acme/c", chunk); err != nil {
+		b.Fatal(err)
+	}
+	srv, err := peer.Serve(testnats.Connect(b, s), peer.ServerConfig{Node: "b", Source: d})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := peer.NewClient(peer.Config{Conn: testnats.Connect(b, s), Peers: peers("b"), Timeout: patient})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		be   store.Backend
+	}{{"disk", d}, {"peer", c}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(chunk)))
+			for b.Loop() {
+				if got, err := bc.be.Get(ctx, "chunks/acme/c"); err != nil || len(got) != len(chunk) {
+					b.Fatalf("Get: %d bytes, %v (%+v)", len(got), err, c.Stats())
+				}
+			}
+		})
+	}
 }
