@@ -25,9 +25,12 @@ type Config struct {
 	// Self is this worker's node id: never asked.
 	Self string
 	// Peers names the nodes likely to hold the chunk name, best first:
-	// those whose published cache state lists it, or its rendezvous
-	// homes. Nil or empty: no peer is asked.
-	Peers func(name string) []string
+	// those whose published cache state lists the snapshot being read, or
+	// its rendezvous homes. A chunk name says nothing of the snapshots
+	// that use it, so ctx is the read's: the caller can attach what it is
+	// restoring (function, snapshot) to the context of the restore and
+	// find it here. Nil, or an empty answer: no peer is asked.
+	Peers func(ctx context.Context, name string) []string
 	// MaxPeers bounds the peers asked per miss (default DefaultMaxPeers);
 	// Timeout bounds each ask (default DefaultTimeout). A miss on every
 	// peer costs at most MaxPeers*Timeout before the remote is asked, and
@@ -92,7 +95,7 @@ func (c *Client) Get(ctx context.Context, name string) ([]byte, error) {
 		return nil, errMiss
 	}
 	asked := 0
-	for _, node := range c.cfg.Peers(name) {
+	for _, node := range c.cfg.Peers(ctx, name) {
 		if asked == c.cfg.MaxPeers || ctx.Err() != nil {
 			break
 		}

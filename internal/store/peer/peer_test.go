@@ -92,7 +92,9 @@ func newNode(t *testing.T, s *server.Server, id string, remote store.Backend, cf
 // a fall-through.
 const patient = 10 * time.Second
 
-func peers(ids ...string) func(string) []string { return func(string) []string { return ids } }
+func peers(ids ...string) func(context.Context, string) []string {
+	return func(context.Context, string) []string { return ids }
+}
 
 func tierStat(b *tiered.Backend, tier string) store.TierStat {
 	for _, s := range b.TierStats() {
@@ -381,5 +383,29 @@ func BenchmarkChunkGet(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+type snapKey struct{}
+
+// TestPeersSeesReadContext: the Peers function gets the context of the
+// read, so a worker can name the holders of the snapshot it restores.
+func TestPeersSeesReadContext(t *testing.T) {
+	s := testnats.Start(t)
+	ctx := context.Background()
+	remote := &origin{Backend: mem.New(0)}
+	remote.Backend.Put(ctx, "chunks/acme/c", []byte("x"))
+	b := newNode(t, s, "b", remote, peer.Config{})
+	b.disk.Put(ctx, "chunks/acme/c", []byte("x"))
+	holders := map[string][]string{"snap-on-b": {"b"}}
+	a := newNode(t, s, "a", remote, peer.Config{Timeout: patient, Peers: func(ctx context.Context, _ string) []string {
+		snap, _ := ctx.Value(snapKey{}).(string)
+		return holders[snap]
+	}})
+	if _, err := a.b.Get(context.WithValue(ctx, snapKey{}, "snap-on-b"), "chunks/acme/c"); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.client.Stats(); st.Asks != 1 || st.Hits != 1 || remote.chunks.Load() != 0 {
+		t.Fatalf("stats %+v, %d origin reads; want the chunk from b", st, remote.chunks.Load())
 	}
 }
