@@ -59,6 +59,12 @@ type Config struct {
 	Concurrency         int   `json:"concurrency,omitempty"`
 	// GCGrace is the upload lease of GC (store.Config.GCGrace).
 	GCGrace time.Duration `json:"gc_grace,omitempty"`
+
+	// Peer, if set, is the cluster's chunk tier (a peer.Client), asked
+	// after the local caches and before the remote. It is a live object
+	// over the worker's NATS connection, so it does not travel to the
+	// pager child with the rest of Config.
+	Peer store.Backend `json:"-"`
 }
 
 // Validate checks that exactly one remote is configured and the keys can
@@ -89,6 +95,9 @@ type Handle struct {
 	Tiered *tiered.Backend
 	// Remote is the remote backend under Tiered.
 	Remote store.Backend
+	// Cache is the local disk cache tier (nil without one): what a
+	// peer.Server serves to the other workers.
+	Cache store.Backend
 }
 
 // Close stops the tiered backend's uploader (queued writes stay on disk)
@@ -131,6 +140,7 @@ func Open(ctx context.Context, c Config) (*Handle, error) {
 		// does not wait for the disk writes.
 		caches = append(caches, tiered.Tier{Name: "disk", Backend: b, Async: true})
 	}
+	caches = withPeer(caches, c.Peer)
 	q := c.QueueDir
 	if q == "" {
 		if c.CacheDir != "" {
@@ -172,6 +182,7 @@ func OpenReader(c Config) (*Handle, error) {
 		cache := disk.NewShared(filepath.Join(c.CacheDir, "chunks"), disk.SharedOptions{Budget: readerFillBudget(c.CacheBytes)})
 		caches = append(caches, tiered.Tier{Name: "disk", Backend: cache, Async: true})
 	}
+	caches = withPeer(caches, c.Peer)
 	return open(c, tiered.Config{Caches: caches, Remote: remote, ReadOnly: true})
 }
 
@@ -206,7 +217,22 @@ func open(c Config, tc tiered.Config) (*Handle, error) {
 		_ = tb.Close()
 		return nil, err
 	}
-	return &Handle{Store: st, Tiered: tb, Remote: tc.Remote}, nil
+	h := &Handle{Store: st, Tiered: tb, Remote: tc.Remote}
+	for _, t := range tc.Caches {
+		if t.Name == "disk" {
+			h.Cache = t.Backend
+		}
+	}
+	return h, nil
+}
+
+// withPeer appends the peer tier, if any, to caches: after the local
+// tiers, so that a peer is asked only on a local miss.
+func withPeer(caches []tiered.Tier, p store.Backend) []tiered.Tier {
+	if p == nil {
+		return caches
+	}
+	return append(caches, tiered.Tier{Name: "peer", Backend: p})
 }
 
 // readerFillBudget is how many bytes one reader process may add to a disk

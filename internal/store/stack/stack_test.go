@@ -13,6 +13,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/store"
+	"github.com/thaw-run/thaw/internal/store/mem"
 	"github.com/thaw-run/thaw/internal/store/s3"
 	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/store/storetest"
@@ -201,5 +202,33 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// A peer tier goes after the local caches and before the remote, and
+// Handle.Cache is the disk cache (what a peer.Server serves).
+func TestPeerTier(t *testing.T) {
+	ctx := context.Background()
+	d := t.TempDir()
+	sec := storetest.Secret(t)
+	h, err := stack.Open(ctx, stack.Config{Tenant: "acme", Secret: sec, Dir: filepath.Join(d, "remote"), CacheDir: filepath.Join(d, "cache"), Peer: mem.New(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var tiers []string
+	for _, s := range h.Store.TierStats() {
+		tiers = append(tiers, s.Tier)
+	}
+	if got := strings.Join(tiers, ","); got != "disk,peer,queue,remote" {
+		t.Fatalf("tiers %s, want disk,peer,queue,remote", got)
+	}
+	if h.Cache == nil {
+		t.Fatal("Handle.Cache is nil with a cache dir")
+	}
+	put(t, h, "s1")
+	var n int
+	if err := h.Cache.List(ctx, "chunks/", func(store.ObjectInfo) error { n++; return nil }); err != nil || n == 0 {
+		t.Fatalf("Handle.Cache lists %d chunks after a put (%v)", n, err)
 	}
 }
