@@ -131,6 +131,7 @@ Start with "thaw demo"; write your own function with "thaw new NAME".`,
 		newBenchCommand(g),
 		newLoadCommand(g),
 		newStoreCommand(g),
+		newClusterCommand(g),
 	)
 	return root
 }

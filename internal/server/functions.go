@@ -41,6 +41,24 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// clusterState serves GET /v1/cluster.
+func (s *Server) clusterState(c Cluster) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, clusterInfo(c.ID(), c.State()))
+	}
+}
+
+// drain serves POST (on) and DELETE (off) /v1/cluster/drain/{node}.
+func (s *Server) drain(c Cluster, on bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := c.Drain(r.Context(), r.PathValue("node"), on); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if err := worker.ValidName(name); err != nil {

@@ -63,6 +63,12 @@ type Options struct {
 	// missing or unusable is restored from there (store.go). Nil: local
 	// snapshots only. An empty CacheDir defaults to DataDir/store-cache.
 	Store *stack.Config
+	// KeepStored, if set, is asked before the stored copy of a snapshot
+	// is deleted (a redeploy, a pruned pool, a deletion): when it says
+	// true the stored copy stays, because another worker of the cluster
+	// may still restore it (internal/registry's References). The local
+	// directory is removed either way.
+	KeepStored func(name, id string) bool
 }
 
 // Worker runs functions. Its methods are safe for concurrent use.
@@ -160,6 +166,9 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 	// registry, whose snapshots may exist only there.
 	if opts.Store != nil {
 		s, err := w.openStore(ctx, *opts.Store, opts.DataDir, w.metrics.reg)
+		if s != nil {
+			s.keep = opts.KeepStored
+		}
 		if err != nil {
 			w.cancel()
 			_ = eng.Close(ctx)
