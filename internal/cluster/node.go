@@ -74,8 +74,10 @@ type Options struct {
 type Node struct {
 	// ID is the node id: the worker's name in the cluster.
 	ID string
-	// Replicas is the replica count for buckets: 3 from three nodes on,
-	// else 1.
+	// Replicas is the replica count for buckets: one per node, at most 3.
+	// Two nodes keep two replicas: the survivor of a pair then still
+	// holds the registry (and refuses writes without the quorum) rather
+	// than losing it with the node that happened to hold the one copy.
 	Replicas int
 	// Conn is the connection; JS its JetStream context.
 	Conn *nats.Conn
@@ -106,9 +108,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 			return nil, fmt.Errorf("connect to NATS at %s: %v: %w", opts.URL, err, errdefs.ErrUnavailable)
 		}
 		// The servers the connection knows of, discovered ones included.
-		if len(n.Conn.Servers()) >= 3 {
-			n.Replicas = 3
-		}
+		n.Replicas = max(1, min(len(n.Conn.Servers()), 3))
 	} else {
 		if err := n.embed(opts); err != nil {
 			return nil, err
@@ -166,9 +166,7 @@ func (n *Node) embed(opts Options) error {
 			so.Routes = append(so.Routes, &url.URL{Scheme: "nats-route", Host: p})
 			nodes++
 		}
-		if nodes >= 3 {
-			n.Replicas = 3
-		}
+		n.Replicas = min(nodes, 3)
 	} else if len(opts.Peers) > 0 {
 		return fmt.Errorf("--cluster-peers needs --cluster-listen: %w", errdefs.ErrInvalid)
 	}

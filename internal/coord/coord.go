@@ -152,8 +152,10 @@ func (c *Coordinator) KeepStored(name, id string) bool {
 // applies the registry to w, announces w and follows drain requests.
 func (c *Coordinator) Attach(ctx context.Context, w *worker.Worker, address string) {
 	c.Worker, c.address = w, address
+	joined := false
 	select {
 	case <-c.joined:
+		joined = true
 	case <-time.After(c.opts.JoinTimeout):
 		c.log.Warn("cluster registry not reachable yet; serving local functions, refusing deploys until it is", "waited", c.opts.JoinTimeout)
 	case <-ctx.Done():
@@ -171,12 +173,14 @@ func (c *Coordinator) Attach(ctx context.Context, w *worker.Worker, address stri
 		go func() { defer c.wg.Done(); c.drainLoop() }()
 		c.follow()
 	}()
-	// A single worker syncs in milliseconds: wait a little so that a
-	// deploy right after start sees the registry's functions.
-	select {
-	case <-c.synced:
-	case <-time.After(c.opts.JoinTimeout):
-	case <-ctx.Done():
+	// Once joined, the registry's records arrive in milliseconds: wait
+	// for them so that a deploy right after start sees them.
+	if joined {
+		select {
+		case <-c.synced:
+		case <-time.After(c.opts.JoinTimeout):
+		case <-ctx.Done():
+		}
 	}
 }
 
