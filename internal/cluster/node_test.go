@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -97,20 +96,6 @@ func TestOptionsRejected(t *testing.T) {
 	}
 }
 
-// freePorts returns n loopback ports that were free a moment ago.
-func freePorts(t *testing.T, n int) []string {
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, l.Addr().String())
-		defer l.Close()
-	}
-	return out
-}
-
 // TestThreeNodesLoseOne forms a three-node cluster on loopback ports,
 // writes to a replicated bucket, stops one node, and checks that the
 // bucket takes writes again (within a generous bound) and kept its data.
@@ -118,7 +103,10 @@ func TestThreeNodesLoseOne(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a cluster")
 	}
-	addrs := freePorts(t, 3)
+	addrs, err := LoopbackAddrs(3)
+	if err != nil {
+		t.Fatal(err)
+	}
 	nodes := make([]*Node, 3)
 	errs := make(chan error, 3)
 	for i := range nodes {

@@ -56,6 +56,10 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// maxApplying bounds the registry changes a worker applies at once (each
+// may compile and boot a module).
+const maxApplying = 2
+
 // registryTimeout bounds one registry operation on a deploy's path: past
 // it the registry counts as unreachable and the deploy gets 503.
 const registryTimeout = 3 * time.Second
@@ -81,6 +85,8 @@ type Coordinator struct {
 	mem    *membership.Membership
 	synced chan struct{} // closed once the registry watch delivered what existed
 
+	applying chan struct{} // bounds concurrent applies (maxApplying)
+
 	mu      sync.Mutex
 	applied map[string]uint64 // generation of each function deployed here
 	locks   map[string]*sync.Mutex
@@ -101,7 +107,7 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{id: node.ID, opts: opts, log: opts.Logger.With("node", node.ID), node: node, started: time.Now().UTC(),
-		joined: make(chan struct{}), synced: make(chan struct{}), applied: map[string]uint64{}, locks: map[string]*sync.Mutex{}}
+		joined: make(chan struct{}), synced: make(chan struct{}), applying: make(chan struct{}, maxApplying), applied: map[string]uint64{}, locks: map[string]*sync.Mutex{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.wg.Add(1)
 	go c.join()
@@ -228,7 +234,11 @@ func (c *Coordinator) Deploy(ctx context.Context, name string, wasm []byte, cfg 
 	unlock := c.lock(name)
 	defer unlock()
 	rctx, cancel := context.WithTimeout(ctx, registryTimeout)
-	prev, err := reg.Generation(rctx, name)
+	err = reg.Writable(rctx)
+	var prev uint64
+	if err == nil {
+		prev, err = reg.Generation(rctx, name)
+	}
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("deploy %s: %w", name, err)

@@ -49,6 +49,14 @@ func (c *Coordinator) follow() {
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
+				// Bounded: a worker joining a registry of hundreds of
+				// functions compiles a few at a time, not all at once.
+				select {
+				case c.applying <- struct{}{}:
+				case <-c.ctx.Done():
+					return
+				}
+				defer func() { <-c.applying }()
 				c.apply(ev)
 			}()
 		}

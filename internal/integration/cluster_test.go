@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/thaw-run/thaw/internal/api"
+	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/store"
 )
@@ -34,7 +34,10 @@ func TestClusterTwoWorkers(t *testing.T) {
 	t.Setenv(store.EnvKey, key)
 	t.Setenv("THAW_S3_ACCESS_KEY", os.Getenv("THAW_TEST_S3_ACCESS_KEY"))
 	t.Setenv("THAW_S3_SECRET_KEY", os.Getenv("THAW_TEST_S3_SECRET_KEY"))
-	routes := loopbackPorts(t, 2)
+	routes, err := cluster.LoopbackAddrs(2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	peers := strings.Join(routes, ",")
 	bucket := "thaw-cluster-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
 	procs := make([]*proc, 2)
@@ -158,20 +161,4 @@ func eventually(t *testing.T, what string, p *proc, cond func() bool) {
 			t.Fatalf("never: %s\n%s", what, p.Log())
 		}
 	}
-}
-
-// loopbackPorts returns n loopback addresses whose ports were free a
-// moment ago.
-func loopbackPorts(t *testing.T, n int) []string {
-	t.Helper()
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, l.Addr().String())
-		defer l.Close()
-	}
-	return out
 }

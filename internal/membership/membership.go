@@ -168,22 +168,12 @@ func Open(ctx context.Context, node *cluster.Node, opts Options) (*Membership, e
 
 // watch applies one bucket's changes to the view.
 func (m *Membership) watch(ctx context.Context, w jetstream.KeyWatcher, drain bool) {
-	defer func() { _ = w.Stop() }()
-	for {
-		var e jetstream.KeyValueEntry
-		var ok bool
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok = <-w.Updates():
-			if !ok {
-				return
-			}
-		}
+	cluster.Follow(ctx, w, func(e jetstream.KeyValueEntry) bool {
 		if e == nil {
-			continue // end of the initial values
+			return true // end of the initial values
 		}
 		m.mu.Lock()
+		defer m.mu.Unlock()
 		put := e.Operation() == jetstream.KeyValuePut
 		switch {
 		case drain:
@@ -198,8 +188,8 @@ func (m *Membership) watch(ctx context.Context, w jetstream.KeyWatcher, drain bo
 		}
 		close(m.changed)
 		m.changed = make(chan struct{})
-		m.mu.Unlock()
-	}
+		return true
+	})
 }
 
 // State returns the live workers: those heard from within the TTL.

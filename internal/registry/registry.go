@@ -127,6 +127,16 @@ func classify(what string, err error) error {
 	return fmt.Errorf("%s: cluster registry unreachable (%v): %w", what, err, errdefs.ErrUnavailable)
 }
 
+// Writable checks that the functions bucket has a leader to take writes
+// (a stream info request answered by it): a worker cut off from the
+// quorum fails here, before it deploys anything locally, with
+// errdefs.ErrUnavailable. Reads alone cannot tell, since a replica may
+// answer them.
+func (r *Registry) Writable(ctx context.Context) error {
+	_, err := r.kv.Status(ctx)
+	return classify("registry", err)
+}
+
 // Get returns the live record of name.
 func (r *Registry) Get(ctx context.Context, name string) (Record, error) {
 	e, err := r.kv.Get(ctx, name)
@@ -196,18 +206,7 @@ func (r *Registry) Watch(ctx context.Context) (<-chan Event, error) {
 	out := make(chan Event, 64)
 	go func() {
 		defer close(out)
-		defer func() { _ = w.Stop() }()
-		for {
-			var e jetstream.KeyValueEntry
-			var ok bool
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok = <-w.Updates():
-				if !ok {
-					return
-				}
-			}
+		cluster.Follow(ctx, w, func(e jetstream.KeyValueEntry) bool {
 			var ev Event
 			switch {
 			case e == nil:
@@ -217,7 +216,7 @@ func (r *Registry) Watch(ctx context.Context) (<-chan Event, error) {
 			default:
 				rec, err := decode(e)
 				if err != nil {
-					continue
+					return true // skipped
 				}
 				ev.Record = rec
 			}
@@ -232,10 +231,11 @@ func (r *Registry) Watch(ctx context.Context) (<-chan Event, error) {
 			}
 			select {
 			case out <- ev:
+				return true
 			case <-ctx.Done():
-				return
+				return false
 			}
-		}
+		})
 	}()
 	return out, nil
 }

@@ -30,12 +30,7 @@ type FunctionState struct {
 // per function: for a publisher polling a few times a second, never for
 // the invocation path.
 func (w *Worker) States() []FunctionState {
-	w.mu.Lock()
-	fns := make([]*function, 0, len(w.fns))
-	for _, f := range w.fns {
-		fns = append(fns, f)
-	}
-	w.mu.Unlock()
+	fns := w.functions()
 	out := make([]FunctionState, 0, len(fns))
 	for _, f := range fns {
 		idle, total := f.pool.counts()

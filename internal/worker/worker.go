@@ -886,12 +886,7 @@ func (w *Worker) Get(name string) (*Info, error) {
 
 // List describes every function, sorted by name.
 func (w *Worker) List() []Info {
-	w.mu.Lock()
-	fns := make([]*function, 0, len(w.fns))
-	for _, f := range w.fns {
-		fns = append(fns, f)
-	}
-	w.mu.Unlock()
+	fns := w.functions()
 	out := make([]Info, 0, len(fns))
 	for _, f := range fns {
 		out = append(out, f.info())
@@ -930,6 +925,17 @@ func (w *Worker) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	return nil
+}
+
+// functions returns the deployed functions, in no order.
+func (w *Worker) functions() []*function {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fns := make([]*function, 0, len(w.fns))
+	for _, f := range w.fns {
+		fns = append(fns, f)
+	}
+	return fns
 }
 
 func (w *Worker) lookup(name string) (*function, error) {
@@ -976,13 +982,7 @@ func (w *Worker) reaper() {
 			return
 		case <-t.C:
 		}
-		w.mu.Lock()
-		fns := make([]*function, 0, len(w.fns))
-		for _, f := range w.fns {
-			fns = append(fns, f)
-		}
-		w.mu.Unlock()
-		for _, f := range fns {
+		for _, f := range w.functions() {
 			f.reap(context.Background(), time.Now(), false)
 		}
 	}
