@@ -87,6 +87,9 @@ type Node struct {
 	log *slog.Logger
 }
 
+// MaxPayload is the embedded server's largest message.
+const MaxPayload = 16 << 20
+
 // startTimeout bounds how long the embedded server may take to accept
 // connections.
 const startTimeout = 10 * time.Second
@@ -134,6 +137,9 @@ func (n *Node) embed(opts Options) error {
 		DontListen: true,
 		NoSigs:     true,
 		NoLog:      true,
+		// Forwarded invocations carry bodies of up to 6 MiB (base64 in
+		// JSON); NATS's default bound is 1 MiB.
+		MaxPayload: MaxPayload,
 	}
 	clientListen := opts.ClientListen
 	if clientListen == "" && opts.ClusterListen != "" {

@@ -33,6 +33,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/errdefs"
@@ -54,6 +56,10 @@ type Options struct {
 	JoinTimeout time.Duration
 	// Logger receives logs (default slog.Default()).
 	Logger *slog.Logger
+	// Place, if set, names the worker that should serve an invocation of
+	// a function ("" or this worker's id: here); the coordinator forwards
+	// the others (forward.go). Nil: every invocation is served here.
+	Place func(name string) string
 }
 
 // maxApplying bounds the registry changes a worker applies at once (each
@@ -87,7 +93,10 @@ type Coordinator struct {
 
 	applying chan struct{} // bounds concurrent applies (maxApplying)
 
+	sub *nats.Subscription // this worker's invocation subject
+
 	mu      sync.Mutex
+	closing bool              // set by Close: no new forwarded invocations
 	applied map[string]uint64 // generation of each function deployed here
 	locks   map[string]*sync.Mutex
 }
@@ -158,6 +167,9 @@ func (c *Coordinator) KeepStored(name, id string) bool {
 // applies the registry to w, announces w and follows drain requests.
 func (c *Coordinator) Attach(ctx context.Context, w *worker.Worker, address string) {
 	c.Worker, c.address = w, address
+	if err := c.serveForwarded(); err != nil {
+		c.log.Warn("not answering forwarded invocations", "err", err)
+	}
 	joined := false
 	select {
 	case <-c.joined:
@@ -193,6 +205,12 @@ func (c *Coordinator) Attach(ctx context.Context, w *worker.Worker, address stri
 // Close stops coordinating (removing this worker's entry) and closes the
 // NATS node. The worker is the caller's to close, after.
 func (c *Coordinator) Close() {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	if c.sub != nil {
+		_ = c.sub.Unsubscribe()
+	}
 	c.cancel()
 	c.wg.Wait()
 	c.node.Close()
