@@ -3,7 +3,7 @@
 set -u
 out=${OUT:-results/cluster/warm-ab}  # run from the repository root
 mkdir -p $out
-for round in 1 2 3; do
+for round in ${ROUNDS:-1 2 3}; do
   for v in main cluster; do
     bin=/tmp/thaw-$v
     d=/tmp/ab-$v; rm -rf $d
