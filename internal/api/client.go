@@ -43,7 +43,7 @@ func (e *Error) Error() string {
 // errors.Is(err, errdefs.ErrNotFound) works across the wire.
 func (e *Error) Unwrap() error {
 	for _, s := range []error{errdefs.ErrNotFound, errdefs.ErrInvalid, errdefs.ErrTooLarge, errdefs.ErrOverloaded,
-		errdefs.ErrTimeout, errdefs.ErrGuest, errdefs.ErrCorrupt, errdefs.ErrUnavailable, errdefs.ErrUnauthorized} {
+		errdefs.ErrTimeout, errdefs.ErrGuest, errdefs.ErrCorrupt, errdefs.ErrUnavailable, errdefs.ErrUnauthorized, errdefs.ErrConflict} {
 		if errdefs.Category(s) == e.Category {
 			return s
 		}
@@ -121,6 +121,8 @@ func categoryOfStatus(status int) string {
 		return "unauthorized"
 	case http.StatusServiceUnavailable:
 		return "unavailable"
+	case http.StatusConflict:
+		return "conflict"
 	}
 	return "internal"
 }

@@ -33,6 +33,7 @@ const (
 	ExitGuest        = 8
 	ExitUnavailable  = 9
 	ExitCorrupt      = 10
+	ExitConflict     = 11 // a cluster registry write lost its compare-and-swap
 )
 
 // ExitCode maps an error to the process exit code. It is the only place
@@ -59,6 +60,8 @@ func ExitCode(err error) int {
 		return ExitUnavailable
 	case errors.Is(err, errdefs.ErrCorrupt):
 		return ExitCorrupt
+	case errors.Is(err, errdefs.ErrConflict):
+		return ExitConflict
 	default:
 		return ExitFailure
 	}
@@ -128,6 +131,7 @@ Start with "thaw demo"; write your own function with "thaw new NAME".`,
 		newBenchCommand(g),
 		newLoadCommand(g),
 		newStoreCommand(g),
+		newClusterCommand(g),
 	)
 	return root
 }

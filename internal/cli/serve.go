@@ -17,6 +17,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/cluster"
+	"github.com/thaw-run/thaw/internal/coord"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/faultguard"
 	"github.com/thaw-run/thaw/internal/server"
@@ -51,6 +53,8 @@ type serveOptions struct {
 	AllowedHosts []string
 	// MemoryBudgetMiB bounds all instances' memory (0: from the machine).
 	MemoryBudgetMiB int
+	// Cluster are the cluster flags (docs/cluster.md).
+	Cluster clusterFlags
 	// Store optionally names a snapshot store (the flags of `thaw store`);
 	// without --store-dir or --s3-endpoint the worker keeps snapshots
 	// locally only.
@@ -103,7 +107,35 @@ most --max-body-memory-mib in memory: past it, requests with a body answer
 	f.DurationVar(&opts.IdleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close keep-alive connections idle this long")
 	f.StringArrayVar(&opts.AllowedHosts, "allowed-host", nil, "a name requests may be addressed to (Host header) besides IP addresses and localhost; repeatable; \"*\" allows any (behind a proxy that checks Host)")
 	opts.Store.register(f)
+	opts.Cluster.register(f)
 	return cmd
+}
+
+// clusterFlags are the flags of `thaw serve` that place the worker in a
+// cluster. Without any, the worker is a cluster of one over an embedded
+// NATS that listens on no port.
+type clusterFlags struct {
+	ClusterListen string
+	Peers         []string
+	NATSURL       string
+	NATSListen    string
+	NodeID        string
+	Advertise     string
+}
+
+func (cf *clusterFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&cf.ClusterListen, "cluster-listen", "", "HOST:PORT the embedded NATS accepts routes from other thaw processes on (forms a cluster with --cluster-peers)")
+	f.StringSliceVar(&cf.Peers, "cluster-peers", nil, "HOST:PORT,... route addresses of the other thaw processes (this one's own may be listed)")
+	f.StringVar(&cf.NATSURL, "nats-url", "", "connect to an external NATS (with JetStream) at URL instead of embedding one")
+	f.StringVar(&cf.NATSListen, "nats-listen", "", "HOST:PORT on which the embedded NATS accepts clients (a gateway, a CLI); default none, or a loopback port in a cluster")
+	f.StringVar(&cf.NodeID, "node-id", "", "this worker's id in the cluster (default: the one stored in the data directory, else hostname-based; stored for restarts)")
+	f.StringVar(&cf.Advertise, "advertise", "", "HTTP HOST:PORT other workers reach this one at (default: the listen address)")
+}
+
+// options are the coordinator's options for dataDir.
+func (cf *clusterFlags) options(dataDir string) *coord.Options {
+	return &coord.Options{Node: cluster.Options{DataDir: dataDir, NodeID: cf.NodeID, ClusterListen: cf.ClusterListen, Peers: cf.Peers,
+		ClientListen: cf.NATSListen, URL: cf.NATSURL}}
 }
 
 // defaultDataDir is $THAW_DATA, else $XDG_DATA_HOME/thaw, else
@@ -191,11 +223,13 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 		MaxConns:    opts.MaxConns,
 		ReadTimeout: opts.ReadTimeout,
 		IdleTimeout: opts.IdleTimeout,
+		Cluster:     opts.Cluster.options(opts.DataDir),
+		Advertise:   opts.Cluster.Advertise,
 	})
 	if err != nil {
 		return nil, err
 	}
-	log.Info("listening", "url", rs.URL, "data", opts.DataDir, "auth", token != "", "store", opts.Store.describe(),
+	log.Info("listening", "url", rs.URL, "node", rs.Coordinator.ID(), "nats_clients", rs.Coordinator.Node().ClientURL(), "data", opts.DataDir, "auth", token != "", "store", opts.Store.describe(),
 		"max_conns", server.ConnBound(opts.MaxConns, slog.New(slog.DiscardHandler)), "allowed_hosts", strings.Join(opts.AllowedHosts, ","))
 	return rs, nil
 }

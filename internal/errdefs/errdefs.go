@@ -25,6 +25,9 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrUnauthorized: a required bearer token is missing or wrong.
 	ErrUnauthorized = errors.New("unauthorized")
+	// ErrConflict: a compare-and-swap lost (the cluster registry changed
+	// since it was read).
+	ErrConflict = errors.New("conflict")
 )
 
 // Category names the category of err for metrics and logs ("not_found",
@@ -36,7 +39,7 @@ func Category(err error) string {
 	}{
 		{ErrNotFound, "not_found"}, {ErrInvalid, "invalid"}, {ErrTooLarge, "too_large"},
 		{ErrOverloaded, "overloaded"}, {ErrTimeout, "timeout"}, {ErrGuest, "guest_fault"},
-		{ErrCorrupt, "corrupt"}, {ErrUnavailable, "unavailable"}, {ErrUnauthorized, "unauthorized"},
+		{ErrCorrupt, "corrupt"}, {ErrUnavailable, "unavailable"}, {ErrUnauthorized, "unauthorized"}, {ErrConflict, "conflict"},
 	} {
 		if errors.Is(err, c.err) {
 			return c.name

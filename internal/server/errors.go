@@ -37,6 +37,8 @@ func Status(err error) int {
 		return http.StatusGatewayTimeout
 	case errors.Is(err, errdefs.ErrUnauthorized):
 		return http.StatusUnauthorized
+	case errors.Is(err, errdefs.ErrConflict):
+		return http.StatusConflict
 	case errors.Is(err, errdefs.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	default:

@@ -45,6 +45,24 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 // deploy deploys a function. With api.ContentTypeProgress in Accept it
 // answers with the deploy's progress stream (progressStream) once the
 // module is read; errors before that are ordinary error responses.
+// clusterState serves GET /v1/cluster.
+func (s *Server) clusterState(c Cluster) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, clusterInfo(c.ID(), c.State()))
+	}
+}
+
+// drain serves POST (on) and DELETE (off) /v1/cluster/drain/{node}.
+func (s *Server) drain(c Cluster, on bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := c.Drain(r.Context(), r.PathValue("node"), on); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	name := r.PathValue("name")

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/thaw-run/thaw/internal/coord"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/worker"
 )
@@ -30,6 +31,13 @@ type RunOptions struct {
 	// keep-alive connection (0: the defaults); Server.WriteTimeout bounds
 	// writing a response.
 	ReadTimeout, IdleTimeout time.Duration
+	// Cluster, if set, makes the worker a member of a cluster on NATS
+	// (internal/coord): `thaw serve` always sets it (alone, NATS is
+	// embedded without a port); in-process harnesses leave it nil.
+	Cluster *coord.Options
+	// Advertise is the HTTP HOST:PORT peers reach this worker at (default:
+	// the listen address).
+	Advertise string
 }
 
 // Running is a worker served over HTTP: `thaw serve`, and the private
@@ -39,8 +47,11 @@ type Running struct {
 	URL string
 	// Worker is the served worker.
 	Worker *worker.Worker
-	http   *http.Server
-	done   chan error
+	// Coordinator is the worker's cluster membership (nil without
+	// RunOptions.Cluster).
+	Coordinator *coord.Coordinator
+	http        *http.Server
+	done        chan error
 }
 
 // Start opens the worker and serves it on opts.Addr until Close.
@@ -50,22 +61,51 @@ func Start(ctx context.Context, opts RunOptions) (*Running, error) {
 		log = slog.New(slog.DiscardHandler)
 		opts.Worker.Logger = log
 	}
+	var c *coord.Coordinator
+	if opts.Cluster != nil {
+		co := *opts.Cluster
+		co.Logger = log
+		if co.Node.DataDir == "" {
+			co.Node.DataDir = opts.Worker.DataDir
+		}
+		var err error
+		if c, err = coord.New(ctx, co); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		opts.Worker.KeepStored = c.KeepStored
+	}
 	w, err := worker.Open(ctx, opts.Worker)
 	if err != nil {
+		if c != nil {
+			c.Close()
+		}
 		return nil, fmt.Errorf("open worker in %s: %w", opts.Worker.DataDir, err)
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		w.Close(ctx)
+		if c != nil {
+			c.Close()
+		}
 		return nil, fmt.Errorf("listen on %s: %v: %w", opts.Addr, err, errdefs.ErrUnavailable)
 	}
 	so := opts.Server
 	so.Metrics, so.Logger = w.Registry(), log
-	h := New(w, so)
+	var b Backend = w
+	if c != nil {
+		advertise := opts.Advertise
+		if advertise == "" {
+			advertise = ln.Addr().String()
+		}
+		c.Attach(ctx, w, advertise)
+		b, so.Cluster = c, c
+	}
+	h := New(b, so)
 	limiter := NewConnLimiter(ConnBound(opts.MaxConns, log), log.Warn)
 	rs := &Running{
-		URL:    "http://" + ln.Addr().String(),
-		Worker: w,
+		URL:         "http://" + ln.Addr().String(),
+		Worker:      w,
+		Coordinator: c,
 		http: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: DefaultReadHeaderTimeout,
@@ -98,6 +138,9 @@ func (rs *Running) Close(grace time.Duration) error {
 	err := rs.http.Shutdown(ctx)
 	if err != nil {
 		err = fmt.Errorf("shutdown: %w", err)
+	}
+	if rs.Coordinator != nil {
+		rs.Coordinator.Close() // leaves the cluster, stops applying deploys
 	}
 	rs.Worker.Close(context.Background())
 	return err

@@ -20,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/membership"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
@@ -40,6 +41,17 @@ type Backend interface {
 }
 
 var _ Backend = (*worker.Worker)(nil)
+
+// Cluster is what the server needs from a clustered worker
+// (*coord.Coordinator) for the cluster endpoints under /v1/cluster.
+type Cluster interface {
+	// ID is the answering worker's node id.
+	ID() string
+	// State is the cluster as this worker sees it.
+	State() membership.State
+	// Drain asks worker node to drain (on) or take placements again.
+	Drain(ctx context.Context, node string, on bool) error
+}
 
 // Limits applied when Options leave them zero.
 const (
@@ -76,6 +88,9 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Logger receives request logs (default slog.Default()).
 	Logger *slog.Logger
+	// Cluster, if set, serves GET /v1/cluster and POST/DELETE
+	// /v1/cluster/drain/{node}; without it they answer 404.
+	Cluster Cluster
 }
 
 // Server is thaw's HTTP API. Create it with New.
@@ -150,6 +165,11 @@ func New(b Backend, opts Options) *Server {
 	m.HandleFunc("GET /v1/functions/{name}", s.management(s.get))
 	m.HandleFunc("PUT /v1/functions/{name}", s.management(s.deploy))
 	m.HandleFunc("DELETE /v1/functions/{name}", s.management(s.delete))
+	if opts.Cluster != nil {
+		m.HandleFunc("GET /v1/cluster", s.management(s.clusterState(opts.Cluster)))
+		m.HandleFunc("POST /v1/cluster/drain/{node}", s.management(s.drain(opts.Cluster, true)))
+		m.HandleFunc("DELETE /v1/cluster/drain/{node}", s.management(s.drain(opts.Cluster, false)))
+	}
 	m.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNoRoute(r))
 	})

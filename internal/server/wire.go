@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/thaw-run/thaw/internal/api"
+	"github.com/thaw-run/thaw/internal/membership"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
@@ -74,4 +75,23 @@ func ServerTiming(t worker.Timing) string {
 		}
 	}
 	return api.FormatServerTiming(ms)
+}
+
+// clusterInfo describes the cluster on the wire.
+func clusterInfo(self string, st membership.State) api.Cluster {
+	out := api.Cluster{Self: self, Workers: make([]api.ClusterWorker, 0, len(st.Workers))}
+	for _, w := range st.Workers {
+		cw := api.ClusterWorker{ID: w.ID, Address: w.Address, State: api.WorkerReady, Slots: w.Slots, MemoryBytes: w.MemoryBytes,
+			MemoryUsed: w.MemoryUsed, Started: w.Started, Functions: make([]api.ClusterFunction, 0, len(w.Functions))}
+		if w.Draining {
+			cw.State = api.WorkerDraining
+		}
+		for _, f := range w.Functions {
+			cw.Idle, cw.Busy, cw.Queued = cw.Idle+f.Idle, cw.Busy+f.Busy, cw.Queued+f.Queued
+			cw.Functions = append(cw.Functions, api.ClusterFunction{Name: f.Name, Generation: f.Generation, Idle: f.Idle, Busy: f.Busy,
+				Queued: f.Queued, Snapshot: f.Snapshot, SnapshotLocal: f.SnapshotLocal, WorkingSet: f.WorkingSet})
+		}
+		out.Workers = append(out.Workers, cw)
+	}
+	return out
 }

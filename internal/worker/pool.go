@@ -308,6 +308,13 @@ func (p *pool[T]) shutdown(ctx context.Context) {
 	}
 }
 
+// queuedCount is how many requests wait for an instance or for memory.
+func (p *pool[T]) queuedCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waiting + p.memWaiting
+}
+
 // counts returns the idle instances and all slots taken.
 func (p *pool[T]) counts() (idle, total int) {
 	p.mu.Lock()

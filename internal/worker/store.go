@@ -59,6 +59,9 @@ type workerStore struct {
 	log *slog.Logger
 	// snapDir is the worker's snapshot directory of a function.
 	snapDir func(name string) string
+	// keep, if set, vetoes dropping a stored snapshot that the cluster
+	// still references (Options.KeepStored).
+	keep func(name, id string) bool
 
 	h *stack.Handle
 	// chunks makes the restore source of a store snapshot; the worker's

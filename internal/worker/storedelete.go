@@ -53,6 +53,10 @@ func (s *workerStore) drop(name string, ids []string) {
 		if err := store.ValidSnapshotID(sid); err != nil {
 			continue // not a snapshot of ours (a stray directory entry)
 		}
+		if s.keep != nil && s.keep(name, id) {
+			s.log.Info("keeping the stored snapshot: a live cluster record references it", "function", name, "snapshot", id)
+			continue
+		}
 		s.mu.Lock()
 		s.dropped[sid] = true
 		delete(s.opened, sid)

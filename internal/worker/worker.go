@@ -67,6 +67,12 @@ type Options struct {
 	// missing or unusable is restored from there (store.go). Nil: local
 	// snapshots only. An empty CacheDir defaults to DataDir/store-cache.
 	Store *stack.Config
+	// KeepStored, if set, is asked before the stored copy of a snapshot
+	// is deleted (a redeploy, a pruned pool, a deletion): when it says
+	// true the stored copy stays, because another worker of the cluster
+	// may still restore it (internal/registry's References). The local
+	// directory is removed either way.
+	KeepStored func(name, id string) bool
 }
 
 // Worker runs functions. Its methods are safe for concurrent use.
@@ -164,6 +170,9 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 	// registry, whose snapshots may exist only there.
 	if opts.Store != nil {
 		s, err := w.openStore(ctx, *opts.Store, opts.DataDir, w.metrics.reg)
+		if s != nil {
+			s.keep = opts.KeepStored
+		}
 		if err != nil {
 			w.cancel()
 			engs.close(ctx)
@@ -886,12 +895,7 @@ func (w *Worker) Get(name string) (*Info, error) {
 
 // List describes every function, sorted by name.
 func (w *Worker) List() []Info {
-	w.mu.Lock()
-	fns := make([]*function, 0, len(w.fns))
-	for _, f := range w.fns {
-		fns = append(fns, f)
-	}
-	w.mu.Unlock()
+	fns := w.functions()
 	out := make([]Info, 0, len(fns))
 	for _, f := range fns {
 		out = append(out, f.info())
@@ -930,6 +934,17 @@ func (w *Worker) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	return nil
+}
+
+// functions returns the deployed functions, in no order.
+func (w *Worker) functions() []*function {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fns := make([]*function, 0, len(w.fns))
+	for _, f := range w.fns {
+		fns = append(fns, f)
+	}
+	return fns
 }
 
 func (w *Worker) lookup(name string) (*function, error) {
@@ -976,13 +991,7 @@ func (w *Worker) reaper() {
 			return
 		case <-t.C:
 		}
-		w.mu.Lock()
-		fns := make([]*function, 0, len(w.fns))
-		for _, f := range w.fns {
-			fns = append(fns, f)
-		}
-		w.mu.Unlock()
-		for _, f := range fns {
+		for _, f := range w.functions() {
 			f.reap(context.Background(), time.Now(), false)
 		}
 	}
