@@ -170,7 +170,7 @@ func isLoopback(addr string) bool {
 // engineFlag defines --engine, the WebAssembly engine of guests whose
 // function config names none.
 func engineFlag(f *pflag.FlagSet, p *string) {
-	f.StringVar(p, "engine", "", fmt.Sprintf("WebAssembly engine of functions whose config names none: %s (default %q, the fastest in this build)", strings.Join(engine.Known, " or "), engine.Default()))
+	f.StringVar(p, "engine", "", fmt.Sprintf("WebAssembly engine of functions whose config names none: %s (default %q)", strings.Join(engine.Known, " or "), engine.Default()))
 }
 
 // engineOrDefault is name, or the engine "" stands for.

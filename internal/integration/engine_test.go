@@ -52,3 +52,19 @@ func TestWithoutCgo(t *testing.T) {
 		t.Fatalf("deploy with engine wasmtime without cgo: %v", err)
 	}
 }
+
+// One worker runs a function on each engine, chosen per function: both
+// answer alike, cold and restored from their snapshots.
+func TestEnginePerFunction(t *testing.T) {
+	p := shared(t)
+	for _, eng := range []string{"wazero", "wasmtime"} {
+		name := "hello-" + eng
+		deploy(t, p, name, "examples/hello", api.Config{Engine: eng, RestoreMode: api.ModeBulk})
+		for _, mode := range []api.Mode{api.ModeCold, api.ModeBulk, api.ModeLazy} {
+			res := invoke(t, p, name, &api.InvokeRequest{Path: "/?name=" + eng, Mode: mode})
+			if want := "hello, " + eng + " (GET /)\n"; string(res.Body) != want {
+				t.Errorf("%s, %s: %q, want %q", eng, mode, res.Body, want)
+			}
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"github.com/thaw-run/thaw/internal/engine"
 	// The engines a worker can run functions on; each registers itself.
 	// The wasmtime engine is only in builds with cgo.
+	_ "github.com/thaw-run/thaw/internal/engine/wasmtime"
 	_ "github.com/thaw-run/thaw/internal/engine/wazero"
 )
 
