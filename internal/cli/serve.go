@@ -16,9 +16,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/coord"
+	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/faultguard"
 	"github.com/thaw-run/thaw/internal/server"
