@@ -377,7 +377,7 @@ func sha256Hex(b []byte) string {
 
 // nonNumericFields are the configuration fields whose values are not
 // numbers.
-var nonNumericFields = map[string]bool{"public": true, "restore_mode": true, "policy": true}
+var nonNumericFields = map[string]bool{"public": true, "restore_mode": true, "policy": true, "engine": true}
 
 // TestConfigValuesRejected: NaN, infinities, negative and huge values of
 // every numeric configuration field answer 400 over HTTP (query parameter
@@ -416,7 +416,7 @@ func TestConfigValuesRejected(t *testing.T) {
 	// Every field as a query parameter, at once.
 	q := url.Values{"memory_mib": {"64"}, "timeout": {"2s"}, "init_timeout": {"90"}, "min_instances": {"0"},
 		"max_instances": {"3"}, "max_queue": {"5"}, "keep_alive": {"10s"}, "public": {"true"}, "restore_mode": {"eager"},
-		"policy": {"fixed:2"}, "pool_size": {"4"}, "rerecord_miss_rate": {"0.5"}}
+		"policy": {"fixed:2"}, "pool_size": {"4"}, "rerecord_miss_rate": {"0.5"}, "engine": {"wazero"}}
 	for _, f := range api.Fields {
 		if _, ok := q[f.Name]; !ok {
 			t.Fatalf("field %s missing from this test's query", f.Name)

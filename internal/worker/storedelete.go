@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
@@ -52,10 +53,6 @@ func (s *workerStore) drop(name string, ids []string) {
 		sid := storesnap.ID(name, id)
 		if err := store.ValidSnapshotID(sid); err != nil {
 			continue // not a snapshot of ours (a stray directory entry)
-		}
-		if s.keep != nil && s.keep(name, id) {
-			s.log.Info("keeping the stored snapshot: a live cluster record references it", "function", name, "snapshot", id)
-			continue
 		}
 		s.mu.Lock()
 		s.dropped[sid] = true
@@ -140,8 +137,16 @@ func (s *workerStore) runDeletes(ctx context.Context) (int, error) {
 	if err := s.h.Tiered.Flush(ctx); err != nil {
 		return len(ids), fmt.Errorf("draining the upload queue first: %w", err)
 	}
-	left := len(ids)
+	left, kept := len(ids), 0
 	for _, sid := range ids {
+		// A live cluster record may still reference the snapshot (a peer
+		// restores from it, or this worker's own redeploy has not reached
+		// the registry yet): keep it queued and ask again next round, so
+		// the veto delays the deletion rather than leaking the copy.
+		if i := strings.LastIndexByte(sid, '.'); s.keep != nil && i > 0 && s.keep(sid[:i], sid[i+1:]) {
+			kept++
+			continue
+		}
 		err := s.h.Store.Delete(ctx, sid)
 		switch {
 		case err == nil, errors.Is(err, errdefs.ErrNotFound), errors.Is(err, errdefs.ErrInvalid):
@@ -163,6 +168,9 @@ func (s *workerStore) runDeletes(ctx context.Context) (int, error) {
 			// Unreachable or refused: keep it queued and retry later.
 			return left, fmt.Errorf("deleting store snapshot %s: %w", sid, err)
 		}
+	}
+	if kept > 0 {
+		return left, fmt.Errorf("%d stored snapshots kept while a live cluster record references them", kept)
 	}
 	return 0, nil
 }
