@@ -10,14 +10,11 @@ import (
 	"github.com/thaw-run/thaw/internal/snapshot"
 )
 
-// An eager or bulk restore into a region a finished instance left behind,
-// every page of which that instance had overwritten with garbage, gives
-// the guest exactly the snapshot's memory: the image below its size
-// (served lazily where the restore dropped a page) and zeros past it, kept
-// pages overwritten in place. The instance then answers as a booted one.
-func TestReusedRegionHoldsTheSnapshot(t *testing.T) {
+// reuseFixture is the hello fixture with its snapshot's image, working set
+// and image size, which the region-reuse tests compare memory against.
+func reuseFixture(t *testing.T) (*fixture, []byte, *snapshot.WorkingSet, int) {
+	t.Helper()
 	f := helloFixture(t)
-	ctx := context.Background()
 	image, err := os.ReadFile(f.snap.Path(snapshot.ImageFile))
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +23,17 @@ func TestReusedRegionHoldsTheSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	size := int(f.snap.Meta.ImageSize)
+	return f, image, ws, int(f.snap.Meta.ImageSize)
+}
+
+// An eager or bulk restore into a region a finished instance left behind,
+// every page of which that instance had overwritten with garbage, gives
+// the guest exactly the snapshot's memory: the image below its size
+// (served lazily where the restore dropped a page) and zeros past it, kept
+// pages overwritten in place. The instance then answers as a booted one.
+func TestReusedRegionHoldsTheSnapshot(t *testing.T) {
+	f, image, ws, size := reuseFixture(t)
+	ctx := context.Background()
 	for _, mode := range []Mode{Eager, Bulk} {
 		t.Run(string(mode), func(t *testing.T) {
 			pool := engine.NewRegionPool(1 << 30)
@@ -89,17 +96,8 @@ func TestReusedRegionHoldsTheSnapshot(t *testing.T) {
 // snapshot's memory, though the closed instance had written over every
 // page of the image.
 func TestPrescrubbedRegionHoldsTheSnapshot(t *testing.T) {
-	f := helloFixture(t)
+	f, image, ws, size := reuseFixture(t)
 	ctx := context.Background()
-	image, err := os.ReadFile(f.snap.Path(snapshot.ImageFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws, err := f.snap.WorkingSet()
-	if err != nil {
-		t.Fatal(err)
-	}
-	size := int(f.snap.Meta.ImageSize)
 	for _, mode := range []Mode{Eager, Bulk} {
 		t.Run(string(mode), func(t *testing.T) {
 			pool := engine.NewRegionPool(1 << 30)
