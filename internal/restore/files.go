@@ -29,7 +29,9 @@ func (s files) String() string            { return s.snap.Dir }
 func (s files) Meta() *snapshot.Meta      { return &s.snap.Meta }
 func (s files) Local() *snapshot.Snapshot { return s.snap }
 
-func (s files) workingSet() (*snapshot.WorkingSet, error) { return s.snap.WorkingSet() }
+// workingSet opens ws.img with ws.json, so that a working set re-recorded
+// in the background meanwhile does not mix with this one.
+func (s files) workingSet() (*snapshot.WorkingSet, error) { return s.snap.OpenWorkingSet() }
 
 func (s files) openImage(context.Context) (imageReader, error) {
 	f, err := os.Open(s.snap.Path(snapshot.ImageFile))
@@ -99,9 +101,9 @@ func (s files) eachWS(_ context.Context, r *Restorer, ws *snapshot.WorkingSet, p
 		bp = &b
 	}
 	defer r.staging.Put(bp)
-	buf, err := readFile(s.snap.Path(snapshot.WSImageFile), (*bp)[:ws.Bytes()])
-	if err != nil {
-		return int64(len(buf)), err
+	buf := (*bp)[:ws.Bytes()]
+	if n, err := ws.Image().ReadAt(buf, 0); n != len(buf) {
+		return int64(n), fmt.Errorf("read working set: %v (truncated?): %w", err, errdefs.ErrCorrupt)
 	}
 	if err := s.snap.CheckWorkingSetData(ws, buf); err != nil {
 		return ws.Bytes(), err
@@ -121,14 +123,7 @@ func (s files) eachWS(_ context.Context, r *Restorer, ws *snapshot.WorkingSet, p
 // scatter reads (up to IOV_MAX runs per preadv), then checks it against the
 // snapshot's page checksums.
 func (s files) fillWS(_ context.Context, m *Memory, ws *snapshot.WorkingSet, mapped []bool) (int64, error) {
-	f, err := os.Open(s.snap.Path(snapshot.WSImageFile))
-	if err != nil {
-		return 0, fmt.Errorf("open working set: %v: %w", err, errdefs.ErrCorrupt)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || fi.Size() != ws.Bytes() {
-		return 0, fmt.Errorf("working set file has the wrong size (truncated?): %w", errdefs.ErrCorrupt)
-	}
+	f := ws.Image() // of ws.Bytes(), checked by OpenWorkingSet
 	// Ask for the whole file now: the kernel reads it in large requests
 	// while the readers copy, instead of each reader's reads waiting for
 	// their own read-ahead.
@@ -260,18 +255,4 @@ func advance(iovs [][]byte, n int) [][]byte {
 		n = 0
 	}
 	return iovs
-}
-
-// readFile fills buf from the start of the file at path in one read.
-func readFile(path string, buf []byte) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %v: %w", path, err, errdefs.ErrCorrupt)
-	}
-	defer f.Close()
-	n, err := io.ReadFull(f, buf)
-	if err != nil {
-		return buf[:n], fmt.Errorf("read %s: %v (truncated?): %w", path, err, errdefs.ErrCorrupt)
-	}
-	return buf, nil
 }

@@ -191,6 +191,7 @@ func (r *Restorer) Prepare(ctx context.Context, mode Mode, src Source, limit uin
 			if err != nil {
 				return err
 			}
+			defer ws.Close()
 			return r.lazy(ctx, m, src, ws, mode == Bulk, record)
 		}
 		return fmt.Errorf("mode %q does not restore from a snapshot: %w", mode, errdefs.ErrInvalid)

@@ -42,7 +42,8 @@ type Source interface {
 	Local() *snapshot.Snapshot
 
 	// workingSet is the snapshot's working set; errdefs.ErrNotFound if it
-	// has none.
+	// has none. The caller closes it (a local one holds ws.img open, so
+	// that eachWS and fillWS read the image that matches it).
 	workingSet() (*snapshot.WorkingSet, error)
 	// openImage opens memory.img for reading it whole (eager).
 	openImage(ctx context.Context) (imageReader, error)

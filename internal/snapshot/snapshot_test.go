@@ -144,6 +144,54 @@ func TestWorkingSet(t *testing.T) {
 	}
 }
 
+// A working set rewritten while restores open it is never seen half old,
+// half new: every OpenWorkingSet pairs ws.json with its own ws.img, as a
+// restore racing the worker's background extension needs (the two used to
+// be renamed one after the other, and a restore between them failed).
+func TestOpenWorkingSetDuringRewrite(t *testing.T) {
+	s, _ := writeTest(t)
+	sets := [][]int{{0}, {0, 3, 4}, {17, 3, 4, 0, 5, 31}}
+	if _, err := s.WriteWorkingSet(sets[0]); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for i := range 300 {
+			if _, err := s.WriteWorkingSet(sets[i%len(sets)]); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for reads := 0; ; reads++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reads == 0 {
+				t.Fatal("no read overlapped the rewrites")
+			}
+			return
+		default:
+		}
+		ws, err := s.OpenWorkingSet()
+		if err != nil {
+			t.Fatalf("read %d: %v", reads, err)
+		}
+		data := make([]byte, ws.Bytes())
+		_, err = ws.Image().ReadAt(data, 0)
+		ws.Close()
+		if err != nil {
+			t.Fatalf("read %d: %v", reads, err)
+		}
+		if err := s.CheckWorkingSetData(ws, data); err != nil {
+			t.Fatalf("read %d paired ws.json with another ws.img: %v", reads, err)
+		}
+	}
+}
+
 func TestWriteWorkingSetRejectsOutOfRange(t *testing.T) {
 	s, _ := writeTest(t)
 	if _, err := s.WriteWorkingSet([]int{s.Pages()}); err == nil {

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/thaw-run/thaw/internal/atomicfile"
@@ -34,14 +36,85 @@ type WorkingSet struct {
 	// kept in ws.trace, not in ws.json, so restores need not parse it.
 	TraceOrder []int     `json:"-"`
 	Recorded   time.Time `json:"recorded"`
+
+	// img is ws.img, opened together with ws.json by OpenWorkingSet so
+	// that the two match; nil otherwise. encoded is ws.json as read.
+	img     *os.File
+	encoded []byte
+}
+
+// Encoded is ws.json as read by WorkingSet or OpenWorkingSet (nil for a
+// working set built in memory).
+func (w *WorkingSet) Encoded() []byte { return w.encoded }
+
+// Image is ws.img as opened by OpenWorkingSet, or nil when the working set
+// was read without it.
+func (w *WorkingSet) Image() *os.File { return w.img }
+
+// Close closes the image OpenWorkingSet opened; it is a no-op for a
+// working set read without one.
+func (w *WorkingSet) Close() error {
+	if w == nil || w.img == nil {
+		return nil
+	}
+	err := w.img.Close()
+	w.img = nil
+	return err
+}
+
+// wsLocks order a working set's readers and writers within this process.
+// WriteWorkingSet renames ws.img, ws.trace and ws.json into place under the
+// write lock and OpenWorkingSet reads ws.json and opens ws.img under the
+// read lock, so a reader never pairs one recording's ws.json with another's
+// ws.img while a working set is extended in the background. The lock is
+// taken by directory (snapshots are opened afresh per restore), striped so
+// that the set stays bounded.
+var wsLocks [32]sync.RWMutex
+
+func wsLock(dir string) *sync.RWMutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(dir))
+	return &wsLocks[h.Sum32()%uint32(len(wsLocks))]
 }
 
 // Bytes is the size of ws.img.
 func (w *WorkingSet) Bytes() int64 { return int64(w.Pages) * PageSize }
 
 // WorkingSet returns the snapshot's working set, or errdefs.ErrNotFound if
-// none has been recorded.
+// none has been recorded. To read ws.img too, use OpenWorkingSet.
 func (s *Snapshot) WorkingSet() (*WorkingSet, error) {
+	l := wsLock(s.Dir)
+	l.RLock()
+	defer l.RUnlock()
+	return s.readWorkingSet()
+}
+
+// OpenWorkingSet returns the snapshot's working set with ws.img opened
+// (Image) and of the size ws.json gives, the two read as one: a working set
+// rewritten meanwhile does not mix with this one. The caller closes it.
+// errdefs.ErrNotFound if none has been recorded; a missing or truncated
+// ws.img is errdefs.ErrCorrupt.
+func (s *Snapshot) OpenWorkingSet() (*WorkingSet, error) {
+	l := wsLock(s.Dir)
+	l.RLock()
+	defer l.RUnlock()
+	ws, err := s.readWorkingSet()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.Path(WSImageFile))
+	if err != nil {
+		return nil, fmt.Errorf("open working set: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() != ws.Bytes() {
+		f.Close()
+		return nil, fmt.Errorf("working set %s: ws.img has the wrong size (truncated?): %w", s.Dir, errdefs.ErrCorrupt)
+	}
+	ws.img = f
+	return ws, nil
+}
+
+func (s *Snapshot) readWorkingSet() (*WorkingSet, error) {
 	b, err := atomicfile.ReadFile(s.Path(WSMetaFile), MaxWSMetaBytes)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -53,6 +126,7 @@ func (s *Snapshot) WorkingSet() (*WorkingSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("working set %s: %w", s.Dir, err)
 	}
+	ws.encoded = b
 	return ws, nil
 }
 
@@ -177,31 +251,63 @@ func (s *Snapshot) WriteWorkingSet(trace []int) (*WorkingSet, error) {
 		ws.Pages += r.Count
 	}
 	ws.CRC = h.Sum32()
-	// ws.img is renamed first and ws.json last: a reader that sees the new
-	// ws.json always finds the matching ws.img; one that pairs an old ws.json
-	// with the new ws.img fails its checksum and falls back.
-	if err := out.Commit(s.Path(WSImageFile)); err != nil {
-		return nil, err
-	}
 	order := make([]byte, 4*len(trace))
 	for i, p := range trace {
 		binary.LittleEndian.PutUint32(order[4*i:], uint32(p))
-	}
-	if err := atomicfile.WriteFile(s.Path(WSTraceFile), order, FileMode); err != nil {
-		return nil, err
 	}
 	mj, err := json.Marshal(ws)
 	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(s.Path(WSMetaFile), mj, FileMode); err != nil {
+	files := []*atomicfile.File{out}
+	for i, data := range [][]byte{order, mj} {
+		f, err := atomicfile.Create(s.Dir, atomicfile.TempPattern([]string{WSTraceFile, WSMetaFile}[i]), FileMode)
+		if err != nil {
+			return nil, fmt.Errorf("working set: %w", err)
+		}
+		defer f.Abort()
+		if _, err := f.Write(data); err != nil {
+			return nil, fmt.Errorf("working set: %w", err)
+		}
+		files = append(files, f)
+	}
+	// Everything is written and synced before the lock; under it the three
+	// files are only renamed, so readers wait microseconds, and never see
+	// ws.json without its ws.img.
+	for _, f := range files {
+		if err := f.Sync(); err != nil {
+			return nil, fmt.Errorf("working set: %w", err)
+		}
+		f.NoSync = true
+	}
+	if err := s.commitWorkingSet(files); err != nil {
 		return nil, err
+	}
+	if err := atomicfile.SyncDir(s.Dir); err != nil {
+		return nil, fmt.Errorf("working set: %w", err)
 	}
 	return ws, nil
 }
 
+// commitWorkingSet renames ws.img, ws.trace and ws.json (files, in that
+// order) into place under the working set's write lock.
+func (s *Snapshot) commitWorkingSet(files []*atomicfile.File) error {
+	l := wsLock(s.Dir)
+	l.Lock()
+	defer l.Unlock()
+	for i, name := range []string{WSImageFile, WSTraceFile, WSMetaFile} {
+		if err := files[i].Commit(s.Path(name)); err != nil {
+			return fmt.Errorf("working set: %w", err)
+		}
+	}
+	return nil
+}
+
 // RemoveWorkingSet deletes the working set so the next restore re-records.
 func (s *Snapshot) RemoveWorkingSet() error {
+	l := wsLock(s.Dir)
+	l.Lock()
+	defer l.Unlock()
 	err := os.Remove(s.Path(WSMetaFile))
 	if err != nil && !os.IsNotExist(err) {
 		return err

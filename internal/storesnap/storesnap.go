@@ -6,6 +6,7 @@
 package storesnap
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,20 +40,21 @@ const WSChunkSize = 4 << 20
 // Every file starts on a chunk boundary, so the working set (ws.img, already
 // its pages back to back) spans ceil(size/WSChunkSize) chunks and a REAP or
 // bulk restore fetches it with that many parallel requests. The working set
-// is published only if ws.img matches ws.json's checksum (WriteWorkingSet
-// renames ws.img before ws.json, so a concurrent re-recording could pair
-// them wrongly); a snapshot without one is published without it.
+// is published only if ws.img matches ws.json's checksum; ws.json and
+// ws.img are read as one (snapshot.OpenWorkingSet), so a concurrent
+// re-recording does not mix with them. A snapshot without one is published
+// without it.
 func Publish(ctx context.Context, st *store.Store, id string, snap *snapshot.Snapshot) (*store.PutResult, error) {
-	withWS := true
-	ws, err := snap.WorkingSet()
+	ws, err := snap.OpenWorkingSet()
 	switch {
 	case errors.Is(err, errdefs.ErrNotFound):
-		withWS = false
+		ws = nil
 	case err != nil:
 		return nil, fmt.Errorf("publish %s: %w", snap.Dir, err)
 	default:
-		data, err := os.ReadFile(snap.Path(snapshot.WSImageFile))
-		if err != nil {
+		defer ws.Close()
+		data := make([]byte, ws.Bytes())
+		if _, err := ws.Image().ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("publish %s: working set: %w", snap.Dir, err)
 		}
 		if err := snap.CheckWorkingSetData(ws, data); err != nil {
@@ -61,20 +63,23 @@ func Publish(ctx context.Context, st *store.Store, id string, snap *snapshot.Sna
 	}
 	var files []store.FileSource
 	for _, name := range Published {
-		if !withWS && (name == snapshot.WSMetaFile || name == snapshot.WSImageFile) {
+		var fs store.FileSource
+		switch {
+		case (name == snapshot.WSMetaFile || name == snapshot.WSImageFile) && ws == nil:
 			continue
-		}
-		f, err := os.Open(snap.Path(name))
-		if err != nil {
-			return nil, fmt.Errorf("publish %s: %w", snap.Dir, err)
-		}
-		defer f.Close()
-		fs, err := store.FileSourceOf(name, f)
-		if err != nil {
-			return nil, fmt.Errorf("publish %s: %w", snap.Dir, err)
-		}
-		if name == snapshot.WSImageFile {
-			fs.ChunkSize = WSChunkSize
+		case name == snapshot.WSMetaFile:
+			fs = store.FileSource{Name: name, Size: int64(len(ws.Encoded())), R: bytes.NewReader(ws.Encoded())}
+		case name == snapshot.WSImageFile:
+			fs = store.FileSource{Name: name, Size: ws.Bytes(), R: ws.Image(), ChunkSize: WSChunkSize}
+		default:
+			f, err := os.Open(snap.Path(name))
+			if err != nil {
+				return nil, fmt.Errorf("publish %s: %w", snap.Dir, err)
+			}
+			defer f.Close()
+			if fs, err = store.FileSourceOf(name, f); err != nil {
+				return nil, fmt.Errorf("publish %s: %w", snap.Dir, err)
+			}
 		}
 		files = append(files, fs)
 	}
