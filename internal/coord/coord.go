@@ -277,8 +277,15 @@ func (c *Coordinator) Deploy(ctx context.Context, name string, wasm []byte, cfg 
 	}
 	gen, err := c.put(ctx, reg, rec, prev)
 	if err != nil {
-		// Deployed here but not in the registry: bring this worker back
-		// to what the registry says once it answers again.
+		// Deployed here but not in the registry. A name the registry
+		// had no record of goes at once: a refused deploy leaves nothing
+		// behind, even while the registry cannot be read. Otherwise this
+		// worker goes back to what the registry says once it answers.
+		if prev == 0 {
+			if derr := c.Worker.Delete(context.WithoutCancel(ctx), name); derr != nil && !errors.Is(derr, errdefs.ErrNotFound) {
+				c.log.Warn("removing a deploy the registry refused", "function", name, "err", derr)
+			}
+		}
 		c.resync(name)
 		return nil, fmt.Errorf("deploy %s: %w", name, err)
 	}
