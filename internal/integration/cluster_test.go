@@ -68,6 +68,13 @@ func TestClusterTwoWorkers(t *testing.T) {
 	if got := invoke(t, b, "hello", &api.InvokeRequest{Path: "/?name=cluster"}); string(got.Body) != want {
 		t.Fatalf("b answers %q, a %q", got.Body, want)
 	}
+	// One snapshot for the cluster: b took a's from the shared bucket
+	// instead of booting and snapshotting its own.
+	ia, errA := client(a, token).Get(context.Background(), "hello")
+	ib, errB := client(b, token).Get(context.Background(), "hello")
+	if errA != nil || errB != nil || ia.Snapshot == nil || ib.Snapshot == nil || ia.Snapshot.ID != ib.Snapshot.ID {
+		t.Fatalf("a's snapshot %+v (%v), b's %+v (%v); want one, a's", ia.Snapshot, errA, ib.Snapshot, errB)
+	}
 
 	// cluster ls --json through b: both workers, with hello on both.
 	var cl api.Cluster

@@ -294,7 +294,7 @@ func (s *workerStore) openStored(ctx context.Context, f *function, id, dir strin
 	if err != nil {
 		return nil, fmt.Errorf("local copy: %v; %w", localErr, err)
 	}
-	s.log.Info("local snapshot unusable; restores will read it from the store", "function", f.rec.Name, "snapshot", id, "err", localErr)
+	s.log.Info("no usable local copy of the snapshot; restores read it from the store", "function", f.rec.Name, "snapshot", id, "err", localErr)
 	snap := &snapshot.Snapshot{Dir: dir, Meta: sn.Meta}
 	s.mu.Lock()
 	s.storeOnly[snap] = true

@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,12 +12,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/store/s3"
 	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/store/storetest"
 	"github.com/thaw-run/thaw/internal/storesnap"
+	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
 var storeModes = []restore.Mode{restore.Eager, restore.Mmap, restore.Lazy, restore.Reap, restore.Bulk}
@@ -203,6 +206,41 @@ func TestStoreRestoreOnOtherWorker(t *testing.T) {
 		w := openStoreWorker(t, dir1, cfg)
 		checkFromStore(t, w, want)
 	})
+}
+
+// DeployStored on a second worker (a cluster follower) takes the first
+// worker's published snapshot instead of booting one: the record names it,
+// no instance boots, and every mode restores it from the store and answers
+// as a cold instance. A snapshot the store does not have is
+// errdefs.ErrNotFound and deploys nothing.
+func TestDeployStored(t *testing.T) {
+	cfg := testStore(t)
+	w1 := openStoreWorker(t, t.TempDir(), cfg)
+	want := deployPublished(t, w1)
+	info, err := w1.Get("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm := testwasm.Build(t, "examples/hello")
+
+	w2 := openStoreWorker(t, t.TempDir(), cfg)
+	if _, err := w2.DeployStored(context.Background(), "hello", wasm, Config{}, "20200101T000000-000000000000"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("deploy from a snapshot the store lacks: %v, want not found", err)
+	}
+	if _, err := w2.Get("hello"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("a failed stored deploy left a function: %v", err)
+	}
+	got, err := w2.DeployStored(context.Background(), "hello", wasm, Config{}, info.Snapshot.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Snapshot == nil || got.Snapshot.ID != info.Snapshot.ID {
+		t.Fatalf("follower's snapshot %+v, want the origin's %s", got.Snapshot, info.Snapshot.ID)
+	}
+	if st := w2.States(); len(st) != 1 || st[0].Idle+st[0].Busy != 0 || st[0].SnapshotLocal {
+		t.Fatalf("follower after a stored deploy: %+v; want no instance booted and no local snapshot", st)
+	}
+	checkFromStore(t, w2, want)
 }
 
 // With the stored image and working-set chunks tampered and every cache
