@@ -73,7 +73,7 @@ type Summary struct {
 	// StoreRemoteBytes sums the object-store ("remote" tier) bytes the
 	// observed workers read.
 	StoreRemoteBytes float64 `json:"store_remote_bytes,omitempty"`
-	ElapsedS  float64 `json:"elapsed_s"`
+	ElapsedS         float64 `json:"elapsed_s"`
 	// ThroughputRPS is successful invocations per second of the run.
 	ThroughputRPS float64 `json:"throughput_rps"`
 	// PeakMemoryBytes is the largest memory sample (0 without samples).
