@@ -22,6 +22,10 @@ type fakeWorker struct {
 func (f *fakeWorker) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/fn/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/fn/f/p" || r.URL.Query().Get("name") != "x" {
+			http.Error(w, "path and query not passed on: "+r.URL.String(), http.StatusBadRequest)
+			return
+		}
 		desc := "warm"
 		if f.calls.Add(1) == 1 {
 			desc = "cold"
@@ -69,7 +73,7 @@ func TestRunSpreadsOverEntries(t *testing.T) {
 	}
 	for _, spread := range []string{SpreadRoundRobin, SpreadRandom} {
 		t.Run(spread, func(t *testing.T) {
-			res, err := Run(context.Background(), Options{BaseURLs: urls, Spread: spread, Seed: 3, Schedule: sched,
+			res, err := Run(context.Background(), Options{BaseURLs: urls, Spread: spread, Seed: 3, Schedule: sched, Path: "/p?name=x",
 				Endpoints: true, Header: http.Header{"Authorization": {"Bearer t"}}})
 			if err != nil {
 				t.Fatal(err)

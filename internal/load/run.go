@@ -273,7 +273,9 @@ loop:
 		for k := range bases {
 			base := bases[(first+k)%len(bases)]
 			target := *base
-			target.Path = strings.TrimSuffix(base.Path, "/") + "/fn/" + url.PathEscape(a.Function) + opts.Path
+			path, query, _ := strings.Cut(opts.Path, "?")
+			target.Path = strings.TrimSuffix(base.Path, "/") + "/fn/" + url.PathEscape(a.Function) + path
+			target.RawQuery = query
 			targets[k] = target.String()
 		}
 		wg.Add(1)
