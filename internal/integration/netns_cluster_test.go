@@ -481,4 +481,3 @@ func curlDeploy(t *testing.T, nt *testnet.Net, i int, h *testnet.Host, fn, path 
 	_, _ = fmt.Sscan(s[cut+1:], &status)
 	return status, s[:cut]
 }
-
