@@ -48,13 +48,10 @@ func hostAddrs(nt *testnet.Net, port int) []string {
 	return out
 }
 
-// netnsS3 starts a MinIO on the bridge, when the tests have one, and
-// returns the flags that point a worker at it (nil without one).
-func netnsS3(t *testing.T, nt *testnet.Net) []string {
+// s3Env gives the `thaw serve` processes the test starts a new store
+// secret and the test MinIO's credentials, through the environment.
+func s3Env(t *testing.T) {
 	t.Helper()
-	if os.Getenv("THAW_TEST_MINIO_SCRIPT") == "" {
-		return nil
-	}
 	key, err := store.GenerateSecret()
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +59,16 @@ func netnsS3(t *testing.T, nt *testnet.Net) []string {
 	t.Setenv(store.EnvKey, key)
 	t.Setenv("THAW_S3_ACCESS_KEY", os.Getenv("THAW_TEST_S3_ACCESS_KEY"))
 	t.Setenv("THAW_S3_SECRET_KEY", os.Getenv("THAW_TEST_S3_SECRET_KEY"))
+}
+
+// netnsS3 starts a MinIO on the bridge, when the tests have one, and
+// returns the flags that point a worker at it (nil without one).
+func netnsS3(t *testing.T, nt *testnet.Net) []string {
+	t.Helper()
+	if os.Getenv("THAW_TEST_MINIO_SCRIPT") == "" {
+		return nil
+	}
+	s3Env(t)
 	m := nt.MinIO()
 	return []string{"--s3-endpoint", m.Endpoint(), "--s3-bucket", "thaw-netns-cluster"}
 }

@@ -104,7 +104,14 @@ for placement in $PLACEMENTS; do
 	done
 	export THAW_SERVER=${urls[0]} THAW_TOKEN=$TOKEN
 	for f in ${fns//,/ }; do
-		"$thaw" deploy "$f" "$work/hello.wasm" --keep-alive "$KEEP_ALIVE" >/dev/null
+		# A loaded 2-core machine (three workers compiling what the
+		# registry delivers) can miss the registry's 3 s write timeout:
+		# the deploy answers 503, and is tried again.
+		for try in 1 2 3 4 5; do
+			"$thaw" deploy "$f" "$work/hello.wasm" --keep-alive "$KEEP_ALIVE" >/dev/null && break
+			[[ $try == 5 ]] && exit 1
+			sleep 2
+		done
 	done
 	# Every worker serves every function before the replay starts.
 	for u in "${urls[@]}"; do
