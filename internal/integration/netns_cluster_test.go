@@ -296,8 +296,7 @@ func runScenarios(t *testing.T, nt *testnet.Net, nc *nats.Conn, embedded bool, l
 		}
 		// The others take a deploy (two of three hold the quorum; a
 		// leader on host 3 is replaced first).
-		var took time.Duration
-		took = within(t, 30*time.Second, "a deploy through host 1 during the partition", func() bool {
+		took := within(t, 30*time.Second, "a deploy through host 1 during the partition", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			_, err := netnsClient(h1).Deploy(ctx, "during", wasm, api.Config{})
@@ -397,8 +396,7 @@ func runScenarios(t *testing.T, nt *testnet.Net, nc *nats.Conn, embedded bool, l
 			l := leader()
 			return l != "" && l != was
 		})
-		var deployed time.Duration
-		deployed = within(t, time.Minute, "a deploy through a survivor after the kill", func() bool {
+		deployed := within(t, time.Minute, "a deploy through a survivor after the kill", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			_, err := netnsClient(survivors[0]).Deploy(ctx, "afterkill", wasm, api.Config{})
