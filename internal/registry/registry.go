@@ -152,8 +152,10 @@ func (r *Registry) Writable(ctx context.Context) error {
 }
 
 // peerSilence is how long a replica may go unheard before the leader
-// counts it lost (NATS's raft heartbeats every second).
-const peerSilence = 3 * time.Second
+// counts it lost: NATS's raft heartbeats every second, and the leader
+// itself gives up after 10 s; 3 s refused deploys on a 2-core machine
+// busy compiling (heartbeats handled late), so 6.
+const peerSilence = 6 * time.Second
 
 // quorum reports whether a stream's leader, with the replicas it heard
 // from within peerSilence, is a majority of its replicas.

@@ -200,7 +200,7 @@ func TestModules(t *testing.T) {
 // partitioned leader that still calls itself leader has no majority.
 func TestQuorum(t *testing.T) {
 	heard := &jetstream.PeerInfo{Name: "b", Current: true, Active: 300 * time.Millisecond}
-	silent := &jetstream.PeerInfo{Name: "c", Current: true, Active: 8 * time.Second}
+	silent := &jetstream.PeerInfo{Name: "c", Current: true, Active: 12 * time.Second}
 	offline := &jetstream.PeerInfo{Name: "c", Offline: true}
 	for _, tt := range []struct {
 		cl       jetstream.ClusterInfo
