@@ -277,13 +277,15 @@ func (c *Coordinator) Deploy(ctx context.Context, name string, wasm []byte, cfg 
 	}
 	gen, err := c.put(ctx, reg, rec, prev)
 	if err != nil {
-		// Deployed here but not in the registry. A name the registry
-		// had no record of goes at once: a refused deploy leaves nothing
-		// behind, even while the registry cannot be read. Otherwise this
-		// worker goes back to what the registry says once it answers.
+		// Deployed here but not in the registry. A function the
+		// registry does not have goes at once: a refused deploy must
+		// not be served (a partitioned worker refuses deploys). A
+		// redeploy's previous version cannot be brought back without
+		// the registry: this worker goes back to what the registry says
+		// once it answers again.
 		if prev == 0 {
 			if derr := c.Worker.Delete(context.WithoutCancel(ctx), name); derr != nil && !errors.Is(derr, errdefs.ErrNotFound) {
-				c.log.Warn("removing a deploy the registry refused", "function", name, "err", derr)
+				c.log.Warn("undoing a deploy the registry refused", "function", name, "err", derr)
 			}
 		}
 		c.resync(name)

@@ -73,6 +73,9 @@ func TestTwoWorkersOneRegistry(t *testing.T) {
 	if err != nil || res.Response.Status != 200 || len(res.Response.Body) == 0 {
 		t.Fatalf("forward to a: %+v, %v", res, err)
 	}
+	if res.Timing.Node != "a" {
+		t.Fatalf("a forwarded invocation names node %q as its server, want a", res.Timing.Node)
+	}
 	if _, err := b.Forward(ctx, "a", "nosuch", req(), worker.InvokeOptions{}); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("forward of an unknown function: %v, want not found", err)
 	}
@@ -90,8 +93,8 @@ func TestTwoWorkersOneRegistry(t *testing.T) {
 		t.Fatalf("invoke placed on a: %+v, %v", res, err)
 	}
 	placeB = ""
-	if res, err := b.Invoke(ctx, "hello", req(), worker.InvokeOptions{}); err != nil || res.Response.Status != 200 {
-		t.Fatalf("invoke placed here: %+v, %v", res, err)
+	if res, err := b.Invoke(ctx, "hello", req(), worker.InvokeOptions{}); err != nil || res.Response.Status != 200 || res.Timing.Node != "b" {
+		t.Fatalf("invoke placed here: %+v, %v (want served by b)", res, err)
 	}
 	// Both see each other.
 	for deadline := time.Now().Add(time.Minute); len(b.State().Workers) != 2; time.Sleep(20 * time.Millisecond) {

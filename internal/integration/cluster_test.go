@@ -13,7 +13,6 @@ import (
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/errdefs"
-	"github.com/thaw-run/thaw/internal/store"
 )
 
 // TestClusterTwoWorkers runs two `thaw serve` processes clustered over
@@ -27,13 +26,7 @@ func TestClusterTwoWorkers(t *testing.T) {
 	if ep == "" {
 		t.Skip(`THAW_TEST_S3_ENDPOINT not set: eval "$(scripts/minio.sh start)"`)
 	}
-	key, err := store.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(store.EnvKey, key)
-	t.Setenv("THAW_S3_ACCESS_KEY", os.Getenv("THAW_TEST_S3_ACCESS_KEY"))
-	t.Setenv("THAW_S3_SECRET_KEY", os.Getenv("THAW_TEST_S3_SECRET_KEY"))
+	s3Env(t)
 	routes, err := cluster.LoopbackAddrs(2)
 	if err != nil {
 		t.Fatal(err)

@@ -144,7 +144,16 @@ func (w *Worker) openStore(ctx context.Context, cfg stack.Config, dataDir string
 			Name: "thaw_store_deletes_total", Help: "Store snapshots deleted (ok) or whose deletion could not be queued (failed).",
 		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{s.publishes, s.deletes} {
+	collectors := []prometheus.Collector{s.publishes, s.deletes}
+	for i, ts := range h.Store.TierStats() {
+		// The tiers are fixed once the store is open; the pager child's
+		// reads (lazy restores) are its own store's and not counted.
+		collectors = append(collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "thaw_store_read_bytes_total", Help: "Object bytes the worker's snapshot store read, by the tier that served them (its caches, the upload queue, a peer, or remote: the object store).",
+			ConstLabels: prometheus.Labels{"tier": ts.Tier},
+		}, func() float64 { return float64(h.Store.TierStats()[i].Bytes) }))
+	}
+	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			_ = h.Close()
 			return nil, fmt.Errorf("worker: store metrics: %w", err)

@@ -138,6 +138,29 @@ func TestStoreRestoreAfterLocalLoss(t *testing.T) {
 	if n := testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("hello", string(restore.Eager))); n != 0 {
 		t.Fatalf("%v fallbacks", n)
 	}
+	// /metrics says what the store read, by tier: the restores read
+	// through it, and the object store is the tier called remote.
+	fams, err := w.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiers, total := map[string]bool{}, 0.0
+	for _, f := range fams {
+		if f.GetName() != "thaw_store_read_bytes_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "tier" {
+					tiers[l.GetValue()] = true
+				}
+			}
+			total += m.GetCounter().GetValue()
+		}
+	}
+	if !tiers["remote"] || total == 0 {
+		t.Fatalf("thaw_store_read_bytes_total: tiers %v, %v bytes; want a remote tier and bytes read", tiers, total)
+	}
 }
 
 // Restores from the store take function.restore, the local path, with
