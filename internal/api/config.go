@@ -98,6 +98,10 @@ type Config struct {
 	// WebAssembly-level state, so a function can change engines and keep
 	// its snapshots.
 	Engine string `json:"engine,omitempty"`
+	// Idempotent functions may run twice for one request: in a cluster, an
+	// invocation whose worker failed after receiving it is retried on
+	// another (otherwise only one that never reached a worker is).
+	Idempotent bool `json:"idempotent,omitempty"`
 }
 
 // Defaults of Config, as docs/api.md documents them.
@@ -228,6 +232,15 @@ var Fields = []Field{
 		}},
 	{Name: "engine", Flag: "engine", Usage: "WebAssembly engine: wasmtime or wazero (default: the worker's, thaw serve --engine)",
 		Set: func(c *Config, v string) error { c.Engine = v; return nil }},
+	{Name: "idempotent", Flag: "idempotent", Usage: "the function may run twice for one request: a cluster retries it on another worker when its worker fails mid-request", Bool: true,
+		Set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("idempotent: want true or false: %w", errdefs.ErrInvalid)
+			}
+			c.Idempotent = b
+			return nil
+		}},
 }
 
 // FieldByName returns the field with JSON name name.

@@ -39,6 +39,7 @@ import (
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/membership"
+	"github.com/thaw-run/thaw/internal/placement"
 	"github.com/thaw-run/thaw/internal/registry"
 	"github.com/thaw-run/thaw/internal/worker"
 )
@@ -56,10 +57,10 @@ type Options struct {
 	JoinTimeout time.Duration
 	// Logger receives logs (default slog.Default()).
 	Logger *slog.Logger
-	// Place, if set, names the worker that should serve an invocation of
-	// a function ("" or this worker's id: here); the coordinator forwards
-	// the others (forward.go). Nil: every invocation is served here.
-	Place func(name string) string
+	// Placement, if set, places every invocation this worker receives
+	// (place.go): here, on a peer (forward.go), or held while a worker
+	// pre-warms. Nil: every invocation is served here, touching no NATS.
+	Placement *placement.Placer
 }
 
 // maxApplying bounds the registry changes a worker applies at once (each
@@ -93,7 +94,9 @@ type Coordinator struct {
 
 	applying chan struct{} // bounds concurrent applies (maxApplying)
 
-	sub *nats.Subscription // this worker's invocation subject
+	sub        *nats.Subscription // this worker's invocation subject
+	prewarmSub *nats.Subscription // its pre-warm subject
+	router     *router            // nil without Options.Placement
 
 	mu      sync.Mutex
 	closing bool              // set by Close: no new forwarded invocations
@@ -167,8 +170,16 @@ func (c *Coordinator) KeepStored(name, id string) bool {
 // applies the registry to w, announces w and follows drain requests.
 func (c *Coordinator) Attach(ctx context.Context, w *worker.Worker, address string) {
 	c.Worker, c.address = w, address
+	if p := c.opts.Placement; p != nil {
+		c.router = &router{self: c.id, placer: p, conn: c.node.Conn, log: c.log, member: c.member,
+			local: w.Invoke, idle: w.Idle, draining: c.draining, idempotent: c.idempotent,
+			metrics: newPlacementMetrics(w.Registry(), p.Policy().String())}
+	}
 	if err := c.serveForwarded(); err != nil {
 		c.log.Warn("not answering forwarded invocations", "err", err)
+	}
+	if err := c.servePrewarm(); err != nil {
+		c.log.Warn("not answering pre-warm requests", "err", err)
 	}
 	joined := false
 	select {
@@ -208,8 +219,10 @@ func (c *Coordinator) Close() {
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
-	if c.sub != nil {
-		_ = c.sub.Unsubscribe()
+	for _, s := range []*nats.Subscription{c.sub, c.prewarmSub} {
+		if s != nil {
+			_ = s.Unsubscribe()
+		}
 	}
 	c.cancel()
 	c.wg.Wait()
@@ -336,6 +349,29 @@ func (c *Coordinator) Delete(ctx context.Context, name string) error {
 	return err
 }
 
+// member is the membership, nil before the worker joined.
+func (c *Coordinator) member() *membership.Membership {
+	select {
+	case <-c.joined:
+		return c.mem
+	default:
+		return nil
+	}
+}
+
+// draining reports whether this worker is asked to drain.
+func (c *Coordinator) draining() bool {
+	m := c.member()
+	return m != nil && m.Draining(c.id)
+}
+
+// idempotent reports whether the local function name is marked
+// idempotent.
+func (c *Coordinator) idempotent(name string) bool {
+	info, err := c.Worker.Get(name)
+	return err == nil && info.Config.Idempotent
+}
+
 // State is the cluster as this worker sees it (empty before it joined).
 func (c *Coordinator) State() membership.State {
 	select {
@@ -348,17 +384,20 @@ func (c *Coordinator) State() membership.State {
 
 // Drain asks worker node to drain (on) or to take placements again.
 func (c *Coordinator) Drain(ctx context.Context, node string, on bool) error {
-	select {
-	case <-c.joined:
-	default:
+	return drain(ctx, c.member(), node, on)
+}
+
+// drain sets worker node's drain flag through m (nil: not joined yet).
+func drain(ctx context.Context, m *membership.Membership, node string, on bool) error {
+	if m == nil {
 		return fmt.Errorf("drain %s: not joined to the cluster yet: %w", node, errdefs.ErrUnavailable)
 	}
-	if _, ok := c.mem.State().Worker(node); !ok && on {
+	if _, ok := m.State().Worker(node); !ok && on {
 		return fmt.Errorf("worker %q: %w", node, errdefs.ErrNotFound)
 	}
 	rctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	defer cancel()
-	return c.mem.SetDrain(rctx, node, on)
+	return m.SetDrain(rctx, node, on)
 }
 
 // self is this worker's membership entry.

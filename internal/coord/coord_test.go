@@ -17,12 +17,20 @@ import (
 // start runs a worker (without the pager) under a coordinator.
 func start(t *testing.T, opts Options) *Coordinator {
 	t.Helper()
+	return startWith(t, opts, worker.Options{})
+}
+
+// startWith is start with the worker's options wo (its data directory,
+// pager and KeepStored are set here).
+func startWith(t *testing.T, opts Options, wo worker.Options) *Coordinator {
+	t.Helper()
 	ctx := context.Background()
 	c, err := New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.Open(ctx, worker.Options{DataDir: opts.Node.DataDir, NoPager: true, KeepStored: c.KeepStored})
+	wo.DataDir, wo.NoPager, wo.KeepStored = opts.Node.DataDir, true, c.KeepStored
+	w, err := worker.Open(ctx, wo)
 	if err != nil {
 		c.Close()
 		t.Fatal(err)
@@ -38,16 +46,14 @@ func start(t *testing.T, opts Options) *Coordinator {
 // TestTwoWorkersOneRegistry: worker b, a client of a's NATS (the
 // --nats-url path), follows a's deploy; invocations forwarded to a are
 // served there; a forward to a worker that is gone fails at once as
-// unavailable; a placement that names a peer makes Invoke forward.
+// unavailable; without a placement, Invoke serves locally.
 func TestTwoWorkersOneRegistry(t *testing.T) {
 	wasm := testwasm.Build(t, "examples/hello")
 	a := start(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "a", ClientListen: "127.0.0.1:0"}})
 	if a.Node().ClientURL() == "" {
 		t.Fatal("a accepts no NATS clients")
 	}
-	placeB := ""
-	b := start(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "b", URL: a.Node().ClientURL()},
-		Place: func(string) string { return placeB }})
+	b := start(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "b", URL: a.Node().ClientURL()}})
 	ctx := context.Background()
 	if _, err := a.Deploy(ctx, "hello", wasm, worker.Config{}); err != nil {
 		t.Fatal(err)
@@ -73,17 +79,8 @@ func TestTwoWorkersOneRegistry(t *testing.T) {
 	if _, err := b.Forward(fctx, "gone", "hello", req(), worker.InvokeOptions{}); !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Fatalf("forward to a worker that is gone: %v, want unavailable (no responders)", err)
 	}
-	placeB = "gone"
-	if _, err := b.Invoke(fctx, "hello", req(), worker.InvokeOptions{}); !errors.Is(err, errdefs.ErrUnavailable) {
-		t.Fatalf("invoke placed on a gone worker: %v", err)
-	}
-	placeB = "a"
-	if res, err := b.Invoke(ctx, "hello", req(), worker.InvokeOptions{}); err != nil || res.Response.Status != 200 {
-		t.Fatalf("invoke placed on a: %+v, %v", res, err)
-	}
-	placeB = ""
-	if res, err := b.Invoke(ctx, "hello", req(), worker.InvokeOptions{}); err != nil || res.Response.Status != 200 {
-		t.Fatalf("invoke placed here: %+v, %v", res, err)
+	if res, err := b.Invoke(ctx, "hello", req(), worker.InvokeOptions{}); err != nil || res.Response.Status != 200 || res.Timing.Worker != "" {
+		t.Fatalf("invoke without placement: %+v, %v (want served here, no worker named)", res, err)
 	}
 	// Both see each other.
 	for deadline := time.Now().Add(time.Minute); len(b.State().Workers) != 2; time.Sleep(20 * time.Millisecond) {

@@ -125,6 +125,12 @@ type Timing struct {
 	SnapshotRequest int `json:"snapshot_request"`
 	// SnapshotID is that snapshot's ID (empty: booted cold).
 	SnapshotID string `json:"snapshot_id,omitempty"`
+	// Worker is the node id of the cluster worker that served the
+	// invocation, and Placement the placement rule that chose it
+	// (internal/placement's Reason); both empty outside a cluster
+	// (internal/coord sets them).
+	Worker    string `json:"worker,omitempty"`
+	Placement string `json:"placement,omitempty"`
 }
 
 // Result is an invocation's response and timing.
