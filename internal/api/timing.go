@@ -124,6 +124,13 @@ type Timing struct {
 	// working-set size, when reported.
 	Faults  int64 `json:"faults,omitempty"`
 	WSBytes int64 `json:"ws_bytes,omitempty"`
+	// Snapshot says where the serving instance came from: warm, local,
+	// store or cold. Worker and Placement name the cluster worker that
+	// served and the placement rule that chose it (empty outside a
+	// cluster).
+	Snapshot  string `json:"snapshot,omitempty"`
+	Worker    string `json:"worker,omitempty"`
+	Placement string `json:"placement,omitempty"`
 }
 
 // Cold reports whether the invocation paid for a new instance: a cold boot
@@ -153,6 +160,12 @@ func ParseTiming(v string) (Timing, error) {
 			t.Faults, _ = strconv.ParseInt(m.Desc, 10, 64)
 		case "ws":
 			t.WSBytes, _ = strconv.ParseInt(m.Desc, 10, 64)
+		case "snapshot":
+			t.Snapshot = m.Desc
+		case "worker":
+			t.Worker = m.Desc
+		case "placement":
+			t.Placement = m.Desc
 		default:
 			if m.HasDur {
 				if t.Stages == nil {

@@ -3,6 +3,9 @@ package coord
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"net/http"
 	"testing"
 	"time"
@@ -13,6 +16,23 @@ import (
 	"github.com/thaw-run/thaw/internal/testwasm"
 	"github.com/thaw-run/thaw/internal/worker"
 )
+
+// sharedCache is the compilation cache every test worker links to
+// (DATA/cache): the module is compiled once for the package's tests, not
+// once per worker.
+var sharedCache string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "thaw-coord-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sharedCache = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // start runs a worker (without the pager) under a coordinator.
 func start(t *testing.T, opts Options) *Coordinator {
@@ -30,6 +50,9 @@ func startWith(t *testing.T, opts Options, wo worker.Options) *Coordinator {
 		t.Fatal(err)
 	}
 	wo.DataDir, wo.NoPager, wo.KeepStored = opts.Node.DataDir, true, c.KeepStored
+	if err := os.Symlink(sharedCache, filepath.Join(wo.DataDir, "cache")); err != nil {
+		t.Fatal(err)
+	}
 	w, err := worker.Open(ctx, wo)
 	if err != nil {
 		c.Close()

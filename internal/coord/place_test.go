@@ -22,12 +22,15 @@ import (
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
-func helloRequest() *abi.Request { return &abi.Request{Method: "GET", Path: "/", Header: http.Header{}} }
+func helloRequest() *abi.Request {
+	return &abi.Request{Method: "GET", Path: "/", Header: http.Header{}}
+}
 
-// waitFor polls cond for up to a minute.
+// waitFor polls cond for up to three minutes (deploys compile on a machine
+// shared with other work).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(3 * time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}

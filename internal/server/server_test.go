@@ -546,3 +546,26 @@ func TestServerTimingKinds(t *testing.T) {
 		})
 	}
 }
+
+// Server-Timing says where the instance came from, and in a cluster which
+// worker served and why; api.ParseTiming reads them back.
+func TestServerTimingNamesWorkerAndSnapshot(t *testing.T) {
+	for _, tc := range []struct {
+		t                   worker.Timing
+		snapshot, worker, p string
+	}{
+		{worker.Timing{StartKind: "warm"}, "warm", "", ""},
+		{worker.Timing{StartKind: "cold", Worker: "a", Placement: "home"}, "cold", "a", "home"},
+		{worker.Timing{StartKind: "restore", Mode: restore.Bulk, Restore: &restore.Stats{}, Source: worker.SourceStore, Worker: "b", Placement: "peer-cached"}, "store", "b", "peer-cached"},
+		{worker.Timing{StartKind: "restore", Mode: restore.Bulk, Restore: &restore.Stats{}, Source: worker.SourceLocal}, "local", "", ""},
+	} {
+		h := ServerTiming(tc.t)
+		got, err := api.ParseTiming(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Snapshot != tc.snapshot || got.Worker != tc.worker || got.Placement != tc.p || got.StartKind != tc.t.StartKind {
+			t.Errorf("%q parses as %+v, want snapshot %q, worker %q, placement %q", h, got, tc.snapshot, tc.worker, tc.p)
+		}
+	}
+}
