@@ -5,8 +5,13 @@
 // instances.
 //
 // A Coordinator is the server's Backend: it embeds the *worker.Worker, so
-// invocations, lookups and admission go straight to the worker, and only
-// Deploy and Delete are its own. The warm invocation path touches no NATS.
+// lookups and admission go straight to the worker, and only Deploy,
+// Delete and Invoke are its own. Invoke places the invocation
+// (Options.Placement, place.go): here when this worker has an idle
+// instance or is alone, else on a peer over NATS (forward.go), or held
+// while a worker pre-warms. The warm local path touches no NATS. A
+// Gateway (gateway.go) is the same placement without a worker: `thaw
+// gateway`.
 //
 // # Deploys
 //

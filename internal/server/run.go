@@ -53,8 +53,8 @@ type Running struct {
 	// Gateway is the router of StartGateway (nil for a worker; Worker and
 	// Coordinator are nil for a gateway).
 	Gateway *coord.Gateway
-	http        *http.Server
-	done        chan error
+	http    *http.Server
+	done    chan error
 }
 
 // Start opens the worker and serves it on opts.Addr until Close.
