@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
@@ -78,14 +76,5 @@ func runGateway(ctx context.Context, g *globalOptions, opts gatewayOptions) erro
 	}
 	log.Info("listening", "url", rs.URL, "role", "gateway", "node", rs.Gateway.ID(), "placement", opts.Cluster.Placement,
 		"allowed_hosts", strings.Join(opts.AllowedHosts, ","))
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err := <-rs.Done():
-		if !errors.Is(err, http.ErrServerClosed) {
-			_ = rs.Close(time.Second)
-			return fmt.Errorf("gateway: %w", err)
-		}
-	}
-	return rs.Close(30 * time.Second)
+	return runUntilDone(ctx, rs, log, "gateway")
 }

@@ -291,13 +291,19 @@ func runServe(ctx context.Context, g *globalOptions, opts serveOptions) error {
 	if err != nil {
 		return err
 	}
+	return runUntilDone(ctx, rs, log, "serve")
+}
+
+// runUntilDone serves until ctx ends (a signal), then shuts rs down
+// gracefully, or returns the error the HTTP server stopped with.
+func runUntilDone(ctx context.Context, rs *server.Running, log *slog.Logger, what string) error {
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	case err := <-rs.Done():
 		if !errors.Is(err, http.ErrServerClosed) {
 			_ = rs.Close(time.Second)
-			return fmt.Errorf("serve: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	return rs.Close(30 * time.Second)

@@ -60,6 +60,17 @@ func (c *Coordinator) Invoke(ctx context.Context, name string, req *abi.Request,
 	return c.router.route(ctx, name, req, opts)
 }
 
+// Admit is the worker's admission check, except that with placement a
+// full local queue does not refuse the request: placement may find it a
+// worker with room, or hold it.
+func (c *Coordinator) Admit(name string) error {
+	err := c.Worker.Admit(name)
+	if c.router != nil && errors.Is(err, errdefs.ErrOverloaded) {
+		return nil
+	}
+	return err
+}
+
 // Forward has worker node serve an invocation.
 func (c *Coordinator) Forward(ctx context.Context, node, name string, req *abi.Request, opts worker.InvokeOptions) (*worker.Result, error) {
 	return forward(ctx, c.node.Conn, node, name, req, opts)

@@ -184,9 +184,10 @@ func (r *router) route(ctx context.Context, name string, req *abi.Request, opts 
 		return r.serveLocal(ctx, name, req, opts, placement.LocalWarm)
 	}
 	if r.local != nil && !r.draining() {
-		// Rule 1 with the live count, and a cluster of one: no decision
-		// to make, and today's single-node path.
-		if r.idle(name) > 0 {
+		// Locality's rule 1 with the live count, and a cluster of one: no
+		// decision to make, and today's single-node path. (hash and random
+		// decide every request: they are experiments' baselines.)
+		if r.placer.Policy() == placement.Locality && r.idle(name) > 0 {
 			return r.serveLocal(ctx, name, req, opts, placement.LocalWarm)
 		}
 		if v := r.current(m); len(v.Workers) == 1 && v.Workers[0].ID == r.self {
