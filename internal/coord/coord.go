@@ -141,20 +141,30 @@ func (c *Coordinator) Node() *cluster.Node { return c.node }
 // coordinator closes.
 func (c *Coordinator) join() {
 	defer c.wg.Done()
-	for c.ctx.Err() == nil {
-		reg, err := registry.Open(c.ctx, c.node)
+	reg, mem, ok := joinBuckets(c.ctx, c.node, c.opts.Membership)
+	if !ok {
+		return
+	}
+	c.reg, c.mem = reg, mem
+	close(c.joined)
+	c.log.Info("joined the cluster", "replicas", c.node.Replicas, "nats_clients", c.node.ClientURL(), "routes", c.node.ClusterAddr())
+}
+
+// joinBuckets opens the registry and membership buckets on node,
+// retrying until ctx ends (ok false).
+func joinBuckets(ctx context.Context, node *cluster.Node, mopts membership.Options) (*registry.Registry, *membership.Membership, bool) {
+	for ctx.Err() == nil {
+		reg, err := registry.Open(ctx, node)
 		if err != nil {
-			continue // Open retried until c.ctx ended
+			continue // Open retried until ctx ended
 		}
-		mem, err := membership.Open(c.ctx, c.node, c.opts.Membership)
+		mem, err := membership.Open(ctx, node, mopts)
 		if err != nil {
 			continue
 		}
-		c.reg, c.mem = reg, mem
-		close(c.joined)
-		c.log.Info("joined the cluster", "replicas", c.node.Replicas, "nats_clients", c.node.ClientURL(), "routes", c.node.ClusterAddr())
-		return
+		return reg, mem, true
 	}
+	return nil, nil, false
 }
 
 // KeepStored is worker.Options.KeepStored: a stored snapshot stays while

@@ -79,21 +79,14 @@ func NewGateway(ctx context.Context, opts GatewayOptions) (*Gateway, error) {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		for g.ctx.Err() == nil {
-			reg, err := registry.Open(g.ctx, node)
-			if err != nil {
-				continue // Open retried until g.ctx ended
-			}
-			mem, err := membership.Open(g.ctx, node, opts.Membership)
-			if err != nil {
-				continue
-			}
-			g.reg, g.mem = reg, mem
-			close(g.joined)
-			g.log.Info("gateway joined the cluster")
-			g.follow()
+		reg, mem, ok := joinBuckets(g.ctx, node, opts.Membership)
+		if !ok {
 			return
 		}
+		g.reg, g.mem = reg, mem
+		close(g.joined)
+		g.log.Info("gateway joined the cluster")
+		g.follow()
 	}()
 	return g, nil
 }
