@@ -190,7 +190,7 @@ func (r *router) route(ctx context.Context, name string, req *abi.Request, opts 
 		if r.placer.Policy() == placement.Locality && r.idle(name) > 0 {
 			return r.serveLocal(ctx, name, req, opts, placement.LocalWarm)
 		}
-		if v := r.current(m); len(v.Workers) == 1 && v.Workers[0].ID == r.self {
+		if alone(r.current(m), r.self) {
 			return r.serveLocal(ctx, name, req, opts, placement.PeerCached)
 		}
 	}
@@ -302,6 +302,17 @@ func (r *router) forward(ctx context.Context, m *membership.Membership, node, na
 		return nil, fmt.Errorf("forward %s to worker %s: %w", name, node, errPeerGone)
 	}
 	return res, err
+}
+
+// alone reports whether v knows of no worker but self (also before self's
+// own entry arrived).
+func alone(v placement.View, self string) bool {
+	for _, w := range v.Workers {
+		if w.ID != self {
+			return false
+		}
+	}
+	return true
 }
 
 // alive reports whether worker id is in v.
