@@ -258,6 +258,7 @@ func TestInvokeRequestAndResponse(t *testing.T) {
 		"ws":          {Name: "ws", Desc: "8192"},
 		"instantiate": {Name: "instantiate", Dur: 0.5, HasDur: true},
 		"read":        {Name: "read", Desc: "12288"},
+		"snapshot":    {Name: "snapshot", Desc: "local"},
 	}
 	if len(ms) != len(want) {
 		t.Errorf("metrics %+v, want %d", ms, len(want))
@@ -270,7 +271,7 @@ func TestInvokeRequestAndResponse(t *testing.T) {
 	// The load generator's view of the same header.
 	tm, err := api.ParseTiming(resp.Header.Get(api.HeaderServerTiming))
 	wantTiming := api.Timing{QueueMs: 1.5, StartMs: 3, ExecMs: 0.25, StartKind: "restore", RestoreMode: "reap",
-		Stages: map[string]float64{"map": 1, "prefetch": 2, "instantiate": 0.5}, Faults: 17, WSBytes: 8192}
+		Stages: map[string]float64{"map": 1, "prefetch": 2, "instantiate": 0.5}, Faults: 17, WSBytes: 8192, Snapshot: "local"}
 	if err != nil || !reflect.DeepEqual(tm, wantTiming) {
 		t.Errorf("timing %+v, %v, want %+v", tm, err, wantTiming)
 	}
