@@ -207,6 +207,12 @@ func (r *router) route(ctx context.Context, name string, req *abi.Request, opts 
 		v := r.viewFor(m, name, excluded)
 		d := r.placer.Place(v, placement.Request{Function: name, Receiver: r.self, Waited: time.Since(t0), Held: int(r.held.Load())})
 		switch {
+		case (d.Reason == placement.Hold || d.Reason == placement.Reject) && lastErr != nil && r.local != nil,
+			d.Reason == placement.Hold && d.Worker == "" && r.local != nil:
+			// Every eligible worker was tried, or there is none (this one
+			// drains, the others are gone): serving here, draining or
+			// not, beats answering 503 or holding for nobody.
+			return r.serveLocal(ctx, name, req, opts, placement.Any)
 		case (d.Reason == placement.Hold || d.Reason == placement.Reject) && lastErr != nil:
 			// Every eligible worker was tried: the last failure is the
 			// answer.
