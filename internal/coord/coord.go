@@ -88,13 +88,7 @@ type Coordinator struct {
 	started time.Time
 	address string
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	joined chan struct{} // closed once reg and mem are set
-	reg    *registry.Registry
-	mem    *membership.Membership
+	base
 	synced chan struct{} // closed once the registry watch delivered what existed
 
 	applying chan struct{} // bounds concurrent applies (maxApplying)
@@ -124,8 +118,7 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{id: node.ID, opts: opts, log: opts.Logger.With("node", node.ID), node: node, started: time.Now().UTC(),
-		joined: make(chan struct{}), synced: make(chan struct{}), applying: make(chan struct{}, maxApplying), applied: map[string]uint64{}, locks: map[string]*sync.Mutex{}}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+		base: newBase(), synced: make(chan struct{}), applying: make(chan struct{}, maxApplying), applied: map[string]uint64{}, locks: map[string]*sync.Mutex{}}
 	c.wg.Add(1)
 	go c.join()
 	return c, nil
@@ -364,11 +357,29 @@ func (c *Coordinator) Delete(ctx context.Context, name string) error {
 	return err
 }
 
-// member is the membership, nil before the worker joined.
-func (c *Coordinator) member() *membership.Membership {
+// base is what a Coordinator and a Gateway share: their lifetime, and
+// the cluster's buckets once joined.
+type base struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	joined chan struct{} // closed once reg and mem are set
+	reg    *registry.Registry
+	mem    *membership.Membership
+}
+
+// newBase returns a base whose context ends with its cancel.
+func newBase() base {
+	ctx, cancel := context.WithCancel(context.Background())
+	return base{ctx: ctx, cancel: cancel, joined: make(chan struct{})}
+}
+
+// member is the membership, nil before joining.
+func (b *base) member() *membership.Membership {
 	select {
-	case <-c.joined:
-		return c.mem
+	case <-b.joined:
+		return b.mem
 	default:
 		return nil
 	}

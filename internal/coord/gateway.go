@@ -45,13 +45,7 @@ type Gateway struct {
 	metrics *prometheus.Registry
 	router  *router
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	joined chan struct{} // closed once reg and mem are set
-	reg    *registry.Registry
-	mem    *membership.Membership
+	base
 
 	mu      sync.Mutex
 	records map[string]registry.Record // the registry's live records
@@ -72,8 +66,7 @@ func NewGateway(ctx context.Context, opts GatewayOptions) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{id: node.ID, node: node, log: opts.Logger.With("node", node.ID), metrics: prometheus.NewRegistry(),
-		joined: make(chan struct{}), records: map[string]registry.Record{}}
-	g.ctx, g.cancel = context.WithCancel(context.Background())
+		base: newBase(), records: map[string]registry.Record{}}
 	g.router = &router{placer: opts.Placement, conn: node.Conn, log: g.log, member: g.member, idempotent: g.idempotent,
 		metrics: newPlacementMetrics(g.metrics, opts.Placement.Policy().String())}
 	g.wg.Add(1)
@@ -133,15 +126,6 @@ func (g *Gateway) Close() {
 	g.cancel()
 	g.wg.Wait()
 	g.node.Close()
-}
-
-func (g *Gateway) member() *membership.Membership {
-	select {
-	case <-g.joined:
-		return g.mem
-	default:
-		return nil
-	}
 }
 
 // record is the registry's live record of name.
