@@ -42,7 +42,7 @@ const (
 	HeaderFallback = "X-Thaw-Fallback"
 	// HeaderNode names the cluster worker (its node id) that served the
 	// invocation, also when another worker received it; the
-	// Server-Timing metric "node" says the same.
+	// Server-Timing metric "worker" says the same.
 	HeaderNode = "X-Thaw-Node"
 )
 

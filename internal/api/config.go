@@ -98,6 +98,10 @@ type Config struct {
 	// WebAssembly-level state, so a function can change engines and keep
 	// its snapshots.
 	Engine string `json:"engine,omitempty"`
+	// Idempotent functions may run twice for one request: in a cluster, an
+	// invocation whose worker failed after receiving it is retried on
+	// another (otherwise only one that never reached a worker is).
+	Idempotent bool `json:"idempotent,omitempty"`
 }
 
 // Defaults of Config, as docs/api.md documents them.
@@ -185,6 +189,18 @@ func durationField(name, flag, usage string, get func(*Config) *Duration) Field 
 		Set: func(c *Config, v string) error { return get(c).parse(v) }}
 }
 
+func boolField(name, flag, usage string, get func(*Config) *bool) Field {
+	return Field{Name: name, Flag: flag, Usage: usage, Bool: true,
+		Set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%s: want true or false: %w", name, errdefs.ErrInvalid)
+			}
+			*get(c) = b
+			return nil
+		}}
+}
+
 // Fields lists every Config field, in Config's order.
 var Fields = []Field{
 	intField("memory_mib", "memory-mib", fmt.Sprintf("memory cap per instance in MiB (default %d)", DefaultMemoryMiB),
@@ -201,15 +217,7 @@ var Fields = []Field{
 		func(c *Config) *int { return &c.MaxQueue }),
 	durationField("keep_alive", "keep-alive", fmt.Sprintf("how long an idle instance is kept (default %s)", DefaultKeepAlive),
 		func(c *Config) *Duration { return &c.KeepAlive }),
-	{Name: "public", Flag: "public", Usage: "allow invocation without the access token", Bool: true,
-		Set: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("public: want true or false: %w", errdefs.ErrInvalid)
-			}
-			c.Public = b
-			return nil
-		}},
+	boolField("public", "public", "allow invocation without the access token", func(c *Config) *bool { return &c.Public }),
 	{Name: "restore_mode", Flag: "mode", Usage: "restore mode: cold, eager, mmap, lazy, reap, bulk (default " + string(DefaultMode) + ")",
 		Set: func(c *Config, v string) error { c.RestoreMode = Mode(v); return nil }},
 	{Name: "policy", Flag: "policy", Usage: `snapshot policy: "init", "fixed:N" or "pronghorn[:window=W,...]" (default ` + DefaultPolicy + `)`,
@@ -228,6 +236,8 @@ var Fields = []Field{
 		}},
 	{Name: "engine", Flag: "engine", Usage: "WebAssembly engine: wasmtime or wazero (default: the worker's, thaw serve --engine)",
 		Set: func(c *Config, v string) error { c.Engine = v; return nil }},
+	boolField("idempotent", "idempotent", "the function may run twice for one request: a cluster retries it on another worker when its worker fails mid-request",
+		func(c *Config) *bool { return &c.Idempotent }),
 }
 
 // FieldByName returns the field with JSON name name.

@@ -124,9 +124,13 @@ type Timing struct {
 	// working-set size, when reported.
 	Faults  int64 `json:"faults,omitempty"`
 	WSBytes int64 `json:"ws_bytes,omitempty"`
-	// Node is the id of the cluster worker that served the invocation
-	// (the "node" metric's desc); empty when the server did not say.
-	Node string `json:"node,omitempty"`
+	// Snapshot says where the serving instance came from: warm, local,
+	// store or cold. Worker and Placement name the cluster worker that
+	// served and the placement rule that chose it (empty outside a
+	// cluster).
+	Snapshot  string `json:"snapshot,omitempty"`
+	Worker    string `json:"worker,omitempty"`
+	Placement string `json:"placement,omitempty"`
 }
 
 // Cold reports whether the invocation paid for a new instance: a cold boot
@@ -156,8 +160,12 @@ func ParseTiming(v string) (Timing, error) {
 			t.Faults, _ = strconv.ParseInt(m.Desc, 10, 64)
 		case "ws":
 			t.WSBytes, _ = strconv.ParseInt(m.Desc, 10, 64)
-		case "node":
-			t.Node = m.Desc
+		case "snapshot":
+			t.Snapshot = m.Desc
+		case "worker":
+			t.Worker = m.Desc
+		case "placement":
+			t.Placement = m.Desc
 		default:
 			if m.HasDur {
 				if t.Stages == nil {

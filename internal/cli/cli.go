@@ -132,6 +132,7 @@ Start with "thaw demo"; write your own function with "thaw new NAME".`,
 		newLoadCommand(g),
 		newStoreCommand(g),
 		newClusterCommand(g),
+		newGatewayCommand(g),
 	)
 	return root
 }

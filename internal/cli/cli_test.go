@@ -90,6 +90,10 @@ func TestUsageErrors(t *testing.T) {
 		{"bad header", []string{"invoke", "x", "-H", "novalue"}, ExitUsage},
 		{"missing module file", []string{"deploy", "x", "/nonexistent/x.wasm"}, ExitNotFound},
 		{"public listen without token", []string{"serve", "--addr", "0.0.0.0:0", "--token", ""}, ExitUsage},
+		{"unknown placement", []string{"serve", "--addr", "127.0.0.1:0", "--placement", "nearest"}, ExitUsage},
+		{"gateway: unknown placement", []string{"gateway", "--placement", "nearest"}, ExitUsage},
+		{"gateway: no hold", []string{"gateway", "--placement-hold", "0s"}, ExitUsage},
+		{"gateway: public listen without token", []string{"gateway", "--addr", "0.0.0.0:0", "--token", ""}, ExitUsage},
 		{"server down", []string{"ls", "--server", "http://127.0.0.1:1"}, ExitUnavailable},
 		{"help", []string{"--help"}, ExitOK},
 	} {

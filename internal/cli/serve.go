@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/faultguard"
+	"github.com/thaw-run/thaw/internal/placement"
 	"github.com/thaw-run/thaw/internal/server"
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/worker"
@@ -121,21 +123,55 @@ type clusterFlags struct {
 	NATSListen    string
 	NodeID        string
 	Advertise     string
+	// Placement is the placement policy and HoldBound how long a request
+	// may wait for room (docs/placement.md).
+	Placement string
+	HoldBound time.Duration
 }
 
 func (cf *clusterFlags) register(f *pflag.FlagSet) {
+	cf.registerNATS(f)
+	f.StringVar(&cf.Advertise, "advertise", "", "HTTP HOST:PORT other workers reach this one at (default: the listen address)")
+}
+
+// registerNATS defines the flags a gateway shares with a worker: how to
+// join the cluster's NATS, and the placement.
+func (cf *clusterFlags) registerNATS(f *pflag.FlagSet) {
+	f.StringVar(&cf.Placement, "placement", placement.Locality.String(), "placement policy for the invocations received here: locality (warm, then cached, then the function's home workers), hash (always the function's first home) or random (docs/placement.md)")
+	f.DurationVar(&cf.HoldBound, "placement-hold", placement.DefaultHoldBound, "how long a request waits for a worker with room (pre-warming one) before it gets 429")
 	f.StringVar(&cf.ClusterListen, "cluster-listen", "", "HOST:PORT the embedded NATS accepts routes from other thaw processes on (forms a cluster with --cluster-peers)")
 	f.StringSliceVar(&cf.Peers, "cluster-peers", nil, "HOST:PORT,... route addresses of the other thaw processes (this one's own may be listed)")
 	f.StringVar(&cf.NATSURL, "nats-url", "", "connect to an external NATS (with JetStream) at URL instead of embedding one")
 	f.StringVar(&cf.NATSListen, "nats-listen", "", "HOST:PORT on which the embedded NATS accepts clients (a gateway, a CLI); default none, or a loopback port in a cluster")
 	f.StringVar(&cf.NodeID, "node-id", "", "this worker's id in the cluster (default: the one stored in the data directory, else hostname-based; stored for restarts)")
-	f.StringVar(&cf.Advertise, "advertise", "", "HTTP HOST:PORT other workers reach this one at (default: the listen address)")
 }
 
 // options are the coordinator's options for dataDir.
-func (cf *clusterFlags) options(dataDir string) *coord.Options {
-	return &coord.Options{Node: cluster.Options{DataDir: dataDir, NodeID: cf.NodeID, ClusterListen: cf.ClusterListen, Peers: cf.Peers,
-		ClientListen: cf.NATSListen, URL: cf.NATSURL}}
+func (cf *clusterFlags) options(dataDir string) (*coord.Options, error) {
+	p, err := cf.placer()
+	if err != nil {
+		return nil, err
+	}
+	return &coord.Options{Node: cf.node(dataDir), Placement: p}, nil
+}
+
+// node says how to reach NATS, with dataDir for the embedded server's
+// data and the node id.
+func (cf *clusterFlags) node(dataDir string) cluster.Options {
+	return cluster.Options{DataDir: dataDir, NodeID: cf.NodeID, ClusterListen: cf.ClusterListen, Peers: cf.Peers,
+		ClientListen: cf.NATSListen, URL: cf.NATSURL}
+}
+
+// placer is the --placement policy's placer (random: seeded at random).
+func (cf *clusterFlags) placer() (*placement.Placer, error) {
+	p, err := placement.ParsePolicy(cf.Placement)
+	if err != nil {
+		return nil, fmt.Errorf("--placement: %w", err)
+	}
+	if cf.HoldBound <= 0 {
+		return nil, fmt.Errorf("--placement-hold %s: want a positive duration: %w", cf.HoldBound, errdefs.ErrInvalid)
+	}
+	return placement.New(p, placement.Options{HoldBound: cf.HoldBound}, rand.Uint64()), nil
 }
 
 // defaultDataDir is $THAW_DATA, else $XDG_DATA_HOME/thaw, else
@@ -209,6 +245,10 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 		}
 		wopts.Store = &cfg
 	}
+	copts, err := opts.Cluster.options(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	rs, err := server.Start(ctx, server.RunOptions{
 		Addr:   opts.Addr,
 		Worker: wopts,
@@ -223,13 +263,13 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 		MaxConns:    opts.MaxConns,
 		ReadTimeout: opts.ReadTimeout,
 		IdleTimeout: opts.IdleTimeout,
-		Cluster:     opts.Cluster.options(opts.DataDir),
+		Cluster:     copts,
 		Advertise:   opts.Cluster.Advertise,
 	})
 	if err != nil {
 		return nil, err
 	}
-	log.Info("listening", "url", rs.URL, "node", rs.Coordinator.ID(), "nats_clients", rs.Coordinator.Node().ClientURL(), "data", opts.DataDir, "auth", token != "", "store", opts.Store.describe(),
+	log.Info("listening", "url", rs.URL, "node", rs.Coordinator.ID(), "placement", opts.Cluster.Placement, "nats_clients", rs.Coordinator.Node().ClientURL(), "data", opts.DataDir, "auth", token != "", "store", opts.Store.describe(),
 		"max_conns", server.ConnBound(opts.MaxConns, slog.New(slog.DiscardHandler)), "allowed_hosts", strings.Join(opts.AllowedHosts, ","))
 	return rs, nil
 }
@@ -251,13 +291,19 @@ func runServe(ctx context.Context, g *globalOptions, opts serveOptions) error {
 	if err != nil {
 		return err
 	}
+	return runUntilDone(ctx, rs, log, "serve")
+}
+
+// runUntilDone serves until ctx ends (a signal), then shuts rs down
+// gracefully, or returns the error the HTTP server stopped with.
+func runUntilDone(ctx context.Context, rs *server.Running, log *slog.Logger, what string) error {
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	case err := <-rs.Done():
 		if !errors.Is(err, http.ErrServerClosed) {
 			_ = rs.Close(time.Second)
-			return fmt.Errorf("serve: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	return rs.Close(30 * time.Second)

@@ -5,8 +5,13 @@
 // instances.
 //
 // A Coordinator is the server's Backend: it embeds the *worker.Worker, so
-// invocations, lookups and admission go straight to the worker, and only
-// Deploy and Delete are its own. The warm invocation path touches no NATS.
+// lookups and admission go straight to the worker, and only Deploy,
+// Delete and Invoke are its own. Invoke places the invocation
+// (Options.Placement, place.go): here when this worker has an idle
+// instance or is alone, else on a peer over NATS (forward.go), or held
+// while a worker pre-warms. The warm local path touches no NATS. A
+// Gateway (gateway.go) is the same placement without a worker: `thaw
+// gateway`.
 //
 // # Deploys
 //
@@ -39,6 +44,7 @@ import (
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/membership"
+	"github.com/thaw-run/thaw/internal/placement"
 	"github.com/thaw-run/thaw/internal/registry"
 	"github.com/thaw-run/thaw/internal/worker"
 )
@@ -56,10 +62,10 @@ type Options struct {
 	JoinTimeout time.Duration
 	// Logger receives logs (default slog.Default()).
 	Logger *slog.Logger
-	// Place, if set, names the worker that should serve an invocation of
-	// a function ("" or this worker's id: here); the coordinator forwards
-	// the others (forward.go). Nil: every invocation is served here.
-	Place func(name string) string
+	// Placement, if set, places every invocation this worker receives
+	// (place.go): here, on a peer (forward.go), or held while a worker
+	// pre-warms. Nil: every invocation is served here, touching no NATS.
+	Placement *placement.Placer
 }
 
 // maxApplying bounds the registry changes a worker applies at once (each
@@ -82,18 +88,14 @@ type Coordinator struct {
 	started time.Time
 	address string
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	joined chan struct{} // closed once reg and mem are set
-	reg    *registry.Registry
-	mem    *membership.Membership
+	base
 	synced chan struct{} // closed once the registry watch delivered what existed
 
 	applying chan struct{} // bounds concurrent applies (maxApplying)
 
-	sub *nats.Subscription // this worker's invocation subject
+	sub        *nats.Subscription // this worker's invocation subject
+	prewarmSub *nats.Subscription // its pre-warm subject
+	router     *router            // nil without Options.Placement
 
 	mu      sync.Mutex
 	closing bool              // set by Close: no new forwarded invocations
@@ -116,8 +118,7 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{id: node.ID, opts: opts, log: opts.Logger.With("node", node.ID), node: node, started: time.Now().UTC(),
-		joined: make(chan struct{}), synced: make(chan struct{}), applying: make(chan struct{}, maxApplying), applied: map[string]uint64{}, locks: map[string]*sync.Mutex{}}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+		base: newBase(), synced: make(chan struct{}), applying: make(chan struct{}, maxApplying), applied: map[string]uint64{}, locks: map[string]*sync.Mutex{}}
 	c.wg.Add(1)
 	go c.join()
 	return c, nil
@@ -133,20 +134,30 @@ func (c *Coordinator) Node() *cluster.Node { return c.node }
 // coordinator closes.
 func (c *Coordinator) join() {
 	defer c.wg.Done()
-	for c.ctx.Err() == nil {
-		reg, err := registry.Open(c.ctx, c.node)
+	reg, mem, ok := joinBuckets(c.ctx, c.node, c.opts.Membership)
+	if !ok {
+		return
+	}
+	c.reg, c.mem = reg, mem
+	close(c.joined)
+	c.log.Info("joined the cluster", "replicas", c.node.Replicas, "nats_clients", c.node.ClientURL(), "routes", c.node.ClusterAddr())
+}
+
+// joinBuckets opens the registry and membership buckets on node,
+// retrying until ctx ends (ok false).
+func joinBuckets(ctx context.Context, node *cluster.Node, mopts membership.Options) (*registry.Registry, *membership.Membership, bool) {
+	for ctx.Err() == nil {
+		reg, err := registry.Open(ctx, node)
 		if err != nil {
-			continue // Open retried until c.ctx ended
+			continue // Open retried until ctx ended
 		}
-		mem, err := membership.Open(c.ctx, c.node, c.opts.Membership)
+		mem, err := membership.Open(ctx, node, mopts)
 		if err != nil {
 			continue
 		}
-		c.reg, c.mem = reg, mem
-		close(c.joined)
-		c.log.Info("joined the cluster", "replicas", c.node.Replicas, "nats_clients", c.node.ClientURL(), "routes", c.node.ClusterAddr())
-		return
+		return reg, mem, true
 	}
+	return nil, nil, false
 }
 
 // KeepStored is worker.Options.KeepStored: a stored snapshot stays while
@@ -167,8 +178,16 @@ func (c *Coordinator) KeepStored(name, id string) bool {
 // applies the registry to w, announces w and follows drain requests.
 func (c *Coordinator) Attach(ctx context.Context, w *worker.Worker, address string) {
 	c.Worker, c.address = w, address
+	if p := c.opts.Placement; p != nil {
+		c.router = &router{self: c.id, placer: p, conn: c.node.Conn, log: c.log, member: c.member,
+			local: w.Invoke, idle: w.Idle, draining: c.draining, idempotent: c.idempotent,
+			metrics: newPlacementMetrics(w.Registry(), p.Policy().String())}
+	}
 	if err := c.serveForwarded(); err != nil {
 		c.log.Warn("not answering forwarded invocations", "err", err)
+	}
+	if err := c.servePrewarm(); err != nil {
+		c.log.Warn("not answering pre-warm requests", "err", err)
 	}
 	joined := false
 	select {
@@ -208,8 +227,10 @@ func (c *Coordinator) Close() {
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
-	if c.sub != nil {
-		_ = c.sub.Unsubscribe()
+	for _, s := range []*nats.Subscription{c.sub, c.prewarmSub} {
+		if s != nil {
+			_ = s.Unsubscribe()
+		}
 	}
 	c.cancel()
 	c.wg.Wait()
@@ -345,6 +366,47 @@ func (c *Coordinator) Delete(ctx context.Context, name string) error {
 	return err
 }
 
+// base is what a Coordinator and a Gateway share: their lifetime, and
+// the cluster's buckets once joined.
+type base struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	joined chan struct{} // closed once reg and mem are set
+	reg    *registry.Registry
+	mem    *membership.Membership
+}
+
+// newBase returns a base whose context ends with its cancel.
+func newBase() base {
+	ctx, cancel := context.WithCancel(context.Background())
+	return base{ctx: ctx, cancel: cancel, joined: make(chan struct{})}
+}
+
+// member is the membership, nil before joining.
+func (b *base) member() *membership.Membership {
+	select {
+	case <-b.joined:
+		return b.mem
+	default:
+		return nil
+	}
+}
+
+// draining reports whether this worker is asked to drain.
+func (c *Coordinator) draining() bool {
+	m := c.member()
+	return m != nil && m.Draining(c.id)
+}
+
+// idempotent reports whether the local function name is marked
+// idempotent.
+func (c *Coordinator) idempotent(name string) bool {
+	info, err := c.Worker.Get(name)
+	return err == nil && info.Config.Idempotent
+}
+
 // State is the cluster as this worker sees it (empty before it joined).
 func (c *Coordinator) State() membership.State {
 	select {
@@ -357,17 +419,20 @@ func (c *Coordinator) State() membership.State {
 
 // Drain asks worker node to drain (on) or to take placements again.
 func (c *Coordinator) Drain(ctx context.Context, node string, on bool) error {
-	select {
-	case <-c.joined:
-	default:
+	return drain(ctx, c.member(), node, on)
+}
+
+// drain sets worker node's drain flag through m (nil: not joined yet).
+func drain(ctx context.Context, m *membership.Membership, node string, on bool) error {
+	if m == nil {
 		return fmt.Errorf("drain %s: not joined to the cluster yet: %w", node, errdefs.ErrUnavailable)
 	}
-	if _, ok := c.mem.State().Worker(node); !ok && on {
+	if _, ok := m.State().Worker(node); !ok && on {
 		return fmt.Errorf("worker %q: %w", node, errdefs.ErrNotFound)
 	}
 	rctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	defer cancel()
-	return c.mem.SetDrain(rctx, node, on)
+	return m.SetDrain(rctx, node, on)
 }
 
 // self is this worker's membership entry.

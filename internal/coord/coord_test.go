@@ -3,7 +3,9 @@ package coord
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,19 +20,43 @@ import (
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
-// start runs a worker (without the pager) under a coordinator.
-func start(t *testing.T, opts Options) *Coordinator { return startWith(t, opts, nil) }
+// sharedCache is the compilation cache every test worker links to
+// (DATA/cache): the module is compiled once for the package's tests, not
+// once per worker.
+var sharedCache string
 
-// startWith runs a worker with snapshot store st (nil: none) under a
-// coordinator.
-func startWith(t *testing.T, opts Options, st *stack.Config) *Coordinator {
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "thaw-coord-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sharedCache = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// start runs a worker (without the pager) under a coordinator.
+func start(t *testing.T, opts Options) *Coordinator {
+	t.Helper()
+	return startWith(t, opts, worker.Options{})
+}
+
+// startWith is start with the worker's options wo (its data directory,
+// pager and KeepStored are set here).
+func startWith(t *testing.T, opts Options, wo worker.Options) *Coordinator {
 	t.Helper()
 	ctx := context.Background()
 	c, err := New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.Open(ctx, worker.Options{DataDir: opts.Node.DataDir, NoPager: true, KeepStored: c.KeepStored, Store: st})
+	wo.DataDir, wo.NoPager, wo.KeepStored = opts.Node.DataDir, true, c.KeepStored
+	if err := os.Symlink(sharedCache, filepath.Join(wo.DataDir, "cache")); err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.Open(ctx, wo)
 	if err != nil {
 		c.Close()
 		t.Fatal(err)
@@ -46,16 +72,14 @@ func startWith(t *testing.T, opts Options, st *stack.Config) *Coordinator {
 // TestTwoWorkersOneRegistry: worker b, a client of a's NATS (the
 // --nats-url path), follows a's deploy; invocations forwarded to a are
 // served there; a forward to a worker that is gone fails at once as
-// unavailable; a placement that names a peer makes Invoke forward.
+// unavailable; without a placement, Invoke serves locally.
 func TestTwoWorkersOneRegistry(t *testing.T) {
 	wasm := testwasm.Build(t, "examples/hello")
 	a := start(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "a", ClientListen: "127.0.0.1:0"}})
 	if a.Node().ClientURL() == "" {
 		t.Fatal("a accepts no NATS clients")
 	}
-	placeB := ""
-	b := start(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "b", URL: a.Node().ClientURL()},
-		Place: func(string) string { return placeB }})
+	b := start(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "b", URL: a.Node().ClientURL()}})
 	ctx := context.Background()
 	if _, err := a.Deploy(ctx, "hello", wasm, worker.Config{}); err != nil {
 		t.Fatal(err)
@@ -73,8 +97,8 @@ func TestTwoWorkersOneRegistry(t *testing.T) {
 	if err != nil || res.Response.Status != 200 || len(res.Response.Body) == 0 {
 		t.Fatalf("forward to a: %+v, %v", res, err)
 	}
-	if res.Timing.Node != "a" {
-		t.Fatalf("a forwarded invocation names node %q as its server, want a", res.Timing.Node)
+	if res.Timing.Worker != "a" {
+		t.Fatalf("a forwarded invocation names node %q as its server, want a", res.Timing.Worker)
 	}
 	if _, err := b.Forward(ctx, "a", "nosuch", req(), worker.InvokeOptions{}); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("forward of an unknown function: %v, want not found", err)
@@ -84,17 +108,8 @@ func TestTwoWorkersOneRegistry(t *testing.T) {
 	if _, err := b.Forward(fctx, "gone", "hello", req(), worker.InvokeOptions{}); !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Fatalf("forward to a worker that is gone: %v, want unavailable (no responders)", err)
 	}
-	placeB = "gone"
-	if _, err := b.Invoke(fctx, "hello", req(), worker.InvokeOptions{}); !errors.Is(err, errdefs.ErrUnavailable) {
-		t.Fatalf("invoke placed on a gone worker: %v", err)
-	}
-	placeB = "a"
-	if res, err := b.Invoke(ctx, "hello", req(), worker.InvokeOptions{}); err != nil || res.Response.Status != 200 {
-		t.Fatalf("invoke placed on a: %+v, %v", res, err)
-	}
-	placeB = ""
-	if res, err := b.Invoke(ctx, "hello", req(), worker.InvokeOptions{}); err != nil || res.Response.Status != 200 || res.Timing.Node != "b" {
-		t.Fatalf("invoke placed here: %+v, %v (want served by b)", res, err)
+	if res, err := b.Invoke(ctx, "hello", req(), worker.InvokeOptions{}); err != nil || res.Response.Status != 200 || res.Timing.Worker != "b" {
+		t.Fatalf("invoke without placement: %+v, %v (want served here, by b)", res, err)
 	}
 	// Both see each other.
 	for deadline := time.Now().Add(time.Minute); len(b.State().Workers) != 2; time.Sleep(20 * time.Millisecond) {
@@ -111,8 +126,8 @@ func TestTwoWorkersOneRegistry(t *testing.T) {
 func TestFollowerRestoresOriginSnapshot(t *testing.T) {
 	wasm := testwasm.Build(t, "examples/hello")
 	st := stack.Config{Tenant: "t1", Secret: storetest.Secret(t), Dir: filepath.Join(t.TempDir(), "remote")}
-	a := startWith(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "a", ClientListen: "127.0.0.1:0"}}, &st)
-	b := startWith(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "b", URL: a.Node().ClientURL()}}, &st)
+	a := startWith(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "a", ClientListen: "127.0.0.1:0"}}, worker.Options{Store: &st})
+	b := startWith(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "b", URL: a.Node().ClientURL()}}, worker.Options{Store: &st})
 	ctx := context.Background()
 	info, err := a.Deploy(ctx, "hello", wasm, worker.Config{})
 	if err != nil {

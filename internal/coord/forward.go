@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -17,12 +18,18 @@ import (
 // Forwarding.
 //
 // Every worker answers invocations on the subject thaw.invoke.<node id>
-// (request/reply): a worker hands an invocation to a peer with Forward, and
-// a peer that is gone answers at once with NATS's "no responders", which
-// Forward reports as errdefs.ErrUnavailable. Which worker serves an
-// invocation is Options.Place's decision (internal/placement plugs in
-// there); without it every invocation is served locally and touches no
-// NATS.
+// (request/reply): a worker (or a gateway) hands an invocation to a peer
+// with Forward, and a peer that is gone answers at once with NATS's "no
+// responders". Which worker serves an invocation is Options.Placement's
+// decision (place.go); without it every invocation is served locally and
+// touches no NATS.
+//
+// A forward carries the caller's deadline, if any: the peer stops waiting
+// for an instance when the caller has given up. A peer refuses (Refused in
+// the reply) what it will not run: it is draining or closing, or the
+// function is unknown there or its queue is full; the caller then places
+// the invocation again elsewhere, as it does after "no responders". Both
+// are errNotDelivered.
 
 // InvokeSubject prefixes a worker's invocation subject.
 const InvokeSubject = "thaw.invoke."
@@ -32,49 +39,66 @@ type forwardRequest struct {
 	Name    string               `json:"name"`
 	Request *abi.Request         `json:"request"`
 	Options worker.InvokeOptions `json:"options"`
+	// Deadline is the caller's, if it has one.
+	Deadline time.Time `json:"deadline,omitzero"`
 }
 
-// forwardReply is its answer: a result, or an error with its category.
+// forwardReply is its answer: a result, or an error with its category;
+// Refused says the worker did not run the function.
 type forwardReply struct {
 	Result   *worker.Result `json:"result,omitempty"`
 	Error    string         `json:"error,omitempty"`
 	Category string         `json:"category,omitempty"`
+	Refused  bool           `json:"refused,omitempty"`
 }
 
-// Invoke serves an invocation here, or on the worker Options.Place
-// names.
+// Invoke serves an invocation here, or where Options.Placement places it.
+// Either way the result's timing names the worker that served it.
 func (c *Coordinator) Invoke(ctx context.Context, name string, req *abi.Request, opts worker.InvokeOptions) (*worker.Result, error) {
-	if c.opts.Place != nil {
-		if node := c.opts.Place(name); node != "" && node != c.id {
-			return c.Forward(ctx, node, name, req, opts)
+	if c.router == nil {
+		res, err := c.Worker.Invoke(ctx, name, req, opts)
+		if res != nil {
+			res.Timing.Worker = c.id
 		}
+		return res, err
 	}
-	return c.invokeHere(ctx, name, req, opts)
+	return c.router.route(ctx, name, req, opts)
 }
 
-// invokeHere serves an invocation on this worker and names it as the
-// server in the result's timing.
-func (c *Coordinator) invokeHere(ctx context.Context, name string, req *abi.Request, opts worker.InvokeOptions) (*worker.Result, error) {
-	res, err := c.Worker.Invoke(ctx, name, req, opts)
-	if res != nil {
-		res.Timing.Node = c.id
+// Admit is the worker's admission check, except that with placement a
+// full local queue does not refuse the request: placement may find it a
+// worker with room, or hold it.
+func (c *Coordinator) Admit(name string) error {
+	err := c.Worker.Admit(name)
+	if c.router != nil && errors.Is(err, errdefs.ErrOverloaded) {
+		return nil
 	}
-	return res, err
+	return err
 }
 
 // Forward has worker node serve an invocation.
 func (c *Coordinator) Forward(ctx context.Context, node, name string, req *abi.Request, opts worker.InvokeOptions) (*worker.Result, error) {
-	b, err := json.Marshal(forwardRequest{Name: name, Request: req, Options: opts})
+	return forward(ctx, c.node.Conn, node, name, req, opts)
+}
+
+// forward sends an invocation to worker node over conn and waits for its
+// answer.
+func forward(ctx context.Context, conn *nats.Conn, node, name string, req *abi.Request, opts worker.InvokeOptions) (*worker.Result, error) {
+	fr := forwardRequest{Name: name, Request: req, Options: opts}
+	if d, ok := ctx.Deadline(); ok {
+		fr.Deadline = d
+	}
+	b, err := json.Marshal(fr)
 	if err != nil {
 		return nil, err
 	}
-	msg, err := c.node.Conn.RequestWithContext(ctx, InvokeSubject+node, b)
+	msg, err := conn.RequestWithContext(ctx, InvokeSubject+node, b)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return nil, fmt.Errorf("forward %s to worker %s: no responders: %w", name, node, errdefs.ErrUnavailable)
+		return nil, fmt.Errorf("forward %s to worker %s: no responders: %w: %w", name, node, errNotDelivered, errdefs.ErrUnavailable)
 	case errors.Is(err, nats.ErrMaxPayload):
 		return nil, fmt.Errorf("forward %s to worker %s: %v: %w", name, node, err, errdefs.ErrTooLarge)
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return nil, fmt.Errorf("forward %s to worker %s: %w", name, node, err)
 	case err != nil:
 		return nil, fmt.Errorf("forward %s to worker %s: %v: %w", name, node, err, errdefs.ErrUnavailable)
@@ -82,6 +106,9 @@ func (c *Coordinator) Forward(ctx context.Context, node, name string, req *abi.R
 	var rep forwardReply
 	if err := json.Unmarshal(msg.Data, &rep); err != nil {
 		return nil, fmt.Errorf("forward %s to worker %s: reply: %v: %w", name, node, err, errdefs.ErrUnavailable)
+	}
+	if rep.Refused {
+		return nil, fmt.Errorf("worker %s refused %s: %w: %w", node, name, errNotDelivered, &api.Error{Category: rep.Category, Message: rep.Error})
 	}
 	if rep.Error != "" || rep.Result == nil || rep.Result.Response == nil {
 		// api.Error unwraps to the category's errdefs sentinel.
@@ -97,28 +124,101 @@ func (c *Coordinator) serveForwarded() error {
 		c.mu.Lock()
 		if c.closing {
 			c.mu.Unlock()
-			return // the caller's request times out; Close is under way
+			respond(m, forwardReply{Refused: true, Error: "worker " + c.id + " is shutting down", Category: errdefs.Category(errdefs.ErrUnavailable)})
+			return
 		}
 		c.wg.Add(1)
 		c.mu.Unlock()
 		go func() {
 			defer c.wg.Done()
-			var rep forwardReply
-			var fr forwardRequest
-			if err := json.Unmarshal(m.Data, &fr); err != nil || fr.Request == nil {
-				rep.Error, rep.Category = "malformed forwarded invocation", errdefs.Category(errdefs.ErrInvalid)
-			} else if res, err := c.invokeHere(c.ctx, fr.Name, fr.Request, fr.Options); err != nil {
-				rep.Error, rep.Category = err.Error(), errdefs.Category(err)
-			} else {
-				rep.Result = res
-			}
-			b, err := json.Marshal(rep)
-			if err != nil {
-				b, _ = json.Marshal(forwardReply{Error: err.Error(), Category: "internal"})
-			}
-			_ = m.Respond(b)
+			respond(m, c.serveOne(m.Data))
 		}()
 	})
 	c.sub = sub
 	return err
 }
+
+// serveOne runs one forwarded invocation, or refuses it.
+func (c *Coordinator) serveOne(data []byte) forwardReply {
+	var fr forwardRequest
+	if err := json.Unmarshal(data, &fr); err != nil || fr.Request == nil {
+		return forwardReply{Error: "malformed forwarded invocation", Category: errdefs.Category(errdefs.ErrInvalid)}
+	}
+	refuse := func(err error) forwardReply {
+		return forwardReply{Refused: true, Error: err.Error(), Category: errdefs.Category(err)}
+	}
+	if c.draining() {
+		return refuse(fmt.Errorf("worker %s is draining: %w", c.id, errdefs.ErrUnavailable))
+	}
+	if err := c.Worker.Admit(fr.Name); err != nil {
+		return refuse(err)
+	}
+	ctx := c.ctx
+	if !fr.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, fr.Deadline)
+		defer cancel()
+	}
+	res, err := c.Worker.Invoke(ctx, fr.Name, fr.Request, fr.Options)
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound), errors.Is(err, errdefs.ErrOverloaded):
+		// Refused before an instance ran: the queue was full, or the
+		// function went away after Admit.
+		return refuse(err)
+	case err != nil:
+		return forwardReply{Error: err.Error(), Category: errdefs.Category(err)}
+	}
+	res.Timing.Worker = c.id
+	return forwardReply{Result: res}
+}
+
+// respond sends rep as the reply to m.
+func respond(m *nats.Msg, rep forwardReply) {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		b, _ = json.Marshal(forwardReply{Error: err.Error(), Category: "internal"})
+	}
+	_ = m.Respond(b)
+}
+
+// servePrewarm starts an idle instance of each function named on this
+// worker's pre-warm subject, at most maxPrewarms at once (more requests
+// are dropped: the held requests' next placement finds the instances
+// already starting).
+func (c *Coordinator) servePrewarm() error {
+	sem := make(chan struct{}, maxPrewarms)
+	sub, err := c.node.Conn.Subscribe(PrewarmSubject+c.id, func(m *nats.Msg) {
+		name := string(m.Data)
+		if worker.ValidName(name) != nil || c.draining() {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closing {
+			return
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			return
+		}
+		c.wg.Add(1)
+		go func() {
+			defer func() { <-sem; c.wg.Done() }()
+			ctx, cancel := context.WithTimeout(c.ctx, prewarmTimeout)
+			defer cancel()
+			if err := c.Worker.Prewarm(ctx, name); err != nil {
+				c.log.Debug("pre-warm failed", "function", name, "err", err)
+			}
+		}()
+	})
+	c.prewarmSub = sub
+	return err
+}
+
+// maxPrewarms bounds the pre-warms a worker runs at once; prewarmTimeout
+// bounds one's wait for memory.
+const (
+	maxPrewarms    = 2
+	prewarmTimeout = 30 * time.Second
+)

@@ -77,7 +77,13 @@ func startServe(t testing.TB, dataDir, tok string, extra ...string) *proc {
 // startServeBin is startServe with the thaw binary bin.
 func startServeBin(t testing.TB, bin, dataDir, tok string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dataDir, "--token", tok}, extra...)
+	return startThaw(t, bin, dataDir, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dataDir, "--token", tok}, extra...)...)
+}
+
+// startThaw runs bin with args (a command that logs msg=listening
+// url=URL: serve, gateway) and waits until it reports its address.
+func startThaw(t testing.TB, bin, dataDir string, args ...string) *proc {
+	t.Helper()
 	p := &proc{Data: dataDir, cmd: exec.Command(bin, args...), done: make(chan error, 1)}
 	p.cmd.Env = append(os.Environ(), "THAW_TOKEN=")
 	stderr, err := p.cmd.StderrPipe()
@@ -108,10 +114,10 @@ func startServeBin(t testing.TB, bin, dataDir, tok string, extra ...string) *pro
 	select {
 	case p.URL = <-urls:
 	case err := <-p.done:
-		t.Fatalf("thaw serve exited before listening: %v\n%s", err, p.Log())
+		t.Fatalf("thaw %s exited before listening: %v\n%s", args[0], err, p.Log())
 	case <-time.After(60 * time.Second):
 		_ = p.cmd.Process.Kill()
-		t.Fatalf("thaw serve did not report its address\n%s", p.Log())
+		t.Fatalf("thaw %s did not report its address\n%s", args[0], p.Log())
 	}
 	return p
 }

@@ -422,7 +422,7 @@ func runScenarios(t *testing.T, nt *testnet.Net, nc *nats.Conn, embedded bool, l
 				t.Fatalf("request %d dropped", r.Seq)
 			}
 			if r.OK() {
-				served[r.Node]++
+				served[r.Worker]++
 				continue
 			}
 			failed++

@@ -80,7 +80,7 @@ func TestRunSpreadsOverEntries(t *testing.T) {
 			}
 			refused := 0
 			for _, r := range res.Records {
-				if !r.OK() || r.Node == "" || r.Entry == 2 {
+				if !r.OK() || r.Worker == "" || r.Entry == 2 {
 					t.Fatalf("record %+v: want answered by a live worker", r)
 				}
 				refused += r.Refused

@@ -99,7 +99,7 @@ type Record struct {
 	// that refused its connection before.
 	Entry   int `json:"entry"`
 	Refused int `json:"refused,omitempty"`
-	// api.Timing's Node names the worker that served the request (from
+	// api.Timing's Worker names the worker that served the request (from
 	// Server-Timing, else the X-Thaw-Node header).
 	api.Timing
 }
@@ -375,8 +375,8 @@ func (o *Options) send(ctx context.Context, client *http.Client, target string, 
 			rec.Timing, rec.HasTiming = t, true
 		}
 	}
-	if rec.Node == "" {
-		rec.Node = resp.Header.Get(api.HeaderNode)
+	if rec.Worker == "" {
+		rec.Worker = resp.Header.Get(api.HeaderNode)
 	}
 	return false
 }

@@ -210,8 +210,8 @@ func workers(res *Result) ([]WorkerStats, float64) {
 	named := false
 	for i := range res.Records {
 		r := &res.Records[i]
-		byNode[r.Node] = append(byNode[r.Node], r)
-		named = named || r.Node != ""
+		byNode[r.Worker] = append(byNode[r.Worker], r)
+		named = named || r.Worker != ""
 	}
 	ends := map[string]Endpoint{}
 	for _, e := range res.Endpoints {

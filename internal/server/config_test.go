@@ -37,7 +37,7 @@ func documentedFields(t *testing.T) []string {
 var validSamples = map[string][2]string{"memory_mib": {"64", "64"}, "timeout": {"2s", `"2s"`}, "init_timeout": {"90", "90"},
 	"min_instances": {"1", "1"}, "max_instances": {"3", "3"}, "max_queue": {"5", "5"}, "keep_alive": {"10s", `"10s"`},
 	"public": {"true", "true"}, "restore_mode": {"eager", `"eager"`}, "policy": {"fixed:2", `"fixed:2"`},
-	"pool_size": {"4", "4"}, "rerecord_miss_rate": {"0.5", "0.5"}, "engine": {"wazero", `"wazero"`}}
+	"pool_size": {"4", "4"}, "rerecord_miss_rate": {"0.5", "0.5"}, "engine": {"wazero", `"wazero"`}, "idempotent": {"true", "true"}}
 
 // Every field docs/api.md documents is accepted as a query parameter and
 // passes the worker's checks, and the documentation lists every field

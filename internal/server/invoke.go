@@ -75,8 +75,8 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set(api.HeaderServerTiming, ServerTiming(res.Timing))
 	h.Set(api.HeaderStart, res.Timing.StartKind)
-	if res.Timing.Node != "" {
-		h.Set(api.HeaderNode, res.Timing.Node)
+	if res.Timing.Worker != "" {
+		h.Set(api.HeaderNode, res.Timing.Worker)
 	}
 	if res.Timing.Fallback != "" {
 		// The log has the whole reason (worker); the caller gets it

@@ -50,8 +50,11 @@ type Running struct {
 	// Coordinator is the worker's cluster membership (nil without
 	// RunOptions.Cluster).
 	Coordinator *coord.Coordinator
-	http        *http.Server
-	done        chan error
+	// Gateway is the router of StartGateway (nil for a worker; Worker and
+	// Coordinator are nil for a gateway).
+	Gateway *coord.Gateway
+	http    *http.Server
+	done    chan error
 }
 
 // Start opens the worker and serves it on opts.Addr until Close.
@@ -100,12 +103,17 @@ func Start(ctx context.Context, opts RunOptions) (*Running, error) {
 		c.Attach(ctx, w, advertise)
 		b, so.Cluster = c, c
 	}
-	h := New(b, so)
+	rs := serve(ln, New(b, so), opts, so.WriteTimeout, log)
+	rs.Worker, rs.Coordinator = w, c
+	return rs, nil
+}
+
+// serve serves h on ln with opts' connection bound and timeouts until
+// Close.
+func serve(ln net.Listener, h http.Handler, opts RunOptions, writeTimeout time.Duration, log *slog.Logger) *Running {
 	limiter := NewConnLimiter(ConnBound(opts.MaxConns, log), log.Warn)
 	rs := &Running{
-		URL:         "http://" + ln.Addr().String(),
-		Worker:      w,
-		Coordinator: c,
+		URL: "http://" + ln.Addr().String(),
 		http: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: DefaultReadHeaderTimeout,
@@ -114,7 +122,7 @@ func Start(ctx context.Context, opts RunOptions) (*Running, error) {
 			// the body is read. The write deadline is set again when a
 			// response starts (Options.WriteTimeout).
 			ReadTimeout:  orDefault(opts.ReadTimeout, DefaultReadTimeout),
-			WriteTimeout: orDefault(so.WriteTimeout, DefaultWriteTimeout),
+			WriteTimeout: orDefault(writeTimeout, DefaultWriteTimeout),
 			IdleTimeout:  orDefault(opts.IdleTimeout, DefaultIdleTimeout),
 			ConnState:    limiter.ConnState,
 			// Accept errors (out of descriptors) and handler bugs.
@@ -123,7 +131,7 @@ func Start(ctx context.Context, opts RunOptions) (*Running, error) {
 		done: make(chan error, 1),
 	}
 	go func() { rs.done <- rs.http.Serve(limiter.Listener(ln)) }()
-	return rs, nil
+	return rs
 }
 
 // Done delivers the error the HTTP server stopped with
@@ -142,7 +150,12 @@ func (rs *Running) Close(grace time.Duration) error {
 	if rs.Coordinator != nil {
 		rs.Coordinator.Close() // leaves the cluster, stops applying deploys
 	}
-	rs.Worker.Close(context.Background())
+	if rs.Gateway != nil {
+		rs.Gateway.Close()
+	}
+	if rs.Worker != nil {
+		rs.Worker.Close(context.Background())
+	}
 	return err
 }
 

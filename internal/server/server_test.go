@@ -258,6 +258,7 @@ func TestInvokeRequestAndResponse(t *testing.T) {
 		"ws":          {Name: "ws", Desc: "8192"},
 		"instantiate": {Name: "instantiate", Dur: 0.5, HasDur: true},
 		"read":        {Name: "read", Desc: "12288"},
+		"snapshot":    {Name: "snapshot", Desc: "local"},
 	}
 	if len(ms) != len(want) {
 		t.Errorf("metrics %+v, want %d", ms, len(want))
@@ -270,7 +271,7 @@ func TestInvokeRequestAndResponse(t *testing.T) {
 	// The load generator's view of the same header.
 	tm, err := api.ParseTiming(resp.Header.Get(api.HeaderServerTiming))
 	wantTiming := api.Timing{QueueMs: 1.5, StartMs: 3, ExecMs: 0.25, StartKind: "restore", RestoreMode: "reap",
-		Stages: map[string]float64{"map": 1, "prefetch": 2, "instantiate": 0.5}, Faults: 17, WSBytes: 8192}
+		Stages: map[string]float64{"map": 1, "prefetch": 2, "instantiate": 0.5}, Faults: 17, WSBytes: 8192, Snapshot: "local"}
 	if err != nil || !reflect.DeepEqual(tm, wantTiming) {
 		t.Errorf("timing %+v, %v, want %+v", tm, err, wantTiming)
 	}
@@ -544,5 +545,28 @@ func TestServerTimingKinds(t *testing.T) {
 				t.Errorf("start metric %+v, want desc %q", ms[1], tc.want)
 			}
 		})
+	}
+}
+
+// Server-Timing says where the instance came from, and in a cluster which
+// worker served and why; api.ParseTiming reads them back.
+func TestServerTimingNamesWorkerAndSnapshot(t *testing.T) {
+	for _, tc := range []struct {
+		t                   worker.Timing
+		snapshot, worker, p string
+	}{
+		{worker.Timing{StartKind: "warm"}, "warm", "", ""},
+		{worker.Timing{StartKind: "cold", Worker: "a", Placement: "home"}, "cold", "a", "home"},
+		{worker.Timing{StartKind: "restore", Mode: restore.Bulk, Restore: &restore.Stats{}, Source: worker.SourceStore, Worker: "b", Placement: "peer-cached"}, "store", "b", "peer-cached"},
+		{worker.Timing{StartKind: "restore", Mode: restore.Bulk, Restore: &restore.Stats{}, Source: worker.SourceLocal}, "local", "", ""},
+	} {
+		h := ServerTiming(tc.t)
+		got, err := api.ParseTiming(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Snapshot != tc.snapshot || got.Worker != tc.worker || got.Placement != tc.p || got.StartKind != tc.t.StartKind {
+			t.Errorf("%q parses as %+v, want snapshot %q, worker %q, placement %q", h, got, tc.snapshot, tc.worker, tc.p)
+		}
 	}
 }

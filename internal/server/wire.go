@@ -74,10 +74,31 @@ func ServerTiming(t worker.Timing) string {
 			ms = append(ms, api.Metric{Name: "source", Desc: t.Source})
 		}
 	}
-	if t.Node != "" {
-		ms = append(ms, api.Metric{Name: "node", Desc: t.Node})
+	ms = append(ms, api.Metric{Name: "snapshot", Desc: snapshotFrom(t)})
+	if t.Worker != "" {
+		// In a cluster: who served, and which placement rule chose it.
+		ms = append(ms, api.Metric{Name: "worker", Desc: t.Worker})
+		if t.Placement != "" {
+			ms = append(ms, api.Metric{Name: "placement", Desc: t.Placement})
+		}
 	}
 	return api.FormatServerTiming(ms)
+}
+
+// snapshotFrom says where the instance that served came from: warm (no
+// snapshot read), local (the worker's snapshot directory), store (the
+// snapshot store: its disk cache, a peer's, or the object store) or cold
+// (a cold boot, no snapshot).
+func snapshotFrom(t worker.Timing) string {
+	switch {
+	case t.StartKind == "restore" && t.Source != "":
+		return t.Source
+	case t.StartKind == "restore":
+		return worker.SourceLocal
+	case t.StartKind == "":
+		return "unknown"
+	}
+	return t.StartKind
 }
 
 // clusterInfo describes the cluster on the wire.

@@ -37,7 +37,7 @@ func TestFunctionInfoMapsEveryField(t *testing.T) {
 	in := worker.Info{Name: "f", Config: worker.Config(api.Config{}.WithDefaults()), ModuleSHA: "ab", ModuleSize: 1,
 		Deployed: time.Unix(1, 0), Snapshot: &worker.SnapshotInfo{ID: "s", MemoryBytes: 2, DataBytes: 3, WSBytes: 4},
 		Idle: 5, Busy: 6, PoolSnapshots: 7, Policy: "init"}
-	in.Config.MinInstances, in.Config.Public, in.Config.Engine = 1, true, "wazero"
+	in.Config.MinInstances, in.Config.Public, in.Config.Engine, in.Config.Idempotent = 1, true, "wazero", true
 	if z := zeroFields(reflect.ValueOf(in), "worker.Info"); len(z) > 0 {
 		t.Fatalf("test input leaves %v zero", z)
 	}

@@ -73,6 +73,7 @@ var checks = map[string]check{
 	"max_queue":     intIn(func(c Config) int { return c.MaxQueue }, 0, maxQueueCap),
 	"keep_alive":    durationIn(func(c Config) api.Duration { return c.KeepAlive }, 0, maxKeepAlive),
 	"public":        func(string, Config) error { return nil },
+	"idempotent":    func(string, Config) error { return nil },
 	"restore_mode": func(name string, c Config) error {
 		if m, err := restore.ParseMode(string(c.RestoreMode)); err != nil || m == restore.Warm {
 			return fmt.Errorf("%s %q is not one of cold, eager, mmap, lazy, reap, bulk", name, c.RestoreMode)

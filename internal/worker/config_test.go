@@ -93,7 +93,7 @@ func TestModesMatchRestore(t *testing.T) {
 func TestFieldsAcceptValidValues(t *testing.T) {
 	samples := map[string]string{"memory_mib": "64", "timeout": "2s", "init_timeout": "90", "min_instances": "1",
 		"max_instances": "3", "max_queue": "5", "keep_alive": "10s", "public": "true", "restore_mode": "eager",
-		"policy": "fixed:2", "pool_size": "4", "rerecord_miss_rate": "0.5", "engine": "wazero"}
+		"policy": "fixed:2", "pool_size": "4", "rerecord_miss_rate": "0.5", "engine": "wazero", "idempotent": "true"}
 	var c Config
 	for _, f := range api.Fields {
 		v, ok := samples[f.Name]

@@ -125,10 +125,12 @@ type Timing struct {
 	SnapshotRequest int `json:"snapshot_request"`
 	// SnapshotID is that snapshot's ID (empty: booted cold).
 	SnapshotID string `json:"snapshot_id,omitempty"`
-	// Node is the id of the cluster worker that served the invocation;
-	// the worker leaves it empty and its coordinator (internal/coord)
-	// sets it, also on an invocation it serves for a peer.
-	Node string `json:"node,omitempty"`
+	// Worker is the node id of the cluster worker that served the
+	// invocation, and Placement the placement rule that chose it
+	// (internal/placement's Reason); both empty outside a cluster
+	// (internal/coord sets them).
+	Worker    string `json:"worker,omitempty"`
+	Placement string `json:"placement,omitempty"`
 }
 
 // Result is an invocation's response and timing.

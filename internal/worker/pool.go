@@ -321,3 +321,16 @@ func (p *pool[T]) counts() (idle, total int) {
 	defer p.mu.Unlock()
 	return len(p.idle), p.total
 }
+
+// reserve takes a free slot for an instance started outside a request
+// (Worker.Prewarm), without waiting: false when the pool is closed, full,
+// or already has an idle instance.
+func (p *pool[T]) reserve() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || len(p.idle) > 0 || p.total >= p.max {
+		return false
+	}
+	p.total++
+	return true
+}
