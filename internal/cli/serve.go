@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/thaw-run/thaw/internal/async"
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/coord"
 	"github.com/thaw-run/thaw/internal/engine"
@@ -121,6 +122,9 @@ type clusterFlags struct {
 	NATSListen    string
 	NodeID        string
 	Advertise     string
+	// AsyncAckWait is how long an asynchronous invocation's run may go
+	// without a heartbeat before another worker runs it.
+	AsyncAckWait time.Duration
 }
 
 func (cf *clusterFlags) register(f *pflag.FlagSet) {
@@ -130,12 +134,13 @@ func (cf *clusterFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&cf.NATSListen, "nats-listen", "", "HOST:PORT on which the embedded NATS accepts clients (a gateway, a CLI); default none, or a loopback port in a cluster")
 	f.StringVar(&cf.NodeID, "node-id", "", "this worker's id in the cluster (default: the one stored in the data directory, else hostname-based; stored for restarts)")
 	f.StringVar(&cf.Advertise, "advertise", "", "HTTP HOST:PORT other workers reach this one at (default: the listen address)")
+	f.DurationVar(&cf.AsyncAckWait, "async-ack-wait", async.DefaultAckWait, "how soon an asynchronous invocation whose worker died is run by another (the same on every worker of a cluster)")
 }
 
 // options are the coordinator's options for dataDir.
 func (cf *clusterFlags) options(dataDir string) *coord.Options {
 	return &coord.Options{Node: cluster.Options{DataDir: dataDir, NodeID: cf.NodeID, ClusterListen: cf.ClusterListen, Peers: cf.Peers,
-		ClientListen: cf.NATSListen, URL: cf.NATSURL}}
+		ClientListen: cf.NATSListen, URL: cf.NATSURL}, Async: async.Config{AckWait: cf.AsyncAckWait}}
 }
 
 // defaultDataDir is $THAW_DATA, else $XDG_DATA_HOME/thaw, else

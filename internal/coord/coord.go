@@ -31,11 +31,13 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/thaw-run/thaw/internal/api"
+	"github.com/thaw-run/thaw/internal/async"
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/membership"
@@ -60,6 +62,10 @@ type Options struct {
 	// a function ("" or this worker's id: here); the coordinator forwards
 	// the others (forward.go). Nil: every invocation is served here.
 	Place func(name string) string
+	// Async configures the cluster's queue of asynchronous invocations
+	// (zero: defaults; Replicas is the node's). Every worker of a
+	// cluster must use the same.
+	Async async.Config
 }
 
 // maxApplying bounds the registry changes a worker applies at once (each
@@ -94,6 +100,12 @@ type Coordinator struct {
 	applying chan struct{} // bounds concurrent applies (maxApplying)
 
 	sub *nats.Subscription // this worker's invocation subject
+
+	// asyncQ is the asynchronous queue once open (async.go); runner this
+	// worker's runner on it (set before asyncQ).
+	asyncQ        atomic.Pointer[async.Queue]
+	runner        *async.Runner
+	asyncEnqueued atomic.Int64
 
 	mu      sync.Mutex
 	closing bool              // set by Close: no new forwarded invocations
@@ -186,7 +198,8 @@ func (c *Coordinator) Attach(ctx context.Context, w *worker.Worker, address stri
 		case <-c.ctx.Done():
 			return
 		}
-		c.wg.Add(2)
+		c.wg.Add(3)
+		go c.runAsync()
 		go func() { defer c.wg.Done(); c.mem.Run(c.ctx, c.self) }()
 		go func() { defer c.wg.Done(); c.drainLoop() }()
 		c.follow()

@@ -98,7 +98,7 @@ func Start(ctx context.Context, opts RunOptions) (*Running, error) {
 			advertise = ln.Addr().String()
 		}
 		c.Attach(ctx, w, advertise)
-		b, so.Cluster = c, c
+		b, so.Cluster, so.Async = c, c, c
 	}
 	h := New(b, so)
 	limiter := NewConnLimiter(ConnBound(opts.MaxConns, log), log.Warn)
