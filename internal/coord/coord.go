@@ -42,6 +42,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/membership"
 	"github.com/thaw-run/thaw/internal/registry"
+	"github.com/thaw-run/thaw/internal/store/peer"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
@@ -106,6 +107,8 @@ type Coordinator struct {
 	asyncQ        atomic.Pointer[async.Queue]
 	runner        *async.Runner
 	asyncEnqueued atomic.Int64
+
+	chunks *peer.Server // this worker's disk cache served to peers (chunks.go)
 
 	mu      sync.Mutex
 	closing bool              // set by Close: no new forwarded invocations
@@ -223,6 +226,9 @@ func (c *Coordinator) Close() {
 	c.mu.Unlock()
 	if c.sub != nil {
 		_ = c.sub.Unsubscribe()
+	}
+	if c.chunks != nil {
+		_ = c.chunks.Close()
 	}
 	c.cancel()
 	c.wg.Wait()
