@@ -164,7 +164,7 @@ func (c *Coordinator) registerAsyncMetrics(q *async.Queue, r *async.Runner) {
 	stat := func(f func(async.RunnerStats) int64) func() float64 {
 		return func() float64 { return float64(f(r.Stats())) }
 	}
-	for _, col := range []prometheus.Collector{
+	c.register("asynchronous invocation",
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "thaw_async_enqueued_total", Help: "Asynchronous invocations this worker accepted into the queue."},
 			func() float64 { return float64(c.asyncEnqueued.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "thaw_async_queued", Help: "Asynchronous invocations waiting for a runner, cluster-wide."},
@@ -179,9 +179,14 @@ func (c *Coordinator) registerAsyncMetrics(q *async.Queue, r *async.Runner) {
 			stat(func(s async.RunnerStats) int64 { return s.Failed })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "thaw_async_retried_total", Help: "Runs of asynchronous invocations on this worker that failed and were handed back to the queue."},
 			stat(func(s async.RunnerStats) int64 { return s.Retried })),
-	} {
+	)
+}
+
+// register registers cols, what's metrics, on the worker's registry.
+func (c *Coordinator) register(what string, cols ...prometheus.Collector) {
+	for _, col := range cols {
 		if err := c.Worker.Registry().Register(col); err != nil {
-			c.log.Warn("asynchronous invocation metrics", "err", err)
+			c.log.Warn(what+" metrics", "err", err)
 		}
 	}
 }

@@ -69,17 +69,13 @@ func (c *Coordinator) ServeChunks(cache store.Backend) error {
 	stat := func(f func(peer.ServerStats) int64) func() float64 {
 		return func() float64 { return float64(f(srv.Stats())) }
 	}
-	for _, col := range []prometheus.Collector{
+	c.register("chunk tier",
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "thaw_peer_requests_total", Help: "Chunk requests from other workers' chunk tiers."},
 			stat(func(s peer.ServerStats) int64 { return s.Requests })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "thaw_peer_served_total", Help: "Chunks served to other workers from the disk cache."},
 			stat(func(s peer.ServerStats) int64 { return s.Served })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "thaw_peer_served_bytes_total", Help: "Bytes of chunks served to other workers."},
 			stat(func(s peer.ServerStats) int64 { return s.ServedBytes })),
-	} {
-		if err := c.Worker.Registry().Register(col); err != nil {
-			c.log.Warn("chunk tier metrics", "err", err)
-		}
-	}
+	)
 	return nil
 }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -22,22 +20,11 @@ import (
 	"github.com/thaw-run/thaw/internal/store/storetest"
 )
 
-// readAll reads every file of snapshot id through h under ctx.
+// readAll reads snapshot id through h under ctx and checks it is want
+// (nil: anything).
 func readAll(t testing.TB, ctx context.Context, h *stack.Handle, id string, want []byte) {
 	t.Helper()
-	sn, err := h.Store.Open(ctx, id)
-	if err != nil {
-		t.Fatalf("open %s: %v", id, err)
-	}
-	f, err := sn.File("mem.img")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, f.Size())
-	if _, err := f.ReadAtContext(ctx, got, 0); err != nil && !errors.Is(err, io.EOF) {
-		t.Fatalf("read %s: %v", id, err)
-	}
-	if want != nil && !bytes.Equal(got, want) {
+	if got := readCtx(t, ctx, h, id); want != nil && !bytes.Equal(got, want) {
 		t.Fatalf("%s read back wrong", id)
 	}
 }
