@@ -249,32 +249,45 @@ func (r *InvokeResponse) Metric(name string) (Metric, bool) {
 	return Metric{}, false
 }
 
+// method is ir's method: Method, else GET, or POST with a body.
+func (ir *InvokeRequest) method() string {
+	if ir.Method != "" {
+		return ir.Method
+	}
+	if ir.Body != nil {
+		return http.MethodPost
+	}
+	return http.MethodGet
+}
+
+// path is ir's path, "/" by default, with a leading slash.
+func (ir *InvokeRequest) path() string {
+	switch {
+	case ir.Path == "":
+		return "/"
+	case !strings.HasPrefix(ir.Path, "/"):
+		return "/" + ir.Path
+	}
+	return ir.Path
+}
+
+// addHeaders adds every value of from to to.
+func addHeaders(to, from http.Header) {
+	for k, vs := range from {
+		for _, v := range vs {
+			to.Add(k, v)
+		}
+	}
+}
+
 // Invoke calls a function. A non-2xx status from the function itself is not
 // an error; an error the platform reports (timeout, guest fault, ...) is.
 func (c *Client) Invoke(ctx context.Context, name string, ir *InvokeRequest) (*InvokeResponse, error) {
-	method := ir.Method
-	if method == "" {
-		method = http.MethodGet
-		if ir.Body != nil {
-			method = http.MethodPost
-		}
-	}
-	path := ir.Path
-	if path == "" {
-		path = "/"
-	}
-	if !strings.HasPrefix(path, "/") {
-		path = "/" + path
-	}
-	req, err := c.newRequest(ctx, method, "/fn/"+url.PathEscape(name)+path, bytes.NewReader(ir.Body))
+	req, err := c.newRequest(ctx, ir.method(), "/fn/"+url.PathEscape(name)+ir.path(), bytes.NewReader(ir.Body))
 	if err != nil {
 		return nil, err
 	}
-	for k, vs := range ir.Header {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
+	addHeaders(req.Header, ir.Header)
 	if ir.Mode != "" {
 		req.Header.Set(HeaderMode, string(ir.Mode))
 	}

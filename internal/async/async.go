@@ -307,3 +307,14 @@ func unavailable(err error) error {
 	}
 	return fmt.Errorf("%w: %w", errdefs.ErrUnavailable, err)
 }
+
+// Backlog returns the invocations waiting in the queue for a runner and
+// those delivered to a runner and not yet finished, cluster-wide (the
+// consumer's pending and ack-pending counts).
+func (q *Queue) Backlog(ctx context.Context) (waiting, running int64, err error) {
+	info, err := q.cons.Info(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("async: consumer %s: %w", q.cfg.Consumer, unavailable(err))
+	}
+	return int64(info.NumPending), int64(info.NumAckPending), nil
+}

@@ -6,31 +6,29 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
 
-// State is where an invocation is in its lifecycle.
-type State string
+// State is where an invocation is in its lifecycle (api.AsyncState: the
+// API's clients read it).
+type State = api.AsyncState
 
 // The states of a Result. Done and Failed are final: no runner changes a
 // final Result.
 const (
 	// StateUnknown: no Result under this id (never enqueued, or expired).
-	StateUnknown State = "unknown"
-	StatePending State = "pending"
-	StateRunning State = "running"
+	StateUnknown = api.AsyncUnknown
+	StatePending = api.AsyncPending
+	StateRunning = api.AsyncRunning
 	// StateDone: the function answered (with any status: a 500 from the
 	// function is a done invocation whose Status is 500).
-	StateDone State = "done"
+	StateDone = api.AsyncDone
 	// StateFailed: the invocation was given up (Error says why).
-	StateFailed State = "failed"
+	StateFailed = api.AsyncFailed
 )
-
-// Final reports whether s is Done or Failed.
-func (s State) Final() bool { return s == StateDone || s == StateFailed }
 
 // Response is what a Handler returns: the function's HTTP response.
 type Response struct {
@@ -40,27 +38,9 @@ type Response struct {
 }
 
 // Result is the stored state of an invocation, the document
-// GET /async/results/ID returns.
-type Result struct {
-	ID       string `json:"id"`
-	State    State  `json:"state"`
-	Function string `json:"function,omitempty"`
-	// Attempts is the number of runs started so far.
-	Attempts int `json:"attempts,omitempty"`
-	// Worker is the runner that ran (or is running) the last attempt.
-	Worker   string    `json:"worker,omitempty"`
-	Enqueued time.Time `json:"enqueued,omitzero"`
-	Started  time.Time `json:"started,omitzero"`
-	Finished time.Time `json:"finished,omitzero"`
-	// The function's response, when Done. Body holds at most
-	// Config.MaxResultBody bytes; Truncated says the rest was dropped.
-	Status    int         `json:"status,omitempty"`
-	Header    http.Header `json:"header,omitempty"`
-	Body      []byte      `json:"body,omitempty"`
-	Truncated bool        `json:"truncated,omitempty"`
-	// Error is why the invocation failed or why the last attempt did.
-	Error string `json:"error,omitempty"`
-}
+// GET /async/results/ID returns (api.AsyncResult). Body holds at most
+// Config.MaxResultBody bytes; Truncated says the rest was dropped.
+type Result = api.AsyncResult
 
 // Results reads and writes the results bucket.
 type Results struct {

@@ -22,6 +22,10 @@ type invokeOptions struct {
 	Mode      string
 	DropCache bool
 	Verbose   bool
+	// Async queues the invocation (POST /async/fn/NAME) and prints its
+	// id; Key is its idempotency key.
+	Async bool
+	Key   string
 }
 
 func newInvokeCommand(g *globalOptions) *cobra.Command {
@@ -37,12 +41,31 @@ instance started and the Server-Timing breakdown to stderr.
 --drop-cache evicts the snapshot from the page cache first. Both need the
 management token when the server has one.
 
-Exits 1 when the function answers with a 4xx or 5xx status.`,
+Exits 1 when the function answers with a 4xx or 5xx status.
+
+--async queues the invocation instead (docs/cluster-async.md): a worker with
+spare capacity runs it later, and the id printed is what "thaw result ID"
+takes. --idempotency-key names it: queueing the same key again does not run
+it twice.`,
 		Args: rangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req, err := opts.request(args)
 			if err != nil {
 				return err
+			}
+			if opts.Async {
+				if req.Mode != "" || req.DropCache {
+					return fmt.Errorf("--mode and --drop-cache apply to synchronous invocations only: %w", errdefs.ErrInvalid)
+				}
+				acc, err := g.client().InvokeAsync(cmd.Context(), args[0], req, opts.Key)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(g.stdout, acc.ID)
+				return err
+			}
+			if opts.Key != "" {
+				return fmt.Errorf("--idempotency-key needs --async: %w", errdefs.ErrInvalid)
 			}
 			res, err := g.client().Invoke(cmd.Context(), args[0], req)
 			if err != nil {
@@ -67,6 +90,8 @@ Exits 1 when the function answers with a 4xx or 5xx status.`,
 	f.StringVar(&opts.Mode, "mode", "", "start a fresh instance in this mode: cold, eager, mmap, lazy, reap, bulk, warm")
 	f.BoolVar(&opts.DropCache, "drop-cache", false, "evict the snapshot from the page cache before restoring")
 	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "print status and Server-Timing to stderr")
+	f.BoolVar(&opts.Async, "async", false, "queue the invocation and print its id (see thaw result)")
+	f.StringVar(&opts.Key, "idempotency-key", "", "with --async: the invocation's id (1-64 of A-Z a-z 0-9 - _); the same key is run once")
 	return cmd
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/thaw-run/thaw/internal/async"
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/coord"
 	"github.com/thaw-run/thaw/internal/engine"
@@ -127,11 +128,15 @@ type clusterFlags struct {
 	// may wait for room (docs/placement.md).
 	Placement string
 	HoldBound time.Duration
+	// AsyncAckWait is how long an asynchronous invocation's run may go
+	// without a heartbeat before another worker runs it.
+	AsyncAckWait time.Duration
 }
 
 func (cf *clusterFlags) register(f *pflag.FlagSet) {
 	cf.registerNATS(f)
 	f.StringVar(&cf.Advertise, "advertise", "", "HTTP HOST:PORT other workers reach this one at (default: the listen address)")
+	f.DurationVar(&cf.AsyncAckWait, "async-ack-wait", async.DefaultAckWait, "how soon an asynchronous invocation whose worker died is run by another (the same on every worker of a cluster)")
 }
 
 // registerNATS defines the flags a gateway shares with a worker: how to
@@ -152,7 +157,7 @@ func (cf *clusterFlags) options(dataDir string) (*coord.Options, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &coord.Options{Node: cf.node(dataDir), Placement: p}, nil
+	return &coord.Options{Node: cf.node(dataDir), Placement: p, Async: async.Config{AckWait: cf.AsyncAckWait}}, nil
 }
 
 // node says how to reach NATS, with dataDir for the embedded server's

@@ -85,6 +85,7 @@ type Node struct {
 
 	srv *server.Server
 	log *slog.Logger
+	url string // the external NATS, if any
 }
 
 // MaxPayload is the embedded server's largest message.
@@ -104,7 +105,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{ID: id, Replicas: 1, log: log}
+	n := &Node{ID: id, Replicas: 1, log: log, url: opts.URL}
 	if opts.URL != "" {
 		// The same pings on a connection to an external NATS: a server
 		// that went silent is left for another of the URL's in seconds.
@@ -219,6 +220,17 @@ func (n *Node) ClientURL() string {
 		return ""
 	}
 	return n.srv.ClientURL()
+}
+
+// ConnectURL is the URL another process of this host (a pager child)
+// connects to this node's NATS at: the embedded server's client listener
+// or the external NATS; "" when the embedded server accepts no clients (a
+// cluster of one).
+func (n *Node) ConnectURL() string {
+	if n.url != "" {
+		return n.url
+	}
+	return n.ClientURL()
 }
 
 // ClusterAddr is the address the embedded server accepts routes on, or

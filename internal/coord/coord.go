@@ -36,16 +36,19 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/thaw-run/thaw/internal/api"
+	"github.com/thaw-run/thaw/internal/async"
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/membership"
 	"github.com/thaw-run/thaw/internal/placement"
 	"github.com/thaw-run/thaw/internal/registry"
+	"github.com/thaw-run/thaw/internal/store/peer"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
@@ -66,6 +69,10 @@ type Options struct {
 	// (place.go): here, on a peer (forward.go), or held while a worker
 	// pre-warms. Nil: every invocation is served here, touching no NATS.
 	Placement *placement.Placer
+	// Async configures the cluster's queue of asynchronous invocations
+	// (zero: defaults; Replicas is the node's). Every worker of a
+	// cluster must use the same.
+	Async async.Config
 }
 
 // maxApplying bounds the registry changes a worker applies at once (each
@@ -96,6 +103,14 @@ type Coordinator struct {
 	sub        *nats.Subscription // this worker's invocation subject
 	prewarmSub *nats.Subscription // its pre-warm subject
 	router     *router            // nil without Options.Placement
+
+	// asyncQ is the asynchronous queue once open (async.go); runner this
+	// worker's runner on it (set before asyncQ).
+	asyncQ        atomic.Pointer[async.Queue]
+	runner        *async.Runner
+	asyncEnqueued atomic.Int64
+
+	chunks *peer.Server // this worker's disk cache served to peers (chunks.go)
 
 	mu      sync.Mutex
 	closing bool              // set by Close: no new forwarded invocations
@@ -205,7 +220,8 @@ func (c *Coordinator) Attach(ctx context.Context, w *worker.Worker, address stri
 		case <-c.ctx.Done():
 			return
 		}
-		c.wg.Add(2)
+		c.wg.Add(3)
+		go c.runAsync()
 		go func() { defer c.wg.Done(); c.mem.Run(c.ctx, c.self) }()
 		go func() { defer c.wg.Done(); c.drainLoop() }()
 		c.follow()
@@ -231,6 +247,9 @@ func (c *Coordinator) Close() {
 		if s != nil {
 			_ = s.Unsubscribe()
 		}
+	}
+	if c.chunks != nil {
+		_ = c.chunks.Close()
 	}
 	c.cancel()
 	c.wg.Wait()

@@ -17,7 +17,7 @@ import (
 // StoreReadMetric is the worker's counter of bytes its snapshot store
 // read, labelled by the tier that served them; the "remote" tier is the
 // object store.
-const StoreReadMetric = "thaw_store_read_bytes_total"
+const StoreReadMetric = "thaw_store_tier_bytes_total"
 
 // Endpoint is what one entry point of a run said about itself.
 type Endpoint struct {

@@ -42,7 +42,7 @@ func (f *fakeWorker) handler() http.Handler {
 	})
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		cold := min(f.calls.Load(), 1)
-		fmt.Fprintf(w, "# TYPE thaw_store_read_bytes_total counter\nthaw_store_read_bytes_total{tier=\"disk\"} 7\nthaw_store_read_bytes_total{tier=\"remote\"} %d\n", 500+1000*cold)
+		fmt.Fprintf(w, "# TYPE thaw_store_tier_bytes_total counter\nthaw_store_tier_bytes_total{tier=\"disk\"} 7\nthaw_store_tier_bytes_total{tier=\"remote\"} %d\n", 500+1000*cold)
 	})
 	return mux
 }

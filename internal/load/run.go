@@ -38,7 +38,7 @@ type Options struct {
 	Seed   uint64
 	// Endpoints, if set, asks every entry point before and after the run
 	// which worker it is (GET /v1/cluster, with Header) and how many bytes
-	// its snapshot store read, by tier (thaw_store_read_bytes_total in
+	// its snapshot store read, by tier (thaw_store_tier_bytes_total in
 	// its /metrics), into Result.Endpoints. Failures leave the fields
 	// empty.
 	Endpoints bool

@@ -40,6 +40,9 @@ type StoreParams struct {
 	Snapshot string          `json:"snapshot"`
 	// File is the file of the snapshot to serve (memory.img).
 	File string `json:"file"`
+	// Holders are the cluster's workers likely to hold the snapshot's
+	// chunks, for the store's chunk tier (store.WithHolders).
+	Holders []string `json:"holders,omitempty"`
 }
 
 // StoreSource returns the SourceSpec of a KindStore source.
@@ -112,9 +115,10 @@ func (c *storeCache) snapshot(p *StoreParams) (*store.Snapshot, error) {
 // kept in the store's decrypted-chunk cache for the next faults. A chunk
 // that fails authentication is never installed.
 type storeSource struct {
-	f     *store.File
-	zero  []bool // per chunk
-	chunk int64
+	f       *store.File
+	zero    []bool // per chunk
+	chunk   int64
+	holders []string
 }
 
 var _ Source = (*storeSource)(nil)
@@ -136,7 +140,7 @@ func newStoreSource(files []*os.File, params []byte, stores *storeCache) (*store
 	if err != nil {
 		return nil, fmt.Errorf("store source: %w", err)
 	}
-	s := &storeSource{f: f}
+	s := &storeSource{f: f, holders: p.Holders}
 	for _, e := range sn.Manifest().Files {
 		if e.Name == p.File {
 			s.chunk = int64(e.ChunkSize)
@@ -164,7 +168,7 @@ func (s *storeSource) ReadAt(p []byte, off int64) (int, error) {
 // ReadAtContext is ReadAt within ctx: the session gives each attempt of a
 // fault its deadline.
 func (s *storeSource) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
-	n, err := s.f.ReadAtContext(ctx, p, off)
+	n, err := s.f.ReadAtContext(store.WithHolders(ctx, s.holders), p, off)
 	if err != nil && n == len(p) || off+int64(n) >= s.f.Size() {
 		err = nil // io.EOF at the end of the image: the rest reads as zeros
 	}

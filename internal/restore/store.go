@@ -61,11 +61,20 @@ func (s *Store) concurrency() int {
 
 // Snapshot returns the Source of sn, a snapshot of s opened from the store
 // alone.
-func (s *Store) Snapshot(sn *storesnap.Snapshot) Source { return stored{s, sn} }
+func (s *Store) Snapshot(sn *storesnap.Snapshot) Source { return stored{st: s, sn: sn} }
+
+// SnapshotHeld is Snapshot for a snapshot whose chunks holders (cluster
+// workers) are likely to have cached: the pager asks them for the chunks
+// of faults (pager.StoreParams.Holders). Reads in this process name them
+// through their context (store.WithHolders).
+func (s *Store) SnapshotHeld(sn *storesnap.Snapshot, holders []string) Source {
+	return stored{st: s, sn: sn, holders: holders}
+}
 
 type stored struct {
-	st *Store
-	sn *storesnap.Snapshot
+	st      *Store
+	sn      *storesnap.Snapshot
+	holders []string
 }
 
 var _ Source = stored{}
@@ -149,7 +158,7 @@ func (s stored) mapFile(ctx context.Context) (mapping, error) {
 // pagerSource has the pager open the store and serve faults from the
 // chunks of memory.img.
 func (s stored) pagerSource(*Memory) (pager.SourceSpec, error) {
-	return pager.StoreSource(pager.StoreParams{Store: s.st.Config.JSON(), Snapshot: s.sn.ID, File: snapshot.ImageFile})
+	return pager.StoreSource(pager.StoreParams{Store: s.st.Config.JSON(), Snapshot: s.sn.ID, File: snapshot.ImageFile, Holders: s.holders})
 }
 
 // eachWS fetches every non-zero chunk of ws.img, Concurrency at a time, and

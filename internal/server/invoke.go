@@ -44,7 +44,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	req, reserved, err := s.request(w, r, authed)
+	req, reserved, err := s.request(w, r, authed, "/fn/")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -109,10 +109,10 @@ func invokeOptions(h http.Header) (worker.InvokeOptions, error) {
 	return opts, nil
 }
 
-// request converts r into the guest's request, bounding the body. It
-// returns the bytes reserved from the body budget, which the caller
-// releases once the body is no longer needed.
-func (s *Server) request(w http.ResponseWriter, r *http.Request, authed bool) (*abi.Request, int64, error) {
+// request converts r, addressed to prefix+NAME/..., into the guest's
+// request, bounding the body. It returns the bytes reserved from the body
+// budget, which the caller releases once the body is no longer needed.
+func (s *Server) request(w http.ResponseWriter, r *http.Request, authed bool, prefix string) (*abi.Request, int64, error) {
 	body, reserved, err := s.readBody(w, r)
 	if err != nil {
 		return nil, 0, err
@@ -128,12 +128,12 @@ func (s *Server) request(w http.ResponseWriter, r *http.Request, authed bool) (*
 		hdr = http.Header{}
 	}
 	// The ABI carries the path percent-encoded, as it arrived: cut the
-	// escaped path after /fn/{name} rather than re-joining decoded segments,
-	// so an encoded slash (%2F) stays one segment.
+	// escaped path after prefix{name} rather than re-joining decoded
+	// segments, so an encoded slash (%2F) stays one segment.
 	path := "/" + r.PathValue("rest")
-	if esc := r.URL.EscapedPath(); strings.HasPrefix(esc, "/fn/") {
-		if i := strings.IndexByte(esc[len("/fn/"):], '/'); i >= 0 {
-			path = esc[len("/fn/")+i:]
+	if esc := r.URL.EscapedPath(); strings.HasPrefix(esc, prefix) {
+		if i := strings.IndexByte(esc[len(prefix):], '/'); i >= 0 {
+			path = esc[len(prefix)+i:]
 		} else {
 			path = "/"
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/coord"
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
@@ -75,7 +76,15 @@ func Start(ctx context.Context, opts RunOptions) (*Running, error) {
 		if c, err = coord.New(ctx, co); err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
-		opts.Worker.KeepStored = c.KeepStored
+		opts.Worker.KeepStored, opts.Worker.Holders = c.KeepStored, c.Holders
+		if opts.Worker.Store != nil {
+			// The cluster chunk tier: the worker asks peers over the
+			// coordinator's connection, its pager child over its own.
+			sc := *opts.Worker.Store
+			sc.Peer = stack.PeerTier(c.Node().Conn, c.ID())
+			sc.PeerURL, sc.PeerNode = c.Node().ConnectURL(), c.ID()
+			opts.Worker.Store = &sc
+		}
 	}
 	w, err := worker.Open(ctx, opts.Worker)
 	if err != nil {
@@ -101,7 +110,10 @@ func Start(ctx context.Context, opts RunOptions) (*Running, error) {
 			advertise = ln.Addr().String()
 		}
 		c.Attach(ctx, w, advertise)
-		b, so.Cluster = c, c
+		if err := c.ServeChunks(w.StoreCache()); err != nil {
+			log.Warn("not serving chunks to peers", "err", err)
+		}
+		b, so.Cluster, so.Async = c, c, c
 	}
 	rs := serve(ln, New(b, so), opts, so.WriteTimeout, log)
 	rs.Worker, rs.Coordinator = w, c

@@ -91,6 +91,10 @@ type Options struct {
 	// Cluster, if set, serves GET /v1/cluster and POST/DELETE
 	// /v1/cluster/drain/{node}; without it they answer 404.
 	Cluster Cluster
+	// Async, if set, serves asynchronous invocations: ANY
+	// /async/fn/{name}/... and GET /async/results/{id}; without it they
+	// answer 404.
+	Async Async
 }
 
 // Server is thaw's HTTP API. Create it with New.
@@ -173,6 +177,11 @@ func New(b Backend, opts Options) *Server {
 	m.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNoRoute(r))
 	})
+	if opts.Async != nil {
+		m.HandleFunc("/async/fn/{name}", s.invokeAsync(opts.Async))
+		m.HandleFunc("/async/fn/{name}/{rest...}", s.invokeAsync(opts.Async))
+		m.HandleFunc("GET /async/results/{id}", s.asyncResult(opts.Async))
+	}
 	m.HandleFunc("/fn/{name}", s.invoke)
 	m.HandleFunc("/fn/{name}/{rest...}", s.invoke)
 	return s

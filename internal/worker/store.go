@@ -16,6 +16,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/storesnap"
 )
@@ -62,6 +63,9 @@ type workerStore struct {
 	// keep, if set, vetoes dropping a stored snapshot that the cluster
 	// still references (Options.KeepStored).
 	keep func(name, id string) bool
+	// holders, if set, names the workers likely to hold a function's
+	// chunks (Options.Holders).
+	holders func(name string) []string
 
 	h *stack.Handle
 	// chunks makes the restore source of a store snapshot; the worker's
@@ -144,16 +148,9 @@ func (w *Worker) openStore(ctx context.Context, cfg stack.Config, dataDir string
 			Name: "thaw_store_deletes_total", Help: "Store snapshots deleted (ok) or whose deletion could not be queued (failed).",
 		}, []string{"outcome"}),
 	}
-	collectors := []prometheus.Collector{s.publishes, s.deletes}
-	for i, ts := range h.Store.TierStats() {
-		// The tiers are fixed once the store is open; the pager child's
-		// reads (lazy restores) are its own store's and not counted.
-		collectors = append(collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "thaw_store_read_bytes_total", Help: "Object bytes the worker's snapshot store read, by the tier that served them (its caches, the upload queue, a peer, or remote: the object store).",
-			ConstLabels: prometheus.Labels{"tier": ts.Tier},
-		}, func() float64 { return float64(h.Store.TierStats()[i].Bytes) }))
-	}
-	for _, c := range collectors {
+	// The pager child's reads (lazy restores) are its own store's and not
+	// counted here.
+	for _, c := range []prometheus.Collector{s.publishes, s.deletes, newTierCollector(h.Store)} {
 		if err := reg.Register(c); err != nil {
 			_ = h.Close()
 			return nil, fmt.Errorf("worker: store metrics: %w", err)
@@ -343,9 +340,55 @@ func (s *workerStore) restoreAny(ctx context.Context, f *function, snap *snapsho
 // bulk restore wants a working set it lacked), through f.restore like a
 // local restore.
 func (s *workerStore) restoreFromStore(ctx context.Context, f *function, snap *snapshot.Snapshot, mode restore.Mode, t *Timing) (*instance, error) {
+	var holders []string
+	if s.holders != nil {
+		holders = s.holders(f.rec.Name)
+		ctx = store.WithHolders(ctx, holders)
+	}
 	sn, err := s.open(ctx, f, snap.Meta.ID, mode.UsesWorkingSet())
 	if err != nil {
 		return nil, err
 	}
-	return f.restore(ctx, snap, s.chunks.Snapshot(sn), mode, false, t)
+	return f.restore(ctx, snap, s.chunks.SnapshotHeld(sn, holders), mode, false, t)
+}
+
+// StoreCache is the disk cache of the worker's snapshot store (nil
+// without a store): what the worker serves to its peers' chunk tiers.
+func (w *Worker) StoreCache() store.Backend {
+	if s, ok := w.snapStore.(*workerStore); ok {
+		return s.h.Cache
+	}
+	return nil
+}
+
+// tierCollector exports the store's per-tier read counters
+// (store.TierStats): chunks and bytes each tier (mem, disk, peer, queue,
+// remote) served to this process. The pager child's reads (lazy faults)
+// are its own and not counted here.
+type tierCollector struct {
+	st                  *store.Store
+	hits, bytes, misses *prometheus.Desc
+}
+
+func newTierCollector(st *store.Store) *tierCollector {
+	l := []string{"tier"}
+	return &tierCollector{st: st,
+		hits:   prometheus.NewDesc("thaw_store_tier_hits_total", "Store objects read from each tier (mem, disk, peer, queue, remote), in the worker process.", l, nil),
+		bytes:  prometheus.NewDesc("thaw_store_tier_bytes_total", "Bytes of store objects read from each tier, in the worker process.", l, nil),
+		misses: prometheus.NewDesc("thaw_store_tier_misses_total", "Store object reads each cache tier could not answer, in the worker process.", l, nil),
+	}
+}
+
+func (c *tierCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.hits
+	ch <- c.bytes
+	ch <- c.misses
+}
+
+func (c *tierCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, ts := range c.st.TierStats() {
+		ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(ts.Hits), ts.Tier)
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(ts.Bytes), ts.Tier)
+		ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(ts.Misses), ts.Tier)
+	}
 }

@@ -146,7 +146,7 @@ func TestStoreRestoreAfterLocalLoss(t *testing.T) {
 	}
 	tiers, total := map[string]bool{}, 0.0
 	for _, f := range fams {
-		if f.GetName() != "thaw_store_read_bytes_total" {
+		if f.GetName() != "thaw_store_tier_bytes_total" {
 			continue
 		}
 		for _, m := range f.GetMetric() {
@@ -159,7 +159,7 @@ func TestStoreRestoreAfterLocalLoss(t *testing.T) {
 		}
 	}
 	if !tiers["remote"] || total == 0 {
-		t.Fatalf("thaw_store_read_bytes_total: tiers %v, %v bytes; want a remote tier and bytes read", tiers, total)
+		t.Fatalf("thaw_store_tier_bytes_total: tiers %v, %v bytes; want a remote tier and bytes read", tiers, total)
 	}
 }
 

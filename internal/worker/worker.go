@@ -73,6 +73,11 @@ type Options struct {
 	// may still restore it (internal/registry's References). The local
 	// directory is removed either way.
 	KeepStored func(name, id string) bool
+	// Holders, if set, names the cluster's workers likely to hold the
+	// chunks of function name's snapshots in their caches, best first:
+	// a restore from the store asks them (Store.Peer, Store.PeerURL)
+	// before the remote.
+	Holders func(name string) []string
 }
 
 // Worker runs functions. Its methods are safe for concurrent use.
@@ -171,7 +176,7 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 	if opts.Store != nil {
 		s, err := w.openStore(ctx, *opts.Store, opts.DataDir, w.metrics.reg)
 		if s != nil {
-			s.keep = opts.KeepStored
+			s.keep, s.holders = opts.KeepStored, opts.Holders
 		}
 		if err != nil {
 			w.cancel()

@@ -20,10 +20,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/disk"
 	"github.com/thaw-run/thaw/internal/store/mem"
+	"github.com/thaw-run/thaw/internal/store/peer"
 	"github.com/thaw-run/thaw/internal/store/s3"
 	"github.com/thaw-run/thaw/internal/store/tiered"
 )
@@ -60,11 +63,20 @@ type Config struct {
 	// GCGrace is the upload lease of GC (store.Config.GCGrace).
 	GCGrace time.Duration `json:"gc_grace,omitempty"`
 
-	// Peer, if set, is the cluster's chunk tier (a peer.Client), asked
-	// after the local caches and before the remote. It is a live object
-	// over the worker's NATS connection, so it does not travel to the
-	// pager child with the rest of Config.
+	// Peer, if set, is the cluster's chunk tier (a peer.Client, see
+	// PeerTier), asked after the local caches and before the remote. It
+	// is a live object over the worker's NATS connection, so it does not
+	// travel to the pager child with the rest of Config: PeerURL does.
 	Peer store.Backend `json:"-"`
+	// PeerURL and PeerNode, if set, give a reader without Peer (the pager
+	// child) a chunk tier of its own: OpenReader connects to the NATS at
+	// PeerURL (the worker's embedded server's loopback client listener,
+	// or the external NATS) and asks peers as node PeerNode. Which peers
+	// comes with each read (store.WithHolders). The child cannot use the
+	// worker's connection: a thread faulting on userfaultfd memory holds
+	// its P in the worker, so the worker cannot be asked for a chunk.
+	PeerURL  string `json:"peer_url,omitempty"`
+	PeerNode string `json:"peer_node,omitempty"`
 }
 
 // Validate checks that exactly one remote is configured and the keys can
@@ -182,7 +194,14 @@ func OpenReader(c Config) (*Handle, error) {
 		cache := disk.NewShared(filepath.Join(c.CacheDir, "chunks"), disk.SharedOptions{Budget: readerFillBudget(c.CacheBytes)})
 		caches = append(caches, tiered.Tier{Name: "disk", Backend: cache, Async: true})
 	}
-	caches = withPeer(caches, c.Peer)
+	p := c.Peer
+	if p == nil && c.PeerURL != "" {
+		// No peer tier if NATS is not there: the remote serves.
+		if nc, err := nats.Connect(c.PeerURL, nats.Name("thaw-pager-"+c.PeerNode)); err == nil {
+			p = PeerTier(nc, c.PeerNode)
+		}
+	}
+	caches = withPeer(caches, p)
 	return open(c, tiered.Config{Caches: caches, Remote: remote, ReadOnly: true})
 }
 
@@ -224,6 +243,16 @@ func open(c Config, tc tiered.Config) (*Handle, error) {
 		}
 	}
 	return h, nil
+}
+
+// PeerTier returns the cluster's chunk tier over nc for worker self: a
+// peer.Client asking the nodes each read names (store.WithHolders).
+func PeerTier(nc *nats.Conn, self string) store.Backend {
+	c, _ := peer.NewClient(peer.Config{Conn: nc, Self: self, Peers: store.Holders}) // fails only without nc
+	if c == nil {
+		return nil
+	}
+	return c
 }
 
 // withPeer appends the peer tier, if any, to caches: after the local

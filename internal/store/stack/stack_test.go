@@ -36,7 +36,12 @@ func put(t *testing.T, h *stack.Handle, id string) []byte {
 // read reads snapshot id's image through h.
 func read(t *testing.T, h *stack.Handle, id string) []byte {
 	t.Helper()
-	ctx := context.Background()
+	return readCtx(t, context.Background(), h, id)
+}
+
+// readCtx is read under ctx.
+func readCtx(t testing.TB, ctx context.Context, h *stack.Handle, id string) []byte {
+	t.Helper()
 	sn, err := h.Store.Open(ctx, id)
 	if err != nil {
 		t.Fatalf("open %s: %v", id, err)
