@@ -16,7 +16,10 @@
 #   - staticcheck, built from its Go module into .cache/bin (once);
 #   - iproute2 (Debian package), when run as root: the cluster tests run
 #     `thaw serve` hosts in network namespaces (scripts/netns.sh,
-#     internal/testnet; skipped without root).
+#     internal/testnet; skipped without root);
+#   - nats-server (Debian package, 2.9.10 in bookworm), when run as root:
+#     one cluster scenario runs the workers on an external three-node NATS
+#     cluster (--nats-url) instead of the NATS embedded in thaw.
 # Everything else (the example functions, the thaw binary for the integration
 # tests) is built by the tests themselves with the Go toolchain.
 #
@@ -48,6 +51,7 @@ need curl curl "scripts/minio.sh checks readiness with it"
 need gcc gcc "cgo builds internal/faultguard"
 if [[ "$(id -u)" == 0 ]]; then
 	need ip iproute2 "the cluster tests put hosts in network namespaces with ip netns"
+	need nats-server nats-server "a cluster scenario runs the workers on an external NATS cluster"
 fi
 need node nodejs "internal/scaffold runs the JavaScript templates' tests with node --test"
 

@@ -40,6 +40,10 @@ const (
 	// HeaderFallback, when present, says why a restore fell back to a
 	// cold boot.
 	HeaderFallback = "X-Thaw-Fallback"
+	// HeaderNode names the cluster worker (its node id) that served the
+	// invocation, also when another worker received it; the
+	// Server-Timing metric "node" says the same.
+	HeaderNode = "X-Thaw-Node"
 )
 
 // Mode names a way to start an instance, as the wire spells it: a deploy's

@@ -124,6 +124,9 @@ type Timing struct {
 	// working-set size, when reported.
 	Faults  int64 `json:"faults,omitempty"`
 	WSBytes int64 `json:"ws_bytes,omitempty"`
+	// Node is the id of the cluster worker that served the invocation
+	// (the "node" metric's desc); empty when the server did not say.
+	Node string `json:"node,omitempty"`
 }
 
 // Cold reports whether the invocation paid for a new instance: a cold boot
@@ -153,6 +156,8 @@ func ParseTiming(v string) (Timing, error) {
 			t.Faults, _ = strconv.ParseInt(m.Desc, 10, 64)
 		case "ws":
 			t.WSBytes, _ = strconv.ParseInt(m.Desc, 10, 64)
+		case "node":
+			t.Node = m.Desc
 		default:
 			if m.HasDur {
 				if t.Stages == nil {

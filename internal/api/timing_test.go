@@ -64,6 +64,8 @@ func TestParseTiming(t *testing.T) {
 		{"restore with extras", `queue;dur=0.010, start;dur=12.3;desc="restore:reap", exec;dur=1.2, map;dur=0.5, prefetch;dur=3.25, faults;desc="17", ws;desc="4096"`,
 			Timing{QueueMs: 0.01, StartMs: 12.3, ExecMs: 1.2, StartKind: "restore", RestoreMode: "reap",
 				Stages: map[string]float64{"map": 0.5, "prefetch": 3.25}, Faults: 17, WSBytes: 4096}},
+		{"served by a cluster worker", `start;dur=0.1;desc="warm", exec;dur=1, node;desc="w-2"`,
+			Timing{StartMs: 0.1, ExecMs: 1, StartKind: "warm", Node: "w-2"}},
 		{"cold token desc", `start;desc=cold;dur=140, exec;dur=2`, Timing{StartMs: 140, ExecMs: 2, StartKind: "cold"}},
 		{"names in any case", `EXEC;dur=2, Map;dur=1`, Timing{ExecMs: 2, Stages: map[string]float64{"map": 1}}},
 		{"quoted comma and unknown param", `start;dur=1;desc="restore:x,y";foo=bar`, Timing{StartMs: 1, StartKind: "restore", RestoreMode: "x,y"}},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/bench/bare"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/report"
@@ -103,8 +104,19 @@ func Rotation(names []string, trial int) []string {
 	return append(slices.Clone(names[k:]), names[:k]...)
 }
 
-// CheckEngines checks that every name is a registered engine or Native,
-// and none twice, before anything is built.
+// DefaultEngines are the engines `thaw bench engine` measures unless told:
+// every registered engine, most preferred first, then the bare wasmtime
+// embedding if the build has it, then the native floor.
+func DefaultEngines() []string {
+	names := engine.Names()
+	if bare.Available {
+		names = append(names, Bare)
+	}
+	return append(names, Native)
+}
+
+// CheckEngines checks that every name is a registered engine, Bare (in a
+// build with cgo) or Native, and none twice, before anything is built.
 func CheckEngines(names []string) error {
 	if len(names) == 0 {
 		return fmt.Errorf("no engines to measure: %w", errdefs.ErrInvalid)
@@ -113,8 +125,12 @@ func CheckEngines(names []string) error {
 		if slices.Contains(names[:i], n) {
 			return fmt.Errorf("engine %q named twice: %w", n, errdefs.ErrInvalid)
 		}
-		if n == Native || slices.Contains(engine.Names(), n) {
+		switch {
+		case n == Native || slices.Contains(engine.Names(), n) || n == Bare && bare.Available:
 			continue
+		case n == Bare:
+			_, err := bare.New()
+			return err
 		}
 		// Open says why: not in this build, or unknown.
 		if _, err := engine.Open(context.Background(), n, engine.Config{}); err != nil {
@@ -161,25 +177,16 @@ func RunEngine(ctx context.Context, opts EngineOptions) (*EngineReport, error) {
 	if opts.InitTimeout <= 0 {
 		opts.InitTimeout = 10 * time.Minute
 	}
-	engines := map[string]engine.Engine{}
-	defer func() {
-		for _, e := range engines {
-			_ = e.Close(ctx)
-		}
-	}()
+	var env engineEnv
+	defer env.close(ctx)
 	for _, n := range opts.Engines {
-		if n == Native {
-			continue
-		}
-		e, err := engine.Open(ctx, n, engine.Config{})
-		if err != nil {
+		if err := env.open(ctx, n); err != nil {
 			return nil, err
 		}
-		engines[n] = e
 	}
 	rep := &EngineReport{Meta: opts.Meta, Trials: opts.Trials, Engines: opts.Engines, Ratios: map[string]map[string]float64{}}
 	for _, fn := range opts.Functions {
-		res, err := measureFunction(ctx, opts, engines, fn)
+		res, err := measureFunction(ctx, opts, &env, fn)
 		if err != nil {
 			return nil, err
 		}
@@ -192,8 +199,42 @@ func RunEngine(ctx context.Context, opts EngineOptions) (*EngineReport, error) {
 	return rep, nil
 }
 
+// engineEnv holds the engines of a run, each opened once.
+type engineEnv struct {
+	engines map[string]engine.Engine
+	bare    *bare.Engine
+}
+
+// open opens the engine n, if it is not the native floor.
+func (env *engineEnv) open(ctx context.Context, n string) error {
+	var err error
+	switch n {
+	case Native:
+	case Bare:
+		env.bare, err = bare.New()
+	default:
+		var e engine.Engine
+		if e, err = engine.Open(ctx, n, engine.Config{}); err == nil {
+			if env.engines == nil {
+				env.engines = map[string]engine.Engine{}
+			}
+			env.engines[n] = e
+		}
+	}
+	return err
+}
+
+func (env *engineEnv) close(ctx context.Context) {
+	for _, e := range env.engines {
+		_ = e.Close(ctx)
+	}
+	if env.bare != nil {
+		env.bare.Close()
+	}
+}
+
 // measureFunction readies fn on every engine and runs the trials.
-func measureFunction(ctx context.Context, opts EngineOptions, engines map[string]engine.Engine, fn EngineFunction) ([]EngineResult, error) {
+func measureFunction(ctx context.Context, opts EngineOptions, env *engineEnv, fn EngineFunction) ([]EngineResult, error) {
 	mem := fn.MemoryMiB
 	if mem <= 0 {
 		mem = 128
@@ -214,14 +255,16 @@ func measureFunction(ctx context.Context, opts EngineOptions, engines map[string
 		var c contestant
 		var first *abi.Response
 		var err error
-		if n == Native {
-			if fn.Native == "" {
-				results[i] = EngineResult{Function: fn.Name, Engine: n, Skipped: fn.NativeSkip}
-				continue
-			}
+		switch {
+		case n == Native && fn.Native == "":
+			results[i] = EngineResult{Function: fn.Name, Engine: n, Skipped: fn.NativeSkip}
+			continue
+		case n == Native:
 			c, first, err = newNativeContestant(fn, opts.Timeout, opts.InitTimeout)
-		} else {
-			c, first, results[i].CompileMs, err = newEngineContestant(ctx, engines[n], fn, cfg)
+		case n == Bare:
+			c, first, results[i].CompileMs, err = newBareContestant(env.bare, fn)
+		default:
+			c, first, results[i].CompileMs, err = newEngineContestant(ctx, env.engines[n], fn, cfg)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s on %s: %w", fn.Name, n, err)
@@ -419,9 +462,9 @@ func (c *nativeContestant) cold(context.Context) (coldSample, error) {
 func (c *nativeContestant) close(context.Context) { c.proc.close() }
 
 // engineRatios divides medians between the engines of one function: each
-// pair of WebAssembly engines (the less preferred over the more, in
-// engine.Names order: "wazero/wasmtime") and each engine over the native
-// floor.
+// pair of thaw's WebAssembly engines (the less preferred over the more, in
+// engine.Names order: "wazero/wasmtime"), and each of them over the two
+// references, the bare wasmtime embedding and the native floor.
 func engineRatios(res []EngineResult) map[string]float64 {
 	byName := map[string]EngineResult{}
 	var wasm []string
@@ -430,7 +473,7 @@ func engineRatios(res []EngineResult) map[string]float64 {
 			continue
 		}
 		byName[r.Engine] = r
-		if r.Engine != Native {
+		if r.Engine != Native && r.Engine != Bare {
 			wasm = append(wasm, r.Engine)
 		}
 	}
@@ -455,9 +498,11 @@ func engineRatios(res []EngineResult) map[string]float64 {
 			put(byName[a], byName[b])
 		}
 	}
-	if nat, ok := byName[Native]; ok {
-		for _, a := range wasm {
-			put(byName[a], nat)
+	for _, ref := range []string{Bare, Native} {
+		if r, ok := byName[ref]; ok {
+			for _, a := range wasm {
+				put(byName[a], r)
+			}
 		}
 	}
 	return out

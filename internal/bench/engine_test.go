@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/bench/bare"
+	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/testwasm"
 )
@@ -58,11 +60,20 @@ func TestRotation(t *testing.T) {
 	}
 }
 
-// TestCheckEngines accepts registered engines and the native floor, and
-// rejects unknown, duplicate and no engines as invalid input.
+// TestCheckEngines accepts registered engines and the native floor, the
+// bare wasmtime embedding exactly when the build has it, and rejects
+// unknown, duplicate and no engines as invalid input.
 func TestCheckEngines(t *testing.T) {
 	if err := CheckEngines([]string{"wazero", Native}); err != nil {
 		t.Errorf("wazero, native: %v", err)
+	}
+	if err := CheckEngines([]string{"wazero", Bare}); bare.Available && err != nil {
+		t.Errorf("wazero, bare with cgo: %v", err)
+	} else if !bare.Available && !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("wazero, bare without cgo: %v, want ErrInvalid", err)
+	}
+	if d := DefaultEngines(); slices.Contains(d, Bare) != bare.Available || d[len(d)-1] != Native {
+		t.Errorf("DefaultEngines() = %v: want bare iff the build has it (%v), native last", d, bare.Available)
 	}
 	for _, names := range [][]string{nil, {"teleport"}, {"wazero", "wazero"}, {Native, Native}} {
 		if err := CheckEngines(names); !errors.Is(err, errdefs.ErrInvalid) {
@@ -84,6 +95,34 @@ func TestEngineRatios(t *testing.T) {
 	}
 	if got := engineRatios([]EngineResult{{Engine: "wazero", WarmP50us: 1, ColdP50ms: 1}, {Engine: Native, Skipped: "JavaScript"}}); len(got) != 0 {
 		t.Errorf("ratios against a skipped floor: %v", got)
+	}
+}
+
+// TestEngineRatiosBare divides each of thaw's engines by the bare wasmtime
+// embedding as by the native floor, and never the references by each
+// other or by an engine.
+func TestEngineRatiosBare(t *testing.T) {
+	got := engineRatios([]EngineResult{
+		{Function: "f", Engine: "wazero", WarmP50us: 600, ColdP50ms: 40},
+		{Function: "f", Engine: "wasmtime", WarmP50us: 120, ColdP50ms: 10},
+		{Function: "f", Engine: Bare, WarmP50us: 100, ColdP50ms: 8},
+		{Function: "f", Engine: Native, WarmP50us: 20, ColdP50ms: 5},
+	})
+	want := map[string]float64{
+		"wazero/bare warm": 6, "wazero/bare cold": 5,
+		"wasmtime/bare warm": 1.2, "wasmtime/bare cold": 1.25,
+		"wazero/native warm": 30, "wazero/native cold": 8,
+		"wasmtime/native warm": 6, "wasmtime/native cold": 2,
+	}
+	// Between thaw's engines the less preferred is divided by the more
+	// (an engine not in this build counts as least preferred).
+	if i := slices.Index(engine.Names(), "wasmtime"); i >= 0 && i < slices.Index(engine.Names(), "wazero") {
+		want["wazero/wasmtime warm"], want["wazero/wasmtime cold"] = 5, 4
+	} else {
+		want["wasmtime/wazero warm"], want["wasmtime/wazero cold"] = 0.2, 0.25
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("ratios %v, want %v", got, want)
 	}
 }
 

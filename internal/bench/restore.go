@@ -17,6 +17,7 @@ import (
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/catalog"
+	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/stats"
@@ -103,6 +104,44 @@ type RestoreReport struct {
 	// Ratios compare modes per function: e.g. "lazy/reap" is lazy's p50
 	// divided by reap's.
 	Ratios map[string]map[string]float64 `json:"ratios"`
+	// Engine is the engine the guests ran on ("" in reports from before
+	// the field: wazero).
+	Engine string `json:"engine"`
+	// Deploys time each function's one deploy, stage by stage.
+	Deploys []DeployTiming `json:"deploys"`
+}
+
+// DeployTiming is one deploy's wall time and its stages (worker.Deploy's
+// progress: compile, boot, snapshot, commit), in milliseconds.
+type DeployTiming struct {
+	Function   string  `json:"function"`
+	TotalMs    float64 `json:"total_ms"`
+	CompileMs  float64 `json:"compile_ms"`
+	BootMs     float64 `json:"boot_ms"`
+	SnapshotMs float64 `json:"snapshot_ms"`
+	CommitMs   float64 `json:"commit_ms"`
+}
+
+// timeDeploy deploys fn on w and times the deploy's stages.
+func timeDeploy(ctx context.Context, w *worker.Worker, fn Function, cfg worker.Config) (DeployTiming, error) {
+	t := DeployTiming{Function: fn.Name}
+	stages := map[api.DeployStage]*float64{api.StageCompile: &t.CompileMs, api.StageBoot: &t.BootMs,
+		api.StageSnapshot: &t.SnapshotMs, api.StageCommit: &t.CommitMs}
+	var cur *float64
+	t0 := time.Now()
+	last := t0
+	// Each stage's time runs from its start to the next stage's.
+	mark := func(s api.DeployStage) {
+		now := time.Now()
+		if cur != nil {
+			*cur = ms(now.Sub(last))
+		}
+		cur, last = stages[s], now
+	}
+	_, err := w.Deploy(worker.WithDeployProgress(ctx, mark), fn.Name, fn.Wasm, cfg)
+	mark("")
+	t.TotalMs = ms(time.Since(t0))
+	return t, err
 }
 
 // Machine records where a benchmark ran.
@@ -133,15 +172,21 @@ func RunRestore(ctx context.Context, opts RestoreOptions) (*RestoreReport, error
 		return nil, err
 	}
 	defer w.Close(ctx)
-	rep := &RestoreReport{RegionPoolMiB: opts.RegionPoolMiB, Machine: ThisMachine(), Trials: opts.Trials, Ratios: map[string]map[string]float64{}}
+	rep := &RestoreReport{RegionPoolMiB: opts.RegionPoolMiB, Machine: ThisMachine(), Trials: opts.Trials,
+		Ratios: map[string]map[string]float64{}, Engine: opts.Engine}
+	if rep.Engine == "" {
+		rep.Engine = engine.Default()
+	}
 	for _, fn := range opts.Functions {
 		// One instance at a time: an idle instance that maps the image
 		// would pin its pages in the page cache and make the next "cold"
 		// trial warm.
 		cfg := worker.Config{MemoryMiB: fn.MemoryMiB, MaxInstances: 1, RestoreMode: api.ModeBulk, KeepAlive: api.Duration(time.Hour)}
-		if _, err := w.Deploy(ctx, fn.Name, fn.Wasm, cfg); err != nil {
+		dt, err := timeDeploy(ctx, w, fn, cfg)
+		if err != nil {
 			return nil, fmt.Errorf("deploy %s: %w", fn.Name, err)
 		}
+		rep.Deploys = append(rep.Deploys, dt)
 		// Record the working set with one restore, as REAP's first
 		// invocation after a snapshot does.
 		if _, err := w.Invoke(ctx, fn.Name, cloneReq(&fn.Request), worker.InvokeOptions{Mode: restore.Reap}); err != nil {
@@ -307,6 +352,11 @@ func ratios(p50 map[string]float64) map[string]float64 {
 
 // WriteTable prints the report for people.
 func (r *RestoreReport) WriteTable(out io.Writer) {
+	fmt.Fprintf(out, "engine %s\n", r.Engine)
+	for _, d := range r.Deploys {
+		fmt.Fprintf(out, "%s: deploy %.2f ms (compile %.2f, boot %.2f, snapshot %.2f, commit %.2f)\n",
+			d.Function, d.TotalMs, d.CompileMs, d.BootMs, d.SnapshotMs, d.CommitMs)
+	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "function\tmode\ttrials\tp50 ms\tp99 ms\tstart\tmap\tprefetch\tinstantiate\texec\tfaults\tbytes read\tws bytes\tfallbacks\t")
 	for _, x := range r.Results {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/thaw-run/thaw/internal/bench"
 	"github.com/thaw-run/thaw/internal/catalog"
-	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/report"
 )
@@ -50,7 +49,7 @@ JSON object with "meta", "results" and "ratios".`,
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&opts.Functions, "functions", benchEngineFunctions, "catalog functions to measure")
-	f.StringSliceVar(&opts.Engines, "engines", append(engine.Names(), bench.Native), "engines to measure ("+bench.Native+": the Go handler compiled for this machine)")
+	f.StringSliceVar(&opts.Engines, "engines", bench.DefaultEngines(), "engines to measure ("+bench.Bare+": a bare wasmtime embedding, "+bench.Native+": the Go handler compiled for this machine)")
 	f.IntVar(&opts.Trials, "trials", 15, "warm calls and cold starts per function and engine")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object instead of a table")
 	f.StringVar(&opts.DataDir, "data", "", "scratch directory for the modules and native builds (default: a temporary directory)")

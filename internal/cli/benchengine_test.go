@@ -36,9 +36,10 @@ func TestBenchEngineBadConfig(t *testing.T) {
 }
 
 // TestBenchEngine runs the smallest real measurement, hello with two
-// trials on every engine of this build and natively, and checks the
-// JSON's shape: one row per engine, each with positive figures over two
-// trials, ratios against the native floor, and the run's meta.
+// trials on every engine of this build, the bare wasmtime embedding (with
+// cgo) and natively, and checks the JSON's shape: one row per engine, each
+// with positive figures over two trials, every engine's ratios against the
+// references, and the run's meta.
 func TestBenchEngine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds hello to wasm and natively and runs it")
@@ -63,7 +64,7 @@ func TestBenchEngine(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		t.Fatalf("--json output: %v\n%s", err, stdout)
 	}
-	engines := append(engine.Names(), bench.Native)
+	engines := bench.DefaultEngines()
 	if len(rep.Results) != len(engines) {
 		t.Fatalf("%d results, want one per engine of %v", len(rep.Results), engines)
 	}
@@ -81,9 +82,11 @@ func TestBenchEngine(t *testing.T) {
 		}
 	}
 	for _, e := range engine.Names() {
-		for _, k := range []string{e + "/native warm", e + "/native cold"} {
-			if rep.Ratios["hello"][k] <= 0 {
-				t.Errorf("ratio %q missing: %v", k, rep.Ratios["hello"])
+		for _, ref := range engines[len(engine.Names()):] {
+			for _, k := range []string{e + "/" + ref + " warm", e + "/" + ref + " cold"} {
+				if rep.Ratios["hello"][k] <= 0 {
+					t.Errorf("ratio %q missing: %v", k, rep.Ratios["hello"])
+				}
 			}
 		}
 	}

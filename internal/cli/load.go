@@ -43,6 +43,13 @@ functions listed cheapest first), replay one trace minute in
 --minute-seconds, with the busiest minute capped at --max-rate requests per
 second, for --duration.
 
+With --servers URL,URL,... the requests are spread over several entry
+points (the workers of a cluster) as a layer-4 balancer would, in turn or
+at random (--spread); a request whose connection is refused goes to the
+next one. The summary then also has a row per worker (the one each
+response names as its server) with its cold-start rate, latency and the
+bytes its snapshot store fetched from the object store (its /metrics).
+
 Writes a run directory (--out): every invocation, summary.json, memory over
 time from the server's /metrics, plots and report.html. Prints the summary
 table, or with --json the full load summary.`,
@@ -72,6 +79,8 @@ table, or with --json the full load summary.`,
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the arrival times and the trace sample")
 	f.IntVar(&opts.MaxInFlight, "max-in-flight", 64, "bound on requests in flight; arrivals past it are dropped and counted")
 	f.DurationVar(&opts.Timeout, "timeout", 30*time.Second, "timeout of each request")
+	f.StringSliceVar(&opts.Servers, "servers", nil, "several entry points (a cluster's workers) to spread requests over, instead of --server")
+	f.StringVar(&opts.Spread, "spread", load.SpreadRoundRobin, "--servers: how each request picks its entry point: round-robin or random")
 	f.StringVar(&opts.Out, "out", "", "run directory to write (default runs/load-<timestamp>)")
 	f.BoolVar(&opts.JSON, "json", false, "print the load summary as JSON instead of a table")
 	return cmd
@@ -87,9 +96,11 @@ func runLoad(cmd *cobra.Command, g *globalOptions, opts loadOptions) error {
 	if out == "" {
 		out = filepath.Join("runs", "load-"+time.Now().Format("20060102-150405"))
 	}
-	base := strings.TrimSuffix(opts.Server, "/")
+	entries := opts.Entries()
+	base := entries[0]
 	lo := load.Options{
-		BaseURL: base, Schedule: plan.Schedule, Path: opts.Path, MaxInFlight: opts.MaxInFlight,
+		BaseURLs: entries, Spread: opts.Spread, Seed: opts.Seed, Endpoints: true,
+		Schedule: plan.Schedule, Path: opts.Path, MaxInFlight: opts.MaxInFlight,
 		MaxDuration: opts.Duration, Timeout: opts.Timeout, MetricsURL: base + "/metrics",
 	}
 	if g.Token != "" {
@@ -102,7 +113,7 @@ func runLoad(cmd *cobra.Command, g *globalOptions, opts loadOptions) error {
 		bar = report.NewProgressTo(nil, "", 0)
 	}
 	lo.Progress = bar.Set
-	fmt.Fprintf(g.stderr, "sending %d requests over %s to %s\n", len(plan.Schedule), opts.Duration, base)
+	fmt.Fprintf(g.stderr, "sending %d requests over %s to %s\n", len(plan.Schedule), opts.Duration, strings.Join(entries, ", "))
 	res, err := load.Run(ctx, lo)
 	bar.Done()
 	if err != nil {
@@ -132,11 +143,20 @@ func runLoad(cmd *cobra.Command, g *globalOptions, opts loadOptions) error {
 	if err := report.WriteTable(g.stdout, report.LoadRows(sum, plan.Label)); err != nil {
 		return err
 	}
+	if rows := report.WorkerRows(sum, plan.Label); len(rows) > 0 {
+		fmt.Fprintln(g.stdout, "\nby worker (the one that served):")
+		if err := report.WriteTable(g.stdout, rows); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(g.stdout, "\n%d requests in %.1fs: %d ok, %d errors, %d dropped; %.1f/s; cold-start rate %.1f%%; p50 %.2f ms, p99 %.2f ms",
 		sum.Overall.Requests, sum.ElapsedS, sum.Overall.OK, sum.Overall.Errors, sum.Overall.Dropped, sum.ThroughputRPS,
 		100*sum.Overall.ColdStartRate, sum.Overall.P50Ms, sum.Overall.P99Ms)
 	if sum.PeakMemoryBytes > 0 {
 		fmt.Fprintf(g.stdout, "; peak server memory %.0f MiB", sum.PeakMemoryBytes/(1<<20))
+		if len(entries) > 1 {
+			fmt.Fprintf(g.stdout, " (%s)", base)
+		}
 	}
 	fmt.Fprintf(g.stdout, "\nrun directory: %s (open %s)\n", out, filepath.Join(out, report.FileHTML))
 	if ctx.Err() != nil {

@@ -277,8 +277,17 @@ func (c *Coordinator) Deploy(ctx context.Context, name string, wasm []byte, cfg 
 	}
 	gen, err := c.put(ctx, reg, rec, prev)
 	if err != nil {
-		// Deployed here but not in the registry: bring this worker back
-		// to what the registry says once it answers again.
+		// Deployed here but not in the registry. A function the
+		// registry does not have goes at once: a refused deploy must
+		// not be served (a partitioned worker refuses deploys). A
+		// redeploy's previous version cannot be brought back without
+		// the registry: this worker goes back to what the registry says
+		// once it answers again.
+		if prev == 0 {
+			if derr := c.Worker.Delete(context.WithoutCancel(ctx), name); derr != nil && !errors.Is(derr, errdefs.ErrNotFound) {
+				c.log.Warn("undoing a deploy the registry refused", "function", name, "err", derr)
+			}
+		}
 		c.resync(name)
 		return nil, fmt.Errorf("deploy %s: %w", name, err)
 	}

@@ -15,6 +15,41 @@ import (
 // the registry (a deploy it could not register) asks the registry again.
 const resyncInterval = 2 * time.Second
 
+// storedWait bounds how long a follower waits for the origin's snapshot to
+// reach the shared store (the origin publishes in the background, so the
+// record can arrive first) before it boots and snapshots its own.
+const storedWait = 10 * time.Second
+
+// deployFollowed deploys rec, another worker's deploy, on this worker: from
+// the origin's snapshot in the shared store when there is one (the cluster
+// snapshots a function once, and every worker restores that snapshot), else
+// with a boot and a snapshot of its own. It says which ("stored" or
+// "booted").
+func (c *Coordinator) deployFollowed(rec registry.Record, wasm []byte) (string, error) {
+	cfg := worker.Config(rec.Config)
+	if rec.Snapshot != "" && rec.Origin != c.id {
+		deadline := time.Now().Add(storedWait)
+		for {
+			_, err := c.Worker.DeployStored(c.ctx, rec.Name, wasm, cfg, rec.Snapshot)
+			if err == nil {
+				return "stored", nil
+			}
+			if !errors.Is(err, errdefs.ErrNotFound) || time.Now().After(deadline) || c.ctx.Err() != nil {
+				if !errors.Is(err, errdefs.ErrUnavailable) {
+					c.log.Info("the origin's snapshot is not usable from the store; booting one here", "function", rec.Name, "snapshot", rec.Snapshot, "err", err)
+				}
+				break
+			}
+			select {
+			case <-c.ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}
+	_, err := c.Worker.Deploy(c.ctx, rec.Name, wasm, cfg)
+	return "booted", err
+}
+
 // follow applies the registry to the worker until the coordinator
 // closes: every record is deployed here (unless this worker already runs
 // it), every deletion deleted. When the watch first catches up, local
@@ -103,12 +138,13 @@ func (c *Coordinator) apply(ev registry.Event) {
 			c.resync(name)
 			return
 		}
-		if _, err := c.Worker.Deploy(c.ctx, name, wasm, worker.Config(ev.Record.Config)); err != nil {
+		how, err := c.deployFollowed(ev.Record, wasm)
+		if err != nil {
 			c.log.Warn("deploying a function the cluster deployed", "function", name, "generation", ev.Record.Generation, "err", err)
 			return
 		}
 		c.log.Info("deployed by the cluster", "function", name, "generation", ev.Record.Generation, "origin", ev.Record.Origin,
-			"took", time.Since(start).Round(time.Millisecond))
+			"snapshot", how, "took", time.Since(start).Round(time.Millisecond))
 	}
 	c.mu.Lock()
 	c.applied[name] = ev.Record.Generation

@@ -49,7 +49,17 @@ func (c *Coordinator) Invoke(ctx context.Context, name string, req *abi.Request,
 			return c.Forward(ctx, node, name, req, opts)
 		}
 	}
-	return c.Worker.Invoke(ctx, name, req, opts)
+	return c.invokeHere(ctx, name, req, opts)
+}
+
+// invokeHere serves an invocation on this worker and names it as the
+// server in the result's timing.
+func (c *Coordinator) invokeHere(ctx context.Context, name string, req *abi.Request, opts worker.InvokeOptions) (*worker.Result, error) {
+	res, err := c.Worker.Invoke(ctx, name, req, opts)
+	if res != nil {
+		res.Timing.Node = c.id
+	}
+	return res, err
 }
 
 // Forward has worker node serve an invocation.
@@ -97,7 +107,7 @@ func (c *Coordinator) serveForwarded() error {
 			var fr forwardRequest
 			if err := json.Unmarshal(m.Data, &fr); err != nil || fr.Request == nil {
 				rep.Error, rep.Category = "malformed forwarded invocation", errdefs.Category(errdefs.ErrInvalid)
-			} else if res, err := c.Worker.Invoke(c.ctx, fr.Name, fr.Request, fr.Options); err != nil {
+			} else if res, err := c.invokeHere(c.ctx, fr.Name, fr.Request, fr.Options); err != nil {
 				rep.Error, rep.Category = err.Error(), errdefs.Category(err)
 			} else {
 				rep.Result = res

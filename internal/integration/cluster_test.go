@@ -13,7 +13,6 @@ import (
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/errdefs"
-	"github.com/thaw-run/thaw/internal/store"
 )
 
 // TestClusterTwoWorkers runs two `thaw serve` processes clustered over
@@ -27,13 +26,7 @@ func TestClusterTwoWorkers(t *testing.T) {
 	if ep == "" {
 		t.Skip(`THAW_TEST_S3_ENDPOINT not set: eval "$(scripts/minio.sh start)"`)
 	}
-	key, err := store.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(store.EnvKey, key)
-	t.Setenv("THAW_S3_ACCESS_KEY", os.Getenv("THAW_TEST_S3_ACCESS_KEY"))
-	t.Setenv("THAW_S3_SECRET_KEY", os.Getenv("THAW_TEST_S3_SECRET_KEY"))
+	s3Env(t)
 	routes, err := cluster.LoopbackAddrs(2)
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +60,13 @@ func TestClusterTwoWorkers(t *testing.T) {
 	})
 	if got := invoke(t, b, "hello", &api.InvokeRequest{Path: "/?name=cluster"}); string(got.Body) != want {
 		t.Fatalf("b answers %q, a %q", got.Body, want)
+	}
+	// One snapshot for the cluster: b took a's from the shared bucket
+	// instead of booting and snapshotting its own.
+	ia, errA := client(a, token).Get(context.Background(), "hello")
+	ib, errB := client(b, token).Get(context.Background(), "hello")
+	if errA != nil || errB != nil || ia.Snapshot == nil || ib.Snapshot == nil || ia.Snapshot.ID != ib.Snapshot.ID {
+		t.Fatalf("a's snapshot %+v (%v), b's %+v (%v); want one, a's", ia.Snapshot, errA, ib.Snapshot, errB)
 	}
 
 	// cluster ls --json through b: both workers, with hello on both.

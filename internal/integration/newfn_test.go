@@ -64,7 +64,7 @@ func runNew(t *testing.T, dir, script string, modCache bool) (string, string) {
 	if modCache {
 		t.Setenv("GOMODCACHE", strings.TrimSpace(string(mods)))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = dir

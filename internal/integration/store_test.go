@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,8 +8,6 @@ import (
 
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/testminio"
-
-	"github.com/thaw-run/thaw/internal/store"
 )
 
 // `thaw serve` with an S3 store starts and serves while the object store is
@@ -23,13 +20,7 @@ func TestServeWithObjectStoreDown(t *testing.T) {
 	ctl("stop")
 	endpoint := minio.Endpoint()
 
-	key, err := store.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(store.EnvKey, key)
-	t.Setenv("THAW_S3_ACCESS_KEY", os.Getenv("THAW_TEST_S3_ACCESS_KEY"))
-	t.Setenv("THAW_S3_SECRET_KEY", os.Getenv("THAW_TEST_S3_SECRET_KEY"))
+	s3Env(t)
 	storeArgs := []string{"--s3-endpoint", endpoint, "--s3-bucket", "thaw-serve-down"}
 
 	dir := filepath.Join(t.TempDir(), "data")

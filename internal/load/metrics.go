@@ -55,20 +55,12 @@ func sampleMemory(ctx context.Context, client *http.Client, url string, every ti
 // ScrapeMemory fetches a Prometheus text exposition from url and returns
 // the first of MemoryMetrics it holds.
 func ScrapeMemory(ctx context.Context, client *http.Client, url string) (MemorySample, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	resp, cancel, err := get(ctx, client, url, nil)
+	if err != nil {
+		return MemorySample{}, fmt.Errorf("scrape: %w", err)
+	}
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return MemorySample{}, fmt.Errorf("scrape %s: %w", url, err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return MemorySample{}, fmt.Errorf("scrape %s: %w", url, err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return MemorySample{}, fmt.Errorf("scrape %s: status %s", url, resp.Status)
-	}
 	vals, err := ParseMetrics(resp.Body, MemoryMetrics...)
 	if err != nil {
 		return MemorySample{}, fmt.Errorf("scrape %s: %w", url, err)

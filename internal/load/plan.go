@@ -36,6 +36,24 @@ type Config struct {
 	MaxInFlight int           `json:"max_in_flight"`
 	Timeout     time.Duration `json:"timeout"`
 	Server      string        `json:"server"`
+	// Servers, if set, are several entry points (the workers of a
+	// cluster) used instead of Server, spread over by Spread.
+	Servers []string `json:"servers,omitempty"`
+	Spread  string   `json:"spread,omitempty"`
+}
+
+// Entries returns the run's entry points: Servers, else Server.
+func (c Config) Entries() []string {
+	var out []string
+	for _, s := range c.Servers {
+		if s = strings.TrimSuffix(strings.TrimSpace(s), "/"); s != "" {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{strings.TrimSuffix(c.Server, "/")}
+	}
+	return out
 }
 
 // Plan is a validated Config's schedule.
@@ -55,8 +73,13 @@ func (c Config) Plan() (Plan, error) {
 	invalid := func(format string, args ...any) (Plan, error) {
 		return Plan{}, fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalid)...)
 	}
-	if u, err := url.Parse(c.Server); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return invalid("--server %q: want http(s)://host[:port]", c.Server)
+	for _, e := range c.Entries() {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return invalid("--server/--servers %q: want http(s)://host[:port]", e)
+		}
+	}
+	if c.Spread != "" && c.Spread != SpreadRoundRobin && c.Spread != SpreadRandom {
+		return invalid("--spread %q: want %s or %s", c.Spread, SpreadRoundRobin, SpreadRandom)
 	}
 	var fns []string
 	for _, f := range c.Functions {

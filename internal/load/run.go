@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/thaw-run/thaw/internal/api"
@@ -23,6 +25,23 @@ type Options struct {
 	// request goes to BaseURL/fn/{function}{Path} and nowhere else:
 	// redirects are not followed.
 	BaseURL string
+	// BaseURLs, if set, replaces BaseURL with several entry points (the
+	// workers of a cluster), spread over as a layer-4 balancer would:
+	// each request goes to the next one in turn, or to one at random
+	// (Spread). A request whose connection is refused was never
+	// delivered, and goes to the next entry point instead, trying each
+	// at most once.
+	BaseURLs []string
+	// Spread is how requests pick an entry point: SpreadRoundRobin (the
+	// default) or SpreadRandom, drawn from Seed.
+	Spread string
+	Seed   uint64
+	// Endpoints, if set, asks every entry point before and after the run
+	// which worker it is (GET /v1/cluster, with Header) and how many bytes
+	// its snapshot store read, by tier (thaw_store_read_bytes_total in
+	// its /metrics), into Result.Endpoints. Failures leave the fields
+	// empty.
+	Endpoints bool
 	// Schedule is the open-loop schedule, sorted by At.
 	Schedule []Arrival
 	// Path is appended to /fn/{function}; default "/".
@@ -75,6 +94,13 @@ type Record struct {
 	Bytes int64 `json:"bytes"`
 	// HasTiming says whether the response carried a Server-Timing header.
 	HasTiming bool `json:"has_timing"`
+	// Entry is the entry point (an Options.BaseURLs index) the request
+	// was delivered to, or last tried; Refused counts the entry points
+	// that refused its connection before.
+	Entry   int `json:"entry"`
+	Refused int `json:"refused,omitempty"`
+	// api.Timing's Node names the worker that served the request (from
+	// Server-Timing, else the X-Thaw-Node header).
 	api.Timing
 }
 
@@ -95,12 +121,37 @@ type Result struct {
 	Memory []MemorySample
 	// ScrapeErrors counts failed /metrics scrapes.
 	ScrapeErrors int
+	// Entries are the entry points, in Options order; Endpoints what
+	// they reported (Options.Endpoints), in the same order.
+	Entries   []string
+	Endpoints []Endpoint
 }
 
-func (o *Options) validate() (*url.URL, error) {
-	u, err := url.Parse(o.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("load: base URL %q: want http(s)://host[:port]: %w", o.BaseURL, errdefs.ErrInvalid)
+// The ways Options.Spread picks an entry point.
+const (
+	SpreadRoundRobin = "round-robin"
+	SpreadRandom     = "random"
+)
+
+func (o *Options) validate() ([]*url.URL, error) {
+	bases := o.BaseURLs
+	if len(bases) == 0 {
+		bases = []string{o.BaseURL}
+	}
+	var us []*url.URL
+	for _, b := range bases {
+		u, err := url.Parse(b)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("load: base URL %q: want http(s)://host[:port]: %w", b, errdefs.ErrInvalid)
+		}
+		us = append(us, u)
+	}
+	switch o.Spread {
+	case "":
+		o.Spread = SpreadRoundRobin
+	case SpreadRoundRobin, SpreadRandom:
+	default:
+		return nil, fmt.Errorf("load: spread %q: want %s or %s: %w", o.Spread, SpreadRoundRobin, SpreadRandom, errdefs.ErrInvalid)
 	}
 	for i := 1; i < len(o.Schedule); i++ {
 		if o.Schedule[i].At < o.Schedule[i-1].At {
@@ -130,14 +181,14 @@ func (o *Options) validate() (*url.URL, error) {
 	if o.MetricsInterval <= 0 {
 		o.MetricsInterval = time.Second
 	}
-	return u, nil
+	return us, nil
 }
 
 // Run sends opts.Schedule to the server open-loop and returns every
 // invocation's record. It returns early, with the records so far, when ctx
 // is cancelled; errors of individual requests are recorded, not returned.
 func Run(ctx context.Context, opts Options) (*Result, error) {
-	base, err := opts.validate()
+	bases, err := opts.validate()
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +206,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	client := opts.client()
 
 	res := &Result{Records: make([]Record, len(sched))}
+	for _, b := range bases {
+		res.Entries = append(res.Entries, b.String())
+	}
+	var before []Endpoint
+	if opts.Endpoints {
+		before = observe(ctx, client, res.Entries, opts.Header)
+	}
+	pick := spreader(opts.Spread, len(bases), opts.Seed)
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex // guards done and Progress calls
@@ -209,13 +268,27 @@ loop:
 			settle()
 			continue
 		}
-		target := *base
-		target.Path = strings.TrimSuffix(base.Path, "/") + "/fn/" + url.PathEscape(a.Function) + opts.Path
+		first := pick()
+		targets := make([]string, len(bases))
+		for k := range bases {
+			base := bases[(first+k)%len(bases)]
+			target := *base
+			path, query, _ := strings.Cut(opts.Path, "?")
+			target.Path = strings.TrimSuffix(base.Path, "/") + "/fn/" + url.PathEscape(a.Function) + path
+			target.RawQuery = query
+			targets[k] = target.String()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-inflight }()
-			opts.send(ctx, client, target.String(), rec, start)
+			for k, target := range targets {
+				rec.Entry = (first + k) % len(bases)
+				if !opts.send(ctx, client, target, rec, start) || k == len(targets)-1 {
+					break
+				}
+				rec.Refused++
+			}
 			settle()
 		}()
 	}
@@ -224,6 +297,9 @@ loop:
 	res.Records = res.Records[:n]
 	stopMem()
 	<-memDone
+	if opts.Endpoints && ctx.Err() == nil {
+		res.Endpoints = delta(before, observe(ctx, client, res.Entries, opts.Header))
+	}
 	if opts.MetricsURL != "" && ctx.Err() == nil {
 		// One last sample at the end, so that even a run shorter than the
 		// scrape interval reports the memory it left behind.
@@ -252,7 +328,10 @@ func (o *Options) client() *http.Client {
 	return c
 }
 
-func (o *Options) send(ctx context.Context, client *http.Client, target string, rec *Record, start time.Time) {
+// send sends one request to target and records what happened; it reports
+// whether the connection was refused (the request never delivered, so
+// another entry point may take it).
+func (o *Options) send(ctx context.Context, client *http.Client, target string, rec *Record, start time.Time) (refused bool) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	var body io.Reader
@@ -262,7 +341,7 @@ func (o *Options) send(ctx context.Context, client *http.Client, target string, 
 	req, err := http.NewRequestWithContext(ctx, o.Method, target, body)
 	if err != nil {
 		rec.Error = err.Error()
-		return
+		return false
 	}
 	for k, vs := range o.Header {
 		for _, v := range vs {
@@ -278,8 +357,9 @@ func (o *Options) send(ctx context.Context, client *http.Client, target string, 
 		if errors.Is(err, context.DeadlineExceeded) {
 			rec.Error = "timeout: " + rec.Error
 		}
-		return
+		return errors.Is(err, syscall.ECONNREFUSED)
 	}
+	rec.Error = ""
 	rec.Bytes, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	rec.LatencyMs = ms(time.Since(sent))
@@ -294,6 +374,25 @@ func (o *Options) send(ctx context.Context, client *http.Client, target string, 
 		} else {
 			rec.Timing, rec.HasTiming = t, true
 		}
+	}
+	if rec.Node == "" {
+		rec.Node = resp.Header.Get(api.HeaderNode)
+	}
+	return false
+}
+
+// spreader returns the function that picks each request's first entry
+// point out of n.
+func spreader(how string, n int, seed uint64) func() int {
+	if how == SpreadRandom {
+		r := rand.New(rand.NewPCG(seed, 0x5eed))
+		return func() int { return r.IntN(n) }
+	}
+	next := 0
+	return func() int {
+		i := next
+		next = (next + 1) % n
+		return i
 	}
 }
 

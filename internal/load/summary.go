@@ -48,11 +48,32 @@ type Stats struct {
 	LagP99Ms float64 `json:"lag_p99_ms"`
 }
 
+// WorkerStats summarise the invocations one worker of a cluster served
+// (by the node the response named), with what its snapshot store read.
+type WorkerStats struct {
+	// Worker is the node id; "" gathers the requests no worker answered
+	// (transport errors) or that did not say which served them.
+	Worker string `json:"worker"`
+	Stats
+	// Entry is the entry point this worker answers at, if it was one.
+	Entry string `json:"entry,omitempty"`
+	// StoreBytes is what its snapshot store read during the run, by tier
+	// ("remote": the object store), when its /metrics said.
+	StoreBytes map[string]float64 `json:"store_bytes,omitempty"`
+}
+
 // Summary summarises a Result.
 type Summary struct {
 	Overall   Stats   `json:"overall"`
 	Functions []Stats `json:"functions"`
-	ElapsedS  float64 `json:"elapsed_s"`
+	// Workers split the run by the worker that served each request: only
+	// when the responses named one, or the entry points were observed
+	// (Options.Endpoints).
+	Workers []WorkerStats `json:"workers,omitempty"`
+	// StoreRemoteBytes sums the object-store ("remote" tier) bytes the
+	// observed workers read.
+	StoreRemoteBytes float64 `json:"store_remote_bytes,omitempty"`
+	ElapsedS         float64 `json:"elapsed_s"`
 	// ThroughputRPS is successful invocations per second of the run.
 	ThroughputRPS float64 `json:"throughput_rps"`
 	// PeakMemoryBytes is the largest memory sample (0 without samples).
@@ -72,6 +93,7 @@ func Summarize(res *Result) Summary {
 	for _, name := range slices.Sorted(maps.Keys(byFn)) {
 		s.Functions = append(s.Functions, statsOf(name, byFn[name]))
 	}
+	s.Workers, s.StoreRemoteBytes = workers(res)
 	if res.Elapsed > 0 {
 		s.ThroughputRPS = float64(s.Overall.OK) / res.Elapsed.Seconds()
 	}
@@ -179,4 +201,41 @@ func Windows(res *Result, width time.Duration) []Window {
 		}
 	}
 	return out
+}
+
+// workers groups res's records by the node that served them and joins
+// the observed endpoints to them.
+func workers(res *Result) ([]WorkerStats, float64) {
+	byNode := map[string][]*Record{}
+	named := false
+	for i := range res.Records {
+		r := &res.Records[i]
+		byNode[r.Node] = append(byNode[r.Node], r)
+		named = named || r.Node != ""
+	}
+	ends := map[string]Endpoint{}
+	for _, e := range res.Endpoints {
+		if e.Node != "" {
+			ends[e.Node] = e
+			if _, ok := byNode[e.Node]; !ok {
+				byNode[e.Node] = nil
+			}
+			named = true
+		}
+	}
+	if !named {
+		return nil, 0
+	}
+	var out []WorkerStats
+	var remote float64
+	for _, node := range slices.Sorted(maps.Keys(byNode)) {
+		st := statsOf("all", byNode[node])
+		ws := WorkerStats{Worker: node, Stats: st}
+		if e, ok := ends[node]; ok {
+			ws.Entry, ws.StoreBytes = e.URL, e.StoreBytes
+			remote += e.StoreBytes["remote"]
+		}
+		out = append(out, ws)
+	}
+	return out, remote
 }

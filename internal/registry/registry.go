@@ -128,13 +128,48 @@ func classify(what string, err error) error {
 }
 
 // Writable checks that the functions bucket has a leader to take writes
-// (a stream info request answered by it): a worker cut off from the
-// quorum fails here, before it deploys anything locally, with
-// errdefs.ErrUnavailable. Reads alone cannot tell, since a replica may
-// answer them.
+// (a stream info request answered by it) that hears from a majority of
+// its replicas: a worker cut off from the quorum fails here, before it
+// deploys anything locally, with errdefs.ErrUnavailable. Reads alone
+// cannot tell, since a replica may answer them; nor can the leader's
+// answer alone, since a partitioned leader keeps calling itself leader
+// until it notices it lost its quorum (NATS's raft takes 10 s), and the
+// write it then takes never commits.
 func (r *Registry) Writable(ctx context.Context) error {
-	_, err := r.kv.Status(ctx)
-	return classify("registry", err)
+	st, err := r.kv.Status(ctx)
+	if err != nil {
+		return classify("registry", err)
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || bs.StreamInfo() == nil || bs.StreamInfo().Cluster == nil {
+		return nil
+	}
+	cl := bs.StreamInfo().Cluster
+	if !quorum(cl, bs.StreamInfo().Config.Replicas) {
+		return fmt.Errorf("registry: leader %s hears from too few of its replicas: %w", cl.Leader, errdefs.ErrUnavailable)
+	}
+	return nil
+}
+
+// peerSilence is how long a replica may go unheard before the leader
+// counts it lost: NATS's raft heartbeats every second, and the leader
+// itself gives up after 10 s; 3 s refused deploys on a 2-core machine
+// busy compiling (heartbeats handled late), so 6.
+const peerSilence = 6 * time.Second
+
+// quorum reports whether a stream's leader, with the replicas it heard
+// from within peerSilence, is a majority of its replicas.
+func quorum(cl *jetstream.ClusterInfo, replicas int) bool {
+	if cl.Leader == "" {
+		return false
+	}
+	alive := 1
+	for _, p := range cl.Replicas {
+		if p != nil && !p.Offline && p.Active < peerSilence {
+			alive++
+		}
+	}
+	return alive > replicas/2
 }
 
 // Get returns the live record of name.

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
@@ -191,5 +193,29 @@ func TestModules(t *testing.T) {
 	}
 	if _, err := r.Module(ctx, SHA256([]byte("x"))); !errors.Is(err, errdefs.ErrCorrupt) {
 		t.Fatalf("mismatched module: %v", err)
+	}
+}
+
+// TestQuorum: a leader counts with the replicas it heard from lately; a
+// partitioned leader that still calls itself leader has no majority.
+func TestQuorum(t *testing.T) {
+	heard := &jetstream.PeerInfo{Name: "b", Current: true, Active: 300 * time.Millisecond}
+	silent := &jetstream.PeerInfo{Name: "c", Current: true, Active: 12 * time.Second}
+	offline := &jetstream.PeerInfo{Name: "c", Offline: true}
+	for _, tt := range []struct {
+		cl       jetstream.ClusterInfo
+		replicas int
+		want     bool
+	}{
+		{jetstream.ClusterInfo{Leader: "a"}, 1, true},
+		{jetstream.ClusterInfo{Leader: "a", Replicas: []*jetstream.PeerInfo{heard, silent}}, 3, true},
+		{jetstream.ClusterInfo{Leader: "a", Replicas: []*jetstream.PeerInfo{silent, offline}}, 3, false},
+		{jetstream.ClusterInfo{Leader: "a", Replicas: []*jetstream.PeerInfo{silent}}, 2, false},
+		{jetstream.ClusterInfo{Leader: "a", Replicas: []*jetstream.PeerInfo{heard}}, 2, true},
+		{jetstream.ClusterInfo{Replicas: []*jetstream.PeerInfo{heard, heard}}, 3, false},
+	} {
+		if got := quorum(&tt.cl, tt.replicas); got != tt.want {
+			t.Errorf("quorum(%+v, %d) = %v, want %v", tt.cl, tt.replicas, got, tt.want)
+		}
 	}
 }

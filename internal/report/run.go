@@ -81,6 +81,37 @@ func LoadRows(sum load.Summary, mode string) []Row {
 	return append(rows, row(sum.Overall))
 }
 
+// WorkerRows are a load run's rows per worker of a cluster (by the node
+// that served each request; "-" for requests no worker answered), with
+// the bytes each worker's snapshot store fetched from the object store
+// during the run (store_remote_bytes, when its /metrics said), and the
+// total.
+func WorkerRows(sum load.Summary, mode string) []Row {
+	var rows []Row
+	for _, w := range sum.Workers {
+		name := w.Worker
+		if name == "" {
+			name = "-"
+		}
+		r := Row{
+			Function: name, Mode: mode, Trials: w.OK, P50Ms: w.P50Ms, P90Ms: w.P90Ms, P99Ms: w.P99Ms, MeanMs: w.MeanMs, Errors: w.Errors,
+			Extra: map[string]float64{"cold_start_rate": w.ColdStartRate, "requests": float64(w.Requests)},
+		}
+		if w.StoreBytes != nil {
+			r.Extra["store_remote_bytes"] = w.StoreBytes["remote"]
+		}
+		rows = append(rows, r)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	o := sum.Overall
+	return append(rows, Row{
+		Function: "all workers", Mode: mode, Trials: o.OK, P50Ms: o.P50Ms, P90Ms: o.P90Ms, P99Ms: o.P99Ms, MeanMs: o.MeanMs, Errors: o.Errors,
+		Extra: map[string]float64{"cold_start_rate": o.ColdStartRate, "requests": float64(o.Requests), "store_remote_bytes": sum.StoreRemoteBytes},
+	})
+}
+
 // LoadRunOptions tune WriteLoadRun.
 type LoadRunOptions struct {
 	// Mode labels the run's rows (e.g. the server's restore mode); default "load".
@@ -113,6 +144,11 @@ func WriteLoadRun(dir string, res *load.Result, meta Meta, opts LoadRunOptions) 
 		"throughput %.1f/s; cold-start rate %.1f%%; generator lag p99 %s ms.",
 		sum.Overall.Requests, sum.ElapsedS, sum.Overall.OK, sum.Overall.Errors, sum.Overall.Dropped,
 		sum.ThroughputRPS, 100*sum.Overall.ColdStartRate, fmtMs(sum.Overall.LagP99Ms)))
+
+	for _, w := range WorkerRows(sum, opts.Mode) {
+		pg.Notes = append(pg.Notes, fmt.Sprintf("Worker %s: %.0f requests, cold-start rate %.1f%%, p50 %s ms, p99 %s ms, %.0f object-store bytes fetched.",
+			w.Function, w.Extra["requests"], 100*w.Extra["cold_start_rate"], fmtMs(w.P50Ms), fmtMs(w.P99Ms), w.Extra["store_remote_bytes"]))
+	}
 
 	steps := []func() error{
 		func() error { return WriteJSON(filepath.Join(dir, FileMeta), meta) },

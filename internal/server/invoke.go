@@ -75,6 +75,9 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set(api.HeaderServerTiming, ServerTiming(res.Timing))
 	h.Set(api.HeaderStart, res.Timing.StartKind)
+	if res.Timing.Node != "" {
+		h.Set(api.HeaderNode, res.Timing.Node)
+	}
 	if res.Timing.Fallback != "" {
 		// The log has the whole reason (worker); the caller gets it
 		// without file paths.
@@ -191,7 +194,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int64
 // function cannot pass off its answer as a platform error or fake timings.
 func reservedResponseHeader(k string) bool {
 	switch http.CanonicalHeaderKey(k) {
-	case api.HeaderError, api.HeaderServerTiming, api.HeaderStart, api.HeaderFallback, "Content-Length", "Transfer-Encoding", "Connection":
+	case api.HeaderError, api.HeaderServerTiming, api.HeaderStart, api.HeaderFallback, api.HeaderNode, "Content-Length", "Transfer-Encoding", "Connection":
 		return true
 	}
 	return false

@@ -74,6 +74,9 @@ func ServerTiming(t worker.Timing) string {
 			ms = append(ms, api.Metric{Name: "source", Desc: t.Source})
 		}
 	}
+	if t.Node != "" {
+		ms = append(ms, api.Metric{Name: "node", Desc: t.Node})
+	}
 	return api.FormatServerTiming(ms)
 }
 

@@ -75,9 +75,22 @@ type Host struct {
 	// Data is its data directory, kept across restarts of the host.
 	Data string
 
+	process
+	daemons []*Daemon
+}
+
+// process is a process running inside a host, its output appended to a
+// log file.
+type process struct {
 	logPath string
 	proc    *os.Process
 	exited  chan struct{} // closed once proc is reaped
+}
+
+// Daemon is a process other than `thaw serve` a test runs inside a host
+// (a nats-server, say).
+type Daemon struct {
+	process
 }
 
 // New builds a network of n hosts (no process runs on them yet) and
@@ -117,7 +130,7 @@ func New(t testing.TB, n int) *Net {
 		ip := fmt.Sprintf("10.77.0.%d", 10+i)
 		nt.hosts = append(nt.hosts, &Host{Index: i, Namespace: fmt.Sprintf("thaw-n%d", i), IP: ip,
 			URL: fmt.Sprintf("http://%s:%d", ip, Port), Data: filepath.Join(nt.dir, fmt.Sprintf("n%d", i)),
-			logPath: filepath.Join(nt.dir, fmt.Sprintf("n%d.log", i))})
+			process: process{logPath: filepath.Join(nt.dir, fmt.Sprintf("n%d.log", i))}})
 	}
 	return nt
 }
@@ -176,6 +189,32 @@ func (nt *Net) Hosts() []*Host { return nt.hosts }
 // killed at cleanup. A host runs one process at a time.
 func (nt *Net) Serve(i int, bin string, args ...string) *Host {
 	nt.t.Helper()
+	h := nt.start(i, bin, args)
+	if err := h.waitReady(); err != nil {
+		nt.t.Fatalf("testnet: host %d: %v\n%s", i, err, h.Log())
+	}
+	return h
+}
+
+// ServeAll starts `bin serve` on every host at once, host h with the
+// arguments args(h), and waits until all of them answer /healthz: the
+// members of a cluster that wait for each other to form a quorum start
+// together, as a cluster's machines do.
+func (nt *Net) ServeAll(bin string, args func(h *Host) []string) {
+	nt.t.Helper()
+	for _, h := range nt.hosts {
+		nt.start(h.Index, bin, args(h))
+	}
+	for _, h := range nt.hosts {
+		if err := h.waitReady(); err != nil {
+			nt.t.Fatalf("testnet: host %d: %v\n%s", h.Index, err, h.Log())
+		}
+	}
+}
+
+// start starts `bin serve ...` on host i without waiting for it.
+func (nt *Net) start(i int, bin string, args []string) *Host {
+	nt.t.Helper()
 	h := nt.Host(i)
 	if h.Running() {
 		nt.t.Fatalf("testnet: host %d already runs a process", i)
@@ -183,14 +222,38 @@ func (nt *Net) Serve(i int, bin string, args ...string) *Host {
 	if err := os.MkdirAll(h.Data, 0o755); err != nil {
 		nt.t.Fatal(err)
 	}
-	logf, err := os.OpenFile(h.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	argv := append([]string{bin, "serve", "--addr", fmt.Sprintf("%s:%d", h.IP, Port), "--data", h.Data}, args...)
+	if err := h.process.start(h.Namespace, argv); err != nil {
+		nt.t.Fatalf("testnet: start %s on host %d: %v", bin, i, err)
+	}
+	return h
+}
+
+// Daemon starts name with args inside host i, its output in a log of its
+// own, and returns at once. It dies with the test binary and is killed at
+// cleanup.
+func (nt *Net) Daemon(i int, name string, args ...string) *Daemon {
+	nt.t.Helper()
+	h := nt.Host(i)
+	d := &Daemon{process{logPath: filepath.Join(nt.dir, fmt.Sprintf("n%d-%s-%d.log", i, filepath.Base(name), len(h.daemons)))}}
+	if err := d.start(h.Namespace, append([]string{name}, args...)); err != nil {
+		nt.t.Fatalf("testnet: start %s on host %d: %v", name, i, err)
+	}
+	h.daemons = append(h.daemons, d)
+	return d
+}
+
+// Kill sends SIGKILL to the daemon and waits until it is gone.
+func (d *Daemon) Kill() error { return d.kill() }
+
+// start runs argv inside namespace ns, appending its output to the log.
+func (p *process) start(ns string, argv []string) error {
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		nt.t.Fatal(err)
+		return err
 	}
 	defer logf.Close()
-	argv := append([]string{"netns", "exec", h.Namespace, bin, "serve",
-		"--addr", fmt.Sprintf("%s:%d", h.IP, Port), "--data", h.Data}, args...)
-	cmd := exec.Command("ip", argv...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Env = append(os.Environ(), "THAW_TOKEN=")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// `ip netns exec` execs bin in place, so the process is thaw itself.
@@ -198,7 +261,7 @@ func (nt *Net) Serve(i int, bin string, args ...string) *Host {
 	// locked thread that stays in Wait for the process's life.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	started := make(chan error, 1)
-	h.exited = make(chan struct{})
+	p.exited = make(chan struct{})
 	go func(exited chan struct{}) {
 		runtime.LockOSThread()
 		err := cmd.Start()
@@ -207,15 +270,12 @@ func (nt *Net) Serve(i int, bin string, args ...string) *Host {
 			_ = cmd.Wait()
 		}
 		close(exited)
-	}(h.exited)
+	}(p.exited)
 	if err := <-started; err != nil {
-		nt.t.Fatalf("testnet: start %s on host %d: %v", bin, i, err)
+		return err
 	}
-	h.proc = cmd.Process
-	if err := h.waitReady(); err != nil {
-		nt.t.Fatalf("testnet: host %d: %v\n%s", i, err, h.Log())
-	}
-	return h
+	p.proc = cmd.Process
+	return nil
 }
 
 // waitReady polls /healthz until it answers 200, the process exits, or
@@ -242,8 +302,8 @@ func (h *Host) waitReady() error {
 	}
 }
 
-// Running reports whether the host's process is alive.
-func (h *Host) Running() bool {
+// Running reports whether the process is alive.
+func (h *process) Running() bool {
 	if h.exited == nil {
 		return false
 	}
@@ -255,8 +315,9 @@ func (h *Host) Running() bool {
 	}
 }
 
-// Log returns what the host's processes wrote so far.
-func (h *Host) Log() string {
+// Log returns what the process (a host's: its `thaw serve` processes)
+// wrote so far.
+func (h *process) Log() string {
 	b, err := os.ReadFile(h.logPath)
 	if err != nil {
 		return fmt.Sprintf("(no log: %v)", err)
@@ -275,7 +336,7 @@ func (nt *Net) Kill(i int) {
 	}
 }
 
-func (h *Host) kill() error {
+func (h *process) kill() error {
 	if !h.Running() {
 		return nil
 	}
@@ -292,6 +353,11 @@ func (nt *Net) killAll() {
 	for _, h := range nt.hosts {
 		if err := h.kill(); err != nil {
 			nt.t.Errorf("testnet: host %d: %v", h.Index, err)
+		}
+		for _, d := range h.daemons {
+			if err := d.kill(); err != nil {
+				nt.t.Errorf("testnet: host %d: %v", h.Index, err)
+			}
 		}
 	}
 }

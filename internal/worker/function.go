@@ -125,6 +125,10 @@ type Timing struct {
 	SnapshotRequest int `json:"snapshot_request"`
 	// SnapshotID is that snapshot's ID (empty: booted cold).
 	SnapshotID string `json:"snapshot_id,omitempty"`
+	// Node is the id of the cluster worker that served the invocation;
+	// the worker leaves it empty and its coordinator (internal/coord)
+	// sets it, also on an invocation it serves for a peer.
+	Node string `json:"node,omitempty"`
 }
 
 // Result is an invocation's response and timing.

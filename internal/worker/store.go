@@ -144,7 +144,16 @@ func (w *Worker) openStore(ctx context.Context, cfg stack.Config, dataDir string
 			Name: "thaw_store_deletes_total", Help: "Store snapshots deleted (ok) or whose deletion could not be queued (failed).",
 		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{s.publishes, s.deletes} {
+	collectors := []prometheus.Collector{s.publishes, s.deletes}
+	for i, ts := range h.Store.TierStats() {
+		// The tiers are fixed once the store is open; the pager child's
+		// reads (lazy restores) are its own store's and not counted.
+		collectors = append(collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "thaw_store_read_bytes_total", Help: "Object bytes the worker's snapshot store read, by the tier that served them (its caches, the upload queue, a peer, or remote: the object store).",
+			ConstLabels: prometheus.Labels{"tier": ts.Tier},
+		}, func() float64 { return float64(h.Store.TierStats()[i].Bytes) }))
+	}
+	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			_ = h.Close()
 			return nil, fmt.Errorf("worker: store metrics: %w", err)
@@ -294,7 +303,7 @@ func (s *workerStore) openStored(ctx context.Context, f *function, id, dir strin
 	if err != nil {
 		return nil, fmt.Errorf("local copy: %v; %w", localErr, err)
 	}
-	s.log.Info("local snapshot unusable; restores will read it from the store", "function", f.rec.Name, "snapshot", id, "err", localErr)
+	s.log.Info("no usable local copy of the snapshot; restores read it from the store", "function", f.rec.Name, "snapshot", id, "err", localErr)
 	snap := &snapshot.Snapshot{Dir: dir, Meta: sn.Meta}
 	s.mu.Lock()
 	s.storeOnly[snap] = true

@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,12 +12,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/store/s3"
 	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/store/storetest"
 	"github.com/thaw-run/thaw/internal/storesnap"
+	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
 var storeModes = []restore.Mode{restore.Eager, restore.Mmap, restore.Lazy, restore.Reap, restore.Bulk}
@@ -135,6 +138,29 @@ func TestStoreRestoreAfterLocalLoss(t *testing.T) {
 	if n := testutil.ToFloat64(w.metrics.fallbacks.WithLabelValues("hello", string(restore.Eager))); n != 0 {
 		t.Fatalf("%v fallbacks", n)
 	}
+	// /metrics says what the store read, by tier: the restores read
+	// through it, and the object store is the tier called remote.
+	fams, err := w.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiers, total := map[string]bool{}, 0.0
+	for _, f := range fams {
+		if f.GetName() != "thaw_store_read_bytes_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "tier" {
+					tiers[l.GetValue()] = true
+				}
+			}
+			total += m.GetCounter().GetValue()
+		}
+	}
+	if !tiers["remote"] || total == 0 {
+		t.Fatalf("thaw_store_read_bytes_total: tiers %v, %v bytes; want a remote tier and bytes read", tiers, total)
+	}
 }
 
 // Restores from the store take function.restore, the local path, with
@@ -203,6 +229,41 @@ func TestStoreRestoreOnOtherWorker(t *testing.T) {
 		w := openStoreWorker(t, dir1, cfg)
 		checkFromStore(t, w, want)
 	})
+}
+
+// DeployStored on a second worker (a cluster follower) takes the first
+// worker's published snapshot instead of booting one: the record names it,
+// no instance boots, and every mode restores it from the store and answers
+// as a cold instance. A snapshot the store does not have is
+// errdefs.ErrNotFound and deploys nothing.
+func TestDeployStored(t *testing.T) {
+	cfg := testStore(t)
+	w1 := openStoreWorker(t, t.TempDir(), cfg)
+	want := deployPublished(t, w1)
+	info, err := w1.Get("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm := testwasm.Build(t, "examples/hello")
+
+	w2 := openStoreWorker(t, t.TempDir(), cfg)
+	if _, err := w2.DeployStored(context.Background(), "hello", wasm, Config{}, "20200101T000000-000000000000"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("deploy from a snapshot the store lacks: %v, want not found", err)
+	}
+	if _, err := w2.Get("hello"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("a failed stored deploy left a function: %v", err)
+	}
+	got, err := w2.DeployStored(context.Background(), "hello", wasm, Config{}, info.Snapshot.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Snapshot == nil || got.Snapshot.ID != info.Snapshot.ID {
+		t.Fatalf("follower's snapshot %+v, want the origin's %s", got.Snapshot, info.Snapshot.ID)
+	}
+	if st := w2.States(); len(st) != 1 || st[0].Idle+st[0].Busy != 0 || st[0].SnapshotLocal {
+		t.Fatalf("follower after a stored deploy: %+v; want no instance booted and no local snapshot", st)
+	}
+	checkFromStore(t, w2, want)
 }
 
 // With the stored image and working-set chunks tampered and every cache

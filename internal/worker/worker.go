@@ -573,7 +573,37 @@ func (w *Worker) collectSnapshots() {
 // directory is synced. A crash before the rename leaves the old function
 // (what the new deploy wrote is collected at the next start); after it,
 // the new one. Deploys and deletions of one name are serialised.
-func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Config) (_ *Info, err error) {
+func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Config) (*Info, error) {
+	return w.deploy(ctx, name, wasm, cfg, "")
+}
+
+// DeployStored deploys a function whose snapshot another worker took and
+// published to the shared store: snapshot snapID of the same module. It
+// compiles the module and commits a record naming that snapshot without
+// booting an instance; restores read the snapshot from the store (and the
+// store's caches) as they would a local snapshot that was lost. So a
+// cluster snapshots a function once, as AWS Lambda does, and every worker
+// restores the same snapshot. It fails with errdefs.ErrNotFound while the
+// store does not have the snapshot (not published yet, or never) and with
+// errdefs.ErrUnavailable when the worker has no store; the caller then
+// deploys with Deploy. A function whose configuration restores nothing
+// (cold) is deployed with Deploy.
+func (w *Worker) DeployStored(ctx context.Context, name string, wasm []byte, cfg Config, snapID string) (*Info, error) {
+	if snapID == "" || cfg.WithDefaults().mode() == restore.Cold {
+		return w.Deploy(ctx, name, wasm, cfg)
+	}
+	if _, none := w.snapStore.(noStore); none {
+		return nil, fmt.Errorf("deploy %s from a stored snapshot: no snapshot store: %w", name, errdefs.ErrUnavailable)
+	}
+	if !snapIDRE.MatchString(snapID) {
+		return nil, fmt.Errorf("snapshot id %q: %w", snapID, errdefs.ErrInvalid)
+	}
+	return w.deploy(ctx, name, wasm, cfg, snapID)
+}
+
+// deploy is Deploy, or DeployStored when stored names the stored snapshot
+// to use instead of booting one.
+func (w *Worker) deploy(ctx context.Context, name string, wasm []byte, cfg Config, stored string) (_ *Info, err error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
@@ -623,31 +653,46 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 		return nil, err
 	}
 
-	// Boot one instance now: it proves the module initialises, provides the
-	// snapshot, and then serves as the first warm instance.
-	progress(api.StageBoot)
-	if res, err = w.reserveMemory(ctx, f); err != nil {
-		return nil, fmt.Errorf("deploy %s: %w", name, err)
-	}
-	if inst, _, err = mod.Boot(ctx, f.instanceConfig()); err != nil {
-		return nil, fmt.Errorf("deploy %s: boot: %w", name, err)
-	}
-	res.attach(inst)
-	if cfg.mode() != restore.Cold {
-		progress(api.StageSnapshot)
-		st, mem, err := engine.CaptureDeploy(ctx, inst)
+	if stored != "" {
+		// No boot: the snapshot is the origin's, read from the store. It is
+		// not this deploy's to remove if the deploy fails.
+		sn, err := w.openSnapshot(ctx, f, stored)
 		if err != nil {
+			return nil, fmt.Errorf("deploy %s from stored snapshot %s: %w", name, stored, err)
+		}
+		if err := mod.PrepareRestore(ctx, sn.Meta.State.Pages); err != nil {
 			return nil, fmt.Errorf("deploy %s: %w", name, err)
 		}
-		if snap, err = w.writeSnapshot(&f.rec, st, mem, 0); err != nil {
+		f.ckpt.snap = sn
+		f.rec.Snapshot = stored
+	} else {
+		// Boot one instance now: it proves the module initialises,
+		// provides the snapshot, and then serves as the first warm
+		// instance.
+		progress(api.StageBoot)
+		if res, err = w.reserveMemory(ctx, f); err != nil {
 			return nil, fmt.Errorf("deploy %s: %w", name, err)
 		}
-		crashpoint.Hit(crashpoint.DeploySnapshotWritten)
-		if err := mod.PrepareRestore(ctx, snap.Meta.State.Pages); err != nil {
-			return nil, fmt.Errorf("deploy %s: %w", name, err)
+		if inst, _, err = mod.Boot(ctx, f.instanceConfig()); err != nil {
+			return nil, fmt.Errorf("deploy %s: boot: %w", name, err)
 		}
-		f.ckpt.snap = snap
-		f.rec.Snapshot = filepath.Base(snap.Dir)
+		res.attach(inst)
+		if cfg.mode() != restore.Cold {
+			progress(api.StageSnapshot)
+			st, mem, err := engine.CaptureDeploy(ctx, inst)
+			if err != nil {
+				return nil, fmt.Errorf("deploy %s: %w", name, err)
+			}
+			if snap, err = w.writeSnapshot(&f.rec, st, mem, 0); err != nil {
+				return nil, fmt.Errorf("deploy %s: %w", name, err)
+			}
+			crashpoint.Hit(crashpoint.DeploySnapshotWritten)
+			if err := mod.PrepareRestore(ctx, snap.Meta.State.Pages); err != nil {
+				return nil, fmt.Errorf("deploy %s: %w", name, err)
+			}
+			f.ckpt.snap = snap
+			f.rec.Snapshot = filepath.Base(snap.Dir)
+		}
 	}
 	// What the record replaces, listed before f can checkpoint (its
 	// checkpoints are new directories this list does not hold).
@@ -660,7 +705,9 @@ func (w *Worker) Deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	// The old function's policy state and pool are not the new one's
 	// (loadPolicy would ignore them anyway: they name another deploy).
 	_ = os.Remove(filepath.Join(w.fnDir(name), policyFile))
-	f.adopt(inst)
+	if inst != nil {
+		f.adopt(inst)
+	}
 
 	w.mu.Lock()
 	old := w.fns[name]
