@@ -15,8 +15,9 @@ import (
 	"github.com/thaw-run/thaw/internal/testwasm"
 )
 
-// A build without cgo (CGO_ENABLED=0) builds, serves with wazero and says
-// so; asked for wasmtime, at start or in a function's config, it refuses
+// A build without cgo (CGO_ENABLED=0) builds, serves with wazero (its
+// default, where a build with cgo defaults to wasmtime) and says so; asked
+// for wasmtime, at start or in a function's config, it refuses
 // with an error that names the reason.
 func TestWithoutCgo(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "thaw-nocgo")
@@ -29,6 +30,10 @@ func TestWithoutCgo(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	help, err := exec.CommandContext(ctx, bin, "serve", "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(help), `(default "wazero")`) {
+		t.Fatalf("serve --help without cgo does not name wazero the default engine: %v\n%s", err, help)
+	}
 	refused := exec.CommandContext(ctx, bin, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--engine", "wasmtime")
 	out, err := refused.CombinedOutput()
 	var exit *exec.ExitError
@@ -54,8 +59,13 @@ func TestWithoutCgo(t *testing.T) {
 }
 
 // One worker runs a function on each engine, chosen per function: both
-// answer alike, cold and restored from their snapshots.
+// answer alike, cold and restored from their snapshots. The binary (built
+// with cgo) names wasmtime its default.
 func TestEnginePerFunction(t *testing.T) {
+	help, err := exec.Command(thawBin, "serve", "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(help), `(default "wasmtime")`) {
+		t.Fatalf("serve --help does not name wasmtime the default engine: %v\n%s", err, help)
+	}
 	p := shared(t)
 	for _, eng := range []string{"wazero", "wasmtime"} {
 		name := "hello-" + eng

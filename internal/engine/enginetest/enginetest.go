@@ -5,10 +5,11 @@
 // checks what the worker relies on: a restore answers as the boot did over
 // many requests and across a grown heap; deadlines stop loops and sleeps in
 // the host, in handlers, idle calls, restore hooks and initialisation;
-// traps, panics and memory bombs are guest faults that leave the module
-// usable; the monotonic clock never runs backwards across a restore; a
-// clone never repeats its snapshot's randomness; a snapshot taken on one
-// engine restores on every other. The restore modes over files and the
+// cancelling a call stops a running guest long before its deadline; traps,
+// panics and memory bombs are guest faults that leave the module usable;
+// the monotonic clock never runs backwards across a restore; a clone never
+// repeats its snapshot's randomness; a snapshot taken on one engine
+// restores on every other. The restore modes over files and the
 // store, and concurrent faulting instances, are run per engine by
 // internal/restore's tests.
 package enginetest
@@ -57,6 +58,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("SleepInIdle", s.sleepInIdle)
 	t.Run("SleepInRestoreHook", s.sleepInRestoreHook)
 	t.Run("SleepInInitialise", s.sleepInInitialise)
+	t.Run("Cancel", s.cancel)
 	t.Run("ClockAndRandomness", s.clockAndRandomness)
 	t.Run("CrossEngine", s.crossEngine)
 }
@@ -262,6 +264,37 @@ func stopped(t *testing.T, what string, call func() error) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("%s: still sleeping 20 s after a 1 s deadline", what)
 	}
+}
+
+// Cancelling a call's context stops the guest long before its deadline (a
+// minute), whether it loops in wasm code or sleeps in the host: the call
+// returns context.Canceled and the instance is dead. 20 s is the slack for
+// a slow machine, not a performance bound.
+func (s *suite) cancel(t *testing.T) {
+	m := s.compile(t, "examples/faulty")
+	cfg := engine.InstanceConfig{MemoryLimit: 64 << 20, Timeout: time.Minute}
+	for _, path := range []string{"/loop", "/sleep"} {
+		inst := boot(t, m, cfg)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { _, err := inst.Invoke(ctx, Get(path, "")); done <- err }()
+		time.Sleep(500 * time.Millisecond) // let the guest reach its loop or sleep
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("%s: %v, want context.Canceled", path, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s: still running 20 s after its context was cancelled", path)
+			<-done // the deadline stops it; closing a running instance is not allowed
+			t.FailNow()
+		}
+		if !inst.Dead() {
+			t.Fatalf("%s: the instance serves on after its call was cancelled", path)
+		}
+	}
+	checkServes(t, m)
 }
 
 // checkServes boots a new instance of m and checks it answers: a guest

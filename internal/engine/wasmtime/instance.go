@@ -14,6 +14,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/engine/wasmtime/capi"
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
 
@@ -24,6 +25,7 @@ type Instance struct {
 	store   *wasmtime.Store
 	wi      *wasmtime.Instance
 	g       *guest
+	intr    *capi.Interrupt
 	cfg     engine.InstanceConfig
 	mem     *wasmtime.Memory
 	globals []*wasmtime.Global
@@ -96,10 +98,13 @@ func (i *Instance) callWithin(ctx context.Context, name string, timeout time.Dur
 	return err
 }
 
-// call runs fn until ctx's deadline: the store's epoch deadline is that
-// many ticks away, rounded up, plus one for the tick already under way, so
-// a guest is never stopped before its deadline; host sleeps end when ctx
-// is done.
+// call runs fn until ctx is done: at its deadline, or as soon as it is
+// cancelled. The store's epoch deadline stays one tick ahead and the
+// interrupt callback (capi.Interrupt) checks at every tick whether the call
+// was cancelled or has used its ticks: the deadline's, rounded up, plus one
+// for the tick already under way, so a guest is never stopped before its
+// deadline. ctx's deadline cancels the call too (context.AfterFunc), so the
+// tick count is only a backstop. Host sleeps end when ctx is done.
 func (i *Instance) call(ctx context.Context, fn *wasmtime.Func, name string, args ...any) (any, error) {
 	if ctx.Err() != nil {
 		return nil, i.fault(ctx, name, ctx.Err())
@@ -108,7 +113,11 @@ func (i *Instance) call(ctx context.Context, fn *wasmtime.Func, name string, arg
 	if d, ok := ctx.Deadline(); ok {
 		ticks = uint64((max(time.Until(d), 0)+EpochTick-1)/EpochTick) + 1
 	}
-	i.store.SetEpochDeadline(ticks)
+	// The callback first runs one tick from now and stops the guest when
+	// no ticks are left.
+	call := i.intr.Arm(ticks - 1)
+	i.store.SetEpochDeadline(1)
+	defer context.AfterFunc(ctx, func() { i.intr.Cancel(call) })()
 	defer i.g.sleep.During(ctx)()
 	res, err := fn.Call(i.store, args...)
 	if err != nil {
@@ -120,9 +129,7 @@ func (i *Instance) call(ctx context.Context, fn *wasmtime.Func, name string, arg
 // fault classifies an error of a guest call and marks the instance dead.
 func (i *Instance) fault(ctx context.Context, fn string, err error) error {
 	i.dead = true
-	var trap *wasmtime.Trap
-	interrupted := errors.As(err, &trap) && trap.Code() != nil && *trap.Code() == wasmtime.Interrupt
-	if interrupted || ctx.Err() != nil {
+	if i.intr.Tripped() || ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return fmt.Errorf("%s: %w", fn, context.Canceled)
 		}
@@ -184,6 +191,7 @@ func (i *Instance) Close(context.Context) {
 	}
 	i.closed = true
 	i.store.Close()
+	i.intr.Free()
 	i.g.region.Free()
 	i.m.e.live.Add(-1)
 }

@@ -145,9 +145,11 @@ func (m *Module) instantiate(wm *wasmtime.Module, region *engine.Region, cfg eng
 	g := &guest{region: region, clock: clk, sleep: &engine.Sleeper{}, stderr: &engine.TailBuffer{Max: 4096}}
 	store := wasmtime.NewStoreWithData(m.e.engine, g)
 	store.SetWasi(wasmtime.NewWasiConfig())
+	intr := capi.NewInterrupt(store)
 	// No wasm runs during instantiation (reactors have no start
 	// function), but a deadline of 0 would stop any.
-	store.SetEpochDeadline(math.MaxUint32)
+	intr.Arm(math.MaxUint32)
+	store.SetEpochDeadline(1)
 	var wi *wasmtime.Instance
 	err := capi.WithMemory(region.Bytes()[:0], g.grow, nil, func() error {
 		var err error
@@ -156,11 +158,12 @@ func (m *Module) instantiate(wm *wasmtime.Module, region *engine.Region, cfg eng
 	})
 	if err != nil {
 		store.Close()
+		intr.Free()
 		region.Free()
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	m.e.live.Add(1)
-	inst := &Instance{m: m, store: store, wi: wi, g: g, cfg: cfg,
+	inst := &Instance{m: m, store: store, wi: wi, g: g, intr: intr, cfg: cfg,
 		alloc: wi.GetFunc(store, abi.ExportAlloc), handle: wi.GetFunc(store, abi.ExportHandle)}
 	if ex := wi.GetExport(store, "memory"); ex != nil {
 		inst.mem = ex.Memory()

@@ -36,8 +36,8 @@ import (
 // Name is the name the engine registers under.
 const Name = "wazero"
 
-// rank makes wazero the default engine, including in builds that also
-// have wasmtime (see the wasmtime engine's rank).
+// rank puts wazero after wasmtime (see the wasmtime engine's rank): it is
+// the default only of builds without cgo, which have no wasmtime.
 const rank = 20
 
 func init() {

@@ -2,8 +2,9 @@
 // not expose and that thaw's wasmtime engine needs: a host memory creator,
 // so that every instance's linear memory is a region thaw mapped itself
 // (restore modes fill it, map a snapshot over it or serve it with
-// userfaultfd), and the memory reservation settings that make such a region
-// usable.
+// userfaultfd), the memory reservation settings that make such a region
+// usable, and an epoch deadline callback, so that a call whose context is
+// cancelled stops before its deadline (Interrupt).
 //
 // It is the only package of thaw with cgo besides wasmtime-go itself, and it
 // is kept small on purpose: each function says why it exists. Built without
