@@ -137,7 +137,7 @@ func (r *Restorer) mmap(ctx context.Context, m *Memory, src Source) error {
 // its pages are present at registration and never fault: they cost
 // neither a round trip nor a UFFDIO_COPY. Reap installs with UFFDIO_COPY,
 // which needs the range registered.
-func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot.WorkingSet, bulk, record bool) error {
+func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot.WorkingSet, bulk, record bool) (err error) {
 	pg := r.pager()
 	if pg == nil {
 		return fmt.Errorf("no pager process: %w", errdefs.ErrUnavailable)
@@ -146,10 +146,27 @@ func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot
 	if size == 0 {
 		return nil
 	}
-	spec, err := src.pagerSource(m)
+	spec := pager.Spec{Base: m.Region.Addr(), Length: size, Record: record, Readahead: r.Readahead}
+	if bulk {
+		// The next bulk restore of this snapshot in this region gets a
+		// session opened when this one is done (ahead.go).
+		defer func() {
+			if err == nil && m.Region.Pooled() {
+				m.next = &ahead{pager: pg, id: src.String(), local: src.Local() != nil, spec: spec, src: m.pagerSrc}
+			}
+		}()
+		if r.take(m, pg, src, spec) {
+			if err = r.bulk(ctx, m, src, ws); err == nil {
+				err = m.register(size)
+			}
+			return err
+		}
+	}
+	srcSpec, err := src.pagerSource(m)
 	if err != nil {
 		return err
 	}
+	m.pagerSrc = srcSpec
 	u, err := uffd.Open()
 	if err != nil {
 		return fmt.Errorf("userfaultfd: %v: %w", err, errdefs.ErrUnavailable)
@@ -157,7 +174,7 @@ func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot
 	m.uffd = u
 	attached := make(chan error, 1)
 	go func() {
-		attached <- r.attach(pg, m, spec, pager.Spec{Base: m.Region.Addr(), Length: size, Record: record, Readahead: r.Readahead})
+		attached <- r.attach(pg, m, srcSpec, spec)
 	}()
 	switch {
 	case ws == nil:

@@ -100,6 +100,10 @@ type Stats struct {
 	WSBytes int64 `json:"ws_bytes"`
 	// WSPages is the number of pages in that working set.
 	WSPages int `json:"ws_pages"`
+	// PagerAhead is set when the pager session was opened ahead, when the
+	// region's previous instance finished (ahead.go), so that this
+	// restore's start did not hand one over.
+	PagerAhead bool `json:"pager_ahead,omitempty"`
 	// Recording is set when this restore records a new working set.
 	Recording bool `json:"recording,omitempty"`
 	// Reused is set when the region came from the function's region pool;
