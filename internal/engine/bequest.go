@@ -64,3 +64,29 @@ func closeAll(cs ...io.Closer) {
 		}
 	}
 }
+
+// WhileReady runs ready, if it is set, on a new goroutine and returns a
+// function that waits for it and returns its error (nil at once without
+// ready). Until ready has returned, Free of r waits for it: ready is a
+// restore mode still writing the region's pages (Module.RestoreWhen), and a
+// region freed under it could be unmapped or lent to another instance
+// while it writes. So ready itself must never free r.
+func WhileReady(r *Region, ready func() error) (wait func() error) {
+	if ready == nil {
+		return func() error { return nil }
+	}
+	r.filling.Add(1)
+	done := make(chan error, 1)
+	go func() {
+		defer r.filling.Done()
+		done <- ready()
+	}()
+	var err error
+	waited := false
+	return func() error {
+		if !waited {
+			err, waited = <-done, true
+		}
+		return err
+	}
+}

@@ -47,6 +47,9 @@ type Region struct {
 	// bequest is what this owner left for the next (Bequeath);
 	// inheritance what the previous owner left for this one (Inherit).
 	bequest, inheritance io.Closer
+	// filling counts restore modes still writing the region (WhileReady):
+	// Free waits for them.
+	filling sync.WaitGroup
 }
 
 // NewRegion reserves limit bytes (rounded up to a page) of address space.
@@ -148,6 +151,7 @@ func (r *Region) Touched() uint64 {
 // Free implements experimental.LinearMemory: it runs the OnFree hooks and
 // then returns the region to its pool, or releases the mapping.
 func (r *Region) Free() {
+	r.filling.Wait()
 	r.mu.Lock()
 	if r.freed {
 		r.mu.Unlock()

@@ -39,13 +39,17 @@ type Memory struct {
 	// (ahead.go). Its source files are files, which release then keeps
 	// open for it.
 	next *ahead
+	// later, while a restore is being prepared, is the part that Start
+	// leaves for its ready function (a bulk restore's fill).
+	later func() error
 }
 
-// Paged reports whether a pager serves this memory's missing pages.
+// Paged reports whether a pager serves this memory's missing pages, or
+// will once the restore's ready function has returned (Restorer.Start).
 func (m *Memory) Paged() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.session != nil
+	return m.session != nil || m.uffd != nil
 }
 
 // Failures says why the pager refused or failed pages of this memory (all

@@ -136,8 +136,10 @@ func (r *Restorer) mmap(ctx context.Context, m *Memory, src Source) error {
 // no registration to. Bulk fills the working set before registering, so
 // its pages are present at registration and never fault: they cost
 // neither a round trip nor a UFFDIO_COPY. Reap installs with UFFDIO_COPY,
-// which needs the range registered.
-func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot.WorkingSet, bulk, record bool) (err error) {
+// which needs the range registered. Bulk leaves its fill, the registration
+// and the wait for the pager in m.later, for Restorer.Start's ready; with a
+// session opened ahead (ahead.go) there is no pager to wait for.
+func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot.WorkingSet, bulk, record bool) error {
 	pg := r.pager()
 	if pg == nil {
 		return fmt.Errorf("no pager process: %w", errdefs.ErrUnavailable)
@@ -147,20 +149,28 @@ func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot
 		return nil
 	}
 	spec := pager.Spec{Base: m.Region.Addr(), Length: size, Record: record, Readahead: r.Readahead}
-	if bulk {
-		// The next bulk restore of this snapshot in this region gets a
-		// session opened when this one is done (ahead.go).
-		defer func() {
+	// fill is bulk's read of the working set and registration, which runs
+	// later (Restorer.Start), with the pager's hand-off if there is one
+	// (attached). The next bulk restore of this snapshot in this region
+	// then gets a session opened when this one is done (ahead.go).
+	fill := func(attached <-chan error) func() error {
+		return func() error {
+			err := r.bulk(ctx, m, src, ws)
+			if err == nil {
+				err = m.register(size)
+			}
+			if attached != nil {
+				err = errors.Join(<-attached, err)
+			}
 			if err == nil && m.Region.Pooled() {
 				m.next = &ahead{pager: pg, id: src.String(), local: src.Local() != nil, spec: spec, src: m.pagerSrc}
 			}
-		}()
-		if r.take(m, pg, src, spec) {
-			if err = r.bulk(ctx, m, src, ws); err == nil {
-				err = m.register(size)
-			}
 			return err
 		}
+	}
+	if bulk && r.take(m, pg, src, spec) {
+		m.later = fill(nil)
+		return nil
 	}
 	srcSpec, err := src.pagerSource(m)
 	if err != nil {
@@ -180,9 +190,8 @@ func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot
 	case ws == nil:
 		err = m.register(size)
 	case bulk:
-		if err = r.bulk(ctx, m, src, ws); err == nil {
-			err = m.register(size)
-		}
+		m.later = fill(attached)
+		return nil
 	default:
 		if err = m.register(size); err == nil {
 			err = r.reap(ctx, m, src, ws)
