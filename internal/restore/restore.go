@@ -181,9 +181,11 @@ func (r *Restorer) Prepare(ctx context.Context, mode Mode, src Source, limit uin
 	if err != nil {
 		return nil, err
 	}
-	if err := ready(); err != nil {
-		m.Region.Free()
-		return nil, err
+	if ready != nil {
+		if err := ready(); err != nil {
+			m.Region.Free()
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -196,8 +198,10 @@ func (r *Restorer) Prepare(ctx context.Context, mode Mode, src Source, limit uin
 // it instantiates the restore module (engine.Module.RestoreWhen), so that
 // instantiation is off the start's longest path. If ready fails, the
 // region is the caller's to free (RestoreWhen frees it); ready never frees
-// it, since engine.Region.Free waits for ready. For the other modes ready
-// returns nil at once.
+// it, since engine.Region.Free waits for ready. For the other modes, whose
+// memory is ready when Start returns, ready is nil: running a function
+// that has nothing to do on another goroutine would add a hand-off to the
+// start for nothing.
 func (r *Restorer) Start(ctx context.Context, mode Mode, src Source, limit uint64, record bool) (*Memory, func() error, error) {
 	meta := src.Meta()
 	fail := func(err error) error {
@@ -240,6 +244,9 @@ func (r *Restorer) Start(ctx context.Context, mode Mode, src Source, limit uint6
 	if err != nil {
 		return nil, nil, fail(err)
 	}
+	if later == nil {
+		return m, nil, nil
+	}
 	return m, func() error {
 		if err := later(); err != nil {
 			return fail(err)
@@ -252,7 +259,7 @@ func (r *Restorer) Start(ctx context.Context, mode Mode, src Source, limit uint6
 // run fill over region, time it (Map excludes the prefetch), and free the
 // region if fill fails. What fill leaves in m.later (a bulk restore's read
 // of the working set) is returned to run later, timed the same way; it
-// does not free the region.
+// does not free the region. Without it the returned function is nil.
 func prepare(mode Mode, imageSize int64, region *engine.Region, record bool, fill func(*Memory) error) (*Memory, func() error, error) {
 	if limit := region.Limit(); uint64(imageSize) > limit {
 		region.Free()
@@ -276,7 +283,7 @@ func prepare(mode Mode, imageSize int64, region *engine.Region, record bool, fil
 	m.later = nil
 	if later == nil {
 		m.stats.Map = time.Since(t0) - m.stats.Prefetch
-		return m, func() error { return nil }, nil
+		return m, nil, nil
 	}
 	return m, func() (err error) {
 		defer catch(&err)

@@ -140,11 +140,15 @@ func (f *function) restoreOnce(ctx context.Context, src restore.Source, mode res
 	var readyAt time.Time
 	t0 := time.Now()
 	rctx, stop := watchPager(ctx, mem)
-	inst, err := f.mod.RestoreWhen(rctx, f.instanceConfig(), &src.Meta().State, mem.Region, func() error {
-		readyErr = ready()
-		readyAt = time.Now()
-		return readyErr
-	})
+	var wait func() error // nil: the memory is ready (every mode but bulk)
+	if ready != nil {
+		wait = func() error {
+			readyErr = ready()
+			readyAt = time.Now()
+			return readyErr
+		}
+	}
+	inst, err := f.mod.RestoreWhen(rctx, f.instanceConfig(), &src.Meta().State, mem.Region, wait)
 	stop()
 	if readyErr != nil {
 		r.retry = errors.Is(readyErr, errdefs.ErrCorrupt)
