@@ -61,6 +61,14 @@ type Module interface {
 	// Restore takes ownership of region: it is freed with the instance, or
 	// on error.
 	Restore(ctx context.Context, cfg InstanceConfig, st *State, region *Region) (Instance, error)
+	// RestoreWhen is Restore over a region whose memory a restore mode is
+	// still preparing: ready, which the engine runs on another goroutine
+	// (WhileReady), finishes it. Meanwhile the engine instantiates the
+	// restore module, which writes and reads no page of the region; it
+	// waits for ready before it grows the memory, sets a global or runs
+	// guest code. If ready fails, RestoreWhen returns ready's error and
+	// frees the region. A nil ready is Restore.
+	RestoreWhen(ctx context.Context, cfg InstanceConfig, st *State, region *Region, ready func() error) (Instance, error)
 	// PrepareRestore does ahead of time what the first Restore would
 	// (compiling the restore module), and checks that a snapshot of pages
 	// wasm pages fits the module's declared memory.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"io"
 	"sync"
 	"unsafe"
 
@@ -43,6 +44,12 @@ type Region struct {
 	// inherited is what the previous owner's did, for Scrub. A region
 	// lent without a Prescrub by its last owner inherits nothing.
 	prescrubbed, inherited *prescrub
+	// bequest is what this owner left for the next (Bequeath);
+	// inheritance what the previous owner left for this one (Inherit).
+	bequest, inheritance io.Closer
+	// filling counts restore modes still writing the region (WhileReady):
+	// Free waits for them.
+	filling sync.WaitGroup
 }
 
 // NewRegion reserves limit bytes (rounded up to a page) of address space.
@@ -144,6 +151,7 @@ func (r *Region) Touched() uint64 {
 // Free implements experimental.LinearMemory: it runs the OnFree hooks and
 // then returns the region to its pool, or releases the mapping.
 func (r *Region) Free() {
+	r.filling.Wait()
 	r.mu.Lock()
 	if r.freed {
 		r.mu.Unlock()
@@ -159,9 +167,12 @@ func (r *Region) Free() {
 	for _, f := range hooks {
 		f()
 	}
+	// An inheritance this owner did not take is of no use to the next.
+	closeAll(r.Inherit())
 	if pool != nil && pool.put(r) {
 		return
 	}
+	closeAll(r.dropBequests()...)
 	_ = unix.Munmap(r.mem)
 }
 

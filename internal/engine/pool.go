@@ -68,9 +68,11 @@ func (p *RegionPool) evictLocked(max uint64) []*Region {
 	return drop
 }
 
-// unmap releases the mappings of regions taken out of the pool.
+// unmap releases the mappings of regions taken out of the pool, and
+// closes what their last owners bequeathed.
 func unmap(rs []*Region) {
 	for _, r := range rs {
+		closeAll(r.dropBequests()...)
 		_ = unix.Munmap(r.mem)
 	}
 }
@@ -100,8 +102,8 @@ func (p *RegionPool) Get(key string, limit uint64) (*Region, error) {
 		// late second Free by its previous owner cannot release the
 		// mapping from under the new one.
 		r.mu.Lock()
-		nr := &Region{mem: r.mem, touched: r.touched, pool: p, key: key, reused: true, inherited: r.prescrubbed}
-		r.mem, r.prescrubbed = nil, nil
+		nr := &Region{mem: r.mem, touched: r.touched, pool: p, key: key, reused: true, inherited: r.prescrubbed, inheritance: r.bequest}
+		r.mem, r.prescrubbed, r.bequest = nil, nil, nil
 		r.mu.Unlock()
 		return nr, nil
 	}
@@ -153,9 +155,7 @@ func (p *RegionPool) Close() {
 	idle := p.idle
 	p.idle, p.held, p.closed = nil, 0, true
 	p.mu.Unlock()
-	for _, r := range idle {
-		_ = unix.Munmap(r.mem)
-	}
+	unmap(idle)
 }
 
 // ScrubStats counts what Scrub did with the pages a reused region had

@@ -73,8 +73,16 @@ func confImage() []byte {
 // confSnapshot writes the synthetic image as a snapshot with a working set.
 func confSnapshot(t *testing.T) (*snapshot.Snapshot, *snapshot.WorkingSet) {
 	t.Helper()
-	meta := snapshot.Meta{ID: "s1", Function: "conf", ModuleSHA: "m" + t.Name(), State: engine.State{Pages: confPages * snapshot.PageSize / engine.WasmPageSize}}
-	snap, err := snapshot.Write(filepath.Join(t.TempDir(), "snap"), meta, confImage())
+	return confSnapshotAt(t, filepath.Join(t.TempDir(), "snap"), "s1", confImage())
+}
+
+// confSnapshotAt writes image as snapshot id at dir, with the working set
+// of confTrace. Snapshots of one test share a function and module, so
+// their restores share pooled regions.
+func confSnapshotAt(t *testing.T, dir, id string, image []byte) (*snapshot.Snapshot, *snapshot.WorkingSet) {
+	t.Helper()
+	meta := snapshot.Meta{ID: id, Function: "conf", ModuleSHA: "m" + t.Name(), State: engine.State{Pages: confPages * snapshot.PageSize / engine.WasmPageSize}}
+	snap, err := snapshot.Write(dir, meta, image)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +184,7 @@ func TestConformance(t *testing.T) {
 					t.Run("pool", func(t *testing.T) { testPool(t, p, ts, mode) })
 				})
 			}
+			t.Run("ahead", func(t *testing.T) { testAhead(t, p, ts) })
 			t.Run("cold", func(t *testing.T) {
 				snap, _ := confSnapshot(t)
 				_, err := (&Restorer{Pager: p}).Prepare(context.Background(), Cold, ts.open(t, snap), 32<<20, false)
@@ -296,8 +305,8 @@ func testPool(t *testing.T, p *pager.Pager, ts testSource, mode Mode) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st := m.Stats(); st.Reused != (round > 0 && pooled(mode)) {
-			t.Fatalf("round %d: reused %v", round, st.Reused)
+		if st := m.Stats(); st.Reused != (round > 0 && pooled(mode)) || st.PagerAhead != (round > 0 && mode == Bulk) {
+			t.Fatalf("round %d: reused %v, pager session opened ahead %v", round, st.Reused, st.PagerAhead)
 		}
 		if !readAll(m, image) {
 			t.Fatalf("round %d: memory differs from the image", round)
@@ -328,4 +337,61 @@ func testPool(t *testing.T, p *pager.Pager, ts testSource, mode Mode) {
 	if pooled(mode) && bytes.ContainsFunc(mem[len(image):len(image)+16*snapshot.PageSize], func(r rune) bool { return r != 0 }) {
 		t.Fatal("memory past the image is not zero in a reused region")
 	}
+}
+
+// testAhead: the pager session a finished bulk instance opens ahead for its
+// region serves only a restore of the same snapshot. Another snapshot of
+// the function (a checkpoint, a redeploy) that gets the region hands its
+// own session over, and its faults are served from its own image; so is a
+// local snapshot replaced under the same directory.
+func testAhead(t *testing.T, p *pager.Pager, ts testSource) {
+	pool := engine.NewRegionPool(1 << 30)
+	defer pool.Close()
+	r := &Restorer{Pager: p, Regions: pool}
+	dir := t.TempDir()
+	// restore restores image's snapshot src in bulk, checks every page
+	// and whether its session was opened ahead, and frees the region.
+	restore := func(what string, src Source, image []byte, ahead bool) {
+		t.Helper()
+		m, err := r.Prepare(context.Background(), Bulk, src, 32<<20, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Region.Free()
+		if st := m.Stats(); st.PagerAhead != ahead {
+			t.Fatalf("%s: pager session opened ahead %v, want %v", what, st.PagerAhead, ahead)
+		}
+		if !readAll(m, image) {
+			t.Fatalf("%s: memory differs from the snapshot's image", what)
+		}
+		if f := m.Failures(); f != (pager.Failures{}) {
+			t.Fatalf("%s: failures %+v", what, f)
+		}
+	}
+	// other is the image with a different page outside the working set,
+	// which only the pager serves.
+	other := func(b byte) []byte {
+		img := confImage()
+		page := img[confOutsideWS*snapshot.PageSize : (confOutsideWS+1)*snapshot.PageSize]
+		for i := range page {
+			page[i] = b
+		}
+		return img
+	}
+	a, _ := confSnapshotAt(t, filepath.Join(dir, "a"), "a", confImage())
+	srcA := ts.open(t, a)
+	restore("first restore", srcA, confImage(), false)
+	restore("same snapshot", srcA, confImage(), true)
+	b, _ := confSnapshotAt(t, filepath.Join(dir, "b"), "b", other(0xB0))
+	srcB := ts.open(t, b)
+	restore("another snapshot", srcB, other(0xB0), false)
+	restore("that snapshot again", srcB, other(0xB0), true)
+	if srcB.Local() == nil {
+		return
+	}
+	if err := os.RemoveAll(b.Dir); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := confSnapshotAt(t, b.Dir, "c", other(0xC0))
+	restore("a snapshot replaced under the same directory", ts.open(t, c), other(0xC0), false)
 }

@@ -82,12 +82,12 @@ func (s files) pagerSource(m *Memory) (pager.SourceSpec, error) {
 	if err != nil {
 		return pager.SourceSpec{}, fmt.Errorf("open image: %v: %w", err, errdefs.ErrCorrupt)
 	}
-	m.image = img
+	m.files = append(m.files, img)
 	crc, err := os.Open(s.snap.Path(snapshot.CRCFile))
 	if err != nil {
 		return pager.SourceSpec{}, fmt.Errorf("open page checksums: %v: %w", err, errdefs.ErrCorrupt)
 	}
-	m.crc = crc
+	m.files = append(m.files, crc)
 	return pager.SourceSpec{Kind: pager.KindFile, Files: []*os.File{img, crc}}, nil
 }
 

@@ -20,11 +20,13 @@ type Memory struct {
 	stats   Stats
 	session *pager.Session
 	uffd    *uffd.FD
-	uffdLen uint64 // bytes registered with uffd, from the region's start
-	image   *os.File
-	crc     *os.File
-	check   *mapCheck      // mmap: verifies pages the kernel mapped
-	failed  pager.Failures // the session's, kept by release
+	uffdLen uint64     // bytes registered with uffd, from the region's start
+	image   *os.File   // mmap: the mapped image
+	files   []*os.File // the pager's source files, open for a restarted pager
+	// pagerSrc is what the pager serves this memory's faults from.
+	pagerSrc pager.SourceSpec
+	check    *mapCheck      // mmap: verifies pages the kernel mapped
+	failed   pager.Failures // the session's, kept by release
 	// onBad, if set, runs once when Verify first finds a bad page (a
 	// store mmap restore removes its materialised image).
 	onBad func()
@@ -32,13 +34,22 @@ type Memory struct {
 	// scrubs the region for the next restore of the same snapshot
 	// (engine.Region.Prescrub), off that restore's start.
 	prescrub func()
+	// next, if set, is the pager session to open, when the memory is
+	// released, for the region's next restore of the same snapshot
+	// (ahead.go). Its source files are files, which release then keeps
+	// open for it.
+	next *ahead
+	// later, while a restore is being prepared, is the part that Start
+	// leaves for its ready function (a bulk restore's fill).
+	later func() error
 }
 
-// Paged reports whether a pager serves this memory's missing pages.
+// Paged reports whether a pager serves this memory's missing pages, or
+// will once the restore's ready function has returned (Restorer.Start).
 func (m *Memory) Paged() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.session != nil
+	return m.session != nil || m.uffd != nil
 }
 
 // Failures says why the pager refused or failed pages of this memory (all
@@ -136,12 +147,18 @@ func (m *Memory) Trace() ([]int, error) {
 // page), it prescrubs the region for its next owner.
 func (m *Memory) release() {
 	m.mu.Lock()
-	prescrub := m.prescrub
-	m.prescrub = nil
+	prescrub, next := m.prescrub, m.next
+	m.prescrub, m.next = nil, nil
+	if next != nil {
+		next.src.Files, m.files = m.files, nil
+	}
 	m.releaseLocked()
 	m.mu.Unlock()
 	if prescrub != nil {
 		prescrub()
+	}
+	if next != nil {
+		m.openAhead(next)
 	}
 }
 
@@ -171,10 +188,8 @@ func (m *Memory) releaseLocked() {
 		_ = m.image.Close()
 		m.image = nil
 	}
-	if m.crc != nil {
-		_ = m.crc.Close()
-		m.crc = nil
-	}
+	closeFiles(m.files)
+	m.files = nil
 	if m.check != nil {
 		m.check.stopAhead()
 		m.check = nil // its mapping is about to go

@@ -136,7 +136,9 @@ func (r *Restorer) mmap(ctx context.Context, m *Memory, src Source) error {
 // no registration to. Bulk fills the working set before registering, so
 // its pages are present at registration and never fault: they cost
 // neither a round trip nor a UFFDIO_COPY. Reap installs with UFFDIO_COPY,
-// which needs the range registered.
+// which needs the range registered. Bulk leaves its fill, the registration
+// and the wait for the pager in m.later, for Restorer.Start's ready; with a
+// session opened ahead (ahead.go) there is no pager to wait for.
 func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot.WorkingSet, bulk, record bool) error {
 	pg := r.pager()
 	if pg == nil {
@@ -146,10 +148,35 @@ func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot
 	if size == 0 {
 		return nil
 	}
-	spec, err := src.pagerSource(m)
+	spec := pager.Spec{Base: m.Region.Addr(), Length: size, Record: record, Readahead: r.Readahead}
+	// fill is bulk's read of the working set and registration, which runs
+	// later (Restorer.Start), with the pager's hand-off if there is one
+	// (attached). The next bulk restore of this snapshot in this region
+	// then gets a session opened when this one is done (ahead.go).
+	fill := func(attached <-chan error) func() error {
+		return func() error {
+			err := r.bulk(ctx, m, src, ws)
+			if err == nil {
+				err = m.register(size)
+			}
+			if attached != nil {
+				err = errors.Join(<-attached, err)
+			}
+			if err == nil && m.Region.Pooled() {
+				m.next = &ahead{pager: pg, id: src.String(), local: src.Local() != nil, spec: spec, src: m.pagerSrc}
+			}
+			return err
+		}
+	}
+	if bulk && r.take(m, pg, src, spec) {
+		m.later = fill(nil)
+		return nil
+	}
+	srcSpec, err := src.pagerSource(m)
 	if err != nil {
 		return err
 	}
+	m.pagerSrc = srcSpec
 	u, err := uffd.Open()
 	if err != nil {
 		return fmt.Errorf("userfaultfd: %v: %w", err, errdefs.ErrUnavailable)
@@ -157,15 +184,14 @@ func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot
 	m.uffd = u
 	attached := make(chan error, 1)
 	go func() {
-		attached <- r.attach(pg, m, spec, pager.Spec{Base: m.Region.Addr(), Length: size, Record: record, Readahead: r.Readahead})
+		attached <- r.attach(pg, m, srcSpec, spec)
 	}()
 	switch {
 	case ws == nil:
 		err = m.register(size)
 	case bulk:
-		if err = r.bulk(ctx, m, src, ws); err == nil {
-			err = m.register(size)
-		}
+		m.later = fill(attached)
+		return nil
 	default:
 		if err = m.register(size); err == nil {
 			err = r.reap(ctx, m, src, ws)

@@ -113,6 +113,9 @@ func TestPrescrubbedRegionHoldsTheSnapshot(t *testing.T) {
 					mode == Bulk && st.Scrub.Kept != int64(ws.Pages)) {
 					t.Fatalf("round %d: restore of a prescrubbed region scrubbed again: %+v", round, st.Scrub)
 				}
+				if st.PagerAhead != (round > 0 && mode == Bulk) {
+					t.Fatalf("round %d: pager session opened ahead %v", round, st.PagerAhead)
+				}
 				mem := m.Region.Bytes()
 				if !bytes.Equal(mem[:size], image) {
 					t.Fatalf("round %d: region differs from the image", round)

@@ -100,6 +100,10 @@ type Stats struct {
 	WSBytes int64 `json:"ws_bytes"`
 	// WSPages is the number of pages in that working set.
 	WSPages int `json:"ws_pages"`
+	// PagerAhead is set when the pager session was opened ahead, when the
+	// region's previous instance finished (ahead.go), so that this
+	// restore's start did not hand one over.
+	PagerAhead bool `json:"pager_ahead,omitempty"`
 	// Recording is set when this restore records a new working set.
 	Recording bool `json:"recording,omitempty"`
 	// Reused is set when the region came from the function's region pool;
@@ -173,12 +177,44 @@ func (r *Restorer) region(mode Mode, key string, limit uint64) (*engine.Region, 
 // working set. On error nothing is left mapped. A reap or bulk restore of a
 // snapshot without a working set fails with errdefs.ErrNotFound.
 func (r *Restorer) Prepare(ctx context.Context, mode Mode, src Source, limit uint64, record bool) (*Memory, error) {
+	m, ready, err := r.Start(ctx, mode, src, limit, record)
+	if err != nil {
+		return nil, err
+	}
+	if ready != nil {
+		if err := ready(); err != nil {
+			m.Region.Free()
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Start is Prepare that returns as soon as the region may be handed to the
+// engine, before a bulk restore has read its working set: ready finishes
+// the memory (read the working set into place, register the range with
+// userfaultfd, wait for the pager to hold the session) and must return
+// nil before anything reads or writes the region. The engine runs it while
+// it instantiates the restore module (engine.Module.RestoreWhen), so that
+// instantiation is off the start's longest path. If ready fails, the
+// region is the caller's to free (RestoreWhen frees it); ready never frees
+// it, since engine.Region.Free waits for ready. For the other modes, whose
+// memory is ready when Start returns, ready is nil: running a function
+// that has nothing to do on another goroutine would add a hand-off to the
+// start for nothing.
+func (r *Restorer) Start(ctx context.Context, mode Mode, src Source, limit uint64, record bool) (*Memory, func() error, error) {
 	meta := src.Meta()
+	fail := func(err error) error {
+		if errors.Is(err, errdefs.ErrCorrupt) {
+			r.corrupt.Add(1)
+		}
+		return fmt.Errorf("%s restore of %s: %w", mode, src, err)
+	}
 	region, err := r.region(mode, meta.Function+"@"+meta.ModuleSHA, limit)
 	if err != nil {
-		return nil, fmt.Errorf("%s restore of %s: %w", mode, src, err)
+		return nil, nil, fail(err)
 	}
-	m, err := prepare(mode, meta.ImageSize, region, record, func(m *Memory) error {
+	m, later, err := prepare(mode, meta.ImageSize, region, record, func(m *Memory) error {
 		switch mode {
 		case Eager:
 			return r.eager(ctx, m, src)
@@ -191,27 +227,43 @@ func (r *Restorer) Prepare(ctx context.Context, mode Mode, src Source, limit uin
 			if err != nil {
 				return err
 			}
-			defer ws.Close()
-			return r.lazy(ctx, m, src, ws, mode == Bulk, record)
+			err = r.lazy(ctx, m, src, ws, mode == Bulk, record)
+			if err != nil || m.later == nil {
+				_ = ws.Close()
+				return err
+			}
+			fill := m.later
+			m.later = func() error {
+				defer ws.Close()
+				return fill()
+			}
+			return nil
 		}
 		return fmt.Errorf("mode %q does not restore from a snapshot: %w", mode, errdefs.ErrInvalid)
 	})
 	if err != nil {
-		if errors.Is(err, errdefs.ErrCorrupt) {
-			r.corrupt.Add(1)
-		}
-		return nil, fmt.Errorf("%s restore of %s: %w", mode, src, err)
+		return nil, nil, fail(err)
 	}
-	return m, nil
+	if later == nil {
+		return m, nil, nil
+	}
+	return m, func() error {
+		if err := later(); err != nil {
+			return fail(err)
+		}
+		return nil
+	}, nil
 }
 
 // prepare is the frame every Prepare shares: check the image fits the cap,
 // run fill over region, time it (Map excludes the prefetch), and free the
-// region if fill fails.
-func prepare(mode Mode, imageSize int64, region *engine.Region, record bool, fill func(*Memory) error) (*Memory, error) {
+// region if fill fails. What fill leaves in m.later (a bulk restore's read
+// of the working set) is returned to run later, timed the same way; it
+// does not free the region. Without it the returned function is nil.
+func prepare(mode Mode, imageSize int64, region *engine.Region, record bool, fill func(*Memory) error) (*Memory, func() error, error) {
 	if limit := region.Limit(); uint64(imageSize) > limit {
 		region.Free()
-		return nil, fmt.Errorf("snapshot memory (%d MiB) exceeds the memory cap (%d MiB): %w", imageSize>>20, limit>>20, errdefs.ErrInvalid)
+		return nil, nil, fmt.Errorf("snapshot memory (%d MiB) exceeds the memory cap (%d MiB): %w", imageSize>>20, limit>>20, errdefs.ErrInvalid)
 	}
 	m := &Memory{Region: region, stats: Stats{Mode: mode, Recording: record && mode == Lazy, Reused: region.Reused()}}
 	region.OnFree(m.release)
@@ -225,10 +277,24 @@ func prepare(mode Mode, imageSize int64, region *engine.Region, record bool, fil
 	}()
 	if err != nil {
 		region.Free()
-		return nil, err
+		return nil, nil, err
 	}
-	m.stats.Map = time.Since(t0) - m.stats.Prefetch
-	return m, nil
+	later := m.later
+	m.later = nil
+	if later == nil {
+		m.stats.Map = time.Since(t0) - m.stats.Prefetch
+		return m, nil, nil
+	}
+	return m, func() (err error) {
+		defer catch(&err)
+		if err := later(); err != nil {
+			return err
+		}
+		m.mu.Lock()
+		m.stats.Map = time.Since(t0) - m.stats.Prefetch
+		m.mu.Unlock()
+		return nil
+	}, nil
 }
 
 // catch turns a panic of a fill into an errdefs.ErrCorrupt error in *err.

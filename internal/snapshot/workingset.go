@@ -3,12 +3,10 @@ package snapshot
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"hash/fnv"
 	"io"
-	"io/fs"
 	"os"
 	"sort"
 	"sync"
@@ -111,22 +109,6 @@ func (s *Snapshot) OpenWorkingSet() (*WorkingSet, error) {
 		return nil, fmt.Errorf("working set %s: ws.img has the wrong size (truncated?): %w", s.Dir, errdefs.ErrCorrupt)
 	}
 	ws.img = f
-	return ws, nil
-}
-
-func (s *Snapshot) readWorkingSet() (*WorkingSet, error) {
-	b, err := atomicfile.ReadFile(s.Path(WSMetaFile), MaxWSMetaBytes)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("working set: %w", errdefs.ErrNotFound)
-		}
-		return nil, fmt.Errorf("working set %s: %w", s.Dir, err)
-	}
-	ws, err := DecodeWorkingSet(b, s.Pages())
-	if err != nil {
-		return nil, fmt.Errorf("working set %s: %w", s.Dir, err)
-	}
-	ws.encoded = b
 	return ws, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
@@ -77,40 +78,91 @@ func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, src res
 			return nil, err
 		}
 	}
-	prepMode, record := mode, false
-	trace := mode.UsesWorkingSet() && local != nil
-	limit := f.instanceConfig().MemoryLimit
-	mem, err := f.w.restorer.Prepare(ctx, mode, src, limit, trace)
-	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrCorrupt) {
-		mem, err = f.w.restorer.Prepare(ctx, mode, src, limit, trace)
-	}
-	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrNotFound) {
-		prepMode = restore.Lazy
-		record = local != nil && f.recording.CompareAndSwap(false, true)
-		mem, err = f.w.restorer.Prepare(ctx, prepMode, src, limit, record)
+	r, err := f.restoreOnce(ctx, src, mode, local != nil)
+	if r.retry && mode.UsesWorkingSet() {
+		r, err = f.restoreOnce(ctx, src, mode, local != nil)
 	}
 	if err != nil {
-		if record {
-			f.recording.Store(false)
-		}
 		return nil, err
 	}
-	t0 := time.Now()
-	rctx, stop := watchPager(ctx, mem)
-	inst, err := f.mod.Restore(rctx, f.instanceConfig(), &src.Meta().State, mem.Region)
-	stop()
-	if err != nil {
-		if record {
-			f.recording.Store(false)
-		}
-		return nil, f.restoreFailed(mem, prepMode, err)
-	}
-	t.Instantiate = time.Since(t0)
-	t.StartKind, t.Mode, t.Source = "restore", prepMode, SourceLocal
+	t.Instantiate = r.instantiate
+	t.StartKind, t.Mode, t.Source = "restore", r.mode, SourceLocal
 	if local == nil {
 		t.Source = SourceStore
 	}
-	return f.ckpt.withPolicy(&instance{Instance: inst, mem: mem, mode: prepMode, recording: record, snap: snap}), nil
+	return f.ckpt.withPolicy(&instance{Instance: r.inst, mem: r.mem, mode: r.mode, recording: r.record, snap: snap}), nil
+}
+
+// restored is what restoreOnce made.
+type restored struct {
+	inst engine.Instance
+	mem  *restore.Memory
+	// mode is the mode the memory was prepared in: lazy when a reap or
+	// bulk restore found no working set.
+	mode restore.Mode
+	// record is set when this restore records the working set.
+	record bool
+	// instantiate is what the engine added to the start after the memory
+	// was ready: instantiation beyond the working set's read (the two
+	// overlap), growing the memory, the globals and the restore hooks.
+	instantiate time.Duration
+	// retry is set when the restore failed because snapshot data failed
+	// its checks while the memory was prepared (errdefs.ErrCorrupt): a
+	// working set being extended may have been read half old, half new.
+	retry bool
+}
+
+// restoreOnce prepares memory from src in mode and restores an instance
+// over it, the engine instantiating while a bulk restore reads its working
+// set (restore.Restorer.Start, engine.Module.RestoreWhen). A reap or bulk
+// restore of a snapshot without a working set runs lazily instead, and
+// records one if local and no other restore is recording.
+func (f *function) restoreOnce(ctx context.Context, src restore.Source, mode restore.Mode, local bool) (r restored, err error) {
+	r.mode = mode
+	trace := mode.UsesWorkingSet() && local
+	limit := f.instanceConfig().MemoryLimit
+	mem, ready, err := f.w.restorer.Start(ctx, mode, src, limit, trace)
+	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrNotFound) {
+		r.mode = restore.Lazy
+		r.record = local && f.recording.CompareAndSwap(false, true)
+		mem, ready, err = f.w.restorer.Start(ctx, r.mode, src, limit, r.record)
+	}
+	defer func() {
+		if err != nil && r.record {
+			f.recording.Store(false)
+		}
+	}()
+	if err != nil {
+		r.retry = errors.Is(err, errdefs.ErrCorrupt)
+		return r, err
+	}
+	var readyErr error
+	var readyAt time.Time
+	t0 := time.Now()
+	rctx, stop := watchPager(ctx, mem)
+	var wait func() error // nil: the memory is ready (every mode but bulk)
+	if ready != nil {
+		wait = func() error {
+			readyErr = ready()
+			readyAt = time.Now()
+			return readyErr
+		}
+	}
+	inst, err := f.mod.RestoreWhen(rctx, f.instanceConfig(), &src.Meta().State, mem.Region, wait)
+	stop()
+	if readyErr != nil {
+		r.retry = errors.Is(readyErr, errdefs.ErrCorrupt)
+		return r, readyErr
+	}
+	if err != nil {
+		return r, f.restoreFailed(mem, r.mode, err)
+	}
+	r.inst, r.mem = inst, mem
+	if readyAt.After(t0) {
+		t0 = readyAt
+	}
+	r.instantiate = time.Since(t0)
+	return r, nil
 }
 
 // restoreFailed names the pager's failures, if any, in the error of a

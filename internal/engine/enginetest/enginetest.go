@@ -50,6 +50,7 @@ func Run(t *testing.T, open Open) {
 	s := &suite{open: open}
 	t.Run("BootInvoke", s.bootInvoke)
 	t.Run("CaptureRestore", s.captureRestore)
+	t.Run("RestoreWhen", s.restoreWhen)
 	t.Run("CompileRejects", s.compileRejects)
 	t.Run("RestoreGrownSnapshot", s.restoreGrown)
 	t.Run("Idle", s.idle)
@@ -149,6 +150,60 @@ func (s *suite) captureRestore(t *testing.T) {
 				t.Fatalf("clone %d, request %d: count %s, want %s", c, i, got, want)
 			}
 		}
+	}
+}
+
+// RestoreWhen instantiates while ready fills the region: no page of the
+// region is touched before ready has run (it finds none mapped after
+// letting instantiation go first), the instance continues from the memory
+// ready wrote, and a ready that fails fails the restore with its error.
+func (s *suite) restoreWhen(t *testing.T) {
+	m := s.compile(t, "internal/engine/testdata/probe")
+	inst := boot(t, m, Cfg)
+	body(t, inst, "/count", "")
+	st, mem := inst.Capture()
+	mem = bytes.Clone(mem)
+	inst.Close(context.Background())
+	errFill := errors.New("fill failed")
+	for _, fail := range []bool{false, true} {
+		region, err := engine.NewRegion(Cfg.MemoryLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var touched int
+		r, err := m.RestoreWhen(context.Background(), Cfg, st, region, func() error {
+			time.Sleep(20 * time.Millisecond) // let instantiation run first
+			present, err := region.Present(uint64(len(mem)))
+			if err != nil {
+				return err
+			}
+			for _, p := range present {
+				if p {
+					touched++
+				}
+			}
+			if fail {
+				return errFill
+			}
+			copy(region.Bytes(), mem)
+			return nil
+		})
+		if touched > 0 {
+			t.Fatalf("%d pages of the region were touched before ready ran", touched)
+		}
+		if fail {
+			if !errors.Is(err, errFill) {
+				t.Fatalf("RestoreWhen with a failing ready: %v, want its error", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := body(t, r, "/count", ""); got != "2" {
+			t.Fatalf("count %s after RestoreWhen, want 2", got)
+		}
+		r.Close(context.Background())
 	}
 }
 

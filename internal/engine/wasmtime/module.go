@@ -58,16 +58,31 @@ func (m *Module) Boot(ctx context.Context, cfg engine.InstanceConfig) (engine.In
 // runs thaw_on_restore if the guest exports it. Restore takes ownership
 // of region: it is freed with the instance, or on error.
 func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region) (engine.Instance, error) {
+	return m.RestoreWhen(ctx, cfg, st, region, nil)
+}
+
+// RestoreWhen is Restore while ready finishes the region's memory (see
+// engine.Module): instantiating the restore module (no data segments, no
+// start function, copy-on-write initialisation off) hands wasmtime the
+// region through the memory creator without touching a page.
+func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region, ready func() error) (engine.Instance, error) {
+	wait := engine.WhileReady(region, ready)
 	rm, err := m.restoreModule(st.Pages)
 	if err == nil {
 		err = m.prep.CheckState(st)
 	}
-	if err != nil {
-		region.Free()
-		return nil, err
+	var inst *Instance
+	if err == nil {
+		inst, err = m.instantiate(rm, region, cfg, engine.NewClock(st.Nanotime))
 	}
-	inst, err := m.instantiate(rm, region, cfg, engine.NewClock(st.Nanotime))
+	if rerr := wait(); rerr != nil {
+		err = rerr
+	}
 	if err != nil {
+		if inst != nil {
+			inst.Close(ctx)
+		}
+		region.Free()
 		return nil, err
 	}
 	if cur := inst.mem.Size(inst.store); cur < uint64(st.Pages) {

@@ -134,16 +134,29 @@ func (m *Module) Boot(ctx context.Context, cfg engine.InstanceConfig) (engine.In
 
 // Restore instantiates the restore module over region (see engine.Module).
 func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region) (engine.Instance, error) {
+	return m.RestoreWhen(ctx, cfg, st, region, nil)
+}
+
+// RestoreWhen is Restore while ready finishes the region's memory (see
+// engine.Module): wazero's instantiation of a module without data
+// segments or a start function only re-slices the region.
+func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region, ready func() error) (engine.Instance, error) {
+	wait := engine.WhileReady(region, ready)
 	rm, err := m.restoreModule(ctx, st.Pages)
 	if err == nil {
 		err = m.p.CheckState(st)
 	}
-	if err != nil {
-		region.Free()
-		return nil, err
+	var inst *Instance
+	if err == nil {
+		inst, err = m.instantiate(ctx, rm, region, cfg, engine.NewClock(st.Nanotime))
 	}
-	inst, err := m.instantiate(ctx, rm, region, cfg, engine.NewClock(st.Nanotime))
+	if rerr := wait(); rerr != nil {
+		err = rerr
+	}
 	if err != nil {
+		if inst != nil {
+			inst.Close(ctx)
+		}
 		region.Free()
 		return nil, err
 	}

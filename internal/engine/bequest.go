@@ -1,0 +1,92 @@
+package engine
+
+import "io"
+
+// Bequeath leaves c with the region for its next owner from the pool,
+// which takes it with Inherit. The owner calls it when it is done with the
+// region (an OnFree hook), for something that only that next owner can
+// use and that costs time to make: a restore leaves a pager session opened
+// ahead for the same snapshot, so the next restore's start skips the
+// hand-off to the pager processes (docs/restore.md, "Fixed cost of a
+// restore").
+//
+// The region owns c from now on: it is closed if the region is not handed
+// on (no pool, NoReuse, the pool is over its budget or closed), when the
+// pool unmaps the region while it is idle, when the next owner frees the
+// region without taking it, and when a later Bequeath replaces it. c.Close
+// may block (a round trip to another process); it never runs under the
+// pool's lock.
+func (r *Region) Bequeath(c io.Closer) {
+	r.mu.Lock()
+	old := r.bequest
+	r.bequest = nil
+	if r.pool != nil && !r.noReuse && r.mem != nil {
+		r.bequest, c = c, nil
+	}
+	r.mu.Unlock()
+	closeAll(old, c)
+}
+
+// Inherit takes what the region's previous owner left with Bequeath, or
+// nil. The caller owns it, and closes it if it cannot use it.
+func (r *Region) Inherit() io.Closer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.inheritance
+	r.inheritance = nil
+	return c
+}
+
+// Pooled reports whether the region goes back to a pool when freed (it
+// may still be unmapped there, if the pool is over its budget): only then
+// is a Prescrub or a Bequeath of use.
+func (r *Region) Pooled() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pool != nil && !r.noReuse && r.mem != nil
+}
+
+// dropBequests takes the region's bequest and an inheritance its owner
+// did not take, for closeAll.
+func (r *Region) dropBequests() []io.Closer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := []io.Closer{r.bequest, r.inheritance}
+	r.bequest, r.inheritance = nil, nil
+	return out
+}
+
+// closeAll closes every non-nil closer.
+func closeAll(cs ...io.Closer) {
+	for _, c := range cs {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+}
+
+// WhileReady runs ready, if it is set, on a new goroutine and returns a
+// function that waits for it and returns its error (nil at once without
+// ready). Until ready has returned, Free of r waits for it: ready is a
+// restore mode still writing the region's pages (Module.RestoreWhen), and a
+// region freed under it could be unmapped or lent to another instance
+// while it writes. So ready itself must never free r.
+func WhileReady(r *Region, ready func() error) (wait func() error) {
+	if ready == nil {
+		return func() error { return nil }
+	}
+	r.filling.Add(1)
+	done := make(chan error, 1)
+	go func() {
+		defer r.filling.Done()
+		done <- ready()
+	}()
+	var err error
+	waited := false
+	return func() error {
+		if !waited {
+			err, waited = <-done, true
+		}
+		return err
+	}
+}

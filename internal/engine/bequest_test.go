@@ -1,0 +1,124 @@
+package engine
+
+import (
+	"testing"
+)
+
+// closer counts its Close calls.
+type closer struct{ closed int }
+
+func (c *closer) Close() error { c.closed++; return nil }
+
+// What an owner bequeaths goes with the region to the next owner of the
+// same key, and is closed exactly once wherever the region goes instead:
+// not taken by that owner, unmapped by the pool (over its budget, Trim,
+// Close), not pooled at all, or replaced by a later Bequeath.
+func TestBequeath(t *testing.T) {
+	// get takes a region of key f from p, touched so that it counts.
+	get := func(t *testing.T, p *RegionPool) *Region {
+		t.Helper()
+		r, err := p.Get("f", 16*PageSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Touch(4 * PageSize)
+		return r
+	}
+	t.Run("inherited", func(t *testing.T) {
+		p := NewRegionPool(1 << 30)
+		defer p.Close()
+		r := get(t, p)
+		c := &closer{}
+		r.OnFree(func() { r.Bequeath(c) })
+		r.Free()
+		n := get(t, p)
+		if got := n.Inherit(); got != c || c.closed != 0 {
+			t.Fatalf("the next owner inherited %v (closed %d times), want the bequest, open", got, c.closed)
+		}
+		if n.Inherit() != nil {
+			t.Fatal("a bequest was inherited twice")
+		}
+		n.Free()
+		if c.closed != 0 {
+			t.Fatal("the region closed what its owner had inherited")
+		}
+	})
+	t.Run("not taken", func(t *testing.T) {
+		p := NewRegionPool(1 << 30)
+		defer p.Close()
+		r := get(t, p)
+		c := &closer{}
+		r.Bequeath(c)
+		r.Free()
+		get(t, p).Free()
+		if c.closed != 1 {
+			t.Fatalf("a bequest the next owner did not take: closed %d times, want 1", c.closed)
+		}
+	})
+	t.Run("trimmed", func(t *testing.T) {
+		p := NewRegionPool(1 << 30)
+		defer p.Close()
+		r := get(t, p)
+		c := &closer{}
+		r.Bequeath(c)
+		r.Free()
+		p.Trim(0)
+		if c.closed != 1 {
+			t.Fatalf("the bequest of a region the pool unmapped: closed %d times, want 1", c.closed)
+		}
+	})
+	t.Run("pool closed", func(t *testing.T) {
+		p := NewRegionPool(1 << 30)
+		r := get(t, p)
+		c := &closer{}
+		r.Bequeath(c)
+		r.Free()
+		p.Close()
+		if c.closed != 1 {
+			t.Fatalf("the bequest of an idle region when the pool closed: closed %d times, want 1", c.closed)
+		}
+	})
+	t.Run("over budget", func(t *testing.T) {
+		p := NewRegionPool(PageSize)
+		defer p.Close()
+		r := get(t, p)
+		c := &closer{}
+		r.Bequeath(c)
+		r.Free()
+		if c.closed != 1 {
+			t.Fatalf("the bequest of a region the pool would not keep: closed %d times, want 1", c.closed)
+		}
+	})
+	t.Run("not pooled", func(t *testing.T) {
+		r, err := NewRegion(16 * PageSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Pooled() {
+			t.Fatal("a region without a pool reports Pooled")
+		}
+		c := &closer{}
+		r.Bequeath(c)
+		if c.closed != 1 {
+			t.Fatalf("a bequest to a region that is not pooled: closed %d times, want 1", c.closed)
+		}
+		r.Free()
+	})
+	t.Run("replaced", func(t *testing.T) {
+		p := NewRegionPool(1 << 30)
+		defer p.Close()
+		r := get(t, p)
+		first, second := &closer{}, &closer{}
+		r.Bequeath(first)
+		r.Bequeath(second)
+		if first.closed != 1 || second.closed != 0 {
+			t.Fatalf("closed %d and %d times, want the replaced one once", first.closed, second.closed)
+		}
+		r.Free()
+		n := get(t, p)
+		defer n.Free()
+		if n.Inherit() != second {
+			t.Fatal("the next owner did not inherit the last bequest")
+		}
+	})
+}
