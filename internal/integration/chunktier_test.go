@@ -40,9 +40,13 @@ func TestClusterChunkTier(t *testing.T) {
 	b := startServe(t, dirB, token, args(1, "b")...)
 	defer func() { _ = b.Stop() }()
 	deploy(t, a, "hello", "examples/hello", api.Config{})
-	for _, p := range []*proc{a, b} {
-		eventually(t, "hello published", p, func() bool { return metric(t, p, "thaw_store_publishes_total", `outcome="ok"`) >= 1 })
-	}
+	// a publishes its snapshot; b, a follower, takes that one from the
+	// store (Worker.DeployStored) rather than publishing its own.
+	eventually(t, "hello published", a, func() bool { return metric(t, a, "thaw_store_publishes_total", `outcome="ok"`) >= 1 })
+	eventually(t, "b deploys hello", b, func() bool {
+		_, err := client(b, token).Get(context.Background(), "hello")
+		return err == nil
+	})
 	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,10 @@ func checkClean(t *testing.T, dataDir string) {
 			return nil
 		}
 		rel, _ := filepath.Rel(dataDir, path)
-		if strings.HasPrefix(rel, "cache") || strings.HasPrefix(rel, "store") {
+		// The caches, the store's queue and the embedded NATS server's
+		// state (its own files, written and recovered by nats-server) are
+		// not thaw's registry.
+		if strings.HasPrefix(rel, "cache") || strings.HasPrefix(rel, "store") || strings.HasPrefix(rel, "nats") {
 			if fi.IsDir() && rel != "." {
 				return filepath.SkipDir
 			}
@@ -416,7 +419,7 @@ func TestConfigValuesRejected(t *testing.T) {
 	// Every field as a query parameter, at once.
 	q := url.Values{"memory_mib": {"64"}, "timeout": {"2s"}, "init_timeout": {"90"}, "min_instances": {"0"},
 		"max_instances": {"3"}, "max_queue": {"5"}, "keep_alive": {"10s"}, "public": {"true"}, "restore_mode": {"eager"},
-		"policy": {"fixed:2"}, "pool_size": {"4"}, "rerecord_miss_rate": {"0.5"}, "engine": {"wazero"}}
+		"policy": {"fixed:2"}, "pool_size": {"4"}, "rerecord_miss_rate": {"0.5"}, "engine": {"wazero"}, "idempotent": {"true"}}
 	for _, f := range api.Fields {
 		if _, ok := q[f.Name]; !ok {
 			t.Fatalf("field %s missing from this test's query", f.Name)
@@ -431,7 +434,7 @@ func TestConfigValuesRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := info.Config
-	if c.InitTimeout != api.Duration(90*time.Second) || c.Policy != "fixed:2" || c.PoolSize != 4 || c.RerecordMissRate != 0.5 || c.MaxQueue != 5 {
+	if c.InitTimeout != api.Duration(90*time.Second) || c.Policy != "fixed:2" || c.PoolSize != 4 || c.RerecordMissRate != 0.5 || c.MaxQueue != 5 || !c.Idempotent {
 		t.Errorf("deployed config %+v", c)
 	}
 }
