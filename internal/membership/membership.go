@@ -38,6 +38,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
@@ -73,24 +74,10 @@ type Worker struct {
 	Functions []Function `json:"functions"`
 }
 
-// Function is a function's state on one worker.
-type Function struct {
-	Name string `json:"name"`
-	// Generation is the registry generation the worker runs.
-	Generation uint64 `json:"generation"`
-	// Idle, Busy and Queued count warm instances waiting, instances
-	// serving, and requests waiting for an instance.
-	Idle   int `json:"idle"`
-	Busy   int `json:"busy"`
-	Queued int `json:"queued"`
-	// Snapshot is the id of the snapshot new instances restore from;
-	// SnapshotLocal whether its files are on the worker's disk (else
-	// restores read the shared store); WorkingSet whether it has a
-	// recorded working set.
-	Snapshot      string `json:"snapshot,omitempty"`
-	SnapshotLocal bool   `json:"snapshot_local"`
-	WorkingSet    bool   `json:"working_set"`
-}
+// Function is a function's state on one worker, as announced and as
+// `GET /v1/cluster` shows it: the wire type itself, so the two cannot
+// drift apart.
+type Function = api.ClusterFunction
 
 // State is the cluster as one worker sees it: the live workers, sorted
 // by id. It is a copy; callers may keep it.

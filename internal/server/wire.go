@@ -112,8 +112,7 @@ func clusterInfo(self string, st membership.State) api.Cluster {
 		}
 		for _, f := range w.Functions {
 			cw.Idle, cw.Busy, cw.Queued = cw.Idle+f.Idle, cw.Busy+f.Busy, cw.Queued+f.Queued
-			cw.Functions = append(cw.Functions, api.ClusterFunction{Name: f.Name, Generation: f.Generation, Idle: f.Idle, Busy: f.Busy,
-				Queued: f.Queued, Snapshot: f.Snapshot, SnapshotLocal: f.SnapshotLocal, WorkingSet: f.WorkingSet})
+			cw.Functions = append(cw.Functions, f)
 		}
 		out.Workers = append(out.Workers, cw)
 	}
