@@ -183,6 +183,12 @@ func (r *router) route(ctx context.Context, name string, req *abi.Request, opts 
 		}
 		return r.serveLocal(ctx, name, req, opts, placement.LocalWarm)
 	}
+	if r.local != nil && opts != (worker.InvokeOptions{}) {
+		// A restore mode or a dropped page cache is an experiment on this
+		// worker's start path (X-Thaw-Mode): measuring another worker's
+		// would answer a different question.
+		return r.serveLocal(ctx, name, req, opts, placement.Pinned)
+	}
 	if r.local != nil && !r.draining() {
 		// Locality's rule 1 with the live count, and a cluster of one: no
 		// decision to make, and today's single-node path. (hash and random

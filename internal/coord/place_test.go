@@ -18,6 +18,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/membership"
 	"github.com/thaw-run/thaw/internal/placement"
+	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/testwasm"
 	"github.com/thaw-run/thaw/internal/worker"
 )
@@ -110,7 +111,8 @@ func pair(t *testing.T, names map[string]bool) (a, b *Coordinator) {
 
 // TestPlacementWarmAffinityAndDrain: an invocation entering at a worker
 // without an idle instance is forwarded to the peer that has one
-// (peer-warm) and names it; with no idle instance anywhere the receiver
+// (peer-warm) and names it, unless it names a restore mode (pinned: the
+// receiver serves it); with no idle instance anywhere the receiver
 // restores its own copy (peer-cached); a draining worker gets nothing new,
 // refuses forwards, and passes on what it receives itself.
 func TestPlacementWarmAffinityAndDrain(t *testing.T) {
@@ -133,6 +135,16 @@ func TestPlacementWarmAffinityAndDrain(t *testing.T) {
 	if n := placements(t, b.Worker.Registry(), "forwarded"); n != 1 {
 		t.Errorf("b counted %v forwarded, want 1", n)
 	}
+	// An experiment's restore mode measures the receiver's start path:
+	// b serves it although a has the idle instance.
+	res, err = b.Invoke(ctx, "hello", helloRequest(), worker.InvokeOptions{Mode: restore.Eager})
+	if err != nil || res.Timing.Worker != "b" || res.Timing.Placement != "pinned" || res.Timing.StartKind == "warm" {
+		t.Fatalf("eager restore through b: %+v, %v; want b's own restore (pinned)", res, err)
+	}
+	if err := b.Evict(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	idleIn(t, b, "hello", map[string]int{"a": 1, "b": 0})
 
 	if err := a.Evict(ctx, "hello"); err != nil {
 		t.Fatal(err)

@@ -119,9 +119,13 @@ const (
 	// Reject: the hold bound is spent or the caller's hold queue is full:
 	// answer 429.
 	Reject
+	// Pinned is never a decision of Place: the request said how its
+	// instance starts (an experiment's restore mode), so it is served by
+	// the worker that received it, whatever the cluster state.
+	Pinned
 )
 
-var reasonNames = [...]string{"", "local-warm", "peer-warm", "peer-cached", "home", "any", "hold", "reject"}
+var reasonNames = [...]string{"", "local-warm", "peer-warm", "peer-cached", "home", "any", "hold", "reject", "pinned"}
 
 // String is the reason's name, as logs and Server-Timing show it.
 func (r Reason) String() string {
