@@ -121,8 +121,8 @@ func TestTwoWorkersOneRegistry(t *testing.T) {
 
 // TestFollowerRestoresOriginSnapshot: with a shared store, a follower
 // deploys the origin's snapshot instead of booting and snapshotting its
-// own (the cluster snapshots a function once), and its first invocation
-// restores that snapshot from the store.
+// own (the cluster snapshots a function once), copies it to its disk, and
+// restores that copy.
 func TestFollowerRestoresOriginSnapshot(t *testing.T) {
 	wasm := testwasm.Build(t, "examples/hello")
 	st := stack.Config{Tenant: "t1", Secret: storetest.Secret(t), Dir: filepath.Join(t.TempDir(), "remote")}
@@ -143,16 +143,22 @@ func TestFollowerRestoresOriginSnapshot(t *testing.T) {
 			t.Fatal("b never deployed hello")
 		}
 	}
-	if got.Snapshot != info.Snapshot.ID || got.SnapshotLocal || got.Idle+got.Busy != 0 {
-		t.Fatalf("b deployed %+v; want a's snapshot %s, not local, no instance booted", got, info.Snapshot.ID)
+	if got.Snapshot != info.Snapshot.ID || got.Idle+got.Busy != 0 {
+		t.Fatalf("b deployed %+v; want a's snapshot %s, no instance booted", got, info.Snapshot.ID)
+	}
+	// b copies that snapshot to its disk in the background, and
+	// restores it from there.
+	b.Worker.WaitCheckpoints("hello")
+	if s := b.Worker.States(); len(s) != 1 || !s[0].SnapshotLocal || s[0].Snapshot != info.Snapshot.ID {
+		t.Fatalf("b after the copy: %+v; want a's snapshot on b's disk", s)
 	}
 	// Eager: these workers run without the pager that lazy restores need.
 	res, err := b.Invoke(ctx, "hello", &abi.Request{Method: "GET", Path: "/", Header: http.Header{}}, worker.InvokeOptions{Mode: restore.Eager})
 	if err != nil || res.Response.Status != 200 {
 		t.Fatalf("invoke on b: %+v, %v", res, err)
 	}
-	if res.Timing.StartKind != "restore" || res.Timing.Source != worker.SourceStore || res.Timing.Fallback != "" {
-		t.Fatalf("b's first instance: start %q, source %q, fallback %q; want a restore from the store",
+	if res.Timing.StartKind != "restore" || res.Timing.Source != worker.SourceLocal || res.Timing.Fallback != "" {
+		t.Fatalf("b's first instance: start %q, source %q, fallback %q; want a restore of the local copy",
 			res.Timing.StartKind, res.Timing.Source, res.Timing.Fallback)
 	}
 }

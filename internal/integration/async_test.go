@@ -3,9 +3,11 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/cluster"
@@ -67,12 +69,24 @@ func TestAsyncWorkerKilled(t *testing.T) {
 		cl, err := client(a, token).Cluster(context.Background())
 		return err == nil && len(cl.Workers) == 2 && cl.Workers[0].State == api.WorkerDraining
 	})
+	// A fetch a's runner asked for before it saw the drain may still
+	// deliver for up to its poll (250 ms: JetStream keeps a pull request
+	// until it expires, cancelled or not), and a draining worker runs
+	// what it took. Let such a fetch end first.
+	time.Sleep(2 * time.Second)
 	acc, err := client(a, token).InvokeAsync(context.Background(), "slow", &api.InvokeRequest{Path: "/spin?ms=8000"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var last string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last state of the invocation: %s\na's log:\n%s", last, a.Log())
+		}
+	}()
 	eventually(t, "b runs the invocation", b, func() bool {
 		res, err := client(a, token).AsyncResult(context.Background(), acc.ID)
+		last = fmt.Sprintf("%+v, %v", res, err)
 		return err == nil && res.State == api.AsyncRunning && res.Worker == "b"
 	})
 	_ = b.cmd.Process.Kill()

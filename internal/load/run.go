@@ -3,6 +3,7 @@ package load
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -360,12 +361,20 @@ func (o *Options) send(ctx context.Context, client *http.Client, target string, 
 		return errors.Is(err, syscall.ECONNREFUSED)
 	}
 	rec.Error = ""
-	rec.Bytes, err = io.Copy(io.Discard, resp.Body)
+	// A failure's body is its reason: keep the start of it.
+	var head bytes.Buffer
+	w := io.Discard
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		w = &limitedWriter{buf: &head, n: maxErrorBytes}
+	}
+	rec.Bytes, err = io.Copy(w, resp.Body)
 	resp.Body.Close()
 	rec.LatencyMs = ms(time.Since(sent))
 	rec.Status = resp.StatusCode
 	if err != nil {
 		rec.Error = "reading body: " + err.Error()
+	} else if head.Len() > 0 {
+		rec.Error = errorMessage(head.Bytes())
 	}
 	if h := resp.Header.Get(api.HeaderServerTiming); h != "" {
 		t, err := api.ParseTiming(h)
@@ -379,6 +388,35 @@ func (o *Options) send(ctx context.Context, client *http.Client, target string, 
 		rec.Worker = resp.Header.Get(api.HeaderNode)
 	}
 	return false
+}
+
+// maxErrorBytes bounds what a Record keeps of a failure's body.
+const maxErrorBytes = 512
+
+// limitedWriter keeps the first n bytes written to it in buf and
+// discards the rest, reporting every write as whole.
+type limitedWriter struct {
+	buf *bytes.Buffer
+	n   int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if room := l.n - l.buf.Len(); room > 0 {
+		l.buf.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+// errorMessage is the message of a thaw error body ({"error": ...}), or
+// the body itself.
+func errorMessage(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	return strings.TrimSpace(string(body))
 }
 
 // spreader returns the function that picks each request's first entry

@@ -80,8 +80,12 @@ func TestRun(t *testing.T) {
 		if r.Seq != i || r.Function != sched[i].Function || r.ScheduledMs != float64(i) || r.SentMs < r.ScheduledMs {
 			t.Fatalf("record %d = %+v", i, r)
 		}
-		if r.Function != "broken" && (!r.OK() || !r.HasTiming || r.Bytes != 5 || r.ExecMs != 1 || r.QueueMs != 0.5) {
+		if r.Function != "broken" && (!r.OK() || !r.HasTiming || r.Bytes != 5 || r.ExecMs != 1 || r.QueueMs != 0.5 || r.Error != "") {
 			t.Fatalf("record %d = %+v", i, r)
+		}
+		// A failure keeps its body's message.
+		if r.Function == "broken" && (r.Status != http.StatusServiceUnavailable || r.Error != "no") {
+			t.Fatalf("record %d = %+v; want 503 with the message %q", i, r, "no")
 		}
 	}
 

@@ -52,7 +52,8 @@ type Store struct {
 	Concurrency int
 }
 
-func (s *Store) concurrency() int {
+// FetchConcurrency is Concurrency, or its default.
+func (s *Store) FetchConcurrency() int {
 	if s.Concurrency > 0 {
 		return s.Concurrency
 	}
@@ -105,7 +106,7 @@ func (s stored) openImage(context.Context) (imageReader, error) {
 			}
 		}
 	}
-	return &chunkImage{f: s.sn.Image, ext: ext, conc: s.st.concurrency()}, nil
+	return &chunkImage{f: s.sn.Image, ext: ext, conc: s.st.FetchConcurrency()}, nil
 }
 
 // chunkImage reads memory.img through the store, which fetches and
@@ -148,7 +149,7 @@ func (s stored) mapFile(ctx context.Context) (mapping, error) {
 	if err != nil {
 		return mapping{}, err
 	}
-	path, written, err := s.sn.Materialise(ctx, s.st.CacheDir, s.st.concurrency())
+	path, written, err := s.sn.Materialise(ctx, s.st.CacheDir, s.st.FetchConcurrency())
 	if err != nil {
 		return mapping{written: written}, err
 	}
@@ -169,7 +170,7 @@ func (s stored) pagerSource(*Memory) (pager.SourceSpec, error) {
 func (s stored) eachWS(ctx context.Context, _ *Restorer, ws *snapshot.WorkingSet, place func(dst int64, data []byte) error) (int64, error) {
 	starts := runStarts(ws)
 	var read atomic.Int64
-	err := s.sn.Snap.ForEachChunk(ctx, snapshot.WSImageFile, s.st.concurrency(), func(ctx context.Context, off, size int64) error {
+	err := s.sn.Snap.ForEachChunk(ctx, snapshot.WSImageFile, s.st.FetchConcurrency(), func(ctx context.Context, off, size int64) error {
 		plain, err := s.sn.WSImage.Chunk(ctx, off)
 		if err != nil {
 			return err

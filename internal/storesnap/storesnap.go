@@ -1,7 +1,8 @@
 // Package storesnap bridges snapshot directories (internal/snapshot) and the
 // chunk store (internal/store): Publish puts a snapshot's files into a
 // store as one store snapshot, OpenSnapshot reads a snapshot back from the
-// store alone, and Materialise writes a memory image back to a local file. Which store,
+// store alone, Materialise writes a memory image back to a local file, and
+// Pull a whole snapshot back to a local snapshot directory. Which store,
 // and how it is stacked, is internal/store/stack's business.
 package storesnap
 
@@ -232,11 +233,27 @@ func (s *Snapshot) Materialise(ctx context.Context, dir string, conc int) (path 
 	// Not synced: a cache of the store's chunks, checked page by page on
 	// restore and rewritten when lost.
 	f.NoSync = true
-	if err := f.Truncate(s.Meta.ImageSize); err != nil {
-		return "", 0, fmt.Errorf("materialise %s: %w", s.ID, err)
+	if written, err = s.writeImage(ctx, f.File, conc); err != nil {
+		return "", written, fmt.Errorf("materialise %s: %w", s.ID, err)
 	}
-	var mu sync.Mutex
-	err = s.Snap.ForEachChunk(ctx, snapshot.ImageFile, conc, func(ctx context.Context, off, size int64) error {
+	if err := f.Commit(path); err != nil {
+		return "", written, fmt.Errorf("materialise %s: %w", s.ID, err)
+	}
+	return path, written, nil
+}
+
+// writeImage writes the memory image into f, sized to it, leaving the
+// chunks the store holds as zero (holes) unwritten, with conc chunks in
+// flight; it returns the bytes written.
+func (s *Snapshot) writeImage(ctx context.Context, f *os.File, conc int) (int64, error) {
+	if err := f.Truncate(s.Meta.ImageSize); err != nil {
+		return 0, err
+	}
+	var (
+		mu      sync.Mutex
+		written int64
+	)
+	err := s.Snap.ForEachChunk(ctx, snapshot.ImageFile, conc, func(ctx context.Context, off, size int64) error {
 		buf := make([]byte, size)
 		if _, err := s.Image.ReadAtContext(ctx, buf, off); err != nil && !errors.Is(err, io.EOF) {
 			return err
@@ -249,11 +266,97 @@ func (s *Snapshot) Materialise(ctx context.Context, dir string, conc int) (path 
 		mu.Unlock()
 		return nil
 	})
+	return written, err
+}
+
+// pullPiece bounds the memory a streamed copy of a file holds at once.
+const pullPiece = 4 << 20
+
+// Pull writes the snapshot as a local snapshot directory at dir, which
+// must not exist: meta.json, pages.crc, memory.img (sparse, conc chunks in
+// flight) and, if one was published, the working set (ws.json, ws.img).
+// The files are written and synced in a temporary directory beside dir
+// (dir + ".pull") that is renamed into place once whole, so dir is either
+// absent or complete. The copy is then opened as any local snapshot
+// (snapshot.Open checks meta.json against pages.crc; a restore checks the
+// pages it maps against pages.crc). It returns the local snapshot and the
+// bytes written.
+func (s *Snapshot) Pull(ctx context.Context, dir string, conc int) (*snapshot.Snapshot, int64, error) {
+	fail := func(err error) (*snapshot.Snapshot, int64, error) {
+		return nil, 0, fmt.Errorf("pull %s into %s: %w", s.ID, dir, err)
+	}
+	if _, err := os.Lstat(dir); err == nil {
+		return fail(fmt.Errorf("already there: %w", errdefs.ErrConflict))
+	}
+	tmp := dir + ".pull"
+	_ = os.RemoveAll(tmp) // a crashed pull's
+	if err := os.MkdirAll(tmp, snapshot.DirMode); err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed
+	var written int64
+	write := func(name string, fill func(f *os.File) (int64, error)) error {
+		f, err := os.OpenFile(filepath.Join(tmp, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, snapshot.FileMode)
+		if err != nil {
+			return err
+		}
+		n, err := fill(f)
+		written += n
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	files := []string{snapshot.MetaFile, snapshot.CRCFile}
+	if s.WS != nil {
+		files = append(files, snapshot.WSMetaFile, snapshot.WSImageFile)
+	}
+	for _, name := range files {
+		sf, err := s.Snap.File(name)
+		if err != nil {
+			return fail(fmt.Errorf("%v: %w", err, errdefs.ErrCorrupt))
+		}
+		if err := write(name, func(f *os.File) (int64, error) { return copyOut(ctx, sf, f) }); err != nil {
+			return fail(err)
+		}
+	}
+	if err := write(snapshot.ImageFile, func(f *os.File) (int64, error) { return s.writeImage(ctx, f, conc) }); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fail(err)
+	}
+	_ = atomicfile.SyncDir(filepath.Dir(dir)) // best effort: the copy is whole and checked on use
+	snap, err := snapshot.Open(dir)
+	if err == nil && snap.Meta.ID != s.Meta.ID {
+		err = fmt.Errorf("the copy is snapshot %s: %w", snap.Meta.ID, errdefs.ErrCorrupt)
+	}
 	if err != nil {
-		return "", written, fmt.Errorf("materialise %s: %w", s.ID, err)
+		_ = os.RemoveAll(dir)
+		return fail(err)
 	}
-	if err := f.Commit(path); err != nil {
-		return "", written, fmt.Errorf("materialise %s: %w", s.ID, err)
+	return snap, written, nil
+}
+
+// copyOut copies store file sf into f, pullPiece bytes at a time.
+func copyOut(ctx context.Context, sf *store.File, f *os.File) (int64, error) {
+	buf := make([]byte, min(sf.Size(), pullPiece))
+	var off int64
+	for off < sf.Size() {
+		n, err := sf.ReadAtContext(ctx, buf[:min(int64(len(buf)), sf.Size()-off)], off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return off, err
+		}
+		if n == 0 {
+			return off, fmt.Errorf("%s: short read at %d of %d: %w", f.Name(), off, sf.Size(), errdefs.ErrCorrupt)
+		}
+		if _, err := f.Write(buf[:n]); err != nil {
+			return off, err
+		}
+		off += int64(n)
 	}
-	return path, written, nil
+	return off, nil
 }

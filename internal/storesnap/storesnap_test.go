@@ -129,3 +129,62 @@ func TestPublishWithoutWorkingSet(t *testing.T) {
 		t.Fatalf("missing snapshot: %v", err)
 	}
 }
+
+// Pull writes a stored snapshot back as a local snapshot directory that
+// opens as the original does: the same metadata, image, checksums and
+// working set; a pull into an existing directory is refused, and a
+// directory a failed pull leaves behind is never half a snapshot.
+func TestPull(t *testing.T) {
+	ctx := context.Background()
+	snap, mem := writeSnapshot(t)
+	d := t.TempDir()
+	h, err := stack.Open(ctx, stack.Config{Tenant: "t", Secret: storetest.Secret(t), Dir: filepath.Join(d, "remote"), ChunkSize: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := Publish(ctx, h.Store, ID("fn", "s"), snap); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := OpenSnapshot(ctx, h.Store, ID("fn", "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(d, "local", "s")
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	got, written, err := sn.Pull(ctx, dir, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Meta.ID != "s" || got.Meta.ImageSize != int64(len(mem)) || got.Meta.CRCSum != snap.Meta.CRCSum || written == 0 {
+		t.Fatalf("pulled %+v (%d bytes written), want the meta of %+v", got.Meta, written, snap.Meta)
+	}
+	img, err := os.ReadFile(got.Path(snapshot.ImageFile))
+	if err != nil || !bytes.Equal(img, mem) {
+		t.Fatalf("pulled image differs (%v)", err)
+	}
+	want, err := snap.WorkingSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := got.WorkingSet()
+	if err != nil || ws.Pages != want.Pages || ws.CRC != want.CRC {
+		t.Fatalf("pulled working set %+v, %v; want %+v", ws, err, want)
+	}
+	if _, _, err := sn.Pull(ctx, dir, 4); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("pull over an existing snapshot: %v, want a conflict", err)
+	}
+
+	// A pull whose reads fail (the context is done) leaves nothing.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	other := filepath.Join(d, "local", "t")
+	if _, _, err := sn.Pull(cctx, other, 4); err == nil {
+		t.Fatal("pull with a cancelled context succeeded")
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(other)); len(entries) != 1 {
+		t.Fatalf("a failed pull left %v behind", entries)
+	}
+}

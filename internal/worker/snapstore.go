@@ -2,7 +2,9 @@ package worker
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
 )
@@ -30,6 +32,10 @@ type snapshotStore interface {
 	// restoreAny starts an instance of f from snap in mode, from the
 	// local directory or, when that fails, from the store.
 	restoreAny(ctx context.Context, f *function, snap *snapshot.Snapshot, mode restore.Mode, dropCache bool, t *Timing) (*instance, error)
+	// pull copies snap, a snapshot of f opened from the store
+	// (openStored), to its local directory snap.Dir and returns the local
+	// snapshot; without a store it fails with errdefs.ErrUnavailable.
+	pull(ctx context.Context, f *function, snap *snapshot.Snapshot) (*snapshot.Snapshot, error)
 	// waitPublishes waits for the publishes scheduled so far.
 	waitPublishes()
 	// sync waits for the publishes and carries out the writes and
@@ -55,6 +61,9 @@ func (noStore) openStored(_ context.Context, _ *function, _, _ string, localErr 
 }
 func (noStore) restoreAny(ctx context.Context, f *function, snap *snapshot.Snapshot, mode restore.Mode, dropCache bool, t *Timing) (*instance, error) {
 	return f.restore(ctx, snap, restore.Files(snap), mode, dropCache, t)
+}
+func (noStore) pull(context.Context, *function, *snapshot.Snapshot) (*snapshot.Snapshot, error) {
+	return nil, fmt.Errorf("pull: no snapshot store: %w", errdefs.ErrUnavailable)
 }
 func (noStore) waitPublishes()             {}
 func (noStore) sync(context.Context) error { return nil }

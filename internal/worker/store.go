@@ -75,6 +75,8 @@ type workerStore struct {
 	publishes *prometheus.CounterVec
 	// deletes counts store snapshot deletions by outcome (ok, failed).
 	deletes *prometheus.CounterVec
+	// pulls counts stored snapshots copied to local disk, by outcome.
+	pulls *prometheus.CounterVec
 
 	// pubMu serialises publishes and deletions (storedelete.go). A
 	// publish reads the snapshot directory as it is when it runs, so with
@@ -147,10 +149,13 @@ func (w *Worker) openStore(ctx context.Context, cfg stack.Config, dataDir string
 		deletes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thaw_store_deletes_total", Help: "Store snapshots deleted (ok) or whose deletion could not be queued (failed).",
 		}, []string{"outcome"}),
+		pulls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "thaw_store_pulls_total", Help: "Snapshots deployed from the store and copied to local disk, by outcome (ok, failed).",
+		}, []string{"outcome"}),
 	}
 	// The pager child's reads (lazy restores) are its own store's and not
 	// counted here.
-	for _, c := range []prometheus.Collector{s.publishes, s.deletes, newTierCollector(h.Store)} {
+	for _, c := range []prometheus.Collector{s.publishes, s.deletes, s.pulls, newTierCollector(h.Store)} {
 		if err := reg.Register(c); err != nil {
 			_ = h.Close()
 			return nil, fmt.Errorf("worker: store metrics: %w", err)
@@ -306,6 +311,85 @@ func (s *workerStore) openStored(ctx context.Context, f *function, id, dir strin
 	s.storeOnly[snap] = true
 	s.mu.Unlock()
 	return snap, nil
+}
+
+// pullTimeout bounds copying a stored snapshot to local disk.
+const pullTimeout = 10 * time.Minute
+
+// localise copies the snapshot f was deployed with from the store
+// (DeployStored) to local disk in the background, then has f restore
+// from the local copy: local restores are the fast ones (mmap, lazy and
+// REAP from a file, no chunk fetches), placement counts the snapshot as on
+// this worker's disk, and a worker cut off from the store (a partition)
+// keeps serving the function. Until the copy is whole, restores read the
+// store. A failed copy is logged and counted; restores go on reading the
+// store.
+func (w *Worker) localise(f *function) {
+	f.ckpt.mu.Lock()
+	snap := f.ckpt.snap
+	f.ckpt.mu.Unlock()
+	if snap == nil {
+		return
+	}
+	f.background.Add(1)
+	go func() {
+		defer f.background.Done()
+		ctx, cancel := context.WithTimeout(w.ctx, pullTimeout)
+		defer cancel()
+		t0 := time.Now()
+		local, err := w.snapStore.pull(ctx, f, snap)
+		if err != nil && w.ctx.Err() != nil {
+			return // the worker is closing
+		}
+		if err != nil {
+			w.log.Warn("copying the stored snapshot to local disk failed; restores read the store", "function", f.rec.Name, "snapshot", snap.Meta.ID, "err", err)
+			return
+		}
+		f.ckpt.mu.Lock()
+		swapped := !f.ckpt.closed && f.ckpt.snap == snap
+		if swapped {
+			f.ckpt.snap = local
+		}
+		f.ckpt.mu.Unlock()
+		if !swapped {
+			// Redeployed or deleted meanwhile: the copy is nobody's,
+			// unless the function now deployed uses the same snapshot.
+			if cur, err := w.lookup(f.rec.Name); err != nil || cur.rec.Snapshot != snap.Meta.ID {
+				_ = os.RemoveAll(local.Dir)
+			}
+			return
+		}
+		w.log.Info("stored snapshot copied to local disk", "function", f.rec.Name, "snapshot", snap.Meta.ID, "took", time.Since(t0).Round(time.Millisecond))
+	}()
+}
+
+// pull implements snapshotStore: the store copy of snap (working set
+// included, if one was published) is written to snap.Dir, the chunks
+// asked of the peers that hold them first.
+func (s *workerStore) pull(ctx context.Context, f *function, snap *snapshot.Snapshot) (*snapshot.Snapshot, error) {
+	if s.holders != nil {
+		ctx = store.WithHolders(ctx, s.holders(f.rec.Name))
+	}
+	sn, err := s.open(ctx, f, snap.Meta.ID, true)
+	if err == nil {
+		var local *snapshot.Snapshot
+		local, _, err = sn.Pull(ctx, snap.Dir, s.chunks.FetchConcurrency())
+		if errors.Is(err, errdefs.ErrConflict) {
+			// A copy made for an earlier deploy of the same snapshot.
+			if local, err = snapshot.Open(snap.Dir); err == nil && local.Meta.ID != snap.Meta.ID {
+				err = fmt.Errorf("%s holds snapshot %s: %w", snap.Dir, local.Meta.ID, errdefs.ErrCorrupt)
+			}
+		}
+		if err == nil {
+			s.pulls.WithLabelValues("ok").Inc()
+			s.mu.Lock()
+			delete(s.storeOnly, snap)
+			s.mu.Unlock()
+			return local, nil
+		}
+	}
+	s.pulls.WithLabelValues("failed").Inc()
+	return nil, err
 }
 
 // restoreAny starts an instance of f from snap: from its local directory

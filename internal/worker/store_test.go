@@ -109,12 +109,18 @@ func copyRegistry(t *testing.T, src, dst, name string) {
 // was restored from the store and answers as a cold one.
 func checkFromStore(t *testing.T, w *Worker, want []byte) {
 	t.Helper()
+	checkRestores(t, w, want, SourceStore)
+}
+
+// checkRestores is checkFromStore for restores from source.
+func checkRestores(t *testing.T, w *Worker, want []byte, source string) {
+	t.Helper()
 	for _, mode := range storeModes {
 		t.Run(string(mode), func(t *testing.T) {
 			res := invoke(t, w, "hello", get("/?name=thaw"), InvokeOptions{Mode: mode})
 			tm := res.Timing
-			if tm.Fallback != "" || tm.StartKind != "restore" || tm.Source != SourceStore {
-				t.Fatalf("start %q, source %q, fallback %q; want a restore from the store", tm.StartKind, tm.Source, tm.Fallback)
+			if tm.Fallback != "" || tm.StartKind != "restore" || tm.Source != source {
+				t.Fatalf("start %q, source %q, fallback %q; want a restore from %s", tm.StartKind, tm.Source, tm.Fallback, source)
 			}
 			if !bytes.Equal(res.Response.Body, want) {
 				t.Fatalf("restored instance answered %q, cold one %q", res.Response.Body, want)
@@ -233,8 +239,9 @@ func TestStoreRestoreOnOtherWorker(t *testing.T) {
 
 // DeployStored on a second worker (a cluster follower) takes the first
 // worker's published snapshot instead of booting one: the record names it,
-// no instance boots, and every mode restores it from the store and answers
-// as a cold instance. A snapshot the store does not have is
+// no instance boots, the snapshot is copied to the follower's disk in the
+// background, and every mode then restores that copy and answers as a
+// cold instance. A snapshot the store does not have is
 // errdefs.ErrNotFound and deploys nothing.
 func TestDeployStored(t *testing.T) {
 	cfg := testStore(t)
@@ -260,10 +267,19 @@ func TestDeployStored(t *testing.T) {
 	if got.Snapshot == nil || got.Snapshot.ID != info.Snapshot.ID {
 		t.Fatalf("follower's snapshot %+v, want the origin's %s", got.Snapshot, info.Snapshot.ID)
 	}
-	if st := w2.States(); len(st) != 1 || st[0].Idle+st[0].Busy != 0 || st[0].SnapshotLocal {
-		t.Fatalf("follower after a stored deploy: %+v; want no instance booted and no local snapshot", st)
+	if st := w2.States(); len(st) != 1 || st[0].Idle+st[0].Busy != 0 {
+		t.Fatalf("follower after a stored deploy: %+v; want no instance booted", st)
 	}
-	checkFromStore(t, w2, want)
+	// The follower copies the snapshot to its disk in the background
+	// and restores from that copy from then on.
+	w2.WaitCheckpoints("hello")
+	if st := w2.States(); len(st) != 1 || !st[0].SnapshotLocal || !st[0].WorkingSet || st[0].Snapshot != info.Snapshot.ID {
+		t.Fatalf("follower after the copy: %+v; want the origin's snapshot, with its working set, on local disk", st)
+	}
+	if n := testutil.ToFloat64(storeOf(t, w2).pulls.WithLabelValues("ok")); n != 1 {
+		t.Fatalf("%v pulls counted, want 1", n)
+	}
+	checkRestores(t, w2, want, SourceLocal)
 }
 
 // With the stored image and working-set chunks tampered and every cache

@@ -735,6 +735,9 @@ func (w *Worker) deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	w.collectModules()
 	crashpoint.Hit(crashpoint.DeployCleaned)
 	w.log.Info("deployed", "function", name, "module_bytes", len(wasm), "snapshot", f.rec.Snapshot)
+	if stored != "" {
+		w.localise(f)
+	}
 	info := f.info()
 	return &info, nil
 }
