@@ -13,6 +13,14 @@
 // view does not wait for that: a worker not heard from for a TTL is left
 // out of State at once, by the local clock of the worker that watches.
 //
+// Every heartbeat is also published on core NATS (HeartbeatSubject), and
+// a watcher counts either as hearing from the worker. KV writes need the
+// bucket's stream leader; while JetStream elects a new one (seconds, after
+// the NATS node that led it died) no worker can write, and without the
+// core heartbeat every worker would drop every other from its view, failing
+// the requests forwarded meanwhile. Core NATS needs no leader, only routes:
+// a partitioned worker stops hearing the others either way.
+//
 // One value per worker carries its function states too: a single write
 // per change and per heartbeat, and a worker's functions vanish with it.
 // With hundreds of functions per worker the value grows to tens of
@@ -36,12 +44,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
+
+// HeartbeatPrefix is the prefix of the core NATS subjects workers publish
+// their entries on: HeartbeatPrefix + node id.
+const HeartbeatPrefix = "thaw.heartbeat."
 
 // Bucket names.
 const (
@@ -112,10 +125,16 @@ type Membership struct {
 	kv    jetstream.KeyValue
 	drain jetstream.KeyValue
 
+	conn  *nats.Conn
+
 	mu       sync.Mutex
 	workers  map[string]seen
 	draining map[string]bool
-	changed  chan struct{} // closed and replaced on every change seen
+	// left holds when a worker's entry was deleted (it left cleanly): a
+	// core heartbeat it sent before that, arriving late, must not bring
+	// it back.
+	left    map[string]time.Time
+	changed chan struct{} // closed and replaced on every change seen
 }
 
 // seen is a worker's last entry and when this worker received it.
@@ -141,8 +160,13 @@ func Open(ctx context.Context, node *cluster.Node, opts Options) (*Membership, e
 	if err != nil {
 		return nil, err
 	}
-	m := &Membership{id: node.ID, opts: opts, kv: kv, drain: drain, workers: map[string]seen{}, draining: map[string]bool{},
-		changed: make(chan struct{})}
+	m := &Membership{id: node.ID, opts: opts, kv: kv, drain: drain, conn: node.Conn, workers: map[string]seen{}, draining: map[string]bool{},
+		left: map[string]time.Time{}, changed: make(chan struct{})}
+	sub, err := node.Conn.Subscribe(HeartbeatPrefix+"*", m.heard)
+	if err != nil {
+		return nil, fmt.Errorf("membership heartbeats: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	context.AfterFunc(ctx, func() { _ = sub.Unsubscribe() })
 	for _, b := range []jetstream.KeyValue{kv, drain} {
 		w, err := b.WatchAll(ctx)
 		if err != nil {
@@ -167,16 +191,39 @@ func (m *Membership) watch(ctx context.Context, w jetstream.KeyWatcher, drain bo
 			m.draining[e.Key()] = put && string(e.Value()) == "1"
 		case !put:
 			delete(m.workers, e.Key())
+			m.left[e.Key()] = time.Now()
 		default:
 			var wk Worker
 			if err := json.Unmarshal(e.Value(), &wk); err == nil && wk.ID == e.Key() {
 				m.workers[e.Key()] = seen{w: wk, at: time.Now()}
+				delete(m.left, e.Key())
 			}
 		}
 		close(m.changed)
 		m.changed = make(chan struct{})
 		return true
 	})
+}
+
+// heard applies a core heartbeat: the worker is live now, in the state it
+// sent. Only a change of that state wakes the view's watchers.
+func (m *Membership) heard(msg *nats.Msg) {
+	var wk Worker
+	if err := json.Unmarshal(msg.Data, &wk); err != nil || msg.Subject != HeartbeatPrefix+wk.ID || wk.ID == "" {
+		return
+	}
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if at, ok := m.left[wk.ID]; ok && now.Sub(at) < m.opts.TTL {
+		return
+	}
+	old, known := m.workers[wk.ID]
+	m.workers[wk.ID] = seen{w: wk, at: now}
+	if !known || now.Sub(old.at) >= m.opts.TTL || !reflect.DeepEqual(old.w, wk) {
+		close(m.changed)
+		m.changed = make(chan struct{})
+	}
 }
 
 // State returns the live workers: those heard from within the TTL.
@@ -240,6 +287,9 @@ func (m *Membership) Run(ctx context.Context, self func() Worker) {
 		if !reflect.DeepEqual(w, last) || time.Since(lastAt) >= m.opts.TTL/3 {
 			b, err := json.Marshal(w)
 			if err == nil {
+				// The core heartbeat first: it needs no stream leader,
+				// and the KV write may wait for one.
+				_ = m.conn.Publish(HeartbeatPrefix+m.id, b)
 				pctx, cancel := context.WithTimeout(ctx, m.opts.TTL/3)
 				_, err = m.kv.Put(pctx, m.id, b)
 				cancel()

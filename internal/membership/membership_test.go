@@ -98,3 +98,51 @@ func TestDrainFlag(t *testing.T) {
 		t.Fatal("drain of an invalid id accepted")
 	}
 }
+
+// TestCoreHeartbeat: a worker heard only on the core heartbeat subject
+// (its KV writes failing, as while JetStream elects a stream leader) stays
+// in the view, in the state it sends, as long as it beats, and leaves a
+// TTL after it stops; once its entry is deleted (a clean stop), a late
+// heartbeat does not bring it back. A heartbeat on another worker's
+// subject is ignored.
+func TestCoreHeartbeat(t *testing.T) {
+	const ttl = time.Second
+	m := open(t, Options{TTL: ttl, PublishInterval: 50 * time.Millisecond})
+	beat := func(subject string, w Worker) {
+		t.Helper()
+		b, _ := json.Marshal(w)
+		if err := m.conn.Publish(subject, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 25 { // 2.5 TTLs
+		beat(HeartbeatPrefix+"core", Worker{ID: "core", Slots: i + 1})
+		time.Sleep(ttl / 10)
+		if w, ok := m.State().Worker("core"); i > 0 && (!ok || w.Slots == 0) {
+			t.Fatalf("after %d heartbeats: %+v, %v; want the worker, as it announced", i+1, w, ok)
+		}
+	}
+	waitFor(t, "the silent worker leaves the view", func() bool { _, ok := m.State().Worker("core"); return !ok })
+
+	beat(HeartbeatPrefix+"other", Worker{ID: "forged"})
+	ctx := context.Background()
+	b, _ := json.Marshal(Worker{ID: "gone"})
+	if _, err := m.kv.Put(ctx, "gone", b); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the KV entry in the view", func() bool { _, ok := m.State().Worker("gone"); return ok })
+	if err := m.kv.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted worker leaves the view", func() bool { _, ok := m.State().Worker("gone"); return !ok })
+	beat(HeartbeatPrefix+"gone", Worker{ID: "gone"})
+	if err := m.conn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the subscription's delivery
+	for _, id := range []string{"gone", "forged", "other"} {
+		if _, ok := m.State().Worker(id); ok {
+			t.Fatalf("%s is in the view: %+v", id, m.State())
+		}
+	}
+}
