@@ -125,7 +125,7 @@ type Membership struct {
 	kv    jetstream.KeyValue
 	drain jetstream.KeyValue
 
-	conn  *nats.Conn
+	conn *nats.Conn
 
 	mu       sync.Mutex
 	workers  map[string]seen
