@@ -204,6 +204,9 @@ func (c *Coordinator) Attach(ctx context.Context, w *worker.Worker, address stri
 	if err := c.servePrewarm(); err != nil {
 		c.log.Warn("not answering pre-warm requests", "err", err)
 	}
+	if err := c.serveDeploys(); err != nil {
+		c.log.Warn("not answering deploy requests from gateways", "err", err)
+	}
 	joined := false
 	select {
 	case <-c.joined:

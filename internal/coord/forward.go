@@ -173,13 +173,7 @@ func (c *Coordinator) serveOne(data []byte) forwardReply {
 }
 
 // respond sends rep as the reply to m.
-func respond(m *nats.Msg, rep forwardReply) {
-	b, err := json.Marshal(rep)
-	if err != nil {
-		b, _ = json.Marshal(forwardReply{Error: err.Error(), Category: "internal"})
-	}
-	_ = m.Respond(b)
-}
+func respond(m *nats.Msg, rep forwardReply) { respondJSON(m, rep) }
 
 // servePrewarm starts an idle instance of each function named on this
 // worker's pre-warm subject, at most maxPrewarms at once (more requests

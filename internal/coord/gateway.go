@@ -36,8 +36,8 @@ type GatewayOptions struct {
 // functions and announces nothing, and places every invocation on a
 // worker with the same placement code the workers use (the receiver is
 // "": it has no instances). It is the server's Backend and Cluster: the
-// management API's reads answer from the registry, deploys and deletions
-// are refused (they compile and snapshot on a worker: send them to one).
+// management API's reads answer from the registry; a deploy is handed to
+// a worker (deploy.go), a deletion written to the registry.
 type Gateway struct {
 	id      string
 	node    *cluster.Node
@@ -197,17 +197,6 @@ func infoOf(rec registry.Record) worker.Info {
 	return worker.Info{Name: rec.Name, Config: worker.Config(rec.Config).WithDefaults(), ModuleSHA: rec.ModuleSHA, ModuleSize: rec.ModuleSize,
 		Deployed: rec.Deployed}
 }
-
-// errRouterOnly refuses what only a worker can do.
-var errRouterOnly = fmt.Errorf("the gateway runs no functions: deploy and delete through a worker: %w", errdefs.ErrInvalid)
-
-// Deploy is refused: a deploy compiles and snapshots on a worker.
-func (g *Gateway) Deploy(context.Context, string, []byte, worker.Config) (*worker.Info, error) {
-	return nil, errRouterOnly
-}
-
-// Delete is refused, as Deploy.
-func (g *Gateway) Delete(context.Context, string) error { return errRouterOnly }
 
 // State is the cluster as the gateway sees it.
 func (g *Gateway) State() membership.State {

@@ -314,7 +314,8 @@ func TestPlacementRetriesUndeliveredOnly(t *testing.T) {
 // TestGatewayHoldsAndPrewarms: a gateway places on the workers; when no
 // worker has room it holds the request and asks the function's home to
 // pre-warm, then forwards it to the warm instance; past the hold bound it
-// answers 429. It refuses deploys and knows the registry's functions.
+// answers 429. It knows the registry's functions, hands deploys to a worker
+// (a malformed module is the worker's answer) and deletes through the registry.
 func TestGatewayHoldsAndPrewarms(t *testing.T) {
 	wasm := testwasm.Build(t, "examples/hello")
 	// A 128 MiB budget is no slot of the default 256 MiB: the worker never
@@ -361,10 +362,30 @@ func TestGatewayHoldsAndPrewarms(t *testing.T) {
 	if err := g.Admit("nosuch"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("admit of an unknown function: %v", err)
 	}
-	if _, err := g.Deploy(ctx, "x", wasm, worker.Config{}); !errors.Is(err, errdefs.ErrInvalid) {
-		t.Errorf("deploy through the gateway: %v, want refused", err)
-	}
 	if info, err := g.Get("hello"); err != nil || info.Config.MemoryMiB != 16 {
 		t.Errorf("gateway get: %+v, %v", info, err)
+	}
+
+	// Deploys go to a worker, deletions to the registry.
+	info, err := g.Deploy(ctx, "x", wasm, worker.Config{MemoryMiB: 16})
+	if err != nil || info.Snapshot == nil {
+		t.Fatalf("deploy through the gateway: %+v, %v", info, err)
+	}
+	if _, err := a.Worker.Get("x"); err != nil {
+		t.Fatalf("the worker does not run what the gateway deployed: %v", err)
+	}
+	waitFor(t, "the gateway knows x", func() bool { return g.Admit("x") == nil })
+	if res, err := g.Invoke(ctx, "x", helloRequest(), worker.InvokeOptions{}); err != nil || res.Response.Status != 200 || res.Timing.Worker != "a" {
+		t.Fatalf("invoke x through the gateway: %+v, %v", res, err)
+	}
+	if _, err := g.Deploy(ctx, "bad", []byte("\x00asm not a module"), worker.Config{}); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("deploy of a malformed module through the gateway: %v, want invalid", err)
+	}
+	if err := g.Delete(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the worker deletes x", func() bool { _, err := a.Worker.Get("x"); return errors.Is(err, errdefs.ErrNotFound) })
+	if err := g.Delete(ctx, "x"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("delete of a deleted function: %v, want not found", err)
 	}
 }

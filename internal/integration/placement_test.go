@@ -2,12 +2,14 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/cluster"
+	"github.com/thaw-run/thaw/internal/errdefs"
 )
 
 // servedBy reads the Server-Timing entries a cluster adds: the worker that
@@ -124,8 +126,29 @@ func TestClusterPlacement(t *testing.T) {
 	if !strings.Contains(string(body), `thaw_placements_total{outcome="forwarded",policy="locality"} 1`) {
 		t.Errorf("the gateway's /metrics lacks its forwarded placement:\n%s", grepLines(string(body), "thaw_placements"))
 	}
-	if _, err := client(gw, token).Deploy(context.Background(), "x", []byte("\x00asm"), api.Config{}); err == nil {
-		t.Error("the gateway accepted a deploy")
+	// Deploys through the gateway run on a worker; deletions reach every
+	// worker.
+	_, path := module(t, "examples/hello")
+	if code, out, errOut := cli(t, gw, "deploy", "viagw", path); code != 0 {
+		t.Fatalf("thaw deploy through the gateway: exit %d %s%s\n%s", code, out, errOut, gw.Log())
+	}
+	for _, p := range procs[:2] {
+		eventually(t, "the workers deploy viagw", p, func() bool { _, err := client(p, token).Get(context.Background(), "viagw"); return err == nil })
+	}
+	if r := invoke(t, gw, "viagw", &api.InvokeRequest{Path: "/?name=gw"}); !strings.Contains(string(r.Body), "gw") {
+		t.Fatalf("viagw through the gateway: %q", r.Body)
+	}
+	if _, err := client(gw, token).Deploy(context.Background(), "x", []byte("\x00asm"), api.Config{}); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("a malformed module through the gateway: %v, want invalid", err)
+	}
+	if code, out, errOut := cli(t, gw, "rm", "viagw"); code != 0 {
+		t.Fatalf("thaw rm through the gateway: exit %d %s%s", code, out, errOut)
+	}
+	for _, p := range procs[:2] {
+		eventually(t, "the workers delete viagw", p, func() bool {
+			_, err := client(p, token).Get(context.Background(), "viagw")
+			return errors.Is(err, errdefs.ErrNotFound)
+		})
 	}
 }
 
