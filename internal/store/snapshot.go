@@ -71,6 +71,35 @@ func (sn *Snapshot) entry(name string) (*FileEntry, error) {
 	return nil, fmt.Errorf("store: snapshot %s has no file %q: %w", sn.m.Snapshot, name, errdefs.ErrNotFound)
 }
 
+// ChunkObject is a stored chunk of a snapshot's file: where it is in the
+// file and the backend object that holds it.
+type ChunkObject struct {
+	// Off is the chunk's offset in the file; Size its plaintext size.
+	Off  int64
+	Size int
+	// Name is the backend object (a cache tier holds it under the same
+	// name).
+	Name string
+}
+
+// ChunkObjects lists the stored chunks of file, in file order; zero
+// chunks are not stored and not listed. It reads nothing: a caller asks a
+// cache tier which of them it holds (how much of a snapshot a worker has
+// cached).
+func (sn *Snapshot) ChunkObjects(file string) ([]ChunkObject, error) {
+	e, err := sn.entry(file)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ChunkObject, 0, len(e.Chunks))
+	for i, c := range e.Chunks {
+		if !c.Zero {
+			out = append(out, ChunkObject{Off: int64(i) * int64(e.ChunkSize), Size: c.Size, Name: chunkName(sn.s.keys.tenant, c.ID)})
+		}
+	}
+	return out, nil
+}
+
 // File returns random access to one file of the snapshot.
 func (sn *Snapshot) File(name string) (*File, error) {
 	e, err := sn.entry(name)
@@ -161,6 +190,9 @@ func (s *Store) chunk(ctx context.Context, ref *ChunkRef) ([]byte, error) {
 		plain, hit, err := s.cache.get(ref.ID, func() ([]byte, error) { return s.fetch(ctx, s.be, ref) })
 		if hit && err == nil {
 			s.counters.cacheHits.Add(1)
+			if t := TallyOf(ctx); t != nil {
+				t.Add(TierCache, int64(len(plain)))
+			}
 		}
 		// A load shared with another caller (a prefetch) may have been
 		// cancelled by that caller; ours is still wanted, so load again.
@@ -193,6 +225,13 @@ func (s *Store) fetch(ctx context.Context, be Backend, ref *ChunkRef) ([]byte, e
 	}
 	s.counters.fetched.Add(1)
 	s.counters.fetchedBytes.Add(int64(len(plain)))
+	if _, tiered := be.(TierStatser); !tiered {
+		// A backend without tiers is the object store itself; a tiered
+		// one counts the tier that answered (WithTally).
+		if t := TallyOf(ctx); t != nil {
+			t.Add(TierRemote, int64(len(plain)))
+		}
+	}
 	return plain, nil
 }
 
