@@ -151,7 +151,7 @@ func (f *File) ReadAtContext(ctx context.Context, p []byte, off int64) (int, err
 			clear(p[n : n+int(want)])
 			f.sn.s.counters.zeroReads.Add(1)
 		} else {
-			plain, err := f.sn.s.chunk(ctx, ref)
+			plain, err := f.sn.s.chunk(ctx, ref, want)
 			if err != nil {
 				return n, fmt.Errorf("store: %s/%s at %d: %w", f.sn.m.Snapshot, f.e.Name, pos, err)
 			}
@@ -177,21 +177,26 @@ func (f *File) Chunk(ctx context.Context, off int64) ([]byte, error) {
 		f.sn.s.counters.zeroReads.Add(1)
 		return nil, nil
 	}
-	plain, err := f.sn.s.chunk(ctx, ref)
+	plain, err := f.sn.s.chunk(ctx, ref, int64(ref.Size))
 	if err != nil {
 		return nil, fmt.Errorf("store: %s/%s at %d: %w", f.sn.m.Snapshot, f.e.Name, off, err)
 	}
 	return plain, nil
 }
 
-// chunk returns the plaintext of ref from the cache or the backend.
-func (s *Store) chunk(ctx context.Context, ref *ChunkRef) ([]byte, error) {
+// chunk returns the plaintext of ref from the cache or the backend. use is
+// how many of its bytes the caller reads: what a hit in the decrypted-chunk
+// cache adds to the context's Tally (WithTally).
+func (s *Store) chunk(ctx context.Context, ref *ChunkRef, use int64) ([]byte, error) {
 	for {
 		plain, hit, err := s.cache.get(ref.ID, func() ([]byte, error) { return s.fetch(ctx, s.be, ref) })
 		if hit && err == nil {
 			s.counters.cacheHits.Add(1)
 			if t := TallyOf(ctx); t != nil {
-				t.Add(TierCache, int64(len(plain)))
+				// What the reader takes of it: a lazy restore reads one
+				// page of a chunk per fault, and the chunk's fetch was
+				// counted whole.
+				t.Add(TierCache, min(int64(len(plain)), use))
 			}
 		}
 		// A load shared with another caller (a prefetch) may have been
@@ -271,7 +276,7 @@ func (sn *Snapshot) Prefetch(ctx context.Context, file string, ranges []Range) e
 	}
 	sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
 	return parallel(ctx, sn.s.cfg.Concurrency, idx, func(ctx context.Context, i int64) error {
-		if _, err := sn.s.chunk(ctx, &e.Chunks[i]); err != nil {
+		if _, err := sn.s.chunk(ctx, &e.Chunks[i], 0); err != nil {
 			return fmt.Errorf("store: prefetch %s/%s chunk %d: %w", sn.m.Snapshot, file, i, err)
 		}
 		return nil

@@ -15,7 +15,10 @@ import (
 // backend for the tier that answered.
 
 // TierBytes are the bytes of chunks served to some reads, by class of
-// tier.
+// tier. A chunk fetched from a tier counts whole (its stored object); one
+// already decrypted in this process counts the bytes read of it, so that
+// a lazy restore's faults, a page or a few each, do not count a cached
+// chunk once per page.
 type TierBytes struct {
 	// Cache is what this process's own copies served: the decrypted-chunk
 	// cache, the memory and disk cache tiers, and the upload queue.
