@@ -7,6 +7,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/storesnap"
 	"github.com/thaw-run/thaw/internal/testwasm"
 )
@@ -96,26 +97,24 @@ func TestRestoreObjects(t *testing.T) {
 	if err != nil || len(eager) != len(image) || len(bulk) != len(ws) || len(lazy) == 0 || len(lazy) > len(image) {
 		t.Fatalf("eager %d, bulk %d, lazy %d chunks (%v); memory.img has %d, ws.img %d", len(eager), len(bulk), len(lazy), err, len(image), len(ws))
 	}
-	for _, o := range lazy {
-		held := false
+	holdsWS := func(o store.ChunkObject) bool {
 		for _, r := range sn.WS.Runs {
-			lo, hi := int64(r.Start)*snapshot.PageSize, int64(r.Start+r.Count)*snapshot.PageSize
-			held = held || lo < o.Off+int64(o.Size) && o.Off < hi
+			if lo, hi := int64(r.Start)*snapshot.PageSize, int64(r.Start+r.Count)*snapshot.PageSize; lo < o.Off+int64(o.Size) && o.Off < hi {
+				return true
+			}
 		}
-		if !held {
-			t.Errorf("lazy reads chunk at %d, which holds no working-set page", o.Off)
+		return false
+	}
+	inLazy := map[int64]bool{}
+	for _, o := range lazy {
+		inLazy[o.Off] = true
+		if !holdsWS(o) {
+			t.Errorf("lazy reads the chunk at %d, which holds no working-set page", o.Off)
 		}
 	}
 	for _, o := range image {
-		in := false
-		for _, l := range lazy {
-			in = in || l.Off == o.Off
-		}
-		for _, r := range sn.WS.Runs {
-			lo, hi := int64(r.Start)*snapshot.PageSize, int64(r.Start+r.Count)*snapshot.PageSize
-			if lo < o.Off+int64(o.Size) && o.Off < hi && !in {
-				t.Errorf("lazy leaves out the chunk at %d, which holds working-set pages", o.Off)
-			}
+		if holdsWS(o) && !inLazy[o.Off] {
+			t.Errorf("lazy leaves out the chunk at %d, which holds working-set pages", o.Off)
 		}
 	}
 }
