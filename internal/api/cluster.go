@@ -59,6 +59,13 @@ type ClusterFunction struct {
 	Snapshot      string `json:"snapshot,omitempty"`
 	SnapshotLocal bool   `json:"snapshot_local"`
 	WorkingSet    bool   `json:"working_set"`
+	// SnapshotCached: every chunk a restore of the snapshot reads from the
+	// snapshot store (in the function's restore mode: the working set's
+	// for reap and bulk) is in the worker's store disk cache, so such a
+	// restore reads no object store. Cached is the fraction of those
+	// bytes the cache holds (0 to 1, rounded down to a hundredth).
+	SnapshotCached bool    `json:"snapshot_cached"`
+	Cached         float64 `json:"cached"`
 }
 
 // Cluster describes the cluster (GET /v1/cluster).

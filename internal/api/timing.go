@@ -125,13 +125,25 @@ type Timing struct {
 	Faults  int64 `json:"faults,omitempty"`
 	WSBytes int64 `json:"ws_bytes,omitempty"`
 	// Snapshot says where the serving instance came from: warm, local,
-	// store or cold. Worker and Placement name the cluster worker that
-	// served and the placement rule that chose it (empty outside a
-	// cluster).
+	// store-cache, store-peer, store-remote (a restore from the snapshot
+	// store, by the tier that served most of its chunks: the worker's own
+	// caches, a peer's disk cache, the object store) or cold. Worker and
+	// Placement name the cluster worker that served and the placement
+	// rule that chose it (empty outside a cluster).
 	Snapshot  string `json:"snapshot,omitempty"`
 	Worker    string `json:"worker,omitempty"`
 	Placement string `json:"placement,omitempty"`
+	// StoreBytes are, for a restore from the store, the bytes of chunks
+	// each class of tier served ("cache", "peer", "remote"; only those
+	// that served any), from the read-cache, read-peer and read-remote
+	// metrics.
+	StoreBytes map[string]int64 `json:"store_bytes,omitempty"`
 }
+
+// StoreReadPrefix prefixes the Server-Timing metrics that count the bytes
+// of a store restore's chunks by the class of tier that served them:
+// read-cache, read-peer, read-remote.
+const StoreReadPrefix = "read-"
 
 // Cold reports whether the invocation paid for a new instance: a cold boot
 // or a restore. The load generator's cold-start rate counts these.
@@ -166,6 +178,13 @@ func ParseTiming(v string) (Timing, error) {
 			t.Worker = m.Desc
 		case "placement":
 			t.Placement = m.Desc
+		case StoreReadPrefix + "cache", StoreReadPrefix + "peer", StoreReadPrefix + "remote":
+			if n, err := strconv.ParseInt(m.Desc, 10, 64); err == nil {
+				if t.StoreBytes == nil {
+					t.StoreBytes = map[string]int64{}
+				}
+				t.StoreBytes[strings.TrimPrefix(name, StoreReadPrefix)] = n
+			}
 		default:
 			if m.HasDur {
 				if t.Stages == nil {

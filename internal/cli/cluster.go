@@ -37,14 +37,27 @@ func newClusterLsCommand(g *globalOptions) *cobra.Command {
 				return enc.Encode(cl)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "WORKER\tADDRESS\tSTATE\tSLOTS\tMEMORY USED\tIDLE\tBUSY\tQUEUED\tFUNCTIONS")
+			fmt.Fprintln(tw, "WORKER\tADDRESS\tSTATE\tSLOTS\tMEMORY USED\tIDLE\tBUSY\tQUEUED\tFUNCTIONS\tON DISK\tCACHED")
 			for _, w := range cl.Workers {
 				id := w.ID
 				if id == cl.Self {
 					id += " *"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s / %s\t%d\t%d\t%d\t%d\n", id, w.Address, w.State, w.Slots,
-					mib(int64(w.MemoryUsed)), mib(int64(w.MemoryBytes)), w.Idle, w.Busy, w.Queued, len(w.Functions))
+				// Functions whose snapshot is in the worker's snapshot
+				// directory, and those whose restore's chunks are all in
+				// its store disk cache (what placement's peer-cached
+				// rule looks for).
+				local, cached := 0, 0
+				for _, f := range w.Functions {
+					if f.SnapshotLocal {
+						local++
+					}
+					if f.SnapshotCached {
+						cached++
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s / %s\t%d\t%d\t%d\t%d\t%d\t%d\n", id, w.Address, w.State, w.Slots,
+					mib(int64(w.MemoryUsed)), mib(int64(w.MemoryBytes)), w.Idle, w.Busy, w.Queued, len(w.Functions), local, cached)
 			}
 			return tw.Flush()
 		},

@@ -466,7 +466,8 @@ func (c *Coordinator) self() membership.Worker {
 	defer c.mu.Unlock()
 	for _, s := range c.Worker.States() {
 		w.Functions = append(w.Functions, membership.Function{Name: s.Name, Generation: c.applied[s.Name], Idle: s.Idle, Busy: s.Busy,
-			Queued: s.Queued, Snapshot: s.Snapshot, SnapshotLocal: s.SnapshotLocal, WorkingSet: s.WorkingSet})
+			Queued: s.Queued, Snapshot: s.Snapshot, SnapshotLocal: s.SnapshotLocal, WorkingSet: s.WorkingSet,
+			SnapshotCached: s.Cached >= 1, Cached: s.Cached})
 	}
 	return w
 }

@@ -118,9 +118,10 @@ func (r *router) current(m *membership.Membership) placement.View {
 // slots are its slots (its memory budget in instances of the default
 // size) less the instances serving requests: idle instances are evicted
 // for new ones when memory runs short, so they do not count against it.
-// A snapshot on the worker's disk counts as cached; so does its working
-// set when the snapshot directory holds one. Chunks in a worker's disk
-// cache are not published yet (SnapshotCached stays false).
+// A snapshot on the worker's disk counts as cached (SnapshotLocal), and so
+// does its working set when the snapshot directory holds one; a snapshot
+// whose chunks a restore reads are all in the worker's store disk cache
+// (the function's snapshot_cached) is SnapshotCached.
 func View(st membership.State) placement.View {
 	v := placement.View{Workers: make([]placement.Worker, len(st.Workers))}
 	for i, w := range st.Workers {
@@ -130,7 +131,7 @@ func View(st membership.State) placement.View {
 		for _, f := range w.Functions {
 			busy += f.Busy
 			pw.Functions[f.Name] = placement.FunctionState{IdleWarm: f.Idle, Busy: f.Busy, Queued: f.Queued,
-				SnapshotLocal: f.SnapshotLocal, WorkingSetCached: f.SnapshotLocal && f.WorkingSet}
+				SnapshotLocal: f.SnapshotLocal, SnapshotCached: f.SnapshotCached, WorkingSetCached: f.SnapshotLocal && f.WorkingSet}
 		}
 		pw.FreeSlots = w.Slots - busy
 		v.Workers[i] = pw

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,11 +15,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thaw-run/thaw/internal/abi"
+	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/membership"
 	"github.com/thaw-run/thaw/internal/placement"
 	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/store/stack"
+	"github.com/thaw-run/thaw/internal/store/storetest"
 	"github.com/thaw-run/thaw/internal/testwasm"
 	"github.com/thaw-run/thaw/internal/worker"
 )
@@ -387,5 +391,47 @@ func TestGatewayHoldsAndPrewarms(t *testing.T) {
 	waitFor(t, "the worker deletes x", func() bool { _, err := a.Worker.Get("x"); return errors.Is(err, errdefs.ErrNotFound) })
 	if err := g.Delete(ctx, "x"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("delete of a deleted function: %v, want not found", err)
+	}
+}
+
+// TestCachedSnapshotPlaced: a follower whose store disk cache holds the
+// chunks of the origin's snapshot (after one restore from the store)
+// announces it (snapshot_cached, cached 1), and an invocation that must
+// go elsewhere (it enters at the origin, which drains) is placed there as
+// peer-cached: without the announcement the follower would be only the
+// function's home.
+func TestCachedSnapshotPlaced(t *testing.T) {
+	wasm := testwasm.Build(t, "examples/hello")
+	st := stack.Config{Tenant: "t1", Secret: storetest.Secret(t), Dir: filepath.Join(t.TempDir(), "remote")}
+	locality := placement.New(placement.Locality, placement.Options{}, 1)
+	a := startWith(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "a", ClientListen: "127.0.0.1:0"}, Placement: locality},
+		worker.Options{Store: &st})
+	b := startWith(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "b", URL: a.Node().ClientURL()}, Placement: locality},
+		worker.Options{Store: &st})
+	ctx := context.Background()
+	// Eager: these workers run without the pager; a snapshot without a
+	// working set is measured by all of memory.img.
+	if _, err := a.Deploy(ctx, "hello", wasm, worker.Config{RestoreMode: api.ModeEager}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b deploys hello", func() bool { _, err := b.Get("hello"); return err == nil })
+	res, err := b.Invoke(ctx, "hello", helloRequest(), worker.InvokeOptions{Mode: restore.Eager})
+	if err != nil || res.Timing.Worker != "b" || res.Timing.StartKind != "restore" {
+		t.Fatalf("b's restore: %+v, %v", res, err)
+	}
+	if err := b.Evict(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a sees b's snapshot cached and no idle instance", func() bool {
+		f, ok := fnIn(a.State(), "b", "hello")
+		return ok && f.SnapshotCached && f.Cached == 1 && f.Idle == 0
+	})
+	if err := a.Drain(ctx, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a draining in its view", func() bool { w, ok := a.State().Worker("a"); return ok && w.Draining })
+	res, err = a.Invoke(ctx, "hello", helloRequest(), worker.InvokeOptions{})
+	if err != nil || res.Timing.Worker != "b" || res.Timing.Placement != "peer-cached" {
+		t.Fatalf("invoke through draining a: %+v, %v; want b (peer-cached)", res.Timing, err)
 	}
 }

@@ -59,8 +59,13 @@ func TestClusterChunkTier(t *testing.T) {
 
 	served := metric(t, a, "thaw_peer_served_total")
 	want := invokeBody(t, invoke(t, a, "hello", &api.InvokeRequest{Path: "/?name=peer"}))
-	if got := invoke(t, b, "hello", &api.InvokeRequest{Path: "/?name=peer", Mode: api.Mode("lazy")}); string(got.Body) != want {
+	got := invoke(t, b, "hello", &api.InvokeRequest{Path: "/?name=peer", Mode: api.Mode("lazy")})
+	if string(got.Body) != want {
 		t.Fatalf("lazy restore on b: %d %q, want %q\n%s", got.Status, got.Body, want, b.Log())
+	}
+	// Server-Timing names the tiers the pager child's faults read from.
+	if tm := timing(t, got); tm.StoreBytes["peer"] == 0 || !strings.HasPrefix(tm.Snapshot, "store-") {
+		t.Fatalf("lazy restore on b: snapshot %q, store bytes %v; want bytes from the peer", tm.Snapshot, tm.StoreBytes)
 	}
 	if now := metric(t, a, "thaw_peer_served_total"); now <= served {
 		t.Fatalf("a served %v chunks before b's lazy restore and %v after\n%s", served, now, b.Log())
@@ -68,10 +73,30 @@ func TestClusterChunkTier(t *testing.T) {
 	if n := metric(t, b, "thaw_store_tier_hits_total", `tier="peer"`); n != 0 {
 		t.Fatalf("b's worker process read %v chunks from peers in a lazy restore (its pager child should have)", n)
 	}
-	if got := invoke(t, b, "hello", &api.InvokeRequest{Path: "/?name=peer", Mode: api.Mode("eager")}); string(got.Body) != want {
+	got = invoke(t, b, "hello", &api.InvokeRequest{Path: "/?name=peer", Mode: api.Mode("eager")})
+	if string(got.Body) != want {
 		t.Fatalf("eager restore on b: %d %q", got.Status, got.Body)
 	}
 	if n := metric(t, b, "thaw_store_tier_hits_total", `tier="peer"`); n == 0 {
 		t.Fatalf("b's eager restore read no chunk from a\n%s", b.Log())
 	}
+	if tm := timing(t, got); tm.StoreBytes["peer"] == 0 {
+		t.Fatalf("eager restore on b: snapshot %q, store bytes %v; want bytes from the peer", tm.Snapshot, tm.StoreBytes)
+	}
+	// Everything is in b's caches now.
+	got = invoke(t, b, "hello", &api.InvokeRequest{Path: "/?name=peer", Mode: api.Mode("eager")})
+	if tm := timing(t, got); tm.Snapshot != "store-cache" || tm.StoreBytes["cache"] == 0 || tm.StoreBytes["peer"]+tm.StoreBytes["remote"] != 0 {
+		t.Fatalf("second eager restore on b: snapshot %q, store bytes %v; want b's caches only", tm.Snapshot, tm.StoreBytes)
+	}
+}
+
+// timing parses res's Server-Timing header.
+func timing(t *testing.T, res *api.InvokeResponse) api.Timing {
+	t.Helper()
+	tm, err := api.ParseTiming(res.Header.Get("Server-Timing"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Server-Timing: %s", res.Header.Get("Server-Timing"))
+	return tm
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/uffd"
 )
 
@@ -551,8 +552,10 @@ func (s *session) read(buf []byte, off int64) (int, error) {
 				d = deadline
 			}
 			ctx, cancel := context.WithDeadline(context.Background(), d)
-			n, err = cr.ReadAtContext(ctx, buf, off)
+			var tally store.Tally
+			n, err = cr.ReadAtContext(store.WithTally(ctx, &tally), buf, off)
 			cancel()
+			s.addTiers(tally.Bytes())
 		} else {
 			n, err = s.src.ReadAt(buf, off)
 		}
@@ -697,6 +700,17 @@ func (s *session) sharedWord(i int) *uint64 {
 func (s *session) addShared(i int) {
 	if w := s.sharedWord(i); w != nil {
 		atomic.AddUint64(w, 1)
+	}
+}
+
+// addTiers adds the bytes a read got from each class of tier to the
+// shared page.
+func (s *session) addTiers(b store.TierBytes) {
+	words := [...]int{sharedCacheBytes, sharedPeerBytes, sharedRemoteBytes}
+	for j, n := range [...]int64{b.Cache, b.Peer, b.Remote} {
+		if w := s.sharedWord(words[j]); w != nil && n > 0 {
+			atomic.AddUint64(w, uint64(n))
+		}
 	}
 }
 

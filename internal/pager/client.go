@@ -15,6 +15,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/faultguard"
+	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/uffd"
 )
 
@@ -763,12 +764,18 @@ type Counts struct {
 	Faults uint64
 	// BytesRead counts the bytes read from the source for them.
 	BytesRead uint64
+	// Tiers splits the bytes of the chunks a store source read for them
+	// by the class of tier that served each (the pager's caches, a
+	// peer's, the object store); zero for file sources.
+	Tiers store.TierBytes
 }
 
 // Counts returns the session's fault counts with two memory loads (no
 // round trip), all pager restarts included. After Close it reports zeros.
 func (s *Session) Counts() Counts {
-	return Counts{Faults: s.loadShared(sharedFaults), BytesRead: s.loadShared(sharedBytesRead)}
+	return Counts{Faults: s.loadShared(sharedFaults), BytesRead: s.loadShared(sharedBytesRead),
+		Tiers: store.TierBytes{Cache: int64(s.loadShared(sharedCacheBytes)), Peer: int64(s.loadShared(sharedPeerBytes)),
+			Remote: int64(s.loadShared(sharedRemoteBytes))}}
 }
 
 // Stats returns the session's counters so far (since the last pager

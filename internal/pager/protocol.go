@@ -102,6 +102,13 @@ const (
 	// the pager process on the response path.
 	sharedFaults
 	sharedBytesRead
+	// sharedCacheBytes, sharedPeerBytes and sharedRemoteBytes split the
+	// bytes a store source read for faults by the class of tier that
+	// served them (store.Tally): the pager's caches, a peer's, the object
+	// store. The worker reports them per restore (Server-Timing).
+	sharedCacheBytes
+	sharedPeerBytes
+	sharedRemoteBytes
 )
 
 // header is the fixed prefix of every packet.

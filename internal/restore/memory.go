@@ -9,6 +9,7 @@ import (
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/uffd"
 )
 
@@ -42,6 +43,9 @@ type Memory struct {
 	// later, while a restore is being prepared, is the part that Start
 	// leaves for its ready function (a bulk restore's fill).
 	later func() error
+	// tally counts the store chunks this process read for the restore,
+	// by class of tier (Start attaches it to the reads' context).
+	tally *store.Tally
 }
 
 // Paged reports whether a pager serves this memory's missing pages, or
@@ -78,7 +82,11 @@ func (m *Memory) Stats() Stats {
 		c := m.session.Counts()
 		st.Faults = int64(c.Faults)
 		st.BytesRead += int64(c.BytesRead)
+		st.Store = st.Store.Add(c.Tiers)
 		st.BadPages = int64(m.session.Errors())
+	}
+	if m.tally != nil {
+		st.Store = st.Store.Add(m.tally.Bytes())
 	}
 	return st
 }
@@ -170,6 +178,7 @@ func (m *Memory) releaseLocked() {
 		c := m.session.Counts()
 		m.stats.Faults = int64(c.Faults)
 		m.stats.BytesRead += int64(c.BytesRead)
+		m.stats.Store = m.stats.Store.Add(c.Tiers)
 		m.failed = m.session.Failures()
 		m.stats.BadPages = max(m.stats.BadPages, int64(m.session.Errors()))
 		_ = m.session.Close()

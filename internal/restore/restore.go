@@ -35,6 +35,7 @@ import (
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
+	"github.com/thaw-run/thaw/internal/store"
 )
 
 // Mode names a way to start an instance.
@@ -96,6 +97,12 @@ type Stats struct {
 	Verify time.Duration `json:"verify_ns,omitempty"`
 	// BytesRead counts bytes read from snapshot files.
 	BytesRead int64 `json:"bytes_read"`
+	// Store splits the chunks a restore from the store read, in this
+	// process and in the pager's (faults so far), by the class of tier
+	// that served them: this machine's caches, a peer's, the object
+	// store. Zero for a restore from local files, and for the manifest
+	// and metadata, read once when the snapshot is opened.
+	Store store.TierBytes `json:"store"`
 	// WSBytes is the size of the working set installed ahead of the call.
 	WSBytes int64 `json:"ws_bytes"`
 	// WSPages is the number of pages in that working set.
@@ -214,6 +221,8 @@ func (r *Restorer) Start(ctx context.Context, mode Mode, src Source, limit uint6
 	if err != nil {
 		return nil, nil, fail(err)
 	}
+	tally := new(store.Tally)
+	ctx = store.WithTally(ctx, tally)
 	m, later, err := prepare(mode, meta.ImageSize, region, record, func(m *Memory) error {
 		switch mode {
 		case Eager:
@@ -244,6 +253,7 @@ func (r *Restorer) Start(ctx context.Context, mode Mode, src Source, limit uint6
 	if err != nil {
 		return nil, nil, fail(err)
 	}
+	m.tally = tally
 	if later == nil {
 		return m, nil, nil
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/store/s3"
 	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/store/storetest"
@@ -252,6 +253,46 @@ func TestModesAnswerLikeBoot(t *testing.T) {
 				testAllModes(t, f, (&Store{Config: cfg, CacheDir: t.TempDir()}).Snapshot(sn), ws)
 			})
 		})
+	}
+}
+
+// A restore from the store says which tiers served its chunks: through
+// a disk cache that does not have them, a lazy restore's faults (served in
+// the pager child, counted in the page it shares) come from the remote;
+// an eager restore then finds in the disk cache what the child added to
+// it, and the remote serves the rest. A restore from local files counts
+// nothing.
+func TestStoreRestoreTiers(t *testing.T) {
+	ctx := context.Background()
+	f := helloFixture(t)
+	cfg := dirConfig(t)
+	publish(t, f, cfg) // fills cfg's cache: use another
+	cfg.CacheDir = filepath.Join(t.TempDir(), "cache")
+	h, err := stack.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	sn, err := storesnap.OpenSnapshot(ctx, h.Store, "hello.s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := (&Store{Config: cfg, CacheDir: t.TempDir()}).Snapshot(sn)
+	r := &Restorer{Pager: f.pager}
+	_, lazy := restoreAndCall(t, f, r, Lazy, src)
+	if lazy.Store.Remote == 0 || lazy.Store.Peer != 0 || lazy.Store.Most() != store.TierRemote {
+		t.Fatalf("lazy restore through an empty cache: tiers %+v, want the remote first", lazy.Store)
+	}
+	_, eager := restoreAndCall(t, f, r, Eager, src)
+	if eager.Store.Total() == 0 || eager.Store.Peer != 0 {
+		t.Fatalf("eager restore: tiers %+v, want bytes from the cache and the remote", eager.Store)
+	}
+	_, again := restoreAndCall(t, f, r, Eager, src)
+	if again.Store.Remote != 0 || again.Store.Most() != store.TierCache {
+		t.Fatalf("second eager restore: tiers %+v, want the cache only", again.Store)
+	}
+	if _, files := restoreAndCall(t, f, r, Eager, Files(f.snap)); files.Store.Total() != 0 {
+		t.Fatalf("restore from local files: tiers %+v, want none", files.Store)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
+	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
@@ -557,7 +558,10 @@ func TestServerTimingNamesWorkerAndSnapshot(t *testing.T) {
 	}{
 		{worker.Timing{StartKind: "warm"}, "warm", "", ""},
 		{worker.Timing{StartKind: "cold", Worker: "a", Placement: "home"}, "cold", "a", "home"},
-		{worker.Timing{StartKind: "restore", Mode: restore.Bulk, Restore: &restore.Stats{}, Source: worker.SourceStore, Worker: "b", Placement: "peer-cached"}, "store", "b", "peer-cached"},
+		{worker.Timing{StartKind: "restore", Mode: restore.Bulk, Restore: &restore.Stats{}, Source: worker.SourceStore, Worker: "b", Placement: "peer-cached"}, "store-cache", "b", "peer-cached"},
+		{worker.Timing{StartKind: "restore", Mode: restore.Eager, Restore: &restore.Stats{Store: store.TierBytes{Cache: 10, Peer: 30, Remote: 20}}, Source: worker.SourceStore}, "store-peer", "", ""},
+		{worker.Timing{StartKind: "restore", Mode: restore.Lazy, Restore: &restore.Stats{Store: store.TierBytes{Cache: 5, Remote: 20}}, Source: worker.SourceStore}, "store-remote", "", ""},
+		{worker.Timing{StartKind: "restore", Mode: restore.Eager, Restore: &restore.Stats{Store: store.TierBytes{Cache: 20, Remote: 20}}, Source: worker.SourceStore}, "store-cache", "", ""},
 		{worker.Timing{StartKind: "restore", Mode: restore.Bulk, Restore: &restore.Stats{}, Source: worker.SourceLocal}, "local", "", ""},
 	} {
 		h := ServerTiming(tc.t)
@@ -567,6 +571,10 @@ func TestServerTimingNamesWorkerAndSnapshot(t *testing.T) {
 		}
 		if got.Snapshot != tc.snapshot || got.Worker != tc.worker || got.Placement != tc.p || got.StartKind != tc.t.StartKind {
 			t.Errorf("%q parses as %+v, want snapshot %q, worker %q, placement %q", h, got, tc.snapshot, tc.worker, tc.p)
+		}
+		if r := tc.t.Restore; r != nil && (got.StoreBytes["cache"] != r.Store.Cache || got.StoreBytes["peer"] != r.Store.Peer ||
+			got.StoreBytes["remote"] != r.Store.Remote || (r.Store.Total() == 0) != (got.StoreBytes == nil)) {
+			t.Errorf("%q: store bytes %v, want %+v", h, got.StoreBytes, r.Store)
 		}
 	}
 }

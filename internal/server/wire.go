@@ -6,6 +6,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/membership"
+	"github.com/thaw-run/thaw/internal/store"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
@@ -73,6 +74,15 @@ func ServerTiming(t worker.Timing) string {
 			// local: the snapshot directory; store: the snapshot store.
 			ms = append(ms, api.Metric{Name: "source", Desc: t.Source})
 		}
+		// The store's chunks by the tier that served them (bytes).
+		for _, c := range []struct {
+			tier string
+			n    int64
+		}{{store.TierCache, t.Restore.Store.Cache}, {store.TierPeer, t.Restore.Store.Peer}, {store.TierRemote, t.Restore.Store.Remote}} {
+			if c.n > 0 {
+				count(api.StoreReadPrefix+c.tier, c.n)
+			}
+		}
 	}
 	ms = append(ms, api.Metric{Name: "snapshot", Desc: snapshotFrom(t)})
 	if t.Worker != "" {
@@ -86,11 +96,20 @@ func ServerTiming(t worker.Timing) string {
 }
 
 // snapshotFrom says where the instance that served came from: warm (no
-// snapshot read), local (the worker's snapshot directory), store (the
-// snapshot store: its disk cache, a peer's, or the object store) or cold
-// (a cold boot, no snapshot).
+// snapshot read), local (the worker's snapshot directory), store-cache,
+// store-peer or store-remote (the snapshot store, by the class of tier
+// that served the most of the restore's chunks: this worker's caches, a
+// peer's disk cache, the object store; store-cache when none served any,
+// e.g. an mmap restore of an image materialised before) or cold (a cold
+// boot, no snapshot).
 func snapshotFrom(t worker.Timing) string {
 	switch {
+	case t.StartKind == "restore" && t.Source == worker.SourceStore:
+		tier := store.TierCache
+		if t.Restore != nil && t.Restore.Store.Most() != "" {
+			tier = t.Restore.Store.Most()
+		}
+		return t.Source + "-" + tier
 	case t.StartKind == "restore" && t.Source != "":
 		return t.Source
 	case t.StartKind == "restore":

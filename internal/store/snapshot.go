@@ -71,6 +71,35 @@ func (sn *Snapshot) entry(name string) (*FileEntry, error) {
 	return nil, fmt.Errorf("store: snapshot %s has no file %q: %w", sn.m.Snapshot, name, errdefs.ErrNotFound)
 }
 
+// ChunkObject is a stored chunk of a snapshot's file: where it is in the
+// file and the backend object that holds it.
+type ChunkObject struct {
+	// Off is the chunk's offset in the file; Size its plaintext size.
+	Off  int64
+	Size int
+	// Name is the backend object (a cache tier holds it under the same
+	// name).
+	Name string
+}
+
+// ChunkObjects lists the stored chunks of file, in file order; zero
+// chunks are not stored and not listed. It reads nothing: a caller asks a
+// cache tier which of them it holds (how much of a snapshot a worker has
+// cached).
+func (sn *Snapshot) ChunkObjects(file string) ([]ChunkObject, error) {
+	e, err := sn.entry(file)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ChunkObject, 0, len(e.Chunks))
+	for i, c := range e.Chunks {
+		if !c.Zero {
+			out = append(out, ChunkObject{Off: int64(i) * int64(e.ChunkSize), Size: c.Size, Name: chunkName(sn.s.keys.tenant, c.ID)})
+		}
+	}
+	return out, nil
+}
+
 // File returns random access to one file of the snapshot.
 func (sn *Snapshot) File(name string) (*File, error) {
 	e, err := sn.entry(name)
@@ -122,7 +151,7 @@ func (f *File) ReadAtContext(ctx context.Context, p []byte, off int64) (int, err
 			clear(p[n : n+int(want)])
 			f.sn.s.counters.zeroReads.Add(1)
 		} else {
-			plain, err := f.sn.s.chunk(ctx, ref)
+			plain, err := f.sn.s.chunk(ctx, ref, want)
 			if err != nil {
 				return n, fmt.Errorf("store: %s/%s at %d: %w", f.sn.m.Snapshot, f.e.Name, pos, err)
 			}
@@ -148,19 +177,27 @@ func (f *File) Chunk(ctx context.Context, off int64) ([]byte, error) {
 		f.sn.s.counters.zeroReads.Add(1)
 		return nil, nil
 	}
-	plain, err := f.sn.s.chunk(ctx, ref)
+	plain, err := f.sn.s.chunk(ctx, ref, int64(ref.Size))
 	if err != nil {
 		return nil, fmt.Errorf("store: %s/%s at %d: %w", f.sn.m.Snapshot, f.e.Name, off, err)
 	}
 	return plain, nil
 }
 
-// chunk returns the plaintext of ref from the cache or the backend.
-func (s *Store) chunk(ctx context.Context, ref *ChunkRef) ([]byte, error) {
+// chunk returns the plaintext of ref from the cache or the backend. use is
+// how many of its bytes the caller reads: what a hit in the decrypted-chunk
+// cache adds to the context's Tally (WithTally).
+func (s *Store) chunk(ctx context.Context, ref *ChunkRef, use int64) ([]byte, error) {
 	for {
 		plain, hit, err := s.cache.get(ref.ID, func() ([]byte, error) { return s.fetch(ctx, s.be, ref) })
 		if hit && err == nil {
 			s.counters.cacheHits.Add(1)
+			if t := TallyOf(ctx); t != nil {
+				// What the reader takes of it: a lazy restore reads one
+				// page of a chunk per fault, and the chunk's fetch was
+				// counted whole.
+				t.Add(TierCache, min(int64(len(plain)), use))
+			}
 		}
 		// A load shared with another caller (a prefetch) may have been
 		// cancelled by that caller; ours is still wanted, so load again.
@@ -193,6 +230,13 @@ func (s *Store) fetch(ctx context.Context, be Backend, ref *ChunkRef) ([]byte, e
 	}
 	s.counters.fetched.Add(1)
 	s.counters.fetchedBytes.Add(int64(len(plain)))
+	if _, tiered := be.(TierStatser); !tiered {
+		// A backend without tiers is the object store itself; a tiered
+		// one counts the tier that answered (WithTally).
+		if t := TallyOf(ctx); t != nil {
+			t.Add(TierRemote, int64(len(plain)))
+		}
+	}
 	return plain, nil
 }
 
@@ -232,7 +276,7 @@ func (sn *Snapshot) Prefetch(ctx context.Context, file string, ranges []Range) e
 	}
 	sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
 	return parallel(ctx, sn.s.cfg.Concurrency, idx, func(ctx context.Context, i int64) error {
-		if _, err := sn.s.chunk(ctx, &e.Chunks[i]); err != nil {
+		if _, err := sn.s.chunk(ctx, &e.Chunks[i], 0); err != nil {
 			return fmt.Errorf("store: prefetch %s/%s chunk %d: %w", sn.m.Snapshot, file, i, err)
 		}
 		return nil

@@ -542,3 +542,49 @@ func TestFileChunkSize(t *testing.T) {
 		t.Fatalf("image ReadAt: %v", err)
 	}
 }
+
+// ChunkObjects names the stored chunks of a file, zero chunks left out,
+// at their offsets, under the names the backend holds them by; a read
+// with a Tally counts the backend (no tiers: the object store itself) and
+// then the decrypted-chunk cache.
+func TestChunkObjectsAndTally(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New(0)
+	s := newStore(t, be, keys(t, "acme", secret), nil)
+	img := image(4*chunk+10, 3, 1, 4) // data in chunks 1 and 4 (the partial tail)
+	if _, err := s.Put(ctx, "fn-1", []store.FileSource{src("mem.img", img)}); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := s.Open(ctx, "fn-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := sn.ChunkObjects("mem.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 2 || objs[0].Off != chunk || objs[0].Size != chunk || objs[1].Off != 4*chunk || objs[1].Size != 10 {
+		t.Fatalf("ChunkObjects = %+v, want chunks 1 and 4 (10 bytes)", objs)
+	}
+	for _, o := range objs {
+		if _, err := be.Stat(ctx, o.Name); err != nil {
+			t.Errorf("chunk object %s: %v", o.Name, err)
+		}
+	}
+	if _, err := sn.ChunkObjects("nope"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("ChunkObjects(nope): %v, want ErrNotFound", err)
+	}
+	f, err := sn.File("mem.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []store.TierBytes{{Remote: chunk + 10}, {Cache: chunk + 10}} {
+		var tally store.Tally
+		if _, err := f.ReadAtContext(store.WithTally(ctx, &tally), make([]byte, len(img)), 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := tally.Bytes(); got != want {
+			t.Errorf("tally %+v, want %+v", got, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/storesnap"
 )
 
 // FunctionState is what the cluster is told about one function on this
@@ -23,6 +24,12 @@ type FunctionState struct {
 	Snapshot      string
 	SnapshotLocal bool
 	WorkingSet    bool
+	// Cached is the fraction (0 to 1, rounded down to a hundredth) of the
+	// bytes a restore of the snapshot reads from the snapshot store, in
+	// the function's restore mode, that the store's disk cache holds
+	// (cached.go): 1 means such a restore reads no object store. 0
+	// without a store, a disk cache, or a stored copy of the snapshot.
+	Cached float64
 }
 
 // States describes every function's state, sorted by name. It takes each
@@ -45,6 +52,9 @@ func (w *Worker) States() []FunctionState {
 			st.SnapshotLocal = err == nil
 			_, err = os.Stat(snap.Path(snapshot.WSMetaFile))
 			st.WorkingSet = err == nil
+			if s, ok := w.snapStore.(*workerStore); ok {
+				st.Cached = s.cached.fraction(storesnap.ID(f.rec.Name, snap.Meta.ID))
+			}
 		}
 		out = append(out, st)
 	}

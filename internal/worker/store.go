@@ -77,6 +77,9 @@ type workerStore struct {
 	deletes *prometheus.CounterVec
 	// pulls counts stored snapshots copied to local disk, by outcome.
 	pulls *prometheus.CounterVec
+	// cached measures how much of each function's snapshot the disk
+	// cache holds (cached.go); nil without a disk cache.
+	cached *cachedState
 
 	// pubMu serialises publishes and deletions (storedelete.go). A
 	// publish reads the snapshot directory as it is when it runs, so with
@@ -171,6 +174,9 @@ func (w *Worker) openStore(ctx context.Context, cfg stack.Config, dataDir string
 	}
 	go s.deleter(w.ctx)
 	s.delWake <- struct{}{}
+	if s.cached = newCachedState(h.Cache); s.cached != nil {
+		go s.cached.run(w.ctx, s, w.functions)
+	}
 	return s, nil
 }
 
@@ -184,6 +190,7 @@ func (s *workerStore) close() {
 	s.pubs.Wait()
 	close(s.delStop)
 	<-s.delDone
+	s.cached.close()
 	_ = s.h.Close()
 }
 
@@ -230,6 +237,7 @@ func (s *workerStore) publish(name string, snap *snapshot.Snapshot) {
 		}
 		crashpoint.Hit(crashpoint.StorePublished)
 		s.publishes.WithLabelValues(name, "ok").Inc()
+		s.cached.poke() // the publish filled the disk cache
 		s.log.Debug("published snapshot", "function", name, "snapshot", id, "chunks", res.Chunks,
 			"new_chunks", res.NewChunks, "uploaded_bytes", res.UploadedBytes, "took", time.Since(t0))
 	}()

@@ -329,6 +329,33 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(store.ObjectI
 	return store.Visit(ctx, infos, fn)
 }
 
+// Contains reports whether the cache holds name, without reading it or
+// counting a use: what a worker asks of every chunk of a snapshot to
+// publish how much of it is cached. An object another process put into
+// the directory since Open (the pager child's fills) is found by its
+// file and indexed, as Get would adopt it.
+func (b *Backend) Contains(name string) bool {
+	b.mu.Lock()
+	_, ok := b.entries.Peek(name)
+	b.mu.Unlock()
+	if ok {
+		return true
+	}
+	if store.ValidName(name) != nil {
+		return false
+	}
+	fi, err := os.Stat(b.path(name))
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.entries.Peek(name); !ok {
+		b.entries.Add(name, &entry{size: fi.Size(), modTime: fi.ModTime()})
+	}
+	return true
+}
+
 // Used returns the bytes of object data held.
 func (b *Backend) Used() int64 {
 	b.mu.Lock()

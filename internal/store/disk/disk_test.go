@@ -157,3 +157,34 @@ func TestAdoptsObjectsWrittenByAnotherProcess(t *testing.T) {
 		t.Fatalf("missing object: %v, want ErrNotFound", err)
 	}
 }
+
+// Contains finds the backend's own objects and those another process put
+// into the directory (indexing them, so that they count against the
+// capacity), reads nothing and counts no use: the least recently used
+// object is still the one evicted.
+func TestContains(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := disk.Open(dir, disk.Options{Capacity: 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, b, "chunks/t/old", 4)
+	put(t, b, "chunks/t/new", 4)
+	if err := disk.NewShared(dir, disk.SharedOptions{}).Put(ctx, "chunks/t/other", []byte("abcd")); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"chunks/t/old": true, "chunks/t/new": true, "chunks/t/other": true,
+		"chunks/t/missing": false, "../escape": false} {
+		if got := b.Contains(name); got != want {
+			t.Errorf("Contains(%s) = %v, want %v", name, got, want)
+		}
+	}
+	if used := b.Used(); used != 12 {
+		t.Fatalf("used %d, want 12: the other process's object indexed", used)
+	}
+	put(t, b, "chunks/t/more", 4)
+	if present(b, "chunks/t/old") || !present(b, "chunks/t/new") {
+		t.Fatal("Contains counted as a use: the oldest object was not the one evicted")
+	}
+}

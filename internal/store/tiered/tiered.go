@@ -311,6 +311,7 @@ func (b *Backend) GetVerified(ctx context.Context, name string, check func([]byt
 
 func (b *Backend) get(ctx context.Context, name string, check func([]byte) error, useCaches bool) ([]byte, error) {
 	var corrupt error
+	tally := store.TallyOf(ctx)
 	accept := func(st *tierCounters, data []byte) (bool, error) {
 		if check != nil {
 			if err := check(data); err != nil {
@@ -324,6 +325,9 @@ func (b *Backend) get(ctx context.Context, name string, check func([]byte) error
 		}
 		st.hits.Add(1)
 		st.bytes.Add(int64(len(data)))
+		if tally != nil {
+			tally.Add(st.name, int64(len(data)))
+		}
 		return true, nil
 	}
 	if useCaches {
@@ -442,7 +446,9 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(store.ObjectI
 	})
 }
 
-// TierStats implements store.TierStatser.
+// TierStats implements store.TierStatser. A read's context may also carry
+// a store.Tally (store.WithTally), to which the tier that served it adds
+// its bytes: per restore, where these counters are per process.
 func (b *Backend) TierStats() []store.TierStat {
 	out := make([]store.TierStat, len(b.stats))
 	for i := range b.stats {

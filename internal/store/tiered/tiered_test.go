@@ -283,3 +283,32 @@ func TestDiskFullNeverFailsRead(t *testing.T) {
 		t.Fatalf("object larger than every cache: %v", err)
 	}
 }
+
+// A read whose context carries a store.Tally adds the bytes to the class
+// of the tier that served it, apart from the process-wide counters: the
+// remote first, then the caches it filled; a read without one counts
+// nowhere else.
+func TestTallyPerRead(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, 1<<20, 1<<20)
+	r.remote.Backend.Put(ctx, "chunks/t/a", []byte("payload")) // 7 bytes
+	var first, second store.Tally
+	if _, err := r.b.Get(store.WithTally(ctx, &first), "chunks/t/a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.b.Get(store.WithTally(ctx, &second), "chunks/t/a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.b.Get(ctx, "chunks/t/a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := first.Bytes(); got != (store.TierBytes{Remote: 7}) || got.Most() != store.TierRemote {
+		t.Errorf("first read's tally %+v, want 7 remote bytes", got)
+	}
+	if got := second.Bytes(); got != (store.TierBytes{Cache: 7}) || got.Most() != store.TierCache {
+		t.Errorf("second read's tally %+v, want 7 cache bytes (the mem tier)", got)
+	}
+	if got := store.TallyOf(ctx); got != nil {
+		t.Errorf("TallyOf a bare context = %v, want nil", got)
+	}
+}
