@@ -141,6 +141,9 @@ func TestScrub(t *testing.T) {
 	if !slices.Equal(mapped, want) {
 		t.Fatalf("mapped pages after Scrub %v, want %v", mapped, want)
 	}
+	if err := r.Touch(64 * PageSize); err != nil { // to read the untouched pages below
+		t.Fatal(err)
+	}
 	zeros := make([]byte, PageSize)
 	for p := range 64 {
 		pg := mem[p*PageSize : (p+1)*PageSize]
@@ -236,6 +239,9 @@ func TestScrubNewRegion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Free()
+	if err := r.Touch(PageSize); err != nil {
+		t.Fatal(err)
+	}
 	r.Bytes()[0] = 1
 	if st, err := r.Scrub(0, nil, nil); err != nil || st != (ScrubStats{}) || r.Bytes()[0] != 1 {
 		t.Fatalf("Scrub of a new region = %+v, %v; byte %d", st, err, r.Bytes()[0])

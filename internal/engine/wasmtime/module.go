@@ -91,6 +91,13 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 			return nil, fmt.Errorf("grow memory to the snapshot's %d pages: %v: %w", st.Pages, err, errdefs.ErrInvalid)
 		}
 	}
+	// The restore filled the snapshot's pages and a pooled region may have
+	// been open further for its previous owner: close what lies past the
+	// memory's length, which compiled code relies on faulting.
+	if err := region.Fit(); err != nil {
+		inst.Close(ctx)
+		return nil, err
+	}
 	for i, g := range m.prep.Info.Globals {
 		if !g.Mutable {
 			continue
@@ -166,7 +173,7 @@ func (m *Module) instantiate(wm *wasmtime.Module, region *engine.Region, cfg eng
 	intr.Arm(math.MaxUint32)
 	store.SetEpochDeadline(1)
 	var wi *wasmtime.Instance
-	err := capi.WithMemory(region.Bytes()[:0], g.grow, nil, func() error {
+	err := capi.WithMemory(region.Reserved(), engine.GuardSize, g.grow, nil, func() error {
 		var err error
 		wi, err = m.e.linker.Instantiate(store, wm)
 		return err
