@@ -53,8 +53,10 @@ func (m *Module) Boot(ctx context.Context, cfg engine.InstanceConfig) (engine.In
 
 // Restore instantiates the restore module over region, whose first
 // st.Pages wasm pages a restore mode has already made hold the snapshot's
-// memory, grows the memory to st.Pages (a re-slice of the region), sets
-// every mutable global from st, continues the clock from st.Nanotime and
+// memory, grows the memory to st.Pages (the pages are in place: at most
+// the region opens more of its reservation), closes what lies past that
+// (Region.Fit: compiled code relies on those pages faulting), sets every
+// mutable global from st, continues the clock from st.Nanotime and
 // runs thaw_on_restore if the guest exports it. Restore takes ownership
 // of region: it is freed with the instance, or on error.
 func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region) (engine.Instance, error) {
