@@ -310,3 +310,43 @@ func TestRegionPoolTrimAndLimit(t *testing.T) {
 		t.Fatal("OnFree on a freed region never runs")
 	}
 }
+
+// Scrub reaches pages an owner closed (Fit) past its memory's length: it
+// opens what it clears, and they read as zeros to the next owner.
+func TestScrubClosedPages(t *testing.T) {
+	p := NewRegionPool(1 << 30)
+	defer p.Close()
+	r, err := p.Get("f", 64*PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := 0, r.Reallocate(20*PageSize); i < len(b); i++ {
+		b[i] = 0xAA
+	}
+	r.Free()
+	// The next owner's memory is 4 pages: Fit closes the 16 past them,
+	// still holding the first owner's bytes.
+	r, _ = p.Get("f", 64*PageSize)
+	r.Reallocate(4 * PageSize)
+	if err := r.Fit(); err != nil || r.Accessible() != 4*PageSize {
+		t.Fatalf("Fit: %v, accessible %d", err, r.Accessible())
+	}
+	r.Free()
+	r, _ = p.Get("f", 64*PageSize)
+	defer r.Free()
+	st, err := r.Scrub(4*PageSize, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (ScrubStats{Dropped: 4, Cleared: 16}); st != want {
+		t.Fatalf("Scrub = %+v, want %+v", st, want)
+	}
+	if r.Accessible() < 20*PageSize {
+		t.Fatalf("Scrub left %d bytes accessible, want the 20 pages it cleared", r.Accessible())
+	}
+	for i, b := range r.Bytes()[:20*PageSize] {
+		if b != 0 {
+			t.Fatalf("byte %d is %#x after Scrub, want 0", i, b)
+		}
+	}
+}
