@@ -12,17 +12,46 @@ import (
 // PageSize is the host page size thaw snapshots and restores in.
 const PageSize = 4096
 
-// Region is the backing of one instance's linear memory: an anonymous
-// mapping as large as the instance's memory cap, owned by thaw rather than by
-// the Go heap. Owning it is what lets restore modes map a snapshot file over
-// it, register it with userfaultfd, or fill it before the guest runs.
+// MemoryReservation and GuardSize are the address space every Region
+// reserves: the whole index space of a 32-bit linear memory (4 GiB, or the
+// cap if that is larger) followed by a guard. Of it only the prefix the
+// linear memory has grown to, or that a restore fills, is readable and
+// writable; the rest is PROT_NONE. This is wasmtime's *static* memory
+// layout: compiled code then needs no bounds check for an access whose
+// 32-bit index plus constant offset stays below MemoryReservation +
+// GuardSize, because every such address either lies in the memory or
+// faults, and a fault in guest code is a trap (docs/engine.md, "Linear
+// memory"). GuardSize is wasmtime's default guard on 64-bit hosts: larger
+// constant offsets keep an explicit check.
 //
-// Growth within the cap is a re-slice, so the guest's memory never moves; a
-// grow past the cap fails, which the guest sees as memory.grow returning -1.
+// The reservation costs address space only: PROT_NONE pages of a
+// MAP_NORESERVE mapping are neither committed nor accounted, and 4 GiB is
+// 1/32768 of a 47-bit address space.
+const (
+	MemoryReservation = 1 << 32
+	GuardSize         = 32 << 20
+)
+
+// Region is the backing of one instance's linear memory: an anonymous
+// mapping owned by thaw rather than by the Go heap. Owning it is what lets
+// restore modes map a snapshot file over it, register it with userfaultfd,
+// or fill it before the guest runs.
+//
+// A region reserves MemoryReservation + GuardSize bytes of address space
+// at a fixed address; the instance's memory cap (Limit) is a prefix of it.
+// Only [0, open) is accessible, where open is the memory's length or what
+// a restore mode declared it fills (Touch), page-rounded: an access past
+// the length faults. Growth within the cap makes more of the reservation
+// read-write (mprotect), so the guest's memory never moves; a grow past
+// the cap fails, which the guest sees as memory.grow returning -1.
 type Region struct {
-	mem  []byte
+	mem  []byte // [0, cap) of resv
+	resv []byte // the whole reservation, for munmap
 	mu   sync.Mutex
 	size uint64
+	// open is the accessible prefix's length: a page multiple, at most
+	// len(mem). [open, len(resv)) is PROT_NONE.
+	open uint64
 	// onFree runs (once) before the mapping is released; restore modes use it
 	// to detach the region from the pager.
 	onFree []func()
@@ -52,22 +81,35 @@ type Region struct {
 	filling sync.WaitGroup
 }
 
-// NewRegion reserves limit bytes (rounded up to a page) of address space.
-// Pages cost nothing until touched (MAP_NORESERVE). Transparent huge pages are
+// NewRegion reserves the address space of a region whose memory cap is
+// limit bytes (rounded up to a page), with nothing accessible yet. Pages
+// cost nothing until touched (MAP_NORESERVE). Transparent huge pages are
 // disabled: userfaultfd resolves faults per 4 KiB page and huge pages made
 // fresh-memory copies slower on this class of machine.
 func NewRegion(limit uint64) (*Region, error) {
 	limit = roundPage(limit)
-	mem, err := unix.Mmap(-1, 0, int(limit), unix.PROT_READ|unix.PROT_WRITE,
+	span := max(limit, MemoryReservation) + GuardSize
+	resv, err := unix.Mmap(-1, 0, int(span), unix.PROT_NONE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
-		return nil, fmt.Errorf("reserve %d bytes of linear memory: %w", limit, err)
+		return nil, fmt.Errorf("reserve %d bytes of address space for linear memory: %w", span, err)
 	}
-	_ = unix.Madvise(mem, unix.MADV_NOHUGEPAGE)
-	return &Region{mem: mem}, nil
+	_ = unix.Madvise(resv, unix.MADV_NOHUGEPAGE)
+	return &Region{mem: resv[:limit:limit], resv: resv}, nil
 }
 
-// Bytes returns the whole reserved mapping, up to the cap.
+// Reserved returns the reservation up to its guard: what may ever be
+// accessible, and the capacity a static memory over the region reports.
+// GuardSize bytes of inaccessible guard follow it. Only its first
+// Accessible bytes may be touched.
+func (r *Region) Reserved() []byte {
+	n := len(r.resv) - GuardSize
+	return r.resv[:n:n]
+}
+
+// Bytes returns the memory up to the cap. Only its first pages are
+// accessible (Region): touching a byte past what the memory has grown to,
+// or what Touch declared, faults.
 func (r *Region) Bytes() []byte { return r.mem }
 
 // Addr is the address of the first byte of the region.
@@ -104,10 +146,59 @@ func (r *Region) Reallocate(size uint64) []byte {
 		r.mu.Unlock()
 		return nil
 	}
+	if err := r.openLocked(size); err != nil {
+		// The kernel refused the mprotect (out of memory maps): the
+		// guest sees a failed grow, as for one past the cap.
+		r.mu.Unlock()
+		return nil
+	}
 	r.size = size
 	r.touched = max(r.touched, size)
 	r.mu.Unlock()
 	return r.mem[:size:size]
+}
+
+// openLocked makes [0, n) of the region (page-rounded, at most the cap)
+// readable and writable, if it is not yet.
+func (r *Region) openLocked(n uint64) error {
+	n = min(pageUp(n), uint64(len(r.mem)))
+	if n <= r.open {
+		return nil
+	}
+	if err := unix.Mprotect(r.mem[r.open:n], unix.PROT_READ|unix.PROT_WRITE); err != nil {
+		return fmt.Errorf("open linear memory to %d bytes: %w", n, err)
+	}
+	r.open = n
+	return nil
+}
+
+// Fit makes the region accessible exactly up to the memory's current
+// length: pages a restore filled or a previous owner from the pool grew
+// into, past the length, become PROT_NONE again, so that the guest's
+// accesses past its length fault. Their contents stay (a pool's Scrub has
+// cleared what lies past a snapshot's image) and a later grow makes them
+// accessible again. An engine that relies on the layout (wasmtime's static
+// memory) calls it once the memory has its restored length and no restore
+// mode writes to it any more, before guest code runs.
+func (r *Region) Fit() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	size := pageUp(r.size)
+	if r.open <= size {
+		return nil
+	}
+	if err := unix.Mprotect(r.mem[size:r.open], unix.PROT_NONE); err != nil {
+		return fmt.Errorf("close linear memory past %d bytes: %w", size, err)
+	}
+	r.open = size
+	return nil
+}
+
+// Accessible is the length of the region's readable and writable prefix.
+func (r *Region) Accessible() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.open
 }
 
 func (r *Region) grewPastLimit() bool {
@@ -117,11 +208,14 @@ func (r *Region) grewPastLimit() bool {
 }
 
 // Touch records that [0, n) may be written before the guest runs (a
-// restore mode's fill), so that a pool reusing the region scrubs it.
-func (r *Region) Touch(n uint64) {
+// restore mode's fill), so that a pool reusing the region scrubs it, and
+// makes that range readable and writable. An engine that relies on the
+// layout closes what lies past the memory's length again (Fit).
+func (r *Region) Touch(n uint64) error {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.touched = max(r.touched, min(n, uint64(len(r.mem))))
-	r.mu.Unlock()
+	return r.openLocked(n)
 }
 
 // NoReuse marks the region as never to be reused: its pages are no longer
@@ -173,7 +267,7 @@ func (r *Region) Free() {
 		return
 	}
 	closeAll(r.dropBequests()...)
-	_ = unix.Munmap(r.mem)
+	_ = unix.Munmap(r.resv)
 }
 
 // madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14), which x/sys/unix
@@ -186,7 +280,8 @@ const madvPopulateWrite = 23
 // this project's VMs, against 0.8 µs per page populated in bulk
 // (docs/restore.md). Populated pages are no longer missing, so never
 // populate pages that userfaultfd must still serve. On kernels without
-// the advice it does nothing and the fill faults as before.
+// the advice it does nothing and the fill faults as before. The range must
+// be accessible (Touch).
 func (r *Region) Populate(off, n uint64) {
 	if n == 0 || off+n > uint64(len(r.mem)) {
 		return

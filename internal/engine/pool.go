@@ -73,7 +73,7 @@ func (p *RegionPool) evictLocked(max uint64) []*Region {
 func unmap(rs []*Region) {
 	for _, r := range rs {
 		closeAll(r.dropBequests()...)
-		_ = unix.Munmap(r.mem)
+		_ = unix.Munmap(r.resv)
 	}
 }
 
@@ -102,8 +102,8 @@ func (p *RegionPool) Get(key string, limit uint64) (*Region, error) {
 		// late second Free by its previous owner cannot release the
 		// mapping from under the new one.
 		r.mu.Lock()
-		nr := &Region{mem: r.mem, touched: r.touched, pool: p, key: key, reused: true, inherited: r.prescrubbed, inheritance: r.bequest}
-		r.mem, r.prescrubbed, r.bequest = nil, nil, nil
+		nr := &Region{mem: r.mem, resv: r.resv, open: r.open, touched: r.touched, pool: p, key: key, reused: true, inherited: r.prescrubbed, inheritance: r.bequest}
+		r.mem, r.resv, r.prescrubbed, r.bequest = nil, nil, nil, nil
 		r.mu.Unlock()
 		return nr, nil
 	}
@@ -276,6 +276,14 @@ func (r *Region) scrub(imageSize uint64, keep, zero func(page int) bool) (*presc
 	if touched == 0 {
 		return left, st, nil
 	}
+	// Pages past the memory's length may have been closed (Fit) with
+	// contents the clearing below must reach.
+	r.mu.Lock()
+	err := r.openLocked(touched)
+	r.mu.Unlock()
+	if err != nil {
+		return nil, st, err
+	}
 	mem := r.mem[:touched]
 	present, err := presentPages(mem)
 	if err != nil {
@@ -330,13 +338,11 @@ func (r *Region) scrub(imageSize uint64, keep, zero func(page int) bool) (*presc
 	return left, st, nil
 }
 
-func roundPage(n uint64) uint64 {
-	n = (n + PageSize - 1) &^ (PageSize - 1)
-	if n == 0 {
-		n = PageSize
-	}
-	return n
-}
+// roundPage rounds n up to a page, and 0 to one page.
+func roundPage(n uint64) uint64 { return max(pageUp(n), PageSize) }
+
+// pageUp rounds n up to a multiple of PageSize.
+func pageUp(n uint64) uint64 { return (n + PageSize - 1) &^ (PageSize - 1) }
 
 // Bits of a /proc/PID/pagemap entry (Documentation/admin-guide/mm/pagemap.rst).
 const (

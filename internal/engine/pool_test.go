@@ -141,6 +141,9 @@ func TestScrub(t *testing.T) {
 	if !slices.Equal(mapped, want) {
 		t.Fatalf("mapped pages after Scrub %v, want %v", mapped, want)
 	}
+	if err := r.Touch(64 * PageSize); err != nil { // to read the untouched pages below
+		t.Fatal(err)
+	}
 	zeros := make([]byte, PageSize)
 	for p := range 64 {
 		pg := mem[p*PageSize : (p+1)*PageSize]
@@ -236,6 +239,9 @@ func TestScrubNewRegion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Free()
+	if err := r.Touch(PageSize); err != nil {
+		t.Fatal(err)
+	}
 	r.Bytes()[0] = 1
 	if st, err := r.Scrub(0, nil, nil); err != nil || st != (ScrubStats{}) || r.Bytes()[0] != 1 {
 		t.Fatalf("Scrub of a new region = %+v, %v; byte %d", st, err, r.Bytes()[0])
@@ -302,5 +308,45 @@ func TestRegionPoolTrimAndLimit(t *testing.T) {
 	r.OnFree(func() { ran = true })
 	if !ran {
 		t.Fatal("OnFree on a freed region never runs")
+	}
+}
+
+// Scrub reaches pages an owner closed (Fit) past its memory's length: it
+// opens what it clears, and they read as zeros to the next owner.
+func TestScrubClosedPages(t *testing.T) {
+	p := NewRegionPool(1 << 30)
+	defer p.Close()
+	r, err := p.Get("f", 64*PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := 0, r.Reallocate(20*PageSize); i < len(b); i++ {
+		b[i] = 0xAA
+	}
+	r.Free()
+	// The next owner's memory is 4 pages: Fit closes the 16 past them,
+	// still holding the first owner's bytes.
+	r, _ = p.Get("f", 64*PageSize)
+	r.Reallocate(4 * PageSize)
+	if err := r.Fit(); err != nil || r.Accessible() != 4*PageSize {
+		t.Fatalf("Fit: %v, accessible %d", err, r.Accessible())
+	}
+	r.Free()
+	r, _ = p.Get("f", 64*PageSize)
+	defer r.Free()
+	st, err := r.Scrub(4*PageSize, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (ScrubStats{Dropped: 4, Cleared: 16}); st != want {
+		t.Fatalf("Scrub = %+v, want %+v", st, want)
+	}
+	if r.Accessible() < 20*PageSize {
+		t.Fatalf("Scrub left %d bytes accessible, want the 20 pages it cleared", r.Accessible())
+	}
+	for i, b := range r.Bytes()[:20*PageSize] {
+		if b != 0 {
+			t.Fatalf("byte %d is %#x after Scrub, want 0", i, b)
+		}
 	}
 }

@@ -278,8 +278,11 @@ func prepare(mode Mode, imageSize int64, region *engine.Region, record bool, fil
 	m := &Memory{Region: region, stats: Stats{Mode: mode, Recording: record && mode == Lazy, Reused: region.Reused()}}
 	region.OnFree(m.release)
 	// Whatever fill writes lies in the image's range; a pool that gets the
-	// region back scrubs it.
-	region.Touch(uint64(imageSize))
+	// region back scrubs it. Touch also makes the range accessible.
+	if err := region.Touch(uint64(imageSize)); err != nil {
+		region.Free()
+		return nil, nil, err
+	}
 	t0 := time.Now()
 	err := func() (err error) {
 		defer catch(&err)

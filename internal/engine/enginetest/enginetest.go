@@ -55,6 +55,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("RestoreGrownSnapshot", s.restoreGrown)
 	t.Run("Idle", s.idle)
 	t.Run("Faults", s.faults)
+	t.Run("OutOfBounds", s.outOfBounds)
 	t.Run("SleepInHandler", s.sleepInHandler)
 	t.Run("SleepInIdle", s.sleepInIdle)
 	t.Run("SleepInRestoreHook", s.sleepInRestoreHook)
@@ -94,15 +95,34 @@ func boot(t *testing.T, m engine.Module, cfg engine.InstanceConfig) engine.Insta
 	return inst
 }
 
+// Region returns a new region of limit bytes holding a copy of mem at its
+// start, as the eager restore mode leaves it.
+func Region(t *testing.T, limit uint64, mem []byte) *engine.Region {
+	t.Helper()
+	region, err := engine.NewRegion(limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, region, mem)
+	return region
+}
+
+// fill copies mem to the start of region, making that range accessible
+// first as a restore mode does (Touch).
+func fill(t *testing.T, region *engine.Region, mem []byte) {
+	t.Helper()
+	if err := region.Touch(uint64(len(mem))); err != nil {
+		region.Free()
+		t.Fatal(err)
+	}
+	copy(region.Bytes(), mem)
+}
+
 // restoreCopy restores m from a copy of st and mem in a new region, as the
 // eager restore mode does; the test closes the instance.
 func restoreCopy(t *testing.T, m engine.Module, cfg engine.InstanceConfig, st *engine.State, mem []byte) engine.Instance {
 	t.Helper()
-	region, err := engine.NewRegion(cfg.MemoryLimit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	copy(region.Bytes(), mem)
+	region := Region(t, cfg.MemoryLimit, mem)
 	inst, err := m.Restore(context.Background(), cfg, st, region)
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +204,9 @@ func (s *suite) restoreWhen(t *testing.T) {
 			}
 			if fail {
 				return errFill
+			}
+			if err := region.Touch(uint64(len(mem))); err != nil {
+				return err
 			}
 			copy(region.Bytes(), mem)
 			return nil
@@ -304,6 +327,94 @@ func (s *suite) faults(t *testing.T) {
 	}
 }
 
+// OutOfBounds: a guest's access past its memory's length traps, as a
+// guest fault that kills the instance, however near the length (the first
+// byte past it) or far (the last byte of the 32-bit address space); the
+// last byte within it reads. wasmtime compiles such accesses without a
+// bounds check and relies on the region's pages past the length faulting,
+// so this holds on a booted instance and on one restored into a region
+// from a pool whose previous owner's memory was larger, which had left
+// those pages accessible.
+func (s *suite) outOfBounds(t *testing.T) {
+	ctx := context.Background()
+	m := s.compile(t, "internal/engine/testdata/probe")
+	warm := func(inst engine.Instance) engine.Instance {
+		for range 3 {
+			body(t, inst, "/count", "")
+		}
+		return inst
+	}
+	seed := warm(boot(t, m, Cfg))
+	st, mem := seed.Capture()
+	mem = bytes.Clone(mem)
+	pool := engine.NewRegionPool(1 << 30)
+	defer pool.Close()
+	restored := func() engine.Instance {
+		prev, err := pool.Get("probe", Cfg.MemoryLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev.Reallocate(uint64(len(mem))+16<<20) == nil { // grown past the snapshot
+			t.Fatal("grow within the cap refused")
+		}
+		prev.Free()
+		region, err := pool.Get("probe", Cfg.MemoryLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !region.Reused() {
+			t.Fatal("the pool did not lend the region back")
+		}
+		if _, err := region.Scrub(uint64(len(mem)), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		fill(t, region, mem)
+		inst, err := m.Restore(ctx, Cfg, st, region)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { inst.Close(ctx) })
+		return warm(inst)
+	}
+	for _, c := range []struct {
+		name string
+		inst func() engine.Instance
+		past func(size uint64) uint64 // the address past the length to read
+	}{
+		{"boot, first byte past", func() engine.Instance { return warm(boot(t, m, Cfg)) }, func(size uint64) uint64 { return size }},
+		{"boot, last 32-bit byte", func() engine.Instance { return warm(boot(t, m, Cfg)) }, func(uint64) uint64 { return 1<<32 - 1 }},
+		{"reused region, first byte past", restored, func(size uint64) uint64 { return size }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			inst := c.inst()
+			size := func() uint64 {
+				st, _ := inst.Capture()
+				return uint64(st.Pages) * engine.WasmPageSize
+			}
+			body(t, inst, "/peek", "addr="+strconv.FormatUint(size()-1, 10))
+			// The guest may grow its memory while it takes the request in:
+			// an address that the grow made part of it reads, so try
+			// again past the new length.
+			for range 3 {
+				sz := size()
+				addr := c.past(sz)
+				resp, err := inst.Invoke(ctx, Get("/peek", "addr="+strconv.FormatUint(addr, 10)))
+				if err == nil && resp.Status == http.StatusOK && addr < size() {
+					continue
+				}
+				if !errors.Is(err, errdefs.ErrGuest) || !inst.Dead() {
+					t.Fatalf("read at %#x, past the memory's %#x bytes: %v (dead %v), want a guest fault", addr, sz, err, inst.Dead())
+				}
+				return
+			}
+			t.Fatal("the guest grew its memory on every request")
+		})
+	}
+	if got := body(t, boot(t, m, Cfg), "/count", ""); got != "1" {
+		t.Fatalf("a new instance counted %s, want 1", got)
+	}
+}
+
 // stopped runs call and fails the test unless it returns a timeout error
 // well before a sleep of 2^63 ns would have ended: 20 s is the slack for a
 // slow machine, not a performance bound.
@@ -393,11 +504,7 @@ func (s *suite) sleepInRestoreHook(t *testing.T) {
 	inst := boot(t, m, sleepCfg)
 	body(t, inst, "/sleep-restore", "")
 	st, mem := inst.Capture()
-	region, err := engine.NewRegion(sleepCfg.MemoryLimit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	copy(region.Bytes(), mem)
+	region := Region(t, sleepCfg.MemoryLimit, mem)
 	var freed bool
 	region.OnFree(func() { freed = true })
 	stopped(t, "restore hook", func() error {

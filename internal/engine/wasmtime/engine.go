@@ -53,7 +53,7 @@ func init() {
 
 // configKey names the settings that change compiled code; it is part of
 // every compilation cache key.
-const configKey = "epoch,dynamic-memory,no-cow,cranelift-speed"
+const configKey = "epoch,static-memory-4g-guard-32m,no-cow,cranelift-speed"
 
 // Engine compiles and runs functions on one wasmtime engine. It is safe for
 // concurrent use.
@@ -76,7 +76,7 @@ func New(ctx context.Context, cfg engine.Config) (*Engine, error) {
 	c := wasmtime.NewConfig()
 	c.SetEpochInterruption(true)
 	c.SetCraneliftOptLevel(wasmtime.OptLevelSpeed)
-	capi.Configure(c)
+	capi.Configure(c, engine.MemoryReservation, engine.GuardSize)
 	e := &Engine{engine: wasmtime.NewEngineWithConfig(c), stop: make(chan struct{})}
 	if cfg.CacheDir != "" {
 		e.cacheDir = filepath.Join(cfg.CacheDir, "wasmtime")

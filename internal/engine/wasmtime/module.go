@@ -53,8 +53,10 @@ func (m *Module) Boot(ctx context.Context, cfg engine.InstanceConfig) (engine.In
 
 // Restore instantiates the restore module over region, whose first
 // st.Pages wasm pages a restore mode has already made hold the snapshot's
-// memory, grows the memory to st.Pages (a re-slice of the region), sets
-// every mutable global from st, continues the clock from st.Nanotime and
+// memory, grows the memory to st.Pages (the pages are in place: at most
+// the region opens more of its reservation), closes what lies past that
+// (Region.Fit: compiled code relies on those pages faulting), sets every
+// mutable global from st, continues the clock from st.Nanotime and
 // runs thaw_on_restore if the guest exports it. Restore takes ownership
 // of region: it is freed with the instance, or on error.
 func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region) (engine.Instance, error) {
@@ -90,6 +92,13 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 			inst.Close(ctx)
 			return nil, fmt.Errorf("grow memory to the snapshot's %d pages: %v: %w", st.Pages, err, errdefs.ErrInvalid)
 		}
+	}
+	// The restore filled the snapshot's pages and a pooled region may have
+	// been open further for its previous owner: close what lies past the
+	// memory's length, which compiled code relies on faulting.
+	if err := region.Fit(); err != nil {
+		inst.Close(ctx)
+		return nil, err
 	}
 	for i, g := range m.prep.Info.Globals {
 		if !g.Mutable {
@@ -166,7 +175,7 @@ func (m *Module) instantiate(wm *wasmtime.Module, region *engine.Region, cfg eng
 	intr.Arm(math.MaxUint32)
 	store.SetEpochDeadline(1)
 	var wi *wasmtime.Instance
-	err := capi.WithMemory(region.Bytes()[:0], g.grow, nil, func() error {
+	err := capi.WithMemory(region.Reserved(), engine.GuardSize, g.grow, nil, func() error {
 		var err error
 		wi, err = m.e.linker.Instantiate(store, wm)
 		return err

@@ -139,7 +139,8 @@ func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *eng
 
 // RestoreWhen is Restore while ready finishes the region's memory (see
 // engine.Module): wazero's instantiation of a module without data
-// segments or a start function only re-slices the region.
+// segments or a start function only re-slices the region (opening pages of
+// its reservation, not touching them).
 func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region, ready func() error) (engine.Instance, error) {
 	wait := engine.WhileReady(region, ready)
 	rm, err := m.restoreModule(ctx, st.Pages)
@@ -162,7 +163,9 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 	}
 	// The restore module declares the boot module's minimum; growing to
 	// the snapshot's size only re-slices the region, whose first st.Pages
-	// pages the restore mode has already made hold the snapshot.
+	// pages the restore mode has already made hold the snapshot. wazero
+	// checks every access against the length, so pages past it that a
+	// pooled region's previous owner left accessible need no Region.Fit.
 	mem := inst.mod.Memory()
 	if cur := mem.Size() / engine.WasmPageSize; cur < st.Pages {
 		if _, ok := mem.Grow(st.Pages - cur); !ok {

@@ -1,7 +1,6 @@
 package wazero
 
 import (
-	"bytes"
 	"context"
 	"testing"
 
@@ -38,11 +37,7 @@ func TestOneRestoreModule(t *testing.T) {
 	st, mem := inst.Capture()
 	var compiled any
 	for _, pages := range []uint32{st.Pages, st.Pages + 16} {
-		region, err := engine.NewRegion(enginetest.Cfg.MemoryLimit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		copy(region.Bytes(), bytes.Clone(mem))
+		region := enginetest.Region(t, enginetest.Cfg.MemoryLimit, mem)
 		s := *st
 		s.Pages = pages
 		r, err := m.Restore(ctx, enginetest.Cfg, &s, region)

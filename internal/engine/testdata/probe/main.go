@@ -8,6 +8,8 @@
 //	/mono   nanoseconds since initialisation on the monotonic clock: it must
 //	        never go backwards across a restore
 //	/count  increments a counter in linear memory and returns it
+//	/peek?addr=N  reads the byte at linear-memory address N, unchecked:
+//	        past the memory's length it must trap
 package main
 
 import (
@@ -15,7 +17,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
+	"unsafe"
 
 	thaw "github.com/thaw-run/thaw/sdk/go"
 )
@@ -39,6 +43,14 @@ func init() {
 	mux.HandleFunc("/count", func(w http.ResponseWriter, r *http.Request) {
 		count++
 		fmt.Fprint(w, count)
+	})
+	mux.HandleFunc("/peek", func(w http.ResponseWriter, r *http.Request) {
+		addr, err := strconv.ParseUint(r.URL.Query().Get("addr"), 10, 32)
+		if err != nil || addr == 0 {
+			http.Error(w, "addr: want a non-zero 32-bit address", http.StatusBadRequest)
+			return
+		}
+		fmt.Fprint(w, *(*byte)(unsafe.Add(unsafe.Pointer(nil), uintptr(addr))))
 	})
 	thaw.Handle(mux)
 }

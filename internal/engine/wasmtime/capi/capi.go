@@ -42,13 +42,15 @@ extern void wasmtime_config_memory_may_move_set(wasm_config_t *, bool);
 extern bool thawRegionGrow(uintptr_t handle, size_t size);
 extern void thawRegionRelease(uintptr_t handle);
 
-// thaw_mem is one linear memory: a region of cap bytes at base, of which
-// the first size are the wasm memory. handle names the Go function that
-// records a grow in the region (and refuses one past the cap).
+// thaw_mem is one linear memory: a reservation of capacity bytes at base,
+// followed by guard bytes of inaccessible guard, of which the first size
+// are the wasm memory. handle names the Go function that records a grow in
+// the region (and refuses one past the instance's cap).
 typedef struct {
 	uint8_t *base;
 	size_t size;
-	size_t cap;
+	size_t capacity;
+	size_t guard;
 	uintptr_t handle;
 } thaw_mem;
 
@@ -65,10 +67,10 @@ static thaw_mem *thaw_take_pending(void) {
 	return m;
 }
 
-static uint8_t *thaw_get(void *env, size_t *size, size_t *cap) {
+static uint8_t *thaw_get(void *env, size_t *size, size_t *capacity) {
 	thaw_mem *m = env;
 	*size = m->size;
-	*cap = m->cap;
+	*capacity = m->capacity;
 	return m->base;
 }
 
@@ -95,10 +97,11 @@ static wasmtime_error_t *thaw_new_memory(void *env, const wasm_memorytype_t *ty,
 	if (m == NULL) {
 		return wasmtime_error_new("thaw: no region for this linear memory (one memory per instance)");
 	}
-	// Memories are configured to be dynamic (Configure), so wasmtime asks
-	// for no reservation; one larger than the region could not be honoured.
-	if (reserved > m->cap) {
-		return wasmtime_error_new("thaw: wasmtime asked for a static memory reservation larger than the region");
+	// Memories are static (Configure): compiled code relies on reserved
+	// bytes from base plus guard bytes being either memory or faulting.
+	// A region that reserves less could not honour that.
+	if (reserved > m->capacity || guard > m->guard) {
+		return wasmtime_error_new("thaw: wasmtime asked for a memory reservation or guard larger than the region's");
 	}
 	if (!thawRegionGrow(m->handle, minimum)) {
 		return wasmtime_error_new("thaw: the module's minimum memory exceeds the instance's memory cap");
@@ -112,14 +115,14 @@ static wasmtime_error_t *thaw_new_memory(void *env, const wasm_memorytype_t *ty,
 	return NULL;
 }
 
-static void thaw_configure(wasm_config_t *cfg) {
+static void thaw_configure(wasm_config_t *cfg, uint64_t reservation, uint64_t guard) {
 	wasmtime_memory_creator_t c = {0};
 	c.new_memory = thaw_new_memory;
 	wasmtime_config_host_memory_creator_set(cfg, &c);
-	wasmtime_config_memory_reservation_set(cfg, 0);
-	wasmtime_config_memory_guard_size_set(cfg, 0);
+	wasmtime_config_memory_reservation_set(cfg, reservation);
+	wasmtime_config_memory_guard_size_set(cfg, guard);
 	wasmtime_config_memory_reservation_for_growth_set(cfg, 0);
-	wasmtime_config_memory_may_move_set(cfg, true);
+	wasmtime_config_memory_may_move_set(cfg, false);
 }
 */
 import "C"
@@ -134,23 +137,24 @@ import (
 )
 
 // Configure makes every linear memory of engines built from cfg come from
-// WithMemory, and makes such memories work with a region of any size:
+// WithMemory, as a static memory of reservation bytes followed by guard
+// bytes of guard:
 //
 //   - A host memory creator (wasmtime_config_host_memory_creator_set, not
 //     in wasmtime-go) hands wasmtime the region of the instance being
-//     created; a grow re-slices it within its cap and a grow past the cap
-//     fails, the region recording the refusal.
-//   - Memories are dynamic: no reservation, no guard pages, allowed to
-//     move (memory_reservation 0, memory_guard_size 0, memory_may_move).
-//     wasmtime's default reserves 4 GiB plus a guard per memory and elides
-//     bounds checks, relying on PROT_NONE pages past the memory's length;
-//     with memory_may_move false it compares accesses against the
-//     reservation, again relying on unmapped pages past the length. A thaw
-//     region is as large as the instance's cap and readable and writable
-//     throughout, so the only correct setting is the one where compiled
-//     code checks every access against the current length. The cost is a
-//     load and a compare per memory access (docs/engine.md). The region
-//     never actually moves.
+//     created; a grow makes more of the region accessible within its cap
+//     and a grow past the cap fails, the region recording the refusal.
+//   - Memories are static: memory_reservation is reservation,
+//     memory_guard_size guard, no reservation for growth, and memories
+//     never move (memory_may_move false). With reservation + guard at
+//     least 4 GiB, Cranelift elides the bounds check of every access of a
+//     32-bit memory whose constant offset is below guard: it relies on the
+//     region's pages past the memory's length being PROT_NONE, so that an
+//     out-of-bounds access faults and wasmtime's signal handler turns the
+//     fault into a trap (engine.Region keeps that layout). wasmtime
+//     attributes such a fault to a memory if its address lies within the
+//     memory's reported capacity plus the guard, which is why WithMemory
+//     reports the whole reservation as the capacity.
 //   - Copy-on-write memory initialisation is turned off: wasmtime cannot
 //     map a module's data segments into a memory it did not create
 //     (wasmtime issue #10740); a boot copies them, a restore has none.
@@ -158,33 +162,38 @@ import (
 // Configure reads the C pointer out of cfg: wasmtime-go keeps it as the
 // only field of Config and offers no accessor. TestWithMemory checks that
 // the creator is in effect.
-func Configure(cfg *wasmtime.Config) {
+func Configure(cfg *wasmtime.Config, reservation, guard uint64) {
 	cfg.SetMemoryInitCOWSet(false)
 	ptr := *(**C.wasm_config_t)(unsafe.Pointer(cfg))
 	if ptr == nil {
 		panic("capi: wasmtime.Config already consumed")
 	}
-	C.thaw_configure(ptr)
+	C.thaw_configure(ptr, C.uint64_t(reservation), C.uint64_t(guard))
 	runtime.KeepAlive(cfg)
 }
 
 // WithMemory runs instantiate, which must create exactly one wasmtime
 // instance on the calling goroutine, so that the linear memory it defines
-// is mem[:cap(mem)], starting at len(mem) bytes. grow records a new length
-// (for the initial size too) and reports whether the region allows it; it
-// must not call into wasmtime. release runs when wasmtime drops the memory
-// (with its store).
+// starts at resv's address. resv is the memory's reservation: its length
+// is the capacity reported to wasmtime (at least Configure's reservation),
+// and guard more bytes past it must be reserved and inaccessible (at least
+// Configure's guard). Pages of the reservation past the memory's length
+// must be inaccessible too: grow makes them accessible. grow records a new
+// length (for the initial size too) and reports whether the region allows
+// it; it must not call into wasmtime. release runs when wasmtime drops the
+// memory (with its store).
 //
 // The memory creator is engine-wide and has no argument that names the
 // instance, so the region is handed over in a thread-local variable: the
 // goroutine is locked to its thread for the instantiation.
-func WithMemory(mem []byte, grow func(size uint64) bool, release func(), instantiate func() error) error {
-	if cap(mem) == 0 {
+func WithMemory(resv []byte, guard uint64, grow func(size uint64) bool, release func(), instantiate func() error) error {
+	if len(resv) == 0 {
 		return fmt.Errorf("capi: empty region")
 	}
 	h := cgo.NewHandle(&memory{grow: grow, release: release})
 	m := (*C.thaw_mem)(C.malloc(C.sizeof_thaw_mem))
-	*m = C.thaw_mem{base: (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(mem[:1]))), size: 0, cap: C.size_t(cap(mem)), handle: C.uintptr_t(h)}
+	*m = C.thaw_mem{base: (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(resv))), size: 0,
+		capacity: C.size_t(len(resv)), guard: C.size_t(guard), handle: C.uintptr_t(h)}
 	runtime.LockOSThread()
 	C.thaw_set_pending(m)
 	err := instantiate()
