@@ -54,20 +54,9 @@ type deployReply struct {
 // serveDeploys answers deploy requests on this worker's subject until the
 // connection closes.
 func (c *Coordinator) serveDeploys() error {
-	_, err := c.node.Conn.Subscribe(DeploySubject+c.id, func(m *nats.Msg) {
-		c.mu.Lock()
-		if c.closing {
-			c.mu.Unlock()
-			respondJSON(m, deployReply{Refused: true, Error: "worker " + c.id + " is shutting down", Category: errdefs.Category(errdefs.ErrUnavailable)})
-			return
-		}
-		c.wg.Add(1)
-		c.mu.Unlock()
-		go func() {
-			defer c.wg.Done()
-			respondJSON(m, c.deployAsked(m.Data))
-		}()
-	})
+	_, err := c.serveSubject(DeploySubject+c.id,
+		deployReply{Refused: true, Error: "worker " + c.id + " is shutting down", Category: errdefs.Category(errdefs.ErrUnavailable)},
+		func(data []byte) any { return c.deployAsked(data) })
 	return err
 }
 

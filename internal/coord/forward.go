@@ -120,22 +120,32 @@ func forward(ctx context.Context, conn *nats.Conn, node, name string, req *abi.R
 // serveForwarded answers invocations on this worker's subject until the
 // connection closes.
 func (c *Coordinator) serveForwarded() error {
-	sub, err := c.node.Conn.Subscribe(InvokeSubject+c.id, func(m *nats.Msg) {
+	sub, err := c.serveSubject(InvokeSubject+c.id,
+		forwardReply{Refused: true, Error: "worker " + c.id + " is shutting down", Category: errdefs.Category(errdefs.ErrUnavailable)},
+		func(data []byte) any { return c.serveOne(data) })
+	c.sub = sub
+	return err
+}
+
+// serveSubject answers the requests on subject until the connection
+// closes: each is handled in a goroutine of its own, counted in c.wg, and
+// its answer encoded as the reply; once the coordinator closes, closing is
+// the answer.
+func (c *Coordinator) serveSubject(subject string, closing any, handle func(data []byte) any) (*nats.Subscription, error) {
+	return c.node.Conn.Subscribe(subject, func(m *nats.Msg) {
 		c.mu.Lock()
 		if c.closing {
 			c.mu.Unlock()
-			respond(m, forwardReply{Refused: true, Error: "worker " + c.id + " is shutting down", Category: errdefs.Category(errdefs.ErrUnavailable)})
+			respondJSON(m, closing)
 			return
 		}
 		c.wg.Add(1)
 		c.mu.Unlock()
 		go func() {
 			defer c.wg.Done()
-			respond(m, c.serveOne(m.Data))
+			respondJSON(m, handle(m.Data))
 		}()
 	})
-	c.sub = sub
-	return err
 }
 
 // serveOne runs one forwarded invocation, or refuses it.
@@ -171,9 +181,6 @@ func (c *Coordinator) serveOne(data []byte) forwardReply {
 	res.Timing.Worker = c.id
 	return forwardReply{Result: res}
 }
-
-// respond sends rep as the reply to m.
-func respond(m *nats.Msg, rep forwardReply) { respondJSON(m, rep) }
 
 // servePrewarm starts an idle instance of each function named on this
 // worker's pre-warm subject, at most maxPrewarms at once (more requests
