@@ -457,7 +457,17 @@ func runScenarios(t *testing.T, nt *testnet.Net, nc *nats.Conn, embedded bool, l
 			// delivered call is not run twice: 503 once the victim
 			// leaves the view).
 			onVictim := r.Entry == victim-1 || strings.Contains(r.Error, fmt.Sprintf("worker n%d:", victim))
-			running := onVictim && r.SentMs <= deadAt && r.SentMs+r.LatencyMs >= killAt
+			inFlight := r.SentMs <= deadAt && r.SentMs+r.LatencyMs >= killAt
+			running := onVictim && inFlight
+			// A lost NATS server loses the messages passing through it
+			// (core NATS is at-most-once): a call forwarded through it
+			// as it died gets no answer before the caller's deadline
+			// (docs/cluster.md, failure model).
+			lostInNATS := !embedded && inFlight
+			if lostInNATS {
+				t.Logf("request %d, in flight through the killed NATS server, failed: %s", r.Seq, r.Error)
+				continue
+			}
 			if !embedded || !running || strings.HasPrefix(r.Error, "timeout") {
 				t.Errorf("request %d failed (%d %s) at %.0f ms, entry %d: not one running on the victim as it died (%.0f to %.0f ms)", r.Seq, r.Status, r.Error, r.SentMs, r.Entry+1, killAt, deadAt)
 			}
