@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/thaw-run/thaw/internal/api"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/placement"
 	"github.com/thaw-run/thaw/internal/worker"
@@ -45,17 +44,15 @@ type deployRequest struct {
 // its category; Refused says the worker did not try (it drains, closes or
 // has not joined the registry), so another may.
 type deployReply struct {
-	Info     *worker.Info `json:"info,omitempty"`
-	Error    string       `json:"error,omitempty"`
-	Category string       `json:"category,omitempty"`
-	Refused  bool         `json:"refused,omitempty"`
+	Info *worker.Info `json:"info,omitempty"`
+	status
 }
 
 // serveDeploys answers deploy requests on this worker's subject until the
 // connection closes.
 func (c *Coordinator) serveDeploys() error {
 	_, err := c.serveSubject(DeploySubject+c.id,
-		deployReply{Refused: true, Error: "worker " + c.id + " is shutting down", Category: errdefs.Category(errdefs.ErrUnavailable)},
+		deployReply{status: shuttingDown(c.id)},
 		func(data []byte) any { return c.deployAsked(data) })
 	return err
 }
@@ -64,13 +61,13 @@ func (c *Coordinator) serveDeploys() error {
 func (c *Coordinator) deployAsked(data []byte) deployReply {
 	var dr deployRequest
 	if err := json.Unmarshal(data, &dr); err != nil {
-		return deployReply{Error: "malformed deploy request", Category: errdefs.Category(errdefs.ErrInvalid)}
+		return deployReply{status: failed(fmt.Errorf("malformed deploy request: %w", errdefs.ErrInvalid))}
 	}
 	refuse := func(err error) deployReply {
-		return deployReply{Refused: true, Error: err.Error(), Category: errdefs.Category(err)}
+		return deployReply{status: refused(err)}
 	}
 	if c.draining() {
-		return refuse(fmt.Errorf("worker %s is draining: %w", c.id, errdefs.ErrUnavailable))
+		return deployReply{status: draining(c.id)}
 	}
 	reg, err := c.registry()
 	if err != nil {
@@ -86,7 +83,7 @@ func (c *Coordinator) deployAsked(data []byte) deployReply {
 	}
 	info, err := c.Deploy(ctx, dr.Name, wasm, dr.Config)
 	if err != nil {
-		return deployReply{Error: err.Error(), Category: errdefs.Category(err)}
+		return deployReply{status: failed(err)}
 	}
 	return deployReply{Info: info}
 }
@@ -154,12 +151,11 @@ func (g *Gateway) deployOn(ctx context.Context, node string, b []byte) (*worker.
 	if err := json.Unmarshal(msg.Data, &rep); err != nil {
 		return nil, fmt.Errorf("reply: %v: %w", err, errdefs.ErrUnavailable)
 	}
-	apiErr := &api.Error{Category: rep.Category, Message: rep.Error}
-	switch {
-	case rep.Refused:
-		return nil, fmt.Errorf("refused: %w: %w", errNotDelivered, apiErr)
-	case rep.Error != "" || rep.Info == nil:
-		return nil, apiErr
+	if err := rep.err(); err != nil {
+		return nil, err
+	}
+	if rep.Info == nil {
+		return nil, fmt.Errorf("a reply without the function: %w", errdefs.ErrUnavailable)
 	}
 	return rep.Info, nil
 }
@@ -191,7 +187,7 @@ func (g *Gateway) Delete(ctx context.Context, name string) error {
 func respondJSON(m *nats.Msg, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		b, _ = json.Marshal(deployReply{Error: err.Error(), Category: "internal"})
+		b, _ = json.Marshal(status{Error: err.Error(), Category: "internal"})
 	}
 	_ = m.Respond(b)
 }

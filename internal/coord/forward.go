@@ -43,13 +43,53 @@ type forwardRequest struct {
 	Deadline time.Time `json:"deadline,omitzero"`
 }
 
-// forwardReply is its answer: a result, or an error with its category;
-// Refused says the worker did not run the function.
+// forwardReply is its answer: a result, or a status saying why not
+// (Refused: the worker did not run the function).
 type forwardReply struct {
-	Result   *worker.Result `json:"result,omitempty"`
-	Error    string         `json:"error,omitempty"`
-	Category string         `json:"category,omitempty"`
-	Refused  bool           `json:"refused,omitempty"`
+	Result *worker.Result `json:"result,omitempty"`
+	status
+}
+
+// status is what a worker's reply to a forward or a deploy carries beside
+// its payload: an error with its category, and whether the worker refused
+// before trying, so that another worker may (errNotDelivered). Its fields
+// are the reply's own on the wire.
+type status struct {
+	Error    string `json:"error,omitempty"`
+	Category string `json:"category,omitempty"`
+	Refused  bool   `json:"refused,omitempty"`
+}
+
+// failed is the status of err.
+func failed(err error) status { return status{Error: err.Error(), Category: errdefs.Category(err)} }
+
+// refused is the status of a request refused for err.
+func refused(err error) status {
+	s := failed(err)
+	s.Refused = true
+	return s
+}
+
+// shuttingDown is the status of a worker that is closing.
+func shuttingDown(id string) status {
+	return refused(fmt.Errorf("worker %s is shutting down: %w", id, errdefs.ErrUnavailable))
+}
+
+// draining is the status of a worker asked to drain.
+func draining(id string) status {
+	return refused(fmt.Errorf("worker %s is draining: %w", id, errdefs.ErrUnavailable))
+}
+
+// err is the error s reports (nil if none); a refusal is errNotDelivered.
+func (s status) err() error {
+	apiErr := &api.Error{Category: s.Category, Message: s.Error}
+	switch {
+	case s.Refused:
+		return fmt.Errorf("refused: %w: %w", errNotDelivered, apiErr)
+	case s.Error != "":
+		return apiErr
+	}
+	return nil
 }
 
 // Invoke serves an invocation here, or where Options.Placement places it.
@@ -107,12 +147,12 @@ func forward(ctx context.Context, conn *nats.Conn, node, name string, req *abi.R
 	if err := json.Unmarshal(msg.Data, &rep); err != nil {
 		return nil, fmt.Errorf("forward %s to worker %s: reply: %v: %w", name, node, err, errdefs.ErrUnavailable)
 	}
-	if rep.Refused {
-		return nil, fmt.Errorf("worker %s refused %s: %w: %w", node, name, errNotDelivered, &api.Error{Category: rep.Category, Message: rep.Error})
-	}
-	if rep.Error != "" || rep.Result == nil || rep.Result.Response == nil {
+	if err := rep.err(); err != nil {
 		// api.Error unwraps to the category's errdefs sentinel.
-		return nil, fmt.Errorf("worker %s: %w", node, &api.Error{Category: rep.Category, Message: rep.Error})
+		return nil, fmt.Errorf("worker %s: %s: %w", node, name, err)
+	}
+	if rep.Result == nil || rep.Result.Response == nil {
+		return nil, fmt.Errorf("worker %s: %s: a reply without a result: %w", node, name, errdefs.ErrUnavailable)
 	}
 	return rep.Result, nil
 }
@@ -121,7 +161,7 @@ func forward(ctx context.Context, conn *nats.Conn, node, name string, req *abi.R
 // connection closes.
 func (c *Coordinator) serveForwarded() error {
 	sub, err := c.serveSubject(InvokeSubject+c.id,
-		forwardReply{Refused: true, Error: "worker " + c.id + " is shutting down", Category: errdefs.Category(errdefs.ErrUnavailable)},
+		forwardReply{status: shuttingDown(c.id)},
 		func(data []byte) any { return c.serveOne(data) })
 	c.sub = sub
 	return err
@@ -152,13 +192,11 @@ func (c *Coordinator) serveSubject(subject string, closing any, handle func(data
 func (c *Coordinator) serveOne(data []byte) forwardReply {
 	var fr forwardRequest
 	if err := json.Unmarshal(data, &fr); err != nil || fr.Request == nil {
-		return forwardReply{Error: "malformed forwarded invocation", Category: errdefs.Category(errdefs.ErrInvalid)}
+		return forwardReply{status: failed(fmt.Errorf("malformed forwarded invocation: %w", errdefs.ErrInvalid))}
 	}
-	refuse := func(err error) forwardReply {
-		return forwardReply{Refused: true, Error: err.Error(), Category: errdefs.Category(err)}
-	}
+	refuse := func(err error) forwardReply { return forwardReply{status: refused(err)} }
 	if c.draining() {
-		return refuse(fmt.Errorf("worker %s is draining: %w", c.id, errdefs.ErrUnavailable))
+		return forwardReply{status: draining(c.id)}
 	}
 	if err := c.Worker.Admit(fr.Name); err != nil {
 		return refuse(err)
@@ -176,7 +214,7 @@ func (c *Coordinator) serveOne(data []byte) forwardReply {
 		// function went away after Admit.
 		return refuse(err)
 	case err != nil:
-		return forwardReply{Error: err.Error(), Category: errdefs.Category(err)}
+		return forwardReply{status: failed(err)}
 	}
 	res.Timing.Worker = c.id
 	return forwardReply{Result: res}
