@@ -362,19 +362,21 @@ func (o *Options) send(ctx context.Context, client *http.Client, target string, 
 	}
 	rec.Error = ""
 	// A failure's body is its reason: keep the start of it.
-	var head bytes.Buffer
-	w := io.Discard
+	var head []byte
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		w = &limitedWriter{buf: &head, n: maxErrorBytes}
+		head, err = io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
 	}
-	rec.Bytes, err = io.Copy(w, resp.Body)
+	if err == nil {
+		rec.Bytes, err = io.Copy(io.Discard, resp.Body)
+		rec.Bytes += int64(len(head))
+	}
 	resp.Body.Close()
 	rec.LatencyMs = ms(time.Since(sent))
 	rec.Status = resp.StatusCode
 	if err != nil {
 		rec.Error = "reading body: " + err.Error()
-	} else if head.Len() > 0 {
-		rec.Error = errorMessage(head.Bytes())
+	} else if len(head) > 0 {
+		rec.Error = errorMessage(head)
 	}
 	if h := resp.Header.Get(api.HeaderServerTiming); h != "" {
 		t, err := api.ParseTiming(h)
@@ -392,20 +394,6 @@ func (o *Options) send(ctx context.Context, client *http.Client, target string, 
 
 // maxErrorBytes bounds what a Record keeps of a failure's body.
 const maxErrorBytes = 512
-
-// limitedWriter keeps the first n bytes written to it in buf and
-// discards the rest, reporting every write as whole.
-type limitedWriter struct {
-	buf *bytes.Buffer
-	n   int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	if room := l.n - l.buf.Len(); room > 0 {
-		l.buf.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
-}
 
 // errorMessage is the message of a thaw error body ({"error": ...}), or
 // the body itself.
