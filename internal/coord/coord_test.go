@@ -13,6 +13,7 @@ import (
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/registry"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/store/storetest"
@@ -160,5 +161,45 @@ func TestFollowerRestoresOriginSnapshot(t *testing.T) {
 	if res.Timing.StartKind != "restore" || res.Timing.Source != worker.SourceLocal || res.Timing.Fallback != "" {
 		t.Fatalf("b's first instance: start %q, source %q, fallback %q; want a restore of the local copy",
 			res.Timing.StartKind, res.Timing.Source, res.Timing.Fallback)
+	}
+}
+
+// TestFollowerRetriesModuleFetch: a record whose module cannot be fetched
+// yet (here: not stored; after a partition: the object store's stream
+// without a leader) is applied once the module arrives, without another
+// registry change to trigger it.
+func TestFollowerRetriesModuleFetch(t *testing.T) {
+	wasm := testwasm.Build(t, "examples/hello")
+	a := start(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "a", ClientListen: "127.0.0.1:0"}})
+	b := start(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "b", URL: a.Node().ClientURL()}})
+	ctx := context.Background()
+	reg, err := a.registry()
+	for deadline := time.Now().Add(time.Minute); err != nil; reg, err = a.registry() {
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rec := registry.Record{Name: "late", ModuleSHA: registry.SHA256(wasm), ModuleSize: len(wasm), Origin: "elsewhere", Deployed: time.Now().UTC()}
+	if _, err := reg.Put(ctx, rec, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Both workers try, fail to fetch the module, and keep trying.
+	time.Sleep(2 * resyncInterval)
+	if _, err := b.Get("late"); err == nil {
+		t.Fatal("b deployed a function whose module is not stored")
+	}
+	if _, err := reg.PutModule(ctx, wasm); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		_, errA := a.Get("late")
+		_, errB := b.Get("late")
+		if errA == nil && errB == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the module arrived, but a: %v, b: %v", errA, errB)
+		}
 	}
 }

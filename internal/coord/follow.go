@@ -193,7 +193,7 @@ func (c *Coordinator) resync(name string) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		for {
+		for failures := 0; ; failures++ {
 			select {
 			case <-c.ctx.Done():
 				return
@@ -202,14 +202,24 @@ func (c *Coordinator) resync(name string) {
 			ctx, cancel := context.WithTimeout(c.ctx, registryTimeout)
 			rec, err := c.reg.Get(ctx, name)
 			cancel()
+			ev := registry.Event{Record: rec}
 			switch {
 			case errors.Is(err, errdefs.ErrNotFound):
-				c.apply(registry.Event{Record: registry.Record{Name: name, Generation: 1}, Deleted: true})
+				ev = registry.Event{Record: registry.Record{Name: name, Generation: 1}, Deleted: true}
 			case err != nil:
+				if failures%15 == 0 {
+					c.log.Warn("asking the registry for a function to resync", "function", name, "err", err)
+				}
 				continue
-			default:
-				c.apply(registry.Event{Record: rec})
 			}
+			// A get may be answered by a replica that has not caught up
+			// (this worker's own, just back from a partition): what the
+			// watch delivered was committed, so a later generation of it
+			// wins, also over a "not found".
+			if last, ok := c.reg.Last(name); ok && last.Record.Generation > ev.Record.Generation {
+				ev = last
+			}
+			c.apply(ev)
 			return
 		}
 	}()

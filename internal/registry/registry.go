@@ -92,7 +92,7 @@ type Registry struct {
 	obj jetstream.ObjectStore
 
 	mu   sync.Mutex
-	live map[string]Record // the records the last watch delivered
+	last map[string]Event // the last event the watch delivered for each name
 }
 
 // Open opens (creating if need be) the registry's buckets on node,
@@ -106,7 +106,7 @@ func Open(ctx context.Context, node *cluster.Node) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Registry{kv: kv, obj: obj, live: map[string]Record{}}, nil
+	return &Registry{kv: kv, obj: obj, last: map[string]Event{}}, nil
 }
 
 // classify gives a NATS error its category: a lost quorum or a
@@ -257,11 +257,7 @@ func (r *Registry) Watch(ctx context.Context) (<-chan Event, error) {
 			}
 			if !ev.Synced {
 				r.mu.Lock()
-				if ev.Deleted {
-					delete(r.live, ev.Record.Name)
-				} else {
-					r.live[ev.Record.Name] = ev.Record
-				}
+				r.last[ev.Record.Name] = ev
 				r.mu.Unlock()
 			}
 			select {
@@ -281,8 +277,19 @@ func (r *Registry) Watch(ctx context.Context) (<-chan Event, error) {
 func (r *Registry) References(name, id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rec, ok := r.live[name]
-	return ok && id != "" && rec.Snapshot == id
+	ev, ok := r.last[name]
+	return ok && !ev.Deleted && id != "" && ev.Record.Snapshot == id
+}
+
+// Last returns the last change of name the watch delivered (a record or a
+// deletion), and false if it delivered none. Unlike Get it cannot be
+// answered by a replica that lags behind: the watch is an ordered
+// consumer, so what it delivered was committed, in order.
+func (r *Registry) Last(name string) (Event, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ev, ok := r.last[name]
+	return ev, ok
 }
 
 // SHA256 is the hex SHA-256 of b: a module's object name.
