@@ -203,9 +203,12 @@ func (c *Coordinator) resync(name string) {
 			rec, err := c.reg.Get(ctx, name)
 			cancel()
 			ev := registry.Event{Record: rec}
+			last, watched := c.reg.Last(name)
 			switch {
 			case errors.Is(err, errdefs.ErrNotFound):
 				ev = registry.Event{Record: registry.Record{Name: name, Generation: 1}, Deleted: true}
+			case err != nil && watched:
+				ev = last
 			case err != nil:
 				if failures%15 == 0 {
 					c.log.Warn("asking the registry for a function to resync", "function", name, "err", err)
@@ -215,8 +218,9 @@ func (c *Coordinator) resync(name string) {
 			// A get may be answered by a replica that has not caught up
 			// (this worker's own, just back from a partition): what the
 			// watch delivered was committed, so a later generation of it
-			// wins, also over a "not found".
-			if last, ok := c.reg.Last(name); ok && last.Record.Generation > ev.Record.Generation {
+			// wins, also over a "not found"; and it stands in for a get
+			// that fails.
+			if watched && last.Record.Generation > ev.Record.Generation {
 				ev = last
 			}
 			c.apply(ev)
