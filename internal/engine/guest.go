@@ -59,6 +59,30 @@ func (p *Prepared) RestoreWasm(pages uint32) ([]byte, error) {
 	return wasm, nil
 }
 
+// OneModule reports whether the restore module also boots the function
+// (rewrite.Info.OneModule): an engine then compiles that one module for
+// both, instantiates it for a boot and writes the data segments in with
+// WriteData. A deploy then compiles once, not twice, and a first deploy
+// costs half the compilation.
+func (p *Prepared) OneModule() bool { return p.Info.OneModule }
+
+// WriteData writes the module's active data segments into region, in
+// order, as instantiating the boot module would: the boot of a OneModule
+// function, after instantiating the restore module over a fresh region and
+// before any guest code runs. A segment past the memory's length fails
+// with errdefs.ErrInvalid, as the instantiation would.
+func (p *Prepared) WriteData(region *Region) error {
+	size, mem := region.Size(), region.Bytes()
+	for i, s := range p.Info.Data {
+		end := uint64(s.Offset) + uint64(len(s.Bytes))
+		if end > size {
+			return fmt.Errorf("data segment %d (%d bytes at %d) lies past the memory's %d bytes: %w", i, len(s.Bytes), s.Offset, size, errdefs.ErrInvalid)
+		}
+		copy(mem[s.Offset:end], s.Bytes)
+	}
+	return nil
+}
+
 // CheckPages checks that a snapshot of pages wasm pages fits the module's
 // declared memory.
 func (p *Prepared) CheckPages(pages uint32) error {

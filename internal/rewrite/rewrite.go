@@ -76,6 +76,24 @@ type Info struct {
 	MemoryMaxPages *uint32
 	// Exports lists the exported function names.
 	Exports []string
+	// OneModule reports whether the restore module (ForRestore) can also
+	// boot the function: the module has no start function and no data
+	// count section (so no instruction names a data segment), and every
+	// data segment is active at a constant offset. Booting it is then
+	// instantiating the restore module and writing Data into its memory,
+	// and an engine compiles one module for boots and restores instead of
+	// two. Go's and the JavaScript runtime's output qualify.
+	OneModule bool
+	// Data are the module's active data segments, in order, when OneModule
+	// is set; nil otherwise.
+	Data []Segment
+}
+
+// Segment is an active data segment: bytes that instantiation writes into
+// the memory at Offset.
+type Segment struct {
+	Offset uint32
+	Bytes  []byte
 }
 
 // Instrument returns the boot module for wasm and what it holds. Malformed
@@ -136,11 +154,34 @@ func Instrument(wasmBytes []byte) (out []byte, info *Info, err error) {
 		}
 		info.Globals = append(info.Globals, gl)
 	}
+	info.Data, info.OneModule = hostData(m)
 	out, err = encode(m)
 	if err != nil {
 		return nil, nil, err
 	}
 	return out, info, nil
+}
+
+// hostData returns m's active data segments and true if the host can write
+// them in place of instantiation (see Info.OneModule), else nil and false.
+func hostData(m *wasm.Module) ([]Segment, bool) {
+	if m.StartSection != nil || m.DataCountSection != nil {
+		return nil, false
+	}
+	segs := make([]Segment, 0, len(m.DataSection))
+	for _, d := range m.DataSection {
+		e := d.OffsetExpression
+		if e == nil || e.Opcode != wasm.OpcodeI32Const {
+			return nil, false
+		}
+		off, _, err := leb128.DecodeInt32(bytes.NewReader(e.Data))
+		if err != nil {
+			return nil, false
+		}
+		// The offset is an address: i32.const's bits, unsigned.
+		segs = append(segs, Segment{Offset: uint32(off), Bytes: d.Init})
+	}
+	return segs, true
 }
 
 // ForRestore derives the restore module from a boot module (the output of

@@ -224,3 +224,39 @@ func TestMalformed(t *testing.T) {
 		})
 	}
 }
+
+// TestOneModule: a Go reactor's restore module can boot it (no start
+// function, no data count, constant offsets), and Data lists its active
+// segments; a start function rules that out.
+func TestOneModule(t *testing.T) {
+	src := testwasm.Build(t, counterPkg)
+	_, info, err := Instrument(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := decode(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.OneModule || len(info.Data) != len(m.DataSection) || len(info.Data) == 0 {
+		t.Fatalf("Go reactor: OneModule %v, %d segments of %d", info.OneModule, len(info.Data), len(m.DataSection))
+	}
+	for i, d := range m.DataSection {
+		if !bytes.Equal(info.Data[i].Bytes, d.Init) {
+			t.Fatalf("segment %d differs", i)
+		}
+	}
+	start := uint32(0)
+	m.StartSection = &start
+	withStart, err := encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, info, err = Instrument(withStart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.OneModule || info.Data != nil {
+		t.Fatalf("module with a start function: OneModule %v, %d segments; want the boot module", info.OneModule, len(info.Data))
+	}
+}

@@ -24,6 +24,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetratelabs/wabin/binary"
+	"github.com/tetratelabs/wabin/leb128"
+	wasm2 "github.com/tetratelabs/wabin/wasm"
+
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
@@ -52,6 +56,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("CaptureRestore", s.captureRestore)
 	t.Run("RestoreWhen", s.restoreWhen)
 	t.Run("CompileRejects", s.compileRejects)
+	t.Run("DataSegments", s.dataSegments)
 	t.Run("RestoreGrownSnapshot", s.restoreGrown)
 	t.Run("Idle", s.idle)
 	t.Run("Faults", s.faults)
@@ -240,6 +245,46 @@ func (s *suite) compileRejects(t *testing.T) {
 		if !errors.Is(err, errdefs.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
+	}
+}
+
+// A Go reactor boots from its restore module (engine.Prepared.OneModule):
+// the engine compiles one module, and writes the data segments itself. A
+// data segment past the memory's minimum fails the boot with
+// errdefs.ErrInvalid, as instantiation does, and nothing is written past
+// the memory (whose pages there fault).
+func (s *suite) dataSegments(t *testing.T) {
+	wasm := testwasm.Build(t, "examples/hello")
+	p, err := engine.Prepare(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.OneModule() || len(p.Info.Data) == 0 {
+		t.Fatalf("a Go reactor: OneModule %v with %d data segments, want the restore module to boot it", p.OneModule(), len(p.Info.Data))
+	}
+	m, err := binary.DecodeModule(wasm, wasm2.CoreFeaturesV2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := m.MemorySection.Min * engine.WasmPageSize
+	m.DataSection = append(m.DataSection, &wasm2.DataSegment{
+		OffsetExpression: &wasm2.ConstantExpression{Opcode: wasm2.OpcodeI32Const, Data: leb128.EncodeInt32(int32(end - 2))},
+		Init:             []byte{1, 2, 3, 4},
+	})
+	bad := binary.EncodeModule(m)
+	cm, err := s.engine(t).Compile(context.Background(), bad)
+	if err != nil {
+		if !errors.Is(err, errdefs.ErrInvalid) {
+			t.Fatalf("compile with a data segment past the memory: %v, want ErrInvalid or success", err)
+		}
+		return
+	}
+	defer cm.Close(context.Background())
+	if inst, _, err := cm.Boot(context.Background(), Cfg); !errors.Is(err, errdefs.ErrInvalid) {
+		if inst != nil {
+			inst.Close(context.Background())
+		}
+		t.Fatalf("boot with a data segment past the memory: %v, want ErrInvalid", err)
 	}
 }
 

@@ -130,7 +130,13 @@ func (e *Engine) Compile(_ context.Context, wasm []byte) (engine.Module, error) 
 	if err != nil {
 		return nil, err
 	}
-	boot, err := e.compile(p.Boot)
+	code := p.Boot
+	if p.OneModule() {
+		if code, err = p.RestoreWasm(p.Info.MemoryMinPages); err != nil {
+			return nil, err
+		}
+	}
+	boot, err := e.compile(code)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +144,11 @@ func (e *Engine) Compile(_ context.Context, wasm []byte) (engine.Module, error) 
 		boot.Close()
 		return nil, err
 	}
-	return &Module{e: e, prep: p, boot: boot}, nil
+	m := &Module{e: e, prep: p, boot: boot}
+	if p.OneModule() {
+		m.restore = boot
+	}
+	return m, nil
 }
 
 // checkImports fails with errdefs.ErrInvalid if m imports anything the

@@ -17,7 +17,8 @@ import (
 )
 
 // Module is a compiled function: its boot module and, compiled on first
-// use, its restore module. It is safe for concurrent use.
+// use, its restore module; or, for a OneModule function, the restore
+// module alone, serving both. It is safe for concurrent use.
 type Module struct {
 	e    *Engine
 	prep *engine.Prepared
@@ -36,7 +37,7 @@ func (m *Module) Close(context.Context) error {
 		return nil
 	}
 	m.boot.Close()
-	if m.restore != nil {
+	if m.restore != nil && m.restore != m.boot {
 		m.restore.Close()
 	}
 	m.restore, m.closed = nil, true
@@ -47,7 +48,14 @@ func (m *Module) Close(context.Context) error {
 // initialisation within cfg.InitTimeout (default cfg.Timeout).
 func (m *Module) Boot(ctx context.Context, cfg engine.InstanceConfig) (engine.Instance, engine.BootStats, error) {
 	return engine.Boot(ctx, cfg, func(region *engine.Region) (*Instance, error) {
-		return m.instantiate(m.boot, region, cfg, engine.NewClock(0))
+		inst, err := m.instantiate(m.boot, region, cfg, engine.NewClock(0))
+		if err == nil && m.prep.OneModule() {
+			if err = m.prep.WriteData(region); err != nil {
+				inst.Close(ctx)
+				return nil, err
+			}
+		}
+		return inst, err
 	}, func(i *Instance) engine.Caller { return i.callWithin })
 }
 

@@ -106,11 +106,23 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 	if err != nil {
 		return nil, err
 	}
-	cm, err := e.rt.CompileModule(ctx, p.Boot)
+	// A OneModule function compiles its restore module alone, which
+	// boots it too (engine.Prepared.OneModule).
+	code := p.Boot
+	if p.OneModule() {
+		if code, err = p.RestoreWasm(p.Info.MemoryMinPages); err != nil {
+			return nil, err
+		}
+	}
+	cm, err := e.rt.CompileModule(ctx, code)
 	if err != nil {
 		return nil, fmt.Errorf("compile module: %v: %w", err, errdefs.ErrInvalid)
 	}
-	return &Module{e: e, p: p, boot: cm}, nil
+	m := &Module{e: e, p: p, boot: cm}
+	if p.OneModule() {
+		m.restore = cm
+	}
+	return m, nil
 }
 
 // Close releases the compiled code.
@@ -118,7 +130,7 @@ func (m *Module) Close(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	err := m.boot.Close(ctx)
-	if m.restore != nil {
+	if m.restore != nil && m.restore != m.boot {
 		err = errors.Join(err, m.restore.Close(ctx))
 	}
 	m.restore, m.closed = nil, true
@@ -128,7 +140,14 @@ func (m *Module) Close(ctx context.Context) error {
 // Boot instantiates the module in a fresh region and runs its initialisation.
 func (m *Module) Boot(ctx context.Context, cfg engine.InstanceConfig) (engine.Instance, engine.BootStats, error) {
 	return engine.Boot(ctx, cfg, func(region *engine.Region) (*Instance, error) {
-		return m.instantiate(ctx, m.boot, region, cfg, engine.NewClock(0))
+		inst, err := m.instantiate(ctx, m.boot, region, cfg, engine.NewClock(0))
+		if err == nil && m.p.OneModule() {
+			if err = m.p.WriteData(region); err != nil {
+				inst.Close(ctx)
+				return nil, err
+			}
+		}
+		return inst, err
 	}, func(i *Instance) engine.Caller { return i.callWithin })
 }
 
