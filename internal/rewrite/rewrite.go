@@ -13,9 +13,12 @@
 //   - The restore module (ForRestore) instantiates without writing linear
 //     memory or running guest code: active data segments would otherwise
 //     overwrite the Go heap that the snapshot restored with the module's
-//     initial image, and a start function would re-run initialisation. Its
-//     memory minimum is the snapshot's size, so wazero allocates the whole
-//     image at instantiation instead of the guest growing it later.
+//     initial image, and a start function would re-run initialisation.
+//
+// When the module allows it (Info.OneModule: Go's output does), the restore
+// module boots the function too: the engine instantiates it and writes the
+// data segments (Info.Data) itself, so a deploy compiles one module, not
+// two.
 //
 // Both functions walk the binary with a bounds-checked reader before handing
 // it to wabin (see check), so hostile uploads fail with errdefs.ErrInvalid

@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -130,12 +131,44 @@ func Write(dir string, meta Meta, mem []byte) (*Snapshot, error) {
 
 // writeImage writes the non-zero pages of mem at their own offsets, leaving
 // holes for zero pages, and returns every page's checksum.
+//
+// The image is written with direct I/O when mem is page-aligned (a region
+// always is) and the file system takes it: the pages go from the
+// instance's memory to the disk without first being copied into the page
+// cache, which was most of a deploy's snapshot stage (a 106 MiB image:
+// buffered writes 255-450 ms, direct 92-109 ms, the fsync after either
+// 60-90 ms). A restore reads the image from the disk then, as it does
+// whenever the page cache has dropped it. Anything that refuses direct
+// I/O gets buffered writes.
 func writeImage(path string, mem []byte) (CRCTable, int64, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, FileMode)
+	const flags = os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	direct := len(mem) > 0 && uintptr(unsafe.Pointer(&mem[0]))%PageSize == 0
+	var f *os.File
+	var err error = unix.EINVAL
+	if direct {
+		f, err = os.OpenFile(path, flags|unix.O_DIRECT, FileMode)
+	}
+	if err != nil {
+		direct = false
+		f, err = os.OpenFile(path, flags, FileMode)
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("create image: %w", err)
 	}
 	defer f.Close()
+	writeAt := func(b []byte, off int64) error {
+		_, err := f.WriteAt(b, off)
+		if err != nil && direct && errors.Is(err, unix.EINVAL) {
+			// Opened for direct I/O, but this write is refused (a block
+			// size larger than a page): write buffered from here on.
+			direct = false
+			if err := buffered(f); err != nil {
+				return err
+			}
+			_, err = f.WriteAt(b, off)
+		}
+		return err
+	}
 	n := len(mem) / PageSize
 	crcs := make(CRCTable, n)
 	var data int64
@@ -144,7 +177,7 @@ func writeImage(path string, mem []byte) (CRCTable, int64, error) {
 		if runStart < 0 {
 			return nil
 		}
-		_, err := f.WriteAt(mem[runStart*PageSize:end*PageSize], int64(runStart*PageSize))
+		err := writeAt(mem[runStart*PageSize:end*PageSize], int64(runStart*PageSize))
 		runStart = -1
 		return err
 	}
@@ -173,6 +206,19 @@ func writeImage(path string, mem []byte) (CRCTable, int64, error) {
 		return nil, 0, fmt.Errorf("sync image: %w", err)
 	}
 	return crcs, data, nil
+}
+
+// buffered turns direct I/O on f off.
+func buffered(f *os.File) error {
+	fd := f.Fd()
+	fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(fd, unix.F_SETFL, fl&^unix.O_DIRECT)
+	}
+	if err != nil {
+		return fmt.Errorf("image file flags: %w", err)
+	}
+	return nil
 }
 
 var zeroPage = make([]byte, PageSize)
