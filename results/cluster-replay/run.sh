@@ -13,12 +13,15 @@
 #     as --cluster-peers, and `--placement P` unless P is "local" (today's
 #     code: every worker serves what it receives; --placement exists once
 #     internal/placement is wired into `thaw serve`);
-#   - FUNCTIONS copies of examples/hello deployed through host 1 as
-#     fn01..fnNN (one thaw function per trace function), KEEP_ALIVE idle
-#     keep-alive so that the trace's gaps cost cold starts;
+#   - FUNCTIONS copies of examples/hello (DISTINCT=1: distinct modules,
+#     thaw new's hello with SALT_KIB KiB of random salt each) deployed
+#     through host 1 as fn01..fnNN (one thaw function per trace function),
+#     KEEP_ALIVE idle keep-alive so that the trace's gaps cost cold starts;
 #   - `thaw load --trace` over the three workers (--servers, --spread
 #     SPREAD: the layer-4 balancer in front), one trace minute in
-#     MINUTE_SECONDS, for DURATION, the busiest minute capped at MAX_RATE/s.
+#     MINUTE_SECONDS, for DURATION, the busiest minute capped at MAX_RATE/s;
+#     with WARMUP_MINUTES > 0, that many trace minutes are replayed first
+#     and not measured (the measured replay starts at the next minute).
 # Output under OUT (default results/cluster-replay/<date>): per placement a
 # `thaw load` run directory (every invocation with the worker that served
 # it, load-summary.json with the per-worker rows) and its JSON summary, the
@@ -40,6 +43,7 @@ MAX_RATE=${MAX_RATE:-20}
 KEEP_ALIVE=${KEEP_ALIVE:-10s}
 SPREAD=${SPREAD:-random}
 SEED=${SEED:-1}
+WARMUP_MINUTES=${WARMUP_MINUTES:-0}
 TRACE=${TRACE:-/work/shared/traces/azure2019-sample}
 OUT=${OUT:-results/cluster-replay/$(date -u +%Y%m%d-%H%M%S)}
 TOKEN=replay-token
@@ -65,10 +69,23 @@ thaw="$work/thaw"
 	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$work/hello.wasm" ./examples/hello
 fns=$(for i in $(seq -w 1 "$FUNCTIONS"); do printf 'fn%s,' "$i"; done)
 fns=${fns%,}
+# DISTINCT=1: one distinct module per function (`thaw new`, the hello
+# template, plus SALT_KIB KiB of random bytes its init reads), so that
+# neither modules nor snapshots deduplicate across functions in the store.
+module() { echo "$work/hello.wasm"; }
+if [[ "${DISTINCT:-0}" == 1 ]]; then
+	for f in ${fns//,/ }; do
+		(cd "$work" && "$thaw" new "$f" >/dev/null)
+		salt=$(head -c $((${SALT_KIB:-256} * 1024)) /dev/urandom | od -An -tx1 | tr -d ' \n')
+		printf 'package main\n\nvar salt = "%s"\n\nfunc init() {\n\tif len(salt) == 0 {\n\t\tpanic("no salt")\n\t}\n}\n' "$salt" >"$work/$f/salt.go"
+		"$thaw" build "$work/$f" -o "$work/$f.wasm" >/dev/null
+	done
+	module() { echo "$work/$1.wasm"; }
+fi
 cat >"$OUT/settings.txt" <<EOF
 placements: $PLACEMENTS
-functions: $FUNCTIONS copies of examples/hello ($fns), keep-alive $KEEP_ALIVE
-trace: $TRACE, $FUNCTIONS trace functions (stratified, seed $SEED), one minute = ${MINUTE_SECONDS}s, duration $DURATION, max rate $MAX_RATE/s
+functions: $FUNCTIONS functions ($fns): $([[ "${DISTINCT:-0}" == 1 ]] && echo "distinct modules, thaw new's hello with ${SALT_KIB:-256} KiB of random salt each" || echo "copies of examples/hello"), keep-alive $KEEP_ALIVE
+trace: $TRACE, $FUNCTIONS trace functions (stratified, seed $SEED), one minute = ${MINUTE_SECONDS}s, warm-up $WARMUP_MINUTES trace minutes (not measured), then duration $DURATION, max rate $MAX_RATE/s
 entry: --servers the three workers, --spread $SPREAD
 commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)
 date: $(date -u +%FT%TZ)
@@ -108,7 +125,7 @@ for placement in $PLACEMENTS; do
 		# registry delivers) can miss the registry's 3 s write timeout:
 		# the deploy answers 503, and is tried again.
 		for try in 1 2 3 4 5; do
-			"$thaw" deploy "$f" "$work/hello.wasm" --keep-alive "$KEEP_ALIVE" >/dev/null && break
+			"$thaw" deploy "$f" "$(module "$f")" --keep-alive "$KEEP_ALIVE" >/dev/null && break
 			[[ $try == 5 ]] && exit 1
 			sleep 2
 		done
@@ -124,9 +141,20 @@ for placement in $PLACEMENTS; do
 	# Let the deploys' warm instances expire: the replay starts cold.
 	sleep "${KEEP_ALIVE%s}"
 	servers=$(IFS=,; echo "${urls[*]}")
+	first=0
+	if [[ "$WARMUP_MINUTES" -gt 0 ]]; then
+		# Warm-up: the trace's first minutes, not measured, so that the
+		# measured window starts in steady state (every function had its
+		# first, compulsory cold start).
+		"$thaw" load --servers "$servers" --spread "$SPREAD" --seed "$SEED" --trace "$TRACE" \
+			--trace-functions "$FUNCTIONS" --functions "$fns" --minute-seconds "$MINUTE_SECONDS" \
+			--duration "$(awk "BEGIN{print $WARMUP_MINUTES*$MINUTE_SECONDS}")s" --max-rate "$MAX_RATE" --timeout 30s \
+			--out "$OUT/warmup-$placement" >"$OUT/warmup-table-$placement.txt" 2>"$OUT/warmup-load-$placement.log"
+		first=$WARMUP_MINUTES
+	fi
 	"$thaw" load --servers "$servers" --spread "$SPREAD" --seed "$SEED" --trace "$TRACE" \
 		--trace-functions "$FUNCTIONS" --functions "$fns" --minute-seconds "$MINUTE_SECONDS" \
-		--duration "$DURATION" --max-rate "$MAX_RATE" --timeout 30s \
+		--first-minute "$first" --duration "$DURATION" --max-rate "$MAX_RATE" --timeout 30s \
 		--out "$OUT/run-$placement" >"$OUT/table-$placement.txt" 2>"$OUT/load-$placement.log"
 	cp "$OUT/run-$placement/load-summary.json" "$OUT/summary-$placement.json"
 	for i in 1 2 3; do
