@@ -25,7 +25,8 @@
 # Output under OUT (default results/cluster-replay/<date>): per placement a
 # `thaw load` run directory (every invocation with the worker that served
 # it, load-summary.json with the per-worker rows) and its JSON summary, the
-# workers' logs and /metrics after the run, and the settings (settings.txt).
+# workers' logs and /metrics after the run, `thaw store stats` after the
+# deploys (store-stats-P.json), and the settings (settings.txt).
 #
 # Trace: Azure Functions Trace 2019, (c) Microsoft, CC-BY 4.0. M. Shahrad et
 # al., "Serverless in the Wild: Characterizing and Optimizing the Serverless
@@ -138,6 +139,10 @@ for placement in $PLACEMENTS; do
 			sleep 0.1
 		done
 	done
+	# What the store holds: the distinct snapshot bytes that the
+	# store-bytes target compares the workers' fetches with.
+	"$thaw" store stats --json --s3-endpoint "$THAW_TEST_S3_ENDPOINT" --s3-bucket "replay-$placement" \
+		>"$OUT/store-stats-$placement.json" 2>&1 || true
 	# Let the deploys' warm instances expire: the replay starts cold.
 	sleep "${KEEP_ALIVE%s}"
 	servers=$(IFS=,; echo "${urls[*]}")
