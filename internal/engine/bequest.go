@@ -1,6 +1,9 @@
 package engine
 
-import "io"
+import (
+	"fmt"
+	"io"
+)
 
 // Bequeath leaves c with the region for its next owner from the pool,
 // which takes it with Inherit. The owner calls it when it is done with the
@@ -65,28 +68,41 @@ func closeAll(cs ...io.Closer) {
 	}
 }
 
-// WhileReady runs ready, if it is set, on a new goroutine and returns a
-// function that waits for it and returns its error (nil at once without
-// ready). Until ready has returned, Free of r waits for it: ready is a
-// restore mode still writing the region's pages (Module.RestoreWhen), and a
-// region freed under it could be unmapped or lent to another instance
-// while it writes. So ready itself must never free r.
-func WhileReady(r *Region, ready func() error) (wait func() error) {
+// WhileReady runs instantiate on a new goroutine while ready, if it is
+// set, runs in the calling goroutine, and returns instantiate's result and
+// error and ready's error; without ready it only calls instantiate.
+// instantiate must write and read no page of r (Module.RestoreWhen). The
+// order matters on the start path: ready (a bulk restore's read of the
+// working set) is the longer of the two, so it goes first and without a
+// hand-off, and the caller finds the short instantiation done instead of
+// waiting to be woken up when ready ends (docs/restore.md, "On a quiet
+// machine"). Until ready has returned, Free of r waits for it: a region
+// freed under it could be unmapped or lent to another instance while it
+// writes. So ready itself must never free r. A panic in instantiate is
+// returned as its error.
+func WhileReady[T any](r *Region, ready func() error, instantiate func() (T, error)) (T, error, error) {
 	if ready == nil {
-		return func() error { return nil }
+		v, err := instantiate()
+		return v, err, nil
 	}
-	r.filling.Add(1)
-	done := make(chan error, 1)
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
 	go func() {
-		defer r.filling.Done()
-		done <- ready()
+		var res result
+		defer func() {
+			if p := recover(); p != nil {
+				res.err = fmt.Errorf("instantiate: panic: %v", p)
+			}
+			done <- res
+		}()
+		res.v, res.err = instantiate()
 	}()
-	var err error
-	waited := false
-	return func() error {
-		if !waited {
-			err, waited = <-done, true
-		}
-		return err
-	}
+	r.filling.Add(1)
+	rerr := ready()
+	r.filling.Done()
+	res := <-done
+	return res.v, res.err, rerr
 }

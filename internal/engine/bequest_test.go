@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"errors"
+	"strings"
 	"testing"
+	"time"
 )
 
 // closer counts its Close calls.
@@ -119,6 +122,63 @@ func TestBequeath(t *testing.T) {
 		defer n.Free()
 		if n.Inherit() != second {
 			t.Fatal("the next owner did not inherit the last bequest")
+		}
+	})
+}
+
+func TestWhileReady(t *testing.T) {
+	r, err := NewRegion(16 * PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Free()
+
+	t.Run("concurrent", func(t *testing.T) {
+		// instantiate waits for ready to start, and ready for instantiate:
+		// run one after the other, they would never return.
+		readyStarted, instantiated := make(chan struct{}), make(chan struct{})
+		done := make(chan struct{})
+		var v int
+		var ierr, rerr error
+		go func() {
+			defer close(done)
+			v, ierr, rerr = WhileReady(r, func() error {
+				close(readyStarted)
+				<-instantiated
+				return nil
+			}, func() (int, error) {
+				<-readyStarted
+				close(instantiated)
+				return 7, nil
+			})
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("ready and instantiate did not run at the same time")
+		}
+		if v != 7 || ierr != nil || rerr != nil {
+			t.Fatalf("got %d, %v, %v; want 7, nil, nil", v, ierr, rerr)
+		}
+	})
+	t.Run("errors", func(t *testing.T) {
+		bad := errors.New("read failed")
+		v, ierr, rerr := WhileReady(r, func() error { return bad }, func() (int, error) { return 1, nil })
+		if v != 1 || ierr != nil || !errors.Is(rerr, bad) {
+			t.Fatalf("got %d, %v, %v; want 1, nil, %v", v, ierr, rerr, bad)
+		}
+	})
+	t.Run("panic", func(t *testing.T) {
+		ran := false
+		_, ierr, rerr := WhileReady(r, func() error { ran = true; return nil }, func() (int, error) { panic("boom") })
+		if ierr == nil || !strings.Contains(ierr.Error(), "boom") || rerr != nil || !ran {
+			t.Fatalf("got %v, %v, ready ran %v; want the panic as instantiate's error and ready run", ierr, rerr, ran)
+		}
+	})
+	t.Run("no ready", func(t *testing.T) {
+		v, ierr, rerr := WhileReady(r, nil, func() (int, error) { return 3, nil })
+		if v != 3 || ierr != nil || rerr != nil {
+			t.Fatalf("got %d, %v, %v; want 3, nil, nil", v, ierr, rerr)
 		}
 	})
 }

@@ -62,9 +62,9 @@ type Module interface {
 	// on error.
 	Restore(ctx context.Context, cfg InstanceConfig, st *State, region *Region) (Instance, error)
 	// RestoreWhen is Restore over a region whose memory a restore mode is
-	// still preparing: ready, which the engine runs on another goroutine
-	// (WhileReady), finishes it. Meanwhile the engine instantiates the
-	// restore module, which writes and reads no page of the region; it
+	// still preparing: ready finishes it, in the calling goroutine, while
+	// the engine instantiates the restore module on another (WhileReady);
+	// instantiation writes and reads no page of the region, and the engine
 	// waits for ready before it grows the memory, sets a global or runs
 	// guest code. If ready fails, RestoreWhen returns ready's error and
 	// frees the region. A nil ready is Restore.

@@ -76,16 +76,17 @@ func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *eng
 // start function, copy-on-write initialisation off) hands wasmtime the
 // region through the memory creator without touching a page.
 func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region, ready func() error) (engine.Instance, error) {
-	wait := engine.WhileReady(region, ready)
-	rm, err := m.restoreModule(st.Pages)
-	if err == nil {
-		err = m.prep.CheckState(st)
-	}
-	var inst *Instance
-	if err == nil {
-		inst, err = m.instantiate(rm, region, cfg, engine.NewClock(st.Nanotime))
-	}
-	if rerr := wait(); rerr != nil {
+	inst, err, rerr := engine.WhileReady(region, ready, func() (*Instance, error) {
+		rm, err := m.restoreModule(st.Pages)
+		if err == nil {
+			err = m.prep.CheckState(st)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return m.instantiate(rm, region, cfg, engine.NewClock(st.Nanotime))
+	})
+	if rerr != nil {
 		err = rerr
 	}
 	if err != nil {

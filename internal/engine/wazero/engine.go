@@ -161,16 +161,17 @@ func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *eng
 // segments or a start function only re-slices the region (opening pages of
 // its reservation, not touching them).
 func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region, ready func() error) (engine.Instance, error) {
-	wait := engine.WhileReady(region, ready)
-	rm, err := m.restoreModule(ctx, st.Pages)
-	if err == nil {
-		err = m.p.CheckState(st)
-	}
-	var inst *Instance
-	if err == nil {
-		inst, err = m.instantiate(ctx, rm, region, cfg, engine.NewClock(st.Nanotime))
-	}
-	if rerr := wait(); rerr != nil {
+	inst, err, rerr := engine.WhileReady(region, ready, func() (*Instance, error) {
+		rm, err := m.restoreModule(ctx, st.Pages)
+		if err == nil {
+			err = m.p.CheckState(st)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return m.instantiate(ctx, rm, region, cfg, engine.NewClock(st.Nanotime))
+	})
+	if rerr != nil {
 		err = rerr
 	}
 	if err != nil {
