@@ -101,8 +101,10 @@ func WhileReady[T any](r *Region, ready func() error, instantiate func() (T, err
 		res.v, res.err = instantiate()
 	}()
 	r.filling.Add(1)
-	rerr := ready()
-	r.filling.Done()
+	rerr := func() error {
+		defer r.filling.Done()
+		return ready()
+	}()
 	res := <-done
 	return res.v, res.err, rerr
 }
