@@ -47,6 +47,10 @@ func TestStoreCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"store", "stats", "--store-dir", dir}, ExitOK, "snapshots                1"},
+		{[]string{"store", "stats", "--json", "--store-dir", dir}, ExitOK, `"snapshots": 1,`},
+		{[]string{"store", "stats", "--json", "--store-dir", dir}, ExitOK, `"stored_bytes": `},
+		{[]string{"store", "verify", "--json", "--store-dir", dir}, ExitOK, `"problems": `},
+		{[]string{"store", "gc", "--json", "--store-dir", dir}, ExitOK, `"deleted_bytes": 0`},
 		{[]string{"store", "ls", "--store-dir", dir}, ExitOK, "fn.s1"},
 		{[]string{"store", "verify", "--store-dir", dir}, ExitOK, "verified 1 snapshots"},
 		{[]string{"store", "gc", "--store-dir", dir}, ExitOK, "deleted 0"},

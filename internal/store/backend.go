@@ -94,13 +94,13 @@ type Originer interface {
 
 // TierStat counts the reads served by one tier of a backend.
 type TierStat struct {
-	Tier   string
-	Hits   int64
-	Misses int64
+	Tier   string `json:"tier"`
+	Hits   int64  `json:"hits"`
+	Misses int64  `json:"misses"`
 	// Bytes is the number of object bytes served by this tier.
-	Bytes int64
+	Bytes int64 `json:"bytes"`
 	// Corrupt counts copies that failed authentication and were dropped.
-	Corrupt int64
+	Corrupt int64 `json:"corrupt"`
 }
 
 // TierStatser is an optional Backend capability: per-tier read counters.

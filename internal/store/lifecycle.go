@@ -54,16 +54,17 @@ func (s *Store) manifests(ctx context.Context, be Backend) ([]*Manifest, error) 
 
 // GCResult says what GC did.
 type GCResult struct {
-	Manifests int
+	Manifests int `json:"manifests"`
 	// Chunks is the number of chunk objects found; Referenced of them are
 	// used by some manifest.
-	Chunks, Referenced int
+	Chunks     int `json:"chunks"`
+	Referenced int `json:"referenced"`
 	// Deleted chunks and their object bytes.
-	Deleted      int
-	DeletedBytes int64
+	Deleted      int   `json:"deleted"`
+	DeletedBytes int64 `json:"deleted_bytes"`
 	// Young counts unreferenced chunks kept because they were written
 	// within the grace period (a snapshot upload may be about to use them).
-	Young int
+	Young int `json:"young"`
 }
 
 // GC deletes the tenant's chunks that no manifest references. It is safe
@@ -141,22 +142,23 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 
 // Stats describes the tenant's part of the store.
 type Stats struct {
-	Snapshots int
+	Snapshots int `json:"snapshots"`
 	// Chunks and StoredBytes count the chunk objects in the origin store.
-	Chunks      int
-	StoredBytes int64
+	Chunks      int   `json:"chunks"`
+	StoredBytes int64 `json:"stored_bytes"`
 	// LogicalBytes is the total size of all files of all snapshots;
 	// ZeroBytes the part of it in zero chunks, which is not stored.
-	LogicalBytes, ZeroBytes int64
+	LogicalBytes int64 `json:"logical_bytes"`
+	ZeroBytes    int64 `json:"zero_bytes"`
 	// ReferencedBytes sums the plaintext of every non-zero chunk reference
 	// of every snapshot, counting repeats.
-	ReferencedBytes int64
+	ReferencedBytes int64 `json:"referenced_bytes"`
 	// DedupRatio is ReferencedBytes / StoredBytes: how many times each
 	// stored byte is used. Zero chunks are excluded (see ZeroBytes).
-	DedupRatio float64
+	DedupRatio float64 `json:"dedup_ratio"`
 	// Reads and Tiers are this process's read counters.
-	Reads Counters
-	Tiers []TierStat
+	Reads Counters   `json:"reads"`
+	Tiers []TierStat `json:"tiers"`
 }
 
 // Stats lists the origin store and reads every manifest.
@@ -195,10 +197,11 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 
 // VerifyResult says what Verify checked and what it found wrong.
 type VerifyResult struct {
-	Snapshots, Chunks int
-	Bytes             int64
+	Snapshots int   `json:"snapshots"`
+	Chunks    int   `json:"chunks"`
+	Bytes     int64 `json:"bytes"`
 	// Problems lists each missing or damaged object, one line each.
-	Problems []string
+	Problems []string `json:"problems"`
 }
 
 // Verify re-reads every chunk referenced by every manifest from the origin

@@ -363,15 +363,16 @@ type counters struct {
 // the restore benchmark.
 type Counters struct {
 	// CacheHits counts chunk reads served from the decrypted-chunk cache.
-	CacheHits int64
+	CacheHits int64 `json:"cache_hits"`
 	// ZeroReads counts reads of zero chunks, served without I/O.
-	ZeroReads int64
+	ZeroReads int64 `json:"zero_reads"`
 	// Fetched counts chunks fetched from the backend and decrypted;
 	// FetchedBytes their plaintext bytes. The backend's TierStats say
 	// which tier served them.
-	Fetched, FetchedBytes int64
+	Fetched      int64 `json:"fetched"`
+	FetchedBytes int64 `json:"fetched_bytes"`
 	// Corrupt counts chunk reads that failed authentication everywhere.
-	Corrupt int64
+	Corrupt int64 `json:"corrupt"`
 }
 
 // Counters returns the read counters.
