@@ -236,6 +236,12 @@ func (s *workerStore) publish(name string, snap *snapshot.Snapshot) {
 			return
 		}
 		crashpoint.Hit(crashpoint.StorePublished)
+		// What this worker opened of the stored snapshot before is stale:
+		// a publish after recording adds the working set, which an open
+		// that found none would otherwise hide until reopenAfter.
+		s.mu.Lock()
+		delete(s.opened, id)
+		s.mu.Unlock()
 		s.publishes.WithLabelValues(name, "ok").Inc()
 		s.cached.poke() // the publish filled the disk cache
 		s.log.Debug("published snapshot", "function", name, "snapshot", id, "chunks", res.Chunks,
