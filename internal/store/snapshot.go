@@ -33,6 +33,21 @@ func (s *Store) Open(ctx context.Context, snapshot string) (*Snapshot, error) {
 	return &Snapshot{s: s, m: m}, nil
 }
 
+// OpenLatest is Open reading the manifest from the origin store, past any
+// cache in front of it: a snapshot published again under the same id (with
+// its working set) replaces its manifest, and a cache may still hold the
+// one from before.
+func (s *Store) OpenLatest(ctx context.Context, snapshot string) (*Snapshot, error) {
+	if err := ValidSnapshotID(snapshot); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	m, err := s.loadManifest(ctx, s.origin(), snapshot)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{s: s, m: m}, nil
+}
+
 // ID returns the snapshot id.
 func (sn *Snapshot) ID() string { return sn.m.Snapshot }
 

@@ -140,7 +140,18 @@ func (s *Snapshot) Checked(ctx context.Context, dir string) (*snapshot.Snapshot,
 // Errors: errdefs.ErrNotFound (no such snapshot), ErrCorrupt (tampered or
 // inconsistent), ErrUnauthorized (another key), ErrUnavailable.
 func OpenSnapshot(ctx context.Context, st *store.Store, id string) (*Snapshot, error) {
-	sn, err := st.Open(ctx, id)
+	return openSnapshot(ctx, st, id, st.Open)
+}
+
+// OpenLatestSnapshot is OpenSnapshot with the manifest read from the origin
+// store (store.Store.OpenLatest): what a snapshot published again holds
+// now, such as a working set recorded since a cache copied it.
+func OpenLatestSnapshot(ctx context.Context, st *store.Store, id string) (*Snapshot, error) {
+	return openSnapshot(ctx, st, id, st.OpenLatest)
+}
+
+func openSnapshot(ctx context.Context, st *store.Store, id string, open func(context.Context, string) (*store.Snapshot, error)) (*Snapshot, error) {
+	sn, err := open(ctx, id)
 	if err != nil {
 		return nil, err
 	}

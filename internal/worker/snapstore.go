@@ -36,6 +36,10 @@ type snapshotStore interface {
 	// (openStored), to its local directory snap.Dir and returns the local
 	// snapshot; without a store it fails with errdefs.ErrUnavailable.
 	pull(ctx context.Context, f *function, snap *snapshot.Snapshot) (*snapshot.Snapshot, error)
+	// adoptWorkingSet gives local, a local snapshot of f without a
+	// working set, the one published with the stored snapshot of the same
+	// id, and reports whether it has one now; without a store, false.
+	adoptWorkingSet(ctx context.Context, f *function, local *snapshot.Snapshot) bool
 	// waitPublishes waits for the publishes scheduled so far.
 	waitPublishes()
 	// sync waits for the publishes and carries out the writes and
@@ -65,6 +69,7 @@ func (noStore) restoreAny(ctx context.Context, f *function, snap *snapshot.Snaps
 func (noStore) pull(context.Context, *function, *snapshot.Snapshot) (*snapshot.Snapshot, error) {
 	return nil, fmt.Errorf("pull: no snapshot store: %w", errdefs.ErrUnavailable)
 }
-func (noStore) waitPublishes()             {}
-func (noStore) sync(context.Context) error { return nil }
-func (noStore) close()                     {}
+func (noStore) adoptWorkingSet(context.Context, *function, *snapshot.Snapshot) bool { return false }
+func (noStore) waitPublishes()                                                      {}
+func (noStore) sync(context.Context) error                                          { return nil }
+func (noStore) close()                                                              {}

@@ -115,13 +115,18 @@ type restored struct {
 // restoreOnce prepares memory from src in mode and restores an instance
 // over it, the engine instantiating while a bulk restore reads its working
 // set (restore.Restorer.Start, engine.Module.RestoreWhen). A reap or bulk
-// restore of a snapshot without a working set runs lazily instead, and
-// records one if local and no other restore is recording.
+// restore of a local snapshot without a working set first adopts the one
+// the store holds for it, if any (workerStore.adoptWorkingSet); without
+// one it runs lazily instead, and records one if local and no other
+// restore is recording.
 func (f *function) restoreOnce(ctx context.Context, src restore.Source, mode restore.Mode, local bool) (r restored, err error) {
 	r.mode = mode
 	trace := mode.UsesWorkingSet() && local
 	limit := f.instanceConfig().MemoryLimit
 	mem, ready, err := f.w.restorer.Start(ctx, mode, src, limit, trace)
+	if mode.UsesWorkingSet() && local && errors.Is(err, errdefs.ErrNotFound) && f.w.snapStore.adoptWorkingSet(ctx, f, src.Local()) {
+		mem, ready, err = f.w.restorer.Start(ctx, mode, src, limit, trace)
+	}
 	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrNotFound) {
 		r.mode = restore.Lazy
 		r.record = local && f.recording.CompareAndSwap(false, true)

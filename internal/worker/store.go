@@ -100,6 +100,9 @@ type workerStore struct {
 	// opened caches store snapshots by store id: opening reads the
 	// manifest and metadata from the store, a few ms each time.
 	opened map[string]openedSnap
+	// adoptAsked holds when adoptWorkingSet last asked the store for a
+	// snapshot's working set, by store id.
+	adoptAsked map[string]time.Time
 	// storeOnly marks snapshots whose local directory was unusable when
 	// the worker loaded them: restores of those go straight to the store.
 	storeOnly map[*snapshot.Snapshot]bool
@@ -139,6 +142,7 @@ func (w *Worker) openStore(ctx context.Context, cfg stack.Config, dataDir string
 		h:          h,
 		chunks:     &restore.Store{Config: cfg, CacheDir: filepath.Join(dataDir, storeImagesDir)},
 		opened:     map[string]openedSnap{},
+		adoptAsked: map[string]time.Time{},
 		storeOnly:  map[*snapshot.Snapshot]bool{},
 		dropped:    map[string]bool{},
 		pending:    map[string]int{},
@@ -267,13 +271,26 @@ func (s *workerStore) open(ctx context.Context, f *function, snapID string, want
 	if ok && (o.sn.WS != nil || !wantWS || time.Since(o.at) < reopenAfter) {
 		return o.sn, nil
 	}
-	sn, err := storesnap.OpenSnapshot(ctx, s.h.Store, id)
+	sn, err := s.load(ctx, f, snapID, ok)
+	if err != nil && ok {
+		// The cached copy still works for everything but the working set.
+		return o.sn, nil
+	}
+	return sn, err
+}
+
+// load opens store snapshot snapID of f and caches it for open. With
+// latest, the manifest is read from the origin store, past the caches: a
+// snapshot published again with its working set replaces its manifest,
+// which a cache may hold from before.
+func (s *workerStore) load(ctx context.Context, f *function, snapID string, latest bool) (*storesnap.Snapshot, error) {
+	id := storesnap.ID(f.rec.Name, snapID)
+	openSnapshot := storesnap.OpenSnapshot
+	if latest {
+		openSnapshot = storesnap.OpenLatestSnapshot
+	}
+	sn, err := openSnapshot(ctx, s.h.Store, id)
 	if err != nil {
-		if ok {
-			// The cached copy still works for everything but the
-			// working set.
-			return o.sn, nil
-		}
 		return nil, fmt.Errorf("open store snapshot %s: %w", id, err)
 	}
 	// The snapshot must be of this very module: its state indexes the
@@ -286,6 +303,60 @@ func (s *workerStore) open(ctx context.Context, f *function, snapID string, want
 	s.opened[id] = openedSnap{sn: sn, at: time.Now()}
 	s.mu.Unlock()
 	return sn, nil
+}
+
+// adoptTimeout bounds the store read of adoptWorkingSet, which runs on a
+// restore's start: a healthy store (its disk cache, a peer) answers in
+// milliseconds, and a dead one must not hold the request.
+const adoptTimeout = 200 * time.Millisecond
+
+// adoptWorkingSet gives local, a local snapshot of f without a working
+// set, the one published with the stored snapshot of the same id, if the
+// store has one. A cluster follower copies a snapshot when the deploy
+// reaches it, before any worker has recorded a working set; the worker
+// that records one publishes the snapshot again with it, and without this
+// every follower would record its own, with a slow lazy first restore
+// each. The working set is written from local's own image
+// (snapshot.WriteWorkingSet checks every page against pages.crc), pages
+// in ascending order. The store is asked at most every reopenAfter per
+// snapshot, whatever it answered.
+func (s *workerStore) adoptWorkingSet(ctx context.Context, f *function, local *snapshot.Snapshot) bool {
+	id := storesnap.ID(f.rec.Name, local.Meta.ID)
+	s.mu.Lock()
+	if last, ok := s.adoptAsked[id]; ok && time.Since(last) < reopenAfter {
+		s.mu.Unlock()
+		return false
+	}
+	s.adoptAsked[id] = time.Now()
+	o, ok := s.opened[id]
+	s.mu.Unlock()
+	if ok && o.sn.WS != nil {
+		return s.adopt(f, local, o.sn.WS)
+	}
+	ctx, cancel := context.WithTimeout(ctx, adoptTimeout)
+	defer cancel()
+	sn, err := s.load(ctx, f, local.Meta.ID, true)
+	if err != nil || sn.WS == nil {
+		return false
+	}
+	return s.adopt(f, local, sn.WS)
+}
+
+// adopt writes ws, the stored working set of local's snapshot, beside
+// local's image.
+func (s *workerStore) adopt(f *function, local *snapshot.Snapshot, ws *snapshot.WorkingSet) bool {
+	var pages []int
+	for _, r := range ws.Runs {
+		for p := r.Start; p < r.Start+r.Count; p++ {
+			pages = append(pages, p)
+		}
+	}
+	if _, err := local.WriteWorkingSet(pages); err != nil {
+		s.log.Warn("adopting the stored working set failed; recording one", "function", f.rec.Name, "snapshot", local.Meta.ID, "err", err)
+		return false
+	}
+	s.log.Debug("adopted the stored working set", "function", f.rec.Name, "snapshot", local.Meta.ID, "pages", len(pages))
+	return true
 }
 
 // openSnapshot opens snapshot id of f from its local directory or, when

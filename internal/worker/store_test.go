@@ -449,3 +449,45 @@ func storeOf(t testing.TB, w *Worker) *workerStore {
 	}
 	return s
 }
+
+// A follower that copied the snapshot before the origin recorded its
+// working set adopts the working set the origin published afterwards on
+// its first reap or bulk restore, instead of recording its own lazily.
+func TestFollowerAdoptsStoredWorkingSet(t *testing.T) {
+	cfg := testStore(t)
+	w1 := openStoreWorker(t, t.TempDir(), cfg)
+	deploy(t, w1, "hello", "examples/hello", Config{})
+	w1.WaitPublishes()
+	info, err := w1.Get("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2 := openStoreWorker(t, t.TempDir(), cfg)
+	if _, err := w2.DeployStored(context.Background(), "hello", testwasm.Build(t, "examples/hello"), Config{}, info.Snapshot.ID); err != nil {
+		t.Fatal(err)
+	}
+	w2.WaitCheckpoints("hello")
+	if st := w2.States(); len(st) != 1 || !st[0].SnapshotLocal || st[0].WorkingSet {
+		t.Fatalf("follower after the copy: %+v; want the snapshot on local disk, without a working set", st)
+	}
+
+	// The origin records the working set and publishes the snapshot again.
+	want := invoke(t, w1, "hello", get("/?name=thaw"), InvokeOptions{Mode: restore.Cold}).Response.Body
+	if rec := invoke(t, w1, "hello", get("/?name=thaw"), InvokeOptions{Mode: restore.Reap}); rec.Timing.Mode != restore.Lazy {
+		t.Fatalf("origin's first reap restore ran as %s; want a lazy one recording the working set", rec.Timing.Mode)
+	}
+	w1.WaitPublishes()
+
+	res := invoke(t, w2, "hello", get("/?name=thaw"), InvokeOptions{Mode: restore.Bulk})
+	tm := res.Timing
+	if tm.Fallback != "" || tm.Source != SourceLocal || tm.Mode != restore.Bulk || tm.Restore == nil || tm.Restore.WSPages == 0 {
+		t.Fatalf("follower's first bulk restore: mode %s, source %q, fallback %q, stats %+v; want bulk from its local copy with the adopted working set",
+			tm.Mode, tm.Source, tm.Fallback, tm.Restore)
+	}
+	if !bytes.Equal(res.Response.Body, want) {
+		t.Fatalf("follower answered %q, the origin's cold instance %q", res.Response.Body, want)
+	}
+	if st := w2.States(); len(st) != 1 || !st[0].WorkingSet {
+		t.Fatalf("follower after the restore: %+v; want a working set on local disk", st)
+	}
+}
