@@ -23,14 +23,7 @@ type Snapshot struct {
 // if it was written with another key, errdefs.ErrCorrupt if it fails
 // authentication, errdefs.ErrUnavailable if no tier holding it can be reached.
 func (s *Store) Open(ctx context.Context, snapshot string) (*Snapshot, error) {
-	if err := ValidSnapshotID(snapshot); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	m, err := s.loadManifest(ctx, s.be, snapshot)
-	if err != nil {
-		return nil, err
-	}
-	return &Snapshot{s: s, m: m}, nil
+	return s.open(ctx, s.be, snapshot)
 }
 
 // OpenLatest is Open reading the manifest from the origin store, past any
@@ -38,10 +31,15 @@ func (s *Store) Open(ctx context.Context, snapshot string) (*Snapshot, error) {
 // its working set) replaces its manifest, and a cache may still hold the
 // one from before.
 func (s *Store) OpenLatest(ctx context.Context, snapshot string) (*Snapshot, error) {
+	return s.open(ctx, s.origin(), snapshot)
+}
+
+// open reads snapshot's manifest from be.
+func (s *Store) open(ctx context.Context, be Backend, snapshot string) (*Snapshot, error) {
 	if err := ValidSnapshotID(snapshot); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	m, err := s.loadManifest(ctx, s.origin(), snapshot)
+	m, err := s.loadManifest(ctx, be, snapshot)
 	if err != nil {
 		return nil, err
 	}

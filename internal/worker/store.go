@@ -343,19 +343,14 @@ func (s *workerStore) adoptWorkingSet(ctx context.Context, f *function, local *s
 }
 
 // adopt writes ws, the stored working set of local's snapshot, beside
-// local's image.
+// local's image, copied from that image (snapshot.ExtendWorkingSet with no
+// pages added).
 func (s *workerStore) adopt(f *function, local *snapshot.Snapshot, ws *snapshot.WorkingSet) bool {
-	var pages []int
-	for _, r := range ws.Runs {
-		for p := r.Start; p < r.Start+r.Count; p++ {
-			pages = append(pages, p)
-		}
-	}
-	if _, err := local.WriteWorkingSet(pages); err != nil {
+	if _, err := local.ExtendWorkingSet(ws, nil); err != nil {
 		s.log.Warn("adopting the stored working set failed; recording one", "function", f.rec.Name, "snapshot", local.Meta.ID, "err", err)
 		return false
 	}
-	s.log.Debug("adopted the stored working set", "function", f.rec.Name, "snapshot", local.Meta.ID, "pages", len(pages))
+	s.log.Debug("adopted the stored working set", "function", f.rec.Name, "snapshot", local.Meta.ID, "pages", ws.Pages)
 	return true
 }
 
