@@ -66,6 +66,17 @@ func (p *Prepared) RestoreWasm(pages uint32) ([]byte, error) {
 // costs half the compilation.
 func (p *Prepared) OneModule() bool { return p.Info.OneModule }
 
+// BootWasm is the module an engine compiles to boot the function: the
+// restore module at the boot module's minimum memory for a OneModule
+// function (the engine then uses it for restores too), else the boot
+// module.
+func (p *Prepared) BootWasm() ([]byte, error) {
+	if p.OneModule() {
+		return p.RestoreWasm(p.Info.MemoryMinPages)
+	}
+	return p.Boot, nil
+}
+
 // WriteData writes the module's active data segments into region, in
 // order, as instantiating the boot module would: the boot of a OneModule
 // function, after instantiating the restore module over a fresh region and

@@ -130,11 +130,9 @@ func (e *Engine) Compile(_ context.Context, wasm []byte) (engine.Module, error) 
 	if err != nil {
 		return nil, err
 	}
-	code := p.Boot
-	if p.OneModule() {
-		if code, err = p.RestoreWasm(p.Info.MemoryMinPages); err != nil {
-			return nil, err
-		}
+	code, err := p.BootWasm()
+	if err != nil {
+		return nil, err
 	}
 	boot, err := e.compile(code)
 	if err != nil {

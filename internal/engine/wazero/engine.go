@@ -108,11 +108,9 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (engine.Module, error
 	}
 	// A OneModule function compiles its restore module alone, which
 	// boots it too (engine.Prepared.OneModule).
-	code := p.Boot
-	if p.OneModule() {
-		if code, err = p.RestoreWasm(p.Info.MemoryMinPages); err != nil {
-			return nil, err
-		}
+	code, err := p.BootWasm()
+	if err != nil {
+		return nil, err
 	}
 	cm, err := e.rt.CompileModule(ctx, code)
 	if err != nil {
