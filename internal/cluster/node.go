@@ -194,6 +194,7 @@ func (n *Node) embed(opts Options) error {
 	} else if len(opts.Peers) > 0 {
 		return fmt.Errorf("--cluster-peers needs --cluster-listen: %w", errdefs.ErrInvalid)
 	}
+	tuneRaft()
 	srv, err := server.NewServer(so)
 	if err != nil {
 		return fmt.Errorf("embedded NATS: %v: %w", err, errdefs.ErrInvalid)

@@ -191,3 +191,25 @@ func TestThreeNodesLoseOne(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// The embedded server runs with thaw's raft timings (raft.go), not
+// nats-server's defaults: what lets the registry take writes again within
+// 2 s of losing the node that led it (measured in the netns cluster's
+// KillUnderLoad).
+func TestRaftTimings(t *testing.T) {
+	n, err := Start(context.Background(), Options{DataDir: t.TempDir(), NodeID: "n0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	got := []time.Duration{raftHeartbeat, raftMinElection, raftMaxElection, raftLostQuorum, raftLostQuorumCheck}
+	want := []time.Duration{RaftHeartbeat, RaftMinElection, RaftMaxElection, RaftLostQuorum, RaftLostQuorumCheck}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("timing %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+	if RaftMinElection < 10*RaftHeartbeat || RaftMaxElection <= RaftMinElection {
+		t.Errorf("elections after %v-%v with heartbeats every %v: a busy follower would unseat a live leader", RaftMinElection, RaftMaxElection, RaftHeartbeat)
+	}
+}

@@ -133,7 +133,7 @@ func classify(what string, err error) error {
 // deploys anything locally, with errdefs.ErrUnavailable. Reads alone
 // cannot tell, since a replica may answer them; nor can the leader's
 // answer alone, since a partitioned leader keeps calling itself leader
-// until it notices it lost its quorum (NATS's raft takes 10 s), and the
+// until it notices it lost its quorum (5 s embedded, 10 s in a stock nats-server), and the
 // write it then takes never commits.
 func (r *Registry) Writable(ctx context.Context) error {
 	st, err := r.kv.Status(ctx)
@@ -152,9 +152,10 @@ func (r *Registry) Writable(ctx context.Context) error {
 }
 
 // peerSilence is how long a replica may go unheard before the leader
-// counts it lost: NATS's raft heartbeats every second, and the leader
-// itself gives up after 10 s; 3 s refused deploys on a 2-core machine
-// busy compiling (heartbeats handled late), so 6.
+// counts it lost. An external nats-server's raft heartbeats every second
+// and its leader gives up after 10 s (thaw's embedded servers: 100 ms and
+// 5 s, internal/cluster); 3 s refused deploys on a 2-core machine busy
+// compiling (heartbeats handled late), so 6.
 const peerSilence = 6 * time.Second
 
 // quorum reports whether a stream's leader, with the replicas it heard
