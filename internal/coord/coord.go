@@ -102,6 +102,7 @@ type Coordinator struct {
 
 	sub        *nats.Subscription // this worker's invocation subject
 	prewarmSub *nats.Subscription // its pre-warm subject
+	wsSub      *nats.Subscription // the working sets peers announce (workingset.go)
 	router     *router            // nil without Options.Placement
 
 	// asyncQ is the asynchronous queue once open (async.go); runner this
@@ -207,6 +208,9 @@ func (c *Coordinator) Attach(ctx context.Context, w *worker.Worker, address stri
 	if err := c.serveDeploys(); err != nil {
 		c.log.Warn("not answering deploy requests from gateways", "err", err)
 	}
+	if err := c.serveWorkingSets(); err != nil {
+		c.log.Warn("not adopting the working sets peers publish ahead of restores", "err", err)
+	}
 	joined := false
 	select {
 	case <-c.joined:
@@ -246,7 +250,7 @@ func (c *Coordinator) Close() {
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
-	for _, s := range []*nats.Subscription{c.sub, c.prewarmSub} {
+	for _, s := range []*nats.Subscription{c.sub, c.prewarmSub, c.wsSub} {
 		if s != nil {
 			_ = s.Unsubscribe()
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/cluster"
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/registry"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/store/stack"
@@ -27,6 +28,7 @@ import (
 var sharedCache string
 
 func TestMain(m *testing.M) {
+	pager.RunIfChild(stack.OpenReaderJSON) // the pager child of startPaged's workers
 	dir, err := os.MkdirTemp("", "thaw-coord-cache-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -45,15 +47,27 @@ func start(t *testing.T, opts Options) *Coordinator {
 }
 
 // startWith is start with the worker's options wo (its data directory,
-// pager and KeepStored are set here).
+// pager, KeepStored and Published are set here).
 func startWith(t *testing.T, opts Options, wo worker.Options) *Coordinator {
+	t.Helper()
+	return startWorker(t, opts, wo, false)
+}
+
+// startPaged is startWith with the userfaultfd pager, which lazy, reap
+// and bulk restores need.
+func startPaged(t *testing.T, opts Options, wo worker.Options) *Coordinator {
+	t.Helper()
+	return startWorker(t, opts, wo, true)
+}
+
+func startWorker(t *testing.T, opts Options, wo worker.Options, paged bool) *Coordinator {
 	t.Helper()
 	ctx := context.Background()
 	c, err := New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wo.DataDir, wo.NoPager, wo.KeepStored = opts.Node.DataDir, true, c.KeepStored
+	wo.DataDir, wo.NoPager, wo.KeepStored, wo.Published = opts.Node.DataDir, !paged, c.KeepStored, c.Published
 	if err := os.Symlink(sharedCache, filepath.Join(wo.DataDir, "cache")); err != nil {
 		t.Fatal(err)
 	}
@@ -201,5 +215,47 @@ func TestFollowerRetriesModuleFetch(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the module arrived, but a: %v, b: %v", errA, errB)
 		}
+	}
+}
+
+// TestAnnouncedWorkingSet: the worker that records a function's working
+// set publishes the snapshot again with it and announces that
+// (WorkingSetSubject); a follower holding a local copy without one adopts
+// it in the background, before any restore of its own.
+func TestAnnouncedWorkingSet(t *testing.T) {
+	wasm := testwasm.Build(t, "examples/hello")
+	st := stack.Config{Tenant: "t1", Secret: storetest.Secret(t), Dir: filepath.Join(t.TempDir(), "remote")}
+	a := startPaged(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "a", ClientListen: "127.0.0.1:0"}}, worker.Options{Store: &st})
+	b := startPaged(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "b", URL: a.Node().ClientURL()}}, worker.Options{Store: &st})
+	ctx := context.Background()
+	if _, err := a.Deploy(ctx, "hello", wasm, worker.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	state := func() worker.FunctionState {
+		if s := b.Worker.States(); len(s) == 1 {
+			return s[0]
+		}
+		return worker.FunctionState{}
+	}
+	for deadline := time.Now().Add(time.Minute); !state().SnapshotLocal; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("b never copied hello's snapshot: %+v", b.Worker.States())
+		}
+	}
+	if state().WorkingSet {
+		t.Fatal("b's copy has a working set before any worker recorded one")
+	}
+	// a's first reap restore records the working set (lazily).
+	res, err := a.Worker.Invoke(ctx, "hello", &abi.Request{Method: "GET", Path: "/", Header: http.Header{}}, worker.InvokeOptions{Mode: restore.Reap})
+	if err != nil || res.Timing.Mode != restore.Lazy {
+		t.Fatalf("a's first reap restore: %+v, %v; want a lazy one that records", res, err)
+	}
+	for deadline := time.Now().Add(time.Minute); !state().WorkingSet; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("b never adopted the announced working set: %+v", state())
+		}
+	}
+	if s := state(); s.Idle+s.Busy != 0 {
+		t.Fatalf("b: %+v; want the working set adopted without an instance", s)
 	}
 }

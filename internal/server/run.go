@@ -76,7 +76,7 @@ func Start(ctx context.Context, opts RunOptions) (*Running, error) {
 		if c, err = coord.New(ctx, co); err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
-		opts.Worker.KeepStored, opts.Worker.Holders = c.KeepStored, c.Holders
+		opts.Worker.KeepStored, opts.Worker.Holders, opts.Worker.Published = c.KeepStored, c.Holders, c.Published
 		if opts.Worker.Store != nil {
 			// The cluster chunk tier: the worker asks peers over the
 			// coordinator's connection, its pager child over its own.

@@ -39,7 +39,9 @@ type snapshotStore interface {
 	// adoptWorkingSet gives local, a local snapshot of f without a
 	// working set, the one published with the stored snapshot of the same
 	// id, and reports whether it has one now; without a store, false.
-	adoptWorkingSet(ctx context.Context, f *function, local *snapshot.Snapshot) bool
+	// notified says a peer announced that it published one (a background
+	// adoption, Worker.AdoptWorkingSet) rather than a restore wanting one.
+	adoptWorkingSet(ctx context.Context, f *function, local *snapshot.Snapshot, notified bool) bool
 	// waitPublishes waits for the publishes scheduled so far.
 	waitPublishes()
 	// sync waits for the publishes and carries out the writes and
@@ -69,7 +71,9 @@ func (noStore) restoreAny(ctx context.Context, f *function, snap *snapshot.Snaps
 func (noStore) pull(context.Context, *function, *snapshot.Snapshot) (*snapshot.Snapshot, error) {
 	return nil, fmt.Errorf("pull: no snapshot store: %w", errdefs.ErrUnavailable)
 }
-func (noStore) adoptWorkingSet(context.Context, *function, *snapshot.Snapshot) bool { return false }
-func (noStore) waitPublishes()                                                      {}
-func (noStore) sync(context.Context) error                                          { return nil }
-func (noStore) close()                                                              {}
+func (noStore) adoptWorkingSet(context.Context, *function, *snapshot.Snapshot, bool) bool {
+	return false
+}
+func (noStore) waitPublishes()             {}
+func (noStore) sync(context.Context) error { return nil }
+func (noStore) close()                     {}

@@ -124,7 +124,7 @@ func (f *function) restoreOnce(ctx context.Context, src restore.Source, mode res
 	trace := mode.UsesWorkingSet() && local
 	limit := f.instanceConfig().MemoryLimit
 	mem, ready, err := f.w.restorer.Start(ctx, mode, src, limit, trace)
-	if mode.UsesWorkingSet() && local && errors.Is(err, errdefs.ErrNotFound) && f.w.snapStore.adoptWorkingSet(ctx, f, src.Local()) {
+	if mode.UsesWorkingSet() && local && errors.Is(err, errdefs.ErrNotFound) && f.w.snapStore.adoptWorkingSet(ctx, f, src.Local(), false) {
 		mem, ready, err = f.w.restorer.Start(ctx, mode, src, limit, trace)
 	}
 	if mode.UsesWorkingSet() && errors.Is(err, errdefs.ErrNotFound) {

@@ -66,6 +66,9 @@ type workerStore struct {
 	// holders, if set, names the workers likely to hold a function's
 	// chunks (Options.Holders).
 	holders func(name string) []string
+	// published, if set, is told of every snapshot published with a
+	// working set (Options.Published).
+	published func(name, snapshotID string)
 
 	h *stack.Handle
 	// chunks makes the restore source of a store snapshot; the worker's
@@ -250,7 +253,40 @@ func (s *workerStore) publish(name string, snap *snapshot.Snapshot) {
 		s.cached.poke() // the publish filled the disk cache
 		s.log.Debug("published snapshot", "function", name, "snapshot", id, "chunks", res.Chunks,
 			"new_chunks", res.NewChunks, "uploaded_bytes", res.UploadedBytes, "took", time.Since(t0))
+		if _, err := snap.WorkingSet(); err == nil && s.published != nil {
+			s.published(name, snap.Meta.ID)
+		}
 	}()
+}
+
+// AdoptWorkingSet has this worker's local copy of snapshot snapshotID of
+// function name adopt the working set stored with it, if the copy has
+// none (workerStore.adoptWorkingSet), and reports whether it adopted one.
+// A cluster worker calls it when a peer announces that it published the
+// snapshot with a working set (Options.Published), so that the worker's
+// next restore of the function is a bulk one without a store read on its
+// path. A copy that has a working set already, a snapshot the worker
+// does not hold locally (its restores read the store's copy, working set
+// included) and a worker without a store adopt nothing.
+func (w *Worker) AdoptWorkingSet(ctx context.Context, name, snapshotID string) bool {
+	f, err := w.lookup(name)
+	if err != nil {
+		return false
+	}
+	_, snaps := f.ckpt.candidates()
+	for _, snap := range snaps {
+		if snap.Meta.ID != snapshotID {
+			continue
+		}
+		if _, err := os.Stat(snap.Path(snapshot.ImageFile)); err != nil {
+			return false
+		}
+		if _, err := snap.WorkingSet(); !errors.Is(err, errdefs.ErrNotFound) {
+			return false
+		}
+		return w.snapStore.adoptWorkingSet(ctx, f, snap, true)
+	}
+	return false
 }
 
 // WaitPublishes waits until every snapshot scheduled for publishing so far
@@ -305,10 +341,14 @@ func (s *workerStore) load(ctx context.Context, f *function, snapID string, late
 	return sn, nil
 }
 
-// adoptTimeout bounds the store read of adoptWorkingSet, which runs on a
+// adoptTimeout bounds the store read of adoptWorkingSet when it runs on a
 // restore's start: a healthy store (its disk cache, a peer) answers in
-// milliseconds, and a dead one must not hold the request.
-const adoptTimeout = 200 * time.Millisecond
+// milliseconds, and a dead one must not hold the request. A notified
+// adoption runs in the background and may wait longer for the remote.
+const (
+	adoptTimeout         = 200 * time.Millisecond
+	adoptNotifiedTimeout = 10 * time.Second
+)
 
 // adoptWorkingSet gives local, a local snapshot of f without a working
 // set, the one published with the stored snapshot of the same id, if the
@@ -318,12 +358,14 @@ const adoptTimeout = 200 * time.Millisecond
 // every follower would record its own, with a slow lazy first restore
 // each. The working set is written from local's own image
 // (snapshot.WriteWorkingSet checks every page against pages.crc), pages
-// in ascending order. The store is asked at most every reopenAfter per
-// snapshot, whatever it answered.
-func (s *workerStore) adoptWorkingSet(ctx context.Context, f *function, local *snapshot.Snapshot) bool {
+// in ascending order. A restore asks the store at most every reopenAfter
+// per snapshot, whatever it answered; a notified adoption (a peer
+// announced that it published one) asks at once, and off the request
+// path, so that the restore after it finds the working set in place.
+func (s *workerStore) adoptWorkingSet(ctx context.Context, f *function, local *snapshot.Snapshot, notified bool) bool {
 	id := storesnap.ID(f.rec.Name, local.Meta.ID)
 	s.mu.Lock()
-	if last, ok := s.adoptAsked[id]; ok && time.Since(last) < reopenAfter {
+	if last, ok := s.adoptAsked[id]; ok && time.Since(last) < reopenAfter && !notified {
 		s.mu.Unlock()
 		return false
 	}
@@ -333,7 +375,11 @@ func (s *workerStore) adoptWorkingSet(ctx context.Context, f *function, local *s
 	if ok && o.sn.WS != nil {
 		return s.adopt(f, local, o.sn.WS)
 	}
-	ctx, cancel := context.WithTimeout(ctx, adoptTimeout)
+	timeout := adoptTimeout
+	if notified {
+		timeout = adoptNotifiedTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	sn, err := s.load(ctx, f, local.Meta.ID, true)
 	if err != nil || sn.WS == nil {

@@ -491,3 +491,73 @@ func TestFollowerAdoptsStoredWorkingSet(t *testing.T) {
 		t.Fatalf("follower after the restore: %+v; want a working set on local disk", st)
 	}
 }
+
+// A worker that publishes a snapshot with its working set says so
+// (Options.Published), and a follower told of it adopts the working set
+// in the background (AdoptWorkingSet): its first restore is then a bulk
+// one that asks the store nothing.
+func TestAnnouncedWorkingSetAdopted(t *testing.T) {
+	cfg := testStore(t)
+	type note struct{ name, id string }
+	notes := make(chan note, 16)
+	w1, err := Open(context.Background(), Options{DataDir: t.TempDir(), Store: &cfg,
+		Published: func(name, id string) { notes <- note{name, id} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w1.Close(context.Background()) })
+	deploy(t, w1, "hello", "examples/hello", Config{})
+	w1.WaitPublishes()
+	info, err := w1.Get("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-notes:
+		t.Fatalf("announced %+v before any working set was recorded", n)
+	default:
+	}
+	w2 := openStoreWorker(t, t.TempDir(), cfg)
+	if _, err := w2.DeployStored(context.Background(), "hello", testwasm.Build(t, "examples/hello"), Config{}, info.Snapshot.ID); err != nil {
+		t.Fatal(err)
+	}
+	w2.WaitCheckpoints("hello")
+	if w2.AdoptWorkingSet(context.Background(), "hello", info.Snapshot.ID) {
+		t.Fatal("adopted a working set before the origin recorded one")
+	}
+
+	want := invoke(t, w1, "hello", get("/?name=thaw"), InvokeOptions{Mode: restore.Cold}).Response.Body
+	invoke(t, w1, "hello", get("/?name=thaw"), InvokeOptions{Mode: restore.Reap}) // records it
+	w1.WaitPublishes()
+	select {
+	case n := <-notes:
+		if n.name != "hello" || n.id != info.Snapshot.ID {
+			t.Fatalf("announced %+v; want hello's snapshot %s", n, info.Snapshot.ID)
+		}
+	default:
+		t.Fatal("the publish with a working set was not announced")
+	}
+
+	// Told of it, the follower adopts at once (the restore path's gate of
+	// one store read per reopenAfter does not hold it back), and only
+	// once.
+	if !w2.AdoptWorkingSet(context.Background(), "hello", info.Snapshot.ID) {
+		t.Fatal("the follower did not adopt the announced working set")
+	}
+	if st := w2.States(); len(st) != 1 || !st[0].WorkingSet {
+		t.Fatalf("follower after adopting: %+v; want a working set on local disk", st)
+	}
+	if w2.AdoptWorkingSet(context.Background(), "hello", info.Snapshot.ID) {
+		t.Fatal("adopted again over a working set it has")
+	}
+	if w2.AdoptWorkingSet(context.Background(), "hello", "no-such-snapshot") || w2.AdoptWorkingSet(context.Background(), "nosuch", info.Snapshot.ID) {
+		t.Fatal("adopted for a snapshot or function the follower does not have")
+	}
+	res := invoke(t, w2, "hello", get("/?name=thaw"), InvokeOptions{Mode: restore.Bulk})
+	if tm := res.Timing; tm.Mode != restore.Bulk || tm.Source != SourceLocal || tm.Restore == nil || tm.Restore.WSPages == 0 {
+		t.Fatalf("follower's bulk restore: mode %s, source %q, stats %+v; want bulk from its local copy", tm.Mode, tm.Source, tm.Restore)
+	}
+	if !bytes.Equal(res.Response.Body, want) {
+		t.Fatalf("follower answered %q, the origin's cold instance %q", res.Response.Body, want)
+	}
+}

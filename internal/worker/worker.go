@@ -78,6 +78,12 @@ type Options struct {
 	// a restore from the store asks them (Store.Peer, Store.PeerURL)
 	// before the remote.
 	Holders func(name string) []string
+	// Published, if set, is told (in the background) each time a snapshot
+	// of function name that has a working set is in the store: in a
+	// cluster, the other workers then adopt that working set
+	// (AdoptWorkingSet) before their next restore of it rather than
+	// during it.
+	Published func(name, snapshotID string)
 }
 
 // Worker runs functions. Its methods are safe for concurrent use.
@@ -176,7 +182,7 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 	if opts.Store != nil {
 		s, err := w.openStore(ctx, *opts.Store, opts.DataDir, w.metrics.reg)
 		if s != nil {
-			s.keep, s.holders = opts.KeepStored, opts.Holders
+			s.keep, s.holders, s.published = opts.KeepStored, opts.Holders, opts.Published
 		}
 		if err != nil {
 			w.cancel()
