@@ -80,7 +80,10 @@ func netnsClient(h *testnet.Host) *api.Client {
 }
 
 // within polls cond every 100 ms for up to d and returns how long it took
-// to hold, failing the test with what if it never did.
+// to hold, failing the test with what if it never did. d is a liveness
+// bound, not a target: the scenarios log what they took, and their bounds
+// leave room for a loaded 2-core CI machine and Debian's nats-server,
+// whose elections after a partition have taken from 3 to over 40 s.
 func within(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -334,7 +337,7 @@ func runScenarios(t *testing.T, nt *testnet.Net, nc *nats.Conn, embedded bool, l
 		// that can no longer answer, which ends in 503 when the peer
 		// leaves the view (a call delivered before the cut is not run
 		// twice unless the function is idempotent).
-		within(t, 20*time.Second, "host 3 sees itself alone", func() bool {
+		within(t, 40*time.Second, "host 3 sees itself alone", func() bool {
 			exit, status, body := curlFrom(t, nt, 3, h3.URL+"/v1/cluster", "Authorization: Bearer "+token)
 			var cl api.Cluster
 			if exit != 0 || status != http.StatusOK || json.Unmarshal([]byte(body), &cl) != nil {
@@ -381,14 +384,14 @@ func runScenarios(t *testing.T, nt *testnet.Net, nc *nats.Conn, embedded bool, l
 		// resumes and applies the deploy it missed.
 		nt.Heal(3)
 		healed = true
-		rejoin := within(t, 30*time.Second, "host 1 sees host 3 again", func() bool { return len(clusterOf(h1)) == 3 })
-		applied := within(t, time.Minute, "host 3 serves the function deployed during the partition", func() bool {
+		rejoin := within(t, 60*time.Second, "host 1 sees host 3 again", func() bool { return len(clusterOf(h1)) == 3 })
+		applied := within(t, 2*time.Minute, "host 3 serves the function deployed during the partition", func() bool {
 			status, _, err := invokeAt(h3, "during")
 			return err == nil && status == http.StatusOK
 		})
 		t.Logf("heal: host 3 back in host 1's view after %v, serving the missed deploy after %v", rejoin.Round(10*time.Millisecond), applied.Round(10*time.Millisecond))
 		// And takes deploys again.
-		within(t, 30*time.Second, "a deploy through host 3 after healing", func() bool {
+		within(t, 90*time.Second, "a deploy through host 3 after healing", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			_, err := netnsClient(h3).Deploy(ctx, "after", wasm, api.Config{})
@@ -458,12 +461,12 @@ func runScenarios(t *testing.T, nt *testnet.Net, nc *nats.Conn, embedded bool, l
 		// the first deploy through a survivor that succeeds.
 		// Both measured from the SIGKILL; a stream's info is answered by
 		// its leader, so a new name there is a leader taking requests.
-		within(t, 30*time.Second, "a new registry leader", func() bool {
+		within(t, time.Minute, "a new registry leader", func() bool {
 			l := leader()
 			return l != "" && l != was
 		})
 		elected := time.Since(killed)
-		within(t, time.Minute, "a deploy through a survivor after the kill", func() bool {
+		within(t, 2*time.Minute, "a deploy through a survivor after the kill", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			_, err := netnsClient(survivors[0]).Deploy(ctx, "afterkill", wasm, api.Config{})

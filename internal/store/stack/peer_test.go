@@ -90,20 +90,34 @@ func TestPeerTierReader(t *testing.T) {
 	}
 	defer srv.Close()
 
-	rc := cfg("b")
-	rc.PeerURL, rc.PeerNode = n.ClientURL(), "b"
-	b, err := stack.OpenReader(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	readAll(t, store.WithHolders(context.Background(), []string{"b", "gone", "a"}), b, "s", img)
+	// A reader (the pager child's kind) that names a as a holder gets
+	// every chunk from a. A peer that does not answer an ask within the
+	// client's timeout (100 ms) is skipped for the remote, by design, and
+	// on a loaded 2-core machine an ask now and then is late: so up to
+	// three fresh readers try, and one must get everything from a.
 	chunks := int64(len(img) / 4096)
-	if p, r := tier(b, "peer"), tier(b, "remote"); p.Hits != chunks || p.Bytes < int64(len(img)) || r.Bytes >= int64(len(img)) {
-		t.Fatalf("reader with holders: peer %+v, remote %+v; want %d chunks from the peer, none from the remote", p, r, chunks)
+	var fails []string
+	for i := range 3 {
+		rc := cfg(fmt.Sprintf("b%d", i))
+		rc.PeerURL, rc.PeerNode = n.ClientURL(), "b"
+		b, err := stack.OpenReader(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := srv.Stats().Served
+		readAll(t, store.WithHolders(context.Background(), []string{"b", "gone", "a"}), b, "s", img)
+		p, r := tier(b, "peer"), tier(b, "remote")
+		b.Close()
+		if p.Hits == chunks && p.Bytes >= int64(len(img)) && r.Bytes < int64(len(img)) && srv.Stats().Served-served == chunks {
+			break
+		}
+		fails = append(fails, fmt.Sprintf("peer %+v, remote %+v, a served %d", p, r, srv.Stats().Served-served))
+		if i == 2 {
+			t.Fatalf("readers with holders: %s; want %d chunks from the peer, none from the remote", strings.Join(fails, "; "), chunks)
+		}
 	}
-	if st := srv.Stats(); st.Served != chunks {
-		t.Fatalf("a served %+v", st)
+	if len(fails) > 0 {
+		t.Logf("readers that fell back to the remote before one did not: %s", strings.Join(fails, "; "))
 	}
 
 	c, err := stack.Open(context.Background(), func() stack.Config {
