@@ -28,7 +28,7 @@ import (
 var sharedCache string
 
 func TestMain(m *testing.M) {
-	pager.RunIfChild(stack.OpenReaderJSON) // the pager child of startPaged's workers
+	pager.RunIfChild(stack.OpenReaderJSON) // the pager child of storePair's paged workers
 	dir, err := os.MkdirTemp("", "thaw-coord-cache-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -53,11 +53,15 @@ func startWith(t *testing.T, opts Options, wo worker.Options) *Coordinator {
 	return startWorker(t, opts, wo, false)
 }
 
-// startPaged is startWith with the userfaultfd pager, which lazy, reap
-// and bulk restores need.
-func startPaged(t *testing.T, opts Options, wo worker.Options) *Coordinator {
+// storePair starts workers a and b (a NATS client of a's server) sharing
+// one snapshot store, with the userfaultfd pager (which lazy, reap and
+// bulk restores need) if paged.
+func storePair(t *testing.T, paged bool) (a, b *Coordinator) {
 	t.Helper()
-	return startWorker(t, opts, wo, true)
+	st := stack.Config{Tenant: "t1", Secret: storetest.Secret(t), Dir: filepath.Join(t.TempDir(), "remote")}
+	a = startWorker(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "a", ClientListen: "127.0.0.1:0"}}, worker.Options{Store: &st}, paged)
+	b = startWorker(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "b", URL: a.Node().ClientURL()}}, worker.Options{Store: &st}, paged)
+	return a, b
 }
 
 func startWorker(t *testing.T, opts Options, wo worker.Options, paged bool) *Coordinator {
@@ -140,9 +144,7 @@ func TestTwoWorkersOneRegistry(t *testing.T) {
 // restores that copy.
 func TestFollowerRestoresOriginSnapshot(t *testing.T) {
 	wasm := testwasm.Build(t, "examples/hello")
-	st := stack.Config{Tenant: "t1", Secret: storetest.Secret(t), Dir: filepath.Join(t.TempDir(), "remote")}
-	a := startWith(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "a", ClientListen: "127.0.0.1:0"}}, worker.Options{Store: &st})
-	b := startWith(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "b", URL: a.Node().ClientURL()}}, worker.Options{Store: &st})
+	a, b := storePair(t, false)
 	ctx := context.Background()
 	info, err := a.Deploy(ctx, "hello", wasm, worker.Config{})
 	if err != nil {
@@ -224,9 +226,7 @@ func TestFollowerRetriesModuleFetch(t *testing.T) {
 // it in the background, before any restore of its own.
 func TestAnnouncedWorkingSet(t *testing.T) {
 	wasm := testwasm.Build(t, "examples/hello")
-	st := stack.Config{Tenant: "t1", Secret: storetest.Secret(t), Dir: filepath.Join(t.TempDir(), "remote")}
-	a := startPaged(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "a", ClientListen: "127.0.0.1:0"}}, worker.Options{Store: &st})
-	b := startPaged(t, Options{Node: cluster.Options{DataDir: t.TempDir(), NodeID: "b", URL: a.Node().ClientURL()}}, worker.Options{Store: &st})
+	a, b := storePair(t, true)
 	ctx := context.Background()
 	if _, err := a.Deploy(ctx, "hello", wasm, worker.Config{}); err != nil {
 		t.Fatal(err)

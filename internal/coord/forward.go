@@ -225,10 +225,32 @@ func (c *Coordinator) serveOne(data []byte) forwardReply {
 // are dropped: the held requests' next placement finds the instances
 // already starting).
 func (c *Coordinator) servePrewarm() error {
-	sem := make(chan struct{}, maxPrewarms)
-	sub, err := c.node.Conn.Subscribe(PrewarmSubject+c.id, func(m *nats.Msg) {
+	sub, err := c.serveBounded(PrewarmSubject+c.id, maxPrewarms, func(m *nats.Msg) func() {
 		name := string(m.Data)
 		if worker.ValidName(name) != nil || c.draining() {
+			return nil
+		}
+		return func() {
+			ctx, cancel := context.WithTimeout(c.ctx, prewarmTimeout)
+			defer cancel()
+			if err := c.Worker.Prewarm(ctx, name); err != nil {
+				c.log.Debug("pre-warm failed", "function", name, "err", err)
+			}
+		}
+	})
+	c.prewarmSub = sub
+	return err
+}
+
+// serveBounded subscribes to subject and runs the work that parse makes of
+// each message (nil: none) on a goroutine of its own, at most max at once:
+// a message that arrives while max are running, or once Close has begun,
+// is dropped. Close waits for the work that runs.
+func (c *Coordinator) serveBounded(subject string, max int, parse func(*nats.Msg) func()) (*nats.Subscription, error) {
+	sem := make(chan struct{}, max)
+	return c.node.Conn.Subscribe(subject, func(m *nats.Msg) {
+		work := parse(m)
+		if work == nil {
 			return
 		}
 		c.mu.Lock()
@@ -244,15 +266,9 @@ func (c *Coordinator) servePrewarm() error {
 		c.wg.Add(1)
 		go func() {
 			defer func() { <-sem; c.wg.Done() }()
-			ctx, cancel := context.WithTimeout(c.ctx, prewarmTimeout)
-			defer cancel()
-			if err := c.Worker.Prewarm(ctx, name); err != nil {
-				c.log.Debug("pre-warm failed", "function", name, "err", err)
-			}
+			work()
 		}()
 	})
-	c.prewarmSub = sub
-	return err
 }
 
 // maxPrewarms bounds the pre-warms a worker runs at once; prewarmTimeout

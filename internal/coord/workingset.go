@@ -51,29 +51,16 @@ func (c *Coordinator) Published(name, id string) {
 
 // serveWorkingSets adopts the working sets other workers announce.
 func (c *Coordinator) serveWorkingSets() error {
-	sem := make(chan struct{}, maxAdopting)
-	sub, err := c.node.Conn.Subscribe(WorkingSetSubject, func(m *nats.Msg) {
+	sub, err := c.serveBounded(WorkingSetSubject, maxAdopting, func(m *nats.Msg) func() {
 		var n workingSetNote
 		if json.Unmarshal(m.Data, &n) != nil || n.Node == c.id || worker.ValidName(n.Function) != nil {
-			return
+			return nil
 		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.closing {
-			return
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			return
-		}
-		c.wg.Add(1)
-		go func() {
-			defer func() { <-sem; c.wg.Done() }()
+		return func() {
 			if c.Worker.AdoptWorkingSet(c.ctx, n.Function, n.Snapshot) {
 				c.log.Debug("adopted an announced working set", "function", n.Function, "snapshot", n.Snapshot, "from", n.Node)
 			}
-		}()
+		}
 	})
 	c.wsSub = sub
 	return err
