@@ -243,11 +243,11 @@ func (c *Coordinator) servePrewarm() error {
 }
 
 // serveBounded subscribes to subject and runs the work that parse makes of
-// each message (nil: none) on a goroutine of its own, at most max at once:
-// a message that arrives while max are running, or once Close has begun,
-// is dropped. Close waits for the work that runs.
-func (c *Coordinator) serveBounded(subject string, max int, parse func(*nats.Msg) func()) (*nats.Subscription, error) {
-	sem := make(chan struct{}, max)
+// each message (nil: none) on a goroutine of its own, at most limit at
+// once: a message that arrives while limit are running, or once Close has
+// begun, is dropped. Close waits for the work that runs.
+func (c *Coordinator) serveBounded(subject string, limit int, parse func(*nats.Msg) func()) (*nats.Subscription, error) {
+	sem := make(chan struct{}, limit)
 	return c.node.Conn.Subscribe(subject, func(m *nats.Msg) {
 		work := parse(m)
 		if work == nil {

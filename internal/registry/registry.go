@@ -133,8 +133,8 @@ func classify(what string, err error) error {
 // deploys anything locally, with errdefs.ErrUnavailable. Reads alone
 // cannot tell, since a replica may answer them; nor can the leader's
 // answer alone, since a partitioned leader keeps calling itself leader
-// until it notices it lost its quorum (5 s embedded, 10 s in a stock nats-server), and the
-// write it then takes never commits.
+// until it notices it lost its quorum (after 5 s embedded, 10 s in a
+// stock nats-server), and the write it then takes never commits.
 func (r *Registry) Writable(ctx context.Context) error {
 	st, err := r.kv.Status(ctx)
 	if err != nil {
