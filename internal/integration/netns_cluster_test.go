@@ -83,7 +83,9 @@ func netnsClient(h *testnet.Host) *api.Client {
 // to hold, failing the test with what if it never did. d is a liveness
 // bound, not a target: the scenarios log what they took, and their bounds
 // leave room for a loaded 2-core CI machine and Debian's nats-server,
-// whose elections after a partition have taken from 3 to over 40 s.
+// under which a partition's first deploy through the majority has taken
+// from 3 to 55 s (in that run with both registry streams' leaders, and a
+// majority of replicas, on the majority's side: not an election).
 func within(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -132,7 +134,7 @@ func invokeAt(h *testnet.Host, fn string) (status int, node string, err error) {
 func servesEverywhere(t *testing.T, fn string, hs ...*testnet.Host) {
 	t.Helper()
 	for _, h := range hs {
-		within(t, time.Minute, fmt.Sprintf("host %d serves %s", h.Index, fn), func() bool {
+		within(t, 2*time.Minute, fmt.Sprintf("host %d serves %s", h.Index, fn), func() bool {
 			status, _, err := invokeAt(h, fn)
 			return err == nil && status == http.StatusOK
 		})
@@ -356,9 +358,10 @@ func runScenarios(t *testing.T, nt *testnet.Net, nc *nats.Conn, embedded bool, l
 			t.Fatalf("partitioned host 3 from itself: curl exit %d, status %d\n%s", exit, status, h3.Log())
 		}
 		// The others take a deploy (two of three hold the quorum; a
-		// leader on host 3 is replaced first: an election of NATS's raft
-		// takes 4-9 s a round, and on a loaded machine Debian's 2.9.10
-		// has needed several rounds, so the bound is generous).
+		// leader on host 3 is replaced first). Debian's 2.9.10 has taken
+		// up to 55 s here, its requests timing out although the streams'
+		// leaders were on the majority's side (docs/cluster-testing.md),
+		// so the bound is generous.
 		partitioned := time.Now()
 		took := within(t, 90*time.Second, "a deploy through host 1 during the partition", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
