@@ -46,7 +46,19 @@ func TestStoreMaterialisedImageTampered(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no data page in the materialised image")
 	}
-	if err := os.WriteFile(imgs[0], b, 0o600); err != nil {
+	// In place, without truncating: the first instance, idle in the
+	// pool, still maps the file, and its idle call may touch a page while
+	// a truncated file is being rewritten, which faults with SIGBUS and
+	// ends the process (a mapped image must never shrink: thaw replaces
+	// images, it never rewrites one; docs/restore.md, mmap).
+	f, err := os.OpenFile(imgs[0], os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 
