@@ -49,8 +49,8 @@ func TestStoreMaterialisedImageTampered(t *testing.T) {
 	// In place, without truncating: the first instance, idle in the
 	// pool, still maps the file, and its idle call may touch a page while
 	// a truncated file is being rewritten, which faults with SIGBUS and
-	// ends the process (a mapped image must never shrink: thaw replaces
-	// images, it never rewrites one; docs/restore.md, mmap).
+	// ended the test process once (a mapped image must never shrink: thaw
+	// replaces images, it never rewrites one; docs/restore.md, mmap).
 	f, err := os.OpenFile(imgs[0], os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -78,11 +78,11 @@ type Options struct {
 	// a restore from the store asks them (Store.Peer, Store.PeerURL)
 	// before the remote.
 	Holders func(name string) []string
-	// Published, if set, is told (in the background) each time a snapshot
-	// of function name that has a working set is in the store: in a
-	// cluster, the other workers then adopt that working set
-	// (AdoptWorkingSet) before their next restore of it rather than
-	// during it.
+	// Published, if set, is told (from the background publish) each time
+	// this worker has published a snapshot of function name that has a
+	// working set: in a cluster, the other workers then adopt that
+	// working set (AdoptWorkingSet) before their next restore of it rather
+	// than during it.
 	Published func(name, snapshotID string)
 }
 
