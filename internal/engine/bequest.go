@@ -100,9 +100,9 @@ func WhileReady[T any](r *Region, ready func() error, instantiate func() (T, err
 		}()
 		res.v, res.err = instantiate()
 	}()
-	r.filling.Add(1)
+	filled := r.Fill()
 	rerr := func() error {
-		defer r.filling.Done()
+		defer filled()
 		return ready()
 	}()
 	res := <-done

@@ -182,3 +182,32 @@ func TestWhileReady(t *testing.T) {
 		}
 	})
 }
+
+func TestFillDelaysFree(t *testing.T) {
+	r, err := NewRegion(16 * PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Touch(PageSize); err != nil {
+		t.Fatal(err)
+	}
+	filled := r.Fill()
+	freed := make(chan struct{})
+	go func() {
+		r.Free()
+		close(freed)
+	}()
+	// The writer is still at work: the region must stay mapped.
+	select {
+	case <-freed:
+		t.Fatal("Free returned while a Fill was under way")
+	case <-time.After(50 * time.Millisecond):
+	}
+	r.Bytes()[0] = 1 // would fault if Free had unmapped it
+	filled()
+	select {
+	case <-freed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Free did not return once the Fill was done")
+	}
+}

@@ -76,8 +76,8 @@ type Region struct {
 	// bequest is what this owner left for the next (Bequeath);
 	// inheritance what the previous owner left for this one (Inherit).
 	bequest, inheritance io.Closer
-	// filling counts restore modes still writing the region (WhileReady):
-	// Free waits for them.
+	// filling counts restore modes still writing the region (Fill,
+	// WhileReady): Free waits for them.
 	filling sync.WaitGroup
 }
 
@@ -242,8 +242,20 @@ func (r *Region) Touched() uint64 {
 	return r.touched
 }
 
+// Fill marks a write into the region's memory that its owner has started
+// and may not wait for, such as a restore's read of a working set started
+// before the engine has the region (restore.Restorer.Start): Free waits
+// until done is called, so the region is never unmapped or lent to
+// another instance under the write. Call done exactly once, when nothing
+// writes any more.
+func (r *Region) Fill() (done func()) {
+	r.filling.Add(1)
+	return r.filling.Done
+}
+
 // Free implements experimental.LinearMemory: it runs the OnFree hooks and
-// then returns the region to its pool, or releases the mapping.
+// then returns the region to its pool, or releases the mapping, once every
+// Fill is done.
 func (r *Region) Free() {
 	r.filling.Wait()
 	r.mu.Lock()

@@ -40,6 +40,9 @@ type Memory struct {
 	// (ahead.go). Its source files are files, which release then keeps
 	// open for it.
 	next *ahead
+	// direct is a bulk restore's read of its working set with direct I/O,
+	// started by files.prefetchWS and finished by files.fillWS.
+	direct *directRead
 	// later, while a restore is being prepared, is the part that Start
 	// leaves for its ready function (a bulk restore's fill).
 	later func() error

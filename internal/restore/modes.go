@@ -263,6 +263,9 @@ func (r *Restorer) bulk(ctx context.Context, m *Memory, src Source, ws *snapshot
 	if err != nil {
 		return err
 	}
+	if m.direct != nil && m.stats.Direct {
+		t0 = m.direct.start // the read began before the scrub
+	}
 	m.prefetched(ws, t0)
 	// The next bulk restore of this working set keeps the same pages.
 	m.prescrub = func() { m.Region.Prescrub(uint64(size), in, nil) }

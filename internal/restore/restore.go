@@ -107,6 +107,10 @@ type Stats struct {
 	WSBytes int64 `json:"ws_bytes"`
 	// WSPages is the number of pages in that working set.
 	WSPages int `json:"ws_pages"`
+	// Direct is set when the working set was read with direct I/O, from
+	// the disk into its places, started before the engine had the region
+	// (files.prefetchWS): ws.img was not all in the page cache.
+	Direct bool `json:"direct,omitempty"`
 	// PagerAhead is set when the pager session was opened ahead, when the
 	// region's previous instance finished (ahead.go), so that this
 	// restore's start did not hand one over.
@@ -235,6 +239,12 @@ func (r *Restorer) Start(ctx context.Context, mode Mode, src Source, limit uint6
 			ws, err := src.workingSet()
 			if err != nil {
 				return err
+			}
+			if mode == Bulk {
+				// Start the read first: everything else a restore
+				// prepares, and the engine's instantiation, happen
+				// while the disk works.
+				src.prefetchWS(m, ws)
 			}
 			err = r.lazy(ctx, m, src, ws, mode == Bulk, record)
 			if err != nil || m.later == nil {

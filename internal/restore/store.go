@@ -186,6 +186,10 @@ func (s stored) eachWS(ctx context.Context, _ *Restorer, ws *snapshot.WorkingSet
 	return read.Load(), err
 }
 
+// prefetchWS does nothing: the chunks are fetched by fillWS, through the
+// store's tiers, each piece copied into place as it arrives.
+func (s stored) prefetchWS(*Memory, *snapshot.WorkingSet) {}
+
 // fillWS copies each piece of the working set straight into its place as
 // its chunk arrives.
 func (s stored) fillWS(ctx context.Context, m *Memory, ws *snapshot.WorkingSet, _ []bool) (int64, error) {

@@ -1,0 +1,92 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/pager"
+	"github.com/thaw-run/thaw/internal/snapshot"
+)
+
+// TestDirectRead: a bulk restore of a local snapshot whose ws.img is not in
+// the page cache reads it with direct I/O, into a new region and into a
+// reused one, and the memory is the image; with ws.img cached it copies
+// from the cache instead.
+func TestDirectRead(t *testing.T) {
+	p, err := pager.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	snap, _ := confSnapshot(t)
+	pool := engine.NewRegionPool(1 << 30)
+	defer pool.Close()
+	r := &Restorer{Pager: p, Regions: pool}
+	image := confImage()
+	for _, tc := range []struct {
+		name           string
+		cold, direct   bool
+		reused         bool
+	}{
+		{name: "cold file, new region", cold: true, direct: true},
+		{name: "cold file, reused region", cold: true, direct: true, reused: true},
+		{name: "cached file", cold: false, direct: false, reused: true},
+	} {
+		if tc.cold {
+			if err := snap.DropCache(); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := os.ReadFile(snap.Path(snapshot.WSImageFile)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := r.Prepare(context.Background(), Bulk, Files(snap), 32<<20, false)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		st := m.Stats()
+		if st.Direct != tc.direct || st.Reused != tc.reused {
+			t.Fatalf("%s: direct %v, reused %v; want %v, %v", tc.name, st.Direct, st.Reused, tc.direct, tc.reused)
+		}
+		if !readAll(m, image) {
+			t.Fatalf("%s: memory differs from the image", tc.name)
+		}
+		if f := m.Failures(); f != (pager.Failures{}) {
+			t.Fatalf("%s: failures %+v", tc.name, f)
+		}
+		// Garbage in every page, as a guest would leave, for the next
+		// restore to overwrite or clear.
+		for i := range m.Region.Bytes()[:len(image)] {
+			m.Region.Bytes()[i] = 0x5A
+		}
+		m.Region.Free()
+	}
+}
+
+// TestDirectReadDamaged: a working-set page that fails its checksum on the
+// direct read fails the restore with ErrCorrupt, as on the buffered one.
+func TestDirectReadDamaged(t *testing.T) {
+	p, err := pager.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	snap, _ := confSnapshot(t)
+	src := Files(snap)
+	damageFile(t, src, snapshot.WSImageFile, snapshot.PageSize)
+	if err := snap.DropCache(); err != nil {
+		t.Fatal(err)
+	}
+	r := &Restorer{Pager: p}
+	m, err := r.Prepare(context.Background(), Bulk, src, 32<<20, false)
+	if err == nil {
+		m.Region.Free()
+		t.Fatal("a damaged working set was installed")
+	}
+	if !errors.Is(err, errdefs.ErrCorrupt) || r.CorruptRestores() != 1 {
+		t.Fatalf("restore of a damaged working set: %v (%d counted), want ErrCorrupt", err, r.CorruptRestores())
+	}
+}
