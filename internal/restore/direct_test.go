@@ -28,9 +28,9 @@ func TestDirectRead(t *testing.T) {
 	r := &Restorer{Pager: p, Regions: pool}
 	image := confImage()
 	for _, tc := range []struct {
-		name           string
-		cold, direct   bool
-		reused         bool
+		name         string
+		cold, direct bool
+		reused       bool
 	}{
 		{name: "cold file, new region", cold: true, direct: true},
 		{name: "cold file, reused region", cold: true, direct: true, reused: true},
