@@ -199,10 +199,22 @@ func RunRestore(ctx context.Context, opts RestoreOptions) (*RestoreReport, error
 		if _, err := w.Invoke(ctx, fn.Name, cloneReq(&fn.Request), worker.InvokeOptions{Mode: restore.Reap}); err != nil {
 			return nil, fmt.Errorf("%s: record working set: %w", fn.Name, err)
 		}
+		floor, err := newFloorMeter(w, fn, opts.DataDir)
+		if err != nil {
+			return nil, err
+		}
 		byMode := map[string]float64{}
 		for _, mode := range opts.Modes {
-			r, err := measureMode(ctx, w, fn, mode, opts.Trials)
+			// The floor's trials go in turns with bulk's, the mode it
+			// bounds, so that the disk's and the machine's drift over
+			// the run affects both alike.
+			var after func(context.Context) error
+			if mode == restore.Bulk {
+				after = floor.read
+			}
+			r, err := measureMode(ctx, w, fn, mode, opts.Trials, after)
 			if err != nil {
+				floor.close()
 				return nil, err
 			}
 			rep.Results = append(rep.Results, r)
@@ -211,10 +223,17 @@ func RunRestore(ctx context.Context, opts RestoreOptions) (*RestoreReport, error
 				fmt.Fprintf(opts.Progress, "%-12s %-6s p50 %8.2f ms  p99 %8.2f ms  faults %6d\n", r.Function, r.Mode, r.P50ms, r.P99ms, r.Faults)
 			}
 		}
-		phys, err := measurePhysical(ctx, w, fn, opts.DataDir, opts.Trials)
-		if err != nil {
-			return nil, err
+		// The warm call is timed on a long-lived instance (a restored
+		// one's second call still pays for the pages it is the first to
+		// touch), each after a cold read as in a restore.
+		for range opts.Trials {
+			if err := floor.warm(ctx); err != nil {
+				floor.close()
+				return nil, err
+			}
 		}
+		phys := floor.result()
+		floor.close()
 		rep.Physical = append(rep.Physical, phys)
 		byMode["physical+warm"] = phys.TotalP50ms
 		rep.Ratios[fn.Name] = ratios(byMode)
@@ -228,8 +247,9 @@ func cloneReq(r *abi.Request) *abi.Request {
 	return &c
 }
 
-// measureMode runs trials fresh starts of fn in mode.
-func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restore.Mode, trials int) (RestoreResult, error) {
+// measureMode runs trials fresh starts of fn in mode, and after each, if
+// set, after (untimed here).
+func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restore.Mode, trials int, after func(context.Context) error) (RestoreResult, error) {
 	r := RestoreResult{Function: fn.Name, Mode: string(mode), Trials: trials}
 	var lat, start, exec, mapT, pre, inst []float64
 	var faults, bytes, ws []int64
@@ -266,6 +286,11 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 				r.Reused++
 			}
 		}
+		if after != nil {
+			if err := after(ctx); err != nil {
+				return r, err
+			}
+		}
 	}
 	r.P50ms, r.P99ms = stats.Percentile(lat, 50), stats.Percentile(lat, 99)
 	r.StartP50, r.ExecP50 = stats.Percentile(start, 50), stats.Percentile(exec, 50)
@@ -274,73 +299,110 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 	return r, nil
 }
 
-// measurePhysical times a sequential read of the cold working-set file and
-// a warm invocation: the floor a restore from this disk could reach.
-func measurePhysical(ctx context.Context, w *worker.Worker, fn Function, dataDir string, trials int) (Physical, error) {
-	p := Physical{Function: fn.Name}
+// floorMeter measures the floor a restore from this disk could reach: a
+// read of the cold working-set file and a warm invocation, a trial at a
+// time, so that its trials can go in turns with a mode's.
+type floorMeter struct {
+	w    *worker.Worker
+	fn   Function
+	path string
+	// buf is page-aligned (direct I/O needs it) and touched before any
+	// trial: on a VM a new buffer's first touch costs more than the read
+	// (docs/restore.md, "Region pool").
+	buf                     []byte
+	buffered, direct, warms []float64
+	noDirect                bool // the file system refuses O_DIRECT
+	// interleaved is set once reads went in turns with a mode's trials:
+	// the reads before the warm calls are then not counted.
+	interleaved bool
+	reads       int
+}
+
+func newFloorMeter(w *worker.Worker, fn Function, dataDir string) (*floorMeter, error) {
 	info, err := w.Get(fn.Name)
 	if err != nil || info.Snapshot == nil {
-		return p, fmt.Errorf("%s: no snapshot for the physical figure", fn.Name)
+		return nil, fmt.Errorf("%s: no snapshot for the physical figure", fn.Name)
 	}
 	path := fmt.Sprintf("%s/snapshots/%s/%s/%s", dataDir, fn.Name, info.Snapshot.ID, snapshot.WSImageFile)
 	fi, err := os.Stat(path)
 	if err != nil {
-		return p, fmt.Errorf("%s: working set: %w", fn.Name, err)
+		return nil, fmt.Errorf("%s: working set: %w", fn.Name, err)
 	}
-	p.WSBytes = fi.Size()
-	// One page-aligned buffer (direct I/O needs it), touched before any
-	// trial: on a VM a new buffer's first touch costs more than the read
-	// (docs/restore.md, "Region pool").
 	buf, err := unix.Mmap(-1, 0, int(max(fi.Size(), 1)), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
-		return p, err
+		return nil, err
 	}
-	defer unix.Munmap(buf)
-	buf = buf[:fi.Size()]
 	for i := 0; i < len(buf); i += snapshot.PageSize {
 		buf[i] = 1
 	}
-	var buffered, direct, warms []float64
-	directOK := true
-	for i := 0; i < trials; i++ {
-		// Both reads in every trial, in turns, so that the disk's mood
-		// affects them alike.
-		for _, d := range []bool{i%2 == 1, i%2 == 0} {
-			if d && !directOK {
-				continue
-			}
-			if err := snapshot.DropFileCache(path); err != nil {
-				return p, err
-			}
-			t0 := time.Now()
-			err := readFile(path, buf, d)
-			dt := ms(time.Since(t0))
-			switch {
-			case d && errors.Is(err, unix.EINVAL):
-				directOK = false // the file system refuses O_DIRECT
-			case err != nil:
-				return p, fmt.Errorf("%s: read working set: %w", fn.Name, err)
-			case d:
-				direct = append(direct, dt)
-			default:
-				buffered = append(buffered, dt)
-			}
+	return &floorMeter{w: w, fn: fn, path: path, buf: buf[:fi.Size()]}, nil
+}
+
+// read reads the cold file both ways, through the page cache and with
+// direct I/O (as bulk does), in an order that alternates from read to
+// read.
+func (f *floorMeter) read(context.Context) error {
+	f.interleaved = true
+	return f.readBoth(true)
+}
+
+// readBoth is read, counted if record.
+func (f *floorMeter) readBoth(record bool) error {
+	f.reads++
+	for _, d := range []bool{f.reads%2 == 1, f.reads%2 == 0} {
+		if d && f.noDirect {
+			continue
 		}
-		t1 := time.Now()
-		if _, err := w.Invoke(ctx, fn.Name, cloneReq(&fn.Request), worker.InvokeOptions{Mode: restore.Warm}); err != nil {
-			return p, err
+		if err := snapshot.DropFileCache(f.path); err != nil {
+			return err
 		}
-		warms = append(warms, ms(time.Since(t1)))
+		t0 := time.Now()
+		err := readFile(f.path, f.buf, d)
+		dt := ms(time.Since(t0))
+		switch {
+		case d && errors.Is(err, unix.EINVAL):
+			f.noDirect = true
+		case err != nil:
+			return fmt.Errorf("%s: read working set: %w", f.fn.Name, err)
+		case !record:
+		case d:
+			f.direct = append(f.direct, dt)
+		default:
+			f.buffered = append(f.buffered, dt)
+		}
 	}
-	p.BufferedP50ms, p.WarmP50ms = stats.Percentile(buffered, 50), stats.Percentile(warms, 50)
+	return nil
+}
+
+// warm reads the cold file, counted unless reads were interleaved, and
+// times one warm invocation.
+func (f *floorMeter) warm(ctx context.Context) error {
+	if err := f.readBoth(!f.interleaved); err != nil {
+		return err
+	}
+	t1 := time.Now()
+	if _, err := f.w.Invoke(ctx, f.fn.Name, cloneReq(&f.fn.Request), worker.InvokeOptions{Mode: restore.Warm}); err != nil {
+		return err
+	}
+	f.warms = append(f.warms, ms(time.Since(t1)))
+	return nil
+}
+
+// result is the floor: the faster of the two reads' medians plus the warm
+// call's.
+func (f *floorMeter) result() Physical {
+	p := Physical{Function: f.fn.Name, WSBytes: int64(len(f.buf))}
+	p.BufferedP50ms, p.WarmP50ms = stats.Percentile(f.buffered, 50), stats.Percentile(f.warms, 50)
 	p.ReadP50ms = p.BufferedP50ms
-	if len(direct) > 0 {
-		p.DirectP50ms = stats.Percentile(direct, 50)
+	if len(f.direct) > 0 {
+		p.DirectP50ms = stats.Percentile(f.direct, 50)
 		p.ReadP50ms = min(p.ReadP50ms, p.DirectP50ms)
 	}
 	p.TotalP50ms = p.ReadP50ms + p.WarmP50ms
-	return p, nil
+	return p
 }
+
+func (f *floorMeter) close() { _ = unix.Munmap(f.buf[:cap(f.buf)]) }
 
 // readFile reads the whole of a file in order into buf, which is its size:
 // with direct I/O, or through the page cache, the kernel told up front that
