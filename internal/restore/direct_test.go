@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
@@ -14,7 +15,8 @@ import (
 
 // TestDirectRead: a bulk restore of a local snapshot whose ws.img is not in
 // the page cache reads it with direct I/O, into a new region and into a
-// reused one, and the memory is the image; with ws.img cached it copies
+// reused one, and the memory is the image; then ws.img is read into the
+// page cache in the background, and with ws.img cached a restore copies
 // from the cache instead.
 func TestDirectRead(t *testing.T) {
 	p, err := pager.Start(context.Background())
@@ -57,6 +59,9 @@ func TestDirectRead(t *testing.T) {
 		if f := m.Failures(); f != (pager.Failures{}) {
 			t.Fatalf("%s: failures %+v", tc.name, f)
 		}
+		if tc.direct {
+			waitCached(t, snap.Path(snapshot.WSImageFile))
+		}
 		// Garbage in every page, as a guest would leave, for the next
 		// restore to overwrite or clear.
 		for i := range m.Region.Bytes()[:len(image)] {
@@ -88,5 +93,26 @@ func TestDirectReadDamaged(t *testing.T) {
 	}
 	if !errors.Is(err, errdefs.ErrCorrupt) || r.CorruptRestores() != 1 {
 		t.Fatalf("restore of a damaged working set: %v (%d counted), want ErrCorrupt", err, r.CorruptRestores())
+	}
+}
+
+// waitCached waits until the whole file at path is in the page cache.
+func waitCached(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !cached(f, fi.Size()) {
+		if time.Now().After(deadline) {
+			t.Fatal("ws.img was not read into the page cache after a direct read")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

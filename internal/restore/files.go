@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -161,21 +162,15 @@ func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 	filled := m.Region.Fill()
 	mem := m.Region.Bytes()
 	go func() {
-		defer close(d.done)
-		defer filled()
-		defer catch(&d.err)
-		// Control keeps the descriptor open until it returns, whatever
-		// closes the file meanwhile (a failed restore closes ws).
-		cerr := rc.Control(func(fd uintptr) {
-			d.read, d.err = readDirect(int(fd), mem, ws.Runs)
-		})
-		if d.err == nil {
-			d.err = cerr
-		}
-		if d.err != nil {
+		if !d.fill(s, rc, mem, ws, filled) {
 			return
 		}
-		d.err = s.verifyRuns(mem, ws.Runs, ws.Bytes() >= verifyParts)
+		// A direct read leaves ws.img out of the page cache: have the
+		// kernel read it in now, off the start path, so that the next
+		// restore of this snapshot copies it from memory (fillWS), as
+		// every restore after the first did before direct reads. The
+		// file may be closed by now; then Control runs nothing.
+		_ = rc.Control(func(fd uintptr) { _ = unix.Fadvise(int(fd), 0, 0, unix.FADV_WILLNEED) })
 	}()
 	// Let the reader have this P now: the disk should start at once, and
 	// what the caller does next (the pager session, the engine's
@@ -183,6 +178,26 @@ func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 	// queue, the reader waited 100-140 µs for a P while the caller and
 	// the instantiation held both (docs/restore.md, "Direct I/O").
 	runtime.Gosched()
+}
+
+// fill reads and checks the working set into mem, then signals done and
+// the end of the region's Fill; it reports whether all went well.
+func (d *directRead) fill(s files, rc syscall.RawConn, mem []byte, ws *snapshot.WorkingSet, filled func()) bool {
+	defer close(d.done)
+	defer filled()
+	defer catch(&d.err)
+	// Control keeps the descriptor open until it returns, whatever
+	// closes the file meanwhile (a failed restore closes ws).
+	cerr := rc.Control(func(fd uintptr) {
+		d.read, d.err = readDirect(int(fd), mem, ws.Runs)
+	})
+	if d.err == nil {
+		d.err = cerr
+	}
+	if d.err == nil {
+		d.err = s.verifyRuns(mem, ws.Runs, ws.Bytes() >= verifyParts)
+	}
+	return d.err == nil
 }
 
 // cached reports whether all n bytes of f are in the page cache
