@@ -172,7 +172,8 @@ func TestUniqueness(t *testing.T) {
 }
 
 // The first reap restore records the working set; later ones prefetch it
-// and fault far less than a lazy restore.
+// and fault far less than a lazy restore; bulk reads a cold working set
+// with direct I/O.
 func TestWorkingSetRecordAndPrefetch(t *testing.T) {
 	w := openWorker(t)
 	deploy(t, w, "heavy", "examples/initheavy", Config{})
@@ -193,6 +194,11 @@ func TestWorkingSetRecordAndPrefetch(t *testing.T) {
 		}
 		if st.Faults*10 > lazy.Timing.Restore.Faults {
 			t.Errorf("%s: %d faults after prefetch, lazy had %d: want at least 10x fewer", mode, st.Faults, lazy.Timing.Restore.Faults)
+		}
+		// The cache was dropped: bulk reads the working set with direct
+		// I/O (docs/restore.md, "Direct I/O").
+		if mode == restore.Bulk && !st.Direct {
+			t.Errorf("bulk: working set not read directly after the cache was dropped: %+v", st)
 		}
 	}
 }
