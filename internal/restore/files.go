@@ -235,6 +235,9 @@ func (s files) verifyRuns(mem []byte, runs []snapshot.Run, parallel bool) error 
 		}
 		return nil
 	}
+	if len(runs) == 0 {
+		return nil
+	}
 	parts := splitRuns(runs, 1)
 	if parallel {
 		parts = splitRuns(runs, 2)
