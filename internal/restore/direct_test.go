@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -114,5 +115,51 @@ func waitCached(t *testing.T, path string) {
 			t.Fatal("ws.img was not read into the page cache after a direct read")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestDirectReadManyRuns: a working set of more runs than one preadv takes
+// (IOV_MAX) is read directly in several chunks at once, each into its own
+// places.
+func TestDirectReadManyRuns(t *testing.T) {
+	p, err := pager.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	const pages = 2 * (iovMax + 200) // every other page: 1224 runs
+	image := make([]byte, pages*snapshot.PageSize)
+	for i := range image {
+		image[i] = byte(i/snapshot.PageSize*31 + i%251)
+	}
+	var trace []int
+	for pg := 0; pg < pages; pg += 2 {
+		trace = append(trace, pg)
+	}
+	meta := snapshot.Meta{ID: "many", Function: "many", ModuleSHA: "m", State: engine.State{Pages: pages * snapshot.PageSize / engine.WasmPageSize}}
+	snap, err := snapshot.Write(filepath.Join(t.TempDir(), "snap"), meta, image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := snap.WriteWorkingSet(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ws.Runs) <= iovMax {
+		t.Fatalf("%d runs, want more than %d", len(ws.Runs), iovMax)
+	}
+	if err := snap.DropCache(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := (&Restorer{Pager: p}).Prepare(context.Background(), Bulk, Files(snap), 64<<20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Region.Free()
+	if st := m.Stats(); !st.Direct || st.BytesRead < ws.Bytes() {
+		t.Fatalf("stats %+v: want a direct read of %d bytes", st, ws.Bytes())
+	}
+	if !readAll(m, image) {
+		t.Fatal("restored memory differs from the image")
 	}
 }

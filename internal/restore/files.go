@@ -221,7 +221,38 @@ func readDirect(fd int, mem []byte, runs []snapshot.Run) (int64, error) {
 		return 0, fmt.Errorf("direct I/O: %w", err)
 	}
 	defer unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl)
-	return preadRuns(fd, mem, runs, 0)
+	// One preadv takes at most IOV_MAX runs, and a direct read has no
+	// read-ahead to keep the disk busy between calls: read every chunk of
+	// runs at once, so that all of the file is asked for together (a
+	// working set of thousands of runs, gather's, is several chunks).
+	var chunks []runPart
+	var off int64
+	for i := 0; i < len(runs); i += iovMax {
+		c := runs[i:min(i+iovMax, len(runs))]
+		chunks = append(chunks, runPart{runs: c, fileOff: off})
+		for _, r := range c {
+			off += int64(r.Count) * snapshot.PageSize
+		}
+	}
+	read := make([]int64, len(chunks))
+	errs := make([]error, len(chunks))
+	var wg sync.WaitGroup
+	for i, c := range chunks[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			read[i+1], errs[i+1] = preadRuns(fd, mem, c.runs, c.fileOff)
+		}()
+	}
+	if len(chunks) > 0 {
+		read[0], errs[0] = preadRuns(fd, mem, chunks[0].runs, 0)
+	}
+	wg.Wait()
+	var total int64
+	for _, n := range read {
+		total += n
+	}
+	return total, errors.Join(errs...)
 }
 
 // verifyRuns checks the pages of runs in mem against the snapshot's page
@@ -354,10 +385,12 @@ func splitRuns(runs []snapshot.Run, n int) []runPart {
 	return parts
 }
 
+// iovMax is IOV_MAX, the most buffers one preadv takes.
+const iovMax = 1024
+
 // preadRuns reads consecutive bytes of fd from fileOff into the runs'
 // places in mem, with scatter reads of up to IOV_MAX runs each.
 func preadRuns(fd int, mem []byte, runs []snapshot.Run, fileOff int64) (int64, error) {
-	const iovMax = 1024
 	var read int64
 	for i := 0; i < len(runs); i += iovMax {
 		chunk := runs[i:min(i+iovMax, len(runs))]
