@@ -162,15 +162,30 @@ func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 	filled := m.Region.Fill()
 	mem := m.Region.Bytes()
 	go func() {
-		if !d.fill(s, rc, mem, ws, filled) {
-			return
+		if d.fill(s, rc, mem, ws) {
+			// A direct read leaves ws.img out of the page cache: have
+			// the kernel read it in, off the start path, so that the
+			// next restore of this snapshot copies it from memory
+			// (fillWS), as every restore after the first did before
+			// direct reads. On a descriptor of its own, since the
+			// restore closes ws.img once woken; started before done is
+			// closed, so that the restore, woken by done, runs first on
+			// this P.
+			dup := -1
+			_ = rc.Control(func(fd uintptr) {
+				if n, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0); err == nil {
+					dup = n
+				}
+			})
+			if dup >= 0 {
+				go func() {
+					_ = unix.Fadvise(dup, 0, 0, unix.FADV_WILLNEED)
+					_ = unix.Close(dup)
+				}()
+			}
 		}
-		// A direct read leaves ws.img out of the page cache: have the
-		// kernel read it in now, off the start path, so that the next
-		// restore of this snapshot copies it from memory (fillWS), as
-		// every restore after the first did before direct reads. The
-		// file may be closed by now; then Control runs nothing.
-		_ = rc.Control(func(fd uintptr) { _ = unix.Fadvise(int(fd), 0, 0, unix.FADV_WILLNEED) })
+		filled()
+		close(d.done)
 	}()
 	// Let the reader have this P now: the disk should start at once, and
 	// what the caller does next (the pager session, the engine's
@@ -180,11 +195,9 @@ func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 	runtime.Gosched()
 }
 
-// fill reads and checks the working set into mem, then signals done and
-// the end of the region's Fill; it reports whether all went well.
-func (d *directRead) fill(s files, rc syscall.RawConn, mem []byte, ws *snapshot.WorkingSet, filled func()) bool {
-	defer close(d.done)
-	defer filled()
+// fill reads and checks the working set into mem; it reports whether all
+// went well.
+func (d *directRead) fill(s files, rc syscall.RawConn, mem []byte, ws *snapshot.WorkingSet) bool {
 	defer catch(&d.err)
 	// Control keeps the descriptor open until it returns, whatever
 	// closes the file meanwhile (a failed restore closes ws).
