@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
@@ -235,38 +236,38 @@ func readDirect(fd int, mem []byte, runs []snapshot.Run) (int64, error) {
 	}
 	defer unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl)
 	// One preadv takes at most IOV_MAX runs, and a direct read has no
-	// read-ahead to keep the disk busy between calls: read every chunk of
-	// runs at once, so that all of the file is asked for together (a
-	// working set of thousands of runs, gather's, is several chunks).
-	var chunks []runPart
+	// read-ahead to keep the disk busy between calls: read the chunks of
+	// runs at once (a working set of thousands of runs, gather's, is
+	// several chunks), up to directChunks of them, each blocking a thread.
+	if len(runs) <= iovMax {
+		return preadRuns(fd, mem, runs, 0) // no hand-off for the common case
+	}
+	read := make([]int64, (len(runs)+iovMax-1)/iovMax)
+	var g errgroup.Group
+	g.SetLimit(directChunks)
 	var off int64
 	for i := 0; i < len(runs); i += iovMax {
-		c := runs[i:min(i+iovMax, len(runs))]
-		chunks = append(chunks, runPart{runs: c, fileOff: off})
+		c, at := runs[i:min(i+iovMax, len(runs))], off
 		for _, r := range c {
 			off += int64(r.Count) * snapshot.PageSize
 		}
+		g.Go(func() (err error) {
+			read[i/iovMax], err = preadRuns(fd, mem, c, at)
+			return err
+		})
 	}
-	read := make([]int64, len(chunks))
-	errs := make([]error, len(chunks))
-	var wg sync.WaitGroup
-	for i, c := range chunks[1:] {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			read[i+1], errs[i+1] = preadRuns(fd, mem, c.runs, c.fileOff)
-		}()
-	}
-	if len(chunks) > 0 {
-		read[0], errs[0] = preadRuns(fd, mem, chunks[0].runs, 0)
-	}
-	wg.Wait()
+	err = g.Wait()
 	var total int64
 	for _, n := range read {
 		total += n
 	}
-	return total, errors.Join(errs...)
+	return total, err
 }
+
+// directChunks bounds the chunks of a direct read in flight at once:
+// enough to keep the disk's queue full, few enough that a working set of
+// a hundred thousand runs does not block a hundred threads.
+const directChunks = 4
 
 // verifyRuns checks the pages of runs in mem against the snapshot's page
 // checksums, split between two goroutines if parallel.
