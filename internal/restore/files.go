@@ -252,6 +252,7 @@ func readDirect(fd int, mem []byte, runs []snapshot.Run) (int64, error) {
 			off += int64(r.Count) * snapshot.PageSize
 		}
 		g.Go(func() (err error) {
+			defer catch(&err)
 			read[i/iovMax], err = preadRuns(fd, mem, c, at)
 			return err
 		})
