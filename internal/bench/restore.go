@@ -199,46 +199,54 @@ func RunRestore(ctx context.Context, opts RestoreOptions) (*RestoreReport, error
 		if _, err := w.Invoke(ctx, fn.Name, cloneReq(&fn.Request), worker.InvokeOptions{Mode: restore.Reap}); err != nil {
 			return nil, fmt.Errorf("%s: record working set: %w", fn.Name, err)
 		}
-		floor, err := newFloorMeter(w, fn, opts.DataDir)
+		results, phys, err := measureModes(ctx, w, fn, opts)
 		if err != nil {
 			return nil, err
 		}
-		byMode := map[string]float64{}
-		for _, mode := range opts.Modes {
-			// The floor's trials go in turns with bulk's, the mode it
-			// bounds, so that the disk's and the machine's drift over
-			// the run affects both alike.
-			var after func(context.Context) error
-			if mode == restore.Bulk {
-				after = floor.read
-			}
-			r, err := measureMode(ctx, w, fn, mode, opts.Trials, after)
-			if err != nil {
-				floor.close()
-				return nil, err
-			}
-			rep.Results = append(rep.Results, r)
+		byMode := map[string]float64{"physical+warm": phys.TotalP50ms}
+		for _, r := range results {
 			byMode[r.Mode] = r.P50ms
-			if opts.Progress != nil {
-				fmt.Fprintf(opts.Progress, "%-12s %-6s p50 %8.2f ms  p99 %8.2f ms  faults %6d\n", r.Function, r.Mode, r.P50ms, r.P99ms, r.Faults)
-			}
 		}
-		// The warm call is timed on a long-lived instance (a restored
-		// one's second call still pays for the pages it is the first to
-		// touch), each after a cold read as in a restore.
-		for range opts.Trials {
-			if err := floor.warm(ctx); err != nil {
-				floor.close()
-				return nil, err
-			}
-		}
-		phys := floor.result()
-		floor.close()
+		rep.Results = append(rep.Results, results...)
 		rep.Physical = append(rep.Physical, phys)
-		byMode["physical+warm"] = phys.TotalP50ms
 		rep.Ratios[fn.Name] = ratios(byMode)
 	}
 	return rep, nil
+}
+
+// measureModes measures fn in every mode of opts and its floor, the
+// floor's reads in turns with bulk's trials, the mode it bounds, so that
+// the disk's and the machine's drift over the run affects both alike.
+func measureModes(ctx context.Context, w *worker.Worker, fn Function, opts RestoreOptions) ([]RestoreResult, Physical, error) {
+	floor, err := newFloorMeter(w, fn, opts.DataDir)
+	if err != nil {
+		return nil, Physical{}, err
+	}
+	defer floor.close()
+	var results []RestoreResult
+	for _, mode := range opts.Modes {
+		var after func(context.Context) error
+		if mode == restore.Bulk {
+			after = floor.read
+		}
+		r, err := measureMode(ctx, w, fn, mode, opts.Trials, after)
+		if err != nil {
+			return nil, Physical{}, err
+		}
+		results = append(results, r)
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "%-12s %-6s p50 %8.2f ms  p99 %8.2f ms  faults %6d\n", r.Function, r.Mode, r.P50ms, r.P99ms, r.Faults)
+		}
+	}
+	// The warm call is timed on a long-lived instance (a restored one's
+	// second call still pays for the pages it is the first to touch),
+	// each after a cold read as in a restore.
+	for range opts.Trials {
+		if err := floor.warm(ctx); err != nil {
+			return nil, Physical{}, err
+		}
+	}
+	return results, floor.result(), nil
 }
 
 func cloneReq(r *abi.Request) *abi.Request {

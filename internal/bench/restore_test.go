@@ -3,7 +3,11 @@ package bench
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/engine"
@@ -13,9 +17,9 @@ import (
 
 // TestRunRestoreDeployTiming runs the smallest restore benchmark, hello in
 // one mode for one trial, on every engine of this build and checks that
-// the report names the engine it ran on and times the deploy: every stage
-// (compile, boot, snapshot, commit) took time, and together no longer than
-// the whole deploy.
+// the report names the engine it ran on, measures the floor and times the
+// deploy: every stage (compile, boot, snapshot, commit) took time, and
+// together no longer than the whole deploy.
 func TestRunRestoreDeployTiming(t *testing.T) {
 	if testing.Short() {
 		t.Skip("deploys hello on a worker")
@@ -24,8 +28,9 @@ func TestRunRestoreDeployTiming(t *testing.T) {
 	for _, name := range engine.Names() {
 		t.Run(name, func(t *testing.T) {
 			fn := Function{Name: "hello", Wasm: wasm, Request: abi.Request{Method: http.MethodGet, Path: "/", RawQuery: "name=thaw", Header: http.Header{}}}
+			dir := t.TempDir()
 			rep, err := RunRestore(context.Background(), RestoreOptions{Functions: []Function{fn}, Modes: []restore.Mode{restore.Bulk},
-				Trials: 1, DataDir: t.TempDir(), Engine: name})
+				Trials: 1, DataDir: dir, Engine: name})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -34,6 +39,27 @@ func TestRunRestoreDeployTiming(t *testing.T) {
 			}
 			if len(rep.Results) != 1 || rep.Results[0].P50ms <= 0 {
 				t.Errorf("results %+v, want one bulk row with a time", rep.Results)
+			}
+			// The floor: the cold working set read both ways (direct I/O
+			// if the directory's file system takes it), the faster
+			// counted, plus a warm call.
+			if len(rep.Physical) != 1 {
+				t.Fatalf("physical %+v, want one row", rep.Physical)
+			}
+			p := rep.Physical[0]
+			read := p.BufferedP50ms
+			if takesDirect(t, dir) {
+				read = min(read, p.DirectP50ms)
+				if p.DirectP50ms <= 0 {
+					t.Errorf("physical %+v: no direct read", p)
+				}
+			}
+			if p.WSBytes <= 0 || p.WSBytes != rep.Results[0].WSBytes || p.BufferedP50ms <= 0 || p.WarmP50ms <= 0 ||
+				p.ReadP50ms != read || p.TotalP50ms != p.ReadP50ms+p.WarmP50ms {
+				t.Errorf("physical %+v: want both reads of the %d-byte working set, the faster counted, plus the warm call", p, rep.Results[0].WSBytes)
+			}
+			if r := rep.Ratios["hello"]["bulk/physical+warm"]; r <= 0 {
+				t.Errorf("bulk/physical+warm = %v", r)
 			}
 			if len(rep.Deploys) != 1 {
 				t.Fatalf("deploys %+v, want one", rep.Deploys)
@@ -52,4 +78,20 @@ func TestRunRestoreDeployTiming(t *testing.T) {
 			}
 		})
 	}
+}
+
+// takesDirect reports whether the file system of dir opens files with
+// O_DIRECT.
+func takesDirect(t *testing.T, dir string) bool {
+	t.Helper()
+	path := filepath.Join(dir, "direct-probe")
+	if err := os.WriteFile(path, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
 }

@@ -170,11 +170,7 @@ func flipByte(t *testing.T, path string, off int64) {
 }
 
 func TestConformance(t *testing.T) {
-	p, err := pager.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := startPager(t)
 	for _, ts := range testSources {
 		t.Run(ts.name, func(t *testing.T) {
 			for _, mode := range []Mode{Eager, Mmap, Lazy, Reap, Bulk} {
@@ -394,4 +390,15 @@ func testAhead(t *testing.T, p *pager.Pager, ts testSource) {
 	}
 	c, _ := confSnapshotAt(t, b.Dir, "c", other(0xC0))
 	restore("a snapshot replaced under the same directory", ts.open(t, c), other(0xC0), false)
+}
+
+// startPager starts a pager process for the test.
+func startPager(t *testing.T) *pager.Pager {
+	t.Helper()
+	p, err := pager.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }

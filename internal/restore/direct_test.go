@@ -20,11 +20,7 @@ import (
 // page cache in the background, and with ws.img cached a restore copies
 // from the cache instead.
 func TestDirectRead(t *testing.T) {
-	p, err := pager.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := startPager(t)
 	snap, _ := confSnapshot(t)
 	pool := engine.NewRegionPool(1 << 30)
 	defer pool.Close()
@@ -75,11 +71,7 @@ func TestDirectRead(t *testing.T) {
 // TestDirectReadDamaged: a working-set page that fails its checksum on the
 // direct read fails the restore with ErrCorrupt, as on the buffered one.
 func TestDirectReadDamaged(t *testing.T) {
-	p, err := pager.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := startPager(t)
 	snap, _ := confSnapshot(t)
 	src := Files(snap)
 	damageFile(t, src, snapshot.WSImageFile, snapshot.PageSize)
@@ -122,11 +114,7 @@ func waitCached(t *testing.T, path string) {
 // (IOV_MAX) is read directly in several chunks at once, each into its own
 // places.
 func TestDirectReadManyRuns(t *testing.T) {
-	p, err := pager.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := startPager(t)
 	const pages = 2 * (iovMax + 200) // every other page: 1224 runs
 	image := make([]byte, pages*snapshot.PageSize)
 	for i := range image {

@@ -164,26 +164,9 @@ func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 	mem := m.Region.Bytes()
 	go func() {
 		if d.fill(s, rc, mem, ws) {
-			// A direct read leaves ws.img out of the page cache: have
-			// the kernel read it in, off the start path, so that the
-			// next restore of this snapshot copies it from memory
-			// (fillWS), as every restore after the first did before
-			// direct reads. On a descriptor of its own, since the
-			// restore closes ws.img once woken; started before done is
-			// closed, so that the restore, woken by done, runs first on
-			// this P.
-			dup := -1
-			_ = rc.Control(func(fd uintptr) {
-				if n, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0); err == nil {
-					dup = n
-				}
-			})
-			if dup >= 0 {
-				go func() {
-					_ = unix.Fadvise(dup, 0, 0, unix.FADV_WILLNEED)
-					_ = unix.Close(dup)
-				}()
-			}
+			// Before done is closed, so that the restore, woken by
+			// done, runs first on this P.
+			cacheLater(rc)
 		}
 		filled()
 		close(d.done)
@@ -194,6 +177,27 @@ func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 	// queue, the reader waited 100-140 µs for a P while the caller and
 	// the instantiation held both (docs/restore.md, "Direct I/O").
 	runtime.Gosched()
+}
+
+// cacheLater has the kernel read the file of rc into the page cache, in
+// the background: a direct read leaves ws.img out of it, and the next
+// restore of the snapshot should copy it from memory (fillWS), as every
+// restore after the first did before direct reads. It reads through a
+// descriptor of its own, since the restore closes ws.img once woken.
+func cacheLater(rc syscall.RawConn) {
+	dup := -1
+	_ = rc.Control(func(fd uintptr) {
+		if n, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0); err == nil {
+			dup = n
+		}
+	})
+	if dup < 0 {
+		return
+	}
+	go func() {
+		_ = unix.Fadvise(dup, 0, 0, unix.FADV_WILLNEED)
+		_ = unix.Close(dup)
+	}()
 }
 
 // fill reads and checks the working set into mem; it reports whether all

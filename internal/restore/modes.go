@@ -263,7 +263,7 @@ func (r *Restorer) bulk(ctx context.Context, m *Memory, src Source, ws *snapshot
 	if err != nil {
 		return err
 	}
-	if m.direct != nil && m.stats.Direct {
+	if m.stats.Direct {
 		t0 = m.direct.start // the read began before the scrub
 	}
 	m.prefetched(ws, t0)
