@@ -200,7 +200,14 @@ func pagerChildren(t *testing.T, p *proc) []int {
 			}
 		}
 	}
-	sort.Slice(kids, func(i, j int) bool { return startTime(kids[i]) < startTime(kids[j]) })
+	// Oldest first. Start times count 10 ms ticks, and the server starts
+	// its primary and standby within one: the primary, started first, has
+	// the lower pid (stopping the standby instead made
+	// TestPagerStuckAndKilled see no fallback, once).
+	sort.Slice(kids, func(i, j int) bool {
+		ti, tj := startTime(kids[i]), startTime(kids[j])
+		return ti < tj || ti == tj && kids[i] < kids[j]
+	})
 	return kids
 }
 
