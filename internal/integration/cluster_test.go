@@ -123,6 +123,21 @@ func TestClusterTwoWorkers(t *testing.T) {
 	_ = a.cmd.Process.Kill()
 	<-a.done
 	procs[0] = nil
+	// A request b forwarded to a before it saw a die fails as
+	// unavailable (it may have run: forwards are at most once); once b's
+	// view has dropped a, b serves itself.
+	eventually(t, "b's view drops a", b, func() bool {
+		cl, err := client(b, token).Cluster(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, w := range cl.Workers {
+			if w.ID == "a" && w.State == api.WorkerReady {
+				return false
+			}
+		}
+		return true
+	})
 	if got := invoke(t, b, "hello", &api.InvokeRequest{Path: "/?name=cluster"}); string(got.Body) != want {
 		t.Fatalf("b without its peer answers %q", got.Body)
 	}
