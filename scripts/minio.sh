@@ -65,17 +65,35 @@ start() {
 		cat "$state/env"
 		return 0
 	fi
-	local port
 	if [[ -f "$state/port" ]]; then
+		local port
 		port="$(cat "$state/port")" # a restart keeps its address: clients reconnect
 		if ! port_free "$port"; then
 			log "port $port (from $state/port) is taken by another process"
 			return 1
 		fi
-	else
+		serve "$port"
+		return
+	fi
+	# A fresh port can be taken between the check and MinIO's bind (another
+	# test's server, a client's ephemeral port): pick again a few times.
+	local try
+	for try in 1 2 3 4 5; do
+		local port
 		port="$(pick_port)"
 		echo "$port" >"$state/port"
-	fi
+		if serve "$port"; then
+			return 0
+		fi
+		log "start on port $port failed (try $try)"
+	done
+	rm -f "$state/port"
+	return 1
+}
+
+# serve starts the server on port and waits until it is ready.
+serve() {
+	local port="$1"
 	MINIO_ROOT_USER="$user" MINIO_ROOT_PASSWORD="$pass" MINIO_BROWSER=off \
 		MINIO_UPDATE=off MINIO_CI_CD=1 \
 		nohup "$bin" server --quiet --address "$host:$port" "$state/data" \
@@ -97,11 +115,13 @@ ENV
 		if ! running; then
 			log "server exited; last log lines:"
 			tail -n 20 "$state/log" >&2
+			rm -f "$state/pid"
 			return 1
 		fi
 		sleep 0.2
 	done
 	log "not ready after 60s; see $state/log"
+	stop
 	return 1
 }
 

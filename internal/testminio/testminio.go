@@ -51,9 +51,11 @@ func (s *Server) Run(cmd string) {
 	if s.host != "" {
 		c.Env = append(c.Env, "THAW_MINIO_HOST="+s.host)
 	}
+	var stderr strings.Builder
+	c.Stderr = &stderr
 	out, err := c.Output()
 	if err != nil {
-		s.t.Fatalf("minio.sh %s: %v\n%s", cmd, err, out)
+		s.t.Fatalf("minio.sh %s: %v\n%s%s", cmd, err, out, stderr.String())
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		if v, ok := strings.CutPrefix(line, "export THAW_TEST_S3_ENDPOINT="); ok {

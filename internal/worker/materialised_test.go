@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,11 +47,14 @@ func TestStoreMaterialisedImageTampered(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no data page in the materialised image")
 	}
-	// In place, without truncating: the first instance, idle in the
-	// pool, still maps the file, and its idle call may touch a page while
-	// a truncated file is being rewritten, which faults with SIGBUS and
-	// ended the test process once (a mapped image must never shrink: thaw
+	// The first instance is closed before the tamper: idle in the pool, it
+	// still maps the file, and its idle call verifies its pages, so it
+	// could find the damage first and drop the image (CI saw that once).
+	// In place, without truncating: a mapped image must never shrink (thaw
 	// replaces images, it never rewrites one; docs/restore.md, mmap).
+	if err := w.Evict(context.Background(), "hello"); err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.OpenFile(imgs[0], os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
