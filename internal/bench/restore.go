@@ -314,10 +314,12 @@ type floorMeter struct {
 	w    *worker.Worker
 	fn   Function
 	path string
-	// buf is page-aligned (direct I/O needs it) and touched before any
-	// trial: on a VM a new buffer's first touch costs more than the read
-	// (docs/restore.md, "Region pool").
-	buf                     []byte
+	// buf is page-aligned (direct I/O needs it), backed by transparent
+	// huge pages so that a direct read hands the disk 64 KiB segments, as
+	// bulk's staged read does (docs/restore.md, "Staged direct reads"),
+	// and touched before any trial: on a VM a new buffer's first touch
+	// costs more than the read ("Region pool"). mapping is all of it.
+	buf, mapping            []byte
 	buffered, direct, warms []float64
 	noDirect                bool // the file system refuses O_DIRECT
 	// interleaved is set once reads went in turns with a mode's trials:
@@ -336,14 +338,15 @@ func newFloorMeter(w *worker.Worker, fn Function, dataDir string) (*floorMeter, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: working set: %w", fn.Name, err)
 	}
-	buf, err := unix.Mmap(-1, 0, int(max(fi.Size(), 1)), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	mapping, err := restore.MapHuge(int(max(fi.Size(), 1)))
 	if err != nil {
 		return nil, err
 	}
+	buf := mapping[:fi.Size()]
 	for i := 0; i < len(buf); i += snapshot.PageSize {
 		buf[i] = 1
 	}
-	return &floorMeter{w: w, fn: fn, path: path, buf: buf[:fi.Size()]}, nil
+	return &floorMeter{w: w, fn: fn, path: path, buf: buf, mapping: mapping}, nil
 }
 
 // read reads the cold file both ways, through the page cache and with
@@ -410,7 +413,7 @@ func (f *floorMeter) result() Physical {
 	return p
 }
 
-func (f *floorMeter) close() { _ = unix.Munmap(f.buf[:cap(f.buf)]) }
+func (f *floorMeter) close() { _ = unix.Munmap(f.mapping) }
 
 // readFile reads the whole of a file in order into buf, which is its size:
 // with direct I/O, or through the page cache, the kernel told up front that

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
@@ -110,19 +112,21 @@ func waitCached(t *testing.T, path string) {
 	}
 }
 
-// TestDirectReadManyRuns: a working set of more runs than one preadv takes
-// (IOV_MAX) is read directly in several chunks at once, each into its own
-// places.
-func TestDirectReadManyRuns(t *testing.T) {
+// TestDirectReadPieces: a working set larger than a staging buffer is read
+// directly in several pieces at once, runs that cross a piece's end split
+// between two, each page into its own place.
+func TestDirectReadPieces(t *testing.T) {
 	p := startPager(t)
-	const pages = 2 * (iovMax + 200) // every other page: 1224 runs
+	const pages = 4*stagePiece/snapshot.PageSize + 100 // runs of 3 pages: 3 pieces and a bit
 	image := make([]byte, pages*snapshot.PageSize)
 	for i := range image {
 		image[i] = byte(i/snapshot.PageSize*31 + i%251)
 	}
 	var trace []int
-	for pg := 0; pg < pages; pg += 2 {
-		trace = append(trace, pg)
+	for pg := 0; pg < pages; pg++ {
+		if pg%4 != 3 {
+			trace = append(trace, pg)
+		}
 	}
 	meta := snapshot.Meta{ID: "many", Function: "many", ModuleSHA: "m", State: engine.State{Pages: pages * snapshot.PageSize / engine.WasmPageSize}}
 	snap, err := snapshot.Write(filepath.Join(t.TempDir(), "snap"), meta, image)
@@ -133,8 +137,8 @@ func TestDirectReadManyRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ws.Runs) <= iovMax {
-		t.Fatalf("%d runs, want more than %d", len(ws.Runs), iovMax)
+	if n := len(cutPieces(ws.Runs, stagePiece/snapshot.PageSize)); n < 3 {
+		t.Fatalf("%d pieces, want at least 3", n)
 	}
 	if err := snap.DropCache(); err != nil {
 		t.Fatal(err)
@@ -149,5 +153,60 @@ func TestDirectReadManyRuns(t *testing.T) {
 	}
 	if !readAll(m, image) {
 		t.Fatal("restored memory differs from the image")
+	}
+}
+
+// TestCutPieces: pieces hold the runs in order, each page once, every
+// piece but the last exactly full, a run crossing a piece's end split.
+func TestCutPieces(t *testing.T) {
+	runs := []snapshot.Run{{Start: 0, Count: 3}, {Start: 10, Count: 4}, {Start: 20, Count: 1}, {Start: 30, Count: 9}}
+	got := cutPieces(runs, 5)
+	want := [][]snapshot.Run{
+		{{Start: 0, Count: 3}, {Start: 10, Count: 2}},
+		{{Start: 12, Count: 2}, {Start: 20, Count: 1}, {Start: 30, Count: 2}},
+		{{Start: 32, Count: 5}},
+		{{Start: 37, Count: 2}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("cutPieces = %v, want %v", got, want)
+	}
+	if got := cutPieces(nil, 5); len(got) != 0 {
+		t.Fatalf("cutPieces(nil) = %v", got)
+	}
+}
+
+// TestStagePool: staging buffers are one huge page, aligned to it; an idle
+// one is handed out again; the pool keeps at most stageKeep and unmaps
+// them all on release.
+func TestStagePool(t *testing.T) {
+	var p stagePool
+	defer p.release()
+	var bufs [][]byte
+	for range stageKeep + 1 {
+		b, err := p.get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) != stagePiece || uintptr(unsafe.Pointer(&b[0]))%stagePiece != 0 {
+			t.Fatalf("buffer of %d bytes at %p, want %d aligned to it", len(b), &b[0], stagePiece)
+		}
+		b[len(b)-1] = 1 // writable to its end
+		bufs = append(bufs, b)
+	}
+	for _, b := range bufs {
+		p.put(b)
+	}
+	if len(p.free) != stageKeep {
+		t.Fatalf("%d idle buffers kept, want %d", len(p.free), stageKeep)
+	}
+	last := p.free[len(p.free)-1]
+	if b, _ := p.get(); &b[0] != &last[0] {
+		t.Fatal("an idle buffer was not reused")
+	} else {
+		p.put(b)
+	}
+	p.release()
+	if len(p.free) != 0 {
+		t.Fatalf("%d idle buffers after release", len(p.free))
 	}
 }

@@ -11,9 +11,9 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
@@ -133,12 +133,6 @@ type directRead struct {
 	err   error // of the read or of the checks: fillWS reads again without O_DIRECT
 }
 
-// verifyParts is the working-set size from which two goroutines share the
-// checksums of a direct read: a few MiB take milliseconds to check, a
-// small function's few hundred KiB a few tens of microseconds, less than
-// handing half of them to another goroutine costs.
-const verifyParts = 1 << 20
-
 // prefetchWS starts reading the working set from the disk straight into
 // its places, with O_DIRECT, unless ws.img is all in the page cache (then
 // fillWS copies it from there). Measured on this project's VM
@@ -161,9 +155,8 @@ func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 	d := &directRead{start: time.Now(), done: make(chan struct{})}
 	m.direct = d
 	filled := m.Region.Fill()
-	mem := m.Region.Bytes()
 	go func() {
-		if d.fill(s, rc, mem, ws) {
+		if d.fill(s, rc, m.Region, ws) {
 			// Before done is closed, so that the restore, woken by
 			// done, runs first on this P.
 			cacheLater(rc)
@@ -200,20 +193,18 @@ func cacheLater(rc syscall.RawConn) {
 	}()
 }
 
-// fill reads and checks the working set into mem; it reports whether all
-// went well.
-func (d *directRead) fill(s files, rc syscall.RawConn, mem []byte, ws *snapshot.WorkingSet) bool {
+// fill reads and checks the working set into region; it reports whether
+// all went well.
+func (d *directRead) fill(s files, rc syscall.RawConn, region *engine.Region, ws *snapshot.WorkingSet) bool {
 	defer catch(&d.err)
+	verify := func(runs []snapshot.Run) error { return s.verifyRuns(region.Bytes(), runs) }
 	// Control keeps the descriptor open until it returns, whatever
 	// closes the file meanwhile (a failed restore closes ws).
 	cerr := rc.Control(func(fd uintptr) {
-		d.read, d.err = readDirect(int(fd), mem, ws.Runs)
+		d.read, d.err = readDirect(int(fd), region, ws.Runs, verify)
 	})
 	if d.err == nil {
 		d.err = cerr
-	}
-	if d.err == nil {
-		d.err = s.verifyRuns(mem, ws.Runs, ws.Bytes() >= verifyParts)
 	}
 	return d.err == nil
 }
@@ -227,10 +218,10 @@ func cached(f *os.File, n int64) bool {
 	return err != nil || cs.Cache >= uint64((n+snapshot.PageSize-1)/snapshot.PageSize)
 }
 
-// readDirect reads runs from fd, from its start, with O_DIRECT set on the
-// open file for the read and cleared after it (fillWS may read the same
-// file again, buffered).
-func readDirect(fd int, mem []byte, runs []snapshot.Run) (int64, error) {
+// readDirect reads runs from fd, from its start, through staging buffers
+// (readStaged), with O_DIRECT set on the open file for the read and
+// cleared after it (fillWS may read the same file again, buffered).
+func readDirect(fd int, region *engine.Region, runs []snapshot.Run, verify func([]snapshot.Run) error) (int64, error) {
 	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 	if err != nil {
 		return 0, err
@@ -239,72 +230,23 @@ func readDirect(fd int, mem []byte, runs []snapshot.Run) (int64, error) {
 		return 0, fmt.Errorf("direct I/O: %w", err)
 	}
 	defer unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl)
-	// One preadv takes at most IOV_MAX runs, and a direct read has no
-	// read-ahead to keep the disk busy between calls: read the chunks of
-	// runs at once (a working set of thousands of runs, gather's, is
-	// several chunks), up to directChunks of them, each blocking a thread.
-	if len(runs) <= iovMax {
-		return preadRuns(fd, mem, runs, 0) // no hand-off for the common case
-	}
-	read := make([]int64, (len(runs)+iovMax-1)/iovMax)
-	var g errgroup.Group
-	g.SetLimit(directChunks)
-	var off int64
-	for i := 0; i < len(runs); i += iovMax {
-		c, at := runs[i:min(i+iovMax, len(runs))], off
-		for _, r := range c {
-			off += int64(r.Count) * snapshot.PageSize
-		}
-		g.Go(func() (err error) {
-			defer catch(&err)
-			read[i/iovMax], err = preadRuns(fd, mem, c, at)
-			return err
-		})
-	}
-	err = g.Wait()
-	var total int64
-	for _, n := range read {
-		total += n
-	}
-	return total, err
+	return readStaged(fd, region, runs, verify)
 }
 
-// directChunks bounds the chunks of a direct read in flight at once:
+// directChunks bounds the pieces of a direct read in flight at once:
 // enough to keep the disk's queue full, few enough that a working set of
-// a hundred thousand runs does not block a hundred threads.
+// gigabytes does not block a thread per piece.
 const directChunks = 4
 
 // verifyRuns checks the pages of runs in mem against the snapshot's page
-// checksums, split between two goroutines if parallel.
-func (s files) verifyRuns(mem []byte, runs []snapshot.Run, parallel bool) error {
-	check := func(runs []snapshot.Run) error {
-		for _, run := range runs {
-			if err := s.snap.VerifyPages(run.Start, mem[run.Start*snapshot.PageSize:(run.Start+run.Count)*snapshot.PageSize]); err != nil {
-				return fmt.Errorf("working set: %w", err)
-			}
+// checksums.
+func (s files) verifyRuns(mem []byte, runs []snapshot.Run) error {
+	for _, run := range runs {
+		if err := s.snap.VerifyPages(run.Start, mem[run.Start*snapshot.PageSize:(run.Start+run.Count)*snapshot.PageSize]); err != nil {
+			return fmt.Errorf("working set: %w", err)
 		}
-		return nil
 	}
-	if len(runs) == 0 {
-		return nil
-	}
-	parts := splitRuns(runs, 1)
-	if parallel {
-		parts = splitRuns(runs, 2)
-	}
-	errs := make([]error, len(parts))
-	var wg sync.WaitGroup
-	for i, p := range parts[1:] {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer catch(&errs[i+1])
-			errs[i+1] = check(p.runs)
-		}()
-	}
-	errs[0] = check(parts[0].runs)
-	wg.Wait()
-	return errors.Join(errs...)
+	return nil
 }
 
 // fillWS finishes the direct read prefetchWS started, if it succeeded;
@@ -364,7 +306,7 @@ func (s files) fillWS(_ context.Context, m *Memory, ws *snapshot.WorkingSet, map
 			if errs[i] != nil {
 				return
 			}
-			errs[i] = s.verifyRuns(mem, p.runs, false)
+			errs[i] = s.verifyRuns(mem, p.runs)
 		}()
 	}
 	wg.Wait()
