@@ -3,8 +3,19 @@
 // new NAME` starts from a copy of it.
 package main
 
-import thaw "github.com/thaw-run/thaw/sdk/go"
+import (
+	"net/http"
 
-func init() { thaw.Handle(Handler()) }
+	thaw "github.com/thaw-run/thaw/sdk/go"
+)
+
+func init() {
+	thaw.Handle(Handler())
+	// Serve one request before the snapshot, so that what the first
+	// request builds lazily is in it and a restored instance starts warm.
+	// Prime only requests without side effects.
+	r, _ := http.NewRequest("GET", "/?name=thaw", nil)
+	thaw.Prime(r)
+}
 
 func main() {}

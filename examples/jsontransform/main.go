@@ -2,8 +2,20 @@
 // see Handler.
 package main
 
-import thaw "github.com/thaw-run/thaw/sdk/go"
+import (
+	"net/http"
+	"strings"
 
-func init() { thaw.Handle(Handler()) }
+	thaw "github.com/thaw-run/thaw/sdk/go"
+)
+
+func init() {
+	thaw.Handle(Handler())
+	// A transform before the snapshot builds encoding/json's encoders and
+	// decoders for the first request after a restore.
+	r, _ := http.NewRequest("POST", "/", strings.NewReader(`{"items":[{"name":"b","price":2.5,"qty":4}]}`))
+	r.Header.Set("Content-Type", "application/json")
+	thaw.Prime(r)
+}
 
 func main() {}

@@ -42,7 +42,8 @@ func handle(ptr, size int32) int64 {
 //go:wasmexport thaw_on_restore
 func onRestore() { runRestoreHooks() }
 
-// beforeSnapshot collects the garbage initialisation left, so that every
+// beforeSnapshot serves the requests registered with Prime, then collects
+// the garbage initialisation and priming left, so that every
 // instance restored from the snapshot starts a GC cycle afresh: without
 // it the first request after a restore tends to run the collection that
 // initialisation made due, a few milliseconds that a warm instance's
@@ -50,6 +51,7 @@ func onRestore() { runRestoreHooks() }
 //
 //go:wasmexport thaw_before_snapshot
 func beforeSnapshot() {
+	runPrimes(handler, &bufs)
 	runtime.GC()
 	gc.mark()
 }

@@ -1,0 +1,48 @@
+package thaw
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestPrime: a primed request reaches the handler as the host would send
+// it (method, escaped path, query, headers, host, body), through the SDK's
+// buffers, whose sizes the snapshot then keeps; primes run once, so an
+// instance restored from a primed snapshot does not serve them again; a
+// panicking prime is discarded.
+func TestPrime(t *testing.T) {
+	defer func() { primes, primed = nil, false }()
+	var seen []string
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/panic" {
+			panic("prime panics")
+		}
+		rec := httptest.NewRecorder()
+		echo.ServeHTTP(rec, r)
+		seen = append(seen, rec.Body.String())
+		w.Write([]byte(strings.Repeat("x", 10000)))
+	})
+	r := httptest.NewRequest("POST", "http://fn.example/a%20b?q=x%20y", strings.NewReader("data"))
+	r.Header.Set("User-Agent", "t")
+	Prime(r)
+	Prime(httptest.NewRequest("GET", "/panic", nil))
+	Prime(httptest.NewRequest("GET", "/?q=2", nil))
+	var b buffers
+	runPrimes(h, &b)
+	want := []string{
+		`POST /a%20b?q=x%20y path="/a b" query="x y" host="fn.example" ua="t" multi=[] len=4 body="data"`,
+		`GET /?q=2 path="/" query="2" host="example.com" ua="" multi=[] len=0 body=""`,
+	}
+	if strings.Join(seen, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("primes served:\n%s\nwant:\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
+	}
+	if cap(b.resp) < 10000 {
+		t.Fatalf("response buffer of %d bytes after priming, want the prime's 10000 and more", cap(b.resp))
+	}
+	runPrimes(h, &b)
+	if len(seen) != 2 {
+		t.Fatalf("primes served again: %d calls", len(seen))
+	}
+}
