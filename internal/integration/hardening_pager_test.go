@@ -457,8 +457,10 @@ func TestPagerStuckAndKilled(t *testing.T) {
 // are stopped while warm, lazily restored instances fault on pages they
 // have not touched yet (more requests than GOMAXPROCS), and then killed
 // together from outside. No pager is left to answer the faults in flight;
-// the worker's fault guard does (with zero pages, counted lost), so every
-// request is answered, by a cold boot, and /healthz keeps answering. The
+// the worker's fault guard does (with zero pages, counted lost: the
+// request is retried on a cold boot) unless the pager's replacement comes
+// up first, so every request is answered right, and /healthz keeps
+// answering. The
 // worker then starts new pagers and restores work again. Before the guard
 // this froze the worker (found by the chaos run).
 func TestBothPagersKilledServe(t *testing.T) {
@@ -478,10 +480,14 @@ func TestBothPagersKilledServe(t *testing.T) {
 	deploy(t, p, "both", "examples/initheavy", api.Config{RestoreMode: api.ModeLazy, MaxInstances: 2 * faulting, Engine: "wazero"})
 	// Idle instances restored lazily, each having touched seed 1's pages;
 	// the answer for seed 2 comes from a cold instance.
-	seed1 := api.InvokeRequest{Path: "/gather?n=8192&seed=1", Mode: api.ModeLazy}
+	// Seed 1 touches few rows and seed 2 many (the most /gather takes), so
+	// that every idle instance lacks some of seed 2's pages: with 8192 rows
+	// each, CI once saw all four instances answer seed 2 without a fault.
+	seed1 := api.InvokeRequest{Path: "/gather?n=64&seed=1", Mode: api.ModeLazy}
 	want1 := invokeBounded(t, p, "both", &seed1, nil).Body
 	invokeMany(t, p, "both", faulting, seed1, want1)
-	want2 := invokeBounded(t, p, "both", &api.InvokeRequest{Path: "/gather?n=8192&seed=2", Mode: api.ModeCold}, nil).Body
+	seed2 := "/gather?n=65536&seed=2"
+	want2 := invokeBounded(t, p, "both", &api.InvokeRequest{Path: seed2, Mode: api.ModeCold}, nil).Body
 	health := watchHealth(p)
 
 	primaryPager(t, p) // the standby is in place
@@ -497,12 +503,23 @@ func TestBothPagersKilledServe(t *testing.T) {
 	if err := killer.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for i, r := range invokeMany(t, p, "both", faulting, api.InvokeRequest{Path: "/gather?n=8192&seed=2"}, want2) {
-		t.Logf("with both pagers stopped, then killed, request %d: start %s, fallback %q", i, r.Start, r.Header.Get(api.HeaderFallback))
+	// Each fault in flight is answered either by the guard (a zero page,
+	// counted lost: the instance is discarded and the request retried
+	// cold) or, when the pager's replacement comes up within the guard's
+	// grace, by the replacement (the request is answered warm). Which one
+	// wins is a race by design (internal/faultguard's
+	// TestGraceLeavesTimeForReplacement); CI once saw the replacement win
+	// all four. Either way the answer is right and nothing freezes.
+	for i, r := range invokeMany(t, p, "both", faulting, api.InvokeRequest{Path: seed2}, want2) {
+		fb := r.Header.Get(api.HeaderFallback)
+		t.Logf("with both pagers stopped, then killed, request %d: start %s, fallback %q", i, r.Start, fb)
+		if fb != "" && !strings.Contains(fb, "pager") {
+			t.Errorf("request %d fell back for another reason: %q", i, fb)
+		}
 	}
 	_ = killer.Wait()
 	if n := metric(t, p, "thaw_restore_discarded_total", `function="both"`, `cause="pager_lost"`); n == 0 {
-		t.Errorf("no instance discarded for faults lost with the pagers\n%s", p.Log())
+		t.Log("every fault in flight was answered by the replacement pager, none by the guard")
 	}
 	for _, k := range pagers {
 		waitGone(t, p, k)

@@ -123,9 +123,9 @@ func (s files) eachWS(_ context.Context, r *Restorer, ws *snapshot.WorkingSet, p
 	return ws.Bytes(), nil
 }
 
-// directRead is a working set's read from the disk straight into its
-// places (O_DIRECT), started by prefetchWS as soon as the restore has its
-// region and finished by fillWS.
+// directRead is a working set's read from the disk (O_DIRECT, through
+// staging buffers) into its places, started by prefetchWS as soon as the
+// restore has its region and finished by fillWS.
 type directRead struct {
 	start time.Time
 	done  chan struct{}
@@ -133,16 +133,16 @@ type directRead struct {
 	err   error // of the read or of the checks: fillWS reads again without O_DIRECT
 }
 
-// prefetchWS starts reading the working set from the disk straight into
-// its places, with O_DIRECT, unless ws.img is all in the page cache (then
-// fillWS copies it from there). Measured on this project's VM
-// (docs/restore.md, "Direct I/O"), a direct read of a cold working set is
-// faster than a buffered one at every size: it skips allocating,
-// filling and copying page-cache pages, and nobody else reads ws.img. The
-// read starts before the region is scrubbed and handed to the engine; it
-// writes only working-set pages, which the scrub keeps. It needs no
-// Populate: the kernel pins (and, where missing, allocates) the pages it
-// reads into. A file system without O_DIRECT leaves the read to fillWS.
+// prefetchWS starts reading the working set from the disk into its
+// places, with O_DIRECT through staging buffers (readStaged), unless
+// ws.img is all in the page cache (then fillWS copies it from there).
+// Measured on this project's VM (docs/restore.md, "Direct I/O" and "Staged
+// direct reads"), a direct read of a cold working set is faster than a
+// buffered one at every size: it skips allocating, filling and copying
+// page-cache pages, and nobody else reads ws.img. The read starts before
+// the region is scrubbed and handed to the engine; it writes only
+// working-set pages, which the scrub keeps. A file system without
+// O_DIRECT leaves the read to fillWS.
 func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 	f := ws.Image()
 	if ws.Bytes() == 0 || cached(f, ws.Bytes()) {

@@ -28,9 +28,9 @@ var (
 // outside the instance, nothing that must differ between the instances
 // restored from the snapshot (see "Snapshots and uniqueness"). Its
 // response is discarded, and so is a panic in serving it. Call Prime from
-// an init function, after Handle; a body is read at once. Each registered
-// request is served once per deployed snapshot lineage: instances restored
-// from a snapshot do not serve it again.
+// an init function, after Handle; a body is read at once. The host calls the
+// hook that serves them only before a deploy snapshot, and each is served
+// once.
 func Prime(r *http.Request) {
 	req := &wire.Request{Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Header: r.Header.Clone()}
 	if req.Header == nil {
