@@ -46,3 +46,14 @@ func TestPrime(t *testing.T) {
 		t.Fatalf("primes served again: %d calls", len(seen))
 	}
 }
+
+// TestPrimeRejectsNil: a nil request (http.NewRequest's on a bad URL)
+// panics at registration, in init, where the deploy reports it.
+func TestPrimeRejectsNil(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("Prime(nil) did not panic")
+		}
+	}()
+	Prime(nil)
+}
