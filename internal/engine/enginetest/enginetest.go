@@ -54,6 +54,7 @@ func Run(t *testing.T, open Open) {
 	s := &suite{open: open}
 	t.Run("BootInvoke", s.bootInvoke)
 	t.Run("CaptureRestore", s.captureRestore)
+	t.Run("Prime", s.prime)
 	t.Run("RestoreWhen", s.restoreWhen)
 	t.Run("CompileRejects", s.compileRejects)
 	t.Run("DataSegments", s.dataSegments)
@@ -175,6 +176,38 @@ func (s *suite) captureRestore(t *testing.T) {
 				t.Fatalf("clone %d, request %d: count %s, want %s", c, i, got, want)
 			}
 		}
+	}
+}
+
+// The deploy snapshot's hook (engine.CaptureDeploy, thaw_before_snapshot)
+// serves the requests the guest registered with thaw.Prime, once: a booted
+// instance has not served it, one restored from the deploy snapshot has,
+// and a second deploy capture of that clone does not serve it again. A
+// plain Capture (a policy checkpoint) never runs the hook.
+func (s *suite) prime(t *testing.T) {
+	m := s.compile(t, "internal/engine/testdata/probe")
+	inst := boot(t, m, Cfg)
+	if got := body(t, inst, "/primed", ""); got != "0" {
+		t.Fatalf("booted instance: primed %s, want 0", got)
+	}
+	if st, _ := inst.Capture(); st == nil || body(t, inst, "/primed", "") != "0" {
+		t.Fatal("a plain Capture served the prime")
+	}
+	st, mem, err := engine.CaptureDeploy(context.Background(), inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem = bytes.Clone(mem)
+	inst.Close(context.Background())
+	r := restoreCopy(t, m, Cfg, st, mem)
+	if got := body(t, r, "/primed", ""); got != "1" {
+		t.Fatalf("restored from the deploy snapshot: primed %s, want 1", got)
+	}
+	if _, _, err := engine.CaptureDeploy(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if got := body(t, r, "/primed", ""); got != "1" {
+		t.Fatalf("after a second deploy capture: primed %s, want 1 (primes run once)", got)
 	}
 }
 

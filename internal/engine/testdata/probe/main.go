@@ -10,6 +10,9 @@
 //	/count  increments a counter in linear memory and returns it
 //	/peek?addr=N  reads the byte at linear-memory address N, unchecked:
 //	        past the memory's length it must trap
+//	/primed how many times the request registered with thaw.Prime
+//	        (/primed?prime=1) was served: 1 in an instance restored from a
+//	        deploy snapshot, 0 in a booted one
 package main
 
 import (
@@ -25,8 +28,9 @@ import (
 )
 
 var (
-	start time.Time
-	count int
+	start  time.Time
+	count  int
+	primed int
 )
 
 func init() {
@@ -52,7 +56,15 @@ func init() {
 		}
 		fmt.Fprint(w, *(*byte)(unsafe.Add(unsafe.Pointer(nil), uintptr(addr))))
 	})
+	mux.HandleFunc("/primed", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("prime") == "1" {
+			primed++
+		}
+		fmt.Fprint(w, primed)
+	})
 	thaw.Handle(mux)
+	r, _ := http.NewRequest("GET", "/primed?prime=1", nil)
+	thaw.Prime(r)
 }
 
 func main() {}
