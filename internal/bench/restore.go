@@ -318,8 +318,9 @@ type floorMeter struct {
 	// huge pages so that a direct read hands the disk 64 KiB segments, as
 	// bulk's staged read does (docs/restore.md, "Staged direct reads"),
 	// and touched before any trial: on a VM a new buffer's first touch
-	// costs more than the read ("Region pool"). mapping is all of it.
-	buf, mapping            []byte
+	// costs more than the read ("Region pool"). Its capacity is the
+	// whole mapping (restore.MapHuge rounds up to a huge page).
+	buf                     []byte
 	buffered, direct, warms []float64
 	noDirect                bool // the file system refuses O_DIRECT
 	// interleaved is set once reads went in turns with a mode's trials:
@@ -338,15 +339,15 @@ func newFloorMeter(w *worker.Worker, fn Function, dataDir string) (*floorMeter, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: working set: %w", fn.Name, err)
 	}
-	mapping, err := restore.MapHuge(int(max(fi.Size(), 1)))
+	buf, err := restore.MapHuge(int(max(fi.Size(), 1)))
 	if err != nil {
 		return nil, err
 	}
-	buf := mapping[:fi.Size()]
+	buf = buf[:fi.Size()]
 	for i := 0; i < len(buf); i += snapshot.PageSize {
 		buf[i] = 1
 	}
-	return &floorMeter{w: w, fn: fn, path: path, buf: buf, mapping: mapping}, nil
+	return &floorMeter{w: w, fn: fn, path: path, buf: buf}, nil
 }
 
 // read reads the cold file both ways, through the page cache and with
@@ -413,7 +414,7 @@ func (f *floorMeter) result() Physical {
 	return p
 }
 
-func (f *floorMeter) close() { _ = unix.Munmap(f.mapping) }
+func (f *floorMeter) close() { _ = unix.Munmap(f.buf[:cap(f.buf)]) }
 
 // readFile reads the whole of a file in order into buf, which is its size:
 // with direct I/O, or through the page cache, the kernel told up front that
