@@ -36,8 +36,33 @@ func Prepare(wasm []byte) (*Prepared, error) {
 			return nil, fmt.Errorf("module does not export %q (not a thaw reactor; build it with `thaw build`): %w", name, errdefs.ErrInvalid)
 		}
 	}
+	for name, want := range Signatures {
+		got, ok := info.Types[name]
+		if ok && (!slices.Equal(got.Params, want.Params) || !slices.Equal(got.Results, want.Results)) {
+			return nil, fmt.Errorf("module exports %q with a signature other than the thaw ABI's: %w", name, errdefs.ErrInvalid)
+		}
+	}
 	return &Prepared{Boot: boot, Info: info}, nil
 }
+
+// Signatures are the signatures of the exports an engine calls (the thaw
+// ABI's, internal/abi, and the reactor's _initialize). Prepare holds every
+// module that exports one of these names to its signature, so an engine
+// may call them without checking types at each call (wasmtime's does).
+var Signatures = map[string]rewrite.FuncType{
+	"_initialize":            {},
+	abi.ExportAlloc:          {Params: []byte{i32}, Results: []byte{i32}},
+	abi.ExportHandle:         {Params: []byte{i32, i32}, Results: []byte{i64}},
+	abi.ExportBeforeSnapshot: {},
+	abi.ExportOnRestore:      {},
+	abi.ExportIdle:           {},
+}
+
+// The value types of Signatures, in the binary encoding.
+const (
+	i32 = 0x7f
+	i64 = 0x7e
+)
 
 // Exports reports whether the module exports name.
 func (p *Prepared) Exports(name string) bool { return slices.Contains(p.Info.Exports, name) }
@@ -135,35 +160,44 @@ func (c *Clock) Nanotime() int64 { return c.base + int64(time.Since(c.start)) }
 // it). A host call is out of reach of an engine's deadline mechanism (a
 // guest asking for 2^63 ns would hold its goroutine and its instance slot
 // for ever), so the sleep also ends when the current call's context is
-// done; the guest then resumes and the engine stops it at its next check.
+// done or its deadline passes; the guest then resumes and the engine stops
+// it at its next check.
 type Sleeper struct {
-	mu   sync.Mutex
-	done <-chan struct{} // the running call's ctx.Done(); nil between calls
+	mu       sync.Mutex
+	done     <-chan struct{} // the running call's ctx.Done(); nil between calls
+	deadline time.Time       // the running call's deadline; zero: ctx's only
 }
 
-// During makes sleeps end when ctx is done, until the returned func runs.
-func (s *Sleeper) During(ctx context.Context) func() {
+// During makes sleeps end when ctx is done or at deadline (zero: only when
+// ctx is done), until the returned func runs.
+func (s *Sleeper) During(ctx context.Context, deadline time.Time) func() {
 	s.mu.Lock()
-	s.done = ctx.Done()
+	s.done, s.deadline = ctx.Done(), deadline
 	s.mu.Unlock()
 	return func() {
 		s.mu.Lock()
-		s.done = nil
+		s.done, s.deadline = nil, time.Time{}
 		s.mu.Unlock()
 	}
 }
 
-// Sleep sleeps ns nanoseconds, or until the running call's context is done.
+// Sleep sleeps ns nanoseconds, or until the running call's context is done
+// or its deadline passes.
 func (s *Sleeper) Sleep(ns int64) {
 	s.mu.Lock()
-	done := s.done
+	done, deadline := s.done, s.deadline
 	s.mu.Unlock()
-	// Guest code only runs inside a call, which always has a done channel;
-	// without one there is no deadline to honour, so never block.
-	if ns <= 0 || done == nil {
+	d := time.Duration(ns)
+	if !deadline.IsZero() {
+		d = min(d, time.Until(deadline))
+	}
+	// Guest code only runs inside a call, which always has a context;
+	// one that can never be done and has no deadline gets no sleep, so
+	// that nothing blocks for ever.
+	if d <= 0 || (done == nil && deadline.IsZero()) {
 		return
 	}
-	t := time.NewTimer(time.Duration(ns))
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -228,13 +262,33 @@ func firstLines(s string, n int) string {
 // Deadline derives the context of one guest call: timeout if positive, else
 // the instance's invocation timeout cfg.Timeout, else only ctx's own.
 func Deadline(ctx context.Context, cfg InstanceConfig, timeout time.Duration) (context.Context, context.CancelFunc) {
-	if timeout <= 0 {
-		timeout = cfg.Timeout
-	}
-	if timeout > 0 {
+	if timeout = callTimeout(cfg, timeout); timeout > 0 {
 		return context.WithTimeout(ctx, timeout)
 	}
 	return context.WithCancel(ctx)
+}
+
+// DeadlineTime is Deadline's deadline without the context: the earlier of
+// ctx's and now plus the call's timeout (as Deadline chooses it), or zero
+// if there is neither. An engine that enforces deadlines itself
+// (wasmtime's epochs) needs no derived context, whose timer and
+// registration with ctx a call would pay for.
+func DeadlineTime(ctx context.Context, cfg InstanceConfig, timeout time.Duration) time.Time {
+	d, _ := ctx.Deadline()
+	if timeout = callTimeout(cfg, timeout); timeout > 0 {
+		if t := time.Now().Add(timeout); d.IsZero() || t.Before(d) {
+			d = t
+		}
+	}
+	return d
+}
+
+// callTimeout is timeout if positive, else cfg.Timeout.
+func callTimeout(cfg InstanceConfig, timeout time.Duration) time.Duration {
+	if timeout <= 0 {
+		return cfg.Timeout
+	}
+	return timeout
 }
 
 // Caller runs a guest export that takes and returns nothing within timeout

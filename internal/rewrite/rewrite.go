@@ -79,6 +79,8 @@ type Info struct {
 	MemoryMaxPages *uint32
 	// Exports lists the exported function names.
 	Exports []string
+	// Types gives the signature of each exported function, by name.
+	Types map[string]FuncType
 	// OneModule reports whether the restore module (ForRestore) can also
 	// boot the function: the module has no start function and no data
 	// count section (so no instruction names a data segment), and every
@@ -90,6 +92,12 @@ type Info struct {
 	// Data are the module's active data segments, in order, when OneModule
 	// is set; nil otherwise.
 	Data []Segment
+}
+
+// FuncType is a function's signature: its parameters' and results' value
+// types, in the binary encoding (0x7f i32, 0x7e i64, 0x7d f32, 0x7c f64).
+type FuncType struct {
+	Params, Results []byte
 }
 
 // Segment is an active data segment: bytes that instantiation writes into
@@ -131,6 +139,7 @@ func Instrument(wasmBytes []byte) (out []byte, info *Info, err error) {
 	}
 	exported := map[uint32]string{}
 	names := map[string]bool{}
+	info.Types = map[string]FuncType{}
 	for _, e := range m.ExportSection {
 		names[e.Name] = true
 		switch e.Type {
@@ -140,6 +149,11 @@ func Instrument(wasmBytes []byte) (out []byte, info *Info, err error) {
 			}
 		case wasm.ExternTypeFunc:
 			info.Exports = append(info.Exports, e.Name)
+			ft, err := funcType(m, e.Index)
+			if err != nil {
+				return nil, nil, fmt.Errorf("export %q: %w", e.Name, err)
+			}
+			info.Types[e.Name] = ft
 		}
 	}
 	for i, g := range m.GlobalSection {
@@ -242,6 +256,30 @@ func ForRestore(boot []byte, memPages uint32) ([]byte, error) {
 
 // decode checks and parses a module, turning wabin's errors (and any panic
 // on hostile input) into errdefs.ErrInvalid.
+// funcType returns the signature of function idx of m (imported functions
+// first, then the module's own).
+func funcType(m *wasm.Module, idx uint32) (FuncType, error) {
+	typeIdx, ok := uint32(0), false
+	for _, imp := range m.ImportSection {
+		if imp.Type != wasm.ExternTypeFunc {
+			continue
+		}
+		if idx == 0 {
+			typeIdx, ok = imp.DescFunc, true
+			break
+		}
+		idx--
+	}
+	if !ok && idx < uint32(len(m.FunctionSection)) {
+		typeIdx, ok = m.FunctionSection[idx], true
+	}
+	if !ok || typeIdx >= uint32(len(m.TypeSection)) {
+		return FuncType{}, fmt.Errorf("malformed wasm module: function index or type out of range: %w", errdefs.ErrInvalid)
+	}
+	t := m.TypeSection[typeIdx]
+	return FuncType{Params: append([]byte(nil), t.Params...), Results: append([]byte(nil), t.Results...)}, nil
+}
+
 func decode(b []byte) (m *wasm.Module, err error) {
 	if err := check(b); err != nil {
 		return nil, fmt.Errorf("malformed wasm module: %v: %w", err, errdefs.ErrInvalid)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,10 +30,13 @@ type Instance struct {
 	cfg     engine.InstanceConfig
 	mem     *wasmtime.Memory
 	globals []*wasmtime.Global
-	alloc   *wasmtime.Func
-	handle  *wasmtime.Func
-	dead    bool
-	closed  bool
+	// alloc and handle serve requests (abi: the module has both); hooks
+	// are the other exports of engine.Signatures it has.
+	alloc, handle capi.Func
+	abi           bool
+	hooks         []namedFunc
+	dead          bool
+	closed        bool
 }
 
 // Region returns the instance's memory region.
@@ -48,29 +52,28 @@ func (i *Instance) Invoke(ctx context.Context, req *abi.Request) (*abi.Response,
 	if i.dead {
 		return nil, fmt.Errorf("instance is dead: %w", errdefs.ErrGuest)
 	}
-	if i.alloc == nil || i.handle == nil {
+	if !i.abi {
 		i.dead = true
 		return nil, fmt.Errorf("module lacks the thaw ABI exports: %w", errdefs.ErrInvalid)
 	}
-	ctx, cancel := engine.Deadline(ctx, i.cfg, 0)
-	defer cancel()
+	r := i.begin(ctx, 0)
+	defer r.end()
 	in := req.AppendTo(nil)
-	res, err := i.call(ctx, i.alloc, abi.ExportAlloc, int32(len(in)))
+	res, err := i.call(&r, i.alloc, abi.ExportAlloc, int32(len(in)))
 	if err != nil {
 		return nil, err
 	}
-	ptr, _ := res.(int32)
+	ptr := int32(res)
 	buf := i.g.mem(uint32(ptr), uint32(len(in)))
 	if buf == nil {
 		i.dead = true
 		return nil, fmt.Errorf("guest request buffer [%d,+%d) is outside its memory: %w", uint32(ptr), len(in), errdefs.ErrGuest)
 	}
 	copy(buf, in)
-	res, err = i.call(ctx, i.handle, abi.ExportHandle, ptr, int32(len(in)))
+	packed, err := i.call(&r, i.handle, abi.ExportHandle, ptr, int32(len(in)))
 	if err != nil {
 		return nil, err
 	}
-	packed, _ := res.(int64)
 	rptr, rlen := uint32(uint64(packed)>>32), uint32(packed)
 	out := i.g.mem(rptr, rlen)
 	if out == nil {
@@ -85,52 +88,94 @@ func (i *Instance) Invoke(ctx context.Context, req *abi.Request) (*abi.Response,
 	return resp, nil
 }
 
+// namedFunc is an export the engine calls by name (callWithin).
+type namedFunc struct {
+	name string
+	fn   capi.Func
+}
+
 // callWithin runs the export name, which takes and returns nothing, within
 // timeout (0: the invocation timeout).
 func (i *Instance) callWithin(ctx context.Context, name string, timeout time.Duration) error {
-	fn := i.wi.GetFunc(i.store, name)
-	if fn == nil {
+	k := slices.IndexFunc(i.hooks, func(h namedFunc) bool { return h.name == name })
+	if k < 0 {
 		return fmt.Errorf("module does not export %q: %w", name, errdefs.ErrInvalid)
 	}
-	ctx, cancel := engine.Deadline(ctx, i.cfg, timeout)
-	defer cancel()
-	_, err := i.call(ctx, fn, name)
+	r := i.begin(ctx, timeout)
+	defer r.end()
+	_, err := i.call(&r, i.hooks[k].fn, name)
 	return err
 }
 
-// call runs fn until ctx is done: at its deadline, or as soon as it is
-// cancelled. The store's epoch deadline stays one tick ahead and the
-// interrupt callback (capi.Interrupt) checks at every tick whether the call
-// was cancelled or has used its ticks: the deadline's, rounded up, plus one
-// for the tick already under way, so a guest is never stopped before its
-// deadline. ctx's deadline cancels the call too (context.AfterFunc), so the
-// tick count is only a backstop. Host sleeps end when ctx is done.
-func (i *Instance) call(ctx context.Context, fn *wasmtime.Func, name string, args ...any) (any, error) {
-	if ctx.Err() != nil {
-		return nil, i.fault(ctx, name, ctx.Err())
+// run is the guest calls of one invocation or hook: its context, its
+// deadline (zero: none), and its number, which every call of it runs as
+// (capi.Interrupt.Call) and which cancellation stops.
+type run struct {
+	ctx      context.Context
+	deadline time.Time
+	call     uint64
+	stop     func() bool // stops the cancellation's AfterFunc; nil: none
+	sleeps   func()      // ends the sleeper's hold on ctx
+}
+
+// begin starts a run within timeout (engine.DeadlineTime). Nothing is
+// derived from ctx: the deadline is a number of epoch ticks (call), and
+// ctx's cancellation, if it can be cancelled at all, stops the run's calls
+// through one context.AfterFunc.
+func (i *Instance) begin(ctx context.Context, timeout time.Duration) run {
+	r := run{ctx: ctx, deadline: engine.DeadlineTime(ctx, i.cfg, timeout), call: i.intr.Next()}
+	if ctx.Done() != nil {
+		call := r.call
+		r.stop = context.AfterFunc(ctx, func() { i.intr.Cancel(call) })
 	}
+	r.sleeps = i.g.sleep.During(ctx, r.deadline)
+	return r
+}
+
+// end releases what begin set up.
+func (r *run) end() {
+	if r.stop != nil {
+		r.stop()
+	}
+	r.sleeps()
+}
+
+// call runs fn as part of r until r's context is done or its deadline
+// passes, and returns the raw bits of fn's result. The store's epoch
+// deadline stays one tick ahead and the interrupt callback
+// (capi.Interrupt) checks at every tick whether the run was cancelled or
+// the call has used its ticks: the time to the deadline, rounded up, plus
+// one for the tick already under way, so a guest is never stopped before
+// its deadline, and at most two ticks (plus the time to its next check)
+// after it. Host sleeps end at the deadline or when ctx is done.
+func (i *Instance) call(r *run, fn capi.Func, name string, args ...int32) (int64, error) {
 	ticks := uint64(math.MaxUint32)
-	if d, ok := ctx.Deadline(); ok {
-		ticks = uint64((max(time.Until(d), 0)+EpochTick-1)/EpochTick) + 1
+	if !r.deadline.IsZero() {
+		left := time.Until(r.deadline)
+		if left <= 0 {
+			return 0, i.fault(r, name, context.DeadlineExceeded)
+		}
+		ticks = uint64((left+EpochTick-1)/EpochTick) + 1
+	}
+	if err := r.ctx.Err(); err != nil {
+		return 0, i.fault(r, name, err)
 	}
 	// The callback first runs one tick from now and stops the guest when
 	// no ticks are left.
-	call := i.intr.Arm(ticks - 1)
-	i.store.SetEpochDeadline(1)
-	defer context.AfterFunc(ctx, func() { i.intr.Cancel(call) })()
-	defer i.g.sleep.During(ctx)()
-	res, err := fn.Call(i.store, args...)
+	res, err := i.intr.Call(fn, r.call, ticks-1, args...)
 	if err != nil {
-		return nil, i.fault(ctx, name, err)
+		return 0, i.fault(r, name, err)
 	}
 	return res, nil
 }
 
-// fault classifies an error of a guest call and marks the instance dead.
-func (i *Instance) fault(ctx context.Context, fn string, err error) error {
+// fault classifies an error of a guest call of r and marks the instance
+// dead.
+func (i *Instance) fault(r *run, fn string, err error) error {
 	i.dead = true
-	if i.intr.Tripped() || ctx.Err() != nil {
-		if errors.Is(ctx.Err(), context.Canceled) {
+	late := !r.deadline.IsZero() && !time.Now().Before(r.deadline)
+	if i.intr.Tripped() || r.ctx.Err() != nil || late {
+		if errors.Is(r.ctx.Err(), context.Canceled) {
 			return fmt.Errorf("%s: %w", fn, context.Canceled)
 		}
 		return fmt.Errorf("%s: guest ran past its timeout and was killed: %w", fn, errdefs.ErrTimeout)
@@ -142,11 +187,9 @@ func (i *Instance) fault(ctx context.Context, fn string, err error) error {
 // carries the wasm backtrace and a native one, many lines that the guest's
 // stderr, reported beside it, explains better.
 func brief(err error) error {
-	var werr *wasmtime.Error
-	if errors.As(err, &werr) {
-		if code, ok := werr.ExitStatus(); ok {
-			return fmt.Errorf("guest exited with status %d", code)
-		}
+	var exit *capi.ExitError
+	if errors.As(err, &exit) {
+		return exit
 	}
 	msg := err.Error()
 	if _, cause, ok := strings.Cut(msg, "Caused by:"); ok {

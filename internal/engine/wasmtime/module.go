@@ -196,8 +196,24 @@ func (m *Module) instantiate(wm *wasmtime.Module, region *engine.Region, cfg eng
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	m.e.live.Add(1)
-	inst := &Instance{m: m, store: store, wi: wi, g: g, intr: intr, cfg: cfg,
-		alloc: wi.GetFunc(store, abi.ExportAlloc), handle: wi.GetFunc(store, abi.ExportHandle)}
+	inst := &Instance{m: m, store: store, wi: wi, g: g, intr: intr, cfg: cfg}
+	var has int
+	// engine.Prepare held the module to these signatures.
+	for name, sig := range engine.Signatures {
+		f := wi.GetFunc(store, name)
+		if f == nil {
+			continue
+		}
+		switch fn := capi.NewFunc(f, len(sig.Params)); name {
+		case abi.ExportAlloc:
+			inst.alloc, has = fn, has+1
+		case abi.ExportHandle:
+			inst.handle, has = fn, has+1
+		default:
+			inst.hooks = append(inst.hooks, namedFunc{name, fn})
+		}
+	}
+	inst.abi = has == 2
 	if ex := wi.GetExport(store, "memory"); ex != nil {
 		inst.mem = ex.Memory()
 	}

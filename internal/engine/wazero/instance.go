@@ -45,7 +45,7 @@ func (i *Instance) Invoke(ctx context.Context, req *abi.Request) (*abi.Response,
 	}
 	ctx, cancel := engine.Deadline(ctx, i.cfg, 0)
 	defer cancel()
-	defer i.sleep.During(ctx)()
+	defer i.sleep.During(ctx, time.Time{})()
 	in := req.AppendTo(nil)
 	res, err := i.alloc.Call(ctx, uint64(len(in)))
 	if err != nil {
@@ -84,7 +84,7 @@ func (i *Instance) callWithin(ctx context.Context, name string, timeout time.Dur
 	}
 	ctx, cancel := engine.Deadline(ctx, i.cfg, timeout)
 	defer cancel()
-	defer i.sleep.During(ctx)()
+	defer i.sleep.During(ctx, time.Time{})()
 	if _, err := fn.Call(ctx); err != nil {
 		return i.fault(name, err)
 	}
