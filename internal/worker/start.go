@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/thaw-run/thaw/internal/abi"
@@ -274,26 +275,38 @@ func invokeWatched(ctx context.Context, inst *instance, req *abi.Request) (*abi.
 // pager lost). A guest running on from wrong memory could otherwise loop
 // until its timeout; the caller discards the instance and serves the
 // request cold. Call stop when the guest code has returned.
+//
+// The check runs every pagerWatch on a timer, not on a goroutine of its
+// own: most calls end before the first check, and then cost neither a
+// goroutine nor waking a thread for it.
 func watchPager(ctx context.Context, mem *restore.Memory) (context.Context, func()) {
 	if !mem.Paged() {
 		return ctx, func() {}
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(pagerWatch)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if pf := mem.Failures(); pf.Unavailable+pf.Corrupt+pf.Lost > 0 {
-					cancel()
-					return
-				}
-			}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(pagerWatch, func() {
+		if pf := mem.Failures(); pf.Unavailable+pf.Corrupt+pf.Lost > 0 {
+			cancel()
+			return
 		}
-	}()
-	return cctx, func() { close(done); cancel() }
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(pagerWatch)
+		}
+	})
+	return cctx, func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
+		cancel()
+	}
 }
