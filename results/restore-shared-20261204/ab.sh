@@ -1,5 +1,5 @@
 #!/bin/bash
-# A/B of MAP_POPULATE on the pager session's shared page: A = eeab772 (/tmp/thaw-A), B = the same
+# A/B of MAP_POPULATE on the pager session's shared page: A = aada850 (/tmp/thaw-A; eeab772 differs only in docs), B = the same
 # plus the change (/tmp/thaw-B), hello and jsontransform, bulk, wasmtime, binaries alternating.
 out=$(dirname "$0")
 for r in 1 2 3 4 5; do
