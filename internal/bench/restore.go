@@ -22,6 +22,7 @@ import (
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/stats"
+	"github.com/thaw-run/thaw/internal/timeline"
 	"github.com/thaw-run/thaw/internal/worker"
 )
 
@@ -81,6 +82,17 @@ type RestoreResult struct {
 	Fallbacks      int     `json:"fallbacks"`
 	// Reused counts trials whose region came from the region pool.
 	Reused int `json:"reused"`
+	// Timeline is, for a restore, the median time from its start to each
+	// point of it (timeline.Points) the trials reached, in order.
+	Timeline []TimelinePoint `json:"timeline,omitempty"`
+}
+
+// TimelinePoint is the median time from the start of a restore to one
+// point of it, over the Trials that reached it.
+type TimelinePoint struct {
+	Point  string  `json:"point"`
+	P50us  float64 `json:"p50_us"`
+	Trials int     `json:"trials"`
 }
 
 // Physical is the reference figure for a function: reading its working set
@@ -261,6 +273,9 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 	r := RestoreResult{Function: fn.Name, Mode: string(mode), Trials: trials}
 	var lat, start, exec, mapT, pre, inst []float64
 	var faults, bytes, ws []int64
+	points := map[timeline.Point][]float64{}
+	timeline.Enable(true)
+	defer timeline.Enable(false)
 	for i := 0; i < trials; i++ {
 		opts := worker.InvokeOptions{Mode: mode, DropCache: true}
 		if mode == restore.Warm {
@@ -273,6 +288,10 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 		t0 := time.Now()
 		res, err := w.Invoke(ctx, fn.Name, cloneReq(&fn.Request), opts)
 		d := time.Since(t0)
+		timeline.Mark(timeline.Response)
+		for p, at := range timeline.Take() {
+			points[p] = append(points[p], float64(at.Nanoseconds())/1e3)
+		}
 		if err != nil {
 			return r, fmt.Errorf("%s/%s trial %d: %w", fn.Name, mode, i, err)
 		}
@@ -304,6 +323,11 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 	r.StartP50, r.ExecP50 = stats.Percentile(start, 50), stats.Percentile(exec, 50)
 	r.MapP50, r.PrefetchP50, r.InstantiateP50 = stats.Percentile(mapT, 50), stats.Percentile(pre, 50), stats.Percentile(inst, 50)
 	r.Faults, r.BytesRead, r.WSBytes = stats.Percentile(faults, 50), stats.Percentile(bytes, 50), stats.Percentile(ws, 50)
+	for _, p := range timeline.Points {
+		if at := points[p]; len(at) > 0 && p != timeline.Start {
+			r.Timeline = append(r.Timeline, TimelinePoint{Point: string(p), P50us: stats.Percentile(at, 50), Trials: len(at)})
+		}
+	}
 	return r, nil
 }
 
@@ -492,6 +516,16 @@ func (r *RestoreReport) WriteTable(out io.Writer) {
 		for _, k := range keys {
 			fmt.Fprintf(out, "  %-22s %6.2fx\n", k, rs[k])
 		}
+	}
+	for _, x := range r.Results {
+		if len(x.Timeline) == 0 {
+			continue
+		}
+		fmt.Fprintf(out, "%s %s timeline, µs from the start (p50):", x.Function, x.Mode)
+		for _, p := range x.Timeline {
+			fmt.Fprintf(out, " %s %.0f", p.Point, p.P50us)
+		}
+		fmt.Fprintln(out)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/testwasm"
+	"github.com/thaw-run/thaw/internal/timeline"
 )
 
 // TestRunRestoreDeployTiming runs the smallest restore benchmark, hello in
@@ -58,6 +59,7 @@ func TestRunRestoreDeployTiming(t *testing.T) {
 				p.ReadP50ms != read || p.TotalP50ms != p.ReadP50ms+p.WarmP50ms {
 				t.Errorf("physical %+v: want both reads of the %d-byte working set, the faster counted, plus the warm call", p, rep.Results[0].WSBytes)
 			}
+			checkTimeline(t, rep.Results[0].Timeline)
 			if r := rep.Ratios["hello"]["bulk/physical+warm"]; r <= 0 {
 				t.Errorf("bulk/physical+warm = %v", r)
 			}
@@ -77,6 +79,33 @@ func TestRunRestoreDeployTiming(t *testing.T) {
 				t.Errorf("deploy %+v: stages sum to %.3f ms, more than the whole", d, sum)
 			}
 		})
+	}
+}
+
+// checkTimeline checks a bulk restore's timeline: every point a bulk
+// restore passes is there, and the points that follow one another on one
+// goroutine come in order.
+func checkTimeline(t *testing.T, tl []TimelinePoint) {
+	t.Helper()
+	at := map[timeline.Point]float64{}
+	for _, p := range tl {
+		at[timeline.Point(p.Point)] = p.P50us
+	}
+	for _, p := range []timeline.Point{timeline.WorkingSet, timeline.ReadIssued, timeline.ReadChecked, timeline.MemoryReady,
+		timeline.Instantiated, timeline.StateSet, timeline.Restored, timeline.Call, timeline.Called, timeline.Response} {
+		if _, ok := at[p]; !ok {
+			t.Errorf("timeline %+v lacks %s", tl, p)
+		}
+	}
+	for _, seq := range [][]timeline.Point{
+		{timeline.WorkingSet, timeline.ReadIssued, timeline.ReadChecked, timeline.MemoryReady, timeline.StateSet},
+		{timeline.Instantiated, timeline.StateSet, timeline.Restored, timeline.Call, timeline.Called, timeline.Response},
+	} {
+		for i := 1; i < len(seq); i++ {
+			if at[seq[i]] < at[seq[i-1]] {
+				t.Errorf("timeline %+v: %s before %s", tl, seq[i], seq[i-1])
+			}
+		}
 	}
 }
 

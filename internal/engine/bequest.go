@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"io"
+
+	"github.com/thaw-run/thaw/internal/timeline"
 )
 
 // Bequeath leaves c with the region for its next owner from the pool,
@@ -83,6 +85,7 @@ func closeAll(cs ...io.Closer) {
 func WhileReady[T any](r *Region, ready func() error, instantiate func() (T, error)) (T, error, error) {
 	if ready == nil {
 		v, err := instantiate()
+		timeline.Mark(timeline.Instantiated)
 		return v, err, nil
 	}
 	type result struct {
@@ -99,12 +102,14 @@ func WhileReady[T any](r *Region, ready func() error, instantiate func() (T, err
 			done <- res
 		}()
 		res.v, res.err = instantiate()
+		timeline.Mark(timeline.Instantiated)
 	}()
 	filled := r.Fill()
 	rerr := func() error {
 		defer filled()
 		return ready()
 	}()
+	timeline.Mark(timeline.MemoryReady)
 	res := <-done
 	return res.v, res.err, rerr
 }

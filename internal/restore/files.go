@@ -17,6 +17,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/timeline"
 )
 
 // Files returns the Source of a local snapshot directory: its files are
@@ -276,6 +277,7 @@ func (s files) fillWS(_ context.Context, m *Memory, ws *snapshot.WorkingSet, map
 	// pages present in one call instead of one fault each. Each reader
 	// checks its pages against the snapshot's per-page checksums.
 	parts := splitRuns(ws.Runs, 2)
+	timeline.Mark(timeline.ReadIssued)
 	errs := make([]error, len(parts))
 	read := make([]int64, len(parts))
 	var wg sync.WaitGroup

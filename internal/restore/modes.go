@@ -15,6 +15,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/timeline"
 	"github.com/thaw-run/thaw/internal/uffd"
 )
 
@@ -263,6 +264,7 @@ func (r *Restorer) bulk(ctx context.Context, m *Memory, src Source, ws *snapshot
 	if err != nil {
 		return err
 	}
+	timeline.Mark(timeline.ReadChecked)
 	if m.stats.Direct {
 		t0 = m.direct.start // the read began before the scrub
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/store"
+	"github.com/thaw-run/thaw/internal/timeline"
 )
 
 // Mode names a way to start an instance.
@@ -240,6 +241,7 @@ func (r *Restorer) Start(ctx context.Context, mode Mode, src Source, limit uint6
 			if err != nil {
 				return err
 			}
+			timeline.Mark(timeline.WorkingSet)
 			if mode == Bulk {
 				// Start the read first: everything else a restore
 				// prepares, and the engine's instantiation, happen

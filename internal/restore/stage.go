@@ -11,6 +11,7 @@ import (
 
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/timeline"
 )
 
 // A direct read of a working set straight into its places hands the disk
@@ -144,9 +145,11 @@ func readStaged(fd int, region *engine.Region, runs []snapshot.Run, verify func(
 		for _, f := range frags {
 			n += int64(f.Count) * snapshot.PageSize
 		}
+		timeline.Mark(timeline.ReadIssued)
 		if read, err = preadRuns(fd, buf, []snapshot.Run{{Count: int(n / snapshot.PageSize)}}, off); err != nil {
 			return read, err
 		}
+		timeline.Mark(timeline.ReadDone)
 		at := 0
 		for _, f := range frags {
 			lo, hi := f.Start*snapshot.PageSize, (f.Start+f.Count)*snapshot.PageSize

@@ -12,6 +12,7 @@ import (
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
+	"github.com/thaw-run/thaw/internal/timeline"
 )
 
 // Starting instances: start restores a new instance or boots it cold,
@@ -79,6 +80,7 @@ func (f *function) restore(ctx context.Context, snap *snapshot.Snapshot, src res
 			return nil, err
 		}
 	}
+	timeline.Mark(timeline.Start)
 	r, err := f.restoreOnce(ctx, src, mode, local != nil)
 	if r.retry && mode.UsesWorkingSet() {
 		r, err = f.restoreOnce(ctx, src, mode, local != nil)
@@ -267,6 +269,8 @@ func invokeWatched(ctx context.Context, inst *instance, req *abi.Request) (*abi.
 	}
 	ctx, stop := watchPager(ctx, inst.mem)
 	defer stop()
+	timeline.Mark(timeline.Call)
+	defer timeline.Mark(timeline.Called)
 	return inst.Invoke(ctx, req)
 }
 

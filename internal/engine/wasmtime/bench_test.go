@@ -6,6 +6,8 @@ import (
 	"context"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/engine/wazero"
@@ -66,4 +68,69 @@ func BenchmarkWarm(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkWarmAfterFlush measures what a TLB flush of the process costs
+// the next warm call: hello's warm call alone, the same call after
+// madvise(MADV_DONTNEED) of one page of an unrelated mapping (a shootdown
+// of the whole address space's TLB entries, as a region scrub, a munmap or
+// an instance's teardown does), and that madvise alone. On a VM whose guest
+// page tables are shadowed by the hypervisor, the call after a flush pays
+// for refilling every translation it uses (docs/restore.md, "What a TLB
+// flush costs here"):
+//
+//	go test -run '^$' -bench WarmAfterFlush -count 5 ./internal/engine/wasmtime/
+func BenchmarkWarmAfterFlush(b *testing.B) {
+	ctx := context.Background()
+	e, err := New(ctx, engine.Config{CacheDir: cacheDir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close(ctx)
+	m, err := e.Compile(ctx, testwasm.Build(b, "examples/hello"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close(ctx)
+	inst, _, err := m.Boot(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	page, err := unix.Mmap(-1, 0, engine.PageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Munmap(page)
+	flush := func() {
+		page[0] = 1 // present again, so that the advice has a page to drop
+		if err := unix.Madvise(page, unix.MADV_DONTNEED); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req := get("/x", "name=thaw")
+	call := func() {
+		if resp, err := inst.Invoke(ctx, req); err != nil || resp.Status != 200 {
+			b.Fatalf("%+v, %v", resp, err)
+		}
+	}
+	for range 10 { // warm up
+		call()
+	}
+	b.Run("call", func(b *testing.B) {
+		for b.Loop() {
+			call()
+		}
+	})
+	b.Run("flush+call", func(b *testing.B) {
+		for b.Loop() {
+			flush()
+			call()
+		}
+	})
+	b.Run("flush", func(b *testing.B) {
+		for b.Loop() {
+			flush()
+		}
+	})
 }

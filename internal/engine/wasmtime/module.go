@@ -14,6 +14,7 @@ import (
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/engine/wasmtime/capi"
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/timeline"
 )
 
 // Module is a compiled function: its boot module and, compiled on first
@@ -118,10 +119,12 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 			return nil, fmt.Errorf("set global %d: %w", g.Index, err)
 		}
 	}
+	timeline.Mark(timeline.StateSet)
 	if _, err := m.prep.Hook(ctx, inst.callWithin, abi.ExportOnRestore, "restore hooks"); err != nil {
 		inst.Close(ctx)
 		return nil, err
 	}
+	timeline.Mark(timeline.Restored)
 	return inst, nil
 }
 

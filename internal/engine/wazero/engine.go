@@ -31,6 +31,7 @@ import (
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/timeline"
 )
 
 // Name is the name the engine registers under.
@@ -202,10 +203,12 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 		}
 		mg.Set(st.Globals[i])
 	}
+	timeline.Mark(timeline.StateSet)
 	if _, err := m.p.Hook(ctx, inst.callWithin, abi.ExportOnRestore, "restore hooks"); err != nil {
 		inst.Close(ctx)
 		return nil, err
 	}
+	timeline.Mark(timeline.Restored)
 	return inst, nil
 }
 
