@@ -70,17 +70,17 @@ func BenchmarkWarm(b *testing.B) {
 	}
 }
 
-// BenchmarkWarmAfterFlush measures what a TLB flush of the process costs
-// the next warm call: hello's warm call alone, the same call after
-// madvise(MADV_DONTNEED) of one page of an unrelated mapping (a shootdown
-// of the whole address space's TLB entries, as a region scrub, a munmap or
-// an instance's teardown does), and that madvise alone. On a VM whose guest
-// page tables are shadowed by the hypervisor, the call after a flush pays
-// for refilling every translation it uses (docs/restore.md, "What a TLB
-// flush costs here"):
+// BenchmarkCallAfter measures what a long-lived instance's warm call
+// (the floor thaw bench restore divides by) owes to the state the machine
+// is in: hello's warm call alone; after a TLB shootdown of the process
+// (madvise(MADV_DONTNEED) of one page of an unrelated mapping, as a region
+// scrub, a munmap or an instance's teardown does) and that madvise alone;
+// after copying 8 MiB between two unrelated buffers, which evicts the
+// caches as a restore's copy of its working set does, and that copy alone
+// (docs/restore.md, "The timeline of a start"):
 //
-//	go test -run '^$' -bench WarmAfterFlush -count 5 ./internal/engine/wasmtime/
-func BenchmarkWarmAfterFlush(b *testing.B) {
+//	go test -run '^$' -bench CallAfter -count 5 ./internal/engine/wasmtime/
+func BenchmarkCallAfter(b *testing.B) {
 	ctx := context.Background()
 	e, err := New(ctx, engine.Config{CacheDir: cacheDir})
 	if err != nil {
@@ -126,6 +126,18 @@ func BenchmarkWarmAfterFlush(b *testing.B) {
 		for b.Loop() {
 			flush()
 			call()
+		}
+	})
+	src, dst := make([]byte, 8<<20), make([]byte, 8<<20)
+	b.Run("evict+call", func(b *testing.B) {
+		for b.Loop() {
+			copy(dst, src)
+			call()
+		}
+	})
+	b.Run("evict", func(b *testing.B) {
+		for b.Loop() {
+			copy(dst, src)
 		}
 	})
 	b.Run("flush", func(b *testing.B) {
