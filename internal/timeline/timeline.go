@@ -29,9 +29,10 @@ const (
 	WorkingSet Point = "working_set"
 	// ReadIssued: the first read of the working set is issued.
 	ReadIssued Point = "read_issued"
-	// ReadDone: the first piece of the working set has been read.
+	// ReadDone: the first piece of a direct read of the working set has
+	// arrived in its staging buffer (a buffered read does not mark it).
 	ReadDone Point = "read_done"
-	// ReadChecked: the working set is in place and checked.
+	// ReadChecked: a bulk restore's working set is in place and checked.
 	ReadChecked Point = "read_checked"
 	// MemoryReady: the memory is ready (range registered, pager attached).
 	MemoryReady Point = "memory_ready"
