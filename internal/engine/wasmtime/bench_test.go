@@ -40,21 +40,7 @@ func BenchmarkWarm(b *testing.B) {
 		wasm := testwasm.Build(b, g.pkg)
 		for _, en := range engines {
 			b.Run(g.name+"/"+en.name, func(b *testing.B) {
-				e, err := en.open()
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer e.Close(ctx)
-				m, err := e.Compile(ctx, wasm)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer m.Close(ctx)
-				inst, _, err := m.Boot(ctx, cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer inst.Close(ctx)
+				inst := bootBench(b, en.open, wasm)
 				for range 10 { // warm up
 					if _, err := inst.Invoke(ctx, g.req); err != nil {
 						b.Fatal(err)
@@ -82,21 +68,8 @@ func BenchmarkWarm(b *testing.B) {
 //	go test -run '^$' -bench CallAfter -count 5 ./internal/engine/wasmtime/
 func BenchmarkCallAfter(b *testing.B) {
 	ctx := context.Background()
-	e, err := New(ctx, engine.Config{CacheDir: cacheDir})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close(ctx)
-	m, err := e.Compile(ctx, testwasm.Build(b, "examples/hello"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close(ctx)
-	inst, _, err := m.Boot(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer inst.Close(ctx)
+	open := func() (engine.Engine, error) { return New(ctx, engine.Config{CacheDir: cacheDir}) }
+	inst := bootBench(b, open, testwasm.Build(b, "examples/hello"))
 	page, err := unix.Mmap(-1, 0, engine.PageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		b.Fatal(err)
@@ -145,4 +118,27 @@ func BenchmarkCallAfter(b *testing.B) {
 			flush()
 		}
 	})
+}
+
+// bootBench opens an engine, compiles wasm and boots an instance, all
+// closed when b ends.
+func bootBench(b *testing.B, open func() (engine.Engine, error), wasm []byte) engine.Instance {
+	b.Helper()
+	ctx := context.Background()
+	e, err := open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close(ctx) })
+	m, err := e.Compile(ctx, wasm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close(ctx) })
+	inst, _, err := m.Boot(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { inst.Close(ctx) })
+	return inst
 }
