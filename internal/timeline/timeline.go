@@ -92,18 +92,18 @@ func Take() map[Point]time.Duration {
 		marks = marks[:0]
 		mu.Unlock()
 	}()
-	first := -1
+	last := -1 // the last Start
 	for i, m := range marks {
 		if m.p == Start {
-			first = i
+			last = i
 		}
 	}
-	if first < 0 {
+	if last < 0 {
 		return nil
 	}
-	t0 := marks[first].t
+	t0 := marks[last].t
 	out := map[Point]time.Duration{}
-	for _, m := range marks[first:] {
+	for _, m := range marks[last:] {
 		if _, ok := out[m.p]; !ok {
 			out[m.p] = m.t.Sub(t0)
 		}

@@ -5,6 +5,7 @@ package wasmtime
 import (
 	"context"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -58,12 +59,14 @@ func BenchmarkWarm(b *testing.B) {
 
 // BenchmarkCallAfter measures what a long-lived instance's warm call
 // (the floor thaw bench restore divides by) owes to the state the machine
-// is in: hello's warm call alone; after a TLB shootdown of the process
-// (madvise(MADV_DONTNEED) of one page of an unrelated mapping, as a region
-// scrub, a munmap or an instance's teardown does) and that madvise alone;
-// after copying 8 MiB between two unrelated buffers, which evicts the
-// caches as a restore's copy of its working set does, and that copy alone
-// (docs/restore.md, "The timeline of a start"):
+// is in. Each iteration times hello's call three ways, interleaved so
+// that their ratios come from one run: after copying 8 MiB between two
+// unrelated buffers, which evicts the caches as a restore's copy of its
+// working set does (evicted-call-ns); right after that call, with
+// everything hot (hot-call-ns); and after a TLB shootdown of the process,
+// madvise(MADV_DONTNEED) of one page of an unrelated mapping, as a region
+// scrub, a munmap or an instance's teardown does (flushed-call-ns, the
+// madvise itself in flush-ns). docs/restore.md, "The timeline of a start":
 //
 //	go test -run '^$' -bench CallAfter -count 5 ./internal/engine/wasmtime/
 func BenchmarkCallAfter(b *testing.B) {
@@ -75,49 +78,44 @@ func BenchmarkCallAfter(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer unix.Munmap(page)
+	src, dst := make([]byte, 8<<20), make([]byte, 8<<20)
+	req := get("/x", "name=thaw")
+	// timed runs f and returns how long it took.
+	timed := func(f func()) time.Duration {
+		t0 := time.Now()
+		f()
+		return time.Since(t0)
+	}
+	call := func() {
+		if resp, err := inst.Invoke(ctx, req); err != nil || resp.Status != 200 {
+			b.Fatalf("%+v, %v", resp, err)
+		}
+	}
 	flush := func() {
 		page[0] = 1 // present again, so that the advice has a page to drop
 		if err := unix.Madvise(page, unix.MADV_DONTNEED); err != nil {
 			b.Fatal(err)
 		}
 	}
-	req := get("/x", "name=thaw")
-	call := func() {
-		if resp, err := inst.Invoke(ctx, req); err != nil || resp.Status != 200 {
-			b.Fatalf("%+v, %v", resp, err)
-		}
-	}
 	for range 10 { // warm up
 		call()
 	}
-	b.Run("call", func(b *testing.B) {
-		for b.Loop() {
-			call()
-		}
-	})
-	b.Run("flush+call", func(b *testing.B) {
-		for b.Loop() {
-			flush()
-			call()
-		}
-	})
-	src, dst := make([]byte, 8<<20), make([]byte, 8<<20)
-	b.Run("evict+call", func(b *testing.B) {
-		for b.Loop() {
-			copy(dst, src)
-			call()
-		}
-	})
-	b.Run("evict", func(b *testing.B) {
-		for b.Loop() {
-			copy(dst, src)
-		}
-	})
-	b.Run("flush", func(b *testing.B) {
-		for b.Loop() {
-			flush()
-		}
-	})
+	var evicted, hot, flushed, flushing time.Duration
+	n := 0
+	for b.Loop() {
+		copy(dst, src)
+		evicted += timed(call)
+		hot += timed(call)
+		flushing += timed(flush)
+		flushed += timed(call)
+		n++
+	}
+	for _, m := range []struct {
+		d    time.Duration
+		unit string
+	}{{evicted, "evicted-call-ns"}, {hot, "hot-call-ns"}, {flushed, "flushed-call-ns"}, {flushing, "flush-ns"}} {
+		b.ReportMetric(float64(m.d.Nanoseconds())/float64(n), m.unit)
+	}
 }
 
 // bootBench opens an engine, compiles wasm and boots an instance, all
