@@ -10,8 +10,9 @@
 // pager process; when the primary and the standby die together, nothing
 // outside this process is left to answer. So the last resort must run
 // inside this process yet outside the Go scheduler: a pthread created in
-// C, which never calls into Go and blocks every signal. This is thaw's only
-// cgo package; everything else about the pager stays in Go. A build
+// C, which never calls into Go and blocks every signal. It is one of
+// thaw's two cgo packages (with the wasmtime engine's capi); everything
+// else about the pager stays in Go. A build
 // without cgo (CGO_ENABLED=0) has no guard (Available is false): its
 // Guard does nothing, and two pagers dying together freeze the worker as
 // they did before the guard.

@@ -64,22 +64,22 @@ func (i *Instance) Invoke(ctx context.Context, req *abi.Request) (*abi.Response,
 		return nil, err
 	}
 	ptr := int32(res)
-	buf := i.g.mem(uint32(ptr), uint32(len(in)))
-	if buf == nil {
+	if !i.g.write(uint32(ptr), in) {
 		i.dead = true
 		return nil, fmt.Errorf("guest request buffer [%d,+%d) is outside its memory: %w", uint32(ptr), len(in), errdefs.ErrGuest)
 	}
-	copy(buf, in)
 	packed, err := i.call(&r, i.handle, abi.ExportHandle, ptr, int32(len(in)))
 	if err != nil {
 		return nil, err
 	}
 	rptr, rlen := uint32(uint64(packed)>>32), uint32(packed)
-	out := i.g.mem(rptr, rlen)
-	if out == nil {
+	src := i.g.span(uint64(rptr), uint64(rlen))
+	if src == nil {
 		i.dead = true
 		return nil, fmt.Errorf("guest response [%d,+%d) is outside its memory: %w", rptr, rlen, errdefs.ErrGuest)
 	}
+	out := make([]byte, rlen)
+	capi.Copy(out, src)
 	resp, err := abi.DecodeResponse(out)
 	if err != nil {
 		i.dead = true

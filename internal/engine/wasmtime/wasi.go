@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
+
+	"github.com/thaw-run/thaw/internal/engine/wasmtime/capi"
 )
 
 // wasiModule is the import module of WASI preview 1.
@@ -71,14 +73,41 @@ func newLinker(e *wasmtime.Engine) (*wasmtime.Linker, error) {
 	return l, nil
 }
 
-// mem returns [off, off+n) of the guest's memory, or nil if it is outside.
-func (g *guest) mem(off, n uint32) []byte {
-	size := g.region.Size()
-	if uint64(off)+uint64(n) > size {
+// span returns [off, off+n) of the guest's memory, or nil if it is
+// outside. Host code touches what it returns only through capi.Copy (read,
+// write): a page of it may be missing and wait on a pager.
+func (g *guest) span(off, n uint64) []byte {
+	if off+n > g.region.Size() {
 		return nil
 	}
 	return g.region.Bytes()[off : off+n : off+n]
 }
+
+// read copies len(dst) bytes of the guest's memory at off into dst, and
+// reports false, copying nothing, if they are outside it.
+func (g *guest) read(off uint32, dst []byte) bool {
+	b := g.span(uint64(off), uint64(len(dst)))
+	if b == nil {
+		return false
+	}
+	capi.Copy(dst, b)
+	return true
+}
+
+// write copies src into the guest's memory at off, and reports false,
+// copying nothing, if it does not fit there.
+func (g *guest) write(off uint32, src []byte) bool {
+	b := g.span(uint64(off), uint64(len(src)))
+	if b == nil {
+		return false
+	}
+	capi.Copy(b, src)
+	return true
+}
+
+// chunk is the size of the buffers the host functions stream guest memory
+// through, so that a large write or random_get allocates nothing.
+const chunk = 512
 
 func clockTimeGet(g *guest, args []wasmtime.Val) int32 {
 	var t int64
@@ -90,20 +119,25 @@ func clockTimeGet(g *guest, args []wasmtime.Val) int32 {
 	default: // process and thread CPU time, as wazero: not offered
 		return errnoInval
 	}
-	b := g.mem(uint32(args[2].I32()), 8)
-	if b == nil {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(t))
+	if !g.write(uint32(args[2].I32()), b[:]) {
 		return errnoFault
 	}
-	binary.LittleEndian.PutUint64(b, uint64(t))
 	return errnoSuccess
 }
 
 func randomGet(g *guest, args []wasmtime.Val) int32 {
-	b := g.mem(uint32(args[0].I32()), uint32(args[1].I32()))
-	if b == nil {
+	dst := g.span(uint64(uint32(args[0].I32())), uint64(uint32(args[1].I32())))
+	if dst == nil {
 		return errnoFault
 	}
-	_, _ = rand.Read(b)
+	var b [chunk]byte
+	for len(dst) > 0 {
+		n := min(len(dst), chunk)
+		_, _ = rand.Read(b[:n])
+		dst = dst[capi.Copy(dst, b[:n]):]
+	}
 	return errnoSuccess
 }
 
@@ -117,26 +151,33 @@ func fdWrite(g *guest, args []wasmtime.Val) int32 {
 	default:
 		return errnoBadf
 	}
-	iovs, n := uint32(args[1].I32()), uint32(args[2].I32())
-	vec := g.mem(iovs, n*8)
+	iovs, n := uint64(uint32(args[1].I32())), uint64(uint32(args[2].I32()))
+	vec := g.span(iovs, n*8)
 	if vec == nil {
 		return errnoFault
 	}
 	var total uint32
-	for i := range n {
-		p, l := binary.LittleEndian.Uint32(vec[i*8:]), binary.LittleEndian.Uint32(vec[i*8+4:])
-		b := g.mem(p, l)
-		if b == nil {
+	var iov [8]byte
+	var b [chunk]byte
+	for len(vec) > 0 {
+		vec = vec[capi.Copy(iov[:], vec):]
+		p, l := binary.LittleEndian.Uint32(iov[:]), binary.LittleEndian.Uint32(iov[4:])
+		src := g.span(uint64(p), uint64(l))
+		if src == nil {
 			return errnoFault
 		}
-		_, _ = w.Write(b)
+		for w != io.Discard && len(src) > 0 {
+			k := capi.Copy(b[:], src)
+			_, _ = w.Write(b[:k])
+			src = src[k:]
+		}
 		total += l
 	}
-	out := g.mem(uint32(args[3].I32()), 4)
-	if out == nil {
+	var out [4]byte
+	binary.LittleEndian.PutUint32(out[:], total)
+	if !g.write(uint32(args[3].I32()), out[:]) {
 		return errnoFault
 	}
-	binary.LittleEndian.PutUint32(out, total)
 	return errnoSuccess
 }
 
@@ -158,23 +199,23 @@ const (
 // none. Go's runtime reaches it for time.Sleep and when its scheduler has
 // nothing to run until a timer.
 func pollOneoff(g *guest, args []wasmtime.Val) int32 {
-	in, out, n, nout := uint32(args[0].I32()), uint32(args[1].I32()), uint32(args[2].I32()), uint32(args[3].I32())
+	in, out, n, nout := uint32(args[0].I32()), uint32(args[1].I32()), uint64(uint32(args[2].I32())), uint32(args[3].I32())
 	if n == 0 {
 		return errnoInval
 	}
-	subs, evs, cnt := g.mem(in, n*subSize), g.mem(out, n*eventSize), g.mem(nout, 4)
-	if subs == nil || evs == nil || cnt == nil {
+	if g.span(uint64(in), n*subSize) == nil || g.span(uint64(out), n*eventSize) == nil || g.span(uint64(nout), 4) == nil {
 		return errnoFault
 	}
+	subs, evs := make([]byte, n*subSize), make([]byte, n*eventSize)
+	g.read(in, subs)
 	type clockSub struct {
 		userdata uint64
 		wait     int64
 	}
 	var clocks []clockSub
-	var ready uint32
+	var ready uint64
 	event := func(userdata uint64, errno uint16, typ byte) {
 		e := evs[ready*eventSize : (ready+1)*eventSize]
-		clear(e)
 		binary.LittleEndian.PutUint64(e, userdata)
 		binary.LittleEndian.PutUint16(e[8:], errno)
 		e[10] = typ
@@ -220,6 +261,9 @@ func pollOneoff(g *guest, args []wasmtime.Val) int32 {
 			}
 		}
 	}
-	binary.LittleEndian.PutUint32(cnt, ready)
+	g.write(out, evs[:ready*eventSize])
+	var cnt [4]byte
+	binary.LittleEndian.PutUint32(cnt[:], uint32(ready))
+	g.write(nout, cnt[:])
 	return errnoSuccess
 }
