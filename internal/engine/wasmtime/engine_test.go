@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bytecodealliance/wasmtime-go/v39"
+
 	"github.com/thaw-run/thaw/internal/abi"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/engine/enginetest"
@@ -114,5 +116,26 @@ func TestDeadlineAfterEngineClose(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second): // slack for a slow machine, not a bound
 		t.Fatal("a loop ran on 30 s past a 1 s deadline after the engine closed")
+	}
+}
+
+// The WASI host functions check a guest's pointers and counts against its
+// memory in 64 bits: a count whose byte size wraps 32 bits is a fault, not
+// an empty buffer that the loop over the count then overruns.
+func TestHostCallsRejectHugeCounts(t *testing.T) {
+	g := boot(t, compile(t, newEngine(t), "examples/hello"), cfg).g
+	i32 := func(v uint32) wasmtime.Val { return wasmtime.ValI32(int32(v)) }
+	for _, c := range []struct {
+		name string
+		fn   func(*guest, []wasmtime.Val) int32
+		args []wasmtime.Val
+	}{
+		{"fd_write", fdWrite, []wasmtime.Val{i32(2), i32(0), i32(1 << 29), i32(0)}},         // 8 bytes an iovec: 4 GiB
+		{"poll_oneoff", pollOneoff, []wasmtime.Val{i32(0), i32(0), i32(0x5555556), i32(0)}}, // 48 bytes a subscription: 4 GiB + 32
+		{"random_get", randomGet, []wasmtime.Val{i32(0xffffff00), i32(0x200)}},
+	} {
+		if errno := c.fn(g, c.args); errno != errnoFault {
+			t.Errorf("%s: errno %d, want %d (fault)", c.name, errno, errnoFault)
+		}
 	}
 }
