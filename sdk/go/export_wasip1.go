@@ -47,12 +47,12 @@ func onRestore() { runRestoreHooks() }
 // instance restored from the snapshot starts a GC cycle afresh: without
 // it the first request after a restore tends to run the collection that
 // initialisation made due, a few milliseconds that a warm instance's
-// requests pay only now and then.
+// requests pay only now and then. The primes are then served once more
+// (prepareSnapshot).
 //
 //go:wasmexport thaw_before_snapshot
 func beforeSnapshot() {
-	runPrimes(handler, &bufs)
-	runtime.GC()
+	prepareSnapshot(handler, &bufs, runtime.GC)
 	gc.mark()
 }
 

@@ -47,6 +47,26 @@ func TestPrime(t *testing.T) {
 	}
 }
 
+// TestPrepareSnapshot: the hook before a snapshot serves the primes,
+// collects, and serves them again, so the snapshot has the allocator's
+// caches of a warm instance; a later snapshot of the same instance only
+// collects.
+func TestPrepareSnapshot(t *testing.T) {
+	defer func() { primes, primed = nil, false }()
+	var steps []string
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { steps = append(steps, "serve "+r.URL.Path) })
+	collect := func() { steps = append(steps, "collect") }
+	Prime(httptest.NewRequest("GET", "/a", nil))
+	Prime(httptest.NewRequest("GET", "/b", nil))
+	var b buffers
+	prepareSnapshot(h, &b, collect)
+	prepareSnapshot(h, &b, collect)
+	want := "serve /a, serve /b, collect, serve /a, serve /b, collect"
+	if got := strings.Join(steps, ", "); got != want {
+		t.Fatalf("steps: %s\nwant:  %s", got, want)
+	}
+}
+
 // TestPrimeRejectsNil: a nil request (http.NewRequest's on a bad URL)
 // panics at registration, in init, where the deploy reports it.
 func TestPrimeRejectsNil(t *testing.T) {

@@ -180,10 +180,11 @@ func (s *suite) captureRestore(t *testing.T) {
 }
 
 // The deploy snapshot's hook (engine.CaptureDeploy, thaw_before_snapshot)
-// serves the requests the guest registered with thaw.Prime, once: a booted
-// instance has not served it, one restored from the deploy snapshot has,
-// and a second deploy capture of that clone does not serve it again. A
-// plain Capture (a policy checkpoint) never runs the hook.
+// serves the requests the guest registered with thaw.Prime, before and
+// after the collection that precedes the snapshot: a booted instance has
+// not served it, one restored from the deploy snapshot has, twice, and a
+// second deploy capture of that clone does not serve it again. A plain
+// Capture (a policy checkpoint) never runs the hook.
 func (s *suite) prime(t *testing.T) {
 	m := s.compile(t, "internal/engine/testdata/probe")
 	inst := boot(t, m, Cfg)
@@ -200,14 +201,14 @@ func (s *suite) prime(t *testing.T) {
 	mem = bytes.Clone(mem)
 	inst.Close(context.Background())
 	r := restoreCopy(t, m, Cfg, st, mem)
-	if got := body(t, r, "/primed", ""); got != "1" {
-		t.Fatalf("restored from the deploy snapshot: primed %s, want 1", got)
+	if got := body(t, r, "/primed", ""); got != "2" {
+		t.Fatalf("restored from the deploy snapshot: primed %s, want 2", got)
 	}
 	if _, _, err := engine.CaptureDeploy(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
-	if got := body(t, r, "/primed", ""); got != "1" {
-		t.Fatalf("after a second deploy capture: primed %s, want 1 (primes run once)", got)
+	if got := body(t, r, "/primed", ""); got != "2" {
+		t.Fatalf("after a second deploy capture: primed %s, want 2 (primes run in the first only)", got)
 	}
 }
 

@@ -11,8 +11,9 @@
 //	/peek?addr=N  reads the byte at linear-memory address N, unchecked:
 //	        past the memory's length it must trap
 //	/primed how many times the request registered with thaw.Prime
-//	        (/primed?prime=1) was served: 1 in an instance restored from a
-//	        deploy snapshot, 0 in a booted one
+//	        (/primed?prime=1) was served: 2 in an instance restored from a
+//	        deploy snapshot (before and after its collection), 0 in a
+//	        booted one
 package main
 
 import (
