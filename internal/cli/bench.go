@@ -115,7 +115,8 @@ func newBenchRestoreCommand(g *globalOptions) *cobra.Command {
 set, then start a fresh instance per trial in every mode with the snapshot's
 files evicted from the page cache (posix_fadvise DONTNEED) and time the request
 to its first response. Also measures the physical floor: reading the working
-set sequentially from the cold file plus one warm invocation, and for every
+set sequentially from the cold file plus one warm invocation (and, when eager
+is measured, the read plus eager's first call, a fresh instance's), and for every
 restore a timeline: the median time from its start to each stage (working set
 open, read issued, done and checked, memory ready, instantiated, state set,
 thaw_on_restore done, call, response). Prints a table, or with --json one JSON
