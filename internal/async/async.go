@@ -269,11 +269,13 @@ func (q *Queue) Enqueue(ctx context.Context, inv Invocation) (string, error) {
 	return inv.ID, nil
 }
 
-// NewID returns a new random invocation id: 22 URL-safe characters (128
-// bits).
+// NewID returns a new random invocation id: 22 URL-safe characters (127
+// random bits) that start with a letter, so that no command line takes one
+// for a flag (`thaw result -x...` would: one id in 64 started with '-').
 func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	b[0] &^= 0x80          // the first character encodes b[0]>>2: 0-31, 'A'-'Z' or 'a'-'f'
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 

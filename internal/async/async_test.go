@@ -462,3 +462,18 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A new id starts with a letter, never '-' (a command line would take it
+// for a flag: `thaw result` failed on one in 64 ids), and is still 22
+// URL-safe characters; ids differ.
+func TestNewIDStartsWithLetter(t *testing.T) {
+	seen := map[string]bool{}
+	for range 2000 {
+		id := NewID()
+		c := id[0]
+		if len(id) != 22 || !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z') || ValidID(id) != nil || seen[id] {
+			t.Fatalf("id %q: want 22 characters, a letter first, valid, new", id)
+		}
+		seen[id] = true
+	}
+}
