@@ -74,24 +74,13 @@ func newLinker(e *wasmtime.Engine) (*wasmtime.Linker, error) {
 }
 
 // span returns [off, off+n) of the guest's memory, or nil if it is
-// outside. Host code touches what it returns only through capi.Copy (read,
-// write): a page of it may be missing and wait on a pager.
+// outside. Host code touches what it returns only through capi.Copy (as
+// write does): a page of it may be missing and wait on a pager.
 func (g *guest) span(off, n uint64) []byte {
 	if off+n > g.region.Size() {
 		return nil
 	}
 	return g.region.Bytes()[off : off+n : off+n]
-}
-
-// read copies len(dst) bytes of the guest's memory at off into dst, and
-// reports false, copying nothing, if they are outside it.
-func (g *guest) read(off uint32, dst []byte) bool {
-	b := g.span(uint64(off), uint64(len(dst)))
-	if b == nil {
-		return false
-	}
-	capi.Copy(dst, b)
-	return true
 }
 
 // write copies src into the guest's memory at off, and reports false,
@@ -203,11 +192,12 @@ func pollOneoff(g *guest, args []wasmtime.Val) int32 {
 	if n == 0 {
 		return errnoInval
 	}
-	if g.span(uint64(in), n*subSize) == nil || g.span(uint64(out), n*eventSize) == nil || g.span(uint64(nout), 4) == nil {
+	subsMem, evsMem, cntMem := g.span(uint64(in), n*subSize), g.span(uint64(out), n*eventSize), g.span(uint64(nout), 4)
+	if subsMem == nil || evsMem == nil || cntMem == nil {
 		return errnoFault
 	}
 	subs, evs := make([]byte, n*subSize), make([]byte, n*eventSize)
-	g.read(in, subs)
+	capi.Copy(subs, subsMem)
 	type clockSub struct {
 		userdata uint64
 		wait     int64
@@ -261,9 +251,9 @@ func pollOneoff(g *guest, args []wasmtime.Val) int32 {
 			}
 		}
 	}
-	g.write(out, evs[:ready*eventSize])
+	capi.Copy(evsMem, evs[:ready*eventSize])
 	var cnt [4]byte
 	binary.LittleEndian.PutUint32(cnt[:], uint32(ready))
-	g.write(nout, cnt[:])
+	capi.Copy(cntMem, cnt[:])
 	return errnoSuccess
 }
