@@ -81,6 +81,18 @@ func DecodeRequest(b []byte) (*Request, error) {
 // response that reports a handler panic with a *PanicError. The result is a
 // copy: it does not alias b, so the guest may reuse its buffer.
 func DecodeResponse(b []byte) (*Response, error) {
+	r, err := DecodeOwnedResponse(b)
+	if err != nil {
+		return nil, err
+	}
+	r.Body = append([]byte(nil), r.Body...)
+	return r, nil
+}
+
+// DecodeOwnedResponse is DecodeResponse for a copy of the guest's output
+// that the caller owns and does not reuse: the result's body aliases b,
+// so the response is not copied a second time.
+func DecodeOwnedResponse(b []byte) (*Response, error) {
 	r, err := wire.DecodeResponse(b)
 	if err != nil {
 		return nil, fmt.Errorf("guest response: %v: %w", err, errdefs.ErrGuest)
@@ -88,6 +100,5 @@ func DecodeResponse(b []byte) (*Response, error) {
 	if r.Panic {
 		return nil, &PanicError{Message: string(r.Body), Stack: r.Header.Get(wire.StackHeader)}
 	}
-	r.Body = append([]byte(nil), r.Body...)
 	return r, nil
 }

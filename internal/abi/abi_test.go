@@ -25,28 +25,38 @@ func TestDecodeResponse(t *testing.T) {
 		{"panic", (&Response{Status: 500, Panic: true, Header: http.Header{wire.StackHeader: {"goroutine 1 [running]"}},
 			Body: []byte("index out of range")}).AppendTo(nil), errdefs.ErrGuest, "index out of range"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			r, err := DecodeResponse(c.in)
-			if !errors.Is(err, c.wantErr) {
-				t.Fatalf("err = %v, want %v", err, c.wantErr)
-			}
-			if c.wantErr == nil && (r.Status != 200 || string(r.Body) != "hi" || r.Header.Get("K") != "v") {
-				t.Fatalf("decoded %+v", r)
-			}
-			var pe *PanicError
-			if got := errors.As(err, &pe); got != (c.wantPanic != "") {
-				t.Fatalf("PanicError = %v (%v), want %v", got, err, c.wantPanic != "")
-			}
-			if pe != nil {
-				if pe.Message != c.wantPanic || pe.Stack != "goroutine 1 [running]" {
-					t.Errorf("panic %+v", pe)
-				}
-				if want := "guest panic: " + c.wantPanic; err.Error() != want {
-					t.Errorf("message %q, want %q", err.Error(), want)
-				}
-			}
-		})
+	for _, decode := range []struct {
+		name string
+		fn   func([]byte) (*Response, error)
+	}{{"copy", DecodeResponse}, {"owned", DecodeOwnedResponse}} {
+		for _, c := range cases {
+			t.Run(decode.name+"/"+c.name, func(t *testing.T) {
+				testDecodeResponse(t, decode.fn, c.in, c.wantErr, c.wantPanic)
+			})
+		}
+	}
+}
+
+// testDecodeResponse checks one case of TestDecodeResponse with decode.
+func testDecodeResponse(t *testing.T, decode func([]byte) (*Response, error), in []byte, wantErr error, wantPanic string) {
+	r, err := decode(in)
+	if !errors.Is(err, wantErr) {
+		t.Fatalf("err = %v, want %v", err, wantErr)
+	}
+	if wantErr == nil && (r.Status != 200 || string(r.Body) != "hi" || r.Header.Get("K") != "v") {
+		t.Fatalf("decoded %+v", r)
+	}
+	var pe *PanicError
+	if got := errors.As(err, &pe); got != (wantPanic != "") {
+		t.Fatalf("PanicError = %v (%v), want %v", got, err, wantPanic != "")
+	}
+	if pe != nil {
+		if pe.Message != wantPanic || pe.Stack != "goroutine 1 [running]" {
+			t.Errorf("panic %+v", pe)
+		}
+		if want := "guest panic: " + wantPanic; err.Error() != want {
+			t.Errorf("message %q, want %q", err.Error(), want)
+		}
 	}
 }
 
@@ -63,6 +73,11 @@ func TestDecodeResponseCopies(t *testing.T) {
 	}
 	if string(r.Body) != "stable" {
 		t.Fatalf("body changed with guest memory: %q", r.Body)
+	}
+	// DecodeOwnedResponse leaves the body where it is: the caller's copy.
+	mem = (&Response{Status: 200, Body: []byte("stable")}).AppendTo(nil)
+	if r, err = DecodeOwnedResponse(mem); err != nil || &r.Body[0] != &mem[len(mem)-len("stable")] {
+		t.Fatalf("owned decode: %v, body not in its input", err)
 	}
 }
 

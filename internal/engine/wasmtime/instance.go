@@ -80,7 +80,7 @@ func (i *Instance) Invoke(ctx context.Context, req *abi.Request) (*abi.Response,
 	}
 	out := make([]byte, rlen)
 	capi.Copy(out, src)
-	resp, err := abi.DecodeResponse(out)
+	resp, err := abi.DecodeOwnedResponse(out)
 	if err != nil {
 		i.dead = true
 		return nil, err
