@@ -53,8 +53,9 @@ func Prime(r *http.Request) {
 }
 
 // prepareSnapshot is the work of the hook before a snapshot: it serves the
-// primes (the first time only), collects the garbage with collect, then
-// serves the primes once more. A collection empties the allocator's
+// primes, collects the garbage with collect, then serves the primes once
+// more; from the second snapshot of an instance on (primed is in its
+// memory), it only collects. A collection empties the allocator's
 // per-size-class caches, and a restored instance's first request used to
 // refill them, touching spans no warm request touches: measured on
 // examples/jsontransform, the second serving shrank the working set from
@@ -62,22 +63,14 @@ func Prime(r *http.Request) {
 // (docs/restore.md, "Priming after the collection"). Its garbage is a
 // request's worth.
 func prepareSnapshot(h http.Handler, b *buffers, collect func()) {
-	first := runPrimes(h, b)
-	collect()
-	if first {
-		servePrimes(h, b)
-	}
-}
-
-// runPrimes serves the primes through b with h, once, and reports whether
-// it did.
-func runPrimes(h http.Handler, b *buffers) bool {
 	if primed {
-		return false
+		collect()
+		return
 	}
 	primed = true
 	servePrimes(h, b)
-	return true
+	collect()
+	servePrimes(h, b)
 }
 
 // servePrimes serves every prime through b with h.
