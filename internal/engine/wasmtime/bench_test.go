@@ -59,20 +59,22 @@ func BenchmarkWarm(b *testing.B) {
 
 // BenchmarkCallAfter measures what a long-lived instance's warm call
 // (the floor thaw bench restore divides by) owes to the state the machine
-// is in. Each iteration times hello's call three ways, interleaved so
-// that their ratios come from one run: after copying 8 MiB between two
-// unrelated buffers, which evicts the caches as a restore's copy of its
-// working set does (evicted-call-ns); right after that call, with
-// everything hot (hot-call-ns); and after a TLB shootdown of the process,
+// is in. Each iteration times hello's call three ways, interleaved so that
+// their ratios come from one run: after copying 8 MiB between two
+// unrelated buffers, which evicts the nearer caches as a restore's copy of
+// its working set does (evicted-call-ns); right after that call, with
+// everything hot (hot-call-ns); after a TLB shootdown of the process,
 // madvise(MADV_DONTNEED) of one page of an unrelated mapping, as a region
 // scrub, a munmap or an instance's teardown does (flushed-call-ns, the
-// madvise itself in flush-ns). docs/restore.md, "The timeline of a start":
+// madvise itself in flush-ns). An idle wait is not among them: a sleep in
+// the loop slows every call and copy of the iterations after it (hot
+// calls 32 µs instead of 16), which is "What the first call pays for" in
+// docs/restore.md; the timeline of a start is there too:
 //
 //	go test -run '^$' -bench CallAfter -count 5 ./internal/engine/wasmtime/
 func BenchmarkCallAfter(b *testing.B) {
 	ctx := context.Background()
-	open := func() (engine.Engine, error) { return New(ctx, engine.Config{CacheDir: cacheDir}) }
-	inst := bootBench(b, open, testwasm.Build(b, "examples/hello"))
+	inst := boot(b, compile(b, newEngine(b), "examples/hello"), cfg)
 	page, err := unix.Mmap(-1, 0, engine.PageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		b.Fatal(err)
