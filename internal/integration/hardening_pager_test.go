@@ -24,6 +24,7 @@ import (
 	"github.com/thaw-run/thaw/internal/store/stack"
 	"github.com/thaw-run/thaw/internal/storesnap"
 	"github.com/thaw-run/thaw/internal/testminio"
+	"github.com/thaw-run/thaw/internal/testproc"
 )
 
 // Issue 18, item 1: a page the pager cannot fetch, or a pager that stops
@@ -423,9 +424,7 @@ func TestPagerStuckAndKilled(t *testing.T) {
 	health := watchHealth(p)
 
 	stopped := primaryPager(t, p)
-	if err := syscall.Kill(stopped, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	testproc.Stop(t, stopped)
 	t.Cleanup(func() { _ = syscall.Kill(stopped, syscall.SIGKILL) })
 	for i, r := range invokeMany(t, p, "stuck", faulting, lazy, want) {
 		t.Logf("with the primary stopped, request %d: start %s, fallback %q", i, r.Start, r.Header.Get(api.HeaderFallback))
@@ -493,9 +492,7 @@ func TestBothPagersKilledServe(t *testing.T) {
 	primaryPager(t, p) // the standby is in place
 	pagers := pagerChildren(t, p)
 	for _, k := range pagers {
-		if err := syscall.Kill(k, syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
+		testproc.Stop(t, k)
 		t.Cleanup(func() { _ = syscall.Kill(k, syscall.SIGKILL) })
 	}
 	// A shell kills both, as this test may be waiting on a frozen worker.

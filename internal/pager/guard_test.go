@@ -6,9 +6,10 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/thaw-run/thaw/internal/testproc"
 )
 
 // TestBothPagersKilled: the primary and the standby are frozen while more
@@ -53,12 +54,7 @@ func bothKilledBody(st *stubT, dir string, p *Pager) error {
 	s := serve(st, p, r, img, Spec{})
 	primary, standby := p.Pid(), sb.proc.Pid
 	for _, pid := range []int{primary, standby} {
-		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-			return err
-		}
-		for !allStopped(pid) {
-			time.Sleep(time.Millisecond)
-		}
+		testproc.Stop(st, pid)
 	}
 	// Another process kills both while this one is frozen.
 	killer := exec.Command("sh", "-c", fmt.Sprintf("sleep 0.5; kill -KILL %d %d", primary, standby))

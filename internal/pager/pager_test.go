@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/testproc"
 	"github.com/thaw-run/thaw/internal/uffd"
 )
 
@@ -616,15 +617,7 @@ func TestPagerRestarts(t *testing.T) {
 	// Freeze the pager, fault, and kill it once the thread is seen
 	// blocked: the new pager must serve a fault queued before it existed.
 	oldPid := p.Pid()
-	if err := syscall.Kill(oldPid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	// kill(2) returns before the group stop reaches every thread.
-	for deadline := time.Now().Add(10 * time.Second); !allStopped(oldPid); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("pager %d not stopped", oldPid)
-		}
-	}
+	testproc.Stop(t, oldPid)
 	result := make(chan error, 1)
 	go func() {
 		for pg := 1; pg < pages; pg++ {
@@ -675,18 +668,6 @@ func TestPagerRestarts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// allStopped reports whether every thread of pid is stopped.
-func allStopped(pid int) bool {
-	stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-	for _, st := range stats {
-		b, err := os.ReadFile(st)
-		if err != nil || !strings.Contains(string(b), ") T ") {
-			return false
-		}
-	}
-	return len(stats) > 0
 }
 
 // TestStandbyTakesOver: the primary is frozen while a thread faults, a GC
@@ -760,12 +741,7 @@ func standbyBody(st *stubT, dir string, p *Pager) error {
 	r := newRegion(st, pages)
 	serve(st, p, r, img, Spec{})
 	primary := p.Pid()
-	if err := syscall.Kill(primary, syscall.SIGSTOP); err != nil {
-		return err
-	}
-	for !allStopped(primary) {
-		time.Sleep(time.Millisecond)
-	}
+	testproc.Stop(st, primary)
 	// The killer is another process, so it works while this one is
 	// frozen: the shell sleeps, then kills the frozen primary.
 	killer := exec.Command("sh", "-c", fmt.Sprintf("sleep 0.5; kill -KILL %d", primary))

@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/thaw-run/thaw/internal/testproc"
 )
 
 // A primary pager that is alive but stopped (SIGSTOP) while threads fault
@@ -25,9 +27,7 @@ func TestStandbyKillsStuckPrimary(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := p.Pid()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	testproc.Stop(t, pid)
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
 	n := 2*runtime.GOMAXPROCS(0) + 1
 	got := make(chan error, n)

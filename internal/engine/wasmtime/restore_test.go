@@ -23,6 +23,7 @@ import (
 	"github.com/thaw-run/thaw/internal/restore"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/store/stack"
+	"github.com/thaw-run/thaw/internal/testproc"
 	"github.com/thaw-run/thaw/internal/testwasm"
 	"github.com/thaw-run/thaw/internal/uffd"
 )
@@ -257,10 +258,10 @@ func testFaultingInstances(t *testing.T, f *fixture, call func(*Instance) (strin
 			t.Fatal(err)
 		}
 	}
+	// Every thread of the pager must be stopped before the calls start: a
+	// thread that has not stopped yet may still answer a fault.
 	pid := f.pager.Pid()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	testproc.Stop(t, pid)
 	stopped := true
 	cont := func() {
 		if stopped {
