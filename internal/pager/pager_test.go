@@ -462,7 +462,10 @@ type stubFatal string
 
 func (s *stubT) Helper()           {}
 func (s *stubT) Fatal(args ...any) { panic(stubFatal(fmt.Sprint(args...))) }
-func (s *stubT) Cleanup(f func())  { s.cleanups = append(s.cleanups, f) }
+func (s *stubT) Fatalf(format string, args ...any) {
+	panic(stubFatal(fmt.Sprintf(format, args...)))
+}
+func (s *stubT) Cleanup(f func()) { s.cleanups = append(s.cleanups, f) }
 func (s *stubT) cleanup() {
 	for i := len(s.cleanups) - 1; i >= 0; i-- {
 		s.cleanups[i]()

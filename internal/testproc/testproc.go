@@ -20,11 +20,11 @@ import (
 func Stop(t testing.TB, pid int) {
 	t.Helper()
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(fmt.Sprintf("testproc: stop %d: %v", pid, err))
+		t.Fatalf("testproc: stop %d: %v", pid, err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); !Stopped(pid); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal(fmt.Sprintf("testproc: process %d not stopped 10 s after SIGSTOP", pid))
+			t.Fatalf("testproc: process %d not stopped 10 s after SIGSTOP", pid)
 		}
 	}
 }
