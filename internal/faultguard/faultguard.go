@@ -1,5 +1,7 @@
-// Package faultguard answers userfaultfd faults when every pager process
-// serving them has died, from a thread the Go runtime cannot stop.
+// Package faultguard answers the page faults nothing else would: userfaultfd
+// faults when every pager process serving them has died, from a thread the
+// Go runtime cannot stop, and SIGBUS on a file mapping whose file something
+// truncated (Mapping).
 //
 // # Why C
 //
@@ -28,6 +30,21 @@
 // sees the count after the call and discards the instance, as it does for
 // any fault a pager failed. The guard stands down when it is handed live
 // pagers again (SetPagers).
+//
+// # Truncated mappings
+//
+// An mmap restore maps the snapshot's image file privately into the
+// instance's memory. If something outside thaw truncates that file (thaw
+// replaces images by rename, never in place), every page past the new end
+// raises SIGBUS when touched, and Go's handler ends the process, whether
+// the access was guest code, a cgo call or Go. GuardMapping registers the
+// mapping's range with a SIGBUS handler (installed on first use, in C: it
+// must run inside the signal, before Go's) that maps an anonymous zero page
+// over the faulting page and returns, so the access is retried and reads
+// zeros; Holes counts such pages, and the instance's owner discards the
+// instance after its call. A SIGBUS outside every guarded range goes on to
+// the handler it replaced, Go's, as before. wasmtime handles SIGSEGV, SIGILL
+// and SIGFPE on Linux, not SIGBUS, so the two do not meet.
 package faultguard
 
 // Words names the u64 words of a session's shared counter page that the

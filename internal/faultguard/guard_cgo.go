@@ -5,6 +5,7 @@ package faultguard
 /*
 #cgo CFLAGS: -O2 -Wall -Werror
 #include "guard.h"
+#include "bus.h"
 #include <errno.h>
 */
 import "C"
@@ -125,3 +126,31 @@ func (g *Guard) Close() {
 		g.g = nil
 	}
 }
+
+// Mapping guards a file mapping against its file being truncated (see
+// "Truncated mappings" in the package doc).
+type Mapping struct {
+	slot C.int
+	once sync.Once
+}
+
+// GuardMapping starts answering SIGBUS in [base, base+length), a private
+// file mapping: a page its file no longer covers becomes a zero page, and
+// Holes counts it. The first call installs the process's SIGBUS handler.
+// Release the Mapping before the range is unmapped or mapped anew.
+func GuardMapping(base uintptr, length uint64) (*Mapping, error) {
+	if rc := C.bus_install(); rc != 0 {
+		return nil, fmt.Errorf("faultguard: install SIGBUS handler: %w", unix.Errno(rc))
+	}
+	slot := C.bus_guard(C.uintptr_t(base), C.uint64_t(length))
+	if slot < 0 {
+		return nil, errors.New("faultguard: every mapping slot is taken")
+	}
+	return &Mapping{slot: slot}, nil
+}
+
+// Holes is the number of pages answered with zeros so far.
+func (m *Mapping) Holes() uint64 { return uint64(C.bus_holes(m.slot)) }
+
+// Release stops guarding the range; a second call does nothing.
+func (m *Mapping) Release() { m.once.Do(func() { C.bus_release(m.slot) }) }

@@ -28,3 +28,16 @@ func (*Guard) Stats() Stats { return Stats{} }
 
 // Close does nothing.
 func (*Guard) Close() {}
+
+// Mapping, in a build without cgo, guards nothing: a mapped file that is
+// truncated still ends the process with SIGBUS.
+type Mapping struct{}
+
+// GuardMapping returns a Mapping that does nothing.
+func GuardMapping(uintptr, uint64) (*Mapping, error) { return &Mapping{}, nil }
+
+// Holes returns zero.
+func (*Mapping) Holes() uint64 { return 0 }
+
+// Release does nothing.
+func (*Mapping) Release() {}

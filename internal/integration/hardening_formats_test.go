@@ -182,3 +182,63 @@ func TestServeRefusesReadableKeyFile(t *testing.T) {
 		t.Fatalf("thaw serve with a 0600 key file: %v\n%s", err, p.Log())
 	}
 }
+
+// A snapshot image that something outside thaw truncates while an mmap
+// instance maps it (thaw itself replaces images by rename). The instance's
+// next call touches pages past the new end: they read as zeros instead of
+// ending the worker with SIGBUS, the check after the call finds them, and
+// the request is answered from a cold boot; a later restore refuses the
+// short file and boots cold too. The worker keeps serving throughout.
+func TestTruncatedImageWhileMapped(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	shareCache(t, data)
+	p := startServe(t, data, token)
+	defer p.Stop()
+	const name = "truncated"
+	deploy(t, p, name, "examples/hello", api.Config{RestoreMode: api.ModeMmap, MaxInstances: 1})
+	// A restore forced in mmap mode takes the only slot (max_instances 1)
+	// from the instance the deploy booted, and stays warm after its call.
+	forced := &api.InvokeRequest{Path: "/?name=trunc", Mode: api.ModeMmap}
+	first := invokeBounded(t, p, name, forced, nil)
+	if start, _ := first.Metric("start"); start.Desc != "restore:mmap" {
+		t.Fatalf("first invoke: start %q, want restore:mmap", start.Desc)
+	}
+	// Its idle call runs after the answer: truncate once it is idle.
+	for deadline := time.Now().Add(answerBound); metric(t, p, "thaw_instances", `function="`+name+`"`, `state="idle"`) != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the restored instance never became idle")
+		}
+	}
+	imgs, _ := filepath.Glob(filepath.Join(data, "snapshots", name, "*", snapshot.ImageFile))
+	if len(imgs) != 1 {
+		t.Fatalf("want one memory image of %s, found %v", name, imgs)
+	}
+	fi, err := os.Stat(imgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(imgs[0], fi.Size()/8); err != nil {
+		t.Fatal(err)
+	}
+	// The warm instance: its clean pages past the end were unmapped by the
+	// truncation, and its call maps them again.
+	warm := invokeBounded(t, p, name, &api.InvokeRequest{Path: "/?name=trunc"}, first.Body)
+	fb := warm.Header.Get(api.HeaderFallback)
+	if fb == "" || warm.Start != "cold" || !strings.Contains(fb, "shrank while mapped") {
+		t.Fatalf("call on the instance that maps the truncated image: start %q, fallback %q; want a cold retry for the pages past the end", warm.Start, fb)
+	}
+	t.Logf("fallback: %s", fb)
+	// A new restore: the short file is refused before it is mapped.
+	res := invokeBounded(t, p, name, forced, first.Body)
+	if fb := res.Header.Get(api.HeaderFallback); res.Start != "cold" || !strings.Contains(fb, "is not the snapshot's") {
+		t.Fatalf("restore from the truncated image: start %q, fallback %q; want cold, the short file refused", res.Start, fb)
+	}
+	select {
+	case err := <-p.done:
+		t.Fatalf("thaw serve exited: %v\n%s", err, tail(p.Log()))
+	default:
+	}
+	if status, _, _ := raw(t, "GET", p.URL+"/healthz", "", nil, nil); status != 200 {
+		t.Fatalf("/healthz answered %d", status)
+	}
+}

@@ -1,12 +1,15 @@
 package restore
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/faultguard"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/store"
@@ -26,8 +29,11 @@ type Memory struct {
 	files   []*os.File // the pager's source files, open for a restarted pager
 	// pagerSrc is what the pager serves this memory's faults from.
 	pagerSrc pager.SourceSpec
-	check    *mapCheck      // mmap: verifies pages the kernel mapped
-	failed   pager.Failures // the session's, kept by release
+	check    *mapCheck // mmap: verifies pages the kernel mapped
+	// holes counts the mmap pages its file no longer covered (truncated
+	// while mapped), which read as zeros instead of raising SIGBUS.
+	holes  *faultguard.Mapping
+	failed pager.Failures // the session's, kept by release
 	// onBad, if set, runs once when Verify first finds a bad page (a
 	// store mmap restore removes its materialised image).
 	onBad func()
@@ -125,6 +131,12 @@ func (m *Memory) Verify() (int64, error) {
 	m.stats.Verify += time.Since(t0)
 	m.stats.Verified += n
 	m.stats.BadPages += int64(len(bad))
+	if h := m.holeCount(); h > 0 {
+		// Such a page is also found bad or unreadable above, unless the
+		// check ran before it was touched: count it either way.
+		m.stats.BadPages = max(m.stats.BadPages, h)
+		err = errors.Join(err, fmt.Errorf("the image file shrank while mapped: %d pages past its end read as zeros: %w", h, errdefs.ErrCorrupt))
+	}
 	if m.stats.BadPages > 0 && m.onBad != nil {
 		m.onBad()
 		m.onBad = nil
@@ -206,6 +218,19 @@ func (m *Memory) releaseLocked() {
 		m.check.stopAhead()
 		m.check = nil // its mapping is about to go
 	}
+	if m.holes != nil {
+		m.holes.Release()
+		m.holes = nil
+	}
+}
+
+// holeCount is the number of mmap pages read as zeros because the image
+// file shrank under them (none without a mapping).
+func (m *Memory) holeCount() int64 {
+	if m.holes == nil {
+		return 0
+	}
+	return int64(m.holes.Holes())
 }
 
 // register registers the region's first size bytes with the memory's

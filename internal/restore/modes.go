@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/faultguard"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
 	"github.com/thaw-run/thaw/internal/timeline"
@@ -111,11 +112,21 @@ func (r *Restorer) mmap(ctx context.Context, m *Memory, src Source) error {
 	if size == 0 {
 		return nil
 	}
+	// A page of the mapping past the file's end faults with SIGBUS: refuse
+	// a file that is already short, and guard the mapping against one that
+	// shrinks later (something outside thaw truncating it; thaw replaces
+	// images by rename).
+	if fi, err := f.Stat(); err != nil || fi.Size() != size {
+		return fmt.Errorf("image file is not the snapshot's %d bytes (%v): %w", size, fileSize(fi, err), errdefs.ErrCorrupt)
+	}
 	mem := m.Region.Bytes()[:size]
 	_, err = unix.MmapPtr(int(f.Fd()), 0, unsafe.Pointer(&mem[0]), uintptr(len(mem)),
 		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
 	if err != nil {
 		return fmt.Errorf("map image: %w", err)
+	}
+	if m.holes, err = faultguard.GuardMapping(uintptr(unsafe.Pointer(&mem[0])), uint64(len(mem))); err != nil {
+		return err
 	}
 	// The new mapping does not inherit the region's MADV_NOHUGEPAGE. Without
 	// it the kernel maps large page-cache folios of the image with one PMD,
@@ -300,4 +311,12 @@ func pageSet(runs []snapshot.Run) func(int) bool {
 		}
 	}
 	return func(p int) bool { return p < len(in) && in[p] }
+}
+
+// fileSize describes what Stat found, for an error message.
+func fileSize(fi os.FileInfo, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("%d bytes", fi.Size())
 }

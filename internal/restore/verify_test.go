@@ -2,11 +2,14 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/errdefs"
+	"github.com/thaw-run/thaw/internal/faultguard"
 	"github.com/thaw-run/thaw/internal/snapshot"
 )
 
@@ -181,5 +184,46 @@ func TestMmapVerifyAheadReadsTheFile(t *testing.T) {
 	}
 	if n == 0 || len(found) != 1 || found[0] != bad {
 		t.Fatalf("pass ahead checked %d pages and found %v bad, want [%d]", n, found, bad)
+	}
+}
+
+// An image file that something outside thaw truncates: before an mmap
+// restore maps it, the restore is refused as corrupt; while it is mapped,
+// a page past the new end reads as zeros instead of ending the process
+// with SIGBUS, and Verify reports it.
+func TestMmapTruncatedImage(t *testing.T) {
+	if !faultguard.Available {
+		t.Skip("no cgo: a truncated mapping still ends the process")
+	}
+	ctx := context.Background()
+	snap := mmapSnapshot(t)
+	img := snap.Path(snapshot.ImageFile)
+	size := snap.Meta.ImageSize
+	m, err := (&Restorer{}).Prepare(ctx, Mmap, Files(snap), 32<<20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Region.Free()
+	mem := m.Region.Bytes()
+	sink += mem[0]
+	mustVerify(t, m, 0)
+
+	if err := os.Truncate(img, size/8); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Restorer{}).Prepare(ctx, Mmap, Files(snap), 32<<20, false); !errors.Is(err, errdefs.ErrCorrupt) {
+		t.Fatalf("mmap restore of a short image: %v, want ErrCorrupt", err)
+	}
+	if got := mem[size/2]; got != 0 {
+		t.Fatalf("a page past the truncated end read %d, want 0", got)
+	}
+	mem[size-1] = 7 // a write, too
+	sink += mem[0]  // a page the file still covers reads as before
+	bad, err := m.Verify()
+	if !errors.Is(err, errdefs.ErrCorrupt) || bad < 2 {
+		t.Fatalf("Verify after touching two pages past the end = %d, %v; want >= 2 bad, ErrCorrupt", bad, err)
+	}
+	if want := byte(1); mem[0] != want {
+		t.Fatalf("page 0 reads %d after the truncation, want %d", mem[0], want)
 	}
 }
