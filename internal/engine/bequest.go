@@ -7,38 +7,43 @@ import (
 	"github.com/thaw-run/thaw/internal/timeline"
 )
 
-// Bequeath leaves c with the region for its next owner from the pool,
-// which takes it with Inherit. The owner calls it when it is done with the
-// region (an OnFree hook), for something that only that next owner can
-// use and that costs time to make: a restore leaves a pager session opened
-// ahead for the same snapshot, so the next restore's start skips the
-// hand-off to the pager processes (docs/restore.md, "Fixed cost of a
-// restore").
+// Bequeath leaves c under key with the region for its next owner from
+// the pool, which takes it with Inherit(key). The owner calls it when it
+// is done with the region, for something that only that next owner can
+// use and that costs time to make: a restore leaves a pager session
+// opened ahead for the same snapshot, so the next restore's start skips
+// the hand-off to the pager processes (docs/restore.md, "Fixed cost of a
+// restore"); an engine may leave the instance itself, for one whose state
+// a restore resets entirely (rewrite.Info.Resettable). Each user has its
+// own key.
 //
 // The region owns c from now on: it is closed if the region is not handed
 // on (no pool, NoReuse, the pool is over its budget or closed), when the
 // pool unmaps the region while it is idle, when the next owner frees the
-// region without taking it, and when a later Bequeath replaces it. c.Close
-// may block (a round trip to another process); it never runs under the
-// pool's lock.
-func (r *Region) Bequeath(c io.Closer) {
+// region without taking it, and when a later Bequeath under the same key
+// replaces it. c.Close may block (a round trip to another process); it
+// never runs under the pool's lock.
+func (r *Region) Bequeath(key string, c io.Closer) {
 	r.mu.Lock()
-	old := r.bequest
-	r.bequest = nil
+	old := r.bequests[key]
+	delete(r.bequests, key)
 	if r.pool != nil && !r.noReuse && r.mem != nil {
-		r.bequest, c = c, nil
+		if r.bequests == nil {
+			r.bequests = map[string]io.Closer{}
+		}
+		r.bequests[key], c = c, nil
 	}
 	r.mu.Unlock()
 	closeAll(old, c)
 }
 
-// Inherit takes what the region's previous owner left with Bequeath, or
-// nil. The caller owns it, and closes it if it cannot use it.
-func (r *Region) Inherit() io.Closer {
+// Inherit takes what the region's previous owner left under key with
+// Bequeath, or nil. The caller owns it, and closes it if it cannot use it.
+func (r *Region) Inherit(key string) io.Closer {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := r.inheritance
-	r.inheritance = nil
+	c := r.inheritance[key]
+	delete(r.inheritance, key)
 	return c
 }
 
@@ -51,13 +56,32 @@ func (r *Region) Pooled() bool {
 	return r.pool != nil && !r.noReuse && r.mem != nil
 }
 
-// dropBequests takes the region's bequest and an inheritance its owner
+// dropInheritance takes what the previous owner left and this one did not
+// take, for closeAll.
+func (r *Region) dropInheritance() []io.Closer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := values(r.inheritance)
+	r.inheritance = nil
+	return out
+}
+
+// dropBequests takes the region's bequests and the inheritance its owner
 // did not take, for closeAll.
 func (r *Region) dropBequests() []io.Closer {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := []io.Closer{r.bequest, r.inheritance}
-	r.bequest, r.inheritance = nil, nil
+	out := append(values(r.bequests), values(r.inheritance)...)
+	r.bequests, r.inheritance = nil, nil
+	return out
+}
+
+// values lists a bequest map's closers.
+func values(m map[string]io.Closer) []io.Closer {
+	out := make([]io.Closer, 0, len(m))
+	for _, c := range m {
+		out = append(out, c)
+	}
 	return out
 }
 

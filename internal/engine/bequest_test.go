@@ -32,13 +32,13 @@ func TestBequeath(t *testing.T) {
 		defer p.Close()
 		r := get(t, p)
 		c := &closer{}
-		r.OnFree(func() { r.Bequeath(c) })
+		r.OnFree(func() { r.Bequeath("k", c) })
 		r.Free()
 		n := get(t, p)
-		if got := n.Inherit(); got != c || c.closed != 0 {
+		if got := n.Inherit("k"); got != c || c.closed != 0 {
 			t.Fatalf("the next owner inherited %v (closed %d times), want the bequest, open", got, c.closed)
 		}
-		if n.Inherit() != nil {
+		if n.Inherit("k") != nil {
 			t.Fatal("a bequest was inherited twice")
 		}
 		n.Free()
@@ -51,7 +51,7 @@ func TestBequeath(t *testing.T) {
 		defer p.Close()
 		r := get(t, p)
 		c := &closer{}
-		r.Bequeath(c)
+		r.Bequeath("k", c)
 		r.Free()
 		get(t, p).Free()
 		if c.closed != 1 {
@@ -63,7 +63,7 @@ func TestBequeath(t *testing.T) {
 		defer p.Close()
 		r := get(t, p)
 		c := &closer{}
-		r.Bequeath(c)
+		r.Bequeath("k", c)
 		r.Free()
 		p.Trim(0)
 		if c.closed != 1 {
@@ -74,7 +74,7 @@ func TestBequeath(t *testing.T) {
 		p := NewRegionPool(1 << 30)
 		r := get(t, p)
 		c := &closer{}
-		r.Bequeath(c)
+		r.Bequeath("k", c)
 		r.Free()
 		p.Close()
 		if c.closed != 1 {
@@ -86,7 +86,7 @@ func TestBequeath(t *testing.T) {
 		defer p.Close()
 		r := get(t, p)
 		c := &closer{}
-		r.Bequeath(c)
+		r.Bequeath("k", c)
 		r.Free()
 		if c.closed != 1 {
 			t.Fatalf("the bequest of a region the pool would not keep: closed %d times, want 1", c.closed)
@@ -101,7 +101,7 @@ func TestBequeath(t *testing.T) {
 			t.Fatal("a region without a pool reports Pooled")
 		}
 		c := &closer{}
-		r.Bequeath(c)
+		r.Bequeath("k", c)
 		if c.closed != 1 {
 			t.Fatalf("a bequest to a region that is not pooled: closed %d times, want 1", c.closed)
 		}
@@ -112,16 +112,33 @@ func TestBequeath(t *testing.T) {
 		defer p.Close()
 		r := get(t, p)
 		first, second := &closer{}, &closer{}
-		r.Bequeath(first)
-		r.Bequeath(second)
+		r.Bequeath("k", first)
+		r.Bequeath("k", second)
 		if first.closed != 1 || second.closed != 0 {
 			t.Fatalf("closed %d and %d times, want the replaced one once", first.closed, second.closed)
 		}
 		r.Free()
 		n := get(t, p)
 		defer n.Free()
-		if n.Inherit() != second {
+		if n.Inherit("k") != second {
 			t.Fatal("the next owner did not inherit the last bequest")
+		}
+	})
+	t.Run("keys", func(t *testing.T) {
+		p := NewRegionPool(1 << 30)
+		defer p.Close()
+		r := get(t, p)
+		a, b := &closer{}, &closer{}
+		r.Bequeath("a", a)
+		r.Bequeath("b", b)
+		r.Free()
+		n := get(t, p)
+		if n.Inherit("b") != b || n.Inherit("c") != nil {
+			t.Fatal("a key did not inherit its own bequest")
+		}
+		n.Free()
+		if a.closed != 1 || b.closed != 0 {
+			t.Fatalf("closed %d and %d times, want the one not taken once, the taken one never", a.closed, b.closed)
 		}
 	})
 }

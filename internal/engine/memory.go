@@ -73,9 +73,10 @@ type Region struct {
 	// inherited is what the previous owner's did, for Scrub. A region
 	// lent without a Prescrub by its last owner inherits nothing.
 	prescrubbed, inherited *prescrub
-	// bequest is what this owner left for the next (Bequeath);
-	// inheritance what the previous owner left for this one (Inherit).
-	bequest, inheritance io.Closer
+	// bequests is what this owner left for the next (Bequeath);
+	// inheritance what the previous owner left for this one (Inherit),
+	// each by key.
+	bequests, inheritance map[string]io.Closer
 	// filling counts restore modes still writing the region (Fill,
 	// WhileReady): Free waits for them.
 	filling sync.WaitGroup
@@ -274,7 +275,7 @@ func (r *Region) Free() {
 		f()
 	}
 	// An inheritance this owner did not take is of no use to the next.
-	closeAll(r.Inherit())
+	closeAll(r.dropInheritance()...)
 	if pool != nil && pool.put(r) {
 		return
 	}

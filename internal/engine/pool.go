@@ -102,8 +102,8 @@ func (p *RegionPool) Get(key string, limit uint64) (*Region, error) {
 		// late second Free by its previous owner cannot release the
 		// mapping from under the new one.
 		r.mu.Lock()
-		nr := &Region{mem: r.mem, resv: r.resv, open: r.open, touched: r.touched, pool: p, key: key, reused: true, inherited: r.prescrubbed, inheritance: r.bequest}
-		r.mem, r.resv, r.prescrubbed, r.bequest = nil, nil, nil, nil
+		nr := &Region{mem: r.mem, resv: r.resv, open: r.open, touched: r.touched, pool: p, key: key, reused: true, inherited: r.prescrubbed, inheritance: r.bequests}
+		r.mem, r.resv, r.prescrubbed, r.bequests = nil, nil, nil, nil
 		r.mu.Unlock()
 		return nr, nil
 	}

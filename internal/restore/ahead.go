@@ -69,11 +69,14 @@ func (a *ahead) fits(pg *pager.Pager, src Source, spec pager.Spec) bool {
 	return true
 }
 
+// aheadKey is the key of a session opened ahead among a region's bequests.
+const aheadKey = "restore.ahead"
+
 // take installs the session a restore of m inherited, if it fits, and
 // reports whether it did. A session that does not fit is closed in the
 // background: closing it is a round trip to each pager process.
 func (r *Restorer) take(m *Memory, pg *pager.Pager, src Source, spec pager.Spec) bool {
-	c := m.Region.Inherit()
+	c := m.Region.Inherit(aheadKey)
 	if c == nil {
 		return false
 	}
@@ -122,7 +125,7 @@ func (m *Memory) openAhead(a *ahead) {
 		return
 	}
 	a.uffd, a.session, ok = u, sess, true
-	m.Region.Bequeath(a)
+	m.Region.Bequeath(aheadKey, a)
 }
 
 // closeFiles closes every file of fs.

@@ -92,6 +92,15 @@ type Info struct {
 	// Data are the module's active data segments, in order, when OneModule
 	// is set; nil otherwise.
 	Data []Segment
+	// Resettable reports whether an instance's state is its memory and
+	// its mutable globals alone: the module imports and exports no table,
+	// and no instruction writes a table or drops a segment (every
+	// instruction is decoded; one this package does not know counts as
+	// such a write). Restoring the memory and the globals of a snapshot
+	// into a used instance then makes it a new instance of that snapshot,
+	// and an engine may reuse it instead of instantiating again. Go's and
+	// the JavaScript runtime's output qualify.
+	Resettable bool
 }
 
 // FuncType is a function's signature: its parameters' and results' value
@@ -172,6 +181,7 @@ func Instrument(wasmBytes []byte) (out []byte, info *Info, err error) {
 		info.Globals = append(info.Globals, gl)
 	}
 	info.Data, info.OneModule = hostData(m)
+	info.Resettable = resettable(m)
 	out, err = encode(m)
 	if err != nil {
 		return nil, nil, err

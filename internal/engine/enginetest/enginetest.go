@@ -62,6 +62,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Idle", s.idle)
 	t.Run("Faults", s.faults)
 	t.Run("OutOfBounds", s.outOfBounds)
+	t.Run("PooledRestores", s.pooledRestores)
 	t.Run("SleepInHandler", s.sleepInHandler)
 	t.Run("SleepInIdle", s.sleepInIdle)
 	t.Run("SleepInRestoreHook", s.sleepInRestoreHook)
@@ -492,6 +493,93 @@ func (s *suite) outOfBounds(t *testing.T) {
 	if got := body(t, boot(t, m, Cfg), "/count", ""); got != "1" {
 		t.Fatalf("a new instance counted %s, want 1", got)
 	}
+}
+
+// Restores of one snapshot, one after another, each in the region the
+// pool lends back (where an engine may keep the closed instance for the
+// next restore, as the wasmtime engine does): every one continues from the
+// snapshot, whatever the instance before it did: count on, grow its memory
+// past the snapshot's, fault, or be closed from a failed restore.
+func (s *suite) pooledRestores(t *testing.T) {
+	ctx := context.Background()
+	m := s.compile(t, "internal/engine/testdata/probe")
+	seed := boot(t, m, Cfg)
+	body(t, seed, "/count", "")
+	st, mem := seed.Capture()
+	mem = bytes.Clone(mem)
+	pool := engine.NewRegionPool(1 << 30)
+	defer pool.Close()
+	restore := func(ready func() error) (engine.Instance, error) {
+		region, err := pool.Get("probe", Cfg.MemoryLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if region.Reused() {
+			if _, err := region.Scrub(uint64(len(mem)), nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return m.RestoreWhen(ctx, Cfg, st, region, func() error {
+			if err := region.Touch(uint64(len(mem))); err != nil {
+				return err
+			}
+			copy(region.Bytes(), mem)
+			if ready != nil {
+				return ready()
+			}
+			return nil
+		})
+	}
+	grow := Get("/count", "")
+	grow.Method, grow.Body = http.MethodPost, make([]byte, 16<<20) // the SDK's request buffer grows the heap
+	errFill := errors.New("fill failed")
+	for _, c := range []struct {
+		name    string
+		disturb func(engine.Instance)
+	}{
+		{"counted on", func(inst engine.Instance) {
+			for range 5 {
+				body(t, inst, "/count", "")
+			}
+		}},
+		{"after counting", func(engine.Instance) {}},
+		{"grew its memory", func(inst engine.Instance) {
+			if _, err := inst.Invoke(ctx, grow); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := inst.Capture(); got.Pages <= st.Pages {
+				t.Fatalf("memory of %d pages after a 16 MiB request, snapshot %d: want more", got.Pages, st.Pages)
+			}
+		}},
+		{"after growing", func(engine.Instance) {}},
+		{"faulted", func(inst engine.Instance) {
+			if _, err := inst.Invoke(ctx, Get("/peek", "addr=4294967295")); !errors.Is(err, errdefs.ErrGuest) {
+				t.Fatalf("read past the memory: %v, want a guest fault", err)
+			}
+		}},
+		{"after the fault", func(engine.Instance) {}},
+	} {
+		inst, err := restore(nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := body(t, inst, "/count", ""); got != "2" {
+			t.Fatalf("restore %s: count %s, want 2 (the snapshot's 1, plus one)", c.name, got)
+		}
+		c.disturb(inst)
+		inst.Close(ctx)
+	}
+	if _, err := restore(func() error { return errFill }); !errors.Is(err, errFill) {
+		t.Fatalf("restore with a failing fill: %v, want its error", err)
+	}
+	inst, err := restore(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := body(t, inst, "/count", ""); got != "2" {
+		t.Fatalf("restore after a failed one: count %s, want 2", got)
+	}
+	inst.Close(ctx)
 }
 
 // stopped runs call and fails the test unless it returns a timeout error

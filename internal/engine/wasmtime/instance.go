@@ -226,15 +226,43 @@ func (i *Instance) Capture() (*engine.State, []byte) {
 	return st, i.g.region.Bytes()[:size]
 }
 
-// Close stops the instance and releases its memory.
+// Close stops the instance and releases its memory. An instance that
+// never failed, of a module whose state is its memory and globals alone
+// (rewrite.Info.Resettable), in a pooled region, stays with the region for
+// the next restore of the same module in it (Module.RestoreWhen), which
+// reuses it instead of instantiating the module again.
 func (i *Instance) Close(context.Context) {
-	i.dead = true
 	if i.closed {
+		i.dead = true
 		return
 	}
-	i.closed = true
+	keep := !i.dead && i.m.prep.Info.Resettable && i.g.region.Pooled()
+	i.dead, i.closed = true, true
+	if keep {
+		i.g.region.Bequeath(keptKey, kept{i})
+	} else {
+		i.release()
+	}
+	i.g.region.Free()
+}
+
+// release frees what wasmtime holds for the instance (not its region).
+func (i *Instance) release() {
 	i.store.Close()
 	i.intr.Free()
-	i.g.region.Free()
 	i.m.e.live.Add(-1)
+}
+
+// keptKey is the key of a closed instance among a region's bequests
+// (engine.Region.Bequeath).
+const keptKey = "wasmtime.instance"
+
+// kept is a closed instance left with its pooled region for the region's
+// next restore; the region closes it if no restore takes it.
+type kept struct{ inst *Instance }
+
+// Close releases the instance for good.
+func (k kept) Close() error {
+	k.inst.release()
+	return nil
 }

@@ -77,7 +77,11 @@ func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *eng
 // start function, copy-on-write initialisation off) hands wasmtime the
 // region through the memory creator without touching a page.
 func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region, ready func() error) (engine.Instance, error) {
+	old := m.takeKept(region, st)
 	inst, err, rerr := engine.WhileReady(region, ready, func() (*Instance, error) {
+		if old != nil {
+			return old, old.reset(region, cfg, st)
+		}
 		rm, err := m.restoreModule(st.Pages)
 		if err == nil {
 			err = m.prep.CheckState(st)
@@ -126,6 +130,45 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 	}
 	timeline.Mark(timeline.Restored)
 	return inst, nil
+}
+
+// takeKept takes the instance the region's previous owner left with it
+// (Instance.Close) if it can become an instance of st: the same module,
+// a state that fits it, and a memory no larger than the snapshot's (a
+// memory cannot shrink). Any other is closed, in the background: closing
+// a store is not free and the start does not need to wait for it.
+func (m *Module) takeKept(region *engine.Region, st *engine.State) *Instance {
+	c := region.Inherit(keptKey)
+	if c == nil {
+		return nil
+	}
+	if k, ok := c.(kept); ok && k.inst.m == m && m.prep.CheckState(st) == nil &&
+		k.inst.mem.Size(k.inst.store) <= uint64(st.Pages) {
+		return k.inst
+	}
+	go c.Close()
+	return nil
+}
+
+// reset makes a kept instance a new instance over region, whose memory
+// and globals the restore sets: it gets region (the same mapping in a new
+// Region), cfg, a clock continuing st's, and a fresh sleeper, stderr and
+// WASI context. It touches no page of the region (RestoreWhen runs it
+// while the memory is filled). On error the instance is released; region
+// is the caller's.
+func (i *Instance) reset(region *engine.Region, cfg engine.InstanceConfig, st *engine.State) error {
+	i.g.region = region
+	if !i.g.grow(uint64(i.mem.DataSize(i.store))) {
+		i.release()
+		return fmt.Errorf("reuse instance: region refuses its memory's length: %w", errdefs.ErrInvalid)
+	}
+	i.g.clock = engine.NewClock(st.Nanotime)
+	i.g.sleep = &engine.Sleeper{}
+	i.g.stderr = &engine.TailBuffer{Max: 4096}
+	i.store.SetWasi(wasmtime.NewWasiConfig())
+	i.cfg = cfg
+	i.dead, i.closed = false, false
+	return nil
 }
 
 // PrepareRestore compiles the restore module ahead of time and checks that

@@ -1,0 +1,110 @@
+//go:build cgo
+
+package wasmtime
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/thaw-run/thaw/internal/engine"
+)
+
+// A closed instance stays with its pooled region and the next restore of
+// the same module there reuses it (the conformance suite's PooledRestores
+// checks that the answers are a new instance's): only one that never
+// failed, whose memory is no larger than the snapshot's, in a region that
+// goes back to a pool, of the same Module.
+func TestKeptInstanceReused(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t)
+	m := compile(t, e, "internal/engine/testdata/probe")
+	if !m.prep.Info.Resettable {
+		t.Fatal("the probe, a Go reactor, is not Resettable")
+	}
+	seed := boot(t, m, cfg)
+	st, mem := seed.Capture()
+	mem = bytes.Clone(mem)
+	pool := engine.NewRegionPool(1 << 30)
+	defer pool.Close()
+	restore := func(mod *Module, pooled bool) *Instance {
+		t.Helper()
+		region, err := engine.NewRegion(cfg.MemoryLimit)
+		if pooled {
+			region, err = pool.Get("probe", cfg.MemoryLimit)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := region.Touch(uint64(len(mem))); err != nil {
+			t.Fatal(err)
+		}
+		copy(region.Bytes(), mem)
+		inst, err := mod.Restore(ctx, cfg, st, region)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inst.(*Instance)
+	}
+	grow := get("/count", "")
+	grow.Method, grow.Body = http.MethodPost, make([]byte, 16<<20)
+	for _, c := range []struct {
+		name    string
+		use     func(*Instance)
+		other   bool // the next restore is of another Module of the same wasm
+		notPool bool // the instance's region is not pooled
+		reused  bool
+	}{
+		{"served", func(i *Instance) { body(t, i, "/count") }, false, false, true},
+		{"served again", func(i *Instance) { body(t, i, "/count") }, false, false, true},
+		{"faulted", func(i *Instance) { _, _ = i.Invoke(ctx, get("/peek", "addr=4294967295")) }, false, false, false},
+		{"grew", func(i *Instance) {
+			if _, err := i.Invoke(ctx, grow); err != nil {
+				t.Fatal(err)
+			}
+		}, false, false, false},
+		{"another module", func(i *Instance) { body(t, i, "/count") }, true, false, false},
+		{"region not pooled", func(i *Instance) { body(t, i, "/count") }, false, true, false},
+	} {
+		first := restore(m, !c.notPool)
+		c.use(first)
+		first.Close(ctx)
+		next := m
+		if c.other {
+			next = compile(t, e, "internal/engine/testdata/probe")
+		}
+		second := restore(next, true)
+		if got := second == first; got != c.reused {
+			t.Errorf("%s: reused %v, want %v", c.name, got, c.reused)
+		}
+		if got := body(t, second, "/count"); got != "1" {
+			t.Errorf("%s: the next restore counted %s, want 1", c.name, got)
+		}
+		second.Close(ctx)
+		// Leave the pool empty of kept instances for the next case.
+		r, err := pool.Get("probe", cfg.MemoryLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Free()
+		pool.Trim(0)
+	}
+	// An instance that cannot be reused is closed in the background.
+	for deadline := time.Now().Add(10 * time.Second); e.live.Load() != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d instances live after the pool was emptied, want 1 (the seed)", e.live.Load())
+		}
+	}
+}
+
+// body invokes path on inst and returns the body of its 200 answer.
+func body(t *testing.T, inst *Instance, path string) string {
+	t.Helper()
+	resp, err := inst.Invoke(context.Background(), get(path, ""))
+	if err != nil || resp.Status != http.StatusOK {
+		t.Fatalf("%s: %v %+v", path, err, resp)
+	}
+	return string(resp.Body)
+}
