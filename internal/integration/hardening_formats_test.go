@@ -72,14 +72,7 @@ func TestDamagedWorkingSetOverflow(t *testing.T) {
 					t.Errorf("run %s: thaw_restore_fallbacks_total{function=%q,mode=%q} = %v, want at least %v", run, name, mode, got, before+3)
 				}
 			}
-			select {
-			case err := <-p.done:
-				t.Fatalf("thaw serve exited: %v\n%s", err, tail(p.Log()))
-			default:
-			}
-			if status, _, _ := raw(t, "GET", p.URL+"/healthz", "", nil, nil); status != 200 {
-				t.Fatalf("/healthz answered %d", status)
-			}
+			checkUp(t, p)
 		})
 	}
 }
@@ -233,6 +226,13 @@ func TestTruncatedImageWhileMapped(t *testing.T) {
 	if fb := res.Header.Get(api.HeaderFallback); res.Start != "cold" || !strings.Contains(fb, "is not the snapshot's") {
 		t.Fatalf("restore from the truncated image: start %q, fallback %q; want cold, the short file refused", res.Start, fb)
 	}
+	checkUp(t, p)
+}
+
+// checkUp fails the test if p's thaw serve has exited or its /healthz does
+// not answer 200.
+func checkUp(t *testing.T, p *proc) {
+	t.Helper()
 	select {
 	case err := <-p.done:
 		t.Fatalf("thaw serve exited: %v\n%s", err, tail(p.Log()))
