@@ -68,10 +68,10 @@ func Handle(h http.Handler) {
 // falls back to a cold start.
 func OnRestore(f func()) { restoreHooks = append(restoreHooks, f) }
 
-// runRestoreHooks reseeds Rand, then runs the OnRestore hooks in
-// registration order.
+// runRestoreHooks marks Rand for a reseed before its next number, then
+// runs the OnRestore hooks in registration order.
 func runRestoreHooks() {
-	source.reseed()
+	source.restored()
 	for _, f := range restoreHooks {
 		f()
 	}
