@@ -87,6 +87,8 @@ int bus_install(void) {
 			rc = errno;
 		} else {
 			sa.sa_mask = prev.sa_mask;
+			// prev is complete before any thread can run the handler.
+			atomic_thread_fence(memory_order_seq_cst);
 			if (sigaction(SIGBUS, &sa, NULL) != 0) {
 				rc = errno;
 			} else {
