@@ -39,6 +39,12 @@ func TestClusterChunkTier(t *testing.T) {
 	defer a.Stop()
 	b := startServe(t, dirB, token, args(1, "b")...)
 	defer func() { _ = b.Stop() }()
+	// A worker listens before it has joined the cluster's registry, and
+	// refuses deploys until then (a full run once deployed too early).
+	eventually(t, "both workers in a's cluster view", a, func() bool {
+		cl, err := client(a, token).Cluster(context.Background())
+		return err == nil && len(cl.Workers) == 2
+	})
 	deploy(t, a, "hello", "examples/hello", api.Config{})
 	// a publishes its snapshot; b, a follower, takes that one from the
 	// store (Worker.DeployStored) rather than publishing its own.
