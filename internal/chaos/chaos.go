@@ -2,9 +2,10 @@
 // `thaw serve` process, backed by a real MinIO, serves a mix of
 // invocations over several functions and restore modes while faults are
 // injected one after another: the object store stops and restarts, the
-// pager child is killed, a cached chunk is corrupted, a snapshot image is
-// truncated, a thousand slow connections are held open, and a guest loops
-// until its timeout throughout.
+// pager child is killed, a cached chunk is corrupted, snapshot images are
+// truncated (one of them under the mappings of mmap instances), a
+// thousand slow connections are held open, and a guest loops until its
+// timeout throughout.
 //
 // It reports what a production operator asks of such a day: how many
 // requests were sent and answered (ok, or a clear error by category), how
@@ -164,6 +165,9 @@ func targets() ([]target, error) {
 	ts := []target{
 		{name: "hello", pkg: "examples/hello", cfg: api.Config{RestoreMode: api.ModeLazy, KeepAlive: short, MemoryMiB: 64}, weight: 4, probe: true},
 		{name: "hello-store", pkg: "examples/hello", cfg: api.Config{RestoreMode: api.ModeLazy, KeepAlive: short, MemoryMiB: 64}, weight: 3, probe: true, fromStore: true},
+		// mmap maps its image: the truncation step cuts it under live
+		// mappings, which must cost a cold boot, not the worker.
+		{name: "hello-mmap", pkg: "examples/hello", cfg: api.Config{RestoreMode: api.ModeMmap, KeepAlive: short, MemoryMiB: 64}, weight: 2, probe: true},
 		{name: "jsontransform", pkg: "examples/jsontransform", cfg: api.Config{RestoreMode: api.ModeBulk, KeepAlive: short, MemoryMiB: 64}, weight: 3, probe: true, fromStore: true},
 		{name: "initheavy", pkg: "examples/initheavy", cfg: api.Config{RestoreMode: api.ModeReap, KeepAlive: short, MemoryMiB: 256}, weight: 2, probe: true},
 		{name: "faulty", pkg: "examples/faulty", cfg: api.Config{Timeout: api.Duration(2 * time.Second), KeepAlive: short, MemoryMiB: 64}, weight: 1},

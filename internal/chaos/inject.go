@@ -48,8 +48,16 @@ func (r *run) inject(ctx context.Context, start time.Time) []Fault {
 		{0.42, "cached chunk corrupted", func(context.Context) (string, error) {
 			return corruptLargest(filepath.Join(r.dataDir, "store-cache"))
 		}},
-		{0.52, "snapshot image truncated", func(context.Context) (string, error) {
-			return truncateImages(filepath.Join(r.dataDir, "snapshots", "hello"))
+		{0.52, "snapshot images truncated (hello's, hello-mmap's)", func(context.Context) (string, error) {
+			var out []string
+			for _, fn := range []string{"hello", "hello-mmap"} {
+				d, err := truncateImages(filepath.Join(r.dataDir, "snapshots", fn))
+				if err != nil {
+					return "", err
+				}
+				out = append(out, d)
+			}
+			return strings.Join(out, " "), nil
 		}},
 		{0.62, fmt.Sprintf("%d slow connections opened", r.opts.SlowConns), func(ctx context.Context) (string, error) {
 			slow = openSlow(ctx, r.addr, r.token, r.opts.SlowConns)
