@@ -223,7 +223,7 @@ func TestTruncatedImageWhileMapped(t *testing.T) {
 	t.Logf("fallback: %s", fb)
 	// A new restore: the short file is refused before it is mapped.
 	res := invokeBounded(t, p, name, forced, first.Body)
-	if fb := res.Header.Get(api.HeaderFallback); res.Start != "cold" || !strings.Contains(fb, "is not the snapshot's") {
+	if fb := res.Header.Get(api.HeaderFallback); res.Start != "cold" || !strings.Contains(fb, "not the snapshot's") {
 		t.Fatalf("restore from the truncated image: start %q, fallback %q; want cold, the short file refused", res.Start, fb)
 	}
 	checkUp(t, p)

@@ -116,8 +116,12 @@ func (r *Restorer) mmap(ctx context.Context, m *Memory, src Source) error {
 	// a file that is already short, and guard the mapping against one that
 	// shrinks later (something outside thaw truncating it; thaw replaces
 	// images by rename).
-	if fi, err := f.Stat(); err != nil || fi.Size() != size {
-		return fmt.Errorf("image file is not the snapshot's %d bytes (%v): %w", size, fileSize(fi, err), errdefs.ErrCorrupt)
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat image: %v: %w", err, errdefs.ErrCorrupt)
+	}
+	if fi.Size() != size {
+		return fmt.Errorf("image file is %d bytes, not the snapshot's %d: %w", fi.Size(), size, errdefs.ErrCorrupt)
 	}
 	mem := m.Region.Bytes()[:size]
 	_, err = unix.MmapPtr(int(f.Fd()), 0, unsafe.Pointer(&mem[0]), uintptr(len(mem)),
@@ -311,12 +315,4 @@ func pageSet(runs []snapshot.Run) func(int) bool {
 		}
 	}
 	return func(p int) bool { return p < len(in) && in[p] }
-}
-
-// fileSize describes what Stat found, for an error message.
-func fileSize(fi os.FileInfo, err error) string {
-	if err != nil {
-		return err.Error()
-	}
-	return fmt.Sprintf("%d bytes", fi.Size())
 }

@@ -14,9 +14,10 @@ var (
 	primed bool
 )
 
-// Prime registers a request that the SDK serves once, through the handler
-// and the SDK's own request path, after initialisation and before the
-// host takes the function's snapshot. What the function's first request
+// Prime registers a request that the SDK serves through the handler and
+// the SDK's own request path after initialisation, before the host takes
+// the function's first snapshot: once before the collection that precedes
+// the snapshot and once after it (prepareSnapshot). What the function's first request
 // builds lazily (encoders and parsers created on first use, caches, the
 // SDK's buffers) is then in the snapshot, and no instance restored from it
 // builds it again on its first request: measured on examples/jsontransform,
