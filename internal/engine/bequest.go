@@ -94,23 +94,37 @@ func closeAll(cs ...io.Closer) {
 	}
 }
 
-// WhileReady runs instantiate on a new goroutine while ready, if it is
-// set, runs in the calling goroutine, and returns instantiate's result and
-// error and ready's error; without ready it only calls instantiate.
-// instantiate must write and read no page of r (Module.RestoreWhen). The
-// order matters on the start path: ready (a bulk restore's read of the
-// working set) is the longer of the two, so it goes first and without a
-// hand-off, and the caller finds the short instantiation done instead of
+// WhileReady runs instantiate and, if it is set, ready, and returns
+// instantiate's result and error and ready's error. instantiate must write
+// and read no page of r (Module.RestoreWhen). Until ready has returned,
+// Free of r waits for it: a region freed under it could be unmapped or
+// lent to another instance while it writes. So ready itself must never
+// free r. A panic in instantiate is returned as its error.
+//
+// The order matters on the start path. Normally instantiate runs on a new
+// goroutine while ready (a bulk restore's read of the working set), the
+// longer of the two, runs in the calling goroutine, first and without a
+// hand-off; the caller then finds the instantiation done instead of
 // waiting to be woken up when ready ends (docs/restore.md, "On a quiet
-// machine"). Until ready has returned, Free of r waits for it: a region
-// freed under it could be unmapped or lent to another instance while it
-// writes. So ready itself must never free r. A panic in instantiate is
-// returned as its error.
-func WhileReady[T any](r *Region, ready func() error, instantiate func() (T, error)) (T, error, error) {
-	if ready == nil {
-		v, err := instantiate()
+// machine"). With short set, instantiate is a step of tens of
+// microseconds (an instance kept with the region is reset, not a module
+// instantiated): it runs first, in the calling goroutine, and then ready.
+// Starting a goroutine for it would cost a thread's wake-up of as much,
+// and the disk does not need the caller to wait (restore's direct read of
+// a small working set is asynchronous; docs/restore.md, "A read without a
+// thread").
+func WhileReady[T any](r *Region, ready func() error, instantiate func() (T, error), short bool) (T, error, error) {
+	if ready == nil || short {
+		v, err := catchPanic(instantiate)
 		timeline.Mark(timeline.Instantiated)
-		return v, err, nil
+		if ready == nil {
+			return v, err, nil
+		}
+		filled := r.Fill()
+		rerr := ready()
+		filled()
+		timeline.Mark(timeline.MemoryReady)
+		return v, err, rerr
 	}
 	type result struct {
 		v   T
@@ -119,14 +133,9 @@ func WhileReady[T any](r *Region, ready func() error, instantiate func() (T, err
 	done := make(chan result, 1)
 	go func() {
 		var res result
-		defer func() {
-			if p := recover(); p != nil {
-				res.err = fmt.Errorf("instantiate: panic: %v", p)
-			}
-			done <- res
-		}()
-		res.v, res.err = instantiate()
+		res.v, res.err = catchPanic(instantiate)
 		timeline.Mark(timeline.Instantiated)
+		done <- res
 	}()
 	filled := r.Fill()
 	rerr := func() error {
@@ -136,4 +145,14 @@ func WhileReady[T any](r *Region, ready func() error, instantiate func() (T, err
 	timeline.Mark(timeline.MemoryReady)
 	res := <-done
 	return res.v, res.err, rerr
+}
+
+// catchPanic calls f and returns a panic of it as its error.
+func catchPanic[T any](f func() (T, error)) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("instantiate: panic: %v", p)
+		}
+	}()
+	return f()
 }

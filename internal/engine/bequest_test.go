@@ -167,7 +167,7 @@ func TestWhileReady(t *testing.T) {
 				<-readyStarted
 				close(instantiated)
 				return 7, nil
-			})
+			}, false)
 		}()
 		select {
 		case <-done:
@@ -180,22 +180,40 @@ func TestWhileReady(t *testing.T) {
 	})
 	t.Run("errors", func(t *testing.T) {
 		bad := errors.New("read failed")
-		v, ierr, rerr := WhileReady(r, func() error { return bad }, func() (int, error) { return 1, nil })
+		v, ierr, rerr := WhileReady(r, func() error { return bad }, func() (int, error) { return 1, nil }, false)
 		if v != 1 || ierr != nil || !errors.Is(rerr, bad) {
 			t.Fatalf("got %d, %v, %v; want 1, nil, %v", v, ierr, rerr, bad)
 		}
 	})
 	t.Run("panic", func(t *testing.T) {
-		ran := false
-		_, ierr, rerr := WhileReady(r, func() error { ran = true; return nil }, func() (int, error) { panic("boom") })
-		if ierr == nil || !strings.Contains(ierr.Error(), "boom") || rerr != nil || !ran {
-			t.Fatalf("got %v, %v, ready ran %v; want the panic as instantiate's error and ready run", ierr, rerr, ran)
+		for _, short := range []bool{false, true} {
+			ran := false
+			_, ierr, rerr := WhileReady(r, func() error { ran = true; return nil }, func() (int, error) { panic("boom") }, short)
+			if ierr == nil || !strings.Contains(ierr.Error(), "boom") || rerr != nil || !ran {
+				t.Fatalf("short %v: got %v, %v, ready ran %v; want the panic as instantiate's error and ready run", short, ierr, rerr, ran)
+			}
 		}
 	})
 	t.Run("no ready", func(t *testing.T) {
-		v, ierr, rerr := WhileReady(r, nil, func() (int, error) { return 3, nil })
+		v, ierr, rerr := WhileReady(r, nil, func() (int, error) { return 3, nil }, false)
 		if v != 3 || ierr != nil || rerr != nil {
 			t.Fatalf("got %d, %v, %v; want 3, nil, nil", v, ierr, rerr)
+		}
+	})
+	t.Run("short", func(t *testing.T) {
+		// A short instantiate runs first, in the caller's goroutine, and
+		// ready runs after it even when it fails; Free waits for ready.
+		var order []string
+		bad := errors.New("reset failed")
+		v, ierr, rerr := WhileReady(r, func() error {
+			order = append(order, "ready")
+			return nil
+		}, func() (int, error) {
+			order = append(order, "instantiate")
+			return 5, bad
+		}, true)
+		if v != 5 || !errors.Is(ierr, bad) || rerr != nil || strings.Join(order, ",") != "instantiate,ready" {
+			t.Fatalf("got %d, %v, %v, order %v; want 5, %v, nil, instantiate then ready", v, ierr, rerr, order, bad)
 		}
 	})
 }

@@ -18,9 +18,9 @@ import (
 
 // TestDirectRead: a bulk restore of a local snapshot whose ws.img is not in
 // the page cache reads it with direct I/O, into a new region and into a
-// reused one, and the memory is the image; then ws.img is read into the
-// page cache in the background, and with ws.img cached a restore copies
-// from the cache instead.
+// reused one, and the memory is the image; once the memory is released,
+// ws.img is read into the page cache in the background, and with ws.img
+// cached a restore copies from the cache instead.
 func TestDirectRead(t *testing.T) {
 	p := startPager(t)
 	snap, _ := confSnapshot(t)
@@ -58,15 +58,57 @@ func TestDirectRead(t *testing.T) {
 		if f := m.Failures(); f != (pager.Failures{}) {
 			t.Fatalf("%s: failures %+v", tc.name, f)
 		}
-		if tc.direct {
-			waitCached(t, snap.Path(snapshot.WSImageFile))
-		}
 		// Garbage in every page, as a guest would leave, for the next
 		// restore to overwrite or clear.
 		for i := range m.Region.Bytes()[:len(image)] {
 			m.Region.Bytes()[i] = 0x5A
 		}
 		m.Region.Free()
+		if tc.direct {
+			waitCached(t, snap.Path(snapshot.WSImageFile))
+		}
+	}
+}
+
+// TestDirectReadAbandoned: a bulk restore that fails after its direct read
+// was submitted (here: no pager to serve the rest) waits for the read and
+// gives its staging buffer back, and the next restore reads and installs
+// the working set as if nothing had happened.
+func TestDirectReadAbandoned(t *testing.T) {
+	snap, _ := confSnapshot(t)
+	if err := snap.DropCache(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(snap.Path(snapshot.WSImageFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || cached(f, fi.Size()) {
+		t.Fatalf("ws.img is cached (%v): the restore would not read it directly", err)
+	}
+	buf, err := stages.get() // so that the pool holds a buffer to count
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages.put(buf)
+	before := len(stages.free)
+	if _, err := (&Restorer{}).Prepare(context.Background(), Bulk, Files(snap), 32<<20, false); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("bulk restore without a pager: %v, want ErrUnavailable", err)
+	}
+	if after := len(stages.free); after != before {
+		t.Fatalf("%d idle staging buffers after the failed restore, %d before", after, before)
+	}
+	if err := snap.DropCache(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := (&Restorer{Pager: startPager(t)}).Prepare(context.Background(), Bulk, Files(snap), 32<<20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Region.Free()
+	if !m.Stats().Direct || !readAll(m, confImage()) {
+		t.Fatalf("restore after the abandoned read: direct %v, or memory differs from the image", m.Stats().Direct)
 	}
 }
 

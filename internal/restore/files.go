@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/thaw-run/thaw/internal/aio"
 	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
@@ -124,26 +125,35 @@ func (s files) eachWS(_ context.Context, r *Restorer, ws *snapshot.WorkingSet, p
 	return ws.Bytes(), nil
 }
 
-// directRead is a working set's read from the disk (O_DIRECT, through
-// staging buffers) into its places, started by prefetchWS as soon as the
-// restore has its region and finished by fillWS.
+// directRead is a working set's read from the disk with O_DIRECT through
+// staging buffers, started by prefetchWS and finished by fillWS. A working
+// set that fits one staging buffer is one asynchronous read (staged),
+// which fillWS collects, copies into place and checks in the restore's own
+// goroutine; a larger one is read in pieces by goroutines that copy and
+// check their own pieces (readStaged), and fillWS waits for them (done).
 type directRead struct {
 	start time.Time
-	done  chan struct{}
-	read  int64
-	err   error // of the read or of the checks: fillWS reads again without O_DIRECT
+	// staged is the asynchronous read of a small working set, nil once
+	// collected (by fillWS, or by release for a restore that failed
+	// before its fill).
+	staged *stagedRead
+	done   chan struct{} // closed when the pieces are in place; nil with staged
+	read   int64
+	err    error // of the read or of the checks: fillWS reads again without O_DIRECT
 }
 
 // prefetchWS starts reading the working set from the disk into its
-// places, with O_DIRECT through staging buffers (readStaged), unless
-// ws.img is all in the page cache (then fillWS copies it from there).
-// Measured on this project's VM (docs/restore.md, "Direct I/O" and "Staged
-// direct reads"), a direct read of a cold working set is faster than a
-// buffered one at every size: it skips allocating, filling and copying
-// page-cache pages, and nobody else reads ws.img. The read starts before
-// the region is scrubbed and handed to the engine; it writes only
-// working-set pages, which the scrub keeps. A file system without
-// O_DIRECT leaves the read to fillWS.
+// places, with O_DIRECT through staging buffers, unless ws.img is all in
+// the page cache (then fillWS copies it from there). Measured on this
+// project's VM (docs/restore.md, "Direct I/O" and "Staged direct reads"),
+// a direct read of a cold working set is faster than a buffered one at
+// every size: it skips allocating, filling and copying page-cache pages,
+// and nobody else reads ws.img. The read starts before the region is
+// scrubbed and handed to the engine. A working set of one staging buffer
+// is submitted from this goroutine and needs no other (aio; "A read
+// without a thread"); a larger one is read by goroutines, which write only
+// working-set pages, the ones the scrub keeps, so the two run at the same
+// time. A file system without O_DIRECT leaves the read to fillWS.
 func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 	f := ws.Image()
 	if ws.Bytes() == 0 || cached(f, ws.Bytes()) {
@@ -153,15 +163,18 @@ func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 	if err != nil {
 		return
 	}
-	d := &directRead{start: time.Now(), done: make(chan struct{})}
+	d := &directRead{start: time.Now()}
+	if ws.Bytes() <= stagePiece {
+		if d.staged = startStaged(rc, ws); d.staged != nil {
+			m.direct = d
+			return
+		}
+	}
+	d.done = make(chan struct{})
 	m.direct = d
 	filled := m.Region.Fill()
 	go func() {
-		if d.fill(s, rc, m.Region, ws) {
-			// Before done is closed, so that the restore, woken by
-			// done, runs first on this P.
-			cacheLater(rc)
-		}
+		d.fill(s, rc, m.Region, ws)
 		filled()
 		close(d.done)
 	}()
@@ -173,41 +186,121 @@ func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 	runtime.Gosched()
 }
 
-// cacheLater has the kernel read the file of rc into the page cache, in
-// the background: a direct read leaves ws.img out of it, and the next
-// restore of the snapshot should copy it from memory (fillWS), as every
-// restore after the first did before direct reads. It reads through a
-// descriptor of its own, since the restore closes ws.img once woken.
-func cacheLater(rc syscall.RawConn) {
-	dup := -1
+// stagedRead is a working set being read asynchronously, whole, into one
+// staging buffer.
+type stagedRead struct {
+	read *aio.Read
+	buf  []byte
+	want int // bytes of ws.img
+	runs []snapshot.Run
+}
+
+// startStaged sets O_DIRECT on ws.img (rc) and submits the read of all of
+// it into a staging buffer; nil if it could not (the caller reads it some
+// other way, and fillWS clears O_DIRECT before a buffered read).
+func startStaged(rc syscall.RawConn, ws *snapshot.WorkingSet) *stagedRead {
+	buf, err := stages.get()
+	if err != nil {
+		return nil
+	}
+	var st *stagedRead
 	_ = rc.Control(func(fd uintptr) {
-		if n, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0); err == nil {
-			dup = n
+		if setDirect(int(fd), true) != nil {
+			return
+		}
+		timeline.Mark(timeline.ReadIssued)
+		// The kernel holds the file until the read ends, whatever closes
+		// the descriptor meanwhile.
+		if r, err := aio.ReadAt(int(fd), buf[:ws.Bytes()], 0); err == nil {
+			st = &stagedRead{read: r, buf: buf, want: int(ws.Bytes()), runs: ws.Runs}
 		}
 	})
-	if dup < 0 {
-		return
+	if st == nil {
+		stages.put(buf)
 	}
+	return st
+}
+
+// finish waits for the read, copies its pages into their places in region
+// and checks them with verify, and gives the buffer back.
+func (st *stagedRead) finish(region *engine.Region, verify func([]snapshot.Run) error) (int64, error) {
+	n, err := st.read.Wait()
+	timeline.Mark(timeline.ReadDone)
+	defer st.free(err)
+	if err != nil {
+		return 0, fmt.Errorf("read working set: %w", err)
+	}
+	if n != st.want {
+		return int64(n), fmt.Errorf("working set file ended early (%d bytes): %w", n, errdefs.ErrCorrupt)
+	}
+	place(region, st.buf, st.runs)
+	return int64(n), verify(st.runs)
+}
+
+// free gives the staging buffer back after a read that ended with err; a
+// read that may still write into it (aio.ErrInFlight) costs the buffer.
+func (st *stagedRead) free(err error) {
+	if errors.Is(err, aio.ErrInFlight) {
+		_ = unix.Munmap(st.buf)
+	} else {
+		stages.put(st.buf)
+	}
+	st.buf = nil
+}
+
+// abandon collects a read its restore will not use.
+func (st *stagedRead) abandon() {
+	_, err := st.read.Wait()
+	st.free(err)
+}
+
+// setDirect sets or clears O_DIRECT on fd.
+func setDirect(fd int, on bool) error {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return err
+	}
+	if on {
+		fl |= unix.O_DIRECT
+	} else {
+		fl &^= unix.O_DIRECT
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl); err != nil {
+		return fmt.Errorf("direct I/O: %w", err)
+	}
+	return nil
+}
+
+// recache has the kernel read the file at path into the page cache, in the
+// background: a direct read leaves ws.img out of it, and the next restore
+// of the snapshot should copy it from memory (fillWS), as every restore
+// after the first did before direct reads. It runs when the restored
+// memory is released, off every start (Memory.release).
+func recache(path string) {
 	go func() {
-		_ = unix.Fadvise(dup, 0, 0, unix.FADV_WILLNEED)
-		_ = unix.Close(dup)
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		_ = unix.Fadvise(fd, 0, 0, unix.FADV_WILLNEED)
+		_ = unix.Close(fd)
 	}()
 }
 
-// fill reads and checks the working set into region; it reports whether
-// all went well.
-func (d *directRead) fill(s files, rc syscall.RawConn, region *engine.Region, ws *snapshot.WorkingSet) bool {
+// fill reads and checks the working set into region in pieces.
+func (d *directRead) fill(s files, rc syscall.RawConn, region *engine.Region, ws *snapshot.WorkingSet) {
 	defer catch(&d.err)
 	verify := func(runs []snapshot.Run) error { return s.verifyRuns(region.Bytes(), runs) }
 	// Control keeps the descriptor open until it returns, whatever
 	// closes the file meanwhile (a failed restore closes ws).
 	cerr := rc.Control(func(fd uintptr) {
-		d.read, d.err = readDirect(int(fd), region, ws.Runs, verify)
+		if d.err = setDirect(int(fd), true); d.err == nil {
+			d.read, d.err = readStaged(int(fd), region, ws.Runs, verify)
+		}
 	})
 	if d.err == nil {
 		d.err = cerr
 	}
-	return d.err == nil
 }
 
 // cached reports whether all n bytes of f are in the page cache
@@ -217,21 +310,6 @@ func cached(f *os.File, n int64) bool {
 	var cs unix.Cachestat_t
 	err := unix.Cachestat(uint(f.Fd()), &unix.CachestatRange{Off: 0, Len: uint64(n)}, &cs, 0)
 	return err != nil || cs.Cache >= uint64((n+snapshot.PageSize-1)/snapshot.PageSize)
-}
-
-// readDirect reads runs from fd, from its start, through staging buffers
-// (readStaged), with O_DIRECT set on the open file for the read and
-// cleared after it (fillWS may read the same file again, buffered).
-func readDirect(fd int, region *engine.Region, runs []snapshot.Run, verify func([]snapshot.Run) error) (int64, error) {
-	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl|unix.O_DIRECT); err != nil {
-		return 0, fmt.Errorf("direct I/O: %w", err)
-	}
-	defer unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl)
-	return readStaged(fd, region, runs, verify)
 }
 
 // directChunks bounds the pieces of a direct read in flight at once:
@@ -255,17 +333,26 @@ func (s files) verifyRuns(mem []byte, runs []snapshot.Run) error {
 // with scatter reads (up to IOV_MAX runs per preadv), through the page
 // cache, then checks it against the snapshot's page checksums.
 func (s files) fillWS(_ context.Context, m *Memory, ws *snapshot.WorkingSet, mapped []bool) (int64, error) {
+	f := ws.Image() // of ws.Bytes(), checked by OpenWorkingSet
 	if d := m.direct; d != nil {
-		<-d.done
+		if st := d.staged; st != nil {
+			d.staged = nil
+			d.read, d.err = st.finish(m.Region, func(runs []snapshot.Run) error { return s.verifyRuns(m.Region.Bytes(), runs) })
+		} else {
+			<-d.done
+		}
 		if d.err == nil {
 			m.stats.Direct = true
+			m.recache = s.snap.Path(snapshot.WSImageFile)
 			return d.read, nil
 		}
 		// A checksum that failed on the direct read fails again below,
 		// and is reported from there; any other failure (a file system
 		// that refuses O_DIRECT) is retried as a buffered read.
+		if err := setDirect(int(f.Fd()), false); err != nil {
+			return d.read, fmt.Errorf("working set: %w", err)
+		}
 	}
-	f := ws.Image() // of ws.Bytes(), checked by OpenWorkingSet
 	// Ask for the whole file now: the kernel reads it in large requests
 	// while the readers copy, instead of each reader's reads waiting for
 	// their own read-ahead.

@@ -49,6 +49,9 @@ type Memory struct {
 	// direct is a bulk restore's read of its working set with direct I/O,
 	// started by files.prefetchWS and finished by files.fillWS.
 	direct *directRead
+	// recache, if set, is the ws.img that a direct read left out of the
+	// page cache, for release to read back in (files.recache).
+	recache string
 	// later, while a restore is being prepared, is the part that Start
 	// leaves for its ready function (a bulk restore's fill).
 	later func() error
@@ -165,10 +168,22 @@ func (m *Memory) Trace() ([]int, error) {
 }
 
 // release detaches the pager and closes the files; it runs when the
-// region is freed. Then, with nothing left that writes to the region (the
-// range is unregistered from userfaultfd, so the pager cannot install a
-// page), it prescrubs the region for its next owner.
+// region is freed. First it collects a direct read that no fill collected
+// and has ws.img read back into the page cache after one that did. Then,
+// with nothing left that writes to the region (the range is unregistered
+// from userfaultfd, so the pager cannot install a page), it prescrubs the
+// region for its next owner.
 func (m *Memory) release() {
+	if d := m.direct; d != nil && d.staged != nil {
+		// A restore that failed before its fill: the read must end
+		// before its staging buffer is reused.
+		d.staged.abandon()
+		d.staged = nil
+	}
+	if m.recache != "" {
+		recache(m.recache)
+		m.recache = ""
+	}
 	m.mu.Lock()
 	prescrub, next := m.prescrub, m.next
 	m.prescrub, m.next = nil, nil

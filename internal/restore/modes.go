@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -172,7 +173,7 @@ func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot
 	fill := func(attached <-chan error) func() error {
 		return func() error {
 			err := r.bulk(ctx, m, src, ws)
-			if err == nil {
+			if err == nil && m.uffdLen == 0 {
 				err = m.register(size)
 			}
 			if attached != nil {
@@ -272,6 +273,15 @@ func (r *Restorer) bulk(ctx context.Context, m *Memory, src Source, ws *snapshot
 		}
 		if err := m.scrub(size, keep, nil); err != nil {
 			return err
+		}
+		// With every working-set page mapped, no write of the fill can
+		// fault: register the range now, while the disk works, instead
+		// of after the fill, on the start's path. (A page that faulted
+		// anyway would be served by the pager with the same bytes.)
+		if m.uffd != nil && !slices.ContainsFunc(ws.Runs, func(r snapshot.Run) bool { return !allSet(mapped, r) }) {
+			if err := m.register(uint64(size)); err != nil {
+				return err
+			}
 		}
 	}
 	read, err := src.fillWS(ctx, m, ws, mapped)

@@ -128,12 +128,9 @@ func MapHuge(n int) ([]byte, error) {
 // readStaged reads the working set's runs from fd (ws.img, opened with
 // O_DIRECT) through staging buffers, one piece of the file per buffer, up
 // to directChunks pieces at once, and copies each piece's pages into their
-// places in region, populating them first unless the region was reused
-// (its working-set pages are then mapped). Each piece checks the pages it
-// placed with verify, so the checks of one piece overlap the reads of the
-// next.
+// places in region (place). Each piece checks the pages it placed with
+// verify, so the checks of one piece overlap the reads of the next.
 func readStaged(fd int, region *engine.Region, runs []snapshot.Run, verify func([]snapshot.Run) error) (int64, error) {
-	mem, populate := region.Bytes(), !region.Reused()
 	piece := func(off int64, frags []snapshot.Run) (read int64, err error) {
 		defer catch(&err)
 		buf, err := stages.get()
@@ -150,14 +147,7 @@ func readStaged(fd int, region *engine.Region, runs []snapshot.Run, verify func(
 			return read, err
 		}
 		timeline.Mark(timeline.ReadDone)
-		at := 0
-		for _, f := range frags {
-			lo, hi := f.Start*snapshot.PageSize, (f.Start+f.Count)*snapshot.PageSize
-			if populate {
-				region.Populate(uint64(lo), uint64(hi-lo))
-			}
-			at += copy(mem[lo:hi], buf[at:])
-		}
+		place(region, buf, frags)
 		return read, verify(frags)
 	}
 	pieces := cutPieces(runs, stagePiece/snapshot.PageSize)
@@ -179,6 +169,21 @@ func readStaged(fd int, region *engine.Region, runs []snapshot.Run, verify func(
 		total += n
 	}
 	return total, err
+}
+
+// place copies the pages of runs, which lie one after the other in buf,
+// into their places in region, populating them first unless the region
+// was reused (its working-set pages are then mapped).
+func place(region *engine.Region, buf []byte, runs []snapshot.Run) {
+	mem, populate := region.Bytes(), !region.Reused()
+	at := 0
+	for _, r := range runs {
+		lo, hi := r.Start*snapshot.PageSize, (r.Start+r.Count)*snapshot.PageSize
+		if populate {
+			region.Populate(uint64(lo), uint64(hi-lo))
+		}
+		at += copy(mem[lo:hi], buf[at:])
+	}
 }
 
 // cutPieces cuts runs, in ws.img's order, into pieces of size pages of the

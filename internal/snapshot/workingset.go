@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/thaw-run/thaw/internal/atomicfile"
 	"github.com/thaw-run/thaw/internal/errdefs"
 )
@@ -100,7 +102,7 @@ func (s *Snapshot) OpenWorkingSet() (*WorkingSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(s.Path(WSImageFile))
+	f, err := openFile(s.Path(WSImageFile))
 	if err != nil {
 		return nil, fmt.Errorf("open working set: %v: %w", err, errdefs.ErrCorrupt)
 	}
@@ -110,6 +112,19 @@ func (s *Snapshot) OpenWorkingSet() (*WorkingSet, error) {
 	}
 	ws.img = f
 	return ws, nil
+}
+
+// openFile opens path read-only, as os.Open does minus its attempt to add
+// the file to Go's network poller, which a regular file refuses after four
+// system calls (two fcntl pairs around an epoll_ctl). On a restore's start
+// those cost a few microseconds each on a VM; the file is only ever read
+// with pread and O_DIRECT reads, which need no poller.
+func openFile(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // DecodeWorkingSet parses and validates ws.json for an image of pages

@@ -75,7 +75,9 @@ func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *eng
 // RestoreWhen is Restore while ready finishes the region's memory (see
 // engine.Module): instantiating the restore module (no data segments, no
 // start function, copy-on-write initialisation off) hands wasmtime the
-// region through the memory creator without touching a page.
+// region through the memory creator without touching a page. An instance
+// kept with the region (takeKept) is reset instead, a short step that runs
+// before ready rather than beside it (engine.WhileReady).
 func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region, ready func() error) (engine.Instance, error) {
 	old := m.takeKept(region, st)
 	inst, err, rerr := engine.WhileReady(region, ready, func() (*Instance, error) {
@@ -90,7 +92,7 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 			return nil, err
 		}
 		return m.instantiate(rm, region, cfg, engine.NewClock(st.Nanotime))
-	})
+	}, old != nil)
 	if rerr != nil {
 		err = rerr
 	}

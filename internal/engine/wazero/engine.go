@@ -169,7 +169,7 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 			return nil, err
 		}
 		return m.instantiate(ctx, rm, region, cfg, engine.NewClock(st.Nanotime))
-	})
+	}, false)
 	if rerr != nil {
 		err = rerr
 	}
