@@ -86,7 +86,7 @@ func ReadAt(fd int, buf []byte, off int64) (*Read, error) {
 	cbs := [1]*iocb{&r.cb}
 	for {
 		n, _, e := unix.Syscall(unix.SYS_IO_SUBMIT, ctx, 1, uintptr(unsafe.Pointer(&cbs[0])))
-		if e == unix.EINTR || e == unix.EAGAIN {
+		if e == unix.EINTR {
 			continue
 		}
 		if e != 0 || n != 1 {
