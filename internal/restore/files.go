@@ -125,58 +125,71 @@ func (s files) eachWS(_ context.Context, r *Restorer, ws *snapshot.WorkingSet, p
 	return ws.Bytes(), nil
 }
 
-// directRead is a working set's read from the disk with O_DIRECT through
-// staging buffers, started by prefetchWS and finished by fillWS. A working
-// set that fits one staging buffer is one asynchronous read (staged),
-// which fillWS collects, copies into place and checks in the restore's own
-// goroutine; a larger one is read in pieces by goroutines that copy and
-// check their own pieces (readStaged), and fillWS waits for them (done).
-type directRead struct {
+// prefetch is a working set's read started by prefetchWS and finished by
+// fillWS. A working set that fits one staging buffer is one asynchronous
+// read (staged), which fillWS collects, copies into place and checks in the
+// restore's own goroutine; a larger one, not in the page cache, is read in
+// pieces by goroutines that copy and check their own pieces (readStaged),
+// and fillWS waits for them (done).
+type prefetch struct {
 	start time.Time
+	// direct is set for a read from the disk (O_DIRECT), clear for a
+	// staged copy from the page cache.
+	direct bool
 	// staged is the asynchronous read of a small working set, nil once
 	// collected (by fillWS, or by release for a restore that failed
 	// before its fill).
 	staged *stagedRead
 	done   chan struct{} // closed when the pieces are in place; nil with staged
 	read   int64
-	err    error // of the read or of the checks: fillWS reads again without O_DIRECT
+	err    error // of the read or of the checks: fillWS reads again, buffered
 }
 
-// prefetchWS starts reading the working set from the disk into its
-// places, with O_DIRECT through staging buffers, unless ws.img is all in
-// the page cache (then fillWS copies it from there). Measured on this
-// project's VM (docs/restore.md, "Direct I/O" and "Staged direct reads"),
-// a direct read of a cold working set is faster than a buffered one at
-// every size: it skips allocating, filling and copying page-cache pages,
-// and nobody else reads ws.img. The read starts before the region is
-// scrubbed and handed to the engine. A working set of one staging buffer
-// is submitted from this goroutine and needs no other (aio; "A read
-// without a thread"); a larger one is read by goroutines, which write only
+// prefetchWS starts reading the working set into its places, before the
+// region is scrubbed and handed to the engine.
+//
+// A working set of one staging buffer (2 MiB) is read whole into a staging
+// buffer with one asynchronous read submitted from this goroutine (aio;
+// docs/restore.md, "A read without a thread"): with O_DIRECT if ws.img is
+// not all in the page cache, the disk then working while the restore goes
+// on; from the page cache otherwise, the kernel copying it inside the
+// submission. Either way no other thread takes part, and fillWS places and
+// checks the pages.
+//
+// A larger working set not in the page cache is read with O_DIRECT by
+// goroutines, a staging buffer per piece (readStaged); they write only
 // working-set pages, the ones the scrub keeps, so the two run at the same
-// time. A file system without O_DIRECT leaves the read to fillWS.
+// time. A cached one is left to fillWS's buffered read. Measured on this
+// project's VM ("Direct I/O", "Staged direct reads"), a direct read of a
+// cold working set is faster than a buffered one at every size: it skips
+// allocating, filling and copying page-cache pages, and nobody else reads
+// ws.img. A file system without O_DIRECT leaves the read to fillWS.
 func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 	f := ws.Image()
-	if ws.Bytes() == 0 || cached(f, ws.Bytes()) {
+	if ws.Bytes() == 0 {
 		return
 	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return
 	}
-	d := &directRead{start: time.Now()}
+	p := &prefetch{start: time.Now(), direct: !cached(f, ws.Bytes())}
 	if ws.Bytes() <= stagePiece {
-		if d.staged = startStaged(rc, ws); d.staged != nil {
-			m.direct = d
+		if p.staged = startStaged(rc, ws, p.direct); p.staged != nil {
+			m.prefetch = p
 			return
 		}
 	}
-	d.done = make(chan struct{})
-	m.direct = d
+	if !p.direct {
+		return
+	}
+	p.done = make(chan struct{})
+	m.prefetch = p
 	filled := m.Region.Fill()
 	go func() {
-		d.fill(s, rc, m.Region, ws)
+		p.fill(s, rc, m.Region, ws)
 		filled()
-		close(d.done)
+		close(p.done)
 	}()
 	// Let the reader have this P now: the disk should start at once, and
 	// what the caller does next (the pager session, the engine's
@@ -195,17 +208,18 @@ type stagedRead struct {
 	runs []snapshot.Run
 }
 
-// startStaged sets O_DIRECT on ws.img (rc) and submits the read of all of
-// it into a staging buffer; nil if it could not (the caller reads it some
-// other way, and fillWS clears O_DIRECT before a buffered read).
-func startStaged(rc syscall.RawConn, ws *snapshot.WorkingSet) *stagedRead {
+// startStaged submits the read of all of ws.img (rc) into a staging
+// buffer, with O_DIRECT set first if direct; nil if it could not (the
+// caller reads it some other way, and fillWS clears O_DIRECT before a
+// buffered read).
+func startStaged(rc syscall.RawConn, ws *snapshot.WorkingSet, direct bool) *stagedRead {
 	buf, err := stages.get()
 	if err != nil {
 		return nil
 	}
 	var st *stagedRead
 	_ = rc.Control(func(fd uintptr) {
-		if setDirect(int(fd), true) != nil {
+		if direct && setDirect(int(fd), true) != nil {
 			return
 		}
 		timeline.Mark(timeline.ReadIssued)
@@ -288,7 +302,7 @@ func recache(path string) {
 }
 
 // fill reads and checks the working set into region in pieces.
-func (d *directRead) fill(s files, rc syscall.RawConn, region *engine.Region, ws *snapshot.WorkingSet) {
+func (d *prefetch) fill(s files, rc syscall.RawConn, region *engine.Region, ws *snapshot.WorkingSet) {
 	defer catch(&d.err)
 	verify := func(runs []snapshot.Run) error { return s.verifyRuns(region.Bytes(), runs) }
 	// Control keeps the descriptor open until it returns, whatever
@@ -328,29 +342,33 @@ func (s files) verifyRuns(mem []byte, runs []snapshot.Run) error {
 	return nil
 }
 
-// fillWS finishes the direct read prefetchWS started, if it succeeded;
-// otherwise it reads the working-set file directly into its pages' places
-// with scatter reads (up to IOV_MAX runs per preadv), through the page
-// cache, then checks it against the snapshot's page checksums.
+// fillWS finishes the read prefetchWS started, if it succeeded; otherwise
+// it reads the working-set file directly into its pages' places with
+// scatter reads (up to IOV_MAX runs per preadv), through the page cache,
+// then checks it against the snapshot's page checksums.
 func (s files) fillWS(_ context.Context, m *Memory, ws *snapshot.WorkingSet, mapped []bool) (int64, error) {
 	f := ws.Image() // of ws.Bytes(), checked by OpenWorkingSet
-	if d := m.direct; d != nil {
-		if st := d.staged; st != nil {
-			d.staged = nil
-			d.read, d.err = st.finish(m.Region, func(runs []snapshot.Run) error { return s.verifyRuns(m.Region.Bytes(), runs) })
+	if p := m.prefetch; p != nil {
+		if st := p.staged; st != nil {
+			p.staged = nil
+			p.read, p.err = st.finish(m.Region, func(runs []snapshot.Run) error { return s.verifyRuns(m.Region.Bytes(), runs) })
 		} else {
-			<-d.done
+			<-p.done
 		}
-		if d.err == nil {
-			m.stats.Direct = true
-			m.recache = s.snap.Path(snapshot.WSImageFile)
-			return d.read, nil
+		if p.err == nil {
+			if p.direct {
+				m.stats.Direct = true
+				m.recache = s.snap.Path(snapshot.WSImageFile)
+			}
+			return p.read, nil
 		}
-		// A checksum that failed on the direct read fails again below,
-		// and is reported from there; any other failure (a file system
-		// that refuses O_DIRECT) is retried as a buffered read.
-		if err := setDirect(int(f.Fd()), false); err != nil {
-			return d.read, fmt.Errorf("working set: %w", err)
+		// A checksum that failed on the prefetch fails again below, and is
+		// reported from there; any other failure (a file system that
+		// refuses O_DIRECT) is retried as a buffered read.
+		if p.direct {
+			if err := setDirect(int(f.Fd()), false); err != nil {
+				return p.read, fmt.Errorf("working set: %w", err)
+			}
 		}
 	}
 	// Ask for the whole file now: the kernel reads it in large requests

@@ -46,9 +46,9 @@ type Memory struct {
 	// (ahead.go). Its source files are files, which release then keeps
 	// open for it.
 	next *ahead
-	// direct is a bulk restore's read of its working set with direct I/O,
-	// started by files.prefetchWS and finished by files.fillWS.
-	direct *directRead
+	// prefetch is a bulk restore's read of its working set, started by
+	// files.prefetchWS and finished by files.fillWS.
+	prefetch *prefetch
 	// recache, if set, is the ws.img that a direct read left out of the
 	// page cache, for release to read back in (files.recache).
 	recache string
@@ -174,11 +174,11 @@ func (m *Memory) Trace() ([]int, error) {
 // from userfaultfd, so the pager cannot install a page), it prescrubs the
 // region for its next owner.
 func (m *Memory) release() {
-	if d := m.direct; d != nil && d.staged != nil {
+	if p := m.prefetch; p != nil && p.staged != nil {
 		// A restore that failed before its fill: the read must end
 		// before its staging buffer is reused.
-		d.staged.abandon()
-		d.staged = nil
+		p.staged.abandon()
+		p.staged = nil
 	}
 	if m.recache != "" {
 		recache(m.recache)

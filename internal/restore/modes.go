@@ -290,8 +290,8 @@ func (r *Restorer) bulk(ctx context.Context, m *Memory, src Source, ws *snapshot
 		return err
 	}
 	timeline.Mark(timeline.ReadChecked)
-	if m.stats.Direct {
-		t0 = m.direct.start // the read began before the scrub
+	if m.prefetch != nil {
+		t0 = m.prefetch.start // the read began before the scrub
 	}
 	m.prefetched(ws, t0)
 	// The next bulk restore of this working set keeps the same pages.
