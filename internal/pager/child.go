@@ -256,7 +256,9 @@ func (s *server) serve(h header, payload []byte, fds []int) error {
 			u.Close()
 			return fmt.Errorf("serve: shared counter page missing: %w", errdefs.ErrInvalid)
 		}
-		shared, err = unix.Mmap(fds[1], 0, sharedSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		// Populated now, with the session, not by the session's first
+		// fault, which would wait for it (Session.mapShared).
+		shared, err = unix.Mmap(fds[1], 0, sharedSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 		_ = unix.Close(fds[1])
 		if err != nil {
 			u.Close()
