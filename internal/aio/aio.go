@@ -26,8 +26,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// iocb is struct iocb of <linux/aio_abi.h> on a little-endian machine (64
-// bytes).
+// iocb is struct iocb of <linux/aio_abi.h> (64 bytes). The two fields
+// whose order depends on the byte order are left zero, so the layout holds
+// on either.
 type iocb struct {
 	_      uint64 // aio_data
 	_      uint32 // aio_key
@@ -65,8 +66,10 @@ type Read struct {
 
 // ReadAt submits a read of len(buf) bytes of fd at off into buf and returns
 // at once (see the package comment for when it is asynchronous). The caller
-// must call Wait exactly once before it touches, reuses or frees buf: the
-// read holds one of the package's I/O contexts until then.
+// must call Wait before it touches, reuses or frees buf, and must call it
+// even if it no longer wants the bytes: the read holds one of the
+// package's I/O contexts until then. fd may be closed meanwhile; the kernel
+// holds the file until the read ends.
 func ReadAt(fd int, buf []byte, off int64) (*Read, error) {
 	if len(buf) == 0 {
 		return &Read{done: true}, nil
