@@ -63,7 +63,8 @@ type Module interface {
 	Restore(ctx context.Context, cfg InstanceConfig, st *State, region *Region) (Instance, error)
 	// RestoreWhen is Restore over a region whose memory a restore mode is
 	// still preparing: ready finishes it, in the calling goroutine, while
-	// the engine instantiates the restore module on another (WhileReady);
+	// the engine instantiates the restore module on another, or after the
+	// engine has reset an instance kept with the region (WhileReady);
 	// instantiation writes and reads no page of the region, and the engine
 	// waits for ready before it grows the memory, sets a global or runs
 	// guest code. If ready fails, RestoreWhen returns ready's error and
