@@ -20,8 +20,9 @@ package aio
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"unsafe"
+
+	"github.com/thaw-run/thaw/internal/freelist"
 
 	"golang.org/x/sys/unix"
 )
@@ -74,7 +75,7 @@ func ReadAt(fd int, buf []byte, off int64) (*Read, error) {
 	if len(buf) == 0 {
 		return &Read{done: true}, nil
 	}
-	ctx, err := contexts.get()
+	ctx, err := contexts.Get()
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +94,7 @@ func ReadAt(fd int, buf []byte, off int64) (*Read, error) {
 			continue
 		}
 		if e != 0 || n != 1 {
-			contexts.put(ctx)
+			contexts.Put(ctx)
 			if e == 0 {
 				e = unix.EIO
 			}
@@ -132,7 +133,7 @@ func (r *Read) Wait() (int, error) {
 		break
 	}
 	r.done = true
-	contexts.put(r.ctx)
+	contexts.Put(r.ctx)
 	r.buf = nil
 	if ev[0].res < 0 {
 		r.err = fmt.Errorf("read: %w", unix.Errno(-ev[0].res))
@@ -142,51 +143,23 @@ func (r *Read) Wait() (int, error) {
 	return r.n, nil
 }
 
-// contexts is the process's pool of I/O contexts: setting one up
-// (io_setup) maps a ring and costs about as much as the read it serves.
-var contexts contextPool
+// contexts is the process's pool of I/O contexts, of one event each: a
+// context serves one read at a time, so its events need no sorting out.
+// Setting one up (io_setup) maps a ring and costs about as much as the read
+// it serves; destroying one waits for an RCU grace period (milliseconds),
+// so idle ones are kept, up to keepIdle.
+var contexts = freelist.List[uintptr]{
+	New: func() (uintptr, error) {
+		var ctx uintptr
+		if _, _, e := unix.Syscall(unix.SYS_IO_SETUP, 1, uintptr(unsafe.Pointer(&ctx)), 0); e != 0 {
+			return 0, fmt.Errorf("io_setup: %w", e)
+		}
+		return ctx, nil
+	},
+	Release: func(ctx uintptr) { _, _, _ = unix.Syscall(unix.SYS_IO_DESTROY, ctx, 0, 0) },
+	Max:     keepIdle,
+}
 
 // keepIdle is how many idle contexts the pool keeps; each is a few pages
 // of kernel memory and one entry of fs.aio-max-nr.
 const keepIdle = 8
-
-// contextPool hands out I/O contexts of one event each: a context serves
-// one read at a time, so its events need no sorting out.
-type contextPool struct {
-	mu   sync.Mutex
-	idle []uintptr
-}
-
-func (p *contextPool) get() (uintptr, error) {
-	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
-		ctx := p.idle[n-1]
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
-		return ctx, nil
-	}
-	p.mu.Unlock()
-	var ctx uintptr
-	if _, _, e := unix.Syscall(unix.SYS_IO_SETUP, 1, uintptr(unsafe.Pointer(&ctx)), 0); e != 0 {
-		return 0, fmt.Errorf("io_setup: %w", e)
-	}
-	return ctx, nil
-}
-
-func (p *contextPool) put(ctx uintptr) {
-	p.mu.Lock()
-	if len(p.idle) < keepIdle {
-		p.idle = append(p.idle, ctx)
-		p.mu.Unlock()
-		return
-	}
-	p.mu.Unlock()
-	_, _, _ = unix.Syscall(unix.SYS_IO_DESTROY, ctx, 0, 0)
-}
-
-// idleCount reports how many contexts the pool keeps idle.
-func (p *contextPool) idleCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.idle)
-}

@@ -103,7 +103,7 @@ func TestReadAtErrors(t *testing.T) {
 	} else if _, err := r.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	before := contexts.idleCount() // at least the one just used
+	before := contexts.Len() // at least the one just used
 	if _, err := ReadAt(-1, make([]byte, page), 0); !errors.Is(err, unix.EBADF) {
 		t.Fatalf("read of fd -1: %v, want EBADF", err)
 	}
@@ -114,7 +114,7 @@ func TestReadAtErrors(t *testing.T) {
 	if !errors.Is(err, unix.EINVAL) || errors.Is(err, ErrInFlight) {
 		t.Fatalf("misaligned direct read: %v, want EINVAL", err)
 	}
-	if after := contexts.idleCount(); after < before {
+	if after := contexts.Len(); after < before {
 		t.Fatalf("%d idle contexts after, %d before: a failed read kept one", after, before)
 	}
 }
@@ -175,7 +175,7 @@ func TestReadAtConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if n := contexts.idleCount(); n > keepIdle {
+	if n := contexts.Len(); n > keepIdle {
 		t.Fatalf("%d idle contexts, at most %d kept", n, keepIdle)
 	}
 }

@@ -213,7 +213,7 @@ type stagedRead struct {
 // caller reads it some other way, and fillWS clears O_DIRECT before a
 // buffered read).
 func startStaged(rc syscall.RawConn, ws *snapshot.WorkingSet, direct bool) *stagedRead {
-	buf, err := stages.get()
+	buf, err := stages.Get()
 	if err != nil {
 		return nil
 	}
@@ -230,7 +230,7 @@ func startStaged(rc syscall.RawConn, ws *snapshot.WorkingSet, direct bool) *stag
 		}
 	})
 	if st == nil {
-		stages.put(buf)
+		stages.Put(buf)
 	}
 	return st
 }
@@ -257,7 +257,7 @@ func (st *stagedRead) free(err error) {
 	if errors.Is(err, aio.ErrInFlight) {
 		_ = unix.Munmap(st.buf)
 	} else {
-		stages.put(st.buf)
+		stages.Put(st.buf)
 	}
 	st.buf = nil
 }

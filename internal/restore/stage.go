@@ -2,9 +2,10 @@ package restore
 
 import (
 	"fmt"
-	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/thaw-run/thaw/internal/freelist"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -37,57 +38,16 @@ const (
 	stageIdle = 30 * time.Second
 )
 
-// stages is the process's pool of staging buffers. They are plain
-// anonymous memory, not tied to a restore or a worker, so one pool serves
-// every Restorer; at most stageKeep*stagePiece bytes stay mapped while
-// idle, and none after stageIdle.
-var stages stagePool
-
-// stagePool keeps staging buffers between reads: a new one costs a huge
-// page's allocation and zeroing.
-type stagePool struct {
-	mu   sync.Mutex
-	free [][]byte
-	trim *time.Timer
-}
-
-// get returns a staging buffer of stagePiece bytes.
-func (p *stagePool) get() ([]byte, error) {
-	p.mu.Lock()
-	if n := len(p.free); n > 0 {
-		b := p.free[n-1]
-		p.free = p.free[:n-1]
-		p.mu.Unlock()
-		return b, nil
-	}
-	p.mu.Unlock()
-	return newStage()
-}
-
-// put returns b to the pool, or unmaps it if the pool is full.
-func (p *stagePool) put(b []byte) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.free) >= stageKeep {
-		_ = unix.Munmap(b)
-		return
-	}
-	p.free = append(p.free, b)
-	if p.trim == nil {
-		p.trim = time.AfterFunc(stageIdle, p.release)
-	} else {
-		p.trim.Reset(stageIdle)
-	}
-}
-
-// release unmaps every idle buffer.
-func (p *stagePool) release() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, b := range p.free {
-		_ = unix.Munmap(b)
-	}
-	p.free = nil
+// stages is the process's pool of staging buffers: a new one costs a huge
+// page's allocation and zeroing. They are plain anonymous memory, not tied
+// to a restore or a worker, so one pool serves every Restorer; at most
+// stageKeep*stagePiece bytes stay mapped while idle, and none after
+// stageIdle.
+var stages = freelist.List[[]byte]{
+	New:     newStage,
+	Release: func(b []byte) { _ = unix.Munmap(b) },
+	Max:     stageKeep,
+	Idle:    stageIdle,
 }
 
 // newStage maps a staging buffer and allocates its huge page.
@@ -133,11 +93,11 @@ func MapHuge(n int) ([]byte, error) {
 func readStaged(fd int, region *engine.Region, runs []snapshot.Run, verify func([]snapshot.Run) error) (int64, error) {
 	piece := func(off int64, frags []snapshot.Run) (read int64, err error) {
 		defer catch(&err)
-		buf, err := stages.get()
+		buf, err := stages.Get()
 		if err != nil {
 			return 0, err
 		}
-		defer stages.put(buf)
+		defer stages.Put(buf)
 		n := int64(0)
 		for _, f := range frags {
 			n += int64(f.Count) * snapshot.PageSize
