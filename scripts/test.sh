@@ -5,8 +5,9 @@
 # the tests need, runs `go test` over the whole module, then the race
 # detector over the packages with concurrency:
 #   - curl (Debian package), which scripts/minio.sh uses for readiness checks;
-#   - a C compiler (Debian's gcc), for internal/faultguard, thaw's one cgo
-#     package (the Go toolchain calls it; nothing else is C);
+#   - a C compiler (Debian's gcc), for thaw's two cgo packages,
+#     internal/engine/wasmtime/capi and internal/faultguard (the Go
+#     toolchain calls it);
 #   - Node.js (Debian's nodejs, 18 or later), which runs the JavaScript
 #     templates' own tests (handler.test.mjs) as `thaw new --lang js`
 #     writes them (internal/scaffold); thaw itself never runs Node;
@@ -48,7 +49,7 @@ need() {
 	fi
 }
 need curl curl "scripts/minio.sh checks readiness with it"
-need gcc gcc "cgo builds internal/faultguard"
+need gcc gcc "cgo builds internal/engine/wasmtime/capi and internal/faultguard"
 if [[ "$(id -u)" == 0 ]]; then
 	need ip iproute2 "the cluster tests put hosts in network namespaces with ip netns"
 	need nats-server nats-server "a cluster scenario runs the workers on an external NATS cluster"
