@@ -7,7 +7,7 @@
 // measured on, handing a read to another goroutine cost 20-40 µs before
 // the disk saw the request (a thread woke up to run it) and as much again
 // to wake the waiter when it ended, both on a restore's start path. With
-// this package a bulk restore of a small working set issues its read 30-40
+// this package a bulk restore of a small working set issues its read 20-30
 // µs earlier and never hands off (docs/restore.md, "A read without a
 // thread").
 //
