@@ -207,8 +207,9 @@ func (r *Restorer) Prepare(ctx context.Context, mode Mode, src Source, limit uin
 // the memory (read the working set into place, register the range with
 // userfaultfd, wait for the pager to hold the session) and must return
 // nil before anything reads or writes the region. The engine runs it while
-// it instantiates the restore module (engine.Module.RestoreWhen), so that
-// instantiation is off the start's longest path. If ready fails, the
+// it instantiates the restore module, or after it has reset an instance
+// kept with the region (engine.Module.RestoreWhen), so that instantiation
+// is off the start's longest path. If ready fails, the
 // region is the caller's to free (RestoreWhen frees it); ready never frees
 // it, since engine.Region.Free waits for ready. For the other modes, whose
 // memory is ready when Start returns, ready is nil: running a function

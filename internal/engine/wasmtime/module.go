@@ -156,7 +156,7 @@ func (m *Module) takeKept(region *engine.Region, st *engine.State) *Instance {
 // and globals the restore sets: it gets region (the same mapping in a new
 // Region), cfg, a clock continuing st's, and a fresh sleeper, stderr and
 // WASI context. It touches no page of the region (RestoreWhen runs it
-// while the memory is filled). On error the instance is released; region
+// before the memory is filled). On error the instance is released; region
 // is the caller's.
 func (i *Instance) reset(region *engine.Region, cfg engine.InstanceConfig, st *engine.State) error {
 	i.g.region = region
