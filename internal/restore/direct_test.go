@@ -218,15 +218,29 @@ func TestCutPieces(t *testing.T) {
 }
 
 // TestStagePool: staging buffers are one huge page, aligned to it, and
-// writable to their end.
+// writable to their end; the pool keeps at most stageKeep idle ones and
+// unmaps them all on ReleaseAll (the list itself: internal/freelist).
 func TestStagePool(t *testing.T) {
-	b, err := stages.Get()
-	if err != nil {
-		t.Fatal(err)
+	var bufs [][]byte
+	for range stageKeep + 1 {
+		b, err := stages.Get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) != stagePiece || uintptr(unsafe.Pointer(&b[0]))%stagePiece != 0 {
+			t.Fatalf("buffer of %d bytes at %p, want %d aligned to it", len(b), &b[0], stagePiece)
+		}
+		b[len(b)-1] = 1
+		bufs = append(bufs, b)
 	}
-	defer stages.Put(b)
-	if len(b) != stagePiece || uintptr(unsafe.Pointer(&b[0]))%stagePiece != 0 {
-		t.Fatalf("buffer of %d bytes at %p, want %d aligned to it", len(b), &b[0], stagePiece)
+	for _, b := range bufs {
+		stages.Put(b)
 	}
-	b[len(b)-1] = 1
+	if n := stages.Len(); n != stageKeep {
+		t.Fatalf("%d idle buffers kept, want %d", n, stageKeep)
+	}
+	stages.ReleaseAll()
+	if n := stages.Len(); n != 0 {
+		t.Fatalf("%d idle buffers after ReleaseAll", n)
+	}
 }
