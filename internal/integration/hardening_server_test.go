@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -215,14 +216,25 @@ func TestAbortedCallsKeepInstance(t *testing.T) {
 	invoke(t, p, "abort", &api.InvokeRequest{Path: "/ok"})
 	starts := metricSum(t, p, "thaw_instance_starts_total", "abort")
 	for i := range 3 {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		req, _ := http.NewRequestWithContext(ctx, "GET", p.URL+"/fn/abort/spin?ms=1500", nil)
+		// The client gives up once the call is seen running: a request
+		// abandoned before it reaches an instance is rightly never run (on
+		// a loaded machine a fixed client timeout can expire that early).
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", p.URL+"/fn/abort/spin?ms=2000", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
+		done := make(chan error, 1)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				err = fmt.Errorf("answered %d", resp.StatusCode)
+			}
+			done <- err
+		}()
+		waitBusy(t, p, "abort", 30*time.Second)
 		cancel()
-		if err == nil {
-			resp.Body.Close()
-			t.Fatalf("call %d answered %d before the client gave up", i, resp.StatusCode)
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("call %d: %v, want the client's abort", i, err)
 		}
 		// Wait for the abandoned call to end and its instance to settle.
 		deadline := time.Now().Add(30 * time.Second)
@@ -252,6 +264,25 @@ func TestAbortedCallsKeepInstance(t *testing.T) {
 	}
 	if ok := metricSum(t, p, "thaw_invocations_total", "abort"); ok < 5 {
 		t.Errorf("%v invocations counted, want the 3 aborted ones to have run to the end too", ok)
+	}
+}
+
+// waitBusy waits until one of fn's instances is serving.
+func waitBusy(t *testing.T, p *proc, fn string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		info, err := client(p, token).Get(context.Background(), fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Busy > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no instance of %s busy within %v", fn, within)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

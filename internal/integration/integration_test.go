@@ -342,20 +342,7 @@ func TestConcurrency(t *testing.T) {
 			slow <- status
 		}()
 		// Wait until the slow request holds the only instance.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			info, err := client(p, token).Get(context.Background(), "queue")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if info.Busy == 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the slow request never became busy")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitBusy(t, p, "queue", 30*time.Second)
 		var wg sync.WaitGroup
 		statuses := make(chan int, 4)
 		for range 4 {
