@@ -38,6 +38,7 @@ type serveOptions struct {
 	InsecureListen bool
 	NoPager        bool
 	RegionPoolMiB  int
+	SpareRegions   bool
 	LogLevel       string
 	// Engine is the WebAssembly engine of functions whose config names
 	// none ("": the fastest in this build).
@@ -101,6 +102,7 @@ most --max-body-memory-mib in memory: past it, requests with a body answer
 	f.BoolVar(&opts.NoPager, "no-pager", false, "run without the userfaultfd pager (lazy, reap and bulk restores fall back to cold)")
 	engineFlag(f, &opts.Engine)
 	f.IntVar(&opts.RegionPoolMiB, "region-pool-mib", worker.DefaultRegionPoolMiB, "memory of finished instances kept for eager and bulk restores of the same function to reuse (0 or less: none)")
+	f.BoolVar(&opts.SpareRegions, "spare-regions", true, "prepare a spare region in the background for the next bulk restore of a function whose restore found none in the region pool")
 	f.IntVar(&opts.MemoryBudgetMiB, "memory-budget-mib", 0, "memory all instances may reserve together, each its function's memory_mib; past it requests queue or get 503 and deploys that cannot fit get 400 (0: 3/4 of the machine's memory or cgroup limit)")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.IntVar(&opts.MaxConns, "max-conns", server.DefaultMaxConns, "most open client connections; at the bound the longest-idle one is closed for a new one, else the new one gets 503")
@@ -229,7 +231,7 @@ func startServer(ctx context.Context, token string, opts serveOptions, log *slog
 		return nil, fmt.Errorf("refusing to listen on %s without a token: set --token or $THAW_TOKEN, listen on 127.0.0.1, or pass --insecure-listen: %w", opts.Addr, errdefs.ErrInvalid)
 	}
 	wopts := worker.Options{DataDir: opts.DataDir, Logger: log, NoPager: opts.NoPager, RegionPoolMiB: regionPool(opts.RegionPoolMiB),
-		MemoryBudgetMiB: opts.MemoryBudgetMiB, Engine: opts.Engine}
+		NoSpareRegions: !opts.SpareRegions, MemoryBudgetMiB: opts.MemoryBudgetMiB, Engine: opts.Engine}
 	if !faultguard.Available {
 		log.Warn("built without cgo: only the wazero engine, and no fault guard (two pagers dying together can freeze the worker)", "engines", engine.Names())
 	}

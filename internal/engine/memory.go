@@ -220,7 +220,8 @@ func (r *Region) Touch(n uint64) error {
 }
 
 // NoReuse marks the region as never to be reused: its pages are no longer
-// plain anonymous memory (a file was mapped over it).
+// plain anonymous memory (a file was mapped over it), or no later restore
+// could use what it holds (a spare region that failed).
 func (r *Region) NoReuse() {
 	r.mu.Lock()
 	r.noReuse = true

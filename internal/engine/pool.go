@@ -116,19 +116,25 @@ func (p *RegionPool) Get(key string, limit uint64) (*Region, error) {
 	return r, nil
 }
 
+// Room reports the most bytes one idle region may hold for the pool to
+// keep it now: the budget, lowered by the limit if one is set.
+func (p *RegionPool) Room() uint64 {
+	p.mu.Lock()
+	limit := p.limit
+	p.mu.Unlock()
+	if limit != nil {
+		return min(p.budget, limit())
+	}
+	return p.budget
+}
+
 // put keeps a freed region, unmapping the oldest ones over the budget. It
 // reports false if r itself does not fit.
 func (p *RegionPool) put(r *Region) bool {
 	r.mu.Lock()
 	touched := r.touched
 	r.mu.Unlock()
-	p.mu.Lock()
-	limit := p.limit
-	p.mu.Unlock()
-	budget := p.budget
-	if limit != nil {
-		budget = min(budget, limit())
-	}
+	budget := p.Room()
 	p.mu.Lock()
 	if p.closed || touched > budget {
 		p.mu.Unlock()

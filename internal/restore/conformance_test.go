@@ -181,6 +181,7 @@ func TestConformance(t *testing.T) {
 				})
 			}
 			t.Run("ahead", func(t *testing.T) { testAhead(t, p, ts) })
+			t.Run("spare", func(t *testing.T) { testSpare(t, p, ts) })
 			t.Run("cold", func(t *testing.T) {
 				snap, _ := confSnapshot(t)
 				_, err := (&Restorer{Pager: p}).Prepare(context.Background(), Cold, ts.open(t, snap), 32<<20, false)
@@ -401,4 +402,92 @@ func startPager(t *testing.T) *pager.Pager {
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
+}
+
+// testSpare: a bulk restore that had to map a new region asks for a spare
+// once (Restorer.Spare), which lands in the pool with its working-set
+// pages mapped and a pager session opened ahead, so the next restore
+// drops no page and hands no session over; a restore into a reused region
+// asks for none, nor does one whose spare the pool could not keep. A spare
+// that fails (a damaged local working set) is dropped and not counted as a
+// request's corrupt restore.
+func testSpare(t *testing.T, p *pager.Pager, ts testSource) {
+	snap, ws := confSnapshot(t)
+	src := ts.open(t, snap)
+	image := confImage()
+	pool := engine.NewRegionPool(1 << 30)
+	defer pool.Close()
+	r := &Restorer{Pager: p, Regions: pool, Spares: true}
+	prepare := func(what string) *Memory {
+		t.Helper()
+		m, err := r.Prepare(context.Background(), Bulk, src, 32<<20, false)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Cleanup(m.Region.Free)
+		return m
+	}
+	counts := func(what string, made, failed int64) {
+		t.Helper()
+		r.WaitSpares()
+		if m, f := r.SpareCounts(); m != made || f != failed {
+			t.Fatalf("%s: %d spares made, %d failed; want %d, %d", what, m, f, made, failed)
+		}
+	}
+	first := prepare("first restore")
+	if first.Stats().Reused {
+		t.Fatal("the first restore reused a region from an empty pool")
+	}
+	r.Spare(first)
+	r.Spare(first)
+	counts("after the first restore", 1, 0)
+	if n, _ := pool.Idle(); n != 1 {
+		t.Fatalf("%d regions in the pool after a spare, want 1", n)
+	}
+	// The first instance still runs: the next restore takes the spare.
+	second := prepare("restore into the spare")
+	st := second.Stats()
+	if !st.Reused || !st.PagerAhead || st.Scrub.Dropped != 0 || st.Scrub.Kept != int64(ws.Pages) {
+		t.Fatalf("restore into the spare: reused %v, session ahead %v, scrub %+v; want reused, ahead, %d pages kept, none dropped",
+			st.Reused, st.PagerAhead, st.Scrub, ws.Pages)
+	}
+	if !readAll(second, image) {
+		t.Fatal("a restore into a spare differs from the image")
+	}
+	if f := second.Failures(); f != (pager.Failures{}) {
+		t.Fatalf("restore into the spare: failures %+v", f)
+	}
+	r.Spare(second)
+	counts("after a restore into a reused region", 1, 0)
+
+	// The pool's room is below the image: no spare.
+	small := engine.NewRegionPool(uint64(len(image)) / 2)
+	defer small.Close()
+	rs := &Restorer{Pager: p, Regions: small, Spares: true}
+	m, err := rs.Prepare(context.Background(), Bulk, src, 32<<20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.Spare(m)
+	rs.WaitSpares()
+	m.Region.Free()
+	if made, failed := rs.SpareCounts(); made+failed != 0 {
+		t.Fatalf("a pool without room for the region: %d spares made, %d failed", made, failed)
+	}
+
+	if src.Local() == nil {
+		// The store's tiers keep the chunks already read and checked:
+		// damage in the remote would not reach the spare.
+		return
+	}
+	third := prepare("a third instance, beside two") // the pool is empty again
+	ts.damage(t, src, snapshot.WSImageFile, 0)
+	r.Spare(third)
+	counts("a spare of a damaged snapshot", 1, 1)
+	if n, _ := pool.Idle(); n != 0 {
+		t.Fatalf("%d regions in the pool after a failed spare, want 0", n)
+	}
+	if c := r.CorruptRestores(); c != 0 {
+		t.Fatalf("a failed spare counted as %d corrupt restores", c)
+	}
 }

@@ -55,6 +55,10 @@ type Memory struct {
 	// later, while a restore is being prepared, is the part that Start
 	// leaves for its ready function (a bulk restore's fill).
 	later func() error
+	// spare, if set, is what a spare region for the next restore of the
+	// same snapshot needs (Restorer.Spare): this restore mapped a new
+	// region.
+	spare *spareOf
 	// tally counts the store chunks this process read for the restore,
 	// by class of tier (Start attaches it to the reads' context).
 	tally *store.Tally

@@ -139,6 +139,11 @@ type Restorer struct {
 	// live, once set (SetPager), replaces Pager.
 	live atomic.Pointer[pager.Pager]
 
+	// Spares lets Spare prepare spare regions for bulk restores that had
+	// to map a new region (spare.go). It needs Regions.
+	Spares bool
+	spares spares
+
 	// staging keeps reap's read buffers (*[]byte) between restores: a new
 	// buffer's pages are fresh memory, which costs a page-table entry per
 	// page on a VM, as the region pool explains.
@@ -216,14 +221,22 @@ func (r *Restorer) Prepare(ctx context.Context, mode Mode, src Source, limit uin
 // that has nothing to do on another goroutine would add a hand-off to the
 // start for nothing.
 func (r *Restorer) Start(ctx context.Context, mode Mode, src Source, limit uint64, record bool) (*Memory, func() error, error) {
+	return r.start(ctx, mode, src, limit, record, false)
+}
+
+// start is Start; a spare's restore (spare set) is not counted among the
+// corrupt restores, which count what requests met, and asks for no spare
+// of its own.
+func (r *Restorer) start(ctx context.Context, mode Mode, src Source, limit uint64, record, spare bool) (*Memory, func() error, error) {
 	meta := src.Meta()
 	fail := func(err error) error {
-		if errors.Is(err, errdefs.ErrCorrupt) {
+		if errors.Is(err, errdefs.ErrCorrupt) && !spare {
 			r.corrupt.Add(1)
 		}
 		return fmt.Errorf("%s restore of %s: %w", mode, src, err)
 	}
-	region, err := r.region(mode, meta.Function+"@"+meta.ModuleSHA, limit)
+	key := meta.Function + "@" + meta.ModuleSHA
+	region, err := r.region(mode, key, limit)
 	if err != nil {
 		return nil, nil, fail(err)
 	}
@@ -267,6 +280,9 @@ func (r *Restorer) Start(ctx context.Context, mode Mode, src Source, limit uint6
 		return nil, nil, fail(err)
 	}
 	m.tally = tally
+	if mode == Bulk && !spare && r.Spares && r.Regions != nil && !region.Reused() {
+		m.spare = &spareOf{src: src, key: key, limit: limit, record: record}
+	}
 	if later == nil {
 		return m, nil, nil
 	}

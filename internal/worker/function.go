@@ -226,6 +226,13 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	// carries its start (cold boot or restore), so a cold boot scores as
 	// costly as it is.
 	due := err == nil && f.ckpt.afterExec(inst, t.Start+t.Exec) && f.ckpt.claimCheckpoint(t.Request)
+	// A restore into a new region asks for a spare region once it has
+	// answered (restore.Restorer.Spare), before another request can take
+	// the instance.
+	spareOf := inst.mem
+	if inst.served != 1 || err != nil {
+		spareOf = nil
+	}
 	if err == nil && !inst.Dead() {
 		f.settle(inst, due, t.Request)
 	} else {
@@ -233,6 +240,9 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	}
 	if err != nil {
 		return nil, err
+	}
+	if spareOf != nil {
+		f.w.restorer.Spare(spareOf)
 	}
 	return &Result{Response: resp, Timing: t}, nil
 }

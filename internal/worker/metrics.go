@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/thaw-run/thaw/internal/engine"
+	"github.com/thaw-run/thaw/internal/restore"
 )
 
 // metrics are the worker's Prometheus collectors.
@@ -103,8 +104,21 @@ func (m *metrics) watchBudget(b *memBudget) {
 		}, func() float64 { return float64(b.used()) }))
 }
 
-// watchRegions exports the region pool's idle regions and bytes.
-func (m *metrics) watchRegions(p *engine.RegionPool) {
+// watchRegions exports the region pool's idle regions and bytes, and the
+// spare regions r prepared for it.
+func (m *metrics) watchRegions(p *engine.RegionPool, r *restore.Restorer) {
+	for _, outcome := range []string{"made", "failed"} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "thaw_spare_regions_total", Help: "Spare regions prepared in the background for bulk restores that found no pooled region, by outcome.",
+			ConstLabels: prometheus.Labels{"outcome": outcome},
+		}, func() float64 {
+			made, failed := r.SpareCounts()
+			if outcome == "made" {
+				return float64(made)
+			}
+			return float64(failed)
+		}))
+	}
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "thaw_region_pool_regions", Help: "Idle memory regions kept for reuse by later restores.",

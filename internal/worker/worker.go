@@ -55,6 +55,10 @@ type Options struct {
 	// by eager and bulk restores of the same function
 	// (engine.RegionPool; default DefaultRegionPoolMiB, negative: none).
 	RegionPoolMiB int
+	// NoSpareRegions stops the worker from preparing spare regions, in
+	// the background, for bulk restores that found none in the region
+	// pool (restore.Restorer.Spares; on with a region pool otherwise).
+	NoSpareRegions bool
 	// MemoryBudgetMiB bounds the memory of all instances together: each
 	// reserves its function's memory_mib while it lives, and idle pooled
 	// regions count too (budget.go). Zero takes DefaultMemoryBudget.
@@ -155,7 +159,8 @@ func Open(ctx context.Context, opts Options) (*Worker, error) {
 	if opts.RegionPoolMiB > 0 {
 		w.regions = engine.NewRegionPool(uint64(opts.RegionPoolMiB) << 20)
 		w.restorer.Regions = w.regions
-		w.metrics.watchRegions(w.regions)
+		w.restorer.Spares = !opts.NoSpareRegions
+		w.metrics.watchRegions(w.regions, w.restorer)
 	}
 	budget := uint64(opts.MemoryBudgetMiB) << 20
 	if opts.MemoryBudgetMiB <= 0 {
@@ -232,6 +237,7 @@ func (w *Worker) Close(ctx context.Context) {
 	w.snapStore.close() // let running publishes finish
 	w.cancel()
 	w.engines.close(ctx)
+	w.restorer.WaitSpares() // they use the pool and the pager
 	if w.regions != nil {
 		w.regions.Close()
 	}
@@ -1021,13 +1027,15 @@ func (w *Worker) lookup(name string) (*function, error) {
 // Evict closes every idle instance of a function, as a platform evicting
 // its worker would; the next request starts a new instance. Instances
 // settling after a request (idle call, checkpoint copy) are waited for and
-// closed too.
+// closed too, and so are the spare regions being prepared (a benchmark's
+// next trial then runs alone).
 func (w *Worker) Evict(ctx context.Context, name string) error {
 	f, err := w.lookup(name)
 	if err != nil {
 		return err
 	}
 	f.pool.awaitSettled()
+	w.restorer.WaitSpares()
 	f.reap(ctx, time.Now().Add(time.Duration(f.rec.Config.KeepAlive)+time.Hour), true)
 	return nil
 }
