@@ -116,6 +116,20 @@ func (p *RegionPool) Get(key string, limit uint64) (*Region, error) {
 	return r, nil
 }
 
+// Has reports whether the pool keeps an idle region that Get(key, limit)
+// would return.
+func (p *RegionPool) Has(key string, limit uint64) bool {
+	limit = roundPage(limit)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.idle {
+		if r.key == key && uint64(len(r.mem)) == limit {
+			return true
+		}
+	}
+	return false
+}
+
 // Room reports the most bytes one idle region may hold for the pool to
 // keep it now: the budget, lowered by the limit if one is set.
 func (p *RegionPool) Room() uint64 {

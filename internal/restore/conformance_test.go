@@ -404,13 +404,13 @@ func startPager(t *testing.T) *pager.Pager {
 	return p
 }
 
-// testSpare: a bulk restore that had to map a new region asks for a spare
-// once (Restorer.Spare), which lands in the pool with its working-set
-// pages mapped and a pager session opened ahead, so the next restore
-// drops no page and hands no session over; a restore into a reused region
-// asks for none, nor does one whose spare the pool could not keep. A spare
-// that fails (a damaged local working set) is dropped and not counted as a
-// request's corrupt restore.
+// testSpare: a bulk restore that left the pool without a region of its
+// function asks for a spare once (Restorer.Spare), which lands in the
+// pool with its working-set pages mapped and a pager session opened
+// ahead, so the next restore drops no page and hands no session over; a
+// restore that leaves a pooled region behind asks for none, nor does one
+// whose spare the pool could not keep. A spare that fails (a damaged local
+// working set) is dropped and not counted as a request's corrupt restore.
 func testSpare(t *testing.T, p *pager.Pager, ts testSource) {
 	snap, ws := confSnapshot(t)
 	src := ts.open(t, snap)
@@ -457,8 +457,15 @@ func testSpare(t *testing.T, p *pager.Pager, ts testSource) {
 	if f := second.Failures(); f != (pager.Failures{}) {
 		t.Fatalf("restore into the spare: failures %+v", f)
 	}
+	// It took the last pooled region: another spare.
 	r.Spare(second)
-	counts("after a restore into a reused region", 1, 0)
+	counts("after a restore that took the spare", 2, 0)
+	// With that spare in the pool, and the first instance's region back,
+	// a restore leaves one behind: no spare.
+	first.Region.Free()
+	third := prepare("a restore that leaves a region in the pool")
+	r.Spare(third)
+	counts("after a restore that left a region in the pool", 2, 0)
 
 	// The pool's room is below the image: no spare.
 	small := engine.NewRegionPool(uint64(len(image)) / 2)
@@ -480,10 +487,10 @@ func testSpare(t *testing.T, p *pager.Pager, ts testSource) {
 		// damage in the remote would not reach the spare.
 		return
 	}
-	third := prepare("a third instance, beside two") // the pool is empty again
+	fourth := prepare("a restore that takes the last pooled region")
 	ts.damage(t, src, snapshot.WSImageFile, 0)
-	r.Spare(third)
-	counts("a spare of a damaged snapshot", 1, 1)
+	r.Spare(fourth)
+	counts("a spare of a damaged snapshot", 2, 1)
 	if n, _ := pool.Idle(); n != 0 {
 		t.Fatalf("%d regions in the pool after a failed spare, want 0", n)
 	}

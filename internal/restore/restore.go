@@ -139,8 +139,9 @@ type Restorer struct {
 	// live, once set (SetPager), replaces Pager.
 	live atomic.Pointer[pager.Pager]
 
-	// Spares lets Spare prepare spare regions for bulk restores that had
-	// to map a new region (spare.go). It needs Regions.
+	// Spares lets Spare prepare spare regions for bulk restores that left
+	// the pool without an idle region of their function (spare.go). It
+	// needs Regions.
 	Spares bool
 	spares spares
 
@@ -280,7 +281,7 @@ func (r *Restorer) start(ctx context.Context, mode Mode, src Source, limit uint6
 		return nil, nil, fail(err)
 	}
 	m.tally = tally
-	if mode == Bulk && !spare && r.Spares && r.Regions != nil && !region.Reused() {
+	if mode == Bulk && !spare && r.Spares && r.Regions != nil && (!region.Reused() || !r.Regions.Has(key, limit)) {
 		m.spare = &spareOf{src: src, key: key, limit: limit, record: record}
 	}
 	if later == nil {

@@ -15,15 +15,17 @@ import (
 // project's VMs), and the pager session is handed over instead of opened
 // ahead (ahead.go). On such a VM that made a new-region restore of hello
 // 2.3-2.6 ms against 0.3-0.4 ms in a reused region (docs/restore.md, "A
-// read without a thread"). New regions are needed when more instances run
-// at once than the pool holds regions for: a burst, or load that grows.
+// read without a thread"). New regions are needed whenever more instances
+// start than the pool holds regions for: a burst, load that grows, or the
+// second restore after a quiet spell.
 //
-// So once an instance restored into a new region has served its first
-// request, the worker asks for a spare (Restorer.Spare): in the
-// background, a bulk restore of the same snapshot into another new region,
-// freed as soon as it is ready. Its fill touches the working-set pages,
-// and its release prescrubs the region and opens a pager session ahead,
-// as every bulk restore's does; the region then waits in the pool, and the
+// So the pool keeps a spare: once an instance whose bulk restore left the
+// pool without an idle region of its function has served its first
+// request, the worker asks for one (Restorer.Spare). In the background, a
+// bulk restore of the same snapshot goes into a new region, which is freed
+// as soon as it is ready: its fill has touched the working-set pages, and
+// its release prescrubs the region and opens a pager session ahead, as
+// every bulk restore's does. The region then waits in the pool, and the
 // next instance that needs one starts as fast as in a reused region. No
 // guest runs in a spare, and no engine instance is made for it.
 //
@@ -76,10 +78,10 @@ func (r *Restorer) SpareCounts() (made, failed int64) {
 }
 
 // Spare prepares, in the background, a spare region for the next bulk
-// restore of m's snapshot, if m's own restore had to map a new region
-// (Spares set, a bulk restore, no idle region of its function in the
-// pool), no spare of the function is being prepared, and the pool could
-// keep it. Call it once the instance has answered its first request: a
+// restore of m's snapshot, if m's own restore left the pool without an
+// idle region of its function (Spares set, a bulk restore that mapped a
+// new region or took the last pooled one), no spare of the function is
+// being prepared, and the pool could keep it. Call it once the instance has answered its first request: a
 // spare's restore competes with the request's for the CPU. Only the first
 // call for m does anything.
 func (r *Restorer) Spare(m *Memory) {
