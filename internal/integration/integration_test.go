@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -286,6 +287,54 @@ func instances(t testing.TB, p *proc, name string) int {
 		t.Fatal(err)
 	}
 	return info.Idle + info.Busy
+}
+
+// TestSpareRegion runs restores beside running instances, each of which
+// needs a memory region of its own: a bulk restore that leaves the region
+// pool without a region of its function prepares a spare once it has
+// answered (thaw_spare_regions_total), and the next such restore takes it,
+// its working-set pages already mapped (Server-Timing's reused count). A
+// server of its own, so that the counts are this test's.
+func TestSpareRegion(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	shareCache(t, dir)
+	p := startServe(t, dir, token)
+	defer p.Stop()
+	deploy(t, p, "spare", "examples/hello", api.Config{MaxInstances: 8, KeepAlive: api.Duration(10 * time.Minute), RestoreMode: api.ModeBulk})
+	fresh := func() (start string, reused string) {
+		res := invoke(t, p, "spare", &api.InvokeRequest{Mode: api.ModeBulk})
+		s, _ := res.Metric("start")
+		r, _ := res.Metric("reused")
+		return s.Desc, r.Desc
+	}
+	spares := func(want float64) {
+		t.Helper()
+		eventually(t, fmt.Sprintf("%v spare regions made", want), p, func() bool {
+			return metric(t, p, "thaw_spare_regions_total", `outcome="made"`) >= want
+		})
+		if made := metric(t, p, "thaw_spare_regions_total", `outcome="made"`); made != want {
+			t.Fatalf("%v spare regions made, want %v", made, want)
+		}
+	}
+	// The first restore runs lazily if the deploy recorded no working set
+	// (and records one); it takes no region from the pool.
+	start, reused := fresh()
+	if start != "restore:bulk" {
+		start, reused = fresh()
+	}
+	if start != "restore:bulk" || reused != "" && reused != "0" {
+		t.Fatalf("first bulk restore: start %q, reused pages %q; want a bulk restore into a new region", start, reused)
+	}
+	spares(1)
+	start, reused = fresh()
+	if n, _ := strconv.Atoi(reused); start != "restore:bulk" || n == 0 {
+		t.Fatalf("restore after a spare was made: start %q, reused pages %q; want a bulk restore into the spare", start, reused)
+	}
+	// It took the only pooled region: another spare.
+	spares(2)
+	if failed := metric(t, p, "thaw_spare_regions_total", `outcome="failed"`); failed != 0 {
+		t.Fatalf("%v spares failed", failed)
+	}
 }
 
 func TestScaleToZero(t *testing.T) {
