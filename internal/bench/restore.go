@@ -306,10 +306,13 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 			// retires idle instances off the request path.
 			return r, fmt.Errorf("%s/%s trial %d: evict: %w", fn.Name, mode, i, err)
 		}
+		// As thaw serve does: the instance settles after the response.
+		actx, settle := worker.WithAfterResponse(ctx)
 		t0 := time.Now()
-		res, err := w.Invoke(ctx, fn.Name, cloneReq(&fn.Request), opts)
+		res, err := w.Invoke(actx, fn.Name, cloneReq(&fn.Request), opts)
 		d := time.Since(t0)
 		timeline.Mark(timeline.Response)
+		settle.Run()
 		for p, at := range timeline.Take() {
 			points[p] = append(points[p], float64(at.Nanoseconds())/1e3)
 		}
@@ -437,8 +440,10 @@ func (f *floorMeter) warm(ctx context.Context) error {
 	if err := f.readBoth(!f.interleaved); err != nil {
 		return err
 	}
+	actx, after := worker.WithAfterResponse(ctx)
+	defer after.Run()
 	t1 := time.Now()
-	if _, err := f.w.Invoke(ctx, f.fn.Name, cloneReq(&f.fn.Request), worker.InvokeOptions{Mode: restore.Warm}); err != nil {
+	if _, err := f.w.Invoke(actx, f.fn.Name, cloneReq(&f.fn.Request), worker.InvokeOptions{Mode: restore.Warm}); err != nil {
 		return err
 	}
 	f.warms = append(f.warms, ms(time.Since(t1)))

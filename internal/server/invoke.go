@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,7 +53,12 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	// The body stays reserved while the handler holds it (until the
 	// response is written).
 	defer s.bodies.release(reserved)
-	res, err := s.b.Invoke(r.Context(), name, req, opts)
+	// The instance's settling starts once the response is out
+	// (worker.WithAfterResponse): the CPU it wakes is not the caller's
+	// wait. The deferred Run covers every path that sends no response.
+	ctx, after := worker.WithAfterResponse(r.Context())
+	defer after.Run()
+	res, err := s.b.Invoke(ctx, name, req, opts)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -83,10 +89,22 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		// without file paths.
 		h.Set(api.HeaderFallback, sanitizeHeader(redactPaths(res.Timing.Fallback)))
 	}
+	if bodyAllowed(status) {
+		// Sized, so that the flush below sends the whole response.
+		h.Set("Content-Length", strconv.Itoa(len(resp.Body)))
+	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(resp.Body)
 	}
+	_ = http.NewResponseController(w).Flush()
+	after.Run()
+}
+
+// bodyAllowed reports whether a response with status may have a body
+// (RFC 9110: not 1xx, 204 or 304).
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
 // invokeOptions reads the experiment headers.

@@ -234,7 +234,7 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 		spareOf = nil
 	}
 	if err == nil && !inst.Dead() {
-		f.settle(inst, due, t.Request)
+		f.settle(ctx, inst, due, t.Request)
 	} else {
 		f.release(inst)
 	}
@@ -242,7 +242,7 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 		return nil, err
 	}
 	if spareOf != nil {
-		f.w.restorer.Spare(spareOf)
+		f.w.afterResponse(ctx, func() { f.w.restorer.Spare(spareOf) })
 	}
 	return &Result{Response: resp, Timing: t}, nil
 }
@@ -251,17 +251,19 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 // and, when checkpoint is set, its checkpoint, then returns it to the pool;
 // all off the response path. A request that finds no idle instance may
 // wait for a settling one rather than start another (pool.acquire).
-func (f *function) settle(inst *instance, checkpoint bool, req int) {
+func (f *function) settle(ctx context.Context, inst *instance, checkpoint bool, req int) {
 	f.pool.beginSettle()
 	f.background.Add(1)
-	go func() {
-		defer f.background.Done()
-		f.idleCall(inst)
-		if checkpoint {
-			f.ckpt.checkpoint(inst, req)
-		}
-		f.releaseSettled(inst, true)
-	}()
+	f.w.afterResponse(ctx, func() {
+		go func() {
+			defer f.background.Done()
+			f.idleCall(inst)
+			if checkpoint {
+				f.ckpt.checkpoint(inst, req)
+			}
+			f.releaseSettled(inst, true)
+		}()
+	})
 }
 
 // idleCall runs the guest's idle export (thaw_idle, docs/abi.md) unless a

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -75,5 +76,59 @@ func TestIdleFailureClosesInstance(t *testing.T) {
 	res := invoke(t, w, "faulty", get("/ok"), InvokeOptions{})
 	if res.Response.Status != 200 || res.Timing.StartKind == "warm" {
 		t.Fatalf("after the failure: %d from a %s instance", res.Response.Status, res.Timing.StartKind)
+	}
+}
+
+// Under WithAfterResponse an instance settles only once the caller runs
+// the work left for after its response, or once the worker's reaper finds
+// that work overdue; either way exactly once.
+func TestSettleAfterResponse(t *testing.T) {
+	w := openWorker(t)
+	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 1})
+	f, err := w.lookup("faulty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	invoke(t, w, "faulty", get("/ok"), InvokeOptions{})
+	f.pool.awaitSettled()
+	ran := func() float64 { return testutil.ToFloat64(w.metrics.idle.WithLabelValues("faulty", "ok")) }
+	before := ran()
+	// The reaper must not find the work overdue on a loaded machine.
+	w.late.bound.Store(int64(time.Hour))
+
+	ctx, after := WithAfterResponse(context.Background())
+	if _, err := w.Invoke(ctx, "faulty", get("/ok"), InvokeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if idle, total := f.pool.counts(); idle != 0 || total != 1 {
+		t.Fatalf("before Run: %d of %d instances idle, want the one that answered still settling", idle, total)
+	}
+	if got := ran(); got != before {
+		t.Fatalf("an idle call ran before the work left for after the response was started")
+	}
+	after.Run()
+	f.pool.awaitSettled()
+	if idle, _ := f.pool.counts(); idle != 1 || ran() != before+1 {
+		t.Fatalf("after Run: %d idle, %v idle calls; want 1 and %v", idle, ran(), before+1)
+	}
+
+	// Nobody runs it: the reaper does, past the bound.
+	w.late.bound.Store(int64(time.Millisecond))
+	ctx, after = WithAfterResponse(context.Background())
+	if _, err := w.Invoke(ctx, "faulty", get("/ok"), InvokeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if idle, _ := f.pool.counts(); idle == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an instance whose caller never ran the work left for after the response never settled")
+		}
+	}
+	after.Run() // late: nothing left to start
+	f.pool.awaitSettled()
+	if got := ran(); got != before+2 {
+		t.Fatalf("%v idle calls after two requests, want %v", got-before, 2)
 	}
 }

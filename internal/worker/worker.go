@@ -121,6 +121,10 @@ type Worker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// late holds work invocations left for after their response
+	// (after.go), which the reaper starts if no one does.
+	late lateWork
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -229,6 +233,10 @@ func (w *Worker) Close(ctx context.Context) {
 	fns := w.fns
 	w.fns = map[string]*function{}
 	w.mu.Unlock()
+	// Work left for after a response that was never sent would keep
+	// the background below from ending.
+	w.late.bound.Store(0)
+	w.late.runOverdue(time.Now().Add(afterBound))
 	for _, f := range fns {
 		f.shutdown(ctx)
 		f.background.Wait()
@@ -1060,6 +1068,7 @@ func (w *Worker) reaper() {
 			return
 		case <-t.C:
 		}
+		w.late.runOverdue(time.Now())
 		for _, f := range w.functions() {
 			f.reap(context.Background(), time.Now(), false)
 		}
