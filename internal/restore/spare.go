@@ -81,9 +81,9 @@ func (r *Restorer) SpareCounts() (made, failed int64) {
 // restore of m's snapshot, if m's own restore left the pool without an
 // idle region of its function (Spares set, a bulk restore that mapped a
 // new region or took the last pooled one), no spare of the function is
-// being prepared, and the pool could keep it. Call it once the instance has answered its first request: a
-// spare's restore competes with the request's for the CPU. Only the first
-// call for m does anything.
+// being prepared, and the pool could keep it. Call it once the instance
+// has answered its first request: a spare's restore competes with the
+// request's for the CPU. Only the first call for m does anything.
 func (r *Restorer) Spare(m *Memory) {
 	m.mu.Lock()
 	s := m.spare

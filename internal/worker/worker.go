@@ -234,11 +234,11 @@ func (w *Worker) Close(ctx context.Context) {
 	w.fns = map[string]*function{}
 	w.mu.Unlock()
 	// Work left for after a response that was never sent would keep
-	// the background below from ending.
+	// the background below from ending (the reaper has stopped).
 	w.late.bound.Store(0)
-	w.late.runOverdue(time.Now().Add(afterBound))
 	for _, f := range fns {
 		f.shutdown(ctx)
+		w.late.runOverdue(time.Now().Add(afterBound))
 		f.background.Wait()
 		f.ckpt.savePolicy()
 	}
