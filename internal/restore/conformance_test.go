@@ -438,9 +438,29 @@ func testSpare(t *testing.T, p *pager.Pager, ts testSource) {
 	if first.Stats().Reused {
 		t.Fatal("the first restore reused a region from an empty pool")
 	}
-	r.Spare(first)
-	r.Spare(first)
+	// The worker's SpareFunc restores an engine instance over the memory
+	// and closes it; here, ready and the region's Free.
+	withCalls := 0
+	with := func(_ context.Context, m *Memory, s Source, ready func() error) error {
+		withCalls++
+		if s.String() != src.String() {
+			t.Errorf("spare of %s, want %s", s, src)
+		}
+		if err := ready(); err != nil {
+			return err
+		}
+		if !readAll(m, image) {
+			t.Error("a spare's memory differs from the image")
+		}
+		m.Region.Free()
+		return nil
+	}
+	r.Spare(first, with)
+	r.Spare(first, with)
 	counts("after the first restore", 1, 0)
+	if withCalls != 1 {
+		t.Fatalf("the spare's SpareFunc ran %d times, want 1", withCalls)
+	}
 	if n, _ := pool.Idle(); n != 1 {
 		t.Fatalf("%d regions in the pool after a spare, want 1", n)
 	}
@@ -458,13 +478,13 @@ func testSpare(t *testing.T, p *pager.Pager, ts testSource) {
 		t.Fatalf("restore into the spare: failures %+v", f)
 	}
 	// It took the last pooled region: another spare.
-	r.Spare(second)
+	r.Spare(second, nil)
 	counts("after a restore that took the spare", 2, 0)
 	// With that spare in the pool, and the first instance's region back,
 	// a restore leaves one behind: no spare.
 	first.Region.Free()
 	third := prepare("a restore that leaves a region in the pool")
-	r.Spare(third)
+	r.Spare(third, nil)
 	counts("after a restore that left a region in the pool", 2, 0)
 
 	// The pool's room is below the image: no spare.
@@ -475,7 +495,7 @@ func testSpare(t *testing.T, p *pager.Pager, ts testSource) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs.Spare(m)
+	rs.Spare(m, nil)
 	rs.WaitSpares()
 	m.Region.Free()
 	if made, failed := rs.SpareCounts(); made+failed != 0 {
@@ -489,7 +509,7 @@ func testSpare(t *testing.T, p *pager.Pager, ts testSource) {
 	}
 	fourth := prepare("a restore that takes the last pooled region")
 	ts.damage(t, src, snapshot.WSImageFile, 0)
-	r.Spare(fourth)
+	r.Spare(fourth, nil)
 	counts("a spare of a damaged snapshot", 2, 1)
 	if n, _ := pool.Idle(); n != 0 {
 		t.Fatalf("%d regions in the pool after a failed spare, want 0", n)

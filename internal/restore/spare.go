@@ -27,7 +27,12 @@ import (
 // its release prescrubs the region and opens a pager session ahead, as
 // every bulk restore's does. The region then waits in the pool, and the
 // next instance that needs one starts as fast as in a reused region. No
-// guest runs in a spare, and no engine instance is made for it.
+// guest request runs in a spare. The worker has an engine instance
+// restored over the spare's memory and closed at once (SpareFunc), so that
+// the region also keeps an instance for the next restore to reset instead
+// of instantiating (engine.Region.Bequeath); its restore hook is the only
+// guest code that runs, and the next restore's fill overwrites every page
+// that hook could have written in the working set (the rest is scrubbed).
 //
 // At most one spare per function is prepared at a time, and none when the
 // pool could not keep the region (its budget, lowered by the worker's
@@ -47,6 +52,12 @@ type spareOf struct {
 	limit  uint64
 	record bool
 }
+
+// SpareFunc finishes a spare's memory m, whose restore from src is ready
+// once ready returns nil: it restores an engine instance over m's region,
+// running ready while it instantiates (engine.Module.RestoreWhen), and
+// closes it, which frees the region. It need not free the region on error.
+type SpareFunc func(ctx context.Context, m *Memory, src Source, ready func() error) error
 
 // spareTimeout bounds a spare's restore: it reads what a request's restore
 // reads, in the background.
@@ -83,8 +94,9 @@ func (r *Restorer) SpareCounts() (made, failed int64) {
 // new region or took the last pooled one), no spare of the function is
 // being prepared, and the pool could keep it. Call it once the instance
 // has answered its first request: a spare's restore competes with the
-// request's for the CPU. Only the first call for m does anything.
-func (r *Restorer) Spare(m *Memory) {
+// request's for the CPU. Only the first call for m does anything. With
+// nil, the spare keeps only its memory.
+func (r *Restorer) Spare(m *Memory, with SpareFunc) {
 	m.mu.Lock()
 	s := m.spare
 	m.spare = nil
@@ -103,7 +115,7 @@ func (r *Restorer) Spare(m *Memory) {
 	r.spares.busy[s.key] = true
 	r.spares.mu.Unlock()
 	go func() {
-		err := r.prepareSpare(s)
+		err := r.prepareSpare(s, with)
 		r.spares.mu.Lock()
 		delete(r.spares.busy, s.key)
 		if err != nil {
@@ -126,21 +138,29 @@ func (r *Restorer) WaitSpares() {
 	}
 }
 
-// prepareSpare restores s's snapshot in bulk mode and frees the memory at
-// once: the region goes back to the pool prescrubbed, with its
-// working-set pages touched and a pager session opened ahead.
-func (r *Restorer) prepareSpare(s *spareOf) error {
+// prepareSpare restores s's snapshot in bulk mode (and an instance over
+// it, with) and frees the memory at once: the region goes back to the
+// pool prescrubbed, with its working-set pages touched and a pager session
+// opened ahead.
+func (r *Restorer) prepareSpare(s *spareOf, with SpareFunc) error {
 	ctx, cancel := context.WithTimeout(context.Background(), spareTimeout)
 	defer cancel()
 	m, ready, err := r.start(ctx, Bulk, s.src, s.limit, s.record, true)
 	if err != nil {
 		return err
 	}
-	if ready != nil {
+	if ready == nil {
+		ready = func() error { return nil }
+	}
+	if with != nil {
+		err = with(ctx, m, s.src, ready)
+	} else {
 		err = ready()
 	}
 	if err != nil {
-		// Half filled: of no use to the next restore.
+		// Perhaps half filled: not pooled, if the region is still ours
+		// (RestoreWhen frees it on error, and a pooled region is always
+		// scrubbed).
 		m.Region.NoReuse()
 	}
 	m.Region.Free()
