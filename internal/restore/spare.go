@@ -39,8 +39,9 @@ import (
 // memory budget). A spare is an idle pooled region like any other: it
 // counts against the pool's budget and is unmapped, least recently freed
 // first, when room is needed. A spare that fails (the snapshot was
-// replaced or damaged meanwhile, the pager is gone) is dropped; the next
-// restore maps a new region, as it would have without.
+// replaced or damaged meanwhile, the pager is gone) is counted as failed
+// and its region unmapped, unless the engine had already freed it back to
+// the pool, where, like any region, it is scrubbed before its next use.
 
 // spareOf is what a spare for the next restore of a snapshot needs: the
 // restore's source, its pool key and memory cap, and whether it recorded
