@@ -70,6 +70,10 @@ type Module interface {
 	// guest code. If ready fails, RestoreWhen returns ready's error and
 	// frees the region. A nil ready is Restore.
 	RestoreWhen(ctx context.Context, cfg InstanceConfig, st *State, region *Region, ready func() error) (Instance, error)
+	// KeepsInstances reports whether an instance closed in a pooled
+	// region stays with the region, for the next Restore there to reset
+	// instead of instantiating (Region.Bequeath).
+	KeepsInstances() bool
 	// PrepareRestore does ahead of time what the first Restore would
 	// (compiling the restore module), and checks that a snapshot of pages
 	// wasm pages fits the module's declared memory.

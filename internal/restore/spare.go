@@ -27,9 +27,10 @@ import (
 // its release prescrubs the region and opens a pager session ahead, as
 // every bulk restore's does. The region then waits in the pool, and the
 // next instance that needs one starts as fast as in a reused region. No
-// guest request runs in a spare. The worker has an engine instance
-// restored over the spare's memory and closed at once (SpareFunc), so that
-// the region also keeps an instance for the next restore to reset instead
+// guest request runs in a spare. Where the engine keeps closed instances
+// with their regions (engine.Module.KeepsInstances: wasmtime), the worker
+// has an instance restored over the spare's memory and closed at once
+// (SpareFunc), so that the region also keeps an instance for the next restore to reset instead
 // of instantiating (engine.Region.Bequeath); its restore hook is the only
 // guest code that runs, and the next restore's fill overwrites every page
 // that hook could have written in the working set (the rest is scrubbed).

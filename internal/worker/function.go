@@ -242,15 +242,20 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 		return nil, err
 	}
 	if spareOf != nil {
-		f.w.afterResponse(ctx, func() { f.w.restorer.Spare(spareOf, f.spareInstance) })
+		var with restore.SpareFunc
+		if f.mod.KeepsInstances() {
+			with = f.spareInstance
+		}
+		f.w.afterResponse(ctx, func() { f.w.restorer.Spare(spareOf, with) })
 	}
 	return &Result{Response: resp, Timing: t}, nil
 }
 
 // spareInstance restores an instance over a spare region's memory and
-// closes it at once (restore.SpareFunc): the engine keeps it with the
-// region (wasmtime), and the next restore there resets it instead of
-// instantiating, which takes longer than a small working set's fill.
+// closes it at once (restore.SpareFunc), for a module whose engine keeps
+// it with the region (engine.Module.KeepsInstances): the next restore
+// there resets it instead of instantiating, which takes longer than a
+// small working set's fill.
 func (f *function) spareInstance(ctx context.Context, m *restore.Memory, src restore.Source, ready func() error) error {
 	inst, err := f.mod.RestoreWhen(ctx, f.instanceConfig(), &src.Meta().State, m.Region, ready)
 	if err != nil {

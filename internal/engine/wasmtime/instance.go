@@ -236,7 +236,7 @@ func (i *Instance) Close(context.Context) {
 		i.dead = true
 		return
 	}
-	keep := !i.dead && i.m.prep.Info.Resettable && i.g.region.Pooled()
+	keep := !i.dead && i.m.KeepsInstances() && i.g.region.Pooled()
 	i.dead, i.closed = true, true
 	if keep {
 		i.g.region.Bequeath(keptKey, kept{i})

@@ -134,6 +134,11 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 	return inst, nil
 }
 
+// KeepsInstances reports whether instances of m stay with their pooled
+// region when closed (Instance.Close): when its state is its memory and
+// globals alone (rewrite.Info.Resettable).
+func (m *Module) KeepsInstances() bool { return m.prep.Info.Resettable }
+
 // takeKept takes the instance the region's previous owner left with it
 // (Instance.Close) if it can become an instance of st: the same module,
 // a state that fits it, and a memory no larger than the snapshot's (a

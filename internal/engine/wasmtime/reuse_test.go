@@ -21,8 +21,8 @@ func TestKeptInstanceReused(t *testing.T) {
 	ctx := context.Background()
 	e := newEngine(t)
 	m := compile(t, e, "internal/engine/testdata/probe")
-	if !m.prep.Info.Resettable {
-		t.Fatal("the probe, a Go reactor, is not Resettable")
+	if !m.KeepsInstances() {
+		t.Fatal("the probe, a Go reactor, is not Resettable: its instances are not kept")
 	}
 	seed := boot(t, m, cfg)
 	st, mem := seed.Capture()

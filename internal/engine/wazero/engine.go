@@ -212,6 +212,10 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 	return inst, nil
 }
 
+// KeepsInstances is false: a closed wazero instance is released, and
+// every restore instantiates.
+func (m *Module) KeepsInstances() bool { return false }
+
 // PrepareRestore compiles the restore module ahead of time, so the first
 // restore does not pay for compilation.
 func (m *Module) PrepareRestore(ctx context.Context, pages uint32) error {
