@@ -150,7 +150,6 @@ func TestReadAtConcurrent(t *testing.T) {
 	path, data := testFile(t, reads*page)
 	fd := openDirect(t, path)
 	var wg sync.WaitGroup
-	errs := make(chan error, reads)
 	inflight := make([]*Read, reads)
 	bufs := make([][]byte, reads)
 	for i := range reads {
@@ -162,19 +161,13 @@ func TestReadAtConcurrent(t *testing.T) {
 		inflight[i] = r
 	}
 	for i := range reads {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if n, err := inflight[i].Wait(); err != nil || n != page || !bytes.Equal(bufs[i], data[i*page:(i+1)*page]) {
-				errs <- errors.New("a read got wrong bytes or failed")
+				t.Errorf("read %d: %d bytes, %v, or wrong bytes", i, n, err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
 	if n := contexts.Len(); n > keepIdle {
 		t.Fatalf("%d idle contexts, at most %d kept", n, keepIdle)
 	}

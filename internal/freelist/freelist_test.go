@@ -1,6 +1,7 @@
 package freelist
 
 import (
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -93,9 +94,7 @@ func TestListConcurrent(t *testing.T) {
 	held := map[int]bool{}
 	var wg sync.WaitGroup
 	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for range 200 {
 				v, _ := l.Get()
 				mu.Lock()
@@ -104,12 +103,13 @@ func TestListConcurrent(t *testing.T) {
 				}
 				held[v] = true
 				mu.Unlock()
+				runtime.Gosched() // held a while, for another Get to collide
 				mu.Lock()
 				delete(held, v)
 				mu.Unlock()
 				l.Put(v)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if l.Len() > 3 {

@@ -10,11 +10,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
+// openFaulty opens a worker with examples/faulty deployed as "faulty", at
+// most max instances, and returns the function.
+func openFaulty(t *testing.T, max int) (*Worker, *function) {
+	t.Helper()
+	w := openWorker(t)
+	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: max})
+	f, err := w.lookup("faulty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, f
+}
+
 // Between requests the worker gives an instance its idle call; a request
 // arriving meanwhile waits for that instance instead of starting another.
 func TestIdleCallsBetweenRequests(t *testing.T) {
-	w := openWorker(t)
-	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 4})
+	w, f := openFaulty(t, 4)
 	if err := w.Evict(context.Background(), "faulty"); err != nil {
 		t.Fatal(err)
 	}
@@ -30,10 +42,6 @@ func TestIdleCallsBetweenRequests(t *testing.T) {
 		if res.Timing.StartKind != "warm" {
 			t.Fatalf("request %d started a %s instance while one was settling", i, res.Timing.StartKind)
 		}
-	}
-	f, err := w.lookup("faulty")
-	if err != nil {
-		t.Fatal(err)
 	}
 	f.pool.awaitSettled()
 	// Read the counts before the next request: the idle call after it
@@ -56,12 +64,7 @@ func TestIdleCallsBetweenRequests(t *testing.T) {
 // An instance whose idle call fails is closed; the failure reaches no
 // request and the next one is served by a new instance.
 func TestIdleFailureClosesInstance(t *testing.T) {
-	w := openWorker(t)
-	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 1})
-	f, err := w.lookup("faulty")
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, f := openFaulty(t, 1)
 	armed := invoke(t, w, "faulty", get("/idle-panic"), InvokeOptions{})
 	if armed.Response.Status != 200 {
 		t.Fatalf("arming answered %d", armed.Response.Status)
@@ -83,12 +86,7 @@ func TestIdleFailureClosesInstance(t *testing.T) {
 // the work left for after its response, or once the worker's reaper finds
 // that work overdue; either way exactly once.
 func TestSettleAfterResponse(t *testing.T) {
-	w := openWorker(t)
-	deploy(t, w, "faulty", "examples/faulty", Config{MaxInstances: 1})
-	f, err := w.lookup("faulty")
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, f := openFaulty(t, 1)
 	invoke(t, w, "faulty", get("/ok"), InvokeOptions{})
 	f.pool.awaitSettled()
 	ran := func() float64 { return testutil.ToFloat64(w.metrics.idle.WithLabelValues("faulty", "ok")) }
