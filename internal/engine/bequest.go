@@ -120,11 +120,7 @@ func WhileReady[T any](r *Region, ready func() error, instantiate func() (T, err
 		if ready == nil {
 			return v, err, nil
 		}
-		filled := r.Fill()
-		rerr := ready()
-		filled()
-		timeline.Mark(timeline.MemoryReady)
-		return v, err, rerr
+		return v, err, runReady(r, ready)
 	}
 	type result struct {
 		v   T
@@ -137,14 +133,19 @@ func WhileReady[T any](r *Region, ready func() error, instantiate func() (T, err
 		timeline.Mark(timeline.Instantiated)
 		done <- res
 	}()
-	filled := r.Fill()
-	rerr := func() error {
-		defer filled()
-		return ready()
-	}()
-	timeline.Mark(timeline.MemoryReady)
+	rerr := runReady(r, ready)
 	res := <-done
 	return res.v, res.err, rerr
+}
+
+// runReady runs ready as a write to r that r's Free waits for (Region.Fill).
+func runReady(r *Region, ready func() error) error {
+	filled := r.Fill()
+	defer func() {
+		filled()
+		timeline.Mark(timeline.MemoryReady)
+	}()
+	return ready()
 }
 
 // catchPanic calls f and returns a panic of it as its error.

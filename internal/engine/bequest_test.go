@@ -216,6 +216,31 @@ func TestWhileReady(t *testing.T) {
 			t.Fatalf("got %d, %v, %v, order %v; want 5, %v, nil, instantiate then ready", v, ierr, rerr, order, bad)
 		}
 	})
+	t.Run("ready panics", func(t *testing.T) {
+		// The panic reaches the caller, and the region's Free does not
+		// wait for a ready that will never return.
+		for _, short := range []bool{false, true} {
+			r, err := NewRegion(16 * PageSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("short %v: ready's panic did not reach the caller", short)
+					}
+				}()
+				_, _, _ = WhileReady(r, func() error { panic("boom") }, func() (int, error) { return 1, nil }, short)
+			}()
+			freed := make(chan struct{})
+			go func() { r.Free(); close(freed) }()
+			select {
+			case <-freed:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("short %v: Free still waits for a ready that panicked", short)
+			}
+		}
+	})
 }
 
 func TestFillDelaysFree(t *testing.T) {

@@ -56,8 +56,8 @@ type Memory struct {
 	// leaves for its ready function (a bulk restore's fill).
 	later func() error
 	// spare, if set, is what a spare region for the next restore of the
-	// same snapshot needs (Restorer.Spare): this restore mapped a new
-	// region.
+	// same snapshot needs (Restorer.Spare): this restore left the pool
+	// without an idle region of its function.
 	spare *spareOf
 	// tally counts the store chunks this process read for the restore,
 	// by class of tier (Start attaches it to the reads' context).
