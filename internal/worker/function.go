@@ -226,12 +226,13 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	// carries its start (cold boot or restore), so a cold boot scores as
 	// costly as it is.
 	due := err == nil && f.ckpt.afterExec(inst, t.Start+t.Exec) && f.ckpt.claimCheckpoint(t.Request)
-	// A restore into a new region asks for a spare region once it has
-	// answered (restore.Restorer.Spare), before another request can take
-	// the instance.
-	spareOf := inst.mem
-	if inst.served != 1 || err != nil {
-		spareOf = nil
+	// A restore that left the region pool without a region of its
+	// function asks for a spare once its first call has answered
+	// (restore.Restorer.Spare, which does nothing for any other). Read
+	// before settle hands the instance to the next request.
+	var spareOf *restore.Memory
+	if err == nil && inst.served == 1 {
+		spareOf = inst.mem
 	}
 	if err == nil && !inst.Dead() {
 		f.settle(ctx, inst, due, t.Request)
@@ -242,20 +243,26 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 		return nil, err
 	}
 	if spareOf != nil {
-		var with restore.SpareFunc
-		if f.mod.KeepsInstances() {
-			with = f.spareInstance
-		}
-		f.w.afterResponse(ctx, func() { f.w.restorer.Spare(spareOf, with) })
+		f.w.afterResponse(ctx, func() { f.w.restorer.Spare(spareOf, f.spareFunc()) })
 	}
 	return &Result{Response: resp, Timing: t}, nil
 }
 
+// spareFunc is how a spare of f finishes (restore.SpareFunc): with an
+// instance restored over it and closed (spareInstance) if f's engine keeps
+// closed instances with their regions (engine.Module.KeepsInstances); as
+// memory only otherwise.
+func (f *function) spareFunc() restore.SpareFunc {
+	if f.mod.KeepsInstances() {
+		return f.spareInstance
+	}
+	return nil
+}
+
 // spareInstance restores an instance over a spare region's memory and
-// closes it at once (restore.SpareFunc), for a module whose engine keeps
-// it with the region (engine.Module.KeepsInstances): the next restore
-// there resets it instead of instantiating, which takes longer than a
-// small working set's fill.
+// closes it at once, so that the region keeps it: the next restore there
+// resets it instead of instantiating, which takes longer than a small
+// working set's fill.
 func (f *function) spareInstance(ctx context.Context, m *restore.Memory, src restore.Source, ready func() error) error {
 	inst, err := f.mod.RestoreWhen(ctx, f.instanceConfig(), &src.Meta().State, m.Region, ready)
 	if err != nil {
