@@ -734,6 +734,11 @@ func (w *Worker) deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 		f.adopt(inst)
 	}
 
+	if stored != "" {
+		// Before f is published: whoever sees the function then also
+		// finds the copy in its background (WaitCheckpoints).
+		w.localise(f)
+	}
 	w.mu.Lock()
 	old := w.fns[name]
 	w.fns[name] = f
@@ -755,9 +760,6 @@ func (w *Worker) deploy(ctx context.Context, name string, wasm []byte, cfg Confi
 	w.collectModules()
 	crashpoint.Hit(crashpoint.DeployCleaned)
 	w.log.Info("deployed", "function", name, "module_bytes", len(wasm), "snapshot", f.rec.Snapshot)
-	if stored != "" {
-		w.localise(f)
-	}
 	info := f.info()
 	return &info, nil
 }
