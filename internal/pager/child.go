@@ -340,9 +340,9 @@ func (s *server) watchPrimary(pidfd int) {
 		// A session with faults outstanding when the primary went is
 		// not trusted: its instance must be discarded (counted before
 		// any of its threads is woken).
-		if ss.outstanding() {
+		if ss.stall.fired || ss.outstanding() {
 			lost++
-			ss.addShared(sharedLost)
+			ss.addShared(sharedLost, 1)
 			ss.countError()
 			if w := ss.sharedWord(sharedFinished); w != nil {
 				atomic.StoreUint64(w, atomic.LoadUint64(ss.sharedWord(sharedBegun)))
@@ -389,24 +389,45 @@ func (s *server) stalled(now time.Time) (uint64, bool) {
 // stallWatch follows one session's fault counters from the page the
 // pagers and the client share, for the standby's and the client's stuck
 // checks alike.
+//
+// Whether a fault is outstanding flickers while a pager is stuck: a Go
+// thread blocked on a fault leaves it for every signal it takes (the
+// runtime's preemption signals come every 100 µs while a stop-the-world
+// waits for its P) and faults again on return, so its message is off
+// the queue for a moment each time. An observation with nothing
+// outstanding ends the stall only once nothing has been outstanding for
+// quietAfter; one that lands in such a moment does not restart the clock.
 type stallWatch struct {
-	since           time.Time // when the counters last moved with faults outstanding
+	since           time.Time // when the stall began (zero: none)
+	seen            time.Time // when a fault was last seen outstanding
 	begun, finished uint64
+	// fired is set when stuck reported the session: its faults were
+	// outstanding when its pager was killed, whatever the takeover's own
+	// look at the queue sees.
+	fired bool
 }
+
+// quietAfter is how long a session must show nothing outstanding, without
+// its counters moving, for its stall to end.
+const quietAfter = 2 * time.Second
 
 // stuck records one observation and reports whether the session has had
 // faults outstanding, with no fault begun or finished, for stuckAfter.
 func (w *stallWatch) stuck(now time.Time, begun, finished uint64, outstanding bool) bool {
-	if !outstanding {
-		w.since = time.Time{}
-		return false
+	if begun != w.begun || finished != w.finished {
+		w.since, w.begun, w.finished = time.Time{}, begun, finished
 	}
-	if w.since.IsZero() || begun != w.begun || finished != w.finished {
-		w.since, w.begun, w.finished = now, begun, finished
-		return false
-	}
-	if now.Sub(w.since) >= stuckAfter {
+	switch {
+	case outstanding:
+		w.seen = now
+		if w.since.IsZero() {
+			w.since = now
+		}
+	case !w.since.IsZero() && now.Sub(w.seen) >= quietAfter:
 		w.since = time.Time{}
+	}
+	if !w.since.IsZero() && now.Sub(w.since) >= stuckAfter {
+		w.since, w.fired = time.Time{}, true
 		return true
 	}
 	return false
@@ -481,6 +502,17 @@ func (s *session) serve() {
 	msgs := make([]uffd.Msg, 64)
 	for {
 		n, err := s.u.Read(msgs)
+		// Every fault message read counts as begun at once: a pager
+		// stopped while it works through a batch leaves the rest
+		// outstanding in the counters, where the watchdogs see them
+		// (the messages are no longer queued on the descriptor).
+		faults := 0
+		for i := range n {
+			if msgs[i].Event == uffd.EventPagefault {
+				faults++
+			}
+		}
+		s.addShared(sharedBegun, uint64(faults))
 		for i := range n {
 			if msgs[i].Event == uffd.EventPagefault {
 				s.fault(msgs[i].Address)
@@ -575,8 +607,7 @@ func (s *session) read(buf []byte, off int64) (int, error) {
 // A page that cannot be read within the budget is answered with a zero page
 // and counted (refuse).
 func (s *session) fault(addr uint64) {
-	s.addShared(sharedBegun)
-	defer s.addShared(sharedFinished)
+	defer s.addShared(sharedFinished, 1)
 	t0 := time.Now()
 	if addr < s.base || addr >= s.base+s.length {
 		s.countError()
@@ -598,7 +629,7 @@ func (s *session) fault(addr uint64) {
 		s.mu.Unlock()
 	}
 	s.faults.Add(1)
-	s.addShared(sharedFaults)
+	s.addShared(sharedFaults, 1)
 	if s.broken {
 		// The source already failed this session past its budget: the
 		// instance will be discarded, so answer at once.
@@ -663,7 +694,7 @@ func (s *session) fault(addr uint64) {
 // refuse answers a fault on page with a zero page, counting it as an error
 // of cause (a shared word) first.
 func (s *session) refuse(page uint64, cause int, err error) {
-	s.addShared(cause)
+	s.addShared(cause, 1)
 	if err != nil {
 		s.failed(err)
 	} else {
@@ -687,7 +718,7 @@ func (s *session) failed(err error) {
 // countError counts an unresolved or refused fault, in the shared page too.
 func (s *session) countError() uint64 {
 	n := s.errs.Add(1)
-	s.addShared(sharedErrors)
+	s.addShared(sharedErrors, 1)
 	return n
 }
 
@@ -699,9 +730,9 @@ func (s *session) sharedWord(i int) *uint64 {
 	return (*uint64)(unsafe.Pointer(&s.shared[8*i]))
 }
 
-func (s *session) addShared(i int) {
-	if w := s.sharedWord(i); w != nil {
-		atomic.AddUint64(w, 1)
+func (s *session) addShared(i int, n uint64) {
+	if w := s.sharedWord(i); w != nil && n > 0 {
+		atomic.AddUint64(w, n)
 	}
 }
 

@@ -713,10 +713,14 @@ func (s *Session) loadShared(i int) uint64 {
 // markLost counts the session as failed if a fault was outstanding when
 // its pager died (taken and not finished, or still queued): the new pager
 // will serve it, but the instance is not trusted and must be discarded.
+// A session whose stall got its pager killed (stallWatch.fired) counts
+// too. The caller holds p.smu, which guards s.stall.
 func (s *Session) markLost() {
 	begun, finished := s.loadShared(sharedBegun), s.loadShared(sharedFinished)
 	pending, _ := s.u.Pending()
-	if begun == finished && !pending {
+	fired := s.stall.fired
+	s.stall.fired = false
+	if begun == finished && !pending && !fired {
 		return
 	}
 	s.sharedMu.Lock()
