@@ -39,14 +39,54 @@ type ahead struct {
 	image   os.FileInfo
 	uffd    *uffd.FD
 	session *pager.Session
+	// ws is the working set the last restore filled from, ws.img still
+	// open, which the next one reuses if ws.json has not changed
+	// (snapshot.ReopenWorkingSet); nil if none.
+	ws *snapshot.WorkingSet
 }
 
-// Close closes the session, its userfaultfd and its source files.
+// Close closes the session, its userfaultfd, its source files and its
+// working set.
 func (a *ahead) Close() error {
 	err := a.session.Close()
 	_ = a.uffd.Close()
 	closeFiles(a.src.Files)
+	_ = a.ws.Close()
 	return err
+}
+
+// inherit takes the session opened ahead that the region's previous owner
+// left, if any, into m.inherited, for the working set it keeps
+// (keptWS) and then take; drop closes it if take did not.
+func (m *Memory) inherit() {
+	c := m.Region.Inherit(aheadKey)
+	if c == nil {
+		return
+	}
+	if a, ok := c.(*ahead); ok {
+		m.inherited = a
+		return
+	}
+	go c.Close()
+}
+
+// keptWS hands over the working set of the inherited session, if any.
+func (m *Memory) keptWS() *snapshot.WorkingSet {
+	if m.inherited == nil {
+		return nil
+	}
+	ws := m.inherited.ws
+	m.inherited.ws = nil
+	return ws
+}
+
+// drop closes an inherited session that take did not install, in the
+// background: closing it is a round trip to each pager process.
+func (m *Memory) drop() {
+	if a := m.inherited; a != nil {
+		m.inherited = nil
+		go a.Close()
+	}
 }
 
 // fits reports whether a can serve a restore of src by pg with spec.
@@ -76,15 +116,15 @@ const aheadKey = "restore.ahead"
 // reports whether it did. A session that does not fit is closed in the
 // background: closing it is a round trip to each pager process.
 func (r *Restorer) take(m *Memory, pg *pager.Pager, src Source, spec pager.Spec) bool {
-	c := m.Region.Inherit(aheadKey)
-	if c == nil {
+	a := m.inherited
+	if a == nil {
 		return false
 	}
-	a, ok := c.(*ahead)
-	if !ok || !a.fits(pg, src, spec) {
-		go c.Close()
+	if !a.fits(pg, src, spec) {
+		m.drop()
 		return false
 	}
+	m.inherited = nil
 	m.uffd, m.session, m.files, m.pagerSrc = a.uffd, a.session, a.src.Files, a.src
 	m.stats.PagerAhead = true
 	return true
@@ -100,6 +140,7 @@ func (m *Memory) openAhead(a *ahead) {
 	defer func() {
 		if !ok {
 			closeFiles(a.src.Files)
+			_ = a.ws.Close()
 		}
 	}()
 	if !m.Region.Pooled() || a.pager == nil {

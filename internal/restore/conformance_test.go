@@ -302,8 +302,9 @@ func testPool(t *testing.T, p *pager.Pager, ts testSource, mode Mode) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st := m.Stats(); st.Reused != (round > 0 && pooled(mode)) || st.PagerAhead != (round > 0 && mode == Bulk) {
-			t.Fatalf("round %d: reused %v, pager session opened ahead %v", round, st.Reused, st.PagerAhead)
+		if st := m.Stats(); st.Reused != (round > 0 && pooled(mode)) || st.PagerAhead != (round > 0 && mode == Bulk) ||
+			st.WSKept != (round > 0 && mode == Bulk && src.Local() != nil) {
+			t.Fatalf("round %d: reused %v, pager session opened ahead %v, working set kept %v", round, st.Reused, st.PagerAhead, st.WSKept)
 		}
 		if !readAll(m, image) {
 			t.Fatalf("round %d: memory differs from the image", round)
@@ -346,17 +347,18 @@ func testAhead(t *testing.T, p *pager.Pager, ts testSource) {
 	defer pool.Close()
 	r := &Restorer{Pager: p, Regions: pool}
 	dir := t.TempDir()
-	// restore restores image's snapshot src in bulk, checks every page
-	// and whether its session was opened ahead, and frees the region.
-	restore := func(what string, src Source, image []byte, ahead bool) {
+	// restoreKept restores image's snapshot src in bulk, checks every
+	// page, whether its session was opened ahead and whether its working
+	// set was kept open with it, and frees the region.
+	restoreKept := func(what string, src Source, image []byte, ahead, kept bool) {
 		t.Helper()
 		m, err := r.Prepare(context.Background(), Bulk, src, 32<<20, false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer m.Region.Free()
-		if st := m.Stats(); st.PagerAhead != ahead {
-			t.Fatalf("%s: pager session opened ahead %v, want %v", what, st.PagerAhead, ahead)
+		if st := m.Stats(); st.PagerAhead != ahead || st.WSKept != kept {
+			t.Fatalf("%s: pager session opened ahead %v, working set kept %v; want %v, %v", what, st.PagerAhead, st.WSKept, ahead, kept)
 		}
 		if !readAll(m, image) {
 			t.Fatalf("%s: memory differs from the snapshot's image", what)
@@ -364,6 +366,12 @@ func testAhead(t *testing.T, p *pager.Pager, ts testSource) {
 		if f := m.Failures(); f != (pager.Failures{}) {
 			t.Fatalf("%s: failures %+v", what, f)
 		}
+	}
+	// restore is restoreKept where a local snapshot's working set comes
+	// with the session opened ahead.
+	restore := func(what string, src Source, image []byte, ahead bool) {
+		t.Helper()
+		restoreKept(what, src, image, ahead, ahead && src.Local() != nil)
 	}
 	// other is the image with a different page outside the working set,
 	// which only the pager serves.
@@ -386,6 +394,13 @@ func testAhead(t *testing.T, p *pager.Pager, ts testSource) {
 	if srcB.Local() == nil {
 		return
 	}
+	// A working set recorded again (extended) replaces ws.json: the
+	// session still fits, the working set kept with it does not.
+	if _, err := b.WriteWorkingSet(confTrace); err != nil {
+		t.Fatal(err)
+	}
+	restoreKept("that snapshot with its working set recorded again", srcB, other(0xB0), true, false)
+	restore("and again", srcB, other(0xB0), true)
 	if err := os.RemoveAll(b.Dir); err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,11 @@ func (s files) Meta() *snapshot.Meta      { return &s.snap.Meta }
 func (s files) Local() *snapshot.Snapshot { return s.snap }
 
 // workingSet opens ws.img with ws.json, so that a working set re-recorded
-// in the background meanwhile does not mix with this one.
-func (s files) workingSet() (*snapshot.WorkingSet, error) { return s.snap.OpenWorkingSet() }
+// in the background meanwhile does not mix with this one, or returns kept
+// if it is still current (snapshot.ReopenWorkingSet).
+func (s files) workingSet(kept *snapshot.WorkingSet) (*snapshot.WorkingSet, error) {
+	return s.snap.ReopenWorkingSet(kept)
+}
 
 func (s files) openImage(context.Context) (imageReader, error) {
 	f, err := os.Open(s.snap.Path(snapshot.ImageFile))
@@ -108,6 +111,9 @@ func (s files) eachWS(_ context.Context, r *Restorer, ws *snapshot.WorkingSet, p
 	}
 	defer r.staging.Put(bp)
 	buf := (*bp)[:ws.Bytes()]
+	if err := ws.SetDirect(false); err != nil {
+		return 0, fmt.Errorf("working set: %w", err)
+	}
 	if n, err := ws.Image().ReadAt(buf, 0); n != len(buf) {
 		return int64(n), fmt.Errorf("read working set: %v (truncated?): %w", err, errdefs.ErrCorrupt)
 	}
@@ -174,8 +180,12 @@ func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 		return
 	}
 	p := &prefetch{start: time.Now(), direct: !cached(f, ws.Bytes())}
+	// A working set kept from the last restore may have O_DIRECT set.
+	if ws.SetDirect(p.direct) != nil {
+		return // fillWS reads it buffered
+	}
 	if ws.Bytes() <= stagePiece {
-		if p.staged = startStaged(rc, ws, p.direct); p.staged != nil {
+		if p.staged = startStaged(rc, ws); p.staged != nil {
 			m.prefetch = p
 			return
 		}
@@ -209,19 +219,16 @@ type stagedRead struct {
 }
 
 // startStaged submits the read of all of ws.img (rc) into a staging
-// buffer, with O_DIRECT set first if direct; nil if it could not (the
+// buffer, direct if the caller set O_DIRECT; nil if it could not (the
 // caller reads it some other way, and fillWS clears O_DIRECT before a
 // buffered read).
-func startStaged(rc syscall.RawConn, ws *snapshot.WorkingSet, direct bool) *stagedRead {
+func startStaged(rc syscall.RawConn, ws *snapshot.WorkingSet) *stagedRead {
 	buf, err := stages.Get()
 	if err != nil {
 		return nil
 	}
 	var st *stagedRead
 	_ = rc.Control(func(fd uintptr) {
-		if direct && setDirect(int(fd), true) != nil {
-			return
-		}
 		timeline.Mark(timeline.ReadIssued)
 		// The kernel holds the file until the read ends, whatever closes
 		// the descriptor meanwhile.
@@ -268,23 +275,6 @@ func (st *stagedRead) abandon() {
 	st.free(err)
 }
 
-// setDirect sets or clears O_DIRECT on fd.
-func setDirect(fd int, on bool) error {
-	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err != nil {
-		return err
-	}
-	if on {
-		fl |= unix.O_DIRECT
-	} else {
-		fl &^= unix.O_DIRECT
-	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl); err != nil {
-		return fmt.Errorf("direct I/O: %w", err)
-	}
-	return nil
-}
-
 // recache has the kernel read the file at path into the page cache, in the
 // background: a direct read leaves ws.img out of it, and the next restore
 // of the snapshot should copy it from memory (fillWS), as every restore
@@ -308,9 +298,7 @@ func (d *prefetch) fill(s files, rc syscall.RawConn, region *engine.Region, ws *
 	// Control keeps the descriptor open until it returns, whatever
 	// closes the file meanwhile (a failed restore closes ws).
 	cerr := rc.Control(func(fd uintptr) {
-		if d.err = setDirect(int(fd), true); d.err == nil {
-			d.read, d.err = readStaged(int(fd), region, ws.Runs, verify)
-		}
+		d.read, d.err = readStaged(int(fd), region, ws.Runs, verify)
 	})
 	if d.err == nil {
 		d.err = cerr
@@ -365,11 +353,9 @@ func (s files) fillWS(_ context.Context, m *Memory, ws *snapshot.WorkingSet, map
 		// A checksum that failed on the prefetch fails again below, and is
 		// reported from there; any other failure (a file system that
 		// refuses O_DIRECT) is retried as a buffered read.
-		if p.direct {
-			if err := setDirect(int(f.Fd()), false); err != nil {
-				return p.read, fmt.Errorf("working set: %w", err)
-			}
-		}
+	}
+	if err := ws.SetDirect(false); err != nil {
+		return 0, fmt.Errorf("working set: %w", err)
 	}
 	// Ask for the whole file now: the kernel reads it in large requests
 	// while the readers copy, instead of each reader's reads waiting for

@@ -44,8 +44,15 @@ type Memory struct {
 	// next, if set, is the pager session to open, when the memory is
 	// released, for the region's next restore of the same snapshot
 	// (ahead.go). Its source files are files, which release then keeps
-	// open for it.
+	// open for it, and so is ws.
 	next *ahead
+	// inherited is the session opened ahead that the region's previous
+	// owner left, from the start of a bulk restore until take installs
+	// or closes it.
+	inherited *ahead
+	// ws is the working set a bulk restore filled from, with ws.img
+	// still open, for the next restore of the same snapshot (next).
+	ws *snapshot.WorkingSet
 	// prefetch is a bulk restore's read of its working set, started by
 	// files.prefetchWS and finished by files.fillWS.
 	prefetch *prefetch
@@ -193,6 +200,7 @@ func (m *Memory) release() {
 	m.prescrub, m.next = nil, nil
 	if next != nil {
 		next.src.Files, m.files = m.files, nil
+		next.ws, m.ws = m.ws, nil
 	}
 	m.releaseLocked()
 	m.mu.Unlock()
@@ -233,6 +241,8 @@ func (m *Memory) releaseLocked() {
 	}
 	closeFiles(m.files)
 	m.files = nil
+	_ = m.ws.Close()
+	m.ws = nil
 	if m.check != nil {
 		m.check.stopAhead()
 		m.check = nil // its mapping is about to go
@@ -241,6 +251,21 @@ func (m *Memory) releaseLocked() {
 		m.holes.Release()
 		m.holes = nil
 	}
+}
+
+// keepWS keeps ws, with ws.img open, for the session opened ahead of the
+// region's next restore (release hands it on), if keep is set and ws has
+// an image; otherwise it closes ws.
+func (m *Memory) keepWS(ws *snapshot.WorkingSet, keep bool) {
+	if !keep || ws.Image() == nil {
+		_ = ws.Close()
+		return
+	}
+	m.mu.Lock()
+	old := m.ws
+	m.ws = ws
+	m.mu.Unlock()
+	_ = old.Close()
 }
 
 // holeCount is the number of mmap pages read as zeros because the image

@@ -116,6 +116,10 @@ type Stats struct {
 	// region's previous instance finished (ahead.go), so that this
 	// restore's start did not hand one over.
 	PagerAhead bool `json:"pager_ahead,omitempty"`
+	// WSKept is set when the working set, ws.img open, came with that
+	// session from the region's previous restore of the snapshot
+	// (snapshot.ReopenWorkingSet), so that this start did not open it.
+	WSKept bool `json:"ws_kept,omitempty"`
 	// Recording is set when this restore records a new working set.
 	Recording bool `json:"recording,omitempty"`
 	// Reused is set when the region came from the function's region pool;
@@ -252,10 +256,18 @@ func (r *Restorer) start(ctx context.Context, mode Mode, src Source, limit uint6
 		case Lazy:
 			return r.lazy(ctx, m, src, nil, false, record)
 		case Reap, Bulk:
-			ws, err := src.workingSet()
+			if mode == Bulk {
+				// A session opened ahead may hold this snapshot's
+				// working set open from the region's last restore.
+				m.inherit()
+				defer m.drop()
+			}
+			kept := m.keptWS()
+			ws, err := src.workingSet(kept)
 			if err != nil {
 				return err
 			}
+			m.stats.WSKept = kept != nil && ws == kept
 			timeline.Mark(timeline.WorkingSet)
 			if mode == Bulk {
 				// Start the read first: everything else a restore
@@ -270,8 +282,9 @@ func (r *Restorer) start(ctx context.Context, mode Mode, src Source, limit uint6
 			}
 			fill := m.later
 			m.later = func() error {
-				defer ws.Close()
-				return fill()
+				err := fill()
+				m.keepWS(ws, err == nil && mode == Bulk)
+				return err
 			}
 			return nil
 		}

@@ -43,8 +43,11 @@ type Source interface {
 
 	// workingSet is the snapshot's working set; errdefs.ErrNotFound if it
 	// has none. The caller closes it (a local one holds ws.img open, so
-	// that eachWS and fillWS read the image that matches it).
-	workingSet() (*snapshot.WorkingSet, error)
+	// that eachWS and fillWS read the image that matches it). kept, if
+	// not nil, is one an earlier restore of the same region returned,
+	// which workingSet takes over: it returns it again if it is still
+	// the snapshot's current one, and closes it otherwise.
+	workingSet(kept *snapshot.WorkingSet) (*snapshot.WorkingSet, error)
 	// openImage opens memory.img for reading it whole (eager).
 	openImage(ctx context.Context) (imageReader, error)
 	// mapFile returns a file on local disk holding the image, for mmap,

@@ -84,7 +84,8 @@ func (s stored) String() string            { return "store snapshot " + s.sn.ID 
 func (s stored) Meta() *snapshot.Meta      { return &s.sn.Meta }
 func (s stored) Local() *snapshot.Snapshot { return nil }
 
-func (s stored) workingSet() (*snapshot.WorkingSet, error) {
+func (s stored) workingSet(kept *snapshot.WorkingSet) (*snapshot.WorkingSet, error) {
+	_ = kept.Close() // the store's working set is held by s.sn
 	if s.sn.WS == nil {
 		return nil, fmt.Errorf("no working set recorded: %w", errdefs.ErrNotFound)
 	}

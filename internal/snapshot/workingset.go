@@ -41,6 +41,12 @@ type WorkingSet struct {
 	// that the two match; nil otherwise. encoded is ws.json as read.
 	img     *os.File
 	encoded []byte
+	// key identifies the ws.json read (keyed: it has one), so that
+	// ReopenWorkingSet can tell whether it is still the current one.
+	key   wsKey
+	keyed bool
+	// direct records whether img has O_DIRECT set (SetDirect).
+	direct bool
 }
 
 // Encoded is ws.json as read by WorkingSet or OpenWorkingSet (nil for a
@@ -60,6 +66,43 @@ func (w *WorkingSet) Close() error {
 	err := w.img.Close()
 	w.img = nil
 	return err
+}
+
+// SetDirect sets or clears O_DIRECT on Image, with no system call when it
+// is already so. The working set's user calls it before each read of
+// Image: a working set kept open for a later restore (ReopenWorkingSet)
+// keeps the flag its last user left.
+func (w *WorkingSet) SetDirect(on bool) error {
+	if w.img == nil {
+		return fmt.Errorf("working set %w", os.ErrClosed)
+	}
+	if w.direct == on {
+		return nil
+	}
+	rc, err := w.img.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) {
+		var fl int
+		if fl, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0); ferr != nil {
+			return
+		}
+		if on {
+			fl |= unix.O_DIRECT
+		} else {
+			fl &^= unix.O_DIRECT
+		}
+		_, ferr = unix.FcntlInt(fd, unix.F_SETFL, fl)
+	}); err != nil {
+		return err
+	}
+	if ferr != nil {
+		return fmt.Errorf("direct I/O: %w", ferr)
+	}
+	w.direct = on
+	return nil
 }
 
 // wsLocks order a working set's readers and writers within this process.
@@ -95,9 +138,33 @@ func (s *Snapshot) WorkingSet() (*WorkingSet, error) {
 // errdefs.ErrNotFound if none has been recorded; a missing or truncated
 // ws.img is errdefs.ErrCorrupt.
 func (s *Snapshot) OpenWorkingSet() (*WorkingSet, error) {
+	return s.ReopenWorkingSet(nil)
+}
+
+// ReopenWorkingSet is OpenWorkingSet for a caller that holds kept, a
+// working set of this snapshot opened earlier (nil: none), and hands it
+// over: if ws.json is still the file kept was read from, kept comes back
+// as it is, ws.img still open; otherwise kept is closed and the current
+// working set opened. The check is the stat of ws.json that
+// OpenWorkingSet makes anyway, so a restore that keeps its working set
+// for the next one (restore's sessions opened ahead) skips opening,
+// checking and closing ws.img: system calls that cost a small function's
+// start tens of microseconds on a VM (docs/restore.md, "Keeping ws.img
+// open"). ws.img is never rewritten in place, and a new one is renamed
+// into place before its ws.json, under the lock taken here, so a kept
+// image still matches a ws.json that has not changed.
+func (s *Snapshot) ReopenWorkingSet(kept *WorkingSet) (*WorkingSet, error) {
 	l := wsLock(s.Dir)
 	l.RLock()
 	defer l.RUnlock()
+	if kept != nil && kept.img != nil && kept.keyed {
+		if fi, err := os.Stat(s.Path(WSMetaFile)); err == nil {
+			if key, ok := keyOf(s.Dir, fi); ok && key == kept.key {
+				return kept, nil
+			}
+		}
+	}
+	_ = kept.Close()
 	ws, err := s.readWorkingSet()
 	if err != nil {
 		return nil, err

@@ -100,6 +100,7 @@ func (s *Snapshot) readWorkingSet() (*WorkingSet, error) {
 	ws.encoded = b
 	ws.Runs = slices.Clip(ws.Runs)
 	if key, ok := keyOf(s.Dir, fi); ok && int64(len(b)) == fi.Size() {
+		ws.key, ws.keyed = key, true
 		wsCacheMu.Lock()
 		wsCache.Add(key, ws)
 		wsCacheMu.Unlock()
@@ -112,6 +113,6 @@ func (s *Snapshot) readWorkingSet() (*WorkingSet, error) {
 // writes into them.
 func (w *WorkingSet) clone() *WorkingSet {
 	c := *w
-	c.img = nil
+	c.img, c.direct = nil, false
 	return &c
 }
