@@ -77,21 +77,30 @@ func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *eng
 // start function, copy-on-write initialisation off) hands wasmtime the
 // region through the memory creator without touching a page. An instance
 // kept with the region (takeKept) is reset instead, a short step that runs
-// before ready rather than beside it (engine.WhileReady).
+// before ready rather than beside it (engine.WhileReady). Either way the
+// instance's state (setState) is set before ready has returned, since it
+// reads no page: only thaw_on_restore waits for the memory.
 func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region, ready func() error) (engine.Instance, error) {
 	old := m.takeKept(region, st)
 	inst, err, rerr := engine.WhileReady(region, ready, func() (*Instance, error) {
+		inst, err := old, error(nil)
 		if old != nil {
-			return old, old.reset(region, cfg, st)
-		}
-		rm, err := m.restoreModule(st.Pages)
-		if err == nil {
-			err = m.prep.CheckState(st)
+			err = old.reset(region, cfg, st)
+		} else {
+			var rm *wasmtime.Module
+			rm, err = m.restoreModule(st.Pages)
+			if err == nil {
+				err = m.prep.CheckState(st)
+			}
+			if err != nil {
+				return nil, err
+			}
+			inst, err = m.instantiate(rm, region, cfg, engine.NewClock(st.Nanotime))
 		}
 		if err != nil {
-			return nil, err
+			return inst, err
 		}
-		return m.instantiate(rm, region, cfg, engine.NewClock(st.Nanotime))
+		return inst, m.setState(inst, region, st)
 	}, old != nil)
 	if rerr != nil {
 		err = rerr
@@ -103,35 +112,39 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 		region.Free()
 		return nil, err
 	}
-	if cur := inst.mem.Size(inst.store); cur < uint64(st.Pages) {
-		if _, err := inst.mem.Grow(inst.store, uint64(st.Pages)-cur); err != nil {
-			inst.Close(ctx)
-			return nil, fmt.Errorf("grow memory to the snapshot's %d pages: %v: %w", st.Pages, err, errdefs.ErrInvalid)
-		}
-	}
-	// The restore filled the snapshot's pages and a pooled region may have
-	// been open further for its previous owner: close what lies past the
-	// memory's length, which compiled code relies on faulting.
-	if err := region.Fit(); err != nil {
-		inst.Close(ctx)
-		return nil, err
-	}
-	for i, g := range m.prep.Info.Globals {
-		if !g.Mutable {
-			continue
-		}
-		if err := inst.globals[i].Set(inst.store, fromBits(g.Type, st.Globals[i])); err != nil {
-			inst.Close(ctx)
-			return nil, fmt.Errorf("set global %d: %w", g.Index, err)
-		}
-	}
-	timeline.Mark(timeline.StateSet)
 	if _, err := m.prep.Hook(ctx, inst.callWithin, abi.ExportOnRestore, "restore hooks"); err != nil {
 		inst.Close(ctx)
 		return nil, err
 	}
 	timeline.Mark(timeline.Restored)
 	return inst, nil
+}
+
+// setState grows inst's memory to the snapshot's st.Pages (the pages are
+// in place, or being put there: at most the region opens more of its
+// reservation), closes what lies past that (Region.Fit: compiled code
+// relies on those pages faulting) and sets every mutable global from st.
+// It reads and writes no page of the region.
+func (m *Module) setState(inst *Instance, region *engine.Region, st *engine.State) error {
+	if cur := inst.mem.Size(inst.store); cur < uint64(st.Pages) {
+		if _, err := inst.mem.Grow(inst.store, uint64(st.Pages)-cur); err != nil {
+			return fmt.Errorf("grow memory to the snapshot's %d pages: %v: %w", st.Pages, err, errdefs.ErrInvalid)
+		}
+	}
+	// A pooled region may have been open further for its previous owner.
+	if err := region.Fit(); err != nil {
+		return err
+	}
+	for i, g := range m.prep.Info.Globals {
+		if !g.Mutable {
+			continue
+		}
+		if err := inst.globals[i].Set(inst.store, fromBits(g.Type, st.Globals[i])); err != nil {
+			return fmt.Errorf("set global %d: %w", g.Index, err)
+		}
+	}
+	timeline.Mark(timeline.StateSet)
+	return nil
 }
 
 // KeepsInstances reports whether instances of m stay with their pooled

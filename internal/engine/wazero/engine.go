@@ -168,7 +168,11 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 		if err != nil {
 			return nil, err
 		}
-		return m.instantiate(ctx, rm, region, cfg, engine.NewClock(st.Nanotime))
+		inst, err := m.instantiate(ctx, rm, region, cfg, engine.NewClock(st.Nanotime))
+		if err != nil {
+			return inst, err
+		}
+		return inst, m.setState(inst, st)
 	}, false)
 	if rerr != nil {
 		err = rerr
@@ -180,16 +184,27 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 		region.Free()
 		return nil, err
 	}
-	// The restore module declares the boot module's minimum; growing to
-	// the snapshot's size only re-slices the region, whose first st.Pages
-	// pages the restore mode has already made hold the snapshot. wazero
-	// checks every access against the length, so pages past it that a
-	// pooled region's previous owner left accessible need no Region.Fit.
+	if _, err := m.p.Hook(ctx, inst.callWithin, abi.ExportOnRestore, "restore hooks"); err != nil {
+		inst.Close(ctx)
+		return nil, err
+	}
+	timeline.Mark(timeline.Restored)
+	return inst, nil
+}
+
+// setState grows inst's memory to the snapshot's st.Pages and sets every
+// mutable global from st, reading no page of the region, so it runs while
+// the restore mode fills the memory (RestoreWhen). The restore module
+// declares the boot module's minimum; growing to the snapshot's size only
+// re-slices the region, whose first st.Pages pages hold (or are being
+// given) the snapshot. wazero checks every access against the length, so
+// pages past it that a pooled region's previous owner left accessible need
+// no Region.Fit.
+func (m *Module) setState(inst *Instance, st *engine.State) error {
 	mem := inst.mod.Memory()
 	if cur := mem.Size() / engine.WasmPageSize; cur < st.Pages {
 		if _, ok := mem.Grow(st.Pages - cur); !ok {
-			inst.Close(ctx)
-			return nil, fmt.Errorf("grow memory to the snapshot's %d pages: %w", st.Pages, errdefs.ErrInvalid)
+			return fmt.Errorf("grow memory to the snapshot's %d pages: %w", st.Pages, errdefs.ErrInvalid)
 		}
 	}
 	for i, g := range m.p.Info.Globals {
@@ -198,18 +213,12 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 		}
 		mg, ok := inst.mod.ExportedGlobal(g.Export).(api.MutableGlobal)
 		if !ok {
-			inst.Close(ctx)
-			return nil, fmt.Errorf("global %d is not exported as mutable", g.Index)
+			return fmt.Errorf("global %d is not exported as mutable", g.Index)
 		}
 		mg.Set(st.Globals[i])
 	}
 	timeline.Mark(timeline.StateSet)
-	if _, err := m.p.Hook(ctx, inst.callWithin, abi.ExportOnRestore, "restore hooks"); err != nil {
-		inst.Close(ctx)
-		return nil, err
-	}
-	timeline.Mark(timeline.Restored)
-	return inst, nil
+	return nil
 }
 
 // KeepsInstances is false: a closed wazero instance is released, and
