@@ -239,6 +239,10 @@ func (i *Instance) Close(context.Context) {
 	keep := !i.dead && i.m.KeepsInstances() && i.g.region.Pooled()
 	i.dead, i.closed = true, true
 	if keep {
+		// A new WASI context now, off the next restore's start (about
+		// 10 µs there), so that no descriptor this owner closed or
+		// opened carries over.
+		i.store.SetWasi(wasmtime.NewWasiConfig())
 		i.g.region.Bequeath(keptKey, kept{i})
 	} else {
 		i.release()

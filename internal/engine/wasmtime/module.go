@@ -172,10 +172,10 @@ func (m *Module) takeKept(region *engine.Region, st *engine.State) *Instance {
 
 // reset makes a kept instance a new instance over region, whose memory
 // and globals the restore sets: it gets region (the same mapping in a new
-// Region), cfg, a clock continuing st's, and a fresh sleeper, stderr and
-// WASI context. It touches no page of the region (RestoreWhen runs it
-// before the memory is filled). On error the instance is released; region
-// is the caller's.
+// Region), cfg, a clock continuing st's, and a fresh sleeper and stderr;
+// its WASI context is the fresh one Close gave it. It touches no page of
+// the region (RestoreWhen runs it before the memory is filled). On error
+// the instance is released; region is the caller's.
 func (i *Instance) reset(region *engine.Region, cfg engine.InstanceConfig, st *engine.State) error {
 	i.g.region = region
 	if !i.g.grow(uint64(i.mem.DataSize(i.store))) {
@@ -185,7 +185,6 @@ func (i *Instance) reset(region *engine.Region, cfg engine.InstanceConfig, st *e
 	i.g.clock = engine.NewClock(st.Nanotime)
 	i.g.sleep = &engine.Sleeper{}
 	i.g.stderr = &engine.TailBuffer{Max: 4096}
-	i.store.SetWasi(wasmtime.NewWasiConfig())
 	i.cfg = cfg
 	i.dead, i.closed = false, false
 	return nil

@@ -59,6 +59,15 @@ func TestKeptInstanceReused(t *testing.T) {
 	}{
 		{"served", func(i *Instance) { body(t, i, "/count") }, false, false, true},
 		{"served again", func(i *Instance) { body(t, i, "/count") }, false, false, true},
+		{"closed a descriptor", func(i *Instance) {
+			if got := body(t, i, "/stdin"); got != "ok" {
+				t.Fatalf("descriptor 0 of a restored instance: %s", got)
+			}
+			body(t, i, "/close-stdin")
+			if got := body(t, i, "/stdin"); got == "ok" {
+				t.Fatal("descriptor 0 is still open after /close-stdin")
+			}
+		}, false, false, true},
 		{"faulted", func(i *Instance) { _, _ = i.Invoke(ctx, get("/peek", "addr=4294967295")) }, false, false, false},
 		{"grew", func(i *Instance) {
 			if _, err := i.Invoke(ctx, grow); err != nil {
@@ -81,6 +90,9 @@ func TestKeptInstanceReused(t *testing.T) {
 		}
 		if got := body(t, second, "/count"); got != "1" {
 			t.Errorf("%s: the next restore counted %s, want 1", c.name, got)
+		}
+		if got := body(t, second, "/stdin"); got != "ok" {
+			t.Errorf("%s: the next restore's descriptor 0: %s (a WASI context carried over)", c.name, got)
 		}
 		second.Close(ctx)
 		// Leave the pool empty of kept instances for the next case.

@@ -14,6 +14,9 @@
 //	        (/primed?prime=1) was served: 2 in an instance restored from a
 //	        deploy snapshot (before and after its collection), 0 in a
 //	        booted one
+//	/stdin  "ok" if descriptor 0 is open (fd_filestat_get), else the error
+//	/close-stdin closes descriptor 0: an instance kept for reuse must not
+//	        hand the closed descriptor to its next owner
 package main
 
 import (
@@ -22,6 +25,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -62,6 +66,17 @@ func init() {
 			primed++
 		}
 		fmt.Fprint(w, primed)
+	})
+	mux.HandleFunc("/stdin", func(w http.ResponseWriter, r *http.Request) {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(0, &st); err != nil {
+			fmt.Fprint(w, err)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
+	mux.HandleFunc("/close-stdin", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, syscall.Close(0))
 	})
 	thaw.Handle(mux)
 	r, _ := http.NewRequest("GET", "/primed?prime=1", nil)
