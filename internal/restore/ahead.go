@@ -70,13 +70,18 @@ func (m *Memory) inherit() {
 	go c.Close()
 }
 
-// keptWS hands over the working set of the inherited session, if any.
-func (m *Memory) keptWS() *snapshot.WorkingSet {
+// keptWS hands over the working set of the inherited session, if any and
+// if the session was opened for src; another snapshot's is closed.
+func (m *Memory) keptWS(src Source) *snapshot.WorkingSet {
 	if m.inherited == nil {
 		return nil
 	}
 	ws := m.inherited.ws
 	m.inherited.ws = nil
+	if m.inherited.id != src.String() {
+		_ = ws.Close()
+		return nil
+	}
 	return ws
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/thaw-run/thaw/internal/engine"
@@ -350,15 +351,16 @@ func testAhead(t *testing.T, p *pager.Pager, ts testSource) {
 	// restoreKept restores image's snapshot src in bulk, checks every
 	// page, whether its session was opened ahead and whether its working
 	// set was kept open with it, and frees the region.
-	restoreKept := func(what string, src Source, image []byte, ahead, kept bool) {
+	restoreKept := func(what string, src Source, image []byte, ahead, kept bool, wsPages int) {
 		t.Helper()
 		m, err := r.Prepare(context.Background(), Bulk, src, 32<<20, false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer m.Region.Free()
-		if st := m.Stats(); st.PagerAhead != ahead || st.WSKept != kept {
-			t.Fatalf("%s: pager session opened ahead %v, working set kept %v; want %v, %v", what, st.PagerAhead, st.WSKept, ahead, kept)
+		if st := m.Stats(); st.PagerAhead != ahead || st.WSKept != kept || st.WSPages != wsPages {
+			t.Fatalf("%s: pager session opened ahead %v, working set kept %v, %d pages installed; want %v, %v, %d",
+				what, st.PagerAhead, st.WSKept, st.WSPages, ahead, kept, wsPages)
 		}
 		if !readAll(m, image) {
 			t.Fatalf("%s: memory differs from the snapshot's image", what)
@@ -371,7 +373,7 @@ func testAhead(t *testing.T, p *pager.Pager, ts testSource) {
 	// with the session opened ahead.
 	restore := func(what string, src Source, image []byte, ahead bool) {
 		t.Helper()
-		restoreKept(what, src, image, ahead, ahead && src.Local() != nil)
+		restoreKept(what, src, image, ahead, ahead && src.Local() != nil, len(confTrace))
 	}
 	// other is the image with a different page outside the working set,
 	// which only the pager serves.
@@ -394,13 +396,29 @@ func testAhead(t *testing.T, p *pager.Pager, ts testSource) {
 	if srcB.Local() == nil {
 		return
 	}
-	// A working set recorded again (extended) replaces ws.json: the
-	// session still fits, the working set kept with it does not.
-	if _, err := b.WriteWorkingSet(confTrace); err != nil {
+	// A working set extended (recorded again, one page more) replaces
+	// ws.json: the session still fits, the working set kept with it does
+	// not, and the restore installs the new one, not the one it began to
+	// read before it checked.
+	extended, err := b.WriteWorkingSet(append(slices.Clone(confTrace), confOutsideWS))
+	if err != nil {
 		t.Fatal(err)
 	}
-	restoreKept("that snapshot with its working set recorded again", srcB, other(0xB0), true, false)
-	restore("and again", srcB, other(0xB0), true)
+	m, err := r.Prepare(context.Background(), Bulk, srcB, 32<<20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The page the extension added is in place: reading it faults to no
+	// pager.
+	if b := m.Region.Bytes()[confOutsideWS*snapshot.PageSize]; b != 0xB0 {
+		t.Fatalf("the extended working set's page reads %#x", b)
+	}
+	if st := m.Stats(); st.WSKept || !st.PagerAhead || st.WSPages != extended.Pages || st.Faults != 0 {
+		t.Fatalf("after the extension: working set kept %v, session ahead %v, %d pages installed (want %d), %d faults (want 0)",
+			st.WSKept, st.PagerAhead, st.WSPages, extended.Pages, st.Faults)
+	}
+	m.Region.Free()
+	restoreKept("and again", srcB, other(0xB0), true, true, extended.Pages)
 	if err := os.RemoveAll(b.Dir); err != nil {
 		t.Fatal(err)
 	}

@@ -138,6 +138,9 @@ func (s files) eachWS(_ context.Context, r *Restorer, ws *snapshot.WorkingSet, p
 // pieces by goroutines that copy and check their own pieces (readStaged),
 // and fillWS waits for them (done).
 type prefetch struct {
+	// ws is the working set being read: fillWS uses the read only for
+	// the same one.
+	ws    *snapshot.WorkingSet
 	start time.Time
 	// direct is set for a read from the disk (O_DIRECT), clear for a
 	// staged copy from the page cache.
@@ -170,16 +173,20 @@ type prefetch struct {
 // cold working set is faster than a buffered one at every size: it skips
 // allocating, filling and copying page-cache pages, and nobody else reads
 // ws.img. A file system without O_DIRECT leaves the read to fillWS.
-func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
+//
+// A speculative prefetch (a working set kept from the region's last
+// restore, read before the check that it is still current) starts only
+// the staged read, which writes no page of the region.
+func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet, speculative bool) {
 	f := ws.Image()
-	if ws.Bytes() == 0 {
+	if ws.Bytes() == 0 || speculative && ws.Bytes() > stagePiece {
 		return
 	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return
 	}
-	p := &prefetch{start: time.Now(), direct: !cached(f, ws.Bytes())}
+	p := &prefetch{ws: ws, start: time.Now(), direct: !cached(f, ws.Bytes())}
 	// A working set kept from the last restore may have O_DIRECT set.
 	if ws.SetDirect(p.direct) != nil {
 		return // fillWS reads it buffered
@@ -190,7 +197,7 @@ func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 			return
 		}
 	}
-	if !p.direct {
+	if !p.direct || speculative {
 		return
 	}
 	p.done = make(chan struct{})
@@ -336,6 +343,9 @@ func (s files) verifyRuns(mem []byte, runs []snapshot.Run) error {
 // then checks it against the snapshot's page checksums.
 func (s files) fillWS(_ context.Context, m *Memory, ws *snapshot.WorkingSet, mapped []bool) (int64, error) {
 	f := ws.Image() // of ws.Bytes(), checked by OpenWorkingSet
+	if p := m.prefetch; p != nil && p.ws != ws {
+		m.dropPrefetch() // of another working set: read this one below
+	}
 	if p := m.prefetch; p != nil {
 		if st := p.staged; st != nil {
 			p.staged = nil

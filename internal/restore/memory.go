@@ -253,6 +253,16 @@ func (m *Memory) releaseLocked() {
 	}
 }
 
+// dropPrefetch drops a speculative read of a working set that was not
+// the current one (Source.prefetchWS): its staging buffer goes back once
+// the read has ended, in the background.
+func (m *Memory) dropPrefetch() {
+	if p := m.prefetch; p != nil && p.staged != nil {
+		go p.staged.abandon()
+	}
+	m.prefetch = nil
+}
+
 // keepWS keeps ws, with ws.img open, for the session opened ahead of the
 // region's next restore (release hands it on), if keep is set and ws has
 // an image; otherwise it closes ws.

@@ -262,7 +262,16 @@ func (r *Restorer) start(ctx context.Context, mode Mode, src Source, limit uint6
 				m.inherit()
 				defer m.drop()
 			}
-			kept := m.keptWS()
+			// Start the read first: everything else a restore
+			// prepares, and the engine's instantiation, happen while
+			// the disk works. A working set kept from the region's last
+			// restore is read before the check that it is still current
+			// (its ws.img matches it whatever the check finds), and the
+			// read dropped if it is not.
+			kept := m.keptWS(src)
+			if kept != nil {
+				src.prefetchWS(m, kept, true)
+			}
 			ws, err := src.workingSet(kept)
 			if err != nil {
 				return err
@@ -270,10 +279,12 @@ func (r *Restorer) start(ctx context.Context, mode Mode, src Source, limit uint6
 			m.stats.WSKept = kept != nil && ws == kept
 			timeline.Mark(timeline.WorkingSet)
 			if mode == Bulk {
-				// Start the read first: everything else a restore
-				// prepares, and the engine's instantiation, happen
-				// while the disk works.
-				src.prefetchWS(m, ws)
+				if !m.stats.WSKept {
+					m.dropPrefetch()
+				}
+				if m.prefetch == nil {
+					src.prefetchWS(m, ws, false)
+				}
 			}
 			err = r.lazy(ctx, m, src, ws, mode == Bulk, record)
 			if err != nil || m.later == nil {

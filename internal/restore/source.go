@@ -65,8 +65,10 @@ type Source interface {
 	// (a bulk restore calls it first thing); fillWS then finishes that
 	// read. What it starts writes only the working set's pages, and the
 	// region's Free waits for it. A source with nothing to start does
-	// nothing.
-	prefetchWS(m *Memory, ws *snapshot.WorkingSet)
+	// nothing. With speculative set, ws may yet turn out not to be the
+	// snapshot's current working set: only a read that writes no page of
+	// the region may start, one that Memory.dropPrefetch can drop.
+	prefetchWS(m *Memory, ws *snapshot.WorkingSet, speculative bool)
 	// fillWS reads the working set straight into its places in m's region,
 	// or waits for what prefetchWS started, populating pages first unless
 	// mapped (a page-indexed set, nil for a new region) says they are
