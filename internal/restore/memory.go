@@ -255,12 +255,18 @@ func (m *Memory) releaseLocked() {
 
 // dropPrefetch drops a speculative read of a working set that was not
 // the current one (Source.prefetchWS): its staging buffer goes back once
-// the read has ended, in the background.
+// the read has ended, in the background. (A read of pieces straight into
+// the region, never speculative, is waited for.)
 func (m *Memory) dropPrefetch() {
-	if p := m.prefetch; p != nil && p.staged != nil {
-		go p.staged.abandon()
-	}
+	p := m.prefetch
 	m.prefetch = nil
+	switch {
+	case p == nil:
+	case p.staged != nil:
+		go p.staged.abandon()
+	case p.done != nil:
+		<-p.done
+	}
 }
 
 // keepWS keeps ws, with ws.img open, for the session opened ahead of the
