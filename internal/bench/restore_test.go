@@ -98,8 +98,14 @@ func checkTimeline(t *testing.T, tl []TimelinePoint) {
 		}
 	}
 	for _, seq := range [][]timeline.Point{
-		{timeline.WorkingSet, timeline.ReadIssued, timeline.ReadChecked, timeline.MemoryReady, timeline.StateSet},
-		{timeline.Instantiated, timeline.StateSet, timeline.Restored, timeline.Call, timeline.Called, timeline.Response},
+		// The working set is checked current and its read issued in
+		// either order (a kept one is read before the check), both
+		// before its pages are in place.
+		{timeline.WorkingSet, timeline.ReadChecked},
+		{timeline.ReadIssued, timeline.ReadChecked, timeline.MemoryReady, timeline.Restored},
+		// The instance's state is set within its instantiation, beside
+		// the read; the restore hook waits for both.
+		{timeline.StateSet, timeline.Instantiated, timeline.Restored, timeline.Call, timeline.Called, timeline.Response},
 	} {
 		for i := 1; i < len(seq); i++ {
 			if at[seq[i]] < at[seq[i-1]] {

@@ -25,7 +25,9 @@ type Point string
 const (
 	// Start: the worker begins a restore (after an experiment's cache drop).
 	Start Point = "start"
-	// WorkingSet: ws.json is parsed and ws.img is open.
+	// WorkingSet: ws.json is parsed and ws.img is open, or a working set
+	// kept from the region's last restore is found current (its read may
+	// have been issued before).
 	WorkingSet Point = "working_set"
 	// ReadIssued: the first read of the working set is issued.
 	ReadIssued Point = "read_issued"
@@ -36,10 +38,12 @@ const (
 	ReadChecked Point = "read_checked"
 	// MemoryReady: the memory is ready (range registered, pager attached).
 	MemoryReady Point = "memory_ready"
-	// Instantiated: the engine has instantiated the restore module.
-	Instantiated Point = "instantiated"
-	// StateSet: memory grown, globals set, before the restore hook.
+	// StateSet: memory grown, globals set: the end of the instantiation
+	// step (before Instantiated), beside the working set's read.
 	StateSet Point = "state_set"
+	// Instantiated: the engine has instantiated the restore module (or
+	// reset a kept instance) and set its state.
+	Instantiated Point = "instantiated"
 	// Restored: thaw_on_restore has returned.
 	Restored Point = "restored"
 	// Call: the worker calls the guest with the request.
@@ -51,7 +55,7 @@ const (
 )
 
 // Points lists every point in the order of the constants.
-var Points = []Point{Start, WorkingSet, ReadIssued, ReadDone, ReadChecked, MemoryReady, Instantiated, StateSet, Restored, Call, Called, Response}
+var Points = []Point{Start, WorkingSet, ReadIssued, ReadDone, ReadChecked, MemoryReady, StateSet, Instantiated, Restored, Call, Called, Response}
 
 type mark struct {
 	p Point
