@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/thaw-run/thaw/internal/engine"
@@ -139,5 +141,53 @@ func TestPrescrubbedRegionHoldsTheSnapshot(t *testing.T) {
 				inst.Close(ctx)
 			}
 		})
+	}
+}
+
+// A working set kept open for a region's next restore (Stats.WSKept) goes
+// with the session opened ahead that carries it: after each bulk restore
+// in one pooled region, of one snapshot, then another, then the first
+// again, exactly the one working set kept for the next restore is open,
+// and none once the pool is closed.
+func TestKeptWorkingSetsClosed(t *testing.T) {
+	p := startPager(t)
+	pool := engine.NewRegionPool(1 << 30)
+	defer pool.Close()
+	r := &Restorer{Pager: p, Regions: pool}
+	dir := t.TempDir()
+	a, _ := confSnapshotAt(t, filepath.Join(dir, "a"), "a", confImage())
+	b, _ := confSnapshotAt(t, filepath.Join(dir, "b"), "b", confImage())
+	// open counts this process's descriptors of a ws.img under dir.
+	open := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range ents {
+			target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+			if err == nil && strings.HasPrefix(target, dir) && filepath.Base(target) == snapshot.WSImageFile {
+				n++
+			}
+		}
+		return n
+	}
+	order := []*snapshot.Snapshot{a, a, a, b, b, a}
+	for i, snap := range order {
+		m, err := r.Prepare(context.Background(), Bulk, Files(snap), 32<<20, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept := i > 0 && snap == order[i-1]; m.Stats().WSKept != kept {
+			t.Fatalf("restore %d: working set kept %v, want %v", i, m.Stats().WSKept, kept)
+		}
+		m.Region.Free()
+		if n := open(); n != 1 {
+			t.Fatalf("after restore %d: %d ws.img open, want 1 (kept for the next restore)", i, n)
+		}
+	}
+	pool.Close()
+	if n := open(); n != 0 {
+		t.Fatalf("%d ws.img open after the pool was closed", n)
 	}
 }
