@@ -69,34 +69,31 @@ func TestStallWatch(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	step := watchInterval
+	past := int(stuckAfter/step) + 2 // observations just past stuckAfter
+	quiet := int(quietAfter/step) + 1
 	cases := []struct {
 		name string
 		// obs gives, for the i-th observation, the counters and whether a
-		// fault is seen outstanding.
+		// fault is seen outstanding; n is the number of observations.
 		obs   func(i int) (begun, finished uint64, outstanding bool)
+		n     int
 		stuck bool
 	}{
-		{"flickering", func(i int) (uint64, uint64, bool) { return 3, 3, i%3 == 0 }, true},
-		{"taken and not finished", func(int) (uint64, uint64, bool) { return 4, 3, true }, true},
-		{"progress", func(i int) (uint64, uint64, bool) { return uint64(i), uint64(i), true }, false},
-		{"idle", func(int) (uint64, uint64, bool) { return 7, 7, false }, false},
-		{"quiet after one fault", func(i int) (uint64, uint64, bool) { return 7, 7, i == 2 }, false},
-		{"quiet gap", func(i int) (uint64, uint64, bool) {
-			// outstanding, then quiet for longer than quietAfter, then
-			// outstanding again: the clock restarts at the second.
-			q := int(quietAfter/step) + 1
-			return 1, 1, i < 8 || i >= 8+q
-		}, false},
+		{"flickering", func(i int) (uint64, uint64, bool) { return 3, 3, i%3 == 0 }, past, true},
+		{"taken and not finished", func(int) (uint64, uint64, bool) { return 4, 3, true }, past, true},
+		{"progress", func(i int) (uint64, uint64, bool) { return uint64(i), uint64(i), true }, past, false},
+		{"idle", func(int) (uint64, uint64, bool) { return 7, 7, false }, past, false},
+		{"quiet after one fault", func(i int) (uint64, uint64, bool) { return 7, 7, i == 2 }, past, false},
+		// Outstanding, then quiet for longer than quietAfter, then
+		// outstanding again: the clock restarts at the second, and the
+		// observations end short of stuckAfter from it.
+		{"quiet gap", func(i int) (uint64, uint64, bool) { return 1, 1, i < 8 || i >= 8+quiet }, past + quiet, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var w stallWatch
-			n := int(stuckAfter/step) + 2 // just past stuckAfter from the first observation
-			if c.name == "quiet gap" {
-				n += int(quietAfter/step) + 1 // not long enough after the gap
-			}
 			fired := false
-			for i := range n {
+			for i := range c.n {
 				b, f, o := c.obs(i)
 				if w.stuck(at(time.Duration(i)*step), b, f, o) {
 					fired = true

@@ -30,10 +30,11 @@ import (
 // guest request runs in a spare. Where the engine keeps closed instances
 // with their regions (engine.Module.KeepsInstances: wasmtime), the worker
 // has an instance restored over the spare's memory and closed at once
-// (SpareFunc), so that the region also keeps an instance for the next restore to reset instead
-// of instantiating (engine.Region.Bequeath); its restore hook is the only
-// guest code that runs, and the next restore's fill overwrites every page
-// that hook could have written in the working set (the rest is scrubbed).
+// (SpareFunc), so that the region also keeps an instance for the next
+// restore to reset instead of instantiating (engine.Region.Bequeath); its
+// restore hook is the only guest code that runs, and the next restore's
+// fill overwrites every page that hook could have written in the working
+// set (the rest is scrubbed).
 //
 // At most one spare per function is prepared at a time, and none when the
 // pool could not keep the region (its budget, lowered by the worker's

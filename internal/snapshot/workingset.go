@@ -41,10 +41,10 @@ type WorkingSet struct {
 	// that the two match; nil otherwise. encoded is ws.json as read.
 	img     *os.File
 	encoded []byte
-	// key identifies the ws.json read (keyed: it has one), so that
-	// ReopenWorkingSet can tell whether it is still the current one.
-	key   wsKey
-	keyed bool
+	// key identifies the ws.json read (zero when it could not be told
+	// apart: no inode), so that ReopenWorkingSet can tell whether it is
+	// still the current one.
+	key wsKey
 	// direct records whether img has O_DIRECT set (SetDirect).
 	direct bool
 }
@@ -157,7 +157,7 @@ func (s *Snapshot) ReopenWorkingSet(kept *WorkingSet) (*WorkingSet, error) {
 	l := wsLock(s.Dir)
 	l.RLock()
 	defer l.RUnlock()
-	if kept != nil && kept.img != nil && kept.keyed {
+	if kept != nil && kept.img != nil && kept.key != (wsKey{}) {
 		if fi, err := os.Stat(s.Path(WSMetaFile)); err == nil {
 			if key, ok := keyOf(s.Dir, fi); ok && key == kept.key {
 				return kept, nil

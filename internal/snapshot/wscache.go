@@ -100,7 +100,7 @@ func (s *Snapshot) readWorkingSet() (*WorkingSet, error) {
 	ws.encoded = b
 	ws.Runs = slices.Clip(ws.Runs)
 	if key, ok := keyOf(s.Dir, fi); ok && int64(len(b)) == fi.Size() {
-		ws.key, ws.keyed = key, true
+		ws.key = key
 		wsCacheMu.Lock()
 		wsCache.Add(key, ws)
 		wsCacheMu.Unlock()

@@ -87,15 +87,7 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 		if old != nil {
 			err = old.reset(region, cfg, st)
 		} else {
-			var rm *wasmtime.Module
-			rm, err = m.restoreModule(st.Pages)
-			if err == nil {
-				err = m.prep.CheckState(st)
-			}
-			if err != nil {
-				return nil, err
-			}
-			inst, err = m.instantiate(rm, region, cfg, engine.NewClock(st.Nanotime))
+			inst, err = m.instantiateRestore(region, cfg, st)
 		}
 		if err != nil {
 			return inst, err
@@ -118,6 +110,19 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 	}
 	timeline.Mark(timeline.Restored)
 	return inst, nil
+}
+
+// instantiateRestore instantiates the restore module for a snapshot of
+// st over region.
+func (m *Module) instantiateRestore(region *engine.Region, cfg engine.InstanceConfig, st *engine.State) (*Instance, error) {
+	rm, err := m.restoreModule(st.Pages)
+	if err == nil {
+		err = m.prep.CheckState(st)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m.instantiate(rm, region, cfg, engine.NewClock(st.Nanotime))
 }
 
 // setState grows inst's memory to the snapshot's st.Pages (the pages are
