@@ -78,8 +78,10 @@ func (m *Module) Restore(ctx context.Context, cfg engine.InstanceConfig, st *eng
 // region through the memory creator without touching a page. An instance
 // kept with the region (takeKept) is reset instead, a short step that runs
 // before ready rather than beside it (engine.WhileReady). Either way the
-// instance's state (setState) is set before ready has returned, since it
-// reads no page: only thaw_on_restore waits for the memory.
+// instance's state (setState) is set in that step, since it reads no page.
+// Region.Fit waits for ready: a reused region's scrub reopens and clears
+// pages past the memory's length, which Fit then closes again, and run
+// beside the scrub it would close pages the scrub is clearing.
 func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st *engine.State, region *engine.Region, ready func() error) (engine.Instance, error) {
 	old := m.takeKept(region, st)
 	inst, err, rerr := engine.WhileReady(region, ready, func() (*Instance, error) {
@@ -92,7 +94,7 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 		if err != nil {
 			return inst, err
 		}
-		return inst, m.setState(inst, region, st)
+		return inst, m.setState(inst, st)
 	}, old != nil)
 	if rerr != nil {
 		err = rerr
@@ -102,6 +104,13 @@ func (m *Module) RestoreWhen(ctx context.Context, cfg engine.InstanceConfig, st 
 			inst.Close(ctx)
 		}
 		region.Free()
+		return nil, err
+	}
+	// The restore filled the snapshot's pages and a pooled region may have
+	// been open further for its previous owner: close what lies past the
+	// memory's length, which compiled code relies on faulting.
+	if err := region.Fit(); err != nil {
+		inst.Close(ctx)
 		return nil, err
 	}
 	if _, err := m.prep.Hook(ctx, inst.callWithin, abi.ExportOnRestore, "restore hooks"); err != nil {
@@ -127,18 +136,13 @@ func (m *Module) instantiateRestore(region *engine.Region, cfg engine.InstanceCo
 
 // setState grows inst's memory to the snapshot's st.Pages (the pages are
 // in place, or being put there: at most the region opens more of its
-// reservation), closes what lies past that (Region.Fit: compiled code
-// relies on those pages faulting) and sets every mutable global from st.
-// It reads and writes no page of the region.
-func (m *Module) setState(inst *Instance, region *engine.Region, st *engine.State) error {
+// reservation) and sets every mutable global from st. It reads and writes
+// no page of the region and closes none.
+func (m *Module) setState(inst *Instance, st *engine.State) error {
 	if cur := inst.mem.Size(inst.store); cur < uint64(st.Pages) {
 		if _, err := inst.mem.Grow(inst.store, uint64(st.Pages)-cur); err != nil {
 			return fmt.Errorf("grow memory to the snapshot's %d pages: %v: %w", st.Pages, err, errdefs.ErrInvalid)
 		}
-	}
-	// A pooled region may have been open further for its previous owner.
-	if err := region.Fit(); err != nil {
-		return err
 	}
 	for i, g := range m.prep.Info.Globals {
 		if !g.Mutable {

@@ -120,3 +120,65 @@ func body(t *testing.T, inst *Instance, path string) string {
 	}
 	return string(resp.Body)
 }
+
+// A restore into a pooled region that an earlier owner opened past the
+// snapshot's memory closes those pages again (Region.Fit) after the
+// memory's ready function has run, which scrubs the region as a reused
+// region's restore does and so reopens them: for a new instance
+// (instantiated beside ready) and for a kept one (reset before ready).
+func TestRestoreClosesPastMemory(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t)
+	m := compile(t, e, "internal/engine/testdata/probe")
+	seed := boot(t, m, cfg)
+	st, mem := seed.Capture()
+	mem = bytes.Clone(mem)
+	pool := engine.NewRegionPool(1 << 30)
+	defer pool.Close()
+	region, err := pool.Get("probe", cfg.MemoryLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An earlier owner's memory, 16 pages larger than the snapshot's.
+	past := region.Reallocate(uint64(len(mem)) + 16*engine.WasmPageSize)
+	if past == nil {
+		t.Fatal("the region refused to grow")
+	}
+	for i := range past {
+		past[i] = 0xA5
+	}
+	region.Free()
+	var first engine.Instance
+	for _, kept := range []bool{false, true} {
+		region, err := pool.Get("probe", cfg.MemoryLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := region.Touch(uint64(len(mem))); err != nil {
+			t.Fatal(err)
+		}
+		ready := func() error {
+			if _, err := region.Scrub(uint64(len(mem)), nil, nil); err != nil {
+				return err
+			}
+			copy(region.Bytes(), mem)
+			return nil
+		}
+		inst, err := m.RestoreWhen(ctx, cfg, st, region, ready)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = inst
+		} else if inst != first {
+			t.Fatal("the second restore did not reuse the kept instance")
+		}
+		if got, want := region.Accessible(), uint64(len(mem)); got != want {
+			t.Errorf("kept instance %v: %d bytes of the region accessible after the restore, want the memory's %d", kept, got, want)
+		}
+		if got := body(t, inst.(*Instance), "/count"); got != "1" {
+			t.Errorf("kept instance %v: counted %s, want 1", kept, got)
+		}
+		inst.Close(ctx) // kept with the region for the next round
+	}
+}
