@@ -55,73 +55,136 @@ func aligned(t *testing.T, n int) []byte {
 	return b
 }
 
-// TestReadAt: a direct read returns the file's bytes at the offset asked,
-// and a second Wait returns the same.
-func TestReadAt(t *testing.T) {
-	path, data := testFile(t, 57*page)
-	fd := openDirect(t, path)
-	for _, off := range []int{0, 3 * page} {
-		buf := aligned(t, 57*page-off)
-		r, err := ReadAt(fd, buf, int64(off))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < 2; i++ {
-			n, err := r.Wait()
-			if err != nil || n != len(buf) {
-				t.Fatalf("offset %d, wait %d: %d bytes, %v; want %d", off, i, n, err, len(buf))
-			}
-		}
-		if !bytes.Equal(buf, data[off:]) {
-			t.Fatalf("offset %d: bytes differ from the file's", off)
-		}
-	}
-}
-
-// TestReadAtEOF: a read past the end of the file returns what there was.
-func TestReadAtEOF(t *testing.T) {
-	path, data := testFile(t, 2*page)
-	fd := openDirect(t, path)
-	buf := aligned(t, 4*page)
-	r, err := ReadAt(fd, buf, 0)
+// readOne submits one read and collects it.
+func readOne(t *testing.T, fd int, buf []byte, off int64) (int, error) {
+	t.Helper()
+	b, err := NewBatch()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := r.Wait(); err != nil || n != len(data) || !bytes.Equal(buf[:n], data) {
+	defer b.Close()
+	if err := b.Submit(fd, Req{Tag: 3, Buf: buf, Off: off}); err != nil {
+		return 0, err
+	}
+	tag, n, err := b.Next()
+	if tag != 3 {
+		t.Fatalf("Next: tag %d, want 3", tag)
+	}
+	return n, err
+}
+
+// TestBatch: reads submitted together, and one submitted after others
+// ended, each return their own tag with the file's bytes at the offset
+// asked; Next with nothing in flight is an error.
+func TestBatch(t *testing.T) {
+	const reads = 5
+	path, data := testFile(t, 3*reads*page)
+	fd := openDirect(t, path)
+	bufs := make([][]byte, MaxReads)
+	for i := range bufs {
+		bufs[i] = aligned(t, 2*page)
+	}
+	b, err := NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// Tags out of order, offsets of their own: a read's tag, not its
+	// position, says whose bytes it brought.
+	var reqs []Req
+	for i := range reads {
+		tag := MaxReads - 1 - 2*i
+		reqs = append(reqs, Req{Tag: tag, Buf: bufs[tag], Off: int64(3 * i * page)})
+	}
+	if err := b.Submit(fd, reqs...); err != nil {
+		t.Fatal(err)
+	}
+	if b.Pending() != reads {
+		t.Fatalf("%d pending, want %d", b.Pending(), reads)
+	}
+	if err := b.Submit(fd, Req{Tag: reqs[0].Tag, Buf: bufs[0], Off: 0}); err == nil {
+		t.Fatal("a second read on a tag in flight was accepted")
+	}
+	seen := map[int]bool{}
+	check := func(want map[int]int64) {
+		t.Helper()
+		for range want {
+			tag, n, err := b.Next()
+			off, ok := want[tag]
+			if err != nil || n != 2*page || !ok || seen[tag] {
+				t.Fatalf("Next: tag %d, %d bytes, %v", tag, n, err)
+			}
+			seen[tag] = true
+			if !bytes.Equal(bufs[tag], data[off:off+2*page]) {
+				t.Fatalf("tag %d: bytes differ from the file's at %d", tag, off)
+			}
+		}
+	}
+	want := map[int]int64{}
+	for _, r := range reqs {
+		want[r.Tag] = r.Off
+	}
+	check(want)
+	clear(seen)
+	if err := b.Submit(fd, Req{Tag: reqs[0].Tag, Buf: bufs[reqs[0].Tag], Off: page}); err != nil {
+		t.Fatal(err)
+	}
+	check(map[int]int64{reqs[0].Tag: page})
+	if tag, _, err := b.Next(); err == nil || tag != -1 {
+		t.Fatalf("Next with nothing in flight: tag %d, %v", tag, err)
+	}
+}
+
+// TestBatchEOF: a read past the end of the file returns what there was.
+func TestBatchEOF(t *testing.T) {
+	path, data := testFile(t, 2*page)
+	fd := openDirect(t, path)
+	buf := aligned(t, 4*page)
+	if n, err := readOne(t, fd, buf, 0); err != nil || n != len(data) || !bytes.Equal(buf[:n], data) {
 		t.Fatalf("%d bytes, %v; want the file's %d", n, err, len(data))
 	}
 }
 
-// TestReadAtErrors: a closed descriptor fails the submission, a misaligned
-// direct read fails its Wait, and neither keeps a context busy.
-func TestReadAtErrors(t *testing.T) {
+// TestBatchErrors: a closed descriptor fails the submission, a misaligned
+// direct read fails as a read (not the batch), an empty read or a tag out
+// of range is refused, and none keeps a context busy.
+func TestBatchErrors(t *testing.T) {
 	path, _ := testFile(t, 2*page)
 	fd := openDirect(t, path)
 	buf := aligned(t, 2*page)
-	if r, err := ReadAt(fd, buf, 0); err != nil {
-		t.Fatal(err)
-	} else if _, err := r.Wait(); err != nil {
+	if _, err := readOne(t, fd, buf, 0); err != nil {
 		t.Fatal(err)
 	}
 	before := contexts.Len() // at least the one just used
-	if _, err := ReadAt(-1, make([]byte, page), 0); !errors.Is(err, unix.EBADF) {
+	b, err := NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Submit(-1, Req{Buf: buf}); !errors.Is(err, unix.EBADF) {
 		t.Fatalf("read of fd -1: %v, want EBADF", err)
 	}
-	r, err := ReadAt(fd, buf[1:page+1], 0) // O_DIRECT needs alignment
-	if err == nil {
-		_, err = r.Wait()
+	for _, r := range []Req{{Tag: 0}, {Tag: -1, Buf: buf}, {Tag: MaxReads, Buf: buf}} {
+		if err := b.Submit(fd, r); err == nil {
+			t.Fatalf("read with tag %d of %d bytes accepted", r.Tag, len(r.Buf))
+		}
 	}
-	if !errors.Is(err, unix.EINVAL) || errors.Is(err, ErrInFlight) {
-		t.Fatalf("misaligned direct read: %v, want EINVAL", err)
+	if err := b.Submit(fd, Req{Tag: 1, Buf: buf[1 : page+1]}); err != nil { // O_DIRECT needs alignment
+		t.Fatal(err)
+	}
+	if tag, _, err := b.Next(); tag != 1 || !errors.Is(err, unix.EINVAL) || errors.Is(err, ErrInFlight) {
+		t.Fatalf("misaligned direct read: tag %d, %v; want 1, EINVAL", tag, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
 	}
 	if after := contexts.Len(); after < before {
 		t.Fatalf("%d idle contexts after, %d before: a failed read kept one", after, before)
 	}
 }
 
-// TestReadAtBuffered: on a file without O_DIRECT the read happens inside
-// ReadAt and is as correct.
-func TestReadAtBuffered(t *testing.T) {
+// TestBatchBuffered: on a file without O_DIRECT the read happens inside
+// Submit and is as correct.
+func TestBatchBuffered(t *testing.T) {
 	path, data := testFile(t, 5*page+100)
 	f, err := os.Open(path)
 	if err != nil {
@@ -129,40 +192,65 @@ func TestReadAtBuffered(t *testing.T) {
 	}
 	defer f.Close()
 	buf := make([]byte, len(data))
-	r, err := ReadAt(int(f.Fd()), buf, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := r.Wait(); err != nil || n != len(data) || !bytes.Equal(buf, data) {
+	if n, err := readOne(t, int(f.Fd()), buf, 0); err != nil || n != len(data) || !bytes.Equal(buf, data) {
 		t.Fatalf("%d bytes, %v", n, err)
-	}
-	if r, err := ReadAt(int(f.Fd()), nil, 0); err != nil {
-		t.Fatal(err)
-	} else if n, err := r.Wait(); n != 0 || err != nil {
-		t.Fatalf("empty read: %d, %v", n, err)
 	}
 }
 
-// TestReadAtConcurrent: more reads in flight at once than the pool keeps
-// contexts each get their own bytes, and the pool keeps at most keepIdle.
-func TestReadAtConcurrent(t *testing.T) {
-	const reads = 3 * keepIdle
-	path, data := testFile(t, reads*page)
+// TestBatchClose: Close collects the reads still in flight, and the
+// batch's context can serve the next one.
+func TestBatchClose(t *testing.T) {
+	path, data := testFile(t, MaxReads*page)
 	fd := openDirect(t, path)
-	var wg sync.WaitGroup
-	inflight := make([]*Read, reads)
-	bufs := make([][]byte, reads)
-	for i := range reads {
+	b, err := NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []Req
+	for i := range MaxReads {
+		reqs = append(reqs, Req{Tag: i, Buf: aligned(t, page), Off: int64(i * page)})
+	}
+	if err := b.Submit(fd, reqs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil || b.Pending() != 0 {
+		t.Fatalf("Close: %v, %d pending", err, b.Pending())
+	}
+	for i, r := range reqs {
+		if !bytes.Equal(r.Buf, data[i*page:(i+1)*page]) {
+			t.Fatalf("read %d had not ended when Close returned", i)
+		}
+	}
+	buf := aligned(t, page)
+	if n, err := readOne(t, fd, buf, page); err != nil || n != page || !bytes.Equal(buf, data[page:2*page]) {
+		t.Fatalf("read after Close: %d bytes, %v", n, err)
+	}
+}
+
+// TestBatchConcurrent: more batches in flight at once than the pool keeps
+// contexts each get their own bytes, and the pool keeps at most keepIdle.
+func TestBatchConcurrent(t *testing.T) {
+	const batches = 3 * keepIdle
+	path, data := testFile(t, batches*page)
+	fd := openDirect(t, path)
+	inflight := make([]*Batch, batches)
+	bufs := make([][]byte, batches)
+	for i := range batches {
 		bufs[i] = aligned(t, page)
-		r, err := ReadAt(fd, bufs[i], int64(i*page))
+		b, err := NewBatch()
 		if err != nil {
 			t.Fatal(err)
 		}
-		inflight[i] = r
+		if err := b.Submit(fd, Req{Buf: bufs[i], Off: int64(i * page)}); err != nil {
+			t.Fatal(err)
+		}
+		inflight[i] = b
 	}
-	for i := range reads {
+	var wg sync.WaitGroup
+	for i := range batches {
 		wg.Go(func() {
-			if n, err := inflight[i].Wait(); err != nil || n != page || !bytes.Equal(bufs[i], data[i*page:(i+1)*page]) {
+			defer inflight[i].Close()
+			if _, n, err := inflight[i].Next(); err != nil || n != page || !bytes.Equal(bufs[i], data[i*page:(i+1)*page]) {
 				t.Errorf("read %d: %d bytes, %v, or wrong bytes", i, n, err)
 			}
 		})

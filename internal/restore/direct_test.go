@@ -154,12 +154,12 @@ func waitCached(t *testing.T, path string) {
 	}
 }
 
-// TestDirectReadPieces: a working set larger than a staging buffer is read
-// directly in several pieces at once, runs that cross a piece's end split
-// between two, each page into its own place.
-func TestDirectReadPieces(t *testing.T) {
-	p := startPager(t)
-	const pages = 4*stagePiece/snapshot.PageSize + 100 // runs of 3 pages: 3 pieces and a bit
+// piecesSnapshot writes a snapshot whose working set (three pages of every
+// four, over 4 staging buffers and a bit of image) takes several pieces,
+// and returns it with its image and working set.
+func piecesSnapshot(t *testing.T) (*snapshot.Snapshot, []byte, *snapshot.WorkingSet) {
+	t.Helper()
+	const pages = 4*stagePiece/snapshot.PageSize + 100
 	image := make([]byte, pages*snapshot.PageSize)
 	for i := range image {
 		image[i] = byte(i/snapshot.PageSize*31 + i%251)
@@ -182,19 +182,63 @@ func TestDirectReadPieces(t *testing.T) {
 	if n := len(cutPieces(ws.Runs, stagePiece/snapshot.PageSize)); n < 3 {
 		t.Fatalf("%d pieces, want at least 3", n)
 	}
-	if err := snap.DropCache(); err != nil {
-		t.Fatal(err)
+	return snap, image, ws
+}
+
+// TestDirectReadPieces: a working set larger than a staging buffer is read
+// directly in several pieces, a window of them in flight at a time, runs that
+// cross a piece's end split between two, each page into its own place.
+func TestDirectReadPieces(t *testing.T) {
+	p := startPager(t)
+	snap, image, ws := piecesSnapshot(t)
+	// The default window, and one piece at a time: the pieces after the
+	// second then go into buffers a copier has given back.
+	for _, window := range []int{stageWindow, 1} {
+		defer func(w int) { stageWindow = w }(stageWindow)
+		stageWindow = window
+		if err := snap.DropCache(); err != nil {
+			t.Fatal(err)
+		}
+		m, err := (&Restorer{Pager: p}).Prepare(context.Background(), Bulk, Files(snap), 64<<20, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := m.Stats(); !st.Direct || st.BytesRead < ws.Bytes() {
+			t.Fatalf("window %d: stats %+v: want a direct read of %d bytes", window, st, ws.Bytes())
+		}
+		if !readAll(m, image) {
+			t.Fatalf("window %d: restored memory differs from the image", window)
+		}
+		m.Region.Free()
 	}
-	m, err := (&Restorer{Pager: p}).Prepare(context.Background(), Bulk, Files(snap), 64<<20, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Region.Free()
-	if st := m.Stats(); !st.Direct || st.BytesRead < ws.Bytes() {
-		t.Fatalf("stats %+v: want a direct read of %d bytes", st, ws.Bytes())
-	}
-	if !readAll(m, image) {
-		t.Fatal("restored memory differs from the image")
+}
+
+// TestDirectReadPiecesDamaged: a page that fails its checksum in a later
+// piece of a read in pieces fails the restore with ErrCorrupt, whichever
+// copier finds it, and every staging buffer goes back to the pool.
+func TestDirectReadPiecesDamaged(t *testing.T) {
+	p := startPager(t)
+	snap, _, ws := piecesSnapshot(t)
+	damageFile(t, Files(snap), snapshot.WSImageFile, ws.Bytes()-3*stagePiece/2)
+	for _, window := range []int{stageWindow, 1} {
+		defer func(w int) { stageWindow = w }(stageWindow)
+		stageWindow = window
+		stages.ReleaseAll()
+		if err := snap.DropCache(); err != nil {
+			t.Fatal(err)
+		}
+		r := &Restorer{Pager: p}
+		m, err := r.Prepare(context.Background(), Bulk, Files(snap), 64<<20, false)
+		if err == nil {
+			m.Region.Free()
+			t.Fatalf("window %d: a damaged working set was installed", window)
+		}
+		if !errors.Is(err, errdefs.ErrCorrupt) || r.CorruptRestores() != 1 {
+			t.Fatalf("window %d: %v (%d counted), want ErrCorrupt", window, err, r.CorruptRestores())
+		}
+		if n, want := stages.Len(), min(2*window, len(cutPieces(ws.Runs, stagePiece/snapshot.PageSize))); n != want {
+			t.Fatalf("window %d: %d idle staging buffers after the restore, want %d", window, n, want)
+		}
 	}
 }
 

@@ -6,15 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/thaw-run/thaw/internal/aio"
-	"github.com/thaw-run/thaw/internal/engine"
 	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/pager"
 	"github.com/thaw-run/thaw/internal/snapshot"
@@ -132,11 +128,8 @@ func (s files) eachWS(_ context.Context, r *Restorer, ws *snapshot.WorkingSet, p
 }
 
 // prefetch is a working set's read started by prefetchWS and finished by
-// fillWS. A working set that fits one staging buffer is one asynchronous
-// read (staged), which fillWS collects, copies into place and checks in the
-// restore's own goroutine; a larger one, not in the page cache, is read in
-// pieces by goroutines that copy and check their own pieces (readStaged),
-// and fillWS waits for them (done).
+// fillWS: asynchronous reads into staging buffers (staged), which fillWS
+// collects, copies into place and checks.
 type prefetch struct {
 	// ws is the working set being read: fillWS uses the read only for
 	// the same one.
@@ -145,41 +138,36 @@ type prefetch struct {
 	// direct is set for a read from the disk (O_DIRECT), clear for a
 	// staged copy from the page cache.
 	direct bool
-	// staged is the asynchronous read of a small working set, nil once
-	// collected (by fillWS, or by release for a restore that failed
-	// before its fill).
+	// staged is the read in flight, nil once collected (by fillWS, or by
+	// release for a restore that failed before its fill).
 	staged *stagedRead
-	done   chan struct{} // closed when the pieces are in place; nil with staged
 	read   int64
 	err    error // of the read or of the checks: fillWS reads again, buffered
 }
 
-// prefetchWS starts reading the working set into its places, before the
-// region is scrubbed and handed to the engine.
+// prefetchWS starts reading the working set, before the region is
+// scrubbed and handed to the engine.
 //
-// A working set of one staging buffer (2 MiB) is read whole into a staging
-// buffer with one asynchronous read submitted from this goroutine (aio;
-// docs/restore.md, "A read without a thread"): with O_DIRECT if ws.img is
-// not all in the page cache, the disk then working while the restore goes
-// on; from the page cache otherwise, the kernel copying it inside the
-// submission. Either way no other thread takes part, and fillWS places and
-// checks the pages.
-//
-// A larger working set not in the page cache is read with O_DIRECT by
-// goroutines, a staging buffer per piece (readStaged); they write only
-// working-set pages, the ones the scrub keeps, so the two run at the same
-// time. A cached one is left to fillWS's buffered read. Measured on this
-// project's VM ("Direct I/O", "Staged direct reads"), a direct read of a
-// cold working set is faster than a buffered one at every size: it skips
-// allocating, filling and copying page-cache pages, and nobody else reads
-// ws.img. A file system without O_DIRECT leaves the read to fillWS.
-//
-// A speculative prefetch (a working set kept from the region's last
-// restore, read before the check that it is still current) starts only
-// the staged read, which writes no page of the region.
-func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet, speculative bool) {
+// The reads are asynchronous, submitted from this goroutine (aio;
+// docs/restore.md, "A read without a thread"), into staging buffers of one
+// huge page each ("Staged direct reads"): ws.img in pieces of 2 MiB, up to
+// stageWindow of them in flight. With O_DIRECT if ws.img is not all in
+// the page cache, the disk then working while the restore goes on; a
+// small working set found in the page cache is read the same way, the
+// kernel copying it inside the submission. A larger cached one is left to
+// fillWS's buffered read: its copy would hold the start for the whole
+// submission. Measured on this project's VM ("Direct I/O", "Staged
+// direct reads"), a direct read of a cold working set is faster than a
+// buffered one at every size: it skips allocating, filling and copying
+// page-cache pages, and nobody else reads ws.img. No page of the region is
+// written before fillWS, so a speculative prefetch (a working set kept
+// from the region's last restore, read before the check that it is still
+// current) is the same read, dropped if the check fails. A file system
+// without O_DIRECT, or a kernel without native AIO, leaves the read to
+// fillWS.
+func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet) {
 	f := ws.Image()
-	if ws.Bytes() == 0 || speculative && ws.Bytes() > stagePiece {
+	if ws.Bytes() == 0 {
 		return
 	}
 	rc, err := f.SyscallConn()
@@ -187,99 +175,16 @@ func (s files) prefetchWS(m *Memory, ws *snapshot.WorkingSet, speculative bool) 
 		return
 	}
 	p := &prefetch{ws: ws, start: time.Now(), direct: !cached(f, ws.Bytes())}
+	if !p.direct && ws.Bytes() > stagePiece {
+		return
+	}
 	// A working set kept from the last restore may have O_DIRECT set.
 	if ws.SetDirect(p.direct) != nil {
 		return // fillWS reads it buffered
 	}
-	if ws.Bytes() <= stagePiece {
-		if p.staged = startStaged(rc, ws); p.staged != nil {
-			m.prefetch = p
-			return
-		}
+	if p.staged = startStaged(rc, ws); p.staged != nil {
+		m.prefetch = p
 	}
-	if !p.direct || speculative {
-		return
-	}
-	p.done = make(chan struct{})
-	m.prefetch = p
-	filled := m.Region.Fill()
-	go func() {
-		p.fill(s, rc, m.Region, ws)
-		filled()
-		close(p.done)
-	}()
-	// Let the reader have this P now: the disk should start at once, and
-	// what the caller does next (the pager session, the engine's
-	// instantiation) has the whole read to finish in. Left in the run
-	// queue, the reader waited 100-140 µs for a P while the caller and
-	// the instantiation held both (docs/restore.md, "Direct I/O").
-	runtime.Gosched()
-}
-
-// stagedRead is a working set being read asynchronously, whole, into one
-// staging buffer.
-type stagedRead struct {
-	read *aio.Read
-	buf  []byte
-	want int // bytes of ws.img
-	runs []snapshot.Run
-}
-
-// startStaged submits the read of all of ws.img (rc) into a staging
-// buffer, direct if the caller set O_DIRECT; nil if it could not (the
-// caller reads it some other way, and fillWS clears O_DIRECT before a
-// buffered read).
-func startStaged(rc syscall.RawConn, ws *snapshot.WorkingSet) *stagedRead {
-	buf, err := stages.Get()
-	if err != nil {
-		return nil
-	}
-	var st *stagedRead
-	_ = rc.Control(func(fd uintptr) {
-		timeline.Mark(timeline.ReadIssued)
-		// The kernel holds the file until the read ends, whatever closes
-		// the descriptor meanwhile.
-		if r, err := aio.ReadAt(int(fd), buf[:ws.Bytes()], 0); err == nil {
-			st = &stagedRead{read: r, buf: buf, want: int(ws.Bytes()), runs: ws.Runs}
-		}
-	})
-	if st == nil {
-		stages.Put(buf)
-	}
-	return st
-}
-
-// finish waits for the read, copies its pages into their places in region
-// and checks them with verify, and gives the buffer back.
-func (st *stagedRead) finish(region *engine.Region, verify func([]snapshot.Run) error) (int64, error) {
-	n, err := st.read.Wait()
-	timeline.Mark(timeline.ReadDone)
-	defer st.free(err)
-	if err != nil {
-		return 0, fmt.Errorf("read working set: %w", err)
-	}
-	if n != st.want {
-		return int64(n), fmt.Errorf("working set file ended early (%d bytes): %w", n, errdefs.ErrCorrupt)
-	}
-	place(region, st.buf, st.runs)
-	return int64(n), verify(st.runs)
-}
-
-// free gives the staging buffer back after a read that ended with err; a
-// read that may still write into it (aio.ErrInFlight) costs the buffer.
-func (st *stagedRead) free(err error) {
-	if errors.Is(err, aio.ErrInFlight) {
-		_ = unix.Munmap(st.buf)
-	} else {
-		stages.Put(st.buf)
-	}
-	st.buf = nil
-}
-
-// abandon collects a read its restore will not use.
-func (st *stagedRead) abandon() {
-	_, err := st.read.Wait()
-	st.free(err)
 }
 
 // recache has the kernel read the file at path into the page cache, in the
@@ -298,20 +203,6 @@ func recache(path string) {
 	}()
 }
 
-// fill reads and checks the working set into region in pieces.
-func (d *prefetch) fill(s files, rc syscall.RawConn, region *engine.Region, ws *snapshot.WorkingSet) {
-	defer catch(&d.err)
-	verify := func(runs []snapshot.Run) error { return s.verifyRuns(region.Bytes(), runs) }
-	// Control keeps the descriptor open until it returns, whatever
-	// closes the file meanwhile (a failed restore closes ws).
-	cerr := rc.Control(func(fd uintptr) {
-		d.read, d.err = readStaged(int(fd), region, ws.Runs, verify)
-	})
-	if d.err == nil {
-		d.err = cerr
-	}
-}
-
 // cached reports whether all n bytes of f are in the page cache
 // (cachestat, Linux 6.5). If the kernel cannot say, it reports true: the
 // buffered read is then used, as before direct reads.
@@ -320,11 +211,6 @@ func cached(f *os.File, n int64) bool {
 	err := unix.Cachestat(uint(f.Fd()), &unix.CachestatRange{Off: 0, Len: uint64(n)}, &cs, 0)
 	return err != nil || cs.Cache >= uint64((n+snapshot.PageSize-1)/snapshot.PageSize)
 }
-
-// directChunks bounds the pieces of a direct read in flight at once:
-// enough to keep the disk's queue full, few enough that a working set of
-// gigabytes does not block a thread per piece.
-const directChunks = 4
 
 // verifyRuns checks the pages of runs in mem against the snapshot's page
 // checksums.
@@ -347,12 +233,9 @@ func (s files) fillWS(_ context.Context, m *Memory, ws *snapshot.WorkingSet, map
 		m.dropPrefetch() // of another working set: read this one below
 	}
 	if p := m.prefetch; p != nil {
-		if st := p.staged; st != nil {
-			p.staged = nil
-			p.read, p.err = st.finish(m.Region, func(runs []snapshot.Run) error { return s.verifyRuns(m.Region.Bytes(), runs) })
-		} else {
-			<-p.done
-		}
+		st := p.staged
+		p.staged = nil
+		p.read, p.err = st.finish(m.Region, func(runs []snapshot.Run) error { return s.verifyRuns(m.Region.Bytes(), runs) })
 		if p.err == nil {
 			if p.direct {
 				m.stats.Direct = true

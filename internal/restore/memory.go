@@ -254,18 +254,13 @@ func (m *Memory) releaseLocked() {
 }
 
 // dropPrefetch drops a speculative read of a working set that was not
-// the current one (Source.prefetchWS): its staging buffer goes back once
-// the read has ended, in the background. (A read of pieces straight into
-// the region, never speculative, is waited for.)
+// the current one (Source.prefetchWS): its staging buffers go back once
+// the reads have ended, in the background.
 func (m *Memory) dropPrefetch() {
 	p := m.prefetch
 	m.prefetch = nil
-	switch {
-	case p == nil:
-	case p.staged != nil:
+	if p != nil && p.staged != nil {
 		go p.staged.abandon()
-	case p.done != nil:
-		<-p.done
 	}
 }
 

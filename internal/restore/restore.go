@@ -109,8 +109,8 @@ type Stats struct {
 	// WSPages is the number of pages in that working set.
 	WSPages int `json:"ws_pages"`
 	// Direct is set when the working set was read with direct I/O, from
-	// the disk into its places, started before the engine had the region
-	// (files.prefetchWS): ws.img was not all in the page cache.
+	// the disk through staging buffers, started before the engine had the
+	// region (files.prefetchWS): ws.img was not all in the page cache.
 	Direct bool `json:"direct,omitempty"`
 	// PagerAhead is set when the pager session was opened ahead, when the
 	// region's previous instance finished (ahead.go), so that this
@@ -270,7 +270,7 @@ func (r *Restorer) start(ctx context.Context, mode Mode, src Source, limit uint6
 			// read dropped if it is not.
 			kept := m.keptWS(src)
 			if kept != nil {
-				src.prefetchWS(m, kept, true)
+				src.prefetchWS(m, kept)
 			}
 			ws, err := src.workingSet(kept)
 			if err != nil {
@@ -283,7 +283,7 @@ func (r *Restorer) start(ctx context.Context, mode Mode, src Source, limit uint6
 					m.dropPrefetch()
 				}
 				if m.prefetch == nil {
-					src.prefetchWS(m, ws, false)
+					src.prefetchWS(m, ws)
 				}
 			}
 			err = r.lazy(ctx, m, src, ws, mode == Bulk, record)

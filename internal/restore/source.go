@@ -60,15 +60,13 @@ type Source interface {
 	// every piece of the working set (whole pages, checked): dst is the
 	// piece's offset in the image. It returns the bytes it read.
 	eachWS(ctx context.Context, r *Restorer, ws *snapshot.WorkingSet, place func(dst int64, data []byte) error) (int64, error)
-	// prefetchWS may start reading the working set into its places in m's
-	// region at once, before the region is scrubbed and the engine has it
-	// (a bulk restore calls it first thing); fillWS then finishes that
-	// read. What it starts writes only the working set's pages, and the
-	// region's Free waits for it. A source with nothing to start does
-	// nothing. With speculative set, ws may yet turn out not to be the
-	// snapshot's current working set: only a read that writes no page of
-	// the region may start, one that Memory.dropPrefetch can drop.
-	prefetchWS(m *Memory, ws *snapshot.WorkingSet, speculative bool)
+	// prefetchWS may start reading the working set at once, before the
+	// region is scrubbed and the engine has it (a bulk restore calls it
+	// first thing); fillWS then finishes that read and places the pages.
+	// What it starts writes no page of the region, so ws may yet turn out
+	// not to be the snapshot's current working set: Memory.dropPrefetch
+	// drops the read then. A source with nothing to start does nothing.
+	prefetchWS(m *Memory, ws *snapshot.WorkingSet)
 	// fillWS reads the working set straight into its places in m's region,
 	// or waits for what prefetchWS started, populating pages first unless
 	// mapped (a page-indexed set, nil for a new region) says they are

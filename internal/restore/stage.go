@@ -1,10 +1,17 @@
 package restore
 
 import (
+	"errors"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
+	"github.com/thaw-run/thaw/internal/aio"
+	"github.com/thaw-run/thaw/internal/errdefs"
 	"github.com/thaw-run/thaw/internal/freelist"
 
 	"golang.org/x/sync/errgroup"
@@ -30,11 +37,11 @@ import (
 // each read of a staged direct read fetches: one transparent huge page.
 const stagePiece = 2 << 20
 
-// stageKeep is how many idle staging buffers the pool keeps (two restores'
-// worth, directChunks each); stageIdle how long they are kept unused
+// stageKeep is how many idle staging buffers the pool keeps (a large
+// working set's read uses that many, 16 MiB); stageIdle how long they are kept unused
 // before the pool unmaps them.
 const (
-	stageKeep = 2 * directChunks
+	stageKeep = 8
 	stageIdle = 30 * time.Second
 )
 
@@ -85,50 +92,179 @@ func MapHuge(n int) ([]byte, error) {
 	return b, nil
 }
 
-// readStaged reads the working set's runs from fd (ws.img, opened with
-// O_DIRECT) through staging buffers, one piece of the file per buffer, up
-// to directChunks pieces at once, and copies each piece's pages into their
-// places in region (place). Each piece checks the pages it placed with
-// verify, so the checks of one piece overlap the reads of the next.
-func readStaged(fd int, region *engine.Region, runs []snapshot.Run, verify func([]snapshot.Run) error) (int64, error) {
-	piece := func(off int64, frags []snapshot.Run) (read int64, err error) {
-		defer catch(&err)
+// stageWindow is how many pieces of a staged read are in flight at once
+// (a variable for tests), and twice that the staging buffers it uses: a
+// piece that has arrived is copied out of its buffer while the next ones
+// are read into the others. This project's VM completes the requests of a
+// submission together, after the last, so the pieces go to the disk a few
+// at a time, and a piece that arrives has the next one submitted before
+// its copy: one submission of a whole 24 MiB working set, copied after,
+// took 7.8 ms; four pieces in flight and a copier per core, 5.3 ms,
+// against 4.9 for one read of the file with no copy (docs/restore.md,
+// "Pieces in flight").
+var stageWindow = stageKeep / 2
+
+// stagedRead is a working set being read asynchronously, in pieces of
+// stagePiece bytes of ws.img, each into a staging buffer.
+type stagedRead struct {
+	rc     syscall.RawConn // ws.img, for the pieces submitted later
+	batch  *aio.Batch
+	pieces [][]snapshot.Run // cutPieces of the working set's runs
+	size   int64            // of ws.img
+	bufs   [][]byte         // staging buffers, by tag
+
+	mu       sync.Mutex // the batch and the fields below, between copiers
+	idle     []int      // tags of buffers free for the next piece
+	piece    []int      // piece in each buffer, by tag
+	next     int        // first piece not yet submitted
+	inflight int        // pieces submitted and not yet collected
+	left     int        // pieces not yet collected by a copier
+	err      error      // of the first copier that failed: the others stop
+}
+
+// startStaged submits the first pieces of ws.img (rc) into staging
+// buffers, direct if the caller set O_DIRECT; nil if it could not (the
+// caller reads it some other way, and fillWS clears O_DIRECT before a
+// buffered read).
+func startStaged(rc syscall.RawConn, ws *snapshot.WorkingSet) *stagedRead {
+	pieces := cutPieces(ws.Runs, stagePiece/snapshot.PageSize)
+	st := &stagedRead{rc: rc, pieces: pieces, size: ws.Bytes(), left: len(pieces)}
+	for tag := range min(len(pieces), 2*stageWindow) {
 		buf, err := stages.Get()
 		if err != nil {
-			return 0, err
+			st.free(nil)
+			return nil
 		}
-		defer stages.Put(buf)
-		n := int64(0)
-		for _, f := range frags {
-			n += int64(f.Count) * snapshot.PageSize
+		st.bufs = append(st.bufs, buf)
+		st.idle = append(st.idle, tag)
+	}
+	st.piece = make([]int, len(st.bufs))
+	var err error
+	if st.batch, err = aio.NewBatch(); err != nil {
+		st.free(nil)
+		return nil
+	}
+	timeline.Mark(timeline.ReadIssued)
+	if err := st.feed(); err != nil {
+		st.free(st.batch.Close())
+		return nil
+	}
+	return st
+}
+
+// feed submits the next pieces, as many as there are idle buffers, up to
+// stageWindow in flight; the caller holds mu (or is startStaged). Control
+// keeps ws.img's descriptor open until the submission returns, whatever
+// closes the file meanwhile; the kernel holds the file until the reads end.
+func (st *stagedRead) feed() error {
+	var reqs []aio.Req
+	for st.inflight+len(reqs) < stageWindow && st.next < len(st.pieces) && len(st.idle) > 0 {
+		tag := st.idle[len(st.idle)-1]
+		st.idle = st.idle[:len(st.idle)-1]
+		off := int64(st.next) * stagePiece
+		st.piece[tag] = st.next
+		st.next++
+		reqs = append(reqs, aio.Req{Tag: tag, Buf: st.bufs[tag][:min(stagePiece, st.size-off)], Off: off})
+	}
+	if len(reqs) == 0 {
+		return nil
+	}
+	var err error
+	if cerr := st.rc.Control(func(fd uintptr) { err = st.batch.Submit(int(fd), reqs...) }); cerr != nil {
+		err = cerr
+	}
+	st.inflight = st.batch.Pending()
+	if err != nil {
+		return fmt.Errorf("read working set: %w", err)
+	}
+	return nil
+}
+
+// finish collects the pieces as they are read, copies each piece's pages
+// into their places in region (place) and checks them with verify, until
+// the working set is in place; then it gives the buffers back. A working
+// set of several pieces is copied and checked by a copier per P (up to
+// one per piece): a piece's copy and check read 2 MiB of memory twice,
+// about as long as its read.
+func (st *stagedRead) finish(region *engine.Region, verify func([]snapshot.Run) error) (int64, error) {
+	var read atomic.Int64
+	copier := func() (err error) {
+		defer catch(&err)
+		for {
+			st.mu.Lock()
+			if st.err != nil || st.left == 0 {
+				st.mu.Unlock()
+				return nil
+			}
+			st.left--
+			tag, n, err := st.batch.Next()
+			st.inflight = st.batch.Pending()
+			if err == nil {
+				err = st.feed() // before the copy: the disk goes on meanwhile
+			}
+			st.mu.Unlock()
+			if err != nil {
+				return fmt.Errorf("read working set: %w", err)
+			}
+			timeline.Mark(timeline.ReadDone)
+			i := st.piece[tag]
+			if want := min(stagePiece, st.size-int64(i)*stagePiece); int64(n) != want {
+				return fmt.Errorf("working set file ended early (piece %d: %d of %d bytes): %w", i, n, want, errdefs.ErrCorrupt)
+			}
+			read.Add(int64(n))
+			place(region, st.bufs[tag], st.pieces[i])
+			if err := verify(st.pieces[i]); err != nil {
+				return err
+			}
+			st.mu.Lock()
+			st.idle = append(st.idle, tag)
+			err = st.feed()
+			st.mu.Unlock()
+			if err != nil {
+				return err
+			}
 		}
-		timeline.Mark(timeline.ReadIssued)
-		if read, err = preadRuns(fd, buf, []snapshot.Run{{Count: int(n / snapshot.PageSize)}}, off); err != nil {
-			return read, err
+	}
+	run := func() error {
+		err := copier()
+		if err != nil {
+			st.mu.Lock()
+			st.err = err
+			st.mu.Unlock()
 		}
-		timeline.Mark(timeline.ReadDone)
-		place(region, buf, frags)
-		return read, verify(frags)
+		return err
 	}
-	pieces := cutPieces(runs, stagePiece/snapshot.PageSize)
-	if len(pieces) == 1 {
-		return piece(0, pieces[0]) // no hand-off for a small working set
+	var err error
+	if n := min(len(st.pieces), runtime.GOMAXPROCS(0)); n <= 1 {
+		err = run() // no hand-off for a small working set
+	} else {
+		var g errgroup.Group
+		for range n - 1 {
+			g.Go(run)
+		}
+		err = errors.Join(run(), g.Wait())
 	}
-	read := make([]int64, len(pieces))
-	var g errgroup.Group
-	g.SetLimit(directChunks)
-	for i, frags := range pieces {
-		g.Go(func() (err error) {
-			read[i], err = piece(int64(i)*stagePiece, frags)
-			return err
-		})
+	st.free(st.batch.Close())
+	return read.Load(), err
+}
+
+// free gives the staging buffers back once the batch is closed with err; a
+// batch whose reads may still write into them (aio.ErrInFlight) costs the
+// buffers.
+func (st *stagedRead) free(err error) {
+	for _, b := range st.bufs {
+		if errors.Is(err, aio.ErrInFlight) {
+			_ = unix.Munmap(b)
+		} else {
+			stages.Put(b)
+		}
 	}
-	err := g.Wait()
-	var total int64
-	for _, n := range read {
-		total += n
-	}
-	return total, err
+	st.bufs = nil
+}
+
+// abandon collects a read its restore will not use.
+func (st *stagedRead) abandon() {
+	st.free(st.batch.Close())
 }
 
 // place copies the pages of runs, which lie one after the other in buf,

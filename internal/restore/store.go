@@ -189,7 +189,7 @@ func (s stored) eachWS(ctx context.Context, _ *Restorer, ws *snapshot.WorkingSet
 
 // prefetchWS does nothing: the chunks are fetched by fillWS, through the
 // store's tiers, each piece copied into place as it arrives.
-func (s stored) prefetchWS(*Memory, *snapshot.WorkingSet, bool) {}
+func (s stored) prefetchWS(*Memory, *snapshot.WorkingSet) {}
 
 // fillWS copies each piece of the working set straight into its place as
 // its chunk arrives.
