@@ -38,8 +38,8 @@ import (
 const stagePiece = 2 << 20
 
 // stageKeep is how many idle staging buffers the pool keeps (a large
-// working set's read uses that many, 16 MiB); stageIdle how long they are kept unused
-// before the pool unmaps them.
+// working set's read uses that many, 16 MiB); stageIdle how long they are
+// kept unused before the pool unmaps them.
 const (
 	stageKeep = 8
 	stageIdle = 30 * time.Second
@@ -174,10 +174,7 @@ func (st *stagedRead) feed() error {
 		err = cerr
 	}
 	st.inflight = st.batch.Pending()
-	if err != nil {
-		return fmt.Errorf("read working set: %w", err)
-	}
-	return nil
+	return err
 }
 
 // finish collects the pieces as they are read, copies each piece's pages
@@ -221,7 +218,7 @@ func (st *stagedRead) finish(region *engine.Region, verify func([]snapshot.Run) 
 			err = st.feed()
 			st.mu.Unlock()
 			if err != nil {
-				return err
+				return fmt.Errorf("read working set: %w", err)
 			}
 		}
 	}
