@@ -309,9 +309,32 @@ func (r *Registry) PutModule(ctx context.Context, wasm []byte) (string, error) {
 	return sha, classify("store module "+sha[:12], err)
 }
 
-// Module returns the module named sha, checked against its hash.
+// moduleLag bounds how long Module looks again for a module it did not
+// find. A module's name reaches a reader only after its writer stored it
+// (a gateway's deploy request, a function's record), but the object
+// store's reads are direct gets, which any replica of the stream answers,
+// and a replica may apply the write a moment after the writer was told it
+// was stored. A gateway's deploy of a malformed module once failed as "not
+// found" on every worker for this (TestClusterPlacement).
+const moduleLag = 2 * time.Second
+
+// moduleRetry is the pause between two looks for a module.
+const moduleRetry = 50 * time.Millisecond
+
+// Module returns the module named sha, checked against its hash. A module
+// that is not there is looked for again for up to moduleLag (or until ctx
+// ends) before the error wraps errdefs.ErrNotFound.
 func (r *Registry) Module(ctx context.Context, sha string) ([]byte, error) {
+	deadline := time.Now().Add(moduleLag)
 	b, err := r.obj.GetBytes(ctx, sha)
+	for errors.Is(err, jetstream.ErrObjectNotFound) && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return nil, classify("fetch module "+shortSHA(sha), err)
+		case <-time.After(moduleRetry):
+		}
+		b, err = r.obj.GetBytes(ctx, sha)
+	}
 	if err != nil {
 		return nil, classify("fetch module "+shortSHA(sha), err)
 	}

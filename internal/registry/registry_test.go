@@ -184,8 +184,32 @@ func TestModules(t *testing.T) {
 	if err != nil || string(b) != string(wasm) {
 		t.Fatalf("Module = %q, %v", b, err)
 	}
-	if _, err := r.Module(ctx, SHA256([]byte("other"))); !errors.Is(err, errdefs.ErrNotFound) {
-		t.Fatalf("missing module: %v", err)
+	// A missing module is looked for again for moduleLag, then not found.
+	t0 := time.Now()
+	if _, err := r.Module(ctx, SHA256([]byte("other"))); !errors.Is(err, errdefs.ErrNotFound) || time.Since(t0) < moduleLag {
+		t.Fatalf("missing module: %v after %v, want not found after %v", err, time.Since(t0), moduleLag)
+	}
+	// One stored while a reader looks for it (as a replica that applies
+	// the write late shows it) is found.
+	late := []byte("\x00asm\x01\x00\x00\x00 late")
+	stored := make(chan error, 1)
+	go func() {
+		time.Sleep(3 * moduleRetry)
+		_, err := r.PutModule(ctx, late)
+		stored <- err
+	}()
+	if b, err := r.Module(ctx, SHA256(late)); err != nil || string(b) != string(late) {
+		t.Fatalf("module stored while looked for: %q, %v", b, err)
+	}
+	if err := <-stored; err != nil {
+		t.Fatal(err)
+	}
+	// A caller that stops waiting is not kept for moduleLag.
+	cctx, cancel := context.WithTimeout(ctx, moduleRetry)
+	defer cancel()
+	t0 = time.Now()
+	if _, err := r.Module(cctx, SHA256([]byte("never"))); err == nil || time.Since(t0) >= moduleLag {
+		t.Fatalf("missing module, caller gone: %v after %v", err, time.Since(t0))
 	}
 	// An object whose content is not its name is refused.
 	if _, err := r.obj.PutBytes(ctx, SHA256([]byte("x")), []byte("y")); err != nil {
