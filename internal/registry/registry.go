@@ -314,8 +314,8 @@ func (r *Registry) PutModule(ctx context.Context, wasm []byte) (string, error) {
 // (a gateway's deploy request, a function's record), but the object
 // store's reads are direct gets, which any replica of the stream answers,
 // and a replica may apply the write a moment after the writer was told it
-// was stored. A gateway's deploy of a malformed module once failed as "not
-// found" on every worker for this (TestClusterPlacement).
+// was stored. That is our reading of why a gateway's deploy once failed as
+// "not found" on every worker (TestClusterPlacement).
 const moduleLag = 2 * time.Second
 
 // moduleRetry is the pause between two looks for a module.
