@@ -113,13 +113,12 @@ type stagedRead struct {
 	size   int64            // of ws.img
 	bufs   [][]byte         // staging buffers, by tag
 
-	mu       sync.Mutex // the batch and the fields below, between copiers
-	idle     []int      // tags of buffers free for the next piece
-	piece    []int      // piece in each buffer, by tag
-	next     int        // first piece not yet submitted
-	inflight int        // pieces submitted and not yet collected
-	left     int        // pieces not yet collected by a copier
-	err      error      // of the first copier that failed: the others stop
+	mu    sync.Mutex // the batch and the fields below, between copiers
+	idle  []int      // tags of buffers free for the next piece
+	piece []int      // piece in each buffer, by tag
+	next  int        // first piece not yet submitted
+	left  int        // pieces not yet collected by a copier
+	err   error      // of the first copier that failed: the others stop
 }
 
 // startStaged submits the first pieces of ws.img (rc) into staging
@@ -158,7 +157,7 @@ func startStaged(rc syscall.RawConn, ws *snapshot.WorkingSet) *stagedRead {
 // closes the file meanwhile; the kernel holds the file until the reads end.
 func (st *stagedRead) feed() error {
 	var reqs []aio.Req
-	for st.inflight+len(reqs) < stageWindow && st.next < len(st.pieces) && len(st.idle) > 0 {
+	for st.batch.Pending()+len(reqs) < stageWindow && st.next < len(st.pieces) && len(st.idle) > 0 {
 		tag := st.idle[len(st.idle)-1]
 		st.idle = st.idle[:len(st.idle)-1]
 		off := int64(st.next) * stagePiece
@@ -173,7 +172,6 @@ func (st *stagedRead) feed() error {
 	if cerr := st.rc.Control(func(fd uintptr) { err = st.batch.Submit(int(fd), reqs...) }); cerr != nil {
 		err = cerr
 	}
-	st.inflight = st.batch.Pending()
 	return err
 }
 
@@ -195,7 +193,6 @@ func (st *stagedRead) finish(region *engine.Region, verify func([]snapshot.Run) 
 			}
 			st.left--
 			tag, n, err := st.batch.Next()
-			st.inflight = st.batch.Pending()
 			if err == nil {
 				err = st.feed() // before the copy: the disk goes on meanwhile
 			}
