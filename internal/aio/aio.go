@@ -59,7 +59,8 @@ type event struct {
 const cmdPread = 0
 
 // A Req is one read: len(Buf) bytes of the file at Off into Buf. Tag names
-// it in Next; it must be in [0, MaxReads) and not name a read in flight.
+// it in Next; it must be in [0, MaxReads), and name no read in flight and
+// no other read of the same submission.
 type Req struct {
 	Tag int
 	Buf []byte
@@ -104,10 +105,12 @@ func (b *Batch) Submit(fd int, reqs ...Req) error {
 	}
 	var cbs [MaxReads]iocb
 	var ptrs [MaxReads]*iocb
+	var taken [MaxReads]bool // tags of this submission, each at most once
 	for i, r := range reqs {
-		if r.Tag < 0 || r.Tag >= MaxReads || b.bufs[r.Tag] != nil || len(r.Buf) == 0 {
-			return fmt.Errorf("aio: read %d: tag %d in flight, out of range or empty", i, r.Tag)
+		if r.Tag < 0 || r.Tag >= MaxReads || b.bufs[r.Tag] != nil || taken[r.Tag] || len(r.Buf) == 0 {
+			return fmt.Errorf("aio: read %d: tag %d in flight, repeated, out of range or empty", i, r.Tag)
 		}
+		taken[r.Tag] = true
 		cbs[i] = iocb{
 			data:   uint64(r.Tag),
 			opcode: cmdPread,

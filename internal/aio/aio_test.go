@@ -146,8 +146,9 @@ func TestBatchEOF(t *testing.T) {
 }
 
 // TestBatchErrors: a closed descriptor fails the submission, a misaligned
-// direct read fails as a read (not the batch), an empty read or a tag out
-// of range is refused, and none keeps a context busy.
+// direct read fails as a read (not the batch), an empty read, a tag out of
+// range or a tag twice in one submission is refused, and none keeps a
+// context busy.
 func TestBatchErrors(t *testing.T) {
 	path, _ := testFile(t, 2*page)
 	fd := openDirect(t, path)
@@ -167,6 +168,9 @@ func TestBatchErrors(t *testing.T) {
 		if err := b.Submit(fd, r); err == nil {
 			t.Fatalf("read with tag %d of %d bytes accepted", r.Tag, len(r.Buf))
 		}
+	}
+	if err := b.Submit(fd, Req{Tag: 2, Buf: buf[:page]}, Req{Tag: 2, Buf: buf[page:]}); err == nil || b.Pending() != 0 {
+		t.Fatalf("two reads with one tag in one submission: %v, %d in flight", err, b.Pending())
 	}
 	if err := b.Submit(fd, Req{Tag: 1, Buf: buf[1 : page+1]}); err != nil { // O_DIRECT needs alignment
 		t.Fatal(err)
