@@ -273,7 +273,9 @@ func measureModes(ctx context.Context, w *worker.Worker, fn Function, opts Resto
 	}
 	// The warm call is timed on a long-lived instance (a restored one's
 	// second call still pays for the pages it is the first to touch),
-	// each after a cold read as in a restore.
+	// each after a cold read as in a restore, once the instance's restore
+	// has completed its memory in the background.
+	w.WaitCheckpoints(fn.Name)
 	for range opts.Trials {
 		if err := floor.warm(ctx); err != nil {
 			return nil, Physical{}, err
@@ -295,6 +297,11 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 	var lat, start, exec, mapT, pre, inst []float64
 	var faults, bytes, ws []int64
 	points := map[timeline.Point][]float64{}
+	if mode == restore.Warm {
+		// Warm calls are timed on an instance whose restore has completed
+		// its memory in the background, as a long-lived one has.
+		w.WaitCheckpoints(fn.Name)
+	}
 	timeline.Enable(true)
 	defer timeline.Enable(false)
 	for i := 0; i < trials; i++ {

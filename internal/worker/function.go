@@ -226,9 +226,11 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	// carries its start (cold boot or restore), so a cold boot scores as
 	// costly as it is.
 	due := err == nil && f.ckpt.afterExec(inst, t.Start+t.Exec) && f.ckpt.claimCheckpoint(t.Request)
-	// A restore that left the region pool without a region of its
-	// function asks for a spare once its first call has answered
-	// (restore.Restorer.Spare, which does nothing for any other). Read
+	// Once a restored instance's first call has answered, a bulk restore
+	// installs the rest of its image in the background
+	// (restore.Memory.Complete), and a restore that left the region pool
+	// without a region of its function asks for a spare
+	// (restore.Restorer.Spare); each does nothing for any other. Read
 	// before settle hands the instance to the next request.
 	var spareOf *restore.Memory
 	if err == nil && inst.served == 1 {
@@ -243,7 +245,16 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 		return nil, err
 	}
 	if spareOf != nil {
-		f.w.afterResponse(ctx, func() { f.w.restorer.Spare(spareOf, f.spareFunc()) })
+		f.w.afterResponse(ctx, func() {
+			if done := spareOf.Complete(); done != nil {
+				f.background.Add(1) // WaitCheckpoints waits for it
+				go func() {
+					<-done
+					f.background.Done()
+				}()
+			}
+			f.w.restorer.Spare(spareOf, f.spareFunc())
+		})
 	}
 	return &Result{Response: resp, Timing: t}, nil
 }
