@@ -345,6 +345,9 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 			}
 		}
 		if after != nil {
+			// The instance's background work (its memory completed after a
+			// bulk response) would compete with the floor's read.
+			w.WaitCheckpoints(fn.Name)
 			if err := after(ctx); err != nil {
 				return r, err
 			}

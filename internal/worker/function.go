@@ -232,9 +232,9 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	// without a region of its function asks for a spare
 	// (restore.Restorer.Spare); each does nothing for any other. Read
 	// before settle hands the instance to the next request.
-	var spareOf *restore.Memory
+	var first *restore.Memory
 	if err == nil && inst.served == 1 {
-		spareOf = inst.mem
+		first = inst.mem
 	}
 	if err == nil && !inst.Dead() {
 		f.settle(ctx, inst, due, t.Request)
@@ -244,16 +244,16 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	if err != nil {
 		return nil, err
 	}
-	if spareOf != nil {
+	if first != nil {
 		f.w.afterResponse(ctx, func() {
-			if done := spareOf.Complete(); done != nil {
+			if done := first.Complete(); done != nil {
 				f.background.Add(1) // WaitCheckpoints waits for it
 				go func() {
 					<-done
 					f.background.Done()
 				}()
 			}
-			f.w.restorer.Spare(spareOf, f.spareFunc())
+			f.w.restorer.Spare(first, f.spareFunc())
 		})
 	}
 	return &Result{Response: resp, Timing: t}, nil
