@@ -273,8 +273,8 @@ func measureModes(ctx context.Context, w *worker.Worker, fn Function, opts Resto
 	}
 	// The warm call is timed on a long-lived instance (a restored one's
 	// second call still pays for the pages it is the first to touch),
-	// each after a cold read as in a restore, once the instance's restore
-	// has completed its memory in the background.
+	// each after a cold read as in a restore, once the instance has
+	// settled (its thaw_idle collection would share the CPUs).
 	w.WaitCheckpoints(fn.Name)
 	for range opts.Trials {
 		if err := floor.warm(ctx); err != nil {
@@ -298,8 +298,8 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 	var faults, bytes, ws []int64
 	points := map[timeline.Point][]float64{}
 	if mode == restore.Warm {
-		// Warm calls are timed on an instance whose restore has completed
-		// its memory in the background, as a long-lived one has.
+		// Warm calls are timed on an instance that has settled, as a
+		// long-lived one has.
 		w.WaitCheckpoints(fn.Name)
 	}
 	timeline.Enable(true)
@@ -345,8 +345,9 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 			}
 		}
 		if after != nil {
-			// The instance's background work (its memory completed after a
-			// bulk response) would compete with the floor's read.
+			// The floor's read waits for the trial's instance to settle:
+			// its thaw_idle collection on the other core slowed the read
+			// (hello's by a quarter; docs/restore.md).
 			w.WaitCheckpoints(fn.Name)
 			if err := after(ctx); err != nil {
 				return r, err

@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -70,12 +69,6 @@ type Memory struct {
 	// tally counts the store chunks this process read for the restore,
 	// by class of tier (Start attaches it to the reads' context).
 	tally *store.Tally
-	// completer, if set, is what Complete runs: a bulk restore of local
-	// files sets it once its working set is in place.
-	completer func(context.Context) (int64, error)
-	// stopComplete, once Complete has started, stops its work and waits
-	// for it; release calls it before anything else.
-	stopComplete func()
 }
 
 // Paged reports whether a pager serves this memory's missing pages, or
@@ -192,13 +185,6 @@ func (m *Memory) Trace() ([]int, error) {
 // from userfaultfd, so the pager cannot install a page), it prescrubs the
 // region for its next owner.
 func (m *Memory) release() {
-	m.mu.Lock()
-	stop := m.stopComplete
-	m.stopComplete, m.completer = nil, nil
-	m.mu.Unlock()
-	if stop != nil {
-		stop() // before the range is unregistered and the descriptor closed
-	}
 	if p := m.prefetch; p != nil && p.staged != nil {
 		// A restore that failed before its fill: the read must end
 		// before its staging buffer is reused.

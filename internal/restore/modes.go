@@ -182,11 +182,6 @@ func (r *Restorer) lazy(ctx context.Context, m *Memory, src Source, ws *snapshot
 			if err == nil && m.Region.Pooled() {
 				m.next = &ahead{pager: pg, id: src.String(), local: src.Local() != nil, spec: spec, src: m.pagerSrc}
 			}
-			if snap := src.Local(); err == nil && snap != nil {
-				m.mu.Lock()
-				m.completer = func(ctx context.Context) (int64, error) { return completeFiles(ctx, m, snap) }
-				m.mu.Unlock()
-			}
 			return err
 		}
 	}

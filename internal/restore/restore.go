@@ -126,11 +126,6 @@ type Stats struct {
 	// Scrub says what happened to the pages it still had mapped.
 	Reused bool              `json:"reused,omitempty"`
 	Scrub  engine.ScrubStats `json:"scrub"`
-	// Completed counts the bytes Memory.Complete installed after the
-	// first call, so far; CompleteErr is why it stopped early, if it did
-	// (not when the memory was released first).
-	Completed   int64  `json:"completed_bytes,omitempty"`
-	CompleteErr string `json:"complete_error,omitempty"`
 }
 
 // Restorer prepares memory for restores from any Source. Lazy paging needs

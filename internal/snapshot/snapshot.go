@@ -370,10 +370,6 @@ func (s *Snapshot) ReadPages(mem []byte, runs []Run) error {
 	return nil
 }
 
-// Zero reports whether the checksum table records page as a page of
-// zeros: a hole of the image is one only if its checksum says so.
-func (s *Snapshot) Zero(page int) bool { return s.crcs.Zero(int64(page)) }
-
 // VerifyPage checks one page's checksum.
 func (s *Snapshot) VerifyPage(page int, data []byte) bool {
 	return s.crcs.Check(int64(page), data)

@@ -226,15 +226,13 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	// carries its start (cold boot or restore), so a cold boot scores as
 	// costly as it is.
 	due := err == nil && f.ckpt.afterExec(inst, t.Start+t.Exec) && f.ckpt.claimCheckpoint(t.Request)
-	// Once a restored instance's first call has answered, a bulk restore
-	// installs the rest of its image in the background
-	// (restore.Memory.Complete), and a restore that left the region pool
-	// without a region of its function asks for a spare
-	// (restore.Restorer.Spare); each does nothing for any other. Read
+	// A restore that left the region pool without a region of its
+	// function asks for a spare once its first call has answered
+	// (restore.Restorer.Spare, which does nothing for any other). Read
 	// before settle hands the instance to the next request.
-	var first *restore.Memory
+	var spareOf *restore.Memory
 	if err == nil && inst.served == 1 {
-		first = inst.mem
+		spareOf = inst.mem
 	}
 	if err == nil && !inst.Dead() {
 		f.settle(ctx, inst, due, t.Request)
@@ -244,17 +242,8 @@ func (f *function) invoke(ctx context.Context, req *abi.Request, opts InvokeOpti
 	if err != nil {
 		return nil, err
 	}
-	if first != nil {
-		f.w.afterResponse(ctx, func() {
-			if done := first.Complete(); done != nil {
-				f.background.Add(1) // WaitCheckpoints waits for it
-				go func() {
-					<-done
-					f.background.Done()
-				}()
-			}
-			f.w.restorer.Spare(first, f.spareFunc())
-		})
+	if spareOf != nil {
+		f.w.afterResponse(ctx, func() { f.w.restorer.Spare(spareOf, f.spareFunc()) })
 	}
 	return &Result{Response: resp, Timing: t}, nil
 }

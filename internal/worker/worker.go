@@ -1050,9 +1050,8 @@ func (w *Worker) Evict(ctx context.Context, name string) error {
 	return nil
 }
 
-// WaitCheckpoints waits for a function's background work: snapshot and
-// working-set writes, instances settling after a response, and bulk
-// restores completing their memory (restore.Memory.Complete).
+// WaitCheckpoints waits for a function's background snapshot and working-set
+// writes.
 func (w *Worker) WaitCheckpoints(name string) {
 	if f, err := w.lookup(name); err == nil {
 		f.background.Wait()
