@@ -273,9 +273,7 @@ func measureModes(ctx context.Context, w *worker.Worker, fn Function, opts Resto
 	}
 	// The warm call is timed on a long-lived instance (a restored one's
 	// second call still pays for the pages it is the first to touch),
-	// each after a cold read as in a restore, once the instance has
-	// settled (its thaw_idle collection would share the CPUs).
-	w.WaitCheckpoints(fn.Name)
+	// each after a cold read as in a restore.
 	for range opts.Trials {
 		if err := floor.warm(ctx); err != nil {
 			return nil, Physical{}, err
@@ -297,11 +295,6 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 	var lat, start, exec, mapT, pre, inst []float64
 	var faults, bytes, ws []int64
 	points := map[timeline.Point][]float64{}
-	if mode == restore.Warm {
-		// Warm calls are timed on an instance that has settled, as a
-		// long-lived one has.
-		w.WaitCheckpoints(fn.Name)
-	}
 	timeline.Enable(true)
 	defer timeline.Enable(false)
 	for i := 0; i < trials; i++ {
@@ -320,6 +313,11 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 		d := time.Since(t0)
 		timeline.Mark(timeline.Response)
 		settle.Run()
+		// What follows (the floor's read, the next trial) starts once the
+		// instance has settled: its thaw_idle collection on the other
+		// core slowed the floor's read of hello's working set by a
+		// quarter (docs/restore.md), and a warm trial would wait for it.
+		w.WaitCheckpoints(fn.Name)
 		for p, at := range timeline.Take() {
 			points[p] = append(points[p], float64(at.Nanoseconds())/1e3)
 		}
@@ -345,10 +343,6 @@ func measureMode(ctx context.Context, w *worker.Worker, fn Function, mode restor
 			}
 		}
 		if after != nil {
-			// The floor's read waits for the trial's instance to settle:
-			// its thaw_idle collection on the other core slowed the read
-			// (hello's by a quarter; docs/restore.md).
-			w.WaitCheckpoints(fn.Name)
 			if err := after(ctx); err != nil {
 				return r, err
 			}
@@ -452,12 +446,15 @@ func (f *floorMeter) warm(ctx context.Context) error {
 		return err
 	}
 	actx, after := worker.WithAfterResponse(ctx)
-	defer after.Run()
 	t1 := time.Now()
-	if _, err := f.w.Invoke(actx, f.fn.Name, cloneReq(&f.fn.Request), worker.InvokeOptions{Mode: restore.Warm}); err != nil {
+	_, err := f.w.Invoke(actx, f.fn.Name, cloneReq(&f.fn.Request), worker.InvokeOptions{Mode: restore.Warm})
+	d := time.Since(t1)
+	after.Run()
+	f.w.WaitCheckpoints(f.fn.Name) // the next read starts once the instance has settled
+	if err != nil {
 		return err
 	}
-	f.warms = append(f.warms, ms(time.Since(t1)))
+	f.warms = append(f.warms, ms(d))
 	return nil
 }
 
